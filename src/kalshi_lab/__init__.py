@@ -1,0 +1,1 @@
+"""kalshi-lab: research-to-trading pipeline for Kalshi prediction markets."""

@@ -1,0 +1,1 @@
+"""Raw API documents and the typed tables parsed from them."""

@@ -1,0 +1,101 @@
+"""Explicit pyarrow schemas of the typed tables the parquet stage writes.
+
+Units, the same in every table and every later stage:
+* prices are **dollars per contract** as float64 in [0, 1] (the API's ``*_dollars`` unit; a
+  price is also the market's implied probability). Legacy cent integers are divided by 100.
+* contract counts are float64 (the API's ``*_fp`` strings; fractional trading allows 0.01).
+* traded value is dollars (count x price in dollars).
+* timestamps are ``timestamp[us, tz=UTC]``.
+* orderbook rows are bids only, as the API returns them; a YES ask is 1 - the best NO bid.
+"""
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+SERIES = pa.schema(
+    [
+        ("series_ticker", pa.string()),
+        ("title", pa.string()),
+        ("category", pa.string()),
+        ("frequency", pa.string()),
+        ("fee_type", pa.string()),  # quadratic | quadratic_with_maker_fees | flat
+        ("fee_multiplier", pa.float64()),  # scales the taker/maker fee
+    ]
+)
+
+EVENTS = pa.schema(
+    [
+        ("event_ticker", pa.string()),
+        ("series_ticker", pa.string()),
+        ("title", pa.string()),
+        ("mutually_exclusive", pa.bool_()),
+    ]
+)
+
+MARKETS = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("event_ticker", pa.string()),
+        ("series_ticker", pa.string()),
+        ("market_type", pa.string()),
+        ("yes_sub_title", pa.string()),
+        ("status", pa.string()),  # response vocabulary: active, closed, determined, finalized, ...
+        ("result", pa.string()),  # yes | no | scalar | void; null while unresolved
+        ("open_time", UTC_TS),
+        ("close_time", UTC_TS),
+        ("settlement_ts", UTC_TS),  # null while unsettled
+        ("floor_strike", pa.float64()),
+        ("cap_strike", pa.float64()),
+        ("last_price", pa.float64()),
+        ("volume", pa.float64()),
+        ("open_interest", pa.float64()),
+        ("price_level_structure", pa.string()),
+    ]
+)
+
+_OHLC = ("open", "high", "low", "close")
+
+CANDLES = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("period_minutes", pa.int32()),  # 1, 60 or 1440
+        ("end_period_ts", UTC_TS),  # inclusive END of the period: the candle is known from here on
+        *[(f"price_{f}", pa.float64()) for f in (*_OHLC, "mean")],  # trade prices; null without trades
+        *[(f"yes_bid_{f}", pa.float64()) for f in _OHLC],
+        *[(f"yes_ask_{f}", pa.float64()) for f in _OHLC],
+        ("volume", pa.float64()),  # contracts traded in the period
+        ("open_interest", pa.float64()),  # contracts outstanding at the end of the period
+    ]
+)
+
+TRADES = pa.schema(
+    [
+        ("trade_id", pa.string()),
+        ("ticker", pa.string()),
+        ("created_time", UTC_TS),
+        ("count", pa.float64()),
+        ("yes_price", pa.float64()),
+        ("no_price", pa.float64()),  # 1 - yes_price
+        ("taker_side", pa.string()),  # yes: the taker bought YES at yes_price; no: bought NO at no_price
+    ]
+)
+
+ORDERBOOK = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("snapshot_ts", UTC_TS),  # when the book was observed
+        ("side", pa.string()),  # yes | no: bids to buy that side
+        ("price", pa.float64()),
+        ("count", pa.float64()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "series": SERIES,
+    "events": EVENTS,
+    "markets": MARKETS,
+    "candles": CANDLES,
+    "trades": TRADES,
+    "orderbook": ORDERBOOK,
+}

@@ -1,0 +1,79 @@
+"""Atomic writes: an output is either complete or absent, never half-written.
+
+A stage collects all of its outputs in one :class:`StagedOutputs`; each file is written to a
+temporary sibling and only renamed into place when the whole stage has succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class StagedOutputs:
+    """Outputs of one stage, published together on success and discarded on failure.
+
+    Use as ``with StagedOutputs() as out: out.write_json(path, obj)``. Every write goes to a
+    temporary path beside its target; on a clean exit all of them are renamed into place
+    (``os.replace`` is atomic within a filesystem), on an exception they are deleted and the
+    targets are left absent (DVC removes a stage's outputs before it runs).
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+
+    def __enter__(self) -> StagedOutputs:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            for tmp, target in self._pending:
+                if target.is_dir():
+                    shutil.rmtree(target)
+                os.replace(tmp, target)
+        else:
+            for tmp, _ in self._pending:
+                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        self._pending.clear()
+
+    def path(self, target: Path | str, *, directory: bool = False) -> Path:
+        """A temporary path that becomes ``target`` on success; the caller writes to it."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(fd)
+            tmp = Path(name)
+        self._pending.append((tmp, target))
+        return tmp
+
+    def write_with(self, target: Path | str, writer: Callable[[Path], None]) -> None:
+        writer(self.path(target))
+
+    def write_text(self, target: Path | str, text: str) -> None:
+        self.path(target).write_text(text, encoding="utf-8")
+
+    def write_json(self, target: Path | str, obj: Any) -> None:
+        self.write_text(target, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+    def write_csv(self, target: Path | str, frame: pd.DataFrame) -> None:
+        frame.to_csv(self.path(target), index=False, float_format="%.6g")
+
+    def write_parquet(self, target: Path | str, table: pa.Table | pd.DataFrame, schema: pa.Schema | None = None) -> None:
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+        elif schema is not None:
+            table = table.cast(schema)
+        pq.write_table(table, self.path(target), compression="zstd")
+

@@ -1,0 +1,314 @@
+"""Typed, validated view of params.yaml.
+
+Stages never call ``@hydra.main``: DVC composes ``conf/`` into ``params.yaml`` and every stage
+reads that file through :func:`load_params`. Validation happens here, before a stage computes or
+writes anything, so a bad value stops the run with one message naming the parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kalshi_lab.errors import ParamError
+from kalshi_lab.paths import PARAMS
+
+MODEL_NAMES = ("lightgbm", "logreg", "hist_gb")
+TARGETS = ("settlement", "direction")
+STRATEGY_NAMES = ("edge_kelly", "directional")
+DATA_SOURCES = ("synthetic",)
+EXECUTORS = ("simple", "twap")
+
+
+def _require(ok: bool, key: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ParamError(f"{key} {rule}, got {value!r}")
+
+
+def _in_open_unit(key: str, value: float) -> None:
+    _require(0.0 < value < 1.0, key, "must be in (0, 1)", value)
+
+
+def _in_half_open_unit(key: str, value: float) -> None:
+    _require(0.0 < value <= 1.0, key, "must be in (0, 1]", value)
+
+
+def _positive(key: str, value: float) -> None:
+    _require(value > 0, key, "must be > 0", value)
+
+
+def _non_negative(key: str, value: float) -> None:
+    _require(value >= 0, key, "must be >= 0", value)
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """Knobs of the offline market simulator (``data.synthetic``)."""
+
+    seed: int
+    n_markets: int
+    max_strikes: int
+    binary_event_share: float
+    min_duration_days: int
+    max_duration_days: int
+    information_rate: float
+    price_lag_hours: float
+    price_noise: float
+    longshot_bias: float
+    half_spread_cents: float
+    depth_contracts: float
+    book_levels: int
+    trades_per_day: float
+    informed_share: float
+
+    def __post_init__(self) -> None:
+        p = "data.synthetic."
+        _require(self.n_markets >= 1, p + "n_markets", "must be >= 1", self.n_markets)
+        _require(self.n_markets <= 100_000, p + "n_markets", "must be <= 100000", self.n_markets)
+        _require(self.max_strikes >= 2, p + "max_strikes", "must be >= 2", self.max_strikes)
+        _require(
+            0.0 <= self.binary_event_share <= 1.0,
+            p + "binary_event_share",
+            "must be in [0, 1]",
+            self.binary_event_share,
+        )
+        _require(
+            self.min_duration_days >= 2, p + "min_duration_days", "must be >= 2", self.min_duration_days
+        )
+        _require(
+            self.max_duration_days >= self.min_duration_days,
+            p + "max_duration_days",
+            "must be >= data.synthetic.min_duration_days",
+            self.max_duration_days,
+        )
+        for name in ("information_rate", "price_lag_hours", "depth_contracts", "trades_per_day"):
+            _positive(p + name, getattr(self, name))
+        for name in ("price_noise", "half_spread_cents"):
+            _non_negative(p + name, getattr(self, name))
+        _in_half_open_unit(p + "longshot_bias", self.longshot_bias)
+        _require(self.book_levels >= 1, p + "book_levels", "must be >= 1", self.book_levels)
+        _require(
+            0.0 <= self.informed_share <= 1.0,
+            p + "informed_share",
+            "must be in [0, 1]",
+            self.informed_share,
+        )
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Where raw data comes from and which UTC days it covers (``data``)."""
+
+    source: str
+    start: dt.date
+    end: dt.date
+    hourly_candles: bool
+    orderbook_snapshots_per_day: int
+    synthetic: SyntheticParams | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.source in DATA_SOURCES, "data.source", f"must be one of {DATA_SOURCES}", self.source)
+        _require(self.end >= self.start, "data.end", f"must be on or after data.start ({self.start})", str(self.end))
+        _require(
+            self.orderbook_snapshots_per_day in (1, 2, 3, 4, 6, 8, 12, 24),
+            "data.orderbook_snapshots_per_day",
+            "must divide 24 hours evenly (1, 2, 3, 4, 6, 8, 12 or 24)",
+            self.orderbook_snapshots_per_day,
+        )
+        if self.source == "synthetic":
+            _require(self.synthetic is not None, "data.synthetic", "is required when data.source is synthetic", None)
+            assert self.synthetic is not None
+            days = (self.end - self.start).days + 1
+            _require(
+                days >= self.synthetic.min_duration_days,
+                "data.end",
+                f"leaves {days} days, fewer than data.synthetic.min_duration_days",
+                str(self.end),
+            )
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Daily panel and lag features (``features``)."""
+
+    n_lags: int
+    volatility_window: int
+    min_price: float
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.n_lags <= 60, "features.n_lags", "must be in [1, 60]", self.n_lags)
+        _require(self.volatility_window >= 2, "features.volatility_window", "must be >= 2", self.volatility_window)
+        _in_open_unit("features.min_price", self.min_price)
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Chronological train/validation split (``split``)."""
+
+    train_size: float
+    embargo_days: int
+
+    def __post_init__(self) -> None:
+        _in_open_unit("split.train_size", self.train_size)
+        _non_negative("split.embargo_days", self.embargo_days)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """The classifier, its target and its hyper-parameters (``model``)."""
+
+    name: str
+    target: str
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(self.name in MODEL_NAMES, "model.name", f"must be one of {MODEL_NAMES}", self.name)
+        _require(self.target in TARGETS, "model.target", f"must be one of {TARGETS}", self.target)
+
+
+@dataclass(frozen=True)
+class StrategyParams:
+    """How predictions become orders (``strategy``). Keys unused by a strategy stay None."""
+
+    name: str
+    min_edge: float
+    kelly_fraction: float
+    max_position_frac: float
+    max_event_frac: float
+    exit_edge: float | None = None
+    holding_days: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.name in STRATEGY_NAMES, "strategy.name", f"must be one of {STRATEGY_NAMES}", self.name)
+        _require(0.0 <= self.min_edge < 1.0, "strategy.min_edge", "must be in [0, 1)", self.min_edge)
+        _in_half_open_unit("strategy.kelly_fraction", self.kelly_fraction)
+        _in_half_open_unit("strategy.max_position_frac", self.max_position_frac)
+        _in_half_open_unit("strategy.max_event_frac", self.max_event_frac)
+        if self.name == "edge_kelly":
+            _require(self.exit_edge is not None, "strategy.exit_edge", "is required by edge_kelly", None)
+        if self.name == "directional":
+            _require(
+                self.holding_days is not None and self.holding_days >= 1,
+                "strategy.holding_days",
+                "must be >= 1 for directional",
+                self.holding_days,
+            )
+
+
+@dataclass(frozen=True)
+class BacktestParams:
+    """Account, exchange and executor settings (``backtest``)."""
+
+    initial_cash: float
+    executor: str
+    twap_slices: int
+    taker_fee_rate: float
+    max_fill_share: float
+
+    def __post_init__(self) -> None:
+        _positive("backtest.initial_cash", self.initial_cash)
+        _require(self.executor in EXECUTORS, "backtest.executor", f"must be one of {EXECUTORS}", self.executor)
+        _require(self.twap_slices >= 1, "backtest.twap_slices", "must be >= 1", self.twap_slices)
+        _require(0.0 <= self.taker_fee_rate < 1.0, "backtest.taker_fee_rate", "must be in [0, 1)", self.taker_fee_rate)
+        _in_half_open_unit("backtest.max_fill_share", self.max_fill_share)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml, validated section by section and across sections."""
+
+    data: DataParams
+    features: FeatureParams
+    split: SplitParams
+    model: ModelParams
+    strategy: StrategyParams
+    backtest: BacktestParams
+
+    def __post_init__(self) -> None:
+        if self.strategy.name == "edge_kelly":
+            _require(
+                self.model.target == "settlement",
+                "model.target",
+                "must be settlement for strategy=edge_kelly (Kelly sizing needs a settlement "
+                "probability; use strategy=directional for the direction target)",
+                self.model.target,
+            )
+
+
+def _coerce(key: str, tp: Any, value: Any) -> Any:
+    """Convert one YAML value to the annotated type, or raise ParamError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _coerce(key, args[0], value)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, key, value)
+    if value is None:
+        raise ParamError(f"{key} is required, got null")
+    if tp is bool:
+        _require(isinstance(value, bool), key, "must be true or false", value)
+        return value
+    if tp is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), key, "must be an integer", value)
+        return value
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        _require(ok, key, "must be a number", value)
+        return float(value)
+    if tp is str:
+        _require(isinstance(value, str), key, "must be a string", value)
+        return value
+    if tp is dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ParamError(f"{key} must be a date YYYY-MM-DD, got {value!r}") from None
+    if origin is dict:
+        _require(isinstance(value, Mapping), key, "must be a mapping", value)
+        return dict(value)
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+
+
+def _build(cls: type, key: str, mapping: Any) -> Any:
+    if not isinstance(mapping, Mapping):
+        raise ParamError(f"{key} must be a mapping, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ParamError(f"{key} has unknown keys {unknown}; known keys are {sorted(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{key}.{name}" if key else name
+        if name in mapping:
+            kwargs[name] = _coerce(sub, hints[name], mapping[name])
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ParamError(f"{sub} is missing")
+    return cls(**kwargs)
+
+
+def params_from_dict(raw: Mapping[str, Any]) -> Params:
+    """Validate a composed config (a plain dict, as in params.yaml)."""
+    return _build(Params, "", raw)
+
+
+def load_params(path: Path = PARAMS) -> Params:
+    """Read and validate params.yaml; a missing or unreadable file is a ParamError."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamError(f"{path} not found: run from the repository root") from None
+    except yaml.YAMLError as exc:
+        raise ParamError(f"{path} is not valid YAML: {exc}") from None
+    return params_from_dict(raw or {})

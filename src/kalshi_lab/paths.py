@@ -1,0 +1,35 @@
+"""Every path the pipeline reads or writes, relative to the repository root (DVC's cwd).
+
+dvc.yaml repeats these as deps/outs; tests/test_dvc_yaml.py checks that the two agree.
+"""
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+
+RAW_DIR = Path("data/raw")
+PARQUET_DIR = Path("data/parquet")
+FEATURES = Path("data/features/features.parquet")
+PREDICTIONS = Path("data/predictions/predictions.parquet")
+BACKTEST_FILLS = Path("data/backtest/fills.parquet")
+
+MODEL = Path("models/model.joblib")
+MODEL_META = Path("models/model.json")
+
+REPORTS = Path("reports")
+METRICS = REPORTS / "metrics.json"
+BACKTEST_REPORT = REPORTS / "backtest.json"
+PLOTS = REPORTS / "plots"
+ROC_MODEL = PLOTS / "roc_model.csv"
+ROC_MARKET = PLOTS / "roc_market.csv"
+CALIBRATION = PLOTS / "calibration.csv"
+EQUITY = PLOTS / "equity.csv"
+FIGURES = REPORTS / "figures"
+ROC_FIGURE = FIGURES / "roc.png"
+CALIBRATION_FIGURE = FIGURES / "calibration.png"
+EQUITY_FIGURE = FIGURES / "equity.png"
+
+
+def parquet_table(name: str, root: Path = PARQUET_DIR) -> Path:
+    """Path of one typed table written by the parquet stage."""
+    return root / f"{name}.parquet"

@@ -9,7 +9,14 @@ Units, the same in every table and every later stage:
 * orderbook rows are bids only, as the API returns them; a YES ask is 1 - the best NO bid.
 """
 
+from pathlib import Path
+
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kalshi_lab.errors import DataError
+from kalshi_lab.paths import PARQUET_DIR, parquet_table
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -99,3 +106,11 @@ TABLES: dict[str, pa.Schema] = {
     "trades": TRADES,
     "orderbook": ORDERBOOK,
 }
+
+
+def read_table(name: str, root: Path = PARQUET_DIR) -> pd.DataFrame:
+    """One typed table as a DataFrame; a missing table is a DataError naming the stage to run."""
+    path = parquet_table(name, root)
+    if not path.exists():
+        raise DataError(f"{path} does not exist: run the parquet stage first")
+    return pq.read_table(path, schema=TABLES[name]).to_pandas()

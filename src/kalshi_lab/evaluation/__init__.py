@@ -1,0 +1,1 @@
+"""Scores of a model and its baselines on the same validation rows."""

@@ -1,0 +1,51 @@
+"""PNG figures beside the plot data: `dvc plots show` needs a CDN for Vega, a PNG does not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def curves(
+    path: Path,
+    frames: dict[str, pd.DataFrame],
+    x: str,
+    y: str,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    diagonal: bool = True,
+) -> None:
+    """One line per labelled frame, on unit axes, with the y = x reference line."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if diagonal:
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    for label, frame in frames.items():
+        ax.plot(frame[x], frame[y], marker="." if len(frame) < 30 else None, label=label)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="best")
+    _save(fig, path)
+
+
+def equity_curve(path: Path, equity: pd.DataFrame, title: str) -> None:
+    """Equity over time with the drawdown shaded beneath its running peak."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ts = pd.to_datetime(equity["ts"])
+    ax.plot(ts, equity["equity"], label="equity (marked at the bid)")
+    ax.fill_between(ts, equity["equity"], equity["equity"].cummax(), color="red", alpha=0.2, label="drawdown")
+    ax.set(title=title, xlabel="as-of (UTC)", ylabel="dollars")
+    ax.legend(loc="best")
+    fig.autofmt_xdate()
+    _save(fig, path)

@@ -1,0 +1,5 @@
+"""Classifiers selected by the ``model`` config group."""
+
+from kalshi_lab.models.registry import MODEL_BUILDERS, build_model
+
+__all__ = ["MODEL_BUILDERS", "build_model"]

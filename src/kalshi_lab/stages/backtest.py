@@ -1,0 +1,40 @@
+"""backtest: replay the validation period through strategy -> executor -> exchange -> account."""
+
+import pandas as pd
+
+from kalshi_lab import figures, paths
+from kalshi_lab.backtest import run_backtest
+from kalshi_lab.data.tables import read_table
+from kalshi_lab.errors import DataError
+from kalshi_lab.io import StagedOutputs
+from kalshi_lab.params import load_params
+from kalshi_lab.stages.runner import logger, run_stage
+
+
+def main() -> None:
+    params = load_params()
+    if not paths.PREDICTIONS.exists():
+        raise DataError(f"{paths.PREDICTIONS} does not exist: run the evaluate stage first")
+    predictions = pd.read_parquet(paths.PREDICTIONS)
+    result = run_backtest(
+        predictions,
+        read_table("orderbook"),
+        read_table("markets"),
+        read_table("series"),
+        params.strategy,
+        params.backtest,
+        params.model.target,
+    )
+    with StagedOutputs() as out:
+        out.write_json(paths.BACKTEST_REPORT, result.summary)
+        out.write_csv(paths.EQUITY, result.equity)
+        out.write_parquet(paths.BACKTEST_FILLS, result.fills)
+        out.write_with(
+            paths.EQUITY_FIGURE,
+            lambda p: figures.equity_curve(p, result.equity, f"{params.strategy.name}, {params.model.name}"),
+        )
+    logger.info("backtest: %s", result.summary)
+
+
+if __name__ == "__main__":
+    run_stage("backtest", main)

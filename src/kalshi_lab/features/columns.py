@@ -1,0 +1,74 @@
+"""Names and order of the columns of the feature table.
+
+Every other stage codes against these names, so they live in one place. Feature names are
+upper case (as in the reference research code, ``RET_1``, ``VOLUME_1``); keys, context and
+targets are lower case, so ``feature_columns`` is the only list a model may train on.
+"""
+
+from __future__ import annotations
+
+from kalshi_lab.params import FeatureParams
+
+#: identify a row: one market on one UTC day, keyed by the END of the daily candle
+KEY_COLUMNS: tuple[str, ...] = ("ticker", "event_ticker", "series_ticker", "as_of")
+
+#: what was known at as_of and is needed by evaluation and backtest, but is not a model input
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "close_time",  # scheduled close (UTC)
+    "settlement_ts",  # UTC, null while unsettled: for evaluation only, never a feature
+    "price",  # daily mean trade price, forward-filled over days without trades (dollars)
+    "yes_bid",  # close of the daily candle's best YES bid (dollars)
+    "yes_ask",  # close of the daily candle's best YES ask (dollars)
+    "mid",  # (yes_bid + yes_ask) / 2
+    "market_prob",  # = mid: the market's own probability, the baseline for the settlement target
+)
+
+#: model target name (params.model.target) -> column
+TARGET_COLUMNS: dict[str, str] = {
+    "settlement": "target_settlement",
+    "direction": "target_direction",
+}
+
+#: features without a lag, in output order; the comment is the definition at as_of
+SNAPSHOT_FEATURES: tuple[str, ...] = (
+    "TS",  # market age in days (as_of - open_time): a deterministic time id, not the calendar
+    "DAYS_TO_CLOSE",  # days from as_of to the scheduled close_time (known in advance)
+    "NO_TRADE",  # 1.0 if the day ending at as_of had no trade (its RET is 0 by forward fill)
+    "DAYS_SINCE_TRADE",  # days since the last day with a trade (0 on a trade day)
+    "N_TRADES",  # number of trades in the day ending at as_of
+    "NO_VOLUME",  # traded value of NO takers in that day (dollars)
+    "FLOW_IMBALANCE",  # (YES value - NO value) / (YES value + NO value); NaN without trades
+    "VOLATILITY",  # std of RET over the last volatility_window days (at least 2 returns)
+    "SPREAD",  # yes_ask - yes_bid (dollars)
+    "MID",  # mid quote: price level
+    "MID_DIST",  # |mid - 0.5|: distance from a coin flip
+    "LOGIT_MID",  # log-odds of mid clipped to [min_price, 1 - min_price]
+    "OI_CHANGE",  # open interest now minus a day earlier (contracts)
+    "EVENT_MID_SUM",  # sum of mids of the event's markets still open at as_of (overround + 1)
+    "EVENT_N_MARKETS",  # number of the event's markets in that sum
+    "MID_SHARE",  # mid / EVENT_MID_SUM: mid normalised over mutually exclusive strikes
+)
+
+
+def lag_columns(prefix: str, n_lags: int) -> list[str]:
+    """``PREFIX_1 .. PREFIX_n``; ``PREFIX_1`` is the value of the day ending at as_of."""
+    return [f"{prefix}_{k}" for k in range(1, n_lags + 1)]
+
+
+def feature_columns(params: FeatureParams) -> list[str]:
+    """The model's input columns, in order: return lags, volume lags, snapshot features."""
+    return [
+        *lag_columns("RET", params.n_lags),
+        *lag_columns("VOLUME", params.n_lags),
+        *SNAPSHOT_FEATURES,
+    ]
+
+
+def output_columns(params: FeatureParams) -> list[str]:
+    """Every column of the feature table, in order."""
+    return [
+        *KEY_COLUMNS,
+        *CONTEXT_COLUMNS,
+        *TARGET_COLUMNS.values(),
+        *feature_columns(params),
+    ]

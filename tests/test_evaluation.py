@@ -44,4 +44,8 @@ def test_reliability_bins_and_roc_endpoints():
     assert len(curve) == 10 and curve["count"].sum() == 5000
     assert np.abs(curve["mean_predicted"] - curve["fraction_positive"]).max() < 0.05
     roc = roc_points(y, p, max_points=50)
-    assert len(roc) <= 50 and roc.iloc[0].tolist() == [0.0, 0.0] and roc.iloc[-1].tolist() == [1.0, 1.0]
+    assert (
+        len(roc) <= 50
+        and roc.iloc[0].tolist() == [0.0, 0.0]
+        and roc.iloc[-1].tolist() == [1.0, 1.0]
+    )

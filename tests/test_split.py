@@ -15,7 +15,11 @@ START = pd.Timestamp("2025-01-02", tz="UTC")
 def panel() -> pd.DataFrame:
     """Three events over 20 days: one settles early, one late, one never."""
     rows = []
-    for event, (first, last, settles) in {"E1": (0, 7, 8), "E2": (3, 19, 20), "E3": (10, 19, None)}.items():
+    for event, (first, last, settles) in {
+        "E1": (0, 7, 8),
+        "E2": (3, 19, 20),
+        "E3": (10, 19, None),
+    }.items():
         for strike in ("a", "b"):
             for d in range(first, last + 1):
                 rows.append(
@@ -53,7 +57,9 @@ def test_no_training_rows_is_a_clear_error():
     with pytest.raises(DataError, match="no training rows"):
         chronological_split(frame, SplitParams(train_size=0.05, embargo_days=5), "settlement")
     with pytest.raises(DataError, match="no feature rows"):
-        chronological_split(frame.iloc[:0], SplitParams(train_size=0.5, embargo_days=0), "direction")
+        chronological_split(
+            frame.iloc[:0], SplitParams(train_size=0.5, embargo_days=0), "direction"
+        )
 
 
 def test_split_ignores_row_order():

@@ -44,7 +44,9 @@ def equity_curve(path: Path, equity: pd.DataFrame, title: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
     ts = pd.to_datetime(equity["ts"])
     ax.plot(ts, equity["equity"], label="equity (marked at the bid)")
-    ax.fill_between(ts, equity["equity"], equity["equity"].cummax(), color="red", alpha=0.2, label="drawdown")
+    ax.fill_between(
+        ts, equity["equity"], equity["equity"].cummax(), color="red", alpha=0.2, label="drawdown"
+    )
     ax.set(title=title, xlabel="as-of (UTC)", ylabel="dollars")
     ax.legend(loc="best")
     fig.autofmt_xdate()

@@ -42,7 +42,9 @@ class StagedOutputs:
                 os.replace(tmp, target)
         else:
             for tmp, _ in self._pending:
-                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(
+                    missing_ok=True
+                )
         self._pending.clear()
 
     def path(self, target: Path | str, *, directory: bool = False) -> Path:
@@ -50,7 +52,9 @@ class StagedOutputs:
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         if directory:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+            tmp = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            )
         else:
             fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             os.close(fd)
@@ -70,10 +74,11 @@ class StagedOutputs:
     def write_csv(self, target: Path | str, frame: pd.DataFrame) -> None:
         frame.to_csv(self.path(target), index=False, float_format="%.6g")
 
-    def write_parquet(self, target: Path | str, table: pa.Table | pd.DataFrame, schema: pa.Schema | None = None) -> None:
+    def write_parquet(
+        self, target: Path | str, table: pa.Table | pd.DataFrame, schema: pa.Schema | None = None
+    ) -> None:
         if isinstance(table, pd.DataFrame):
             table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
         elif schema is not None:
             table = table.cast(schema)
         pq.write_table(table, self.path(target), compression="zstd")
-

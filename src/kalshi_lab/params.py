@@ -81,7 +81,10 @@ class SyntheticParams:
             self.binary_event_share,
         )
         _require(
-            self.min_duration_days >= 2, p + "min_duration_days", "must be >= 2", self.min_duration_days
+            self.min_duration_days >= 2,
+            p + "min_duration_days",
+            "must be >= 2",
+            self.min_duration_days,
         )
         _require(
             self.max_duration_days >= self.min_duration_days,
@@ -115,8 +118,18 @@ class DataParams:
     synthetic: SyntheticParams | None = None
 
     def __post_init__(self) -> None:
-        _require(self.source in DATA_SOURCES, "data.source", f"must be one of {DATA_SOURCES}", self.source)
-        _require(self.end >= self.start, "data.end", f"must be on or after data.start ({self.start})", str(self.end))
+        _require(
+            self.source in DATA_SOURCES,
+            "data.source",
+            f"must be one of {DATA_SOURCES}",
+            self.source,
+        )
+        _require(
+            self.end >= self.start,
+            "data.end",
+            f"must be on or after data.start ({self.start})",
+            str(self.end),
+        )
         _require(
             self.orderbook_snapshots_per_day in (1, 2, 3, 4, 6, 8, 12, 24),
             "data.orderbook_snapshots_per_day",
@@ -124,7 +137,12 @@ class DataParams:
             self.orderbook_snapshots_per_day,
         )
         if self.source == "synthetic":
-            _require(self.synthetic is not None, "data.synthetic", "is required when data.source is synthetic", None)
+            _require(
+                self.synthetic is not None,
+                "data.synthetic",
+                "is required when data.source is synthetic",
+                None,
+            )
             assert self.synthetic is not None
             days = (self.end - self.start).days + 1
             _require(
@@ -145,7 +163,12 @@ class FeatureParams:
 
     def __post_init__(self) -> None:
         _require(1 <= self.n_lags <= 60, "features.n_lags", "must be in [1, 60]", self.n_lags)
-        _require(self.volatility_window >= 2, "features.volatility_window", "must be >= 2", self.volatility_window)
+        _require(
+            self.volatility_window >= 2,
+            "features.volatility_window",
+            "must be >= 2",
+            self.volatility_window,
+        )
         _in_open_unit("features.min_price", self.min_price)
 
 
@@ -188,13 +211,22 @@ class StrategyParams:
     holding_days: int | None = None
 
     def __post_init__(self) -> None:
-        _require(self.name in STRATEGY_NAMES, "strategy.name", f"must be one of {STRATEGY_NAMES}", self.name)
-        _require(0.0 <= self.min_edge < 1.0, "strategy.min_edge", "must be in [0, 1)", self.min_edge)
+        _require(
+            self.name in STRATEGY_NAMES,
+            "strategy.name",
+            f"must be one of {STRATEGY_NAMES}",
+            self.name,
+        )
+        _require(
+            0.0 <= self.min_edge < 1.0, "strategy.min_edge", "must be in [0, 1)", self.min_edge
+        )
         _in_half_open_unit("strategy.kelly_fraction", self.kelly_fraction)
         _in_half_open_unit("strategy.max_position_frac", self.max_position_frac)
         _in_half_open_unit("strategy.max_event_frac", self.max_event_frac)
         if self.name == "edge_kelly":
-            _require(self.exit_edge is not None, "strategy.exit_edge", "is required by edge_kelly", None)
+            _require(
+                self.exit_edge is not None, "strategy.exit_edge", "is required by edge_kelly", None
+            )
         if self.name == "directional":
             _require(
                 self.holding_days is not None and self.holding_days >= 1,
@@ -216,9 +248,19 @@ class BacktestParams:
 
     def __post_init__(self) -> None:
         _positive("backtest.initial_cash", self.initial_cash)
-        _require(self.executor in EXECUTORS, "backtest.executor", f"must be one of {EXECUTORS}", self.executor)
+        _require(
+            self.executor in EXECUTORS,
+            "backtest.executor",
+            f"must be one of {EXECUTORS}",
+            self.executor,
+        )
         _require(self.twap_slices >= 1, "backtest.twap_slices", "must be >= 1", self.twap_slices)
-        _require(0.0 <= self.taker_fee_rate < 1.0, "backtest.taker_fee_rate", "must be in [0, 1)", self.taker_fee_rate)
+        _require(
+            0.0 <= self.taker_fee_rate < 1.0,
+            "backtest.taker_fee_rate",
+            "must be in [0, 1)",
+            self.taker_fee_rate,
+        )
         _in_half_open_unit("backtest.max_fill_share", self.max_fill_share)
 
 
@@ -258,7 +300,9 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
         _require(isinstance(value, bool), key, "must be true or false", value)
         return value
     if tp is int:
-        _require(isinstance(value, int) and not isinstance(value, bool), key, "must be an integer", value)
+        _require(
+            isinstance(value, int) and not isinstance(value, bool), key, "must be an integer", value
+        )
         return value
     if tp is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)

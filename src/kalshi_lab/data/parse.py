@@ -147,9 +147,13 @@ def parse_markets(raw_dir: Path) -> pa.Table:
         rows["price_level_structure"].append(m.get("price_level_structure", "linear_cent"))
     for name, values in times.items():
         rows[name] = _utc(values, KINDS["markets"])
-    missing = sorted({e for e, s in zip(rows["event_ticker"], rows["series_ticker"], strict=True) if s is None})
+    missing = sorted(
+        {e for e, s in zip(rows["event_ticker"], rows["series_ticker"], strict=True) if s is None}
+    )
     if missing:
-        raise DataError(f"markets of events {missing[:5]} have no series: their events are not in the raw data")
+        raise DataError(
+            f"markets of events {missing[:5]} have no series: their events are not in the raw data"
+        )
     return _dedupe(_table(rows, tables.MARKETS), "ticker", keep="last")
 
 
@@ -161,7 +165,9 @@ def parse_candles(raw_dir: Path) -> pa.Table:
         ticker = body.get("ticker") or record.get("params", {}).get("ticker")
         period = record.get("params", {}).get("period_interval")
         if ticker is None or period is None:
-            raise DataError(f"{where}: needs the ticker and the period_interval it was requested with")
+            raise DataError(
+                f"{where}: needs the ticker and the period_interval it was requested with"
+            )
         candles = body.get("candlesticks")
         if not isinstance(candles, list):
             raise DataError(f"{where}: response has no 'candlesticks' list")
@@ -178,7 +184,9 @@ def parse_candles(raw_dir: Path) -> pa.Table:
                     rows[f"{side}_{f}"].append(dollars(quote, f, where, required=False))
             rows["volume"].append(count(c, "volume", where))
             rows["open_interest"].append(count(c, "open_interest", where))
-    rows["end_period_ts"] = pd.to_datetime(np.asarray(rows["end_period_ts"], dtype="int64"), unit="s", utc=True)
+    rows["end_period_ts"] = pd.to_datetime(
+        np.asarray(rows["end_period_ts"], dtype="int64"), unit="s", utc=True
+    )
     table = _table(rows, tables.CANDLES)
     return _dedupe(table, ["ticker", "period_minutes", "end_period_ts"], keep="last")
 
@@ -215,7 +223,9 @@ def _book_side(book: Doc, side: str, where: str) -> list[tuple[float, float]]:
     try:
         return [(float(p) * scale, float(c)) for p, c in levels]
     except (TypeError, ValueError):
-        raise DataError(f"{where}: orderbook side {side} must be a list of [price, count] pairs") from None
+        raise DataError(
+            f"{where}: orderbook side {side} must be a list of [price, count] pairs"
+        ) from None
 
 
 def parse_orderbook(raw_dir: Path) -> pa.Table:
@@ -225,7 +235,9 @@ def parse_orderbook(raw_dir: Path) -> pa.Table:
         body = record["response"]
         book = body.get("orderbook_fp") or body.get("orderbook")
         if not isinstance(book, Mapping):
-            raise DataError(f"{where}: response has no 'orderbook_fp' (or legacy 'orderbook') object")
+            raise DataError(
+                f"{where}: response has no 'orderbook_fp' (or legacy 'orderbook') object"
+            )
         path = str(field(record, "path", where))
         ticker = body.get("ticker") or path.rstrip("/").split("/")[-2]
         at = field(record, "received_at", where)

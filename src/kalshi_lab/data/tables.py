@@ -68,7 +68,9 @@ CANDLES = pa.schema(
         ("ticker", pa.string()),
         ("period_minutes", pa.int32()),  # 1, 60 or 1440
         ("end_period_ts", UTC_TS),  # inclusive END of the period: the candle is known from here on
-        *[(f"price_{f}", pa.float64()) for f in (*_OHLC, "mean")],  # trade prices; null without trades
+        *[
+            (f"price_{f}", pa.float64()) for f in (*_OHLC, "mean")
+        ],  # trade prices; null without trades
         *[(f"yes_bid_{f}", pa.float64()) for f in _OHLC],
         *[(f"yes_ask_{f}", pa.float64()) for f in _OHLC],
         ("volume", pa.float64()),  # contracts traded in the period
@@ -84,7 +86,10 @@ TRADES = pa.schema(
         ("count", pa.float64()),
         ("yes_price", pa.float64()),
         ("no_price", pa.float64()),  # 1 - yes_price
-        ("taker_side", pa.string()),  # yes: the taker bought YES at yes_price; no: bought NO at no_price
+        (
+            "taker_side",
+            pa.string(),
+        ),  # yes: the taker bought YES at yes_price; no: bought NO at no_price
     ]
 )
 

@@ -35,8 +35,14 @@ def persistence(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame) -
     return prob, went_up_valid.astype(int)
 
 
-def baselines(target: str, train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame) -> dict[str, Baseline]:
+def baselines(
+    target: str, train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame
+) -> dict[str, Baseline]:
     """The baselines that apply to ``target``, the reference one (plotted beside the model) first."""
-    out = {"market": market(valid)} if target == "settlement" else {"persistence": persistence(train, y_train, valid)}
+    out = (
+        {"market": market(valid)}
+        if target == "settlement"
+        else {"persistence": persistence(train, y_train, valid)}
+    )
     out["majority"] = majority(y_train, len(valid))
     return out

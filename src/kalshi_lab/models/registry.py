@@ -23,7 +23,9 @@ from kalshi_lab.params import MODEL_NAMES, ModelParams
 
 
 def _lightgbm(params: dict[str, Any], seed: int) -> ClassifierMixin:
-    return LGBMClassifier(random_state=seed, deterministic=True, force_col_wise=True, n_jobs=2, verbose=-1, **params)
+    return LGBMClassifier(
+        random_state=seed, deterministic=True, force_col_wise=True, n_jobs=2, verbose=-1, **params
+    )
 
 
 def _logreg(params: dict[str, Any], seed: int) -> Pipeline:
@@ -45,7 +47,11 @@ MODEL_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
 }
 assert tuple(MODEL_BUILDERS) == MODEL_NAMES, "params.MODEL_NAMES and the registry must agree"
 
-_ESTIMATOR_CLASSES = {"lightgbm": LGBMClassifier, "logreg": LogisticRegression, "hist_gb": HistGradientBoostingClassifier}
+_ESTIMATOR_CLASSES = {
+    "lightgbm": LGBMClassifier,
+    "logreg": LogisticRegression,
+    "hist_gb": HistGradientBoostingClassifier,
+}
 
 
 def build_model(params: ModelParams) -> Any:

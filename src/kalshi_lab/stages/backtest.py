@@ -31,7 +31,9 @@ def main() -> None:
         out.write_parquet(paths.BACKTEST_FILLS, result.fills)
         out.write_with(
             paths.EQUITY_FIGURE,
-            lambda p: figures.equity_curve(p, result.equity, f"{params.strategy.name}, {params.model.name}"),
+            lambda p: figures.equity_curve(
+                p, result.equity, f"{params.strategy.name}, {params.model.name}"
+            ),
         )
     logger.info("backtest: %s", result.summary)
 

@@ -13,7 +13,15 @@ from kalshi_lab.split import chronological_split
 from kalshi_lab.stages.runner import logger, run_stage
 from kalshi_lab.stages.train import read_features
 
-PREDICTION_CONTEXT = ["ticker", "event_ticker", "series_ticker", "as_of", "close_time", "mid", "market_prob"]
+PREDICTION_CONTEXT = [
+    "ticker",
+    "event_ticker",
+    "series_ticker",
+    "as_of",
+    "close_time",
+    "mid",
+    "market_prob",
+]
 
 
 def main() -> None:
@@ -30,13 +38,17 @@ def main() -> None:
     valid_all = features[split.valid]
     valid = features[split.valid & labelled]
     if valid.empty:
-        raise DataError(f"no labelled validation rows for target {target_name} from {split.valid_start:%Y-%m-%d}")
+        raise DataError(
+            f"no labelled validation rows for target {target_name} from {split.valid_start:%Y-%m-%d}"
+        )
     columns = feature_columns(params.features)
     y_train = train[target].to_numpy(dtype=int)
     y = valid[target].to_numpy(dtype=int)
 
     prob_all = model.predict_proba(valid_all[columns])[:, 1]
-    predictions = valid_all[PREDICTION_CONTEXT].assign(prob=prob_all, label=valid_all[target].to_numpy())
+    predictions = valid_all[PREDICTION_CONTEXT].assign(
+        prob=prob_all, label=valid_all[target].to_numpy()
+    )
     prob = predictions["prob"].to_numpy()[labelled[split.valid]]
 
     references = baselines(target_name, train, y_train, valid)
@@ -48,7 +60,9 @@ def main() -> None:
         **{f"baseline_{name}": score(y, p, hard) for name, (p, hard) in references.items()},
     }
     reference_name, (reference_prob, _) = next(iter(references.items()))
-    metrics["brier_skill_vs_" + reference_name] = 1.0 - metrics["model"]["brier"] / metrics[f"baseline_{reference_name}"]["brier"]
+    metrics["brier_skill_vs_" + reference_name] = (
+        1.0 - metrics["model"]["brier"] / metrics[f"baseline_{reference_name}"]["brier"]
+    )
 
     roc = {"model": roc_points(y, prob), reference_name: roc_points(y, reference_prob)}
     calibration = {"model": reliability(y, prob), reference_name: reliability(y, reference_prob)}
@@ -62,7 +76,13 @@ def main() -> None:
         out.write_with(
             paths.ROC_FIGURE,
             lambda p: figures.curves(
-                p, roc, "fpr", "tpr", title=f"ROC, target {target_name}", xlabel="false positive rate", ylabel="true positive rate"
+                p,
+                roc,
+                "fpr",
+                "tpr",
+                title=f"ROC, target {target_name}",
+                xlabel="false positive rate",
+                ylabel="true positive rate",
             ),
         )
         out.write_with(

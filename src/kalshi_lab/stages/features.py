@@ -13,13 +13,23 @@ from kalshi_lab.stages.runner import logger, run_stage
 
 def main() -> None:
     params = load_params()
-    features = build_features(read_table("markets"), read_table("candles"), read_table("trades"), params.features)
+    features = build_features(
+        read_table("markets"), read_table("candles"), read_table("trades"), params.features
+    )
     if features.empty:
-        raise DataError("the features table is empty: no market has a daily candle before its close")
+        raise DataError(
+            "the features table is empty: no market has a daily candle before its close"
+        )
     with StagedOutputs() as out:
         out.write_parquet(paths.FEATURES, features)
     span = pd.to_datetime(features["as_of"])
-    logger.info("%d rows, %d markets, as_of %s .. %s", len(features), features["ticker"].nunique(), span.min(), span.max())
+    logger.info(
+        "%d rows, %d markets, as_of %s .. %s",
+        len(features),
+        features["ticker"].nunique(),
+        span.min(),
+        span.max(),
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ def main() -> None:
     with StagedOutputs() as out:
         root = out.path(paths.PARQUET_DIR, directory=True)
         for name, table in parsed.items():
-            pq.write_table(table.cast(TABLES[name]), paths.parquet_table(name, root), compression="zstd")
+            pq.write_table(
+                table.cast(TABLES[name]), paths.parquet_table(name, root), compression="zstd"
+            )
     logger.info("tables: %s", {name: t.num_rows for name, t in parsed.items()})
 
 

@@ -29,7 +29,9 @@ def main() -> None:
     rows = features[split.train & features[target].notna().to_numpy()]
     y = rows[target].to_numpy(dtype=int)
     if len(np.unique(y)) < 2:
-        raise DataError(f"the training rows for target {params.model.target} hold a single class ({len(y)} rows)")
+        raise DataError(
+            f"the training rows for target {params.model.target} hold a single class ({len(y)} rows)"
+        )
     columns = feature_columns(params.features)
     model.fit(rows[columns], y)
     meta = {
@@ -44,7 +46,9 @@ def main() -> None:
     with StagedOutputs() as out:
         out.write_with(paths.MODEL, lambda p: joblib.dump(model, p))
         out.write_json(paths.MODEL_META, meta)
-    logger.info("trained %s on %d rows (target %s)", params.model.name, len(rows), params.model.target)
+    logger.info(
+        "trained %s on %d rows (target %s)", params.model.name, len(rows), params.model.target
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,167 @@
+"""End to end, as a user runs it: `dvc repro` and `dvc exp run -S ...` in a temporary git copy.
+
+The copy gets a small simulator config (in conf/, because every `dvc exp run` recomposes
+params.yaml from conf/), is committed, and then driven with the real `dvc` command line.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kalshi_lab.compose_params import compose_text
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_SIMULATOR = {
+    "n_markets": 80,
+    "min_duration_days": 8,
+    "max_duration_days": 25,
+    "trades_per_day": 4,
+}
+SMALL_RANGE = {"start": "2025-01-01", "end": "2025-03-15"}
+SMALL_MODEL = {"n_estimators": 60}
+
+pytestmark = pytest.mark.slow
+
+
+def project_files() -> list[str]:
+    """Tracked plus untracked-but-not-ignored files: what a commit of this worktree would hold."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    return [p for p in out.decode().split("\0") if p and (ROOT / p).is_file()]
+
+
+def shrink(copy: Path) -> None:
+    """A small simulator and model so that each run takes seconds."""
+    sim = copy / "conf" / "data" / "synthetic.yaml"
+    cfg = yaml.safe_load(sim.read_text())
+    cfg.update(SMALL_RANGE)
+    cfg["synthetic"].update(SMALL_SIMULATOR)
+    sim.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    lgbm = copy / "conf" / "model" / "lightgbm.yaml"
+    cfg = yaml.safe_load(lgbm.read_text())
+    cfg["params"].update(SMALL_MODEL)
+    lgbm.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (copy / "params.yaml").write_text(compose_text([], copy / "conf"))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("pipeline") / "repo"
+    for rel in project_files():
+        if rel.startswith(("reports/", "dvc.lock")):
+            continue  # the copy produces its own
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, copy / rel)
+    shrink(copy)
+    git(copy, "init", "-q", "-b", "main")
+    git(copy, "add", "-A")
+    git(copy, "commit", "-q", "-m", "small pipeline")
+    return copy
+
+
+def env_for(copy: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(copy / "src")  # the copy's code, not the installed checkout's
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+    )
+    return env
+
+
+def git(copy: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=copy, env=env_for(copy), check=True, capture_output=True, text=True
+    ).stdout
+
+
+def dvc(copy: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=copy,
+        env=env_for(copy),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if ok:
+        assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_repro_then_nothing_to_do_then_experiments(repo):
+    dvc(repo, "repro")
+    metrics = read_json(repo / "reports" / "metrics.json")
+    backtest = read_json(repo / "reports" / "backtest.json")
+    assert {"model", "baseline_market", "baseline_majority"} <= set(metrics)
+    assert {
+        "final_equity",
+        "total_return",
+        "max_drawdown",
+        "sharpe_daily",
+        "n_trades",
+        "fees_paid",
+        "hit_rate",
+    } <= set(backtest)
+    for figure in ("roc.png", "calibration.png", "equity.png"):
+        assert (repo / "reports" / "figures" / figure).stat().st_size > 0
+
+    again = dvc(repo, "repro")
+    assert "Data and pipelines are up to date" in again.stdout
+
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "baseline results")
+
+    dvc(repo, "exp", "run", "-n", "kf025", "-S", "strategy.kelly_fraction=0.25")
+    assert read_json(repo / "reports" / "backtest.json") != backtest
+    assert read_json(repo / "reports" / "metrics.json") == metrics  # only the backtest re-ran
+    assert yaml.safe_load((repo / "params.yaml").read_text())["strategy"]["kelly_fraction"] == 0.25
+
+    dvc(repo, "exp", "run", "-n", "logreg", "-S", "model=logreg")
+    assert read_json(repo / "reports" / "metrics.json")["model"] != metrics["model"]
+    assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["name"] == "logreg"
+
+    shown = dvc(repo, "exp", "show", "--md").stdout
+    assert "kf025" in shown and "logreg" in shown
+    diff = dvc(repo, "metrics", "diff", "--md").stdout
+    assert "model.log_loss" in diff
+
+
+def test_direction_target_with_directional_strategy(repo):
+    dvc(
+        repo,
+        "exp",
+        "run",
+        "-n",
+        "direction",
+        "-S",
+        "model.target=direction",
+        "-S",
+        "strategy=directional",
+    )
+    metrics = read_json(repo / "reports" / "metrics.json")
+    assert {"baseline_persistence", "baseline_majority"} <= set(metrics)
+
+
+def test_invalid_override_fails_clearly(repo):
+    proc = dvc(repo, "exp", "run", "-S", "strategy.kelly_fraction=1.5", ok=False)
+    assert proc.returncode != 0
+    assert "strategy.kelly_fraction must be in (0, 1]" in proc.stdout + proc.stderr

@@ -1,0 +1,131 @@
+"""Each stage on small data, run as DVC runs it (`python -m kalshi_lab.stages.<name>` in the repo root).
+
+One small pipeline is run once per module in a temporary directory; the tests then check what
+each stage wrote, and that bad input stops a stage with exit code 2, one clear message and no
+output.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from kalshi_lab import paths
+from kalshi_lab.compose_params import compose
+from kalshi_lab.data.tables import TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ["fetch", "parquet", "features", "train", "evaluate", "backtest"]
+SMALL = [
+    "data.start=2025-01-01",
+    "data.end=2025-03-10",
+    "data.synthetic.n_markets=60",
+    "data.synthetic.min_duration_days=8",
+    "data.synthetic.max_duration_days=20",
+    "model.params.n_estimators=40",
+]
+
+
+def run_stage(workdir: Path, name: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run(
+        [sys.executable, "-m", f"kalshi_lab.stages.{name}"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def write_params(workdir: Path, overrides: list[str]) -> None:
+    (workdir / "params.yaml").write_text(
+        yaml.safe_dump(compose(SMALL + overrides, ROOT / "conf"), sort_keys=False)
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("stages")
+    write_params(workdir, [])
+    for name in STAGES:
+        proc = run_stage(workdir, name)
+        assert proc.returncode == 0, f"{name} failed:\n{proc.stderr}"
+    return workdir
+
+
+def test_fetch_writes_api_documents(pipeline):
+    files = sorted(p.name for p in (pipeline / paths.RAW_DIR).iterdir())
+    assert {
+        "markets.jsonl.gz",
+        "candlesticks.jsonl.gz",
+        "trades.jsonl.gz",
+        "orderbooks.jsonl.gz",
+    } <= set(files)
+
+
+def test_parquet_tables_have_their_schemas(pipeline):
+    import pyarrow.parquet as pq
+
+    for name, schema in TABLES.items():
+        table = pq.read_table(paths.parquet_table(name, pipeline / paths.PARQUET_DIR))
+        assert table.schema.equals(schema, check_metadata=False), name
+        assert table.num_rows > 0, name
+    trades = pq.read_table(paths.parquet_table("trades", pipeline / paths.PARQUET_DIR)).to_pandas()
+    assert trades["trade_id"].is_unique
+
+
+def test_features_are_keyed_by_as_of(pipeline):
+    features = pd.read_parquet(pipeline / paths.FEATURES)
+    assert not features.duplicated(["ticker", "as_of"]).any()
+    assert (features["as_of"] < features["close_time"]).all()
+    assert (features["as_of"].dt.hour == 0).all()
+
+
+def test_train_and_evaluate_report_model_beside_baselines(pipeline):
+    meta = json.loads((pipeline / paths.MODEL_META).read_text())
+    assert meta["target"] == "settlement" and meta["n_train"] > 0
+    metrics = json.loads((pipeline / paths.METRICS).read_text())
+    for block in ("model", "baseline_market", "baseline_majority"):
+        assert set(metrics[block]) == {"accuracy", "roc_auc", "brier", "log_loss"}
+    predictions = pd.read_parquet(pipeline / paths.PREDICTIONS)
+    assert predictions["as_of"].min() >= pd.Timestamp(meta["valid_start"])
+    assert predictions["prob"].between(0, 1).all()
+
+
+def test_backtest_report(pipeline):
+    report = json.loads((pipeline / paths.BACKTEST_REPORT).read_text())
+    assert report["final_equity"] > 0
+    equity = pd.read_csv(pipeline / paths.EQUITY)
+    assert len(equity) > 1 and (equity["cash"] >= 0).all()
+
+
+@pytest.mark.parametrize(
+    ("stage", "override", "message"),
+    [
+        ("fetch", "data.synthetic.n_markets=0", "data.synthetic.n_markets must be >= 1"),
+        ("fetch", "data.end=2024-12-01", "data.end must be on or after data.start"),
+        ("train", "split.train_size=1.0", "split.train_size must be in (0, 1)"),
+        ("train", "model.name=xgboost", "model.name must be one of"),
+        ("backtest", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),
+    ],
+)
+def test_bad_parameter_stops_with_a_clear_message_and_no_output(tmp_path, stage, override, message):
+    write_params(tmp_path, [override])
+    proc = run_stage(tmp_path, stage)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert proc.stderr.count("error:") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_missing_input_names_the_stage_to_run(tmp_path):
+    write_params(tmp_path, [])
+    proc = run_stage(tmp_path, "features")
+    assert proc.returncode == 2
+    assert "run the parquet stage first" in proc.stderr

@@ -146,9 +146,10 @@ class DataParams:
             assert self.synthetic is not None
             days = (self.end - self.start).days + 1
             _require(
-                days >= self.synthetic.min_duration_days,
+                days > self.synthetic.min_duration_days,
                 "data.end",
-                f"leaves {days} days, fewer than data.synthetic.min_duration_days",
+                f"leaves {days} days: a market needs data.synthetic.min_duration_days + 1 "
+                f"({self.synthetic.min_duration_days + 1}) calendar days",
                 str(self.end),
             )
 

@@ -1,0 +1,241 @@
+"""The JSON bodies of the API's responses (Series, EventData, Market, MarketCandlestick, Trade,
+orderbook), field for field as in Kalshi's OpenAPI spec v3.13, current fixed-point format only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from kalshi_lab.simulator.books import Books
+from kalshi_lab.simulator.candles import Candles
+from kalshi_lab.simulator.formats import (
+    count_fp,
+    count_strings,
+    dollar_strings,
+    dollars,
+    dollars_of,
+    timestamp,
+)
+from kalshi_lab.simulator.simulate import Simulation
+from kalshi_lab.simulator.universe import SERIES, SETTLEMENT_TIMER_S, SeriesSpec
+
+#: every market quotes in whole cents from 0 to 1 dollar
+PRICE_RANGES = ({"start": "0.0000", "end": "1.0000", "step": "0.0100"},)
+#: how long after close a market could still expire at the latest (contract terms)
+LATEST_EXPIRATION_S = 7 * 86400
+Doc = dict[str, Any]
+
+
+def series_doc(spec: SeriesSpec, volume: int, updated_ts: int) -> Doc:
+    slug = spec.ticker.lower()
+    return {
+        "ticker": spec.ticker,
+        "frequency": spec.frequency,
+        "title": spec.title,
+        "category": spec.category,
+        "tags": list(spec.tags),
+        "settlement_sources": [{"name": spec.source, "url": f"https://example.com/sim/{slug}"}],
+        "contract_url": f"https://example.com/sim/{slug}/contract.pdf",
+        "contract_terms_url": f"https://example.com/sim/{slug}/terms.pdf",
+        "fee_type": "quadratic",
+        "fee_multiplier": spec.fee_multiplier,
+        "additional_prohibitions": [],
+        "product_metadata": None,
+        "volume_fp": count_fp(volume),
+        "last_updated_ts": timestamp(updated_ts),
+    }
+
+
+def _day(unix_s: int) -> str:
+    return dt.datetime.fromtimestamp(unix_s, dt.UTC).strftime("%b %d, %Y")
+
+
+def _event_text(sim: Simulation, e: int) -> tuple[str, str]:
+    """(title, sub_title) of event ``e``."""
+    u = sim.universe
+    spec = SERIES[u.event_series[e]]
+    day = _day(int(u.close_ts[e]))
+    if u.binary[e]:
+        return (
+            f"Will {spec.title} event {u.event_ticker[e].rsplit('-', 1)[1]} happen by {day}?",
+            f"By {day}",
+        )
+    return f"{spec.title} on {day}?", f"On {day}"
+
+
+def event_doc(sim: Simulation, e: int) -> Doc:
+    u = sim.universe
+    title, sub_title = _event_text(sim, e)
+    multi = not u.binary[e]
+    return {
+        "event_ticker": u.event_ticker[e],
+        "series_ticker": SERIES[u.event_series[e]].ticker,
+        "sub_title": sub_title,
+        "title": title,
+        "collateral_return_type": "MECNET" if multi else "",
+        "mutually_exclusive": bool(multi),
+        "available_on_brokers": True,
+        "product_metadata": None,
+        "strike_date": timestamp(int(u.close_ts[e])),
+        "last_updated_ts": timestamp(int(u.settlement_ts[e])),
+    }
+
+
+def _expiration_value(sim: Simulation, e: int) -> str:
+    """The settled value of the event's underlying: inside the winning bucket by construction."""
+    u = sim.universe
+    if u.binary[e]:
+        return "Yes" if sim.latent.winner[e] == 0 else "No"
+    lo = u.level[e] + (sim.latent.winner[e] - u.n_outcomes[e] / 2) * u.step[e]
+    inside = 0.05 + 0.9 * u.value_u[e]  # clear of both edges, also after rounding to cents
+    return f"{lo + inside * u.step[e]:.2f}"
+
+
+def market_doc(sim: Simulation, m: int) -> Doc:
+    u, s = sim.universe, sim.stats
+    e = int(u.market_event[m])
+    title, _ = _event_text(sim, e)
+    open_ts, close_ts = int(u.open_ts[e]), int(u.close_ts[e])
+    settled = int(u.settlement_ts[e])
+    yes = bool(sim.yes[m])
+    spec = SERIES[u.event_series[e]]
+    doc: Doc = {
+        "ticker": u.ticker[m],
+        "event_ticker": u.event_ticker[e],
+        "market_type": "binary",
+        "title": title,
+        "yes_sub_title": u.yes_sub_title[m],
+        "no_sub_title": u.yes_sub_title[m],
+        "created_time": timestamp(open_ts - int(u.created_s[e])),
+        "updated_time": timestamp(settled),
+        "open_time": timestamp(open_ts),
+        "close_time": timestamp(close_ts),
+        "expected_expiration_time": timestamp(close_ts + 3600),
+        "latest_expiration_time": timestamp(close_ts + LATEST_EXPIRATION_S),
+        "settlement_timer_seconds": SETTLEMENT_TIMER_S,
+        "status": "finalized",
+        "yes_bid_dollars": dollars(int(s.bid[m])),
+        "yes_bid_size_fp": count_fp(int(s.bid_size[m])),
+        "yes_ask_dollars": dollars(int(s.ask[m])),
+        "yes_ask_size_fp": count_fp(int(s.ask_size[m])),
+        "no_bid_dollars": dollars(100 - int(s.ask[m])),
+        "no_ask_dollars": dollars(100 - int(s.bid[m])),
+        "last_price_dollars": dollars(int(s.last_price[m])),
+        "volume_fp": count_fp(int(s.volume[m])),
+        "volume_24h_fp": count_fp(int(s.volume_24h[m])),
+        "result": "yes" if yes else "no",
+        "can_close_early": False,
+        "fractional_trading_enabled": False,
+        "open_interest_fp": count_fp(int(s.open_interest[m])),
+        "notional_value_dollars": "1.0000",
+        "previous_yes_bid_dollars": dollars(int(s.previous_bid[m])),
+        "previous_yes_ask_dollars": dollars(int(s.previous_ask[m])),
+        "previous_price_dollars": dollars(int(s.previous_price[m])),
+        "liquidity_dollars": "0.0000",
+        "settlement_value_dollars": dollars(100 if yes else 0),
+        "settlement_ts": timestamp(settled),
+        "expiration_value": _expiration_value(sim, e),
+    }
+    if u.strike_type[m] is not None:
+        doc["strike_type"] = u.strike_type[m]
+        for name, value in (("floor_strike", u.floor_strike[m]), ("cap_strike", u.cap_strike[m])):
+            if not math.isnan(value):
+                doc[name] = float(value)
+    doc["rules_primary"] = _rules(sim, m, e)
+    doc["rules_secondary"] = (
+        f"The market settles on the value reported by {spec.source}. Simulated market, not a Kalshi contract."
+    )
+    doc["price_level_structure"] = "linear_cent"
+    doc["price_ranges"] = [dict(r) for r in PRICE_RANGES]
+    return doc
+
+
+def _rules(sim: Simulation, m: int, e: int) -> str:
+    u = sim.universe
+    day = _day(int(u.close_ts[e]))
+    if u.binary[e]:
+        return f"If event {u.event_ticker[e]} happens by {day}, then the market resolves to Yes."
+    return f"If the {SERIES[u.event_series[e]].title.lower()} value on {day} is {u.yes_sub_title[m].lower()}, then the market resolves to Yes."
+
+
+def _quote(ohlc: list[int]) -> Doc:
+    return {
+        "open_dollars": dollars(ohlc[0]),
+        "low_dollars": dollars(ohlc[1]),
+        "high_dollars": dollars(ohlc[2]),
+        "close_dollars": dollars(ohlc[3]),
+    }
+
+
+def candle_docs(candles: Candles, rows: slice) -> list[Doc]:
+    """The candlesticks of one market (``rows`` of ``candles``), oldest first."""
+    bid, ask, price = (
+        candles.bid[rows].tolist(),
+        candles.ask[rows].tolist(),
+        candles.price[rows].tolist(),
+    )
+    out = []
+    for i, r in enumerate(range(rows.start, rows.stop)):
+        previous = int(candles.previous[r])
+        traded = candles.n_trades[r] > 0
+        p = price[i]
+        out.append(
+            {
+                "end_period_ts": int(candles.end_ts[r]),
+                "yes_bid": _quote(bid[i]),
+                "yes_ask": _quote(ask[i]),
+                "price": {
+                    "open_dollars": dollars(p[0]) if traded else None,
+                    "low_dollars": dollars(p[1]) if traded else None,
+                    "high_dollars": dollars(p[2]) if traded else None,
+                    "close_dollars": dollars(p[3]) if traded else None,
+                    "mean_dollars": dollars_of(float(candles.mean_price[r])) if traded else None,
+                    "previous_dollars": dollars(previous) if previous >= 0 else None,
+                    "min_dollars": dollars(p[1]) if traded else None,
+                    "max_dollars": dollars(p[2]) if traded else None,
+                },
+                "volume_fp": count_fp(int(candles.volume[r])),
+                "open_interest_fp": count_fp(int(candles.open_interest[r])),
+            }
+        )
+    return out
+
+
+def book_docs(books: Books, rows: slice) -> Iterator[Doc]:
+    """The bodies of snapshots ``rows``: bids only, ascending, so the best bid is the LAST level."""
+    yes = _book_side(books.yes_price[rows], books.yes_size[rows])
+    no = _book_side(books.no_price[rows], books.no_size[rows])
+    for yes_levels, no_levels in zip(yes, no, strict=True):
+        yield {"orderbook_fp": {"yes_dollars": yes_levels, "no_dollars": no_levels}}
+
+
+def _book_side(price: np.ndarray, size: np.ndarray) -> list[list[tuple[str, str]]]:
+    """Per snapshot, [price, count] pairs worst to best; levels at price 0 do not exist.
+
+    Formatted through lookup tables over the whole array, not per level: books are most of the
+    records the simulator writes.
+    """
+    price, size = price[:, ::-1], size[:, ::-1]
+    price_text = dollar_strings(price).tolist()
+    size_text = count_strings(size).tolist()
+    complete = (price > 0).all(axis=1).tolist()
+    out = []
+    for p, n, full, row in zip(price_text, size_text, complete, price.tolist(), strict=True):
+        pairs = list(zip(p, n, strict=True))
+        out.append(
+            pairs if full else [pair for pair, cents in zip(pairs, row, strict=True) if cents > 0]
+        )
+    return out
+
+
+def series_volume(sim: Simulation) -> np.ndarray:
+    """Contracts traded per series (``Series.volume_fp``)."""
+    series_of_market = sim.universe.event_series[sim.universe.market_event]
+    return np.bincount(series_of_market, weights=sim.stats.volume, minlength=len(SERIES)).astype(
+        np.int64
+    )

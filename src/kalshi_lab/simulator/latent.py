@@ -1,0 +1,106 @@
+"""The latent (true) probability of every outcome, hour by hour: exactly calibrated by design.
+
+An event has K mutually exclusive outcomes. Its winner W is drawn from a prior p0 (a Dirichlet
+with alpha < 1, so that some outcomes are longshots), and news arrives as independent signals
+``X_k = mu tau 1[k = W] + B_k(tau)`` (B_k Brownian motions) on an information clock ``tau(t)``.
+Then ``p_k = softmax_k(log p0_k + mu X_k)`` is the Bayes posterior of W given the signals: the
+latent probability is calibrated at every hour, sums to 1 over the outcomes and drifts to the
+winner. ``mu = information_rate`` (log-odds per sqrt(day)).
+
+The clock runs ``tau(t) = T (t / T)^INFORMATION_CONVEXITY`` over a life of T days: the same
+total information by close as a uniform clock (``mu^2 T``, enough for the winner to be
+near-certain), but most of it arrives late, as for a real event whose outcome becomes clear as
+its date nears. With a uniform clock the latent would be settled within two or three days of
+opening and sit at 0 or 1 for most of a market's life, leaving little to research.
+
+Research on the simulated data thus has a known ground truth: a model can at best recover ``p``,
+and the market price is ``p`` distorted (see :mod:`kalshi_lab.simulator.quotes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kalshi_lab.simulator.grid import MarketGrid
+from kalshi_lab.simulator.segments import positions, segmented_cumsum, starts_of
+from kalshi_lab.simulator.universe import Universe
+
+#: Dirichlet concentration of the prior; < 1 puts mass near 0: favourites and longshots
+DIRICHLET_ALPHA = 0.6
+#: floor on a prior probability, so that log p0 stays finite
+MIN_PRIOR = 1e-6
+HOUR_IN_DAYS = 1.0 / 24.0
+#: exponent of the information clock: 1 = news at a constant rate, 3 = mostly in the last third
+INFORMATION_CONVEXITY = 3.0
+
+
+@dataclass(frozen=True)
+class Latent:
+    winner: np.ndarray  # per event: index of the outcome that happens
+    prior: np.ndarray  # per market: p0 of its outcome
+    prob: np.ndarray  # per grid element: posterior probability of the market's outcome
+
+
+def information_clock(pos: np.ndarray, life_h: np.ndarray) -> np.ndarray:
+    """Information time tau (days) reached after ``pos`` of ``life_h`` hours: T (t/T)^convexity."""
+    life_days = life_h * HOUR_IN_DAYS
+    return life_days * (pos / life_h) ** INFORMATION_CONVEXITY
+
+
+def _prior_and_winner(
+    k: np.ndarray, row_event: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per outcome row its Dirichlet prior p0; per event the outcome drawn from p0."""
+    gamma = np.maximum(rng.gamma(DIRICHLET_ALPHA, size=len(row_event)), MIN_PRIOR)
+    prior = gamma / np.bincount(row_event, weights=gamma)[row_event]
+    # the first outcome whose cumulative prior passes a uniform draw
+    passed = segmented_cumsum(prior, k) < rng.random(len(k))[row_event]
+    winner = np.bincount(row_event, weights=passed, minlength=len(k)).astype(np.int64)
+    return prior, np.minimum(winner, k - 1)
+
+
+def _log_posterior(
+    prior: np.ndarray,
+    wins: np.ndarray,
+    row_len: np.ndarray,
+    information_rate: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Unnormalised ``log p0 + mu X`` per (outcome row, hour), rows end to end."""
+    elem_row = np.repeat(np.arange(len(row_len)), row_len)
+    pos = positions(row_len)
+    clock = information_clock(pos, row_len[elem_row])
+    # information arriving during each hour; none before the first (X(0) = 0)
+    elapsed = np.where(pos == 0, 0.0, clock - np.concatenate(([0.0], clock[:-1])))
+    signal = segmented_cumsum(rng.standard_normal(len(elem_row)) * np.sqrt(elapsed), row_len)
+    signal += information_rate * clock * wins[elem_row]
+    return np.log(prior)[elem_row] + information_rate * signal
+
+
+def _softmax(logit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Softmax of ``logit`` within each group (the outcomes of one event at one hour)."""
+    top = np.full(n_groups, -np.inf)
+    np.maximum.at(top, group, logit)
+    weight = np.exp(logit - top[group])
+    return weight / np.bincount(group, weights=weight, minlength=n_groups)[group]
+
+
+def simulate_latent(
+    universe: Universe, grid: MarketGrid, information_rate: float, rng: np.random.Generator
+) -> Latent:
+    """Draw priors, winners and signal paths for every outcome (listed or not) of every event."""
+    k, life = universe.n_outcomes, universe.life_h
+    row_event = np.repeat(np.arange(len(k)), k)
+    prior, winner = _prior_and_winner(k, row_event, rng)
+    row_len = life[row_event]
+    wins = positions(k) == winner[row_event]
+    logit = _log_posterior(prior, wins, row_len, information_rate, rng)
+    # group = (event, hour of its life); outcome rows of one event share its hours
+    group = np.repeat(starts_of(life)[row_event], row_len) + positions(row_len)
+    prob_rows = _softmax(logit, group, int(life.sum()))
+    # gather each listed market's outcome row onto the market grid
+    row_of_market = starts_of(k)[universe.market_event] + universe.market_outcome
+    elem_of_market = np.repeat(starts_of(row_len)[row_of_market], grid.lengths) + grid.pos
+    return Latent(winner=winner, prior=prior[row_of_market], prob=prob_rows[elem_of_market])

@@ -1,0 +1,469 @@
+"""The offline market simulator: it writes the API's documents, and its markets behave as designed.
+
+Field lists are those marked required in Kalshi's OpenAPI spec v3.13 (shared/kalshi/openapi.yaml),
+hard-coded so that the suite runs without the spec.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kalshi_lab.data.raw_store import KINDS, iter_records
+from kalshi_lab.errors import ParamError
+from kalshi_lab.params import DataParams, SyntheticParams
+from kalshi_lab.simulator import simulate, write_synthetic_raw
+from kalshi_lab.simulator.paging import page_slices
+from kalshi_lab.simulator.segments import linear_recurrence
+
+SERIES_REQUIRED = {
+    "ticker", "frequency", "title", "category", "tags", "settlement_sources", "contract_url",
+    "contract_terms_url", "fee_type", "fee_multiplier", "additional_prohibitions",
+}  # fmt: skip
+EVENT_REQUIRED = {
+    "event_ticker", "series_ticker", "sub_title", "title", "collateral_return_type",
+    "mutually_exclusive", "available_on_brokers", "product_metadata",
+}  # fmt: skip
+MARKET_REQUIRED = {
+    "ticker", "event_ticker", "market_type", "yes_sub_title", "no_sub_title", "created_time",
+    "updated_time", "open_time", "close_time", "latest_expiration_time", "settlement_timer_seconds",
+    "status", "notional_value_dollars", "yes_bid_dollars", "yes_ask_dollars", "no_bid_dollars",
+    "no_ask_dollars", "yes_bid_size_fp", "yes_ask_size_fp", "last_price_dollars",
+    "previous_yes_bid_dollars", "previous_yes_ask_dollars", "previous_price_dollars", "volume_fp",
+    "volume_24h_fp", "liquidity_dollars", "open_interest_fp", "result", "can_close_early",
+    "fractional_trading_enabled", "expiration_value", "rules_primary", "rules_secondary",
+    "price_level_structure", "price_ranges",
+}  # fmt: skip
+CANDLE_REQUIRED = {"end_period_ts", "yes_bid", "yes_ask", "price", "volume_fp", "open_interest_fp"}
+QUOTE_REQUIRED = {"open_dollars", "low_dollars", "high_dollars", "close_dollars"}
+PRICE_FIELDS = QUOTE_REQUIRED | {"mean_dollars", "previous_dollars", "min_dollars", "max_dollars"}
+TRADE_REQUIRED = {
+    "trade_id", "ticker", "count_fp", "yes_price_dollars", "no_price_dollars", "taker_side",
+    "created_time",
+}  # fmt: skip
+#: integer fields Kalshi removed on 2026-03-12: the current format must not carry them
+LEGACY_MARKET = {
+    "yes_bid", "yes_ask", "no_bid", "no_ask", "last_price", "previous_price", "previous_yes_bid",
+    "previous_yes_ask", "volume", "volume_24h", "open_interest", "liquidity",
+}  # fmt: skip
+LEGACY_CANDLE = {"volume", "open_interest"}
+LEGACY_TRADE = {"count", "yes_price", "no_price", "price"}
+DOLLARS = re.compile(r"^[01]\.\d{4}$")
+COUNT = re.compile(r"^\d+\.\d{2}$")
+TIME_S = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TIME_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+SMALL = {
+    "seed": 3,
+    "n_markets": 130,
+    "max_strikes": 4,
+    "binary_event_share": 0.4,
+    "min_duration_days": 4,
+    "max_duration_days": 12,
+    "information_rate": 1.2,
+    "price_lag_hours": 18.0,
+    "price_noise": 0.25,
+    "longshot_bias": 0.85,
+    "half_spread_cents": 1.5,
+    "depth_contracts": 200.0,
+    "book_levels": 5,
+    "trades_per_day": 14.0,
+    "informed_share": 0.3,
+}
+
+
+def make_data(start: str = "2025-01-01", end: str = "2025-02-10", **synthetic: Any) -> DataParams:
+    return DataParams(
+        source="synthetic",
+        start=dt.date.fromisoformat(start),
+        end=dt.date.fromisoformat(end),
+        hourly_candles=True,
+        orderbook_snapshots_per_day=4,
+        synthetic=SyntheticParams(**{**SMALL, **synthetic}),
+    )
+
+
+def ts(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def money(text: str) -> int:
+    """A dollar string in whole cents (exact: the simulator trades on a one-cent grid)."""
+    cents = round(float(text) * 100)
+    assert abs(float(text) * 100 - cents) < 1e-9, text
+    return cents
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("raw")
+    counts = write_synthetic_raw(make_data(), out)
+    (out / "counts.txt").write_text(repr(counts))
+    return out
+
+
+def records(raw: Path, kind: str) -> list[dict[str, Any]]:
+    return list(iter_records(raw, kind))
+
+
+@pytest.fixture(scope="module")
+def markets(raw) -> dict[str, dict[str, Any]]:
+    return {m["ticker"]: m for r in records(raw, "markets") for m in r["response"]["markets"]}
+
+
+@pytest.fixture(scope="module")
+def trades(raw) -> dict[str, list[dict[str, Any]]]:
+    """Per ticker, its trades de-duplicated by trade_id, oldest first."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in records(raw, "trades"):
+        for t in r["response"]["trades"]:
+            seen.setdefault(t["trade_id"], t)
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for t in sorted(seen.values(), key=lambda t: t["created_time"]):
+        out[t["ticker"]].append(t)
+    return out
+
+
+@pytest.fixture(scope="module")
+def candles(raw) -> dict[tuple[str, int], dict[int, dict[str, Any]]]:
+    """(ticker, period minutes) -> end_period_ts -> candle."""
+    out: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
+    for r in records(raw, "candlesticks"):
+        key = (r["response"]["ticker"], r["params"]["period_interval"])
+        out[key] = {c["end_period_ts"]: c for c in r["response"]["candlesticks"]}
+    return out
+
+
+def walk(doc: Any, path: str = "") -> list[tuple[str, str, Any]]:
+    """Every (path, key, value) in a JSON document."""
+    found = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            found.append((path, k, v))
+            found.extend(walk(v, f"{path}.{k}"))
+    elif isinstance(doc, list):
+        for v in doc:
+            found.extend(walk(v, path))
+    return found
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_differs(raw, tmp_path):
+    write_synthetic_raw(make_data(), tmp_path / "again")
+    write_synthetic_raw(make_data(seed=4), tmp_path / "other")
+    for name in KINDS.values():
+        assert (tmp_path / "again" / name).read_bytes() == (raw / name).read_bytes(), name
+    for kind in ("markets", "candlesticks", "trades", "orderbooks"):
+        name = KINDS[kind]
+        assert (tmp_path / "other" / name).read_bytes() != (raw / name).read_bytes(), name
+
+
+def test_returned_counts_are_the_records_written(raw):
+    counts = eval((raw / "counts.txt").read_text())  # noqa: S307 - our own repr of a dict of ints
+    assert counts == {kind: len(records(raw, kind)) for kind in KINDS}
+    assert all(counts[kind] > 0 for kind in KINDS)
+
+
+# --- shapes and formats -----------------------------------------------------------------------
+
+
+def test_every_required_field_is_present_in_the_current_format(raw):
+    for r in records(raw, "series"):
+        assert r["response"]["series"].keys() >= SERIES_REQUIRED
+    for r in records(raw, "events"):
+        assert r["response"]["event"].keys() >= EVENT_REQUIRED
+        for m in r["response"]["markets"]:
+            assert m.keys() >= MARKET_REQUIRED, MARKET_REQUIRED - m.keys()
+            assert not LEGACY_MARKET & m.keys()
+    for r in records(raw, "markets"):
+        assert {"markets", "cursor"} <= r["response"].keys()
+        for m in r["response"]["markets"]:
+            assert m.keys() >= MARKET_REQUIRED
+    for r in records(raw, "candlesticks"):
+        assert {"ticker", "candlesticks"} <= r["response"].keys()
+        for c in r["response"]["candlesticks"]:
+            assert c.keys() >= CANDLE_REQUIRED and not LEGACY_CANDLE & c.keys()
+            assert QUOTE_REQUIRED == c["yes_bid"].keys() == c["yes_ask"].keys()
+            assert c["price"].keys() == PRICE_FIELDS
+    for r in records(raw, "trades"):
+        assert {"trades", "cursor"} <= r["response"].keys()
+        for t in r["response"]["trades"]:
+            assert t.keys() >= TRADE_REQUIRED and not LEGACY_TRADE & t.keys()
+            assert TIME_US.match(t["created_time"]) and t["taker_side"] in ("yes", "no")
+            assert money(t["yes_price_dollars"]) + money(t["no_price_dollars"]) == 100
+    for r in records(raw, "orderbooks"):
+        book = r["response"]["orderbook_fp"]
+        assert r["response"].keys() == {"orderbook_fp"} and book.keys() == {
+            "yes_dollars",
+            "no_dollars",
+        }
+        for level in book["yes_dollars"] + book["no_dollars"]:
+            assert len(level) == 2 and DOLLARS.match(level[0]) and COUNT.match(level[1])
+
+
+def test_dollar_fields_have_4_decimals_counts_2_and_times_are_utc(raw):
+    for kind in ("series", "events", "markets", "candlesticks"):
+        for r in records(raw, kind):
+            for path, key, value in walk(r["response"]):
+                if key.endswith("_dollars") and not path.endswith("price_ranges"):
+                    assert value is None or DOLLARS.match(value), (path, key, value)
+                elif key.endswith("_fp"):
+                    assert COUNT.match(value), (key, value)
+                elif key.endswith(("_time", "_ts")) and isinstance(value, str):
+                    assert TIME_S.match(value), (key, value)
+
+
+def test_series_fees_and_market_structure(raw, markets):
+    series = [r["response"]["series"] for r in records(raw, "series")]
+    assert 3 <= len(series) <= 6 and all(s["ticker"].startswith("KXSIM") for s in series)
+    assert {s["fee_type"] for s in series} == {"quadratic"}
+    assert sorted({s["fee_multiplier"] for s in series}) == [0.5, 1.0]
+    assert len(markets) == SMALL["n_markets"]
+    for m in markets.values():
+        assert m["market_type"] == "binary" and m["price_level_structure"] == "linear_cent"
+        assert m["price_ranges"] == [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}]
+        assert m["notional_value_dollars"] == "1.0000"
+
+
+# --- pagination -------------------------------------------------------------------------------
+
+
+def assert_chain(pages: list[dict[str, Any]]) -> None:
+    """First page without a cursor, each next page asks for the previous cursor, "" ends it."""
+    assert "cursor" not in pages[0]["params"]
+    for before, after in zip(pages, pages[1:], strict=False):
+        assert before["response"]["cursor"] != ""
+        assert after["params"]["cursor"] == before["response"]["cursor"]
+    assert pages[-1]["response"]["cursor"] == ""
+
+
+def test_markets_pages_form_one_cursor_chain_over_all_markets(raw, markets):
+    pages = records(raw, "markets")
+    assert len(pages) >= 2
+    assert_chain(pages)
+    listed = [m["ticker"] for p in pages for m in p["response"]["markets"]]
+    assert len(listed) == len(set(listed)) == len(markets)
+
+
+def test_trade_pages_chain_per_ticker_and_sometimes_repeat_a_trade(raw, markets):
+    by_ticker: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records(raw, "trades"):
+        by_ticker[r["params"]["ticker"]].append(r)
+    assert by_ticker.keys() == markets.keys()
+    repeats = 0
+    for pages in by_ticker.values():
+        assert_chain(pages)
+        for before, after in zip(pages, pages[1:], strict=False):
+            repeats += after["response"]["trades"][0] == before["response"]["trades"][-1]
+        tape = [t["created_time"] for p in pages for t in p["response"]["trades"]]
+        assert tape == sorted(tape, reverse=True)  # newest first
+    assert max(len(p) for p in by_ticker.values()) >= 3
+    assert repeats > 0
+
+
+# --- events, outcomes, settlement -------------------------------------------------------------
+
+
+def test_multi_strike_events_have_exactly_one_yes_inside_its_bucket(raw, markets):
+    n_multi = n_binary = 0
+    for r in records(raw, "events"):
+        event, listed = r["response"]["event"], r["response"]["markets"]
+        assert all(m == markets[m["ticker"]] for m in listed)  # the same documents as /markets
+        assert len({(m["open_time"], m["close_time"]) for m in listed}) == 1
+        if not event["mutually_exclusive"]:
+            n_binary += 1
+            assert len(listed) == 1 and "strike_type" not in listed[0]
+            continue
+        n_multi += 1
+        assert 2 <= len(listed) <= SMALL["max_strikes"]
+        winners = [m for m in listed if m["result"] == "yes"]
+        assert len(winners) == 1 and all(m["result"] == "no" for m in listed if m not in winners)
+        won, value = winners[0], float(winners[0]["expiration_value"])
+        assert won["strike_type"] in ("less", "between", "greater")
+        assert won.get("floor_strike", -np.inf) <= value < won.get("cap_strike", np.inf)
+    assert n_multi > 0 and n_binary > 0
+
+
+def test_every_market_has_closed_and_settled_by_the_snapshot(raw, markets):
+    snapshot = ts(records(raw, "markets")[0]["received_at"])
+    assert snapshot == ts("2025-02-11T00:00:00Z")
+    for m in markets.values():
+        assert m["status"] == "finalized" and m["result"] in ("yes", "no")
+        assert m["settlement_value_dollars"] == ("1.0000" if m["result"] == "yes" else "0.0000")
+        opened, closed, settled = ts(m["open_time"]), ts(m["close_time"]), ts(m["settlement_ts"])
+        assert ts("2025-01-01T00:00:00Z") <= opened < closed
+        assert closed + 3600 <= settled <= closed + 3 * 3600 and settled <= snapshot
+
+
+# --- candles, trades, books agree -------------------------------------------------------------
+
+
+def test_daily_candles_are_keyed_by_period_end_and_null_exactly_without_trades(
+    markets, trades, candles
+):
+    no_trade_days = 0
+    for ticker, m in markets.items():
+        daily = candles[(ticker, 1440)]
+        ends = sorted(daily)
+        assert all(end % 86400 == 0 for end in ends)
+        assert np.all(np.diff(ends) == 86400)
+        assert ends[0] - 86400 <= ts(m["open_time"]) < ends[0]
+        assert ends[-1] - 86400 < ts(m["close_time"]) <= ends[-1]
+        for end, c in daily.items():
+            inside = [t for t in trades[ticker] if end - 86400 <= ts(t["created_time"]) < end]
+            if not inside:
+                no_trade_days += 1
+                assert all(c["price"][f] is None for f in PRICE_FIELDS - {"previous_dollars"})
+                assert c["volume_fp"] == "0.00"
+                continue
+            prices = [money(t["yes_price_dollars"]) for t in inside]
+            assert money(c["price"]["open_dollars"]) == prices[0]
+            assert money(c["price"]["close_dollars"]) == prices[-1]
+            assert money(c["price"]["low_dollars"]) == min(prices)
+            assert money(c["price"]["high_dollars"]) == max(prices)
+            assert float(c["volume_fp"]) == sum(float(t["count_fp"]) for t in inside)
+        assert float(m["volume_fp"]) == sum(float(t["count_fp"]) for t in trades[ticker])
+        if daily:
+            assert m["open_interest_fp"] == daily[ends[-1]]["open_interest_fp"]
+    assert no_trade_days > 0
+
+
+def test_open_interest_moves_by_at_most_the_volume(markets, candles):
+    for ticker in markets:
+        before = 0.0
+        for _, c in sorted(candles[(ticker, 1440)].items()):
+            now = float(c["open_interest_fp"])
+            assert now >= 0 and abs(now - before) <= float(c["volume_fp"])
+            before = now
+
+
+def test_takers_pay_the_ask_for_yes_and_the_bid_for_no(trades, candles):
+    checked = 0
+    for ticker, tape in trades.items():
+        hourly = candles[(ticker, 60)]
+        for t in tape:
+            candle = hourly[int(ts(t["created_time"]) // 3600 * 3600 + 3600)]
+            side = "yes_ask" if t["taker_side"] == "yes" else "yes_bid"
+            assert money(t["yes_price_dollars"]) == money(candle[side]["open_dollars"])
+            checked += 1
+    assert checked > 1000
+
+
+def test_orderbooks_ascend_and_their_touch_is_the_quote_of_that_instant(raw, markets, candles):
+    seen: dict[str, int] = defaultdict(int)
+    for r in records(raw, "orderbooks"):
+        ticker = r["path"].split("/")[-2]
+        at = ts(r["received_at"])
+        m = markets[ticker]
+        assert at % (6 * 3600) == 0 and ts(m["open_time"]) <= at < ts(m["close_time"])
+        seen[ticker] += 1
+        quote = candles[(ticker, 60)][int(at) + 3600]
+        book = r["response"]["orderbook_fp"]
+        for side, best in (
+            ("yes_dollars", money(quote["yes_bid"]["open_dollars"])),
+            ("no_dollars", 100 - money(quote["yes_ask"]["open_dollars"])),
+        ):
+            prices = [money(p) for p, _ in book[side]]
+            sizes = [float(n) for _, n in book[side]]
+            assert 1 <= len(prices) <= SMALL["book_levels"]
+            assert prices == list(range(prices[0], prices[0] + len(prices)))  # ascending by 1 cent
+            assert prices[-1] == best  # best bid LAST
+            assert sizes == sorted(sizes) and sizes[0] >= 1  # thinner away from the touch
+    for ticker, m in markets.items():
+        opened, closed = ts(m["open_time"]), ts(m["close_time"])
+        expected = sum(1 for t in range(0, int(closed), 6 * 3600) if t >= opened)
+        assert seen[ticker] == expected
+
+
+def test_some_days_have_no_trade_at_all(trades, candles):
+    empty = [c for (_, period), day in candles.items() if period == 1440 for c in day.values()]
+    assert any(c["price"]["close_dollars"] is None for c in empty)
+    assert any(c["price"]["close_dollars"] is not None for c in empty)
+
+
+# --- the price model --------------------------------------------------------------------------
+
+MEDIUM = {"n_markets": 1500, "min_duration_days": 10, "max_duration_days": 40}
+
+
+@pytest.fixture(scope="module")
+def medium():
+    return simulate(make_data(end="2025-05-31", **MEDIUM))
+
+
+def longshot_gap(sim) -> tuple[float, float]:
+    """(mean daily closing mid, YES rate) over market-days quoted in [0.05, 0.15)."""
+    c = sim.candles(24)
+    mid = (c.bid[:, 3] + c.ask[:, 3]) / 200
+    cheap = (mid >= 0.05) & (mid < 0.15)
+    return float(mid[cheap].mean()), float(sim.yes[c.market[cheap]].mean())
+
+
+def test_longshots_are_over_priced(medium):
+    price, rate = longshot_gap(medium)
+    assert rate < price - 0.02
+    unbiased_price, unbiased_rate = longshot_gap(
+        simulate(make_data(end="2025-05-31", **MEDIUM, longshot_bias=1.0))
+    )
+    assert price - rate > unbiased_price - unbiased_rate  # the distortion causes the gap
+
+
+def test_latent_probability_is_calibrated_and_resolves_by_close(medium):
+    g, latent = medium.grid, medium.latent.prob
+    np.testing.assert_allclose(latent[g.starts], medium.latent.prior)  # no news yet at open
+    yes = medium.yes[g.market]
+    for share in (0.0, 0.3, 0.6, 0.9):
+        at = g.pos == (share * g.lengths[g.market]).astype(int)
+        p, y = latent[at], yes[at]
+        z = (y.sum() - p.sum()) / np.sqrt((p * (1 - p)).sum())
+        assert abs(z) < 4, (share, z)
+    assert np.mean(np.abs(latent[g.last] - medium.yes)) < 0.05
+
+
+def test_prices_carry_most_but_not_all_of_the_latent_information(medium):
+    g, q = medium.grid, medium.quotes
+    mid = (q.bid + q.ask) / 200
+    yes = medium.yes[g.market].astype(float)
+    brier_latent = np.mean((medium.latent.prob - yes) ** 2)
+    brier_mid = np.mean((mid - yes) ** 2)
+    brier_base = np.mean((yes.mean() - yes) ** 2)
+    assert brier_latent < brier_mid < 0.5 * brier_base
+    assert np.all((q.ask - q.bid >= 1) & (q.bid >= 1) & (q.ask <= 99))
+
+
+# --- errors and helpers -----------------------------------------------------------------------
+
+
+def test_a_range_with_no_room_for_a_market_is_rejected(tmp_path):
+    with pytest.raises(ParamError, match=r"data\.end leaves 4 days"):
+        make_data(start="2025-01-01", end="2025-01-04", min_duration_days=4)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_linear_recurrence_matches_a_loop_and_restarts_per_segment():
+    rng = np.random.default_rng(0)
+    lengths = np.array([5, 1, 0, 9, 3])
+    coef, innov = rng.uniform(0, 1, lengths.sum()), rng.normal(size=lengths.sum())
+    expected, i = [], 0
+    for n in lengths:
+        y = 0.0
+        for _ in range(n):
+            y = coef[i] * y + innov[i]
+            expected.append(y)
+            i += 1
+    np.testing.assert_allclose(linear_recurrence(coef, innov, lengths), expected)
+
+
+def test_page_slices_cover_everything_and_repeat_only_the_previous_last_item():
+    assert page_slices(0, 10) == [(0, 0)]
+    assert page_slices(25, 10) == [(0, 10), (10, 20), (20, 25)]
+    overlapping = page_slices(25, 10, 1.0, np.random.default_rng(0))
+    assert overlapping == [(0, 10), (9, 19), (18, 25)]

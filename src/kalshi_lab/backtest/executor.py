@@ -1,0 +1,151 @@
+"""Executors: send a decision's orders to the exchange and book the fills in the account.
+
+The narrow protocol, as in Qlib: the strategy's TradeDecision goes in, the orders that changed
+come back (and go to ``Strategy.receive``). Every send is immediate-or-cancel against the
+snapshot at or before the send time; what a send leaves unfilled is cancelled (simple) or
+carried to the next child (TWAP). Before each buy the order's budget is cut to the cash the
+account has, so a fill never overdraws it (the account would raise).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import pandas as pd
+
+from kalshi_lab.backtest.account import Account
+from kalshi_lab.backtest.decision import Order, TradeDecision
+from kalshi_lab.backtest.exchange import Exchange
+from kalshi_lab.params import BacktestParams
+
+logger = logging.getLogger(__name__)
+
+
+def send(order: Order, count: int, ts: pd.Timestamp, exchange: Exchange, account: Account) -> None:
+    """Send ``count`` of ``order`` at ``ts``; book any fill in the account and the order.
+
+    The exchange sees a child order for just this send, its budget the smaller of the parent's
+    remaining budget and the account's cash.
+    """
+    budget = order.remaining_budget_cents
+    if order.action == "buy":
+        budget = account.cash_cents if budget is None else min(budget, account.cash_cents)
+    child = dataclasses.replace(
+        order,
+        count=count,
+        max_cost_cents=budget,
+        filled=0,
+        cost_cents=0,
+        fee_cents=0,
+        status="new",
+        fills=[],
+    )
+    fill = exchange.execute(child, ts)
+    if fill is None:
+        return
+    account.apply(fill, order.event_ticker)
+    order.record(fill)
+    logger.debug(
+        "%s %d %s %s @ %.1fc fee %dc at %s",
+        fill.action,
+        fill.count,
+        fill.side,
+        fill.ticker,
+        fill.avg_price_cents,
+        fill.fee_cents,
+        ts,
+    )
+
+
+class Executor(ABC):
+    """Drives exchange and account for a strategy's decisions."""
+
+    @abstractmethod
+    def execute(self, decision: TradeDecision, exchange: Exchange, account: Account) -> list[Order]:
+        """Work the decision's orders from ``decision.decided_at``; return the orders."""
+
+    @abstractmethod
+    def advance(self, until: pd.Timestamp, exchange: Exchange, account: Account) -> list[Order]:
+        """Send whatever earlier decisions scheduled at or before ``until``; return those orders."""
+
+
+class SimpleExecutor(Executor):
+    """Each order whole, once, at the decision time; the unfilled rest is cancelled."""
+
+    def execute(self, decision: TradeDecision, exchange: Exchange, account: Account) -> list[Order]:
+        for order in decision.orders:
+            send(order, order.remaining, decision.decided_at, exchange, account)
+            order.finish()
+        return list(decision.orders)
+
+    def advance(self, until: pd.Timestamp, exchange: Exchange, account: Account) -> list[Order]:
+        return []  # nothing is ever scheduled for later
+
+
+@dataclass
+class _Parent:
+    order: Order
+    times: list[pd.Timestamp]  # send times of the children not sent yet
+
+
+class TWAPExecutor(Executor):
+    """Each order in ``slices`` children, one per market snapshot from the decision on.
+
+    Child i is sent at the i-th distinct orderbook snapshot time of the market at or after the
+    decision (before its close), so each child meets that snapshot's book, not the decision's.
+    A child asks for remaining / children left (rounded up): what one child leaves unfilled is
+    carried by the next. Children due after the loop's current time wait for :meth:`advance`.
+    """
+
+    def __init__(self, slices: int) -> None:
+        if slices < 1:
+            raise ValueError(f"slices must be >= 1, got {slices}")
+        self.slices = slices
+        self._parents: list[_Parent] = []
+
+    def execute(self, decision: TradeDecision, exchange: Exchange, account: Account) -> list[Order]:
+        for order in decision.orders:
+            times = exchange.snapshot_times(order.ticker, decision.decided_at, self.slices)
+            order.status = "open"
+            self._parents.append(_Parent(order, times))
+        return self._run(decision.decided_at, exchange, account, list(decision.orders))
+
+    def advance(self, until: pd.Timestamp, exchange: Exchange, account: Account) -> list[Order]:
+        return self._run(until, exchange, account, [])
+
+    @property
+    def next_time(self) -> pd.Timestamp | None:
+        """When the next child is due, or None when nothing is scheduled."""
+        return min((p.times[0] for p in self._parents if p.times), default=None)
+
+    def _run(
+        self, until: pd.Timestamp, exchange: Exchange, account: Account, touched: list[Order]
+    ) -> list[Order]:
+        """Send due children in time order (parents in decision order at equal times)."""
+        while (t := self.next_time) is not None and t <= until:
+            for parent in self._parents:
+                if not parent.times or parent.times[0] != t:
+                    continue
+                parent.times.pop(0)
+                want = -(-parent.order.remaining // (len(parent.times) + 1))
+                if want > 0:
+                    send(parent.order, want, t, exchange, account)
+                if parent.order not in touched:
+                    touched.append(parent.order)
+        for parent in self._parents:
+            if not parent.times or parent.order.remaining == 0:
+                parent.order.finish()
+                if parent.order not in touched:
+                    touched.append(parent.order)
+        self._parents = [p for p in self._parents if not p.order.done]
+        return touched
+
+
+def make_executor(params: BacktestParams) -> Executor:
+    """The executor named by ``params.executor``."""
+    if params.executor == "twap":
+        return TWAPExecutor(params.twap_slices)
+    return SimpleExecutor()

@@ -1,0 +1,100 @@
+"""Kalshi trading fees, exact to the cent.
+
+``fee = ceil_to_cent(rate * multiplier * C * P * (1 - P))`` for C contracts at P dollars
+(API.md section 4). The product is computed on integers (prices in cents) and the rate as a
+``Decimal``, so the ceiling is exact: 10 lots at 50 cents is ceil(17.5) = 18 cents, 100 lots
+is exactly 175 cents, never 176 from a float that came out at 175.00000000000003.
+
+An order that walks several price levels pays one fee on the sum of its levels' ``C * P * (1-P)``,
+not one ceiling per level: Kalshi's per-order fee accumulator refunds the rounding overpayment of
+split fills (docs.kalshi.com/getting_started/fee_rounding), so the whole order costs what one
+equivalent fill would.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Kalshi's taker rate; params carry the value actually used (``backtest.taker_fee_rate``)
+TAKER_FEE_RATE = 0.07
+#: maker rate on series whose fee_type is ``quadratic_with_maker_fees``; other makers pay 0
+MAKER_FEE_RATE = 0.0175
+FEE_TYPES = ("quadratic", "quadratic_with_maker_fees", "flat")
+
+
+def quadratic_units(count: int, price_cents: int) -> int:
+    """``C * P * (1 - P)`` of one fill in cent-squared units: ``C * p * (100 - p)``, exact."""
+    if not 0 <= price_cents <= 100:
+        raise ValueError(f"price must be in [0, 100] cents, got {price_cents}")
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    return count * price_cents * (100 - price_cents)
+
+
+def _to_decimal(x: float) -> Decimal:
+    # str() gives the shortest repr (0.07 -> "0.07"), so the rate is the decimal the user wrote
+    return Decimal(str(x))
+
+
+@dataclass(frozen=True)
+class FeeSchedule:
+    """The fee rates of one series, the series' ``fee_multiplier`` already applied."""
+
+    taker_rate: Decimal
+    maker_rate: Decimal
+
+    @classmethod
+    def for_series(
+        cls, fee_type: str, fee_multiplier: float, taker_fee_rate: float = TAKER_FEE_RATE
+    ) -> FeeSchedule:
+        """Rates from the SERIES table's ``fee_type`` and ``fee_multiplier``.
+
+        ``flat`` series follow Kalshi's "Specific Trading Fees Table", which the API does not
+        publish; they are charged the quadratic taker fee, the usual peak schedule.
+        """
+        if fee_type not in FEE_TYPES:
+            raise ValueError(f"fee_type must be one of {FEE_TYPES}, got {fee_type!r}")
+        if fee_multiplier < 0:
+            raise ValueError(f"fee_multiplier must be >= 0, got {fee_multiplier}")
+        if fee_type == "flat":
+            logger.warning("fee_type flat is charged the quadratic taker fee")
+        multiplier = _to_decimal(fee_multiplier)
+        maker = MAKER_FEE_RATE if fee_type == "quadratic_with_maker_fees" else 0.0
+        return cls(
+            taker_rate=_to_decimal(taker_fee_rate) * multiplier,
+            maker_rate=_to_decimal(maker) * multiplier,
+        )
+
+    def taker_fee_cents(self, units: int) -> int:
+        """Taker fee in cents of an order whose fills sum to ``units`` (see quadratic_units)."""
+        return _ceil_cents(self.taker_rate, units)
+
+    def maker_fee_cents(self, units: int) -> int:
+        """Maker fee in cents (0 unless the series charges maker fees)."""
+        return _ceil_cents(self.maker_rate, units)
+
+    @property
+    def taker_rate_float(self) -> float:
+        """The taker rate as a float, for vectorised edge estimates (not for charging)."""
+        return float(self.taker_rate)
+
+
+def _ceil_cents(rate: Decimal, units: int) -> int:
+    # units are cent^2 (p * (100 - p)); one factor of 100 converts them to cents
+    return int((rate * units / 100).to_integral_value(rounding=ROUND_CEILING))
+
+
+def fee_per_contract(price: np.ndarray | float, rate: np.ndarray | float) -> np.ndarray:
+    """Fee in dollars per contract at ``price`` dollars, before the cent ceiling.
+
+    The large-order limit of the charged fee: a 1-lot pays up to one cent more after rounding.
+    Strategies use it to compare edges across all markets at once.
+    """
+    p = np.asarray(price, dtype=float)
+    return np.asarray(rate, dtype=float) * p * (1.0 - p)

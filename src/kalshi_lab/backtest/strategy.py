@@ -1,0 +1,331 @@
+"""Strategies: model probabilities at as_of -> a TradeDecision of limit orders.
+
+A strategy sees, at decision time ``ts`` (a prediction's as_of), the predictions made at ts, the
+exchange's quotes at ts (latest snapshot at or before ts) and the account marked at those quotes.
+It prices every edge against the ASK it would pay (plus the taker fee), never the mid, and sizes
+every buy under three caps that hold whatever the probability: ``max_position_frac`` of equity
+per market, ``max_event_frac`` per event (an event's strikes are mutually exclusive, so their
+costs are capped together) and the cash not yet committed at ts. Caps count the cost basis
+(price + fees) of what is held plus what this decision buys.
+
+The executor reports orders back through :meth:`Strategy.receive`; a market with an order still
+being worked (TWAP) gets no new order until that one is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kalshi_lab.backtest.account import Account
+from kalshi_lab.backtest.decision import Order, TradeDecision
+from kalshi_lab.backtest.exchange import Exchange
+from kalshi_lab.backtest.fees import fee_per_contract
+from kalshi_lab.errors import ParamError
+from kalshi_lab.params import TARGETS, StrategyParams
+
+logger = logging.getLogger(__name__)
+
+_CENTS = np.arange(1, 100)  # every tradable price in cents
+
+
+def _floor(x: float) -> int:
+    """Floor that forgives float noise: 0.2 / 0.5 * 25_000 = 9999.999... is 10_000."""
+    return math.floor(x + 1e-9)
+
+
+@dataclass
+class _Budget:
+    """What one decision may still spend, per event and in cash, as it adds orders."""
+
+    equity: int
+    cash: int
+    event_spent: dict[str, int]
+
+
+class Strategy(ABC):
+    """Turns signals into orders; keeps track of its orders the executor is still working."""
+
+    def __init__(self, params: StrategyParams) -> None:
+        self.params = params
+        self._working: dict[str, Order] = {}
+
+    @abstractmethod
+    def generate_trade_decision(
+        self, ts: pd.Timestamp, signals: pd.DataFrame, exchange: Exchange, account: Account
+    ) -> TradeDecision:
+        """Orders decided at ``ts`` from the predictions with ``as_of == ts``."""
+
+    def receive(self, orders: list[Order]) -> None:
+        """Executed orders back from the executor: done ones free their market again."""
+        for order in orders:
+            if order.done and self._working.get(order.ticker) is order:
+                del self._working[order.ticker]
+
+    # --- shared helpers -----------------------------------------------------------------------
+
+    def _decide(self, ts: pd.Timestamp, orders: list[Order]) -> TradeDecision:
+        """Sells first (their cash may fund buys), then buys by decreasing edge."""
+        orders = sorted(orders, key=lambda o: o.action != "sell")
+        for order in orders:
+            self._working[order.ticker] = order
+        if orders:
+            logger.debug("%s: %d orders", ts, len(orders))
+        return TradeDecision(decided_at=ts, orders=tuple(orders))
+
+    def _frame(self, signals: pd.DataFrame, exchange: Exchange, ts: pd.Timestamp) -> pd.DataFrame:
+        """One row per market with a signal: prediction, quotes in dollars, fee rate, trade flags."""
+        sig = signals.drop_duplicates("ticker", keep="last").set_index("ticker")
+        quotes = exchange.quotes(list(sig.index), ts)
+        frame = sig[["event_ticker", "prob", "mid"]].join(
+            quotes[["yes_bid", "yes_ask", "no_bid", "no_ask", "is_open", "taker_rate"]]
+        )
+        for col in ("yes_bid", "yes_ask", "no_bid", "no_ask"):
+            frame[col] = frame[col] / 100.0
+        frame["working"] = frame.index.isin(list(self._working))
+        return frame
+
+    def _budget(self, account: Account) -> _Budget:
+        return _Budget(equity=account.equity_cents, cash=account.cash_cents, event_spent={})
+
+    def _cap(
+        self, stake_cents: float, ticker: str, event: str, account: Account, budget: _Budget
+    ) -> int:
+        """Cents a buy may spend (cost + fees) after the market, event and cash caps."""
+        held = account.positions[ticker].basis_cents if ticker in account.positions else 0
+        event_held = account.event_basis_cents(event) + budget.event_spent.get(event, 0)
+        room = min(
+            stake_cents,
+            self.params.max_position_frac * budget.equity - held,
+            self.params.max_event_frac * budget.equity - event_held,
+            budget.cash,
+        )
+        return max(_floor(room), 0)
+
+    def _buy(
+        self,
+        ts: pd.Timestamp,
+        row: pd.Series,
+        side: str,
+        stake_cents: float,
+        limit_cents: int,
+        account: Account,
+        budget: _Budget,
+    ) -> Order | None:
+        """A capped buy of ``side`` sized at the ask plus fee, or None when under one contract."""
+        ticker, event = str(row.name), str(row["event_ticker"])
+        ask = row[f"{side}_ask"]
+        p_eff_cents = 100.0 * (ask + float(fee_per_contract(ask, row["taker_rate"])))
+        spend = self._cap(stake_cents, ticker, event, account, budget)
+        count = _floor(spend / p_eff_cents)
+        if count < 1:
+            return None
+        budget.event_spent[event] = budget.event_spent.get(event, 0) + spend
+        budget.cash -= spend
+        return Order(
+            ticker=ticker,
+            event_ticker=event,
+            side=side,
+            action="buy",
+            count=count,
+            limit_cents=limit_cents,
+            decided_at=ts,
+            max_cost_cents=spend,
+        )
+
+
+def _sell(ts: pd.Timestamp, account: Account, ticker: str, limit_cents: int) -> Order:
+    pos = account.positions[ticker]
+    return Order(
+        ticker=ticker,
+        event_ticker=pos.event_ticker,
+        side=pos.side,
+        action="sell",
+        count=pos.contracts,
+        limit_cents=limit_cents,
+        decided_at=ts,
+    )
+
+
+def _highest_buy_limit(q: np.ndarray, rate: np.ndarray, min_edge: float) -> np.ndarray:
+    """Per market, the highest price (cents) whose own edge q - (P + fee(P)) beats min_edge.
+
+    P + fee(P) rises with P, so the prices that qualify are 1..limit: count them (0: none).
+    """
+    grid = _CENTS / 100.0
+    costs = grid + fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
+    return (q[:, None] - costs > min_edge).sum(axis=1)
+
+
+def _lowest_sell_limit(q: np.ndarray, rate: np.ndarray, exit_edge: float) -> np.ndarray:
+    """Per market, the lowest bid (cents) at which q - (P - fee(P)) is still below exit_edge.
+
+    P - fee(P) rises with P, so the prices that qualify are limit..99 (100: none).
+    """
+    grid = _CENTS / 100.0
+    nets = grid - fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
+    return 100 - (q[:, None] - nets < exit_edge).sum(axis=1)
+
+
+def _side_columns(frame: pd.DataFrame, side: np.ndarray, name: str) -> np.ndarray:
+    """Per row, column ``{side}_{name}`` where side is 'yes' or 'no'."""
+    return np.where(side == "yes", frame[f"yes_{name}"], frame[f"no_{name}"])
+
+
+class EdgeKellyStrategy(Strategy):
+    """Buy the side whose settlement probability beats its fee-inclusive ask; fractional Kelly.
+
+    For win probability q and effective price P_eff = ask + fee per contract, the edge is
+    q - P_eff and the full Kelly stake of a binary contract is f* = (q - P_eff) / (1 - P_eff) of
+    equity; the order stakes ``kelly_fraction * f*`` of equity in total (less what it already
+    holds there), under the caps. Its limit lets it walk up the ask side of the book only to
+    the highest price whose own edge still exceeds ``min_edge``; its budget (cost + fees)
+    stops it there too.
+
+    A held position is sold at the bid when the edge of holding over selling,
+    q - (bid - fee), falls below ``exit_edge``; the sell walks down the bids while that holds.
+    Markets without a signal at ts keep their positions until settlement.
+    """
+
+    def generate_trade_decision(
+        self, ts: pd.Timestamp, signals: pd.DataFrame, exchange: Exchange, account: Account
+    ) -> TradeDecision:
+        p = self.params
+        frame = self._frame(signals, exchange, ts)
+        tradable = frame["is_open"].astype(bool) & ~frame["working"]
+        held_side = pd.Series(
+            {t: pos.side for t, pos in account.positions.items()}, dtype=object
+        ).reindex(frame.index)
+        orders: list[Order] = []
+
+        # exits: the edge of holding over selling at the bid has turned against the position
+        held = frame[tradable & held_side.notna()]
+        if len(held):
+            side = held_side[held.index].to_numpy()
+            q = np.where(side == "yes", held["prob"], 1.0 - held["prob"])
+            bid = _side_columns(held, side, "bid")
+            net = bid - fee_per_contract(bid, held["taker_rate"])
+            exit_now = q - net < p.exit_edge  # NaN bid: False, no exit
+            lowest = _lowest_sell_limit(q, held["taker_rate"].to_numpy(), p.exit_edge)
+            for ticker, limit in zip(held.index[exit_now], lowest[exit_now], strict=True):
+                orders.append(_sell(ts, account, ticker, int(limit)))
+
+        # entries: the better side's fee-inclusive edge, never the side opposite a holding
+        entry = frame[tradable & ~frame.index.isin([o.ticker for o in orders])]
+        q_yes = entry["prob"].to_numpy()
+        held_here = held_side.reindex(entry.index).to_numpy()
+        edges = {}
+        for side, q in (("yes", q_yes), ("no", 1.0 - q_yes)):
+            ask = entry[f"{side}_ask"].to_numpy()
+            edge = q - (ask + fee_per_contract(ask, entry["taker_rate"]))
+            edges[side] = np.where(pd.isna(held_here) | (held_here == side), edge, np.nan)
+        best_yes = np.isnan(edges["no"]) | (edges["yes"] >= edges["no"])  # NaN: side not allowed
+        side = np.where(best_yes, "yes", "no")
+        edge = np.where(best_yes, edges["yes"], edges["no"])
+        q = np.where(best_yes, q_yes, 1.0 - q_yes)
+        ask = _side_columns(entry, side, "ask")
+        limit = _highest_buy_limit(q, entry["taker_rate"].to_numpy(), p.min_edge)
+        candidates = pd.DataFrame(
+            {"side": side, "edge": edge, "q": q, "ask": ask, "limit": limit}, index=entry.index
+        )
+        candidates = candidates[candidates["edge"] > p.min_edge]
+        candidates = candidates.sort_values(["edge"], ascending=False, kind="stable")
+
+        budget = self._budget(account)
+        for ticker, c in candidates.iterrows():
+            row = entry.loc[ticker]
+            p_eff = c["ask"] + float(fee_per_contract(c["ask"], row["taker_rate"]))
+            kelly = (c["q"] - p_eff) / (1.0 - p_eff)
+            held_basis = account.positions[ticker].basis_cents if ticker in account.positions else 0
+            stake = p.kelly_fraction * kelly * budget.equity - held_basis
+            order = self._buy(ts, row, c["side"], stake, int(c["limit"]), account, budget)
+            if order is not None:
+                orders.append(order)
+        return self._decide(ts, orders)
+
+
+class DirectionalStrategy(Strategy):
+    """Trade the expected move: YES when the signal is up, NO when down; exit after holding_days.
+
+    Signal s = p - 0.5 for target ``direction`` (p = P(price up over the next day)) and
+    s = p - mid for ``settlement`` (mid as of the prediction). Buy YES when s > min_edge, NO
+    when s < -min_edge, at the best ask only (the signal says nothing about higher prices).
+    The stake grows with conviction: ``kelly_fraction * min(1, |s| / 0.5) * max_position_frac``
+    of equity, under the same caps; |s| = 0.5 is the strongest possible direction signal.
+    Markets already held get no new buys; a position is sold at the best bid once
+    ``holding_days`` have passed since it was opened (the sell retries at each decision until
+    it is gone).
+    """
+
+    def __init__(self, params: StrategyParams, target: str) -> None:
+        super().__init__(params)
+        if target not in TARGETS:
+            raise ParamError(f"model.target must be one of {TARGETS}, got {target!r}")
+        if params.holding_days is None:
+            raise ParamError("strategy.holding_days is required by directional")
+        self.target = target
+        self.holding = pd.Timedelta(days=params.holding_days)
+
+    def generate_trade_decision(
+        self, ts: pd.Timestamp, signals: pd.DataFrame, exchange: Exchange, account: Account
+    ) -> TradeDecision:
+        p = self.params
+        orders: list[Order] = []
+
+        due = [
+            t
+            for t, pos in account.positions.items()
+            if ts - pos.opened_at >= self.holding and t not in self._working
+        ]
+        if due:
+            quotes = exchange.quotes(due, ts)
+            for ticker in due:
+                bid = quotes.at[ticker, f"{account.positions[ticker].side}_bid"]
+                if quotes.at[ticker, "is_open"] and pd.notna(bid):
+                    orders.append(_sell(ts, account, ticker, int(bid)))
+
+        frame = self._frame(signals, exchange, ts)
+        tradable = (
+            frame["is_open"].astype(bool)
+            & ~frame["working"]
+            & ~frame.index.isin(list(account.positions))
+        )
+        entry = frame[tradable]
+        ref = 0.5 if self.target == "direction" else entry["mid"]
+        s = (entry["prob"] - ref).to_numpy(dtype=float)
+        side = np.where(s > 0, "yes", "no")
+        ask = _side_columns(entry, side, "ask")
+        go = (np.abs(s) > p.min_edge) & ~np.isnan(ask)
+        candidates = pd.DataFrame({"s": s, "side": side, "ask": ask}, index=entry.index)[go]
+        candidates = candidates.reindex(
+            candidates["s"].abs().sort_values(ascending=False, kind="stable").index
+        )
+
+        budget = self._budget(account)
+        for ticker, c in candidates.iterrows():
+            conviction = min(1.0, abs(c["s"]) / 0.5)
+            stake = p.kelly_fraction * conviction * p.max_position_frac * budget.equity
+            limit = int(round(c["ask"] * 100))
+            order = self._buy(ts, entry.loc[ticker], c["side"], stake, limit, account, budget)
+            if order is not None:
+                orders.append(order)
+        return self._decide(ts, orders)
+
+
+def make_strategy(params: StrategyParams, target: str) -> Strategy:
+    """The strategy named by ``params.name``; edge_kelly needs settlement probabilities."""
+    if params.name == "edge_kelly":
+        if target != "settlement":
+            raise ParamError(
+                f"strategy edge_kelly needs target settlement (Kelly sizing uses P(YES)), "
+                f"got {target!r}"
+            )
+        return EdgeKellyStrategy(params)
+    if params.name == "directional":
+        return DirectionalStrategy(params, target)
+    raise ParamError(f"unknown strategy.name {params.name!r}")

@@ -1,0 +1,127 @@
+"""SimulatedExchange: asks derived from the other side's bids, depth, no look-ahead, hours."""
+
+import pandas as pd
+import pytest
+
+from kalshi_lab.backtest.decision import Order
+from kalshi_lab.backtest.exchange import SimulatedExchange
+from kalshi_lab.errors import DataError
+
+T0 = pd.Timestamp("2025-01-01", tz="UTC")
+H = pd.Timedelta(hours=1)
+COLUMNS = ["ticker", "snapshot_ts", "side", "price", "count"]
+# bids only, ascending, best bid LAST (as the API returns them)
+BOOK = [
+    ("A", T0, "yes", 0.40, 10.0),
+    ("A", T0, "yes", 0.42, 5.0),
+    ("A", T0, "no", 0.50, 3.0),
+    ("A", T0, "no", 0.55, 4.0),
+    # a later snapshot with very different prices: must never be seen before T0 + 6h
+    ("A", T0 + 6 * H, "yes", 0.80, 10.0),
+    ("A", T0 + 6 * H, "no", 0.15, 10.0),
+]
+MARKETS = pd.DataFrame({"ticker": ["A"], "series_ticker": ["S"], "close_time": [T0 + 10 * H]})
+SERIES = pd.DataFrame({"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]})
+
+
+def exchange(rows=BOOK, share: float = 1.0) -> SimulatedExchange:
+    return SimulatedExchange(pd.DataFrame(rows, columns=COLUMNS), MARKETS, SERIES, 0.07, share)
+
+
+def order(side="yes", action="buy", count=5, limit=50, **kw) -> Order:
+    return Order("A", "E", side, action, count, limit, T0, **kw)
+
+
+def test_quote_takes_the_last_bid_as_best_and_derives_asks():
+    q = exchange().quote("A", T0)
+    assert (q.yes_bid, q.no_bid, q.yes_ask, q.no_ask) == (42, 55, 45, 58)
+    assert q.bid("no") == 55 and q.ask("yes") == 45
+
+
+def test_buying_yes_walks_no_bids_from_the_best_and_pays_one_minus_price():
+    fill = exchange().execute(order(count=5, limit=50), T0)
+    # 4 at 100 - 55 = 45, then 1 at 100 - 50 = 50
+    assert (fill.count, fill.cost_cents) == (5, 4 * 45 + 50)
+    assert fill.fee_cents == 9  # ceil(0.07 * (4 * 45 * 55 + 50 * 50) / 100) = ceil(8.68)
+    assert exchange().execute(order(count=5, limit=45), T0).count == 4  # the limit stops it
+
+
+def test_selling_hits_bids_and_buying_no_takes_yes_bids():
+    sell = exchange().execute(order(action="sell", count=6, limit=40), T0)
+    assert (sell.count, sell.cost_cents) == (6, 5 * 42 + 40)
+    buy_no = exchange().execute(order(side="no", count=3, limit=60), T0)
+    assert (buy_no.count, buy_no.cost_cents) == (3, 3 * 58)
+
+
+def test_depth_consumed_stays_consumed_for_the_snapshot():
+    ex = exchange()
+    assert ex.execute(order(count=4, limit=45), T0).count == 4
+    assert ex.execute(order(count=4, limit=45), T0 + H) is None  # same snapshot, level gone
+    # buying NO and selling YES share the YES bids
+    assert ex.execute(order(side="no", count=5, limit=58), T0).count == 5
+    assert ex.execute(order(action="sell", count=5, limit=42), T0) is None
+    # the next snapshot shows a fresh book
+    assert ex.execute(order(count=4, limit=90), T0 + 6 * H).count == 4
+
+
+def test_no_look_ahead():
+    ex = exchange()
+    assert ex.quote("A", T0 - H) is None
+    assert ex.execute(order(), T0 - H) is None
+    q = ex.quote("A", T0 + 6 * H - pd.Timedelta(microseconds=1))
+    assert q.snapshot_ts == T0 and q.yes_bid == 42
+    fill = ex.execute(order(count=1), T0 + 5 * H)
+    assert fill.snapshot_ts == T0 and fill.ts == T0 + 5 * H and fill.cost_cents == 45
+    assert ex.quote("A", T0 + 6 * H).yes_bid == 80
+
+
+def test_max_fill_share_caps_each_level():
+    fill = exchange(share=0.5).execute(order(count=10, limit=50), T0)
+    assert fill.count == 2 + 1  # half of 4, half of 3 (rounded down)
+
+
+def test_budget_caps_cost_plus_fee():
+    fill = exchange().execute(order(count=5, limit=50, max_cost_cents=100), T0)
+    assert fill.count == 2 and fill.cost_cents + fill.fee_cents <= 100  # 90 + 4
+    assert exchange().execute(order(count=5, max_cost_cents=46), T0) is None  # 45 + fee 2
+
+
+def test_no_trading_at_or_after_close():
+    ex = exchange()
+    assert ex.is_open("A", T0 + 10 * H - pd.Timedelta(microseconds=1))
+    assert not ex.is_open("A", T0 + 10 * H)
+    assert ex.execute(order(), T0 + 10 * H) is None
+    with pytest.raises(DataError, match="markets table"):
+        ex.is_open("Z", T0)
+
+
+def test_vectorised_quotes_agree_with_quote():
+    ex = exchange()
+    q = ex.quotes(["A", "Z"], T0 + H)
+    assert q.loc["A", ["yes_bid", "no_bid", "yes_ask", "no_ask"]].tolist() == [42, 55, 45, 58]
+    assert q.loc["A", "snapshot_ts"] == T0 and q.loc["A", "is_open"]
+    assert q.loc["A", "taker_rate"] == pytest.approx(0.07)
+    assert q.loc["Z"].isna()["yes_bid"] and not q.loc["Z", "is_open"]
+
+
+def test_snapshot_times_from_start_before_close():
+    ex = exchange()
+    assert ex.snapshot_times("A", T0, 4) == [T0, T0 + 6 * H]
+    assert ex.snapshot_times("A", T0 + H, 4) == [T0 + 6 * H]
+    assert ex.snapshot_times("Z", T0, 4) == []
+
+
+def test_subpenny_prices_are_refused():
+    with pytest.raises(DataError, match="one-cent grid"):
+        exchange([("A", T0, "yes", 0.425, 1.0)])
+
+
+def test_quotes_of_no_markets_is_an_empty_frame():
+    q = exchange().quotes([], T0)
+    assert q.empty and {"yes_bid", "no_ask", "is_open"} <= set(q.columns)
+
+
+def test_repeated_rows_of_one_level_are_one_level():
+    ex = exchange([("A", T0, "no", 0.55, 2.0), ("A", T0, "no", 0.55, 3.0)])
+    assert ex.execute(order(count=9, limit=45), T0).count == 5
+    assert ex.execute(order(count=1, limit=45), T0) is None

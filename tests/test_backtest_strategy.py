@@ -1,0 +1,177 @@
+"""Strategies: fee-inclusive edges against the ask, Kelly sizing, caps, exits, one side per market."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from kalshi_lab.backtest.account import Account
+from kalshi_lab.backtest.decision import Fill
+from kalshi_lab.backtest.exchange import SimulatedExchange
+from kalshi_lab.backtest.strategy import (
+    DirectionalStrategy,
+    EdgeKellyStrategy,
+    make_strategy,
+)
+from kalshi_lab.errors import ParamError
+from kalshi_lab.params import StrategyParams
+
+T0 = pd.Timestamp("2025-01-01", tz="UTC")
+DAY = pd.Timedelta(days=1)
+EQUITY = 1_000_000  # cents
+KELLY = StrategyParams("edge_kelly", 0.03, 0.5, 0.05, 0.10, exit_edge=-0.02)
+DIRECTIONAL = StrategyParams("directional", 0.05, 0.5, 0.05, 0.10, holding_days=1)
+
+
+def exchange(quotes: dict[str, tuple[float, float]]):
+    """Markets with one deep level per side: ticker -> (best YES bid, best NO bid) in dollars."""
+    rows = []
+    for t, (yes_bid, no_bid) in quotes.items():
+        for ts in (T0, T0 + DAY):
+            rows += [(t, ts, "yes", yes_bid, 1e6), (t, ts, "no", no_bid, 1e6)]
+    book = pd.DataFrame(rows, columns=["ticker", "snapshot_ts", "side", "price", "count"])
+    markets = pd.DataFrame(
+        {"ticker": list(quotes), "series_ticker": "S", "close_time": T0 + 10 * DAY}
+    )
+    series = pd.DataFrame(
+        {"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]}
+    )
+    return SimulatedExchange(book, markets, series, 0.07, 1.0)
+
+
+def signals(probs: dict[str, float], events: dict[str, str] | None = None, mid: float = 0.5):
+    events = events or {}
+    return pd.DataFrame(
+        {
+            "ticker": list(probs),
+            "event_ticker": [events.get(t, "E" + t) for t in probs],
+            "prob": list(probs.values()),
+            "mid": mid,
+        }
+    )
+
+
+def test_edge_kelly_buys_the_side_with_the_fee_inclusive_edge():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.70, 0.28)})  # A: YES ask 40; B: NO ask 30
+    d = EdgeKellyStrategy(KELLY).generate_trade_decision(
+        T0, signals({"A": 0.6, "B": 0.2}), ex, Account(EQUITY)
+    )
+    by = {o.ticker: o for o in d.orders}
+    assert (by["A"].side, by["B"].side) == ("yes", "no")
+    # limit: the highest price whose own edge 0.6 - (P + 0.07 P (1 - P)) still beats 0.03
+    assert by["A"].limit_cents == 55
+    assert all(o.limit_cents >= 40 for o in d.orders)
+
+
+def test_edge_below_min_edge_or_against_the_ask_trades_nothing():
+    ex = exchange({"A": (0.38, 0.60)})
+    # p = 0.43: 0.43 - (0.40 + 0.0168) = 0.013 < 0.03 (against the mid 0.39 it would look like 4 pts)
+    d = EdgeKellyStrategy(KELLY).generate_trade_decision(
+        T0, signals({"A": 0.43}), ex, Account(EQUITY)
+    )
+    assert d.orders == ()
+
+
+def test_kelly_fraction_changes_the_size():
+    ex = exchange({"A": (0.38, 0.60)})
+    counts = []
+    for kf in (0.25, 0.5):
+        params = dataclasses.replace(
+            KELLY, kelly_fraction=kf, max_position_frac=1.0, max_event_frac=1.0
+        )
+        d = EdgeKellyStrategy(params).generate_trade_decision(
+            T0, signals({"A": 0.5}), ex, Account(EQUITY)
+        )
+        counts.append(d.orders[0].count)
+    # f* = (0.5 - 0.4168) / 0.5832 = 0.1427; stake kf * f* * $10,000 at 41.68 cents a contract
+    assert counts == [855, 1711]
+
+
+def test_caps_per_market_and_event_hold_whatever_the_probability():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60), "C": (0.38, 0.60), "D": (0.38, 0.60)})
+    sig = signals(
+        {"A": 0.99, "B": 0.99, "C": 0.99, "D": 0.99}, events={"A": "E1", "B": "E1", "C": "E1"}
+    )
+    params = dataclasses.replace(
+        KELLY, kelly_fraction=1.0, max_position_frac=0.05, max_event_frac=0.08
+    )
+    acct = Account(EQUITY)
+    d = EdgeKellyStrategy(params).generate_trade_decision(T0, sig, ex, acct)
+    spend = {o.ticker: o.max_cost_cents for o in d.orders}
+    assert all(v <= 0.05 * EQUITY for v in spend.values())
+    assert sum(v for t, v in spend.items() if t in "ABC") <= 0.08 * EQUITY
+    assert spend["D"] == 0.05 * EQUITY
+    for o in d.orders:  # what the exchange fills stays within the budget too
+        fill = ex.execute(o, T0)
+        assert fill.cost_cents + fill.fee_cents <= o.max_cost_cents
+
+
+def test_held_position_is_not_rebought_beyond_the_cap_nor_the_other_side_bought():
+    ex = exchange({"A": (0.38, 0.60)})
+    acct = Account(EQUITY)
+    acct.apply(Fill(T0, T0, "A", "yes", "buy", 1250, 50_000, 0), "EA")  # $500 = the 5% cap
+    strat = EdgeKellyStrategy(KELLY)
+    assert strat.generate_trade_decision(T0, signals({"A": 0.99}), ex, acct).orders == ()
+    # the model now favours NO: NO is never bought while YES is held
+    d = strat.generate_trade_decision(T0, signals({"A": 0.30}), ex, acct)
+    assert all(not (o.action == "buy" and o.side == "no") for o in d.orders)
+
+
+def test_exit_when_the_edge_at_the_bid_turns():
+    ex = exchange({"A": (0.38, 0.60)})  # YES bid 38
+    acct = Account(EQUITY)
+    acct.apply(Fill(T0, T0, "A", "yes", "buy", 100, 4000, 0), "EA")
+    strat = EdgeKellyStrategy(KELLY)
+    # hold: 0.40 - (0.38 - fee) = 0.036 > -0.02
+    assert strat.generate_trade_decision(T0, signals({"A": 0.40}), ex, acct).orders == ()
+    # exit: 0.30 - (0.38 - 0.0165) = -0.0635 < -0.02; sells everything at the bid or lower
+    (sell,) = strat.generate_trade_decision(T0, signals({"A": 0.30}), ex, acct).orders
+    assert (sell.action, sell.side, sell.count) == ("sell", "yes", 100)
+    assert sell.limit_cents <= 38
+
+
+def test_directional_sides_sizes_and_exits_after_holding_days():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60), "C": (0.38, 0.60)})
+    acct = Account(EQUITY)
+    strat = DirectionalStrategy(DIRECTIONAL, "direction")
+    d = strat.generate_trade_decision(T0, signals({"A": 0.7, "B": 0.3, "C": 0.52}), ex, acct)
+    by = {o.ticker: o for o in d.orders}
+    assert set(by) == {"A", "B"} and (by["A"].side, by["B"].side) == ("yes", "no")
+    assert (by["A"].limit_cents, by["B"].limit_cents) == (40, 62)  # the best asks
+    # stake 0.5 * min(1, 0.2 / 0.5) * 0.05 * $10,000 = $100
+    assert by["A"].max_cost_cents == 10_000
+    strat.receive(list(d.orders))
+    for o in d.orders:
+        o.finish()
+    strat.receive(list(d.orders))
+    acct.apply(Fill(T0, T0, "A", "yes", "buy", 10, 400, 1), "EA")
+    assert all(
+        o.ticker != "A"
+        for o in strat.generate_trade_decision(T0, signals({"A": 0.9}), ex, acct).orders
+    )
+    (sell,) = strat.generate_trade_decision(T0 + DAY, signals({}), ex, acct).orders
+    assert (sell.action, sell.ticker, sell.limit_cents) == ("sell", "A", 38)
+
+
+def test_directional_settlement_target_compares_with_the_mid():
+    ex = exchange({"A": (0.38, 0.60)})
+    strat = DirectionalStrategy(DIRECTIONAL, "settlement")
+    d = strat.generate_trade_decision(T0, signals({"A": 0.45}, mid=0.39), ex, Account(EQUITY))
+    assert d.orders[0].side == "yes"
+
+
+def test_working_orders_block_new_orders_in_their_market():
+    ex = exchange({"A": (0.38, 0.60)})
+    strat = EdgeKellyStrategy(KELLY)
+    first = strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, Account(EQUITY))
+    assert strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, Account(EQUITY)).orders == ()
+    first.orders[0].finish()
+    strat.receive(list(first.orders))
+    assert strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, Account(EQUITY)).orders
+
+
+def test_make_strategy_picks_by_name_and_refuses_kelly_on_direction():
+    assert isinstance(make_strategy(KELLY, "settlement"), EdgeKellyStrategy)
+    assert isinstance(make_strategy(DIRECTIONAL, "direction"), DirectionalStrategy)
+    with pytest.raises(ParamError, match="settlement"):
+        make_strategy(KELLY, "direction")

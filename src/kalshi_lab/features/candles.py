@@ -40,31 +40,45 @@ class DailyCandles:
 
 
 def daily_candles(candles: pd.DataFrame, tickers: pd.Index) -> tuple[Panel, DailyCandles]:
-    """Build the grid from the daily candles of known markets and place their values on it."""
-    daily = candles[candles["period_minutes"] == DAILY_MINUTES]
-    market = locate_tickers(tickers, daily["ticker"])
+    """Build the grid from the daily candles of known markets and place their values on it.
+
+    Only the used columns of the used rows are read: filtering the whole candles frame would
+    copy every column of millions of rows.
+    """
+    used: np.ndarray | None = None  # positions of the candles used; None = all of them
+    is_daily = (candles["period_minutes"] == DAILY_MINUTES).to_numpy()
+    if not is_daily.all():
+        used = np.flatnonzero(is_daily)
+
+    def column(name: str) -> pd.Series:  # reads ``used`` as it is at the call
+        return candles[name] if used is None else candles[name].iloc[used]
+
+    market = locate_tickers(tickers, column("ticker"))
     known = market >= 0
     if not known.all():
-        log.warning("%d daily candles of tickers missing from markets; ignored", int((~known).sum()))
-        daily, market = daily[known], market[known]
-    day = day_ending_at_or_after(utc_ns(daily["end_period_ts"], "candles.end_period_ts"))
+        log.warning(
+            "%d daily candles of tickers missing from markets; ignored", int((~known).sum())
+        )
+        used = np.flatnonzero(known) if used is None else used[known]
+        market = market[known]
+    day = day_ending_at_or_after(utc_ns(column("end_period_ts"), "candles.end_period_ts"))
     panel = build_panel(market, day, len(tickers))
     rows = panel.rows(market, day)
-    if len(rows) and np.bincount(rows).max() > 1:
-        dup = np.bincount(rows)[rows] > 1
-        first = daily[dup].iloc[0]
+    per_row = np.bincount(rows, minlength=panel.n_rows)
+    if (per_row > 1).any():
+        dup = per_row[rows] > 1
         raise DataError(
-            f"{int(dup.sum())} daily candles share a (ticker, UTC day), e.g. {first['ticker']} "
-            f"at {first['end_period_ts']}: de-duplicate the candles table"
+            f"{int(dup.sum())} daily candles share a (ticker, UTC day), e.g. "
+            f"{column('ticker').iloc[np.argmax(dup)]} at {column('end_period_ts').iloc[np.argmax(dup)]}: "
+            "de-duplicate the candles table"
         )
 
-    def placed(column: str) -> np.ndarray:
+    def placed(name: str) -> np.ndarray:
         out = np.full(panel.n_rows, np.nan)
-        out[rows] = daily[column].to_numpy(dtype=np.float64)
+        out[rows] = column(name).to_numpy(dtype=np.float64)
         return out
 
-    has_candle = np.zeros(panel.n_rows, dtype=bool)
-    has_candle[rows] = True
+    has_candle = per_row > 0
     latest = last_true_index(has_candle, panel.groups)
     return panel, DailyCandles(
         price_mean=placed("price_mean"),

@@ -36,7 +36,9 @@ def day_ending_at_or_after(ns: np.ndarray) -> np.ndarray:
     inclusive END of the period. So a trade at 23:59 on day d belongs to as_of = d + 1 00:00,
     together with the candle ending then, and a candle ending at midnight keeps that midnight.
     """
-    return -((-ns) // DAY_NS)
+    day = np.negative(ns)
+    day //= DAY_NS
+    return np.negative(day, out=day)
 
 
 def locate_tickers(index: pd.Index, tickers: pd.Series) -> np.ndarray:
@@ -55,7 +57,7 @@ class Panel:
     market: np.ndarray  # per row: position of its market in the ticker-sorted markets table
     day: np.ndarray  # per row: day number of as_of
     groups: Groups
-    first_day: np.ndarray  # per market: day number of its first row (unused without rows)
+    first_day: np.ndarray  # per market: day number of its first row (0 without rows)
     offset: np.ndarray  # per market: index of its first row
     n_days: np.ndarray  # per market: number of rows (0 for a market without daily candles)
 
@@ -65,11 +67,12 @@ class Panel:
 
     def rows(self, market: np.ndarray, day: np.ndarray) -> np.ndarray:
         """Row of each (market, day) pair; -1 where the market is unknown or the day off its grid."""
-        known = market >= 0
-        m = np.where(known, market, 0)
+        m = np.maximum(market, 0)
         rel = day - self.first_day[m]
-        inside = known & (rel >= 0) & (rel < self.n_days[m])
-        return np.where(inside, self.offset[m] + rel, -1)
+        outside = (market < 0) | (rel < 0) | (rel >= self.n_days[m])
+        rel += self.offset[m]
+        rel[outside] = -1
+        return rel
 
 
 def build_panel(market: np.ndarray, day: np.ndarray, n_markets: int) -> Panel:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kalshi_lab.features.grouped import Groups, lag, last_true_index, rolling_std, take_or_nan
+from kalshi_lab.features.grouped import Groups, lag, last_true_index, take_or_nan
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,9 @@ class DailyPrices:
     traded: np.ndarray  # bool: the day ending at as_of had at least one trade
     ret: np.ndarray  # pct change of the floored price since the previous day
     days_since_trade: np.ndarray  # 0 on a trade day; NaN before the first trade
-    volatility: np.ndarray  # rolling std of ret
 
 
-def daily_prices(
-    price_mean: np.ndarray, groups: Groups, min_price: float, volatility_window: int
-) -> DailyPrices:
+def daily_prices(price_mean: np.ndarray, groups: Groups, min_price: float) -> DailyPrices:
     """Forward-filled price and its returns from the daily candles' mean trade price.
 
     ``price_mean`` is NaN on grid days whose candle had no trade (or that had no candle).
@@ -47,5 +44,4 @@ def daily_prices(
         traded=traded,
         ret=ret,
         days_since_trade=since,
-        volatility=rolling_std(ret, volatility_window, groups),
     )

@@ -1,0 +1,13 @@
+"""Daily feature table: one row per market and UTC day, keyed by the candle's END (as_of).
+
+Public API, used by the features, train, evaluate and backtest stages::
+
+    build_features(markets, candles, trades, params) -> DataFrame
+    feature_columns(params) -> list[str]   # the model's inputs, in order
+    TARGET_COLUMNS = {"settlement": "target_settlement", "direction": "target_direction"}
+"""
+
+from kalshi_lab.features.build import build_features
+from kalshi_lab.features.columns import TARGET_COLUMNS, feature_columns, output_columns
+
+__all__ = ["TARGET_COLUMNS", "build_features", "feature_columns", "output_columns"]

@@ -25,9 +25,13 @@ def main() -> None:
         params.backtest,
         params.model.target,
     )
+    ts = pd.to_datetime(result.equity["ts"], utc=True)
+    # DVC's templates read x as a number: days since the first decision, beside the timestamp.
+    curve = result.equity.assign(ts=ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    curve.insert(0, "day", (ts - ts.iloc[0]) / pd.Timedelta(days=1))
     with StagedOutputs() as out:
         out.write_json(paths.BACKTEST_REPORT, result.summary)
-        out.write_csv(paths.EQUITY, result.equity)
+        out.write_csv(paths.EQUITY, curve)
         out.write_parquet(paths.BACKTEST_FILLS, result.fills)
         out.write_with(
             paths.EQUITY_FIGURE,

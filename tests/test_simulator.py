@@ -20,7 +20,7 @@ from kalshi_lab.errors import ParamError
 from kalshi_lab.params import DataParams, SyntheticParams
 from kalshi_lab.simulator import simulate, write_synthetic_raw
 from kalshi_lab.simulator.paging import page_slices
-from kalshi_lab.simulator.segments import linear_recurrence
+from kalshi_lab.simulator.segments import linear_recurrence, segmented_cumsum
 
 SERIES_REQUIRED = {
     "ticker", "frequency", "title", "category", "tags", "settlement_sources", "contract_url",
@@ -467,3 +467,16 @@ def test_page_slices_cover_everything_and_repeat_only_the_previous_last_item():
     assert page_slices(25, 10) == [(0, 10), (10, 20), (20, 25)]
     overlapping = page_slices(25, 10, 1.0, np.random.default_rng(0))
     assert overlapping == [(0, 10), (9, 19), (18, 25)]
+
+
+def test_segmented_cumsum_restarts_and_allows_empty_segments_at_the_end():
+    values = np.array([1, 2, 3, 4, 5])
+    lengths = np.array([0, 2, 3, 0, 0])
+    assert segmented_cumsum(values, lengths).tolist() == [1, 3, 3, 7, 12]
+    assert segmented_cumsum(np.array([], dtype=int), np.array([0, 0])).tolist() == []
+
+
+def test_markets_without_any_trade_are_simulated(tmp_path):
+    data = make_data(n_markets=30, trades_per_day=0.05)
+    counts = write_synthetic_raw(data, tmp_path)
+    assert counts["markets"] > 0 and counts["candlesticks"] > 0

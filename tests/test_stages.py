@@ -129,3 +129,29 @@ def test_missing_input_names_the_stage_to_run(tmp_path):
     proc = run_stage(tmp_path, "features")
     assert proc.returncode == 2
     assert "run the parquet stage first" in proc.stderr
+
+
+EFFICIENT_MARKET = [
+    "data.synthetic.price_lag_hours=0.01",
+    "data.synthetic.price_noise=0",
+    "data.synthetic.longshot_bias=1.0",
+    "data.synthetic.informed_share=0",
+    "data.synthetic.n_markets=150",
+]
+
+
+def test_no_edge_on_an_efficient_market(tmp_path):
+    """A leakage canary: where the quote IS the true probability, nothing may beat it.
+
+    With no lag, no noise, no longshot bias and no informed flow, the market mid is the
+    calibrated probability rounded to the cent. A model that beat it clearly, or a strategy
+    that made money after spread and fees, would be reading the future somewhere.
+    """
+    write_params(tmp_path, EFFICIENT_MARKET)
+    for name in STAGES:
+        proc = run_stage(tmp_path, name)
+        assert proc.returncode == 0, f"{name} failed:\n{proc.stderr}"
+    metrics = json.loads((tmp_path / paths.METRICS).read_text())
+    assert metrics["model"]["brier"] > 0.95 * metrics["baseline_market"]["brier"]
+    report = json.loads((tmp_path / paths.BACKTEST_REPORT).read_text())
+    assert report["total_return"] < 0

@@ -26,11 +26,9 @@ def positions(lengths: np.ndarray) -> np.ndarray:
 
 
 def segmented_cumsum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Cumulative sum restarted at every segment start."""
+    """Cumulative sum restarted at every segment start; empty segments are allowed anywhere."""
     total = np.cumsum(values)
-    if total.size == 0:
-        return total
-    before = np.concatenate(([0], total[:-1]))
+    before = np.concatenate(([0], total))  # before[i] = sum of values[:i], valid for i == len
     return total - np.repeat(before[starts_of(lengths)], lengths)
 
 

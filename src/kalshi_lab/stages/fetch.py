@@ -1,17 +1,30 @@
-"""fetch: raw API documents into data/raw/ from the source chosen by ``data.source``."""
+"""fetch: raw API documents into data/raw/ from the source chosen by ``data.source``.
+
+Every source writes the same recorded-response files (see kalshi_lab.data.raw_store), so the
+stages after this one cannot tell simulated from real data.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
 
 from kalshi_lab import paths
 from kalshi_lab.io import StagedOutputs
-from kalshi_lab.params import load_params
+from kalshi_lab.params import DATA_SOURCES, DataParams, load_params
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages.runner import logger, run_stage
+
+#: data.source -> writer of raw documents into a directory; returns record counts per kind
+SOURCES: dict[str, Callable[[DataParams, Path], dict[str, int]]] = {
+    "synthetic": write_synthetic_raw,
+}
+assert tuple(SOURCES) == DATA_SOURCES, "params.DATA_SOURCES and the fetch sources must agree"
 
 
 def main() -> None:
     params = load_params()
     with StagedOutputs() as out:
         raw_dir = out.path(paths.RAW_DIR, directory=True)
-        counts = write_synthetic_raw(params.data, raw_dir)
+        counts = SOURCES[params.data.source](params.data, raw_dir)
     logger.info("wrote %s to %s", counts, paths.RAW_DIR)
 
 

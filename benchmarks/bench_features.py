@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from kalshi_lab.features import build_features
+from kalshi_lab.features.panel import DAY_NS
 from kalshi_lab.params import FeatureParams
 
-DAY_NS = 86_400 * 10**9
 FIRST_DAY = int(pd.Timestamp("2024-01-01", tz="UTC").value // DAY_NS)
 
 

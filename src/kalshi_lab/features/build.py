@@ -140,7 +140,7 @@ def build_features(
     # period's outcomes; age and time to close describe the life cycle every market shares.
     day = panel.day[keep]
     floats.update({"TS": day - _in_days(markets["open_time"])[m]})
-    floats.update({"DAYS_TO_CLOSE": _in_days(markets["close_time"])[m] - day})
+    floats.update({"DAYS_TO_CLOSE": (close / DAY_NS)[m] - day})
     floats.update({"FLOW_IMBALANCE": flow.imbalance})
     floats.update({"VOLATILITY": rolling_std(prices.ret, params.volatility_window, groups)})
     floats.update(quote_features(candle, mid, groups, params.min_price))

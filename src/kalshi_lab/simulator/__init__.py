@@ -26,7 +26,7 @@ def write_synthetic_raw(data: DataParams, raw_dir: Path) -> dict[str, int]:
     """Simulate ``data`` and record it in ``raw_dir``; returns records written per kind.
 
     Deterministic: the same ``data`` (``data.synthetic.seed`` included) gives byte-identical
-    files. Raises DataError when no market fits in ``data.start..data.end``.
+    files. A date range too short for any market is rejected earlier, by DataParams.
     """
     began = time.perf_counter()
     sim = simulate(data)

@@ -78,8 +78,7 @@ def build_candles(
     has = n_trades > 0
     close = _carry(price[:, 3], has, first_of_market)
     previous = np.where(np.arange(n) > first_of_market, np.roll(close, 1), -1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_price = np.where(has, value / np.maximum(volume, 1) / 100, np.nan)
+    mean_price = np.where(has, value / np.maximum(volume, 1) / 100, np.nan)
     return Candles(
         period_minutes=60 * period_hours,
         market=market,

@@ -173,34 +173,44 @@ def _quote(ohlc: list[int]) -> Doc:
 
 
 def candle_docs(candles: Candles, rows: slice) -> list[Doc]:
-    """The candlesticks of one market (``rows`` of ``candles``), oldest first."""
-    bid, ask, price = (
+    """The candlesticks of one market (``rows`` of ``candles``), oldest first.
+
+    Columns are turned into Python lists once: indexing numpy arrays per candle costs more
+    than formatting the candle.
+    """
+    columns = zip(
+        candles.end_ts[rows].tolist(),
         candles.bid[rows].tolist(),
         candles.ask[rows].tolist(),
         candles.price[rows].tolist(),
+        candles.n_trades[rows].tolist(),
+        candles.mean_price[rows].tolist(),
+        candles.previous[rows].tolist(),
+        candles.volume[rows].tolist(),
+        candles.open_interest[rows].tolist(),
+        strict=True,
     )
     out = []
-    for i, r in enumerate(range(rows.start, rows.stop)):
-        previous = int(candles.previous[r])
-        traded = candles.n_trades[r] > 0
-        p = price[i]
+    for end_ts, bid, ask, price, n_trades, mean, previous, volume, oi in columns:
+        # the API returns null trade prices for a period without trades
+        first, low, high, last = (dollars(c) for c in price) if n_trades else (None,) * 4
         out.append(
             {
-                "end_period_ts": int(candles.end_ts[r]),
-                "yes_bid": _quote(bid[i]),
-                "yes_ask": _quote(ask[i]),
+                "end_period_ts": end_ts,
+                "yes_bid": _quote(bid),
+                "yes_ask": _quote(ask),
                 "price": {
-                    "open_dollars": dollars(p[0]) if traded else None,
-                    "low_dollars": dollars(p[1]) if traded else None,
-                    "high_dollars": dollars(p[2]) if traded else None,
-                    "close_dollars": dollars(p[3]) if traded else None,
-                    "mean_dollars": dollars_of(float(candles.mean_price[r])) if traded else None,
+                    "open_dollars": first,
+                    "low_dollars": low,
+                    "high_dollars": high,
+                    "close_dollars": last,
+                    "mean_dollars": dollars_of(mean) if n_trades else None,
                     "previous_dollars": dollars(previous) if previous >= 0 else None,
-                    "min_dollars": dollars(p[1]) if traded else None,
-                    "max_dollars": dollars(p[2]) if traded else None,
+                    "min_dollars": low,
+                    "max_dollars": high,
                 },
-                "volume_fp": count_fp(int(candles.volume[r])),
-                "open_interest_fp": count_fp(int(candles.open_interest[r])),
+                "volume_fp": count_fp(volume),
+                "open_interest_fp": count_fp(oi),
             }
         )
     return out

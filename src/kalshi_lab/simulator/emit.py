@@ -36,9 +36,9 @@ def _at(unix_s: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(unix_s, dt.UTC)
 
 
-def _rows_of(market: np.ndarray, n_markets: int) -> list[slice]:
-    """Per market, the slice of a market-sorted table holding its rows."""
-    bounds = np.searchsorted(market, np.arange(n_markets + 1)).tolist()
+def _rows_of(owner: np.ndarray, n_owners: int) -> list[slice]:
+    """Per owner (market or event), the slice of an owner-sorted table holding its rows."""
+    bounds = np.searchsorted(owner, np.arange(n_owners + 1)).tolist()
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
@@ -51,9 +51,8 @@ def write_listing(sim: Simulation, writer: RawWriter, market_docs: list[docs.Doc
         spec = SERIES[i]
         body = {"series": docs.series_doc(spec, int(volume[i]), u.t0)}
         writer.write("series", f"/series/{spec.ticker}", {"include_volume": True}, at, body)
-    first = np.searchsorted(u.market_event, np.arange(u.n_events + 1)).tolist()
-    for e in range(u.n_events):
-        body = {"event": docs.event_doc(sim, e), "markets": market_docs[first[e] : first[e + 1]]}
+    for e, rows in enumerate(_rows_of(u.market_event, u.n_events)):
+        body = {"event": docs.event_doc(sim, e), "markets": market_docs[rows]}
         writer.write("events", f"/events/{u.event_ticker[e]}", {}, at, body)
     # the exchange lists the newest markets first
     newest_first = market_docs[::-1]

@@ -73,7 +73,7 @@ class Simulation:
 
 
 def simulate(data: DataParams) -> Simulation:
-    """Draw everything for ``data`` (a DataError if no market fits in its date range)."""
+    """Draw everything for ``data``, each component from its own seeded stream."""
     syn = data.synthetic
     assert syn is not None, "data.synthetic is required by the simulator"
     universe = build_universe(data, stream(syn.seed, "universe"))

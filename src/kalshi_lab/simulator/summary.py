@@ -60,9 +60,8 @@ def market_stats(
     snapshot_h = (universe.snapshot - universe.t0) // 3600
     open_h = universe.open_h[universe.market_event]
     close_h = universe.close_h[universe.market_event]
-    day_ago = grid.starts + np.clip(
-        np.minimum(close_h - 1, snapshot_h - 24) - open_h, 0, grid.lengths - 1
-    )
+    # the hour 24 h before the snapshot, or the last open hour for markets closed by then
+    day_ago = grid.starts + np.clip(snapshot_h - 24, open_h, close_h - 1) - open_h
     depth = touch_depth(np.repeat(quotes.liquidity, 2), depth_contracts, rng).reshape(n, 2)
     return MarketStats(
         last_price=_last_per_market(trades.yes_price, trades.market, n),

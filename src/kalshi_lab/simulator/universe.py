@@ -13,8 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from kalshi_lab.errors import DataError
-from kalshi_lab.params import DataParams
+from kalshi_lab.params import DataParams, SyntheticParams
 from kalshi_lab.simulator.segments import positions
 
 #: the exchange's determination-to-settlement delay (``settlement_timer_seconds``)
@@ -87,23 +86,20 @@ SERIES = (
 class Universe:
     """Events (one row each) and markets (one row each), plus the clock they live on."""
 
-    start: dt.date
     t0: int  # Unix seconds of data.start 00:00 UTC: hour h is t0 + 3600 h
     snapshot: int  # Unix seconds of the end of data.end: when /markets, trades, candles are fetched
     # events
     event_ticker: list[str]
     event_series: np.ndarray  # index into SERIES
     n_outcomes: np.ndarray  # K: mutually exclusive outcomes (binary events: 2, one listed)
-    n_listed: np.ndarray  # markets listed for the event
     binary: np.ndarray  # a single YES/NO market
     open_h: np.ndarray
     close_h: np.ndarray
     created_s: np.ndarray  # seconds before open_time the markets were created
     determined_s: np.ndarray  # seconds after close_time the outcome was determined
-    level: (
-        np.ndarray
-    )  # strike ladder of multi-strike events: bucket k spans level + (k - K/2) step ...
-    step: np.ndarray  # ... up to one step above
+    # strike ladder of multi-strike events: bucket k spans level + (k - K/2) step, one step wide
+    level: np.ndarray
+    step: np.ndarray
     value_u: np.ndarray  # where inside the winning bucket the underlying settled, in [0, 1)
     # markets
     ticker: list[str]
@@ -141,11 +137,9 @@ def _unix(day: dt.date) -> int:
 
 
 def _event_sizes(
-    data: DataParams, rng: np.random.Generator
+    syn: SyntheticParams, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(binary, K, listed) per event, with exactly ``n_markets`` listed markets in total."""
-    syn = data.synthetic
-    assert syn is not None
     n = syn.n_markets
     binary = rng.random(n) < syn.binary_event_share
     k = np.where(binary, 2, rng.integers(2, syn.max_strikes + 1, n))
@@ -161,18 +155,15 @@ def _event_sizes(
 
 
 def build_universe(data: DataParams, rng: np.random.Generator) -> Universe:
-    """Draw the listing; a date range too short for any market is a DataError."""
+    """Draw the listing of ``data.synthetic.n_markets`` markets inside ``data.start..data.end``."""
     syn = data.synthetic
     assert syn is not None
     n_days = (data.end - data.start).days + 1
+    # a market opens on one day and closes at least min_duration_days later, inside the range;
+    # DataParams already rejects a range with fewer than min_duration_days + 1 days
     longest = min(syn.max_duration_days, n_days - 1)
-    if longest < syn.min_duration_days:
-        raise DataError(
-            f"no market fits in data.start..data.end ({data.start}..{data.end}, {n_days} days): a market "
-            f"opens on one day and closes data.synthetic.min_duration_days={syn.min_duration_days} days "
-            f"later, so the range needs at least {syn.min_duration_days + 1} days"
-        )
-    binary, k, listed = _event_sizes(data, rng)
+    assert longest >= syn.min_duration_days, "DataParams validates the date range"
+    binary, k, listed = _event_sizes(syn, rng)
     n_events = len(k)
     duration = rng.integers(syn.min_duration_days, longest + 1, n_events)
     open_day = rng.integers(0, n_days - duration)
@@ -233,13 +224,11 @@ def build_universe(data: DataParams, rng: np.random.Generator) -> Universe:
             sub_title.append(f"{lo[m]:g} to {hi[m]:g}")
 
     return Universe(
-        start=data.start,
         t0=_unix(data.start),
         snapshot=_unix(data.end + dt.timedelta(days=1)),
         event_ticker=event_ticker,
         event_series=drawn["series"],
         n_outcomes=k,
-        n_listed=listed,
         binary=binary,
         open_h=open_h,
         close_h=close_h,

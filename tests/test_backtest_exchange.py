@@ -32,10 +32,9 @@ def order(side="yes", action="buy", count=5, limit=50, **kw) -> Order:
     return Order("A", "E", side, action, count, limit, T0, **kw)
 
 
-def test_quote_takes_the_last_bid_as_best_and_derives_asks():
-    q = exchange().quote("A", T0)
-    assert (q.yes_bid, q.no_bid, q.yes_ask, q.no_ask) == (42, 55, 45, 58)
-    assert q.bid("no") == 55 and q.ask("yes") == 45
+def test_quotes_take_the_last_bid_as_best_and_derive_asks():
+    q = exchange().quotes(["A"], T0).loc["A"]
+    assert q[["yes_bid", "no_bid", "yes_ask", "no_ask"]].tolist() == [42, 55, 45, 58]
 
 
 def test_buying_yes_walks_no_bids_from_the_best_and_pays_one_minus_price():
@@ -66,13 +65,14 @@ def test_depth_consumed_stays_consumed_for_the_snapshot():
 
 def test_no_look_ahead():
     ex = exchange()
-    assert ex.quote("A", T0 - H) is None
+    before = ex.quotes(["A"], T0 - H).loc["A"]
+    assert pd.isna(before["snapshot_ts"]) and pd.isna(before["yes_bid"])
     assert ex.execute(order(), T0 - H) is None
-    q = ex.quote("A", T0 + 6 * H - pd.Timedelta(microseconds=1))
-    assert q.snapshot_ts == T0 and q.yes_bid == 42
+    q = ex.quotes(["A"], T0 + 6 * H - pd.Timedelta(microseconds=1)).loc["A"]
+    assert q["snapshot_ts"] == T0 and q["yes_bid"] == 42
     fill = ex.execute(order(count=1), T0 + 5 * H)
     assert fill.snapshot_ts == T0 and fill.ts == T0 + 5 * H and fill.cost_cents == 45
-    assert ex.quote("A", T0 + 6 * H).yes_bid == 80
+    assert ex.quotes(["A"], T0 + 6 * H).loc["A", "yes_bid"] == 80
 
 
 def test_max_fill_share_caps_each_level():
@@ -95,7 +95,7 @@ def test_no_trading_at_or_after_close():
         ex.is_open("Z", T0)
 
 
-def test_vectorised_quotes_agree_with_quote():
+def test_quotes_between_snapshots_flag_open_markets_and_their_fee_rate():
     ex = exchange()
     q = ex.quotes(["A", "Z"], T0 + H)
     assert q.loc["A", ["yes_bid", "no_bid", "yes_ask", "no_ask"]].tolist() == [42, 55, 45, 58]

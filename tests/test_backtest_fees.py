@@ -1,4 +1,4 @@
-"""Kalshi fees: exact cent ceilings, series multiplier, maker fees only where the series has them."""
+"""Kalshi taker fees: exact cent ceilings, series multiplier, one ceiling per order."""
 
 import numpy as np
 import pytest
@@ -33,12 +33,10 @@ def test_taker_rate_comes_from_params():
     assert FeeSchedule.for_series("quadratic", 1.0, 0.0).taker_fee_cents(10_000) == 0
 
 
-def test_maker_fee_only_on_series_with_maker_fees():
+def test_series_with_maker_fees_charge_takers_the_same():
     units = quadratic_units(100, 50)
-    assert TAKER.maker_fee_cents(units) == 0
     maker = FeeSchedule.for_series("quadratic_with_maker_fees", 1.0)
-    assert maker.maker_fee_cents(units) == 44  # 0.0175 * 25 = 0.4375 -> 44 cents
-    assert maker.taker_fee_cents(units) == 175
+    assert maker.taker_fee_cents(units) == TAKER.taker_fee_cents(units) == 175
 
 
 def test_one_ceiling_per_order_not_per_level():

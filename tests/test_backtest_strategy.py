@@ -106,6 +106,25 @@ def test_caps_per_market_and_event_hold_whatever_the_probability():
         assert fill.cost_cents + fill.fee_cents <= o.max_cost_cents
 
 
+def test_buys_still_being_worked_keep_their_budget_committed():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60)})
+    params = dataclasses.replace(
+        KELLY, kelly_fraction=1.0, max_position_frac=0.05, max_event_frac=0.08
+    )
+    strat, acct = EdgeKellyStrategy(params), Account(EQUITY)
+    (a,) = strat.generate_trade_decision(T0, signals({"A": 0.99}, {"A": "E"}), ex, acct).orders
+    # a first TWAP child fills a quarter of A; the rest of its budget is still to be spent
+    fill = ex.execute(dataclasses.replace(a, count=a.count // 4, fills=[]), T0)
+    acct.apply(fill, "E")
+    a.record(fill)
+    assert not a.done
+    d = strat.generate_trade_decision(T0, signals({"B": 0.99}, {"B": "E"}), ex, acct)
+    (b,) = d.orders
+    committed = acct.event_basis_cents("E") + a.remaining_budget_cents + b.max_cost_cents
+    assert committed <= 0.08 * acct.equity_cents
+    assert b.max_cost_cents <= acct.cash_cents - a.remaining_budget_cents
+
+
 def test_held_position_is_not_rebought_beyond_the_cap_nor_the_other_side_bought():
     ex = exchange({"A": (0.38, 0.60)})
     acct = Account(EQUITY)

@@ -8,7 +8,7 @@ against the orderbook snapshot at or before their send time; money is integer ce
 
 from kalshi_lab.backtest.account import Account, ClosedPosition, OverdraftError, Position
 from kalshi_lab.backtest.decision import Fill, Order, TradeDecision
-from kalshi_lab.backtest.exchange import Exchange, Quote, SimulatedExchange
+from kalshi_lab.backtest.exchange import Exchange, SimulatedExchange
 from kalshi_lab.backtest.executor import Executor, SimpleExecutor, TWAPExecutor, make_executor
 from kalshi_lab.backtest.fees import FeeSchedule, fee_per_contract, quadratic_units
 from kalshi_lab.backtest.loop import run_backtest
@@ -33,7 +33,6 @@ __all__ = [
     "Order",
     "OverdraftError",
     "Position",
-    "Quote",
     "SimpleExecutor",
     "SimulatedExchange",
     "Strategy",

@@ -45,36 +45,8 @@ def _utc_ns(values: pd.Series) -> np.ndarray:
     return np.where(ts.isna().to_numpy(), _NEVER, ts.to_numpy().astype(np.int64))
 
 
-@dataclass(frozen=True)
-class Quote:
-    """Top of book of one market at one snapshot, in cents; None where a side has no bids."""
-
-    ticker: str
-    snapshot_ts: pd.Timestamp
-    yes_bid: int | None
-    no_bid: int | None
-
-    @property
-    def yes_ask(self) -> int | None:
-        return None if self.no_bid is None else 100 - self.no_bid
-
-    @property
-    def no_ask(self) -> int | None:
-        return None if self.yes_bid is None else 100 - self.yes_bid
-
-    def bid(self, side: str) -> int | None:
-        """Best bid of ``side``: what selling that side receives."""
-        return self.yes_bid if side == "yes" else self.no_bid
-
-    def ask(self, side: str) -> int | None:
-        """Best ask of ``side``: what buying that side pays."""
-        return self.yes_ask if side == "yes" else self.no_ask
-
-
 class Exchange(Protocol):
     """What strategies and executors may ask of a market venue."""
-
-    def quote(self, ticker: str, ts: pd.Timestamp) -> Quote | None: ...
 
     def quotes(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame: ...
 
@@ -156,23 +128,11 @@ class SimulatedExchange:
 
     # --- prices -------------------------------------------------------------------------------
 
-    def quote(self, ticker: str, ts: pd.Timestamp) -> Quote | None:
-        """Displayed top of book at the latest snapshot <= ts, or None before the first one."""
-        snaps = self._snapshots.get(ticker)
-        k = None if snaps is None else snaps.index_at(_ns(ts))
-        if k is None:
-            return None
-        best = {}
-        for side in ("yes", "no"):
-            price, _ = snaps.bids(k, side)
-            best[side] = int(price[-1]) if len(price) else None
-        return Quote(ticker, pd.Timestamp(snaps.times[k], tz="UTC"), best["yes"], best["no"])
-
     def quotes(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame:
         """Top of book of many markets at ``ts``, vectorised (one as-of join).
 
         Indexed by ticker in the given order; cents as floats with NaN for a missing side:
-        yes_bid, no_bid, yes_ask, no_ask, their sizes, snapshot_ts (NaT without a snapshot),
+        yes_bid, no_bid, yes_ask, no_ask, the bids' sizes, snapshot_ts (NaT without a snapshot),
         is_open, and taker_rate (the series' rate x multiplier, NaN without a series).
         """
         left = pd.DataFrame({"ticker": pd.Series(tickers, dtype=object)})

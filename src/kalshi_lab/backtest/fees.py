@@ -9,6 +9,10 @@ An order that walks several price levels pays one fee on the sum of its levels' 
 not one ceiling per level: Kalshi's per-order fee accumulator refunds the rounding overpayment of
 split fills (docs.kalshi.com/getting_started/fee_rounding), so the whole order costs what one
 equivalent fill would.
+
+Only taker fees are modelled: the backtest's orders are immediate-or-cancel at displayed prices,
+so they always take liquidity (series with ``quadratic_with_maker_fees`` charge makers extra,
+which never applies here).
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 #: Kalshi's taker rate; params carry the value actually used (``backtest.taker_fee_rate``)
 TAKER_FEE_RATE = 0.07
-#: maker rate on series whose fee_type is ``quadratic_with_maker_fees``; other makers pay 0
-MAKER_FEE_RATE = 0.0175
 FEE_TYPES = ("quadratic", "quadratic_with_maker_fees", "flat")
 
 
@@ -44,16 +46,15 @@ def _to_decimal(x: float) -> Decimal:
 
 @dataclass(frozen=True)
 class FeeSchedule:
-    """The fee rates of one series, the series' ``fee_multiplier`` already applied."""
+    """The taker rate of one series, the series' ``fee_multiplier`` already applied."""
 
     taker_rate: Decimal
-    maker_rate: Decimal
 
     @classmethod
     def for_series(
         cls, fee_type: str, fee_multiplier: float, taker_fee_rate: float = TAKER_FEE_RATE
     ) -> FeeSchedule:
-        """Rates from the SERIES table's ``fee_type`` and ``fee_multiplier``.
+        """The rate from the SERIES table's ``fee_type`` and ``fee_multiplier``.
 
         ``flat`` series follow Kalshi's "Specific Trading Fees Table", which the API does not
         publish; they are charged the quadratic taker fee, the usual peak schedule.
@@ -64,30 +65,17 @@ class FeeSchedule:
             raise ValueError(f"fee_multiplier must be >= 0, got {fee_multiplier}")
         if fee_type == "flat":
             logger.warning("fee_type flat is charged the quadratic taker fee")
-        multiplier = _to_decimal(fee_multiplier)
-        maker = MAKER_FEE_RATE if fee_type == "quadratic_with_maker_fees" else 0.0
-        return cls(
-            taker_rate=_to_decimal(taker_fee_rate) * multiplier,
-            maker_rate=_to_decimal(maker) * multiplier,
-        )
+        return cls(taker_rate=_to_decimal(taker_fee_rate) * _to_decimal(fee_multiplier))
 
     def taker_fee_cents(self, units: int) -> int:
         """Taker fee in cents of an order whose fills sum to ``units`` (see quadratic_units)."""
-        return _ceil_cents(self.taker_rate, units)
-
-    def maker_fee_cents(self, units: int) -> int:
-        """Maker fee in cents (0 unless the series charges maker fees)."""
-        return _ceil_cents(self.maker_rate, units)
+        # units are cent^2 (p * (100 - p)); one factor of 100 converts them to cents
+        return int((self.taker_rate * units / 100).to_integral_value(rounding=ROUND_CEILING))
 
     @property
     def taker_rate_float(self) -> float:
         """The taker rate as a float, for vectorised edge estimates (not for charging)."""
         return float(self.taker_rate)
-
-
-def _ceil_cents(rate: Decimal, units: int) -> int:
-    # units are cent^2 (p * (100 - p)); one factor of 100 converts them to cents
-    return int((rate * units / 100).to_integral_value(rounding=ROUND_CEILING))
 
 
 def fee_per_contract(price: np.ndarray | float, rate: np.ndarray | float) -> np.ndarray:

@@ -28,6 +28,7 @@ from kalshi_lab.backtest.decision import Order
 from kalshi_lab.backtest.exchange import SimulatedExchange
 from kalshi_lab.backtest.executor import Executor, make_executor
 from kalshi_lab.backtest.report import (
+    EQUITY_COLUMNS,
     BacktestResult,
     closed_frame,
     equity_row,
@@ -165,7 +166,7 @@ def run_backtest(
         _mark(account, exchange, end)
         rows.append(equity_row(end, account))
 
-    equity = pd.DataFrame(rows)
+    equity = pd.DataFrame(rows, columns=EQUITY_COLUMNS)
     summary = summarize(equity, orders, account, initial_cents)
     logger.info("backtest %s/%s: %s", strategy.name, backtest.executor, summary)
     return BacktestResult(

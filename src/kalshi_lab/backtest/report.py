@@ -36,7 +36,9 @@ CLOSED_COLUMNS = ["ticker", "event_ticker", "side", "opened_at", "closed_at", "h
 class BacktestResult:
     """What run_backtest returns; the backtest stage writes each part to its own file."""
 
-    equity: pd.DataFrame  # one row per decision time, and a final one: EQUITY_COLUMNS, dollars
+    # EQUITY_COLUMNS in dollars, one row per decision time, plus a final one when fills or
+    # settlements came after the last decision
+    equity: pd.DataFrame
     fills: pd.DataFrame  # one row per fill: FILL_COLUMNS
     closed: pd.DataFrame  # one row per position sold out or settled: CLOSED_COLUMNS
     summary: dict[str, float | int]

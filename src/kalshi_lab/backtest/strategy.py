@@ -6,7 +6,8 @@ It prices every edge against the ASK it would pay (plus the taker fee), never th
 every buy under three caps that hold whatever the probability: ``max_position_frac`` of equity
 per market, ``max_event_frac`` per event (an event's strikes are mutually exclusive, so their
 costs are capped together) and the cash not yet committed at ts. Caps count the cost basis
-(price + fees) of what is held plus what this decision buys.
+(price + fees) of what is held, plus what buys still being worked (TWAP) may yet spend, plus
+what this decision buys.
 
 The executor reports orders back through :meth:`Strategy.receive`; a market with an order still
 being worked (TWAP) gets no new order until that one is done.
@@ -44,8 +45,8 @@ class _Budget:
     """What one decision may still spend, per event and in cash, as it adds orders."""
 
     equity: int
-    cash: int
-    event_spent: dict[str, int]
+    cash: int  # cash not yet committed to working buys or to this decision's buys
+    event_spent: dict[str, int]  # per event: committed to working buys and this decision's buys
 
 
 class Strategy(ABC):
@@ -91,13 +92,24 @@ class Strategy(ABC):
         return frame
 
     def _budget(self, account: Account) -> _Budget:
-        return _Budget(equity=account.equity_cents, cash=account.cash_cents, event_spent={})
+        """The account's equity and cash, less what buys still being worked may yet spend.
+
+        A TWAP buy decided earlier keeps its remaining budget (cost + fees) committed, to its
+        event and to the cash, so a new order cannot take the room its later children fill.
+        """
+        committed: dict[str, int] = {}
+        for order in self._working.values():
+            if order.action == "buy" and not order.done:
+                left = order.remaining_budget_cents or 0
+                committed[order.event_ticker] = committed.get(order.event_ticker, 0) + left
+        cash = account.cash_cents - sum(committed.values())
+        return _Budget(equity=account.equity_cents, cash=cash, event_spent=committed)
 
     def _cap(
         self, stake_cents: float, ticker: str, event: str, account: Account, budget: _Budget
     ) -> int:
         """Cents a buy may spend (cost + fees) after the market, event and cash caps."""
-        held = account.positions[ticker].basis_cents if ticker in account.positions else 0
+        held = _held_basis(account, ticker)
         event_held = account.event_basis_cents(event) + budget.event_spent.get(event, 0)
         room = min(
             stake_cents,
@@ -137,6 +149,12 @@ class Strategy(ABC):
             decided_at=ts,
             max_cost_cents=spend,
         )
+
+
+def _held_basis(account: Account, ticker: str) -> int:
+    """Cost basis (price + fees) held in one market, 0 when none."""
+    pos = account.positions.get(ticker)
+    return 0 if pos is None else pos.basis_cents
 
 
 def _sell(ts: pd.Timestamp, account: Account, ticker: str, limit_cents: int) -> Order:
@@ -241,8 +259,7 @@ class EdgeKellyStrategy(Strategy):
             row = entry.loc[ticker]
             p_eff = c["ask"] + float(fee_per_contract(c["ask"], row["taker_rate"]))
             kelly = (c["q"] - p_eff) / (1.0 - p_eff)
-            held_basis = account.positions[ticker].basis_cents if ticker in account.positions else 0
-            stake = p.kelly_fraction * kelly * budget.equity - held_basis
+            stake = p.kelly_fraction * kelly * budget.equity - _held_basis(account, ticker)
             order = self._buy(ts, row, c["side"], stake, int(c["limit"]), account, budget)
             if order is not None:
                 orders.append(order)

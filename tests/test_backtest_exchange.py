@@ -125,3 +125,27 @@ def test_repeated_rows_of_one_level_are_one_level():
     ex = exchange([("A", T0, "no", 0.55, 2.0), ("A", T0, "no", 0.55, 3.0)])
     assert ex.execute(order(count=9, limit=45), T0).count == 5
     assert ex.execute(order(count=1, limit=45), T0) is None
+
+
+def test_market_of_a_series_without_fee_settings_is_a_data_error():
+    markets = pd.DataFrame(
+        {
+            "ticker": ["A"],
+            "series_ticker": ["S-MISSING"],
+            "close_time": [pd.Timestamp("2025-01-10", tz="UTC")],
+        }
+    )
+    series = pd.DataFrame(
+        {"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]}
+    )
+    orderbook = pd.DataFrame(
+        {
+            "ticker": ["A"],
+            "snapshot_ts": [pd.Timestamp("2025-01-01", tz="UTC")],
+            "side": ["yes"],
+            "price": [0.4],
+            "count": [10.0],
+        }
+    )
+    with pytest.raises(DataError, match="S-MISSING"):
+        SimulatedExchange(orderbook, markets, series, 0.07, 1.0)

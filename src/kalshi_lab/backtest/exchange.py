@@ -103,10 +103,14 @@ class SimulatedExchange:
             )
             for row in series.itertuples(index=False)
         }
+        unknown = sorted(set(markets["series_ticker"]) - set(schedules))
+        if unknown:
+            raise DataError(
+                f"markets of series {unknown[:5]} have no fee settings in the series table"
+            )
         self._fees = {
             t: schedules[s]
             for t, s in zip(markets["ticker"], markets["series_ticker"], strict=True)
-            if s in schedules
         }
         # (ticker, snapshot index, bid side, bid cents) -> contracts taken at that level
         self._consumed: dict[tuple[str, int, str, int], int] = {}

@@ -10,7 +10,7 @@ rather than writing a table with holes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,16 +115,18 @@ def parse_events(raw_dir: Path) -> pa.Table:
     return _dedupe(_table(rows, tables.EVENTS), "event_ticker")
 
 
-def _series_of_event(raw_dir: Path) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for where, _, e in _items("events", raw_dir, "event"):
-        mapping[field(e, "event_ticker", where)] = field(e, "series_ticker", where)
-    return mapping
+def parse_markets(raw_dir: Path, events: pa.Table) -> pa.Table:
+    """Markets from the /markets pages; the latest observation of a ticker wins.
 
-
-def parse_markets(raw_dir: Path) -> pa.Table:
-    """Markets from the /markets pages; the latest observation of a ticker wins."""
-    series_of = _series_of_event(raw_dir)
+    A Market document has no series ticker: it comes from the market's event in ``events``.
+    """
+    series_of = dict(
+        zip(
+            events.column("event_ticker").to_pylist(),
+            events.column("series_ticker").to_pylist(),
+            strict=True,
+        )
+    )
     rows: dict[str, list[Any]] = {n: [] for n in tables.MARKETS.names}
     times: dict[str, list[Any]] = {"open_time": [], "close_time": [], "settlement_ts": []}
     for where, _, m in _items("markets", raw_dir, "markets"):
@@ -261,19 +263,18 @@ def _dedupe(table: pa.Table, keys: str | list[str], keep: str = "first") -> pa.T
     return pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False)
 
 
-PARSERS: dict[str, Callable[[Path], pa.Table]] = {
-    "series": parse_series,
-    "events": parse_events,
-    "markets": parse_markets,
-    "candles": parse_candles,
-    "trades": parse_trades,
-    "orderbook": parse_orderbook,
-}
-
-
 def parse_raw(raw_dir: Path) -> dict[str, pa.Table]:
     """Every typed table from one raw directory; no markets at all is a DataError."""
-    out = {name: parser(Path(raw_dir)) for name, parser in PARSERS.items()}
+    raw_dir = Path(raw_dir)
+    events = parse_events(raw_dir)
+    out = {
+        "series": parse_series(raw_dir),
+        "events": events,
+        "markets": parse_markets(raw_dir, events),
+        "candles": parse_candles(raw_dir),
+        "trades": parse_trades(raw_dir),
+        "orderbook": parse_orderbook(raw_dir),
+    }
     if out["markets"].num_rows == 0:
         raise DataError(f"{raw_dir}: no markets in the raw data")
     known = set(out["markets"].column("ticker").unique().to_pylist())

@@ -24,7 +24,7 @@ from kalshi_lab.paths import PARAMS
 MODEL_NAMES = ("lightgbm", "logreg", "hist_gb")
 TARGETS = ("settlement", "direction")
 STRATEGY_NAMES = ("edge_kelly", "directional")
-DATA_SOURCES = ("synthetic",)
+DATA_SOURCES = ("synthetic", "kalshi")
 EXECUTORS = ("simple", "twap")
 
 
@@ -107,15 +107,68 @@ class SyntheticParams:
 
 
 @dataclass(frozen=True)
+class RateLimitParams:
+    """Kalshi's request budget (``data.rate_limit``): one token bucket per tier and direction."""
+
+    tier: str
+    tiers: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        _require(
+            self.tier in self.tiers,
+            "data.rate_limit.tier",
+            f"must be one of {sorted(self.tiers)}",
+            self.tier,
+        )
+        for name, limits in self.tiers.items():
+            key = f"data.rate_limit.tiers.{name}"
+            _require(
+                isinstance(limits, Mapping) and set(limits) == {"reads_per_s", "writes_per_s"},
+                key,
+                "must have exactly reads_per_s and writes_per_s",
+                limits,
+            )
+            for direction in ("reads_per_s", "writes_per_s"):
+                value = limits[direction]
+                ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+                _require(ok, f"{key}.{direction}", "must be a number > 0", value)
+
+    @property
+    def reads_per_s(self) -> float:
+        return float(self.tiers[self.tier]["reads_per_s"])
+
+    @property
+    def writes_per_s(self) -> float:
+        return float(self.tiers[self.tier]["writes_per_s"])
+
+
+@dataclass(frozen=True)
 class DataParams:
-    """Where raw data comes from and which UTC days it covers (``data``)."""
+    """Where raw data comes from and which UTC days it covers (``data``).
+
+    ``start``/``end`` mean the same for every source: the markets open on at least one day of
+    ``[start, end]``. The remaining keys belong to one source each (the Hydra group ``data``
+    swaps them together): ``orderbook_snapshots_per_day`` and ``synthetic`` to the simulator,
+    ``base_url`` through ``rate_limit`` to Kalshi's API (or a server that speaks it).
+    """
 
     source: str
     start: dt.date
     end: dt.date
     hourly_candles: bool
-    orderbook_snapshots_per_day: int
+    # synthetic
+    orderbook_snapshots_per_day: int | None = None
     synthetic: SyntheticParams | None = None
+    # kalshi
+    base_url: str | None = None
+    series: list[str] | None = None
+    events: list[str] | None = None
+    tickers: list[str] | None = None
+    orderbook_depth: int | None = None
+    concurrency: int | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    rate_limit: RateLimitParams | None = None
 
     def __post_init__(self) -> None:
         _require(
@@ -130,28 +183,64 @@ class DataParams:
             f"must be on or after data.start ({self.start})",
             str(self.end),
         )
+        if self.source == "synthetic":
+            self._check_synthetic()
+        else:
+            self._check_kalshi()
+
+    def _check_synthetic(self) -> None:
         _require(
             self.orderbook_snapshots_per_day in (1, 2, 3, 4, 6, 8, 12, 24),
             "data.orderbook_snapshots_per_day",
             "must divide 24 hours evenly (1, 2, 3, 4, 6, 8, 12 or 24)",
             self.orderbook_snapshots_per_day,
         )
-        if self.source == "synthetic":
+        _require(
+            self.synthetic is not None,
+            "data.synthetic",
+            "is required when data.source is synthetic",
+            None,
+        )
+        assert self.synthetic is not None
+        days = (self.end - self.start).days + 1
+        _require(
+            days > self.synthetic.min_duration_days,
+            "data.end",
+            f"leaves {days} days: a market needs data.synthetic.min_duration_days + 1 "
+            f"({self.synthetic.min_duration_days + 1}) calendar days",
+            str(self.end),
+        )
+
+    def _check_kalshi(self) -> None:
+        for name in ("base_url", "series", "orderbook_depth", "concurrency", "timeout_s"):
             _require(
-                self.synthetic is not None,
-                "data.synthetic",
-                "is required when data.source is synthetic",
-                None,
+                getattr(self, name) is not None, f"data.{name}", "is required by data=kalshi", None
             )
-            assert self.synthetic is not None
-            days = (self.end - self.start).days + 1
-            _require(
-                days > self.synthetic.min_duration_days,
-                "data.end",
-                f"leaves {days} days: a market needs data.synthetic.min_duration_days + 1 "
-                f"({self.synthetic.min_duration_days + 1}) calendar days",
-                str(self.end),
-            )
+        _require(self.rate_limit is not None, "data.rate_limit", "is required by data=kalshi", None)
+        _require(self.max_retries is not None, "data.max_retries", "is required", None)
+        assert self.base_url is not None and self.series is not None
+        _require(
+            self.base_url.startswith(("http://", "https://")) and "/trade-api/v2" in self.base_url,
+            "data.base_url",
+            "must be an http(s) URL ending in /trade-api/v2",
+            self.base_url,
+        )
+        _require(len(self.series) >= 1, "data.series", "must name at least one series", [])
+        for name in ("series", "events", "tickers"):
+            values = getattr(self, name) or []
+            bad = [v for v in values if not v or v != v.strip() or "," in v]
+            _require(not bad, f"data.{name}", "must be tickers without spaces or commas", bad)
+        _require(
+            0 <= (self.orderbook_depth or 0) <= 100,
+            "data.orderbook_depth",
+            "must be in [0, 100] (0 = the whole book)",
+            self.orderbook_depth,
+        )
+        _require(
+            1 <= (self.concurrency or 0) <= 32, "data.concurrency", "must be in [1, 32]", self.concurrency
+        )
+        _positive("data.timeout_s", self.timeout_s)
+        _non_negative("data.max_retries", self.max_retries)
 
 
 @dataclass(frozen=True)
@@ -246,6 +335,7 @@ class BacktestParams:
     twap_slices: int
     taker_fee_rate: float
     max_fill_share: float
+    max_volume_share: float
 
     def __post_init__(self) -> None:
         _positive("backtest.initial_cash", self.initial_cash)
@@ -263,6 +353,7 @@ class BacktestParams:
             self.taker_fee_rate,
         )
         _in_half_open_unit("backtest.max_fill_share", self.max_fill_share)
+        _in_half_open_unit("backtest.max_volume_share", self.max_volume_share)
 
 
 @dataclass(frozen=True)
@@ -319,6 +410,10 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
             return dt.date.fromisoformat(str(value))
         except ValueError:
             raise ParamError(f"{key} must be a date YYYY-MM-DD, got {value!r}") from None
+    if origin is list:
+        _require(isinstance(value, list), key, "must be a list", value)
+        (item,) = typing.get_args(tp)
+        return [_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
     if origin is dict:
         _require(isinstance(value, Mapping), key, "must be a mapping", value)
         return dict(value)

@@ -128,7 +128,12 @@ def parse_markets(raw_dir: Path, events: pa.Table) -> pa.Table:
         )
     )
     rows: dict[str, list[Any]] = {n: [] for n in tables.MARKETS.names}
-    times: dict[str, list[Any]] = {"open_time": [], "close_time": [], "settlement_ts": []}
+    times: dict[str, list[Any]] = {
+        "open_time": [],
+        "close_time": [],
+        "settlement_ts": [],
+        "latest_expiration_time": [],
+    }
     for where, _, m in _items("markets", raw_dir, "markets"):
         event = field(m, "event_ticker", where)
         rows["ticker"].append(field(m, "ticker", where))
@@ -141,6 +146,8 @@ def parse_markets(raw_dir: Path, events: pa.Table) -> pa.Table:
         times["open_time"].append(field(m, "open_time", where))
         times["close_time"].append(field(m, "close_time", where))
         times["settlement_ts"].append(m.get("settlement_ts"))
+        times["latest_expiration_time"].append(m.get("latest_expiration_time"))
+        rows["can_close_early"].append(bool(m.get("can_close_early", False)))
         rows["floor_strike"].append(m.get("floor_strike"))
         rows["cap_strike"].append(m.get("cap_strike"))
         rows["last_price"].append(dollars(m, "last_price", where, required=False))

@@ -52,6 +52,10 @@ MARKETS = pa.schema(
         ("open_time", UTC_TS),
         ("close_time", UTC_TS),
         ("settlement_ts", UTC_TS),  # null while unsettled
+        # close_time is the ACTUAL close once a market closed; one that may close early moved
+        # its close when it did, so only the contract's latest expiration was known beforehand
+        ("can_close_early", pa.bool_()),
+        ("latest_expiration_time", UTC_TS),  # null in documents that lack it (older records)
         ("floor_strike", pa.float64()),
         ("cap_strike", pa.float64()),
         ("last_price", pa.float64()),

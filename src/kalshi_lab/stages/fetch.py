@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kalshi_lab import paths
+from kalshi_lab.fetch.kalshi import write_kalshi_raw
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import DATA_SOURCES, DataParams, load_params
 from kalshi_lab.simulator import write_synthetic_raw
@@ -16,6 +17,7 @@ from kalshi_lab.stages.runner import logger, run_stage
 #: data.source -> writer of raw documents into a directory; returns record counts per kind
 SOURCES: dict[str, Callable[[DataParams, Path], dict[str, int]]] = {
     "synthetic": write_synthetic_raw,
+    "kalshi": write_kalshi_raw,
 }
 assert tuple(SOURCES) == DATA_SOURCES, "params.DATA_SOURCES and the fetch sources must agree"
 

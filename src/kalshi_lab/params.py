@@ -237,7 +237,10 @@ class DataParams:
             self.orderbook_depth,
         )
         _require(
-            1 <= (self.concurrency or 0) <= 32, "data.concurrency", "must be in [1, 32]", self.concurrency
+            1 <= (self.concurrency or 0) <= 32,
+            "data.concurrency",
+            "must be in [1, 32]",
+            self.concurrency,
         )
         _positive("data.timeout_s", self.timeout_s)
         _non_negative("data.max_retries", self.max_retries)

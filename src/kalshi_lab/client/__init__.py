@@ -1,1 +1,39 @@
-"""Kalshi Trade API v2 client."""
+"""Kalshi Trade API v2 client: ``KalshiClient`` over one paced, retried ``requests.Session``.
+
+Modules: ``auth`` (RSA-PSS request signing, keys from the environment), ``ratelimit`` (token
+bucket), ``transport`` (session, retries, typed errors, cursor pages), ``records`` (typed,
+format-agnostic records of the API's JSON), ``client`` (the endpoints), ``errors``.
+"""
+
+from kalshi_lab.client.auth import KalshiSigner
+from kalshi_lab.client.client import DEMO_URL, PRODUCTION_URL, KalshiClient, candle_windows
+from kalshi_lab.client.errors import (
+    AuthError,
+    ConflictError,
+    CredentialsError,
+    KalshiAPIError,
+    KalshiError,
+    NotFoundError,
+    PaginationError,
+    RateLimitedError,
+    TransportError,
+)
+from kalshi_lab.client.transport import ApiResponse
+
+__all__ = [
+    "DEMO_URL",
+    "PRODUCTION_URL",
+    "ApiResponse",
+    "AuthError",
+    "ConflictError",
+    "CredentialsError",
+    "KalshiAPIError",
+    "KalshiClient",
+    "KalshiError",
+    "KalshiSigner",
+    "NotFoundError",
+    "PaginationError",
+    "RateLimitedError",
+    "TransportError",
+    "candle_windows",
+]

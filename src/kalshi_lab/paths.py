@@ -8,6 +8,8 @@ from pathlib import Path
 PARAMS = Path("params.yaml")
 
 RAW_DIR = Path("data/raw")
+#: responses of closed periods kept between fetches (git-ignored, not a DVC output)
+CACHE_DIR = Path("data/cache")
 PARQUET_DIR = Path("data/parquet")
 FEATURES = Path("data/features/features.parquet")
 PREDICTIONS = Path("data/predictions/predictions.parquet")

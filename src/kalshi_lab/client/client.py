@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -104,6 +105,7 @@ class KalshiClient:
 
     ``signer`` defaults to the environment's key (``KalshiSigner.from_env``), read the first
     time an authenticated endpoint is called, so a market-data user needs no key at all.
+    ``clock`` (Unix seconds) stamps responses; a fixed one makes recordings reproducible.
     Safe to share between threads: requests are paced by one token bucket per direction.
     """
 
@@ -118,6 +120,7 @@ class KalshiClient:
         writes_per_s: float = 10.0,
         concurrency: int = 4,
         backoff_factor: float = 0.5,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.transport = Transport(
             base_url,
@@ -128,6 +131,7 @@ class KalshiClient:
             concurrency=concurrency,
             backoff_factor=backoff_factor,
             signer=signer,
+            clock=clock,
         )
         self._cutoff: HistoricalCutoff | None = None
         self._lock = threading.Lock()

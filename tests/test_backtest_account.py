@@ -11,7 +11,7 @@ T0 = pd.Timestamp("2025-01-01", tz="UTC")
 
 
 def fill(side="yes", action="buy", count=10, price=40, fee=2, ticker="A") -> Fill:
-    return Fill(T0, T0, ticker, side, action, count, count * price, fee)
+    return Fill(T0, T0, ticker, side, action, count, count * price, fee, "book")
 
 
 def quotes(yes_bid: float, no_bid: float, ticker: str = "A") -> pd.DataFrame:

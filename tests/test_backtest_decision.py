@@ -22,7 +22,7 @@ def order(**kw) -> Order:
 
 
 def fill(count: int, cost: int, fee: int = 1) -> Fill:
-    return Fill(T0, T0, "A", "yes", "buy", count, cost, fee)
+    return Fill(T0, T0, "A", "yes", "buy", count, cost, fee, "book")
 
 
 @pytest.mark.parametrize(
@@ -56,12 +56,12 @@ def test_order_tracks_fills_and_finishes():
     assert empty.status == "unfilled"
 
 
-def test_fill_cannot_use_a_later_snapshot():
+def test_fill_cannot_use_a_later_quote():
     with pytest.raises(ValueError, match="after"):
-        Fill(T0, T0 + pd.Timedelta(hours=1), "A", "yes", "buy", 1, 45, 1)
+        Fill(T0, T0 + pd.Timedelta(hours=1), "A", "yes", "buy", 1, 45, 1, "book")
     assert fill(4, 180).avg_price_cents == 45
     assert fill(4, 180, 7).cash_delta_cents == -187
-    assert Fill(T0, T0, "A", "no", "sell", 2, 80, 3).cash_delta_cents == 77
+    assert Fill(T0, T0, "A", "no", "sell", 2, 80, 3, "candle").cash_delta_cents == 77
 
 
 def test_decision_holds_one_order_per_market_at_its_own_time():

@@ -5,7 +5,10 @@ import pytest
 
 from kalshi_lab.backtest.decision import Order
 from kalshi_lab.backtest.exchange import SimulatedExchange
+from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.errors import DataError
+
+NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 H = pd.Timedelta(hours=1)
@@ -25,7 +28,9 @@ SERIES = pd.DataFrame({"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_m
 
 
 def exchange(rows=BOOK, share: float = 1.0) -> SimulatedExchange:
-    return SimulatedExchange(pd.DataFrame(rows, columns=COLUMNS), MARKETS, SERIES, 0.07, share)
+    return SimulatedExchange(
+        pd.DataFrame(rows, columns=COLUMNS), NO_CANDLES, MARKETS, SERIES, 0.07, share, 0.1
+    )
 
 
 def order(side="yes", action="buy", count=5, limit=50, **kw) -> Order:
@@ -66,12 +71,12 @@ def test_depth_consumed_stays_consumed_for_the_snapshot():
 def test_no_look_ahead():
     ex = exchange()
     before = ex.quotes(["A"], T0 - H).loc["A"]
-    assert pd.isna(before["snapshot_ts"]) and pd.isna(before["yes_bid"])
+    assert pd.isna(before["quote_ts"]) and pd.isna(before["yes_bid"])
     assert ex.execute(order(), T0 - H) is None
     q = ex.quotes(["A"], T0 + 6 * H - pd.Timedelta(microseconds=1)).loc["A"]
-    assert q["snapshot_ts"] == T0 and q["yes_bid"] == 42
+    assert q["quote_ts"] == T0 and q["yes_bid"] == 42
     fill = ex.execute(order(count=1), T0 + 5 * H)
-    assert fill.snapshot_ts == T0 and fill.ts == T0 + 5 * H and fill.cost_cents == 45
+    assert fill.quote_ts == T0 and fill.ts == T0 + 5 * H and fill.cost_cents == 45
     assert ex.quotes(["A"], T0 + 6 * H).loc["A", "yes_bid"] == 80
 
 
@@ -99,16 +104,16 @@ def test_quotes_between_snapshots_flag_open_markets_and_their_fee_rate():
     ex = exchange()
     q = ex.quotes(["A", "Z"], T0 + H)
     assert q.loc["A", ["yes_bid", "no_bid", "yes_ask", "no_ask"]].tolist() == [42, 55, 45, 58]
-    assert q.loc["A", "snapshot_ts"] == T0 and q.loc["A", "is_open"]
+    assert q.loc["A", "quote_ts"] == T0 and q.loc["A", "is_open"]
     assert q.loc["A", "taker_rate"] == pytest.approx(0.07)
     assert q.loc["Z"].isna()["yes_bid"] and not q.loc["Z", "is_open"]
 
 
-def test_snapshot_times_from_start_before_close():
+def test_quote_times_from_start_before_close():
     ex = exchange()
-    assert ex.snapshot_times("A", T0, 4) == [T0, T0 + 6 * H]
-    assert ex.snapshot_times("A", T0 + H, 4) == [T0 + 6 * H]
-    assert ex.snapshot_times("Z", T0, 4) == []
+    assert ex.quote_times("A", T0, 4) == [T0, T0 + 6 * H]
+    assert ex.quote_times("A", T0 + H, 4) == [T0 + 6 * H]
+    assert ex.quote_times("Z", T0, 4) == []
 
 
 def test_subpenny_prices_are_refused():
@@ -148,4 +153,4 @@ def test_market_of_a_series_without_fee_settings_is_a_data_error():
         }
     )
     with pytest.raises(DataError, match="S-MISSING"):
-        SimulatedExchange(orderbook, markets, series, 0.07, 1.0)
+        SimulatedExchange(orderbook, NO_CANDLES, markets, series, 0.07, 1.0, 0.1)

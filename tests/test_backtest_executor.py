@@ -6,7 +6,10 @@ from kalshi_lab.backtest.account import Account
 from kalshi_lab.backtest.decision import Order, TradeDecision
 from kalshi_lab.backtest.exchange import SimulatedExchange
 from kalshi_lab.backtest.executor import SimpleExecutor, TWAPExecutor, make_executor
+from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.params import BacktestParams
+
+NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 H = pd.Timedelta(hours=1)
@@ -22,7 +25,7 @@ def exchange(no_bid_sizes: list[float]) -> SimulatedExchange:
     series = pd.DataFrame(
         {"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]}
     )
-    return SimulatedExchange(book, markets, series, 0.07, 1.0)
+    return SimulatedExchange(book, NO_CANDLES, markets, series, 0.07, 1.0, 0.1)
 
 
 def decision(count: int, at=T0, **kw) -> TradeDecision:
@@ -53,7 +56,7 @@ def test_twap_children_meet_successive_snapshots_and_carry_the_remainder():
     (same,) = twap.advance(T0 + 24 * H, ex, acct)
     assert same is order and order.status == "filled"
     assert [f.ts for f in order.fills] == SNAPS[:4]
-    assert [f.snapshot_ts for f in order.fills] == SNAPS[:4]
+    assert [f.quote_ts for f in order.fills] == SNAPS[:4]
     assert [f.count for f in order.fills] == [1, 3, 2, 2]  # ceil(7/3), ceil(4/2), 2
 
 
@@ -72,8 +75,8 @@ def test_twap_without_snapshots_leaves_the_order_unfilled():
 
 
 def test_make_executor_by_name():
-    params = BacktestParams(1000.0, "twap", 3, 0.07, 1.0)
+    params = BacktestParams(1000.0, "twap", 3, 0.07, 1.0, 0.1)
     assert isinstance(make_executor(params), TWAPExecutor)
     assert make_executor(params).slices == 3
-    simple = BacktestParams(1000.0, "simple", 3, 0.07, 1.0)
+    simple = BacktestParams(1000.0, "simple", 3, 0.07, 1.0, 0.1)
     assert isinstance(make_executor(simple), SimpleExecutor)

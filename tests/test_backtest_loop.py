@@ -6,8 +6,11 @@ import pandas as pd
 import pytest
 
 from kalshi_lab.backtest import run_backtest
+from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.errors import DataError
 from kalshi_lab.params import BacktestParams, StrategyParams
+
+NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
 
 D0 = pd.Timestamp("2025-01-01", tz="UTC")
 D1 = D0 + pd.Timedelta(days=1)
@@ -49,8 +52,8 @@ KELLY = StrategyParams("edge_kelly", 0.03, 0.5, 0.05, 0.10, exit_edge=-0.02)
 
 
 def run(executor: str = "simple", predictions: pd.DataFrame = PREDICTIONS):
-    params = BacktestParams(1000.0, executor, 4, 0.07, 1.0)
-    return run_backtest(predictions, BOOK, MARKETS, SERIES, KELLY, params, "settlement")
+    params = BacktestParams(1000.0, executor, 4, 0.07, 1.0, 0.1)
+    return run_backtest(predictions, BOOK, NO_CANDLES, MARKETS, SERIES, KELLY, params, "settlement")
 
 
 def test_two_markets_by_hand():
@@ -90,7 +93,7 @@ def test_twap_run_is_deterministic_and_never_overdraws():
     assert (a.equity["cash"] >= 0).all()
     # B's second child met the D1 book (NO ask 27), not the decision's
     b_fills = a.fills[a.fills["ticker"] == "B"]
-    assert b_fills["snapshot_ts"].tolist() == [D0, D1]
+    assert b_fills["quote_ts"].tolist() == [D0, D1]
     assert b_fills["price"].tolist() == [0.30, 0.27]
 
 

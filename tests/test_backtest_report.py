@@ -37,4 +37,4 @@ def test_quiet_run_summary_is_json_without_nan():
     assert s["total_return"] == 0.0 and s["hit_rate"] == 0.0 and s["n_trades"] == 0
     assert s["max_drawdown"] == 0.0 and s["sharpe_daily"] == 0.0
     json.dumps(s, allow_nan=False)
-    assert list(fills_frame([]).columns)[:4] == ["ts", "snapshot_ts", "decided_at", "ticker"]
+    assert list(fills_frame([]).columns)[:4] == ["ts", "quote_ts", "source", "decided_at"]

@@ -13,8 +13,11 @@ from kalshi_lab.backtest.strategy import (
     EdgeKellyStrategy,
     make_strategy,
 )
+from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.errors import ParamError
 from kalshi_lab.params import StrategyParams
+
+NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 DAY = pd.Timedelta(days=1)
@@ -36,7 +39,7 @@ def exchange(quotes: dict[str, tuple[float, float]]):
     series = pd.DataFrame(
         {"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]}
     )
-    return SimulatedExchange(book, markets, series, 0.07, 1.0)
+    return SimulatedExchange(book, NO_CANDLES, markets, series, 0.07, 1.0, 0.1)
 
 
 def signals(probs: dict[str, float], events: dict[str, str] | None = None, mid: float = 0.5):
@@ -128,7 +131,7 @@ def test_buys_still_being_worked_keep_their_budget_committed():
 def test_held_position_is_not_rebought_beyond_the_cap_nor_the_other_side_bought():
     ex = exchange({"A": (0.38, 0.60)})
     acct = Account(EQUITY)
-    acct.apply(Fill(T0, T0, "A", "yes", "buy", 1250, 50_000, 0), "EA")  # $500 = the 5% cap
+    acct.apply(Fill(T0, T0, "A", "yes", "buy", 1250, 50_000, 0, "book"), "EA")  # $500 = the 5% cap
     strat = EdgeKellyStrategy(KELLY)
     assert strat.generate_trade_decision(T0, signals({"A": 0.99}), ex, acct).orders == ()
     # the model now favours NO: NO is never bought while YES is held
@@ -139,7 +142,7 @@ def test_held_position_is_not_rebought_beyond_the_cap_nor_the_other_side_bought(
 def test_exit_when_the_edge_at_the_bid_turns():
     ex = exchange({"A": (0.38, 0.60)})  # YES bid 38
     acct = Account(EQUITY)
-    acct.apply(Fill(T0, T0, "A", "yes", "buy", 100, 4000, 0), "EA")
+    acct.apply(Fill(T0, T0, "A", "yes", "buy", 100, 4000, 0, "book"), "EA")
     strat = EdgeKellyStrategy(KELLY)
     # hold: 0.40 - (0.38 - fee) = 0.036 > -0.02
     assert strat.generate_trade_decision(T0, signals({"A": 0.40}), ex, acct).orders == ()
@@ -163,7 +166,7 @@ def test_directional_sides_sizes_and_exits_after_holding_days():
     for o in d.orders:
         o.finish()
     strat.receive(list(d.orders))
-    acct.apply(Fill(T0, T0, "A", "yes", "buy", 10, 400, 1), "EA")
+    acct.apply(Fill(T0, T0, "A", "yes", "buy", 10, 400, 1, "book"), "EA")
     assert all(
         o.ticker != "A"
         for o in strat.generate_trade_decision(T0, signals({"A": 0.9}), ex, acct).orders

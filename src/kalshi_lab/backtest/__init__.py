@@ -3,7 +3,8 @@
 decision (orders, fills) <- fees <- exchange (book replay, depth, fees, hours) <- account (cash,
 positions) <- strategy (signals -> orders) and executor (orders -> exchange -> account) <- loop
 (run_backtest) <- report (BacktestResult). Orders are decided at a prediction's as_of and filled
-against the orderbook snapshot at or before their send time; money is integer cents inside.
+against the orderbook snapshot at or before their send time, or, for a market without one (as
+in recorded history), the latest candle that ended by then; money is integer cents inside.
 """
 
 from kalshi_lab.backtest.account import Account, ClosedPosition, OverdraftError, Position

@@ -1,7 +1,9 @@
 """Orders, fills and trade decisions: the value objects passed between the layers.
 
 Time semantics: an order is *decided* at ``decided_at`` (a prediction's as_of) and *filled*
-against the orderbook snapshot at or before the time it is sent (``Fill.ts``), never a later one.
+against the quote known when it is sent (``Fill.ts``): the orderbook snapshot at or before then,
+or without one the latest candle that ended at or before then (``Fill.quote_ts``), never a later
+one.
 Prices are integer cents and counts integer contracts at this boundary; the data tables' dollar
 floats are converted once, in the exchange.
 """
@@ -13,10 +15,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 SIDES = ("yes", "no")
+#: where a fill's price and size came from: an orderbook snapshot, or a candle when the market
+#: has no snapshot at or before the send time (recorded history has no books)
+SOURCES = ("book", "candle")
 ACTIONS = ("buy", "sell")
 #: new: not sent yet; open: being worked (TWAP children remain); filled: all contracts;
 #: partial: done with some contracts; unfilled: done with none (no depth within the limit,
-#: market closed, no snapshot)
+#: market closed, no quote)
 STATUSES = ("new", "open", "filled", "partial", "unfilled")
 DONE = ("filled", "partial", "unfilled")
 
@@ -35,23 +40,26 @@ def _check_utc(name: str, ts: pd.Timestamp) -> None:
 
 @dataclass(frozen=True)
 class Fill:
-    """One order's execution against one snapshot: possibly several price levels, one fee."""
+    """One order's execution against one quote: possibly several price levels, one fee."""
 
     ts: pd.Timestamp  # when the order was sent
-    snapshot_ts: pd.Timestamp  # the book it was filled against (<= ts)
+    quote_ts: pd.Timestamp  # the snapshot, or the END of the candle, it was filled against (<= ts)
     ticker: str
     side: str
     action: str
     count: int  # contracts
     cost_cents: int  # sum over levels of contracts x price: paid (buy) or received (sell)
     fee_cents: int  # taker fee of the whole execution
+    source: str  # book | candle: what quoted the fill (SOURCES)
 
     def __post_init__(self) -> None:
         _check_side_action(self.side, self.action)
         if self.count <= 0 or self.cost_cents < 0 or self.fee_cents < 0:
             raise ValueError(f"fill needs count > 0 and non-negative cost and fee: {self}")
-        if self.snapshot_ts > self.ts:
-            raise ValueError(f"fill uses a snapshot after it was sent: {self}")
+        if self.quote_ts > self.ts:
+            raise ValueError(f"fill uses a quote from after it was sent: {self}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
 
     @property
     def avg_price_cents(self) -> float:

@@ -1,21 +1,29 @@
-"""The market: quotes, depth, fees and trading hours, replayed from recorded orderbooks.
+"""The market: quotes, depth, fees and trading hours, replayed from recorded books or candles.
 
 The ORDERBOOK table holds bids only (API.md section 2): a NO bid at x is a YES offer at 1 - x, so
 YES asks are derived from NO bids and NO asks from YES bids. Every query at time ``ts`` reads the
 latest snapshot with ``snapshot_ts <= ts`` (never a later one): an order decided at as_of is filled
 against the book that was visible at as_of.
 
+Recorded history has no books (the API only returns the current book, empty once a market
+closed). For a market without a snapshot at or before ``ts`` the exchange quotes from the latest
+candle that ENDED at or before ``ts`` (``end_period_ts`` is the inclusive end of its period, so
+its close is known from then on), the shortest period at a tie: its ``yes_bid_close`` is the YES
+bid and ``1 - yes_ask_close`` the NO bid, one price level each.
+
 Fills are taker fills at the displayed prices (buy at the ask, sell at the bid, never at the
 mid), walking levels from the best toward the order's limit. At most ``max_fill_share`` of a
-level's displayed size can be taken per snapshot, by all orders together: depth one order took is
-gone for the next order against the same snapshot; the next snapshot shows a fresh book. Prices
-are integer cents at this boundary (the data's markets are ``linear_cent``).
+level's displayed size can be taken per snapshot, and at most ``max_volume_share`` of a candle's
+traded volume per candle, by all orders together: what one order took is gone for the next
+order against the same snapshot or candle; the next one is fresh. Prices are integer cents at
+this boundary (the data's markets are ``linear_cent``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +39,9 @@ logger = logging.getLogger(__name__)
 _NEVER = np.iinfo(np.int64).max  # close_time of a market without one
 _UNKNOWN = np.iinfo(np.int64).min  # close_time of a market missing from the markets table
 _EPS = 1e-9  # slack for float sizes such as 0.3 * 10 = 2.9999999999999996
+_NO_TIMES = np.empty(0, dtype=np.int64)
+#: columns of the top-of-book and candle quote frames that ``quotes`` reads
+_QUOTE_COLUMNS = ["quote_ts", "source", "yes_bid", "no_bid", "yes_bid_size", "no_bid_size"]
 
 
 def _ns(ts: pd.Timestamp) -> int:
@@ -45,6 +56,23 @@ def _utc_ns(values: pd.Series) -> np.ndarray:
     return np.where(ts.isna().to_numpy(), _NEVER, ts.to_numpy().astype(np.int64))
 
 
+def _index_at(times: np.ndarray, ts_ns: int) -> int | None:
+    """Index of the latest of the ascending ``times`` at or before ``ts_ns``, None if none."""
+    k = int(np.searchsorted(times, ts_ns, side="right")) - 1
+    return k if k >= 0 else None
+
+
+def _cents(dollars: pd.Series, name: str, tickers: pd.Series) -> np.ndarray:
+    """Dollar prices as float cents on the one-cent grid (NaN stays NaN); off-grid: DataError."""
+    cents = dollars.to_numpy(dtype=float) * 100.0
+    rounded = np.rint(cents)
+    off_grid = np.abs(cents - rounded) > 1e-6  # NaN compares False
+    if off_grid.any():
+        examples = sorted(tickers[off_grid].astype(str).unique())[:5]
+        raise DataError(f"{name} prices off the one-cent grid (subpenny markets): {examples}")
+    return rounded
+
+
 class Exchange(Protocol):
     """What strategies and executors may ask of a market venue."""
 
@@ -52,7 +80,7 @@ class Exchange(Protocol):
 
     def execute(self, order: Order, ts: pd.Timestamp) -> Fill | None: ...
 
-    def snapshot_times(self, ticker: str, start: pd.Timestamp, n: int) -> list[pd.Timestamp]: ...
+    def quote_times(self, ticker: str, start: pd.Timestamp, n: int) -> list[pd.Timestamp]: ...
 
     def is_open(self, ticker: str, ts: pd.Timestamp) -> bool: ...
 
@@ -67,11 +95,6 @@ class _Snapshots:
     price: np.ndarray  # per row: int cents, ascending within a side
     size: np.ndarray  # per row: displayed contracts (float)
 
-    def index_at(self, ts_ns: int) -> int | None:
-        """Index of the latest snapshot at or before ``ts_ns``."""
-        k = int(np.searchsorted(self.times, ts_ns, side="right")) - 1
-        return k if k >= 0 else None
-
     def bids(self, k: int, side: str) -> tuple[np.ndarray, np.ndarray]:
         """Bids of one side at snapshot k, ascending: the best bid is the LAST element."""
         rows = slice(self.starts[k], self.starts[k + 1])
@@ -79,23 +102,54 @@ class _Snapshots:
         return self.price[rows][mask], self.size[rows][mask]
 
 
+@dataclass(frozen=True)
+class _Candles:
+    """The quoting candles of one market, one per end time (see _prepare_candles)."""
+
+    times: np.ndarray  # int64 ns of end_period_ts, ascending, unique
+    yes_bid: np.ndarray  # int cents, 0 without a bid
+    no_bid: np.ndarray  # int cents (100 - YES ask), 0 without a YES ask
+    cap: np.ndarray  # int contracts all orders together may fill against the candle
+
+    def bid(self, k: int, side: str) -> int:
+        """The bid of one side at candle k, 0 without one."""
+        return int(self.yes_bid[k] if side == "yes" else self.no_bid[k])
+
+
+@dataclass(frozen=True)
+class _Level:
+    """One price level an order may take: a bid, where its use is counted, how much it holds."""
+
+    bid: int  # cents
+    key: tuple[object, ...]  # consumption key: shared by every order against the same liquidity
+    capacity: int  # contracts all orders together may take here
+
+
 class SimulatedExchange:
-    """Replays the ORDERBOOK table (bids only) with MARKETS' trading hours and SERIES' fees."""
+    """Replays ORDERBOOK (bids only), else CANDLES, with MARKETS' hours and SERIES' fees."""
 
     def __init__(
         self,
         orderbook: pd.DataFrame,
+        candles: pd.DataFrame,
         markets: pd.DataFrame,
         series: pd.DataFrame,
         taker_fee_rate: float,
         max_fill_share: float,
+        max_volume_share: float,
     ) -> None:
         if not 0.0 < max_fill_share <= 1.0:
             raise ValueError(f"max_fill_share must be in (0, 1], got {max_fill_share}")
+        if not 0.0 < max_volume_share <= 1.0:
+            raise ValueError(f"max_volume_share must be in (0, 1], got {max_volume_share}")
         self.max_fill_share = max_fill_share
+        self.max_volume_share = max_volume_share
         book = _prepare_orderbook(orderbook)
         self._snapshots = _split_by_ticker(book)
         self._top = _top_of_book(book)
+        candle_quotes = _prepare_candles(candles, max_volume_share)
+        self._candles = _split_candles(candle_quotes)
+        self._candle_top = _candle_top(candle_quotes)
         self._close_ns = dict(zip(markets["ticker"], _utc_ns(markets["close_time"]), strict=True))
         schedules = {
             row.series_ticker: FeeSchedule.for_series(
@@ -112,9 +166,19 @@ class SimulatedExchange:
             t: schedules[s]
             for t, s in zip(markets["ticker"], markets["series_ticker"], strict=True)
         }
-        # (ticker, snapshot index, bid side, bid cents) -> contracts taken at that level
-        self._consumed: dict[tuple[str, int, str, int], int] = {}
-        logger.info("exchange: %d markets with %d snapshots", len(self._snapshots), len(self._top))
+        # consumption key of a level (see _levels) -> contracts taken there
+        self._consumed: dict[tuple[object, ...], int] = {}
+        #: why sends filled nothing, by reason: read by the backtest loop's report
+        self.unfilled: Counter[str] = Counter()
+        logger.info(
+            "exchange: %d markets with %d book snapshots; %d markets with %d candles, which "
+            "quote a market without a snapshot (fills up to %g of a candle's volume)",
+            len(self._snapshots),
+            len(self._top),
+            len(self._candles),
+            len(self._candle_top),
+            max_volume_share,
+        )
 
     # --- market rules -------------------------------------------------------------------------
 
@@ -133,22 +197,24 @@ class SimulatedExchange:
     # --- prices -------------------------------------------------------------------------------
 
     def quotes(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame:
-        """Top of book of many markets at ``ts``, vectorised (one as-of join).
+        """Best quotes of many markets at ``ts``, vectorised (one as-of join per source).
 
         Indexed by ticker in the given order; cents as floats with NaN for a missing side:
-        yes_bid, no_bid, yes_ask, no_ask, the bids' sizes, snapshot_ts (NaT without a snapshot),
-        is_open, and taker_rate (the series' rate x multiplier, NaN without a series).
+        yes_bid, no_bid, yes_ask, no_ask; yes_bid_size and no_bid_size (a snapshot's displayed
+        bids, or for a candle the contracts its volume cap allows, on either side); quote_ts
+        (the snapshot, or the end of the candle, quoted; NaT without either) and source (book,
+        candle, or NaN); is_open, and taker_rate (the series' rate x multiplier, NaN without a
+        series). A candle quotes only a market without a snapshot at or before ``ts``, as in
+        :meth:`execute`.
         """
         left = pd.DataFrame({"ticker": pd.Series(tickers, dtype=object)})
         left["ts"] = pd.Timestamp(_ns(ts), tz="UTC")
-        out = pd.merge_asof(
-            left,
-            self._top[self._top["ticker"].isin(left["ticker"])],
-            left_on="ts",
-            right_on="snapshot_ts",
-            by="ticker",
-            direction="backward",
-        ).set_index("ticker")
+        out = _as_of(left, self._top)
+        candle = _as_of(left, self._candle_top)
+        use = out["quote_ts"].isna() & candle["quote_ts"].notna()
+        for col in _QUOTE_COLUMNS:
+            out[col] = out[col].where(~use, candle[col])
+        out = out.set_index("ticker")
         out["yes_ask"] = 100.0 - out["no_bid"]
         out["no_ask"] = 100.0 - out["yes_bid"]
         # a market missing from the markets table is never open
@@ -159,68 +225,138 @@ class SimulatedExchange:
         ]
         return out.drop(columns="ts")
 
-    def snapshot_times(self, ticker: str, start: pd.Timestamp, n: int) -> list[pd.Timestamp]:
-        """The first ``n`` snapshot times at or after ``start`` and before the close."""
-        snaps = self._snapshots.get(ticker)
-        if snaps is None:
-            return []
-        first = int(np.searchsorted(snaps.times, _ns(start), side="left"))
+    def quote_times(self, ticker: str, start: pd.Timestamp, n: int) -> list[pd.Timestamp]:
+        """The first ``n`` times at or after ``start``, before the close, when the quote changes.
+
+        Those are the market's snapshot times and, before its first snapshot, the end times of
+        its candles (which quote it there).
+        """
+        snaps, candles = self._snapshots.get(ticker), self._candles.get(ticker)
+        book_times = _NO_TIMES if snaps is None else snaps.times
+        candle_times = _NO_TIMES if candles is None else candles.times
+        if len(book_times):
+            candle_times = candle_times[candle_times < book_times[0]]
+        times = np.concatenate([candle_times, book_times])
+        first = int(np.searchsorted(times, _ns(start), side="left"))
         close = self._close_ns.get(ticker, _NEVER)
-        times = snaps.times[first : first + n]
+        times = times[first : first + n]
         return [pd.Timestamp(t, tz="UTC") for t in times[times < close]]
 
     # --- execution ----------------------------------------------------------------------------
 
+    def _levels(
+        self, ticker: str, ts_ns: int, book_side: str
+    ) -> tuple[str, int, list[_Level]] | None:
+        """Source, quote time and bid levels (best first) of one side at ``ts_ns``, or None.
+
+        The snapshot at or before ``ts_ns`` if the market has one, else the latest candle that
+        ended at or before it; None without either.
+        """
+        snaps = self._snapshots.get(ticker)
+        k = None if snaps is None else _index_at(snaps.times, ts_ns)
+        if snaps is not None and k is not None:
+            prices, sizes = snaps.bids(k, book_side)
+            levels = [
+                _Level(
+                    int(bid),
+                    (ticker, "book", k, book_side, int(bid)),
+                    math.floor(self.max_fill_share * size + _EPS),
+                )
+                for bid, size in zip(prices[::-1], sizes[::-1], strict=True)
+            ]
+            return "book", int(snaps.times[k]), levels
+        candles = self._candles.get(ticker)
+        k = None if candles is None else _index_at(candles.times, ts_ns)
+        if candles is None or k is None:
+            return None
+        bid = candles.bid(k, book_side)
+        levels = [_Level(bid, (ticker, "candle", k), int(candles.cap[k]))] if bid > 0 else []
+        return "candle", int(candles.times[k]), levels
+
     def execute(self, order: Order, ts: pd.Timestamp) -> Fill | None:
-        """Fill what the book at ``ts`` allows of ``order.remaining``, immediate-or-cancel.
+        """Fill what the quote at ``ts`` allows of ``order.remaining``, immediate-or-cancel.
 
         Buying YES takes YES asks, i.e. NO bids from the best (last) one down, paying
         100 - bid; buying NO takes YES bids likewise; selling YES or NO hits that side's bids.
-        Stops at the limit, at the order's remaining budget (cost + fee) and at the depth left
-        at this snapshot. Returns None when nothing fills.
+        Stops at the limit, at the order's remaining budget (cost + fee) and at the depth (or
+        candle volume) left. Returns None when nothing fills, and counts why in ``unfilled``.
         """
         if not self.is_open(order.ticker, ts):
-            logger.debug("%s: market closed at %s", order.ticker, ts)
-            return None
-        snaps = self._snapshots.get(order.ticker)
-        k = None if snaps is None else snaps.index_at(_ns(ts))
-        if k is None:
-            logger.debug("%s: no snapshot at or before %s", order.ticker, ts)
+            self.unfilled["market closed"] += 1
             return None
         buy = order.action == "buy"
         book_side = ("no" if order.side == "yes" else "yes") if buy else order.side
-        bid_prices, sizes = snaps.bids(k, book_side)
+        quote = self._levels(order.ticker, _ns(ts), book_side)
+        if quote is None:
+            self.unfilled["no book snapshot or candle at or before the send"] += 1
+            return None
+        source, quote_ns, levels = quote
         fees = self.fee_schedule(order.ticker)
         budget = order.remaining_budget_cents
-        count = cost = units = 0
-        for bid, size in zip(bid_prices[::-1], sizes[::-1], strict=True):
-            price = 100 - int(bid) if buy else int(bid)
+        count = cost = units = within = capacity = room = 0
+        for level in levels:
+            price = 100 - level.bid if buy else level.bid
             if (buy and price > order.limit_cents) or (not buy and price < order.limit_cents):
                 break
-            key = (order.ticker, k, book_side, int(bid))
-            available = math.floor(self.max_fill_share * size + _EPS) - self._consumed.get(key, 0)
+            available = level.capacity - self._consumed.get(level.key, 0)
+            within += 1
+            capacity += level.capacity
+            room += max(available, 0)
             n = min(available, order.remaining - count)
             if budget is not None:
                 n = _affordable(n, price, cost, units, budget, fees)
             if n > 0:
-                self._consumed[key] = self._consumed.get(key, 0) + n
+                self._consumed[level.key] = self._consumed.get(level.key, 0) + n
                 count += n
                 cost += n * price
                 units += quadratic_units(n, price)
             if count == order.remaining or (budget is not None and n < available):
                 break
         if count == 0:
+            self.unfilled[_unfilled_reason(source, bool(levels), within, capacity, room)] += 1
             return None
         return Fill(
             ts=ts,
-            snapshot_ts=pd.Timestamp(snaps.times[k], tz="UTC"),
+            quote_ts=pd.Timestamp(quote_ns, tz="UTC"),
             ticker=order.ticker,
             side=order.side,
             action=order.action,
             count=count,
             cost_cents=cost,
             fee_cents=fees.taker_fee_cents(units),
+            source=source,
         )
+
+
+def _as_of(left: pd.DataFrame, quotes: pd.DataFrame) -> pd.DataFrame:
+    """Per row of ``left`` (ticker, ts), the latest row of ``quotes`` with quote_ts <= ts."""
+    return pd.merge_asof(
+        left,
+        quotes[quotes["ticker"].isin(left["ticker"])],
+        left_on="ts",
+        right_on="quote_ts",
+        by="ticker",
+        direction="backward",
+    )
+
+
+def _unfilled_reason(source: str, has_levels: bool, within: int, capacity: int, room: int) -> str:
+    """Why a send against a quote filled nothing, the most basic cause first.
+
+    ``within``: levels within the limit; ``capacity``: contracts they allowed in all;
+    ``room``: what earlier orders against the same quote left of that.
+    """
+    if not has_levels:
+        return f"{source}: no price on the side to take"
+    if within == 0:
+        return f"{source}: no price within the limit"
+    if capacity == 0:
+        if source == "book":
+            return "book: displayed size under one contract after max_fill_share"
+        return "candle: under one contract after max_volume_share (no or little volume)"
+    if room == 0:
+        return f"{source}: what the {source} allowed was taken by earlier orders"
+    return f"{source}: budget below one contract"
 
 
 def _affordable(n: int, price: int, cost: int, units: int, budget: int, fees: FeeSchedule) -> int:
@@ -249,25 +385,60 @@ def _prepare_orderbook(orderbook: pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"orderbook table lacks columns {sorted(missing)}")
     if not orderbook["side"].isin(["yes", "no"]).all():
         raise DataError("orderbook side must be yes or no")
-    cents = orderbook["price"].to_numpy(dtype=float) * 100.0
-    rounded = np.rint(cents)
-    off_grid = np.abs(cents - rounded) > 1e-6
-    if off_grid.any():
-        tickers = sorted(orderbook.loc[off_grid, "ticker"].unique())[:5]
-        raise DataError(f"orderbook prices off the one-cent grid (subpenny markets): {tickers}")
+    cents = _cents(orderbook["price"], "orderbook", orderbook["ticker"])
     book = pd.DataFrame(
         {
             "ticker": orderbook["ticker"].astype(str).to_numpy(dtype=object),
             "snapshot_ts": pd.to_datetime(orderbook["snapshot_ts"], utc=True).dt.as_unit("ns"),
             "ts_ns": _utc_ns(orderbook["snapshot_ts"]),
             "is_yes": (orderbook["side"] == "yes").to_numpy(),
-            "price": rounded.astype(np.int64),
+            "price": cents,
             "size": orderbook["count"].to_numpy(dtype=float),
         }
     )
     book = book[(book["size"] > 0) & book["price"].between(1, 99)]
+    book = book.astype({"price": np.int64})
     keys = ["ticker", "snapshot_ts", "ts_ns", "is_yes", "price"]
     return book.groupby(keys, as_index=False, sort=True)["size"].sum()
+
+
+def _prepare_candles(candles: pd.DataFrame, max_volume_share: float) -> pd.DataFrame:
+    """One quoting candle per (ticker, end time), by ticker and time, prices in float cents.
+
+    Where candles of several periods end at the same time the shortest period is kept, the
+    freshest: its close and volume describe the last hour (or minute), a daily one's the whole
+    day. A bid outside 1..99 cents (Kalshi's 0 for "no bid", 1.00 for "no offer") is no quote
+    (NaN). ``cap`` is ``floor(max_volume_share * volume)`` contracts, 0 without volume.
+    """
+    needed = {
+        "ticker",
+        "period_minutes",
+        "end_period_ts",
+        "yes_bid_close",
+        "yes_ask_close",
+        "volume",
+    }
+    missing = needed - set(candles.columns)
+    if missing:
+        raise DataError(f"candles table lacks columns {sorted(missing)}")
+    yes_bid = _cents(candles["yes_bid_close"], "candles", candles["ticker"])
+    no_bid = 100.0 - _cents(candles["yes_ask_close"], "candles", candles["ticker"])
+    volume = np.nan_to_num(candles["volume"].to_numpy(dtype=float), nan=0.0)
+    frame = pd.DataFrame(
+        {
+            "ticker": candles["ticker"].astype(str).to_numpy(dtype=object),
+            "quote_ts": pd.to_datetime(candles["end_period_ts"], utc=True).dt.as_unit("ns"),
+            "ts_ns": _utc_ns(candles["end_period_ts"]),
+            "period": candles["period_minutes"].to_numpy(dtype=np.int64),
+            "yes_bid": np.where((yes_bid >= 1) & (yes_bid <= 99), yes_bid, np.nan),
+            "no_bid": np.where((no_bid >= 1) & (no_bid <= 99), no_bid, np.nan),
+            "cap": np.floor(max_volume_share * np.maximum(volume, 0.0) + _EPS).astype(np.int64),
+        }
+    )
+    frame = frame.sort_values(
+        ["ticker", "ts_ns", "period"], ascending=[True, True, False], kind="stable"
+    )
+    return frame.drop_duplicates(["ticker", "ts_ns"], keep="last").reset_index(drop=True)
 
 
 def _split_by_ticker(book: pd.DataFrame) -> dict[str, _Snapshots]:
@@ -285,6 +456,18 @@ def _split_by_ticker(book: pd.DataFrame) -> dict[str, _Snapshots]:
     return out
 
 
+def _split_candles(candles: pd.DataFrame) -> dict[str, _Candles]:
+    out = {}
+    for ticker, rows in candles.groupby("ticker", sort=False):
+        out[ticker] = _Candles(
+            times=rows["ts_ns"].to_numpy(),
+            yes_bid=np.nan_to_num(rows["yes_bid"].to_numpy(), nan=0.0).astype(np.int64),
+            no_bid=np.nan_to_num(rows["no_bid"].to_numpy(), nan=0.0).astype(np.int64),
+            cap=rows["cap"].to_numpy(),
+        )
+    return out
+
+
 def _top_of_book(book: pd.DataFrame) -> pd.DataFrame:
     """Best bid and its size per (ticker, snapshot, side), one row per snapshot, by time."""
     best = (
@@ -296,4 +479,25 @@ def _top_of_book(book: pd.DataFrame) -> pd.DataFrame:
         has = is_yes in wide.columns.get_level_values(1)
         top[f"{name}_bid"] = wide[("price", is_yes)].astype(float) if has else np.nan
         top[f"{name}_bid_size"] = wide[("size", is_yes)] if has else np.nan
-    return top.reset_index().sort_values("snapshot_ts", kind="stable").reset_index(drop=True)
+    top = top.reset_index().rename(columns={"snapshot_ts": "quote_ts"})
+    top["source"] = "book"
+    return top.sort_values("quote_ts", kind="stable").reset_index(drop=True)[
+        ["ticker", *_QUOTE_COLUMNS]
+    ]
+
+
+def _candle_top(candles: pd.DataFrame) -> pd.DataFrame:
+    """The candles as quotes (the columns of _top_of_book), by time."""
+    cap = candles["cap"].astype(float)
+    top = pd.DataFrame(
+        {
+            "ticker": candles["ticker"],
+            "quote_ts": candles["quote_ts"],
+            "source": "candle",
+            "yes_bid": candles["yes_bid"],
+            "no_bid": candles["no_bid"],
+            "yes_bid_size": cap,
+            "no_bid_size": cap,
+        }
+    )
+    return top.sort_values("quote_ts", kind="stable").reset_index(drop=True)

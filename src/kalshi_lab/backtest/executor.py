@@ -2,7 +2,7 @@
 
 The narrow protocol, as in Qlib: the strategy's TradeDecision goes in, the orders that changed
 come back (and go to ``Strategy.receive``). Every send is immediate-or-cancel against the
-snapshot at or before the send time; what a send leaves unfilled is cancelled (simple) or
+quote at the send time (the snapshot at or before it, else the latest candle ended by then); what a send leaves unfilled is cancelled (simple) or
 carried to the next child (TWAP). Before each buy the order's budget is cut to the cash the
 account has, so a fill never overdraws it (the account would raise).
 """
@@ -92,10 +92,11 @@ class _Parent:
 
 
 class TWAPExecutor(Executor):
-    """Each order in ``slices`` children, one per market snapshot from the decision on.
+    """Each order in ``slices`` children, one per new market quote from the decision on.
 
-    Child i is sent at the i-th distinct orderbook snapshot time of the market at or after the
-    decision (before its close), so each child meets that snapshot's book, not the decision's.
+    Child i is sent at the i-th time at or after the decision (before the close) at which the
+    market's quote changes (a snapshot, or a candle's end where it has no snapshot), so each
+    child meets that quote, not the decision's.
     A child asks for remaining / children left (rounded up): what one child leaves unfilled is
     carried by the next. Children due after the loop's current time wait for :meth:`advance`.
     """
@@ -108,7 +109,7 @@ class TWAPExecutor(Executor):
 
     def execute(self, decision: TradeDecision, exchange: Exchange, account: Account) -> list[Order]:
         for order in decision.orders:
-            times = exchange.snapshot_times(order.ticker, decision.decided_at, self.slices)
+            times = exchange.quote_times(order.ticker, decision.decided_at, self.slices)
             order.status = "open"
             self._parents.append(_Parent(order, times))
         return self._run(decision.decided_at, exchange, account, list(decision.orders))

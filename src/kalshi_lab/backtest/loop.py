@@ -5,20 +5,24 @@ Time runs over the sorted unique ``as_of`` of the predictions. At each decision 
 1. everything scheduled up to ts happens in time order: TWAP children due by then, and the
    settlement of every market with ``settlement_ts <= ts`` (MARKETS ``result``: $1 per contract
    to the winning side, cost back if void);
-2. the account is marked at the bids of the snapshot at or before ts;
+2. the account is marked at the bids quoted at ts: the snapshot at or before ts or, for a
+   market without one, the latest candle that ended by ts;
 3. the strategy decides at ts from the predictions made at ts, and the executor fills the
-   orders against the snapshot at or before their send time (ts itself for the simple executor);
+   orders against the quote at their send time (ts itself for the simple executor);
 4. the account is marked again and one equity row is recorded at ts.
 
 After the last decision, the remaining TWAP children are sent and every market that settled in
 the data is settled; if that changed anything a final equity row is recorded at the time of the
 last change (positions still open there stay marked at their bids). No step draws a random
-number: the same inputs give the same result.
+number: the same inputs give the same result. At the end the run says what became of its
+signals (orders, and why the others placed none) and of its sends (why some filled nothing);
+a run that placed or filled nothing says so in a WARNING, never only through zeros.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import pandas as pd
 from tqdm import tqdm
@@ -48,7 +52,6 @@ PREDICTION_COLUMNS = (
     "as_of",
     "prob",
     "mid",
-    "close_time",
 )
 _END_OF_TIME = pd.Timestamp.max.tz_localize("UTC")
 
@@ -120,9 +123,33 @@ def _check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _reasons(counts: Counter[str]) -> str:
+    """``"12 reason; 3 other reason"``, most frequent first; ``"none"`` when empty."""
+    return "; ".join(f"{n} {reason}" for reason, n in counts.most_common()) or "none"
+
+
+def _explain(strategy: Strategy, exchange: SimulatedExchange, orders: list[Order]) -> None:
+    """Log what became of the signals and sends; WARN when the run placed or filled nothing."""
+    n_filled = sum(o.filled > 0 for o in orders)
+    skipped, unfilled = _reasons(strategy.skipped), _reasons(exchange.unfilled)
+    logger.info(
+        "backtest: %d signals -> %d orders (%d filled); signals without an order: %s",
+        strategy.n_signals,
+        len(orders),
+        n_filled,
+        skipped,
+    )
+    logger.info("backtest: sends that filled nothing: %s", unfilled)
+    if not orders:
+        logger.warning("backtest placed no order: of %d signals, %s", strategy.n_signals, skipped)
+    elif not n_filled:
+        logger.warning("backtest filled none of its %d orders: %s", len(orders), unfilled)
+
+
 def run_backtest(
     predictions: pd.DataFrame,
     orderbook: pd.DataFrame,
+    candles: pd.DataFrame,
     markets: pd.DataFrame,
     series: pd.DataFrame,
     strategy: StrategyParams,
@@ -132,12 +159,19 @@ def run_backtest(
     """Backtest ``strategy`` on ``predictions`` (decided at as_of, filled at or before it).
 
     ``predictions`` has one row per market and decision time (columns PREDICTION_COLUMNS;
-    ``prob`` is the model's probability that ``target`` is 1); ``orderbook``, ``markets`` and
-    ``series`` are the typed tables of kalshi_lab.data.tables.
+    ``prob`` is the model's probability that ``target`` is 1); ``orderbook``, ``candles``,
+    ``markets`` and ``series`` are the typed tables of kalshi_lab.data.tables. Candles quote
+    the markets that have no book snapshot (recorded history).
     """
     predictions = _check_predictions(predictions)
     exchange = SimulatedExchange(
-        orderbook, markets, series, backtest.taker_fee_rate, backtest.max_fill_share
+        orderbook,
+        candles,
+        markets,
+        series,
+        backtest.taker_fee_rate,
+        backtest.max_fill_share,
+        backtest.max_volume_share,
     )
     initial_cents = round(backtest.initial_cash * 100)
     account = Account(initial_cents)
@@ -166,6 +200,7 @@ def run_backtest(
         _mark(account, exchange, end)
         rows.append(equity_row(end, account))
 
+    _explain(strat, exchange, orders)
     equity = pd.DataFrame(rows, columns=EQUITY_COLUMNS)
     summary = summarize(equity, orders, account, initial_cents)
     logger.info("backtest %s/%s: %s", strategy.name, backtest.executor, summary)

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 
 from kalshi_lab.backtest.account import Account
-from kalshi_lab.backtest.decision import Order
+from kalshi_lab.backtest.decision import SOURCES, Fill, Order
 
 EQUITY_COLUMNS = ["ts", "cash", "positions_value", "equity"]
 FILL_COLUMNS = [
     "ts",  # when the order (or TWAP child) was sent
-    "snapshot_ts",  # the orderbook snapshot it was filled against (<= ts)
+    "quote_ts",  # the orderbook snapshot, or the END of the candle, it was filled against (<= ts)
+    "source",  # book | candle: which of the two quoted it
     "decided_at",  # the decision (prediction as_of) it came from
     "ticker",
     "event_ticker",
@@ -59,7 +60,8 @@ def fills_frame(orders: list[Order]) -> pd.DataFrame:
     rows = [
         {
             "ts": f.ts,
-            "snapshot_ts": f.snapshot_ts,
+            "quote_ts": f.quote_ts,
+            "source": f.source,
             "decided_at": o.decided_at,
             "ticker": f.ticker,
             "event_ticker": o.event_ticker,
@@ -116,6 +118,16 @@ def sharpe_daily(values: pd.Series) -> float:
     return float(returns.mean() / std * math.sqrt(365))
 
 
+def _by_source(fills: list[Fill]) -> dict[str, int]:
+    """Fills and contracts per quote source: how much of a run the candle fallback priced."""
+    out = {}
+    for source in SOURCES:
+        mine = [f for f in fills if f.source == source]
+        out[f"n_fills_{source}"] = len(mine)
+        out[f"n_contracts_{source}"] = int(sum(f.count for f in mine))
+    return out
+
+
 def summarize(
     equity: pd.DataFrame, orders: list[Order], account: Account, initial_cash_cents: int
 ) -> dict[str, float | int]:
@@ -124,6 +136,7 @@ def summarize(
     final = float(equity["equity"].iloc[-1]) if len(equity) else initial
     daily = _daily_equity(equity, initial) if len(equity) else pd.Series([initial])
     traded = [o for o in orders if o.filled > 0]
+    fills = [f for o in traded for f in o.fills]
     pnl = np.array([c.pnl_cents for c in account.closed])
     return {
         "initial_cash": initial,
@@ -134,6 +147,7 @@ def summarize(
         "n_orders": len(orders),
         "n_trades": len(traded),
         "n_contracts": int(sum(o.filled for o in traded)),
+        **_by_source(fills),
         "fees_paid": account.fees_paid_cents / 100,
         "realized_pnl": account.realized_pnl_cents / 100,
         "n_closed": len(account.closed),

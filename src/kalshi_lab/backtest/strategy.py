@@ -1,7 +1,8 @@
 """Strategies: model probabilities at as_of -> a TradeDecision of limit orders.
 
 A strategy sees, at decision time ``ts`` (a prediction's as_of), the predictions made at ts, the
-exchange's quotes at ts (latest snapshot at or before ts) and the account marked at those quotes.
+exchange's quotes at ts (latest snapshot at or before ts, else the latest candle ended by then)
+and the account marked at those quotes.
 It prices every edge against the ASK it would pay (plus the taker fee), never the mid, and sizes
 every buy under three caps that hold whatever the probability: ``max_position_frac`` of equity
 per market, ``max_event_frac`` per event (an event's strikes are mutually exclusive, so their
@@ -10,7 +11,8 @@ costs are capped together) and the cash not yet committed at ts. Caps count the 
 what this decision buys.
 
 The executor reports orders back through :meth:`Strategy.receive`; a market with an order still
-being worked (TWAP) gets no new order until that one is done.
+being worked (TWAP) gets no new order until that one is done. Every signal that leads to no
+order is counted by reason in ``Strategy.skipped``, so a quiet run can say why it was quiet.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +36,10 @@ from kalshi_lab.params import TARGETS, StrategyParams
 logger = logging.getLogger(__name__)
 
 _CENTS = np.arange(1, 100)  # every tradable price in cents
+_CLOSED = "market closed (or not in the markets table)"
+_WORKING = "an order is still being worked in the market"
+_NO_QUOTE = "no ask to buy at (no book snapshot or candle quote)"
+_SMALL = "under one contract after the position, event and cash caps"
 
 
 def _floor(x: float) -> int:
@@ -55,6 +62,8 @@ class Strategy(ABC):
     def __init__(self, params: StrategyParams) -> None:
         self.params = params
         self._working: dict[str, Order] = {}
+        self.n_signals = 0  # (market, decision time) signals seen
+        self.skipped: Counter[str] = Counter()  # signals that led to no order, by reason
 
     @abstractmethod
     def generate_trade_decision(
@@ -79,9 +88,22 @@ class Strategy(ABC):
             logger.debug("%s: %d orders", ts, len(orders))
         return TradeDecision(decided_at=ts, orders=tuple(orders))
 
+    def _skip(self, reason: str, mask: np.ndarray | pd.Series) -> None:
+        """Count the signals of ``mask`` as leading to no order, for ``reason``."""
+        n = int(np.count_nonzero(mask))
+        if n:
+            self.skipped[reason] += n
+
     def _frame(self, signals: pd.DataFrame, exchange: Exchange, ts: pd.Timestamp) -> pd.DataFrame:
-        """One row per market with a signal: prediction, quotes in dollars, fee rate, trade flags."""
-        sig = signals.drop_duplicates("ticker", keep="last").set_index("ticker")
+        """One row per market with a signal: prediction, quotes in dollars, fee rate, trade flags.
+
+        Counts the signals, and skips the closed markets and those with an order being worked
+        (``tradable`` is False there).
+        """
+        self.n_signals += len(signals)
+        duplicated = signals["ticker"].duplicated(keep="last")
+        self._skip("a later signal for the same market at the same time", duplicated)
+        sig = signals[~duplicated].set_index("ticker")
         quotes = exchange.quotes(list(sig.index), ts)
         frame = sig[["event_ticker", "prob", "mid"]].join(
             quotes[["yes_bid", "yes_ask", "no_bid", "no_ask", "is_open", "taker_rate"]]
@@ -89,6 +111,10 @@ class Strategy(ABC):
         for col in ("yes_bid", "yes_ask", "no_bid", "no_ask"):
             frame[col] = frame[col] / 100.0
         frame["working"] = frame.index.isin(list(self._working))
+        is_open = frame["is_open"].astype(bool)
+        self._skip(_CLOSED, ~is_open)
+        self._skip(_WORKING, is_open & frame["working"])
+        frame["tradable"] = is_open & ~frame["working"]
         return frame
 
     def _budget(self, account: Account) -> _Budget:
@@ -215,7 +241,7 @@ class EdgeKellyStrategy(Strategy):
     ) -> TradeDecision:
         p = self.params
         frame = self._frame(signals, exchange, ts)
-        tradable = frame["is_open"].astype(bool) & ~frame["working"]
+        tradable = frame["tradable"]
         held_side = pd.Series(
             {t: pos.side for t, pos in account.positions.items()}, dtype=object
         ).reindex(frame.index)
@@ -251,6 +277,9 @@ class EdgeKellyStrategy(Strategy):
         candidates = pd.DataFrame(
             {"side": side, "edge": edge, "q": q, "ask": ask, "limit": limit}, index=entry.index
         )
+        no_quote = np.isnan(edge)  # no ask on any side it may buy
+        self._skip(_NO_QUOTE, no_quote)
+        self._skip(f"edge at the ask not above min_edge {p.min_edge}", edge <= p.min_edge)
         candidates = candidates[candidates["edge"] > p.min_edge]
         candidates = candidates.sort_values(["edge"], ascending=False, kind="stable")
 
@@ -263,6 +292,8 @@ class EdgeKellyStrategy(Strategy):
             order = self._buy(ts, row, c["side"], stake, int(c["limit"]), account, budget)
             if order is not None:
                 orders.append(order)
+            else:
+                self.skipped[_SMALL] += 1
         return self._decide(ts, orders)
 
 
@@ -307,16 +338,17 @@ class DirectionalStrategy(Strategy):
                     orders.append(_sell(ts, account, ticker, int(bid)))
 
         frame = self._frame(signals, exchange, ts)
-        tradable = (
-            frame["is_open"].astype(bool)
-            & ~frame["working"]
-            & ~frame.index.isin(list(account.positions))
-        )
-        entry = frame[tradable]
+        held = frame.index.isin(list(account.positions))
+        self._skip("a position is already held in the market", frame["tradable"] & held)
+        entry = frame[frame["tradable"] & ~held]
         ref = 0.5 if self.target == "direction" else entry["mid"]
         s = (entry["prob"] - ref).to_numpy(dtype=float)
         side = np.where(s > 0, "yes", "no")
         ask = _side_columns(entry, side, "ask")
+        self._skip(_NO_QUOTE, np.isnan(ask))
+        self._skip(
+            f"signal not above min_edge {p.min_edge}", ~np.isnan(ask) & ~(np.abs(s) > p.min_edge)
+        )
         go = (np.abs(s) > p.min_edge) & ~np.isnan(ask)
         candidates = pd.DataFrame({"s": s, "side": side, "ask": ask}, index=entry.index)[go]
         candidates = candidates.reindex(
@@ -331,6 +363,8 @@ class DirectionalStrategy(Strategy):
             order = self._buy(ts, entry.loc[ticker], c["side"], stake, limit, account, budget)
             if order is not None:
                 orders.append(order)
+            else:
+                self.skipped[_SMALL] += 1
         return self._decide(ts, orders)
 
 

@@ -19,6 +19,7 @@ def main() -> None:
     result = run_backtest(
         predictions,
         read_table("orderbook"),
+        read_table("candles"),
         read_table("markets"),
         read_table("series"),
         params.strategy,

@@ -1,8 +1,11 @@
-"""run_backtest end to end on two markets whose every cent can be checked by hand."""
+"""run_backtest end to end on markets whose every cent can be checked by hand."""
 
 import json
+import logging
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from kalshi_lab.backtest import run_backtest
@@ -45,15 +48,27 @@ PREDICTIONS = pd.DataFrame(
         "as_of": [D0, D0, D1],  # A is closed at D1: no trade
         "prob": [0.6, 0.2, 0.6],
         "mid": [0.39, 0.71, 0.39],
-        "close_time": [D0 + 10 * H, D1 + 10 * H, D0 + 10 * H],
     }
 )
 KELLY = StrategyParams("edge_kelly", 0.03, 0.5, 0.05, 0.10, exit_edge=-0.02)
 
 
-def run(executor: str = "simple", predictions: pd.DataFrame = PREDICTIONS):
+def run(
+    executor: str = "simple",
+    predictions: pd.DataFrame = PREDICTIONS,
+    book: pd.DataFrame = BOOK,
+    candles: pd.DataFrame = NO_CANDLES,
+    markets: pd.DataFrame = MARKETS,
+):
     params = BacktestParams(1000.0, executor, 4, 0.07, 1.0, 0.1)
-    return run_backtest(predictions, BOOK, NO_CANDLES, MARKETS, SERIES, KELLY, params, "settlement")
+    return run_backtest(predictions, book, candles, markets, SERIES, KELLY, params, "settlement")
+
+
+def candles(rows: list[tuple]) -> pd.DataFrame:
+    """Hourly candles (ticker, end, yes_bid_close, yes_ask_close, volume), typed as stored."""
+    keys = ("ticker", "end_period_ts", "yes_bid_close", "yes_ask_close", "volume")
+    records = [dict(zip(keys, r, strict=True)) | {"period_minutes": 60} for r in rows]
+    return pa.Table.from_pylist(records, schema=CANDLES).to_pandas()
 
 
 def test_two_markets_by_hand():
@@ -102,3 +117,115 @@ def test_bad_predictions_are_data_errors():
         run(predictions=PREDICTIONS.drop(columns="prob"))
     with pytest.raises(DataError, match="empty"):
         run(predictions=PREDICTIONS.iloc[:0])
+
+
+def test_recorded_history_without_books_trades_on_candles():
+    # A has no book: the hourly candle ending at D0 quotes it (YES ask 40, bid 38), and 10 % of
+    # its 1,000 traded contracts cap the fill below the 119 the caps allow
+    result = run(book=BOOK[BOOK["ticker"] == "B"], candles=candles([("A", D0, 0.38, 0.40, 1000.0)]))
+    fills = result.fills.set_index("ticker")
+    assert fills.loc["A", ["source", "quote_ts", "count", "price"]].tolist() == [
+        "candle",
+        D0,
+        100,
+        0.40,
+    ]
+    assert fills.loc["B", "source"] == "book"
+    s = result.summary
+    assert (s["n_fills_candle"], s["n_contracts_candle"]) == (1, 100)
+    assert (s["n_fills_book"], s["n_contracts_book"]) == (1, 158)
+    # marked at the candle's bid at D0: 100 YES at 38
+    cash = 100_000 - (4000 + 168) - (4740 + 233)  # fee ceil(0.07 x 100 x 40 x 60 / 100) = 168
+    assert result.equity["equity"].iloc[0] == pytest.approx((cash + 100 * 38 + 158 * 28) / 100)
+
+
+def test_a_run_without_orders_says_why(caplog):
+    with caplog.at_level(logging.WARNING, logger="kalshi_lab.backtest"):
+        result = run(book=BOOK.iloc[:0])
+    assert result.summary["n_orders"] == 0
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "placed no order" in warning
+    assert "2 no ask to buy at" in warning and "1 market closed" in warning
+
+
+def test_a_run_whose_orders_all_fail_says_why(caplog):
+    # the candle quotes A, but 10 % of its 5 traded contracts is under one contract
+    only_a = PREDICTIONS.iloc[:1]
+    with caplog.at_level(logging.WARNING, logger="kalshi_lab.backtest"):
+        result = run(
+            predictions=only_a, book=BOOK.iloc[:0], candles=candles([("A", D0, 0.38, 0.40, 5.0)])
+        )
+    assert (result.summary["n_orders"], result.summary["n_trades"]) == (1, 0)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "filled none of its 1 orders" in warning and "max_volume_share" in warning
+
+
+def _history(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Three markets over four days: A and C quoted by hourly candles only, B by 6-hourly books
+    from D1 on (candles before); predictions every 6 hours with a wide edge somewhere."""
+    rng = np.random.default_rng(seed)
+    tickers = ["A", "B", "C"]
+    close = D0 + pd.Timedelta(days=4)
+    markets = pd.DataFrame(
+        {
+            "ticker": tickers,
+            "event_ticker": ["EA", "EB", "EC"],
+            "series_ticker": "S",
+            "close_time": close,
+            "settlement_ts": close + 2 * H,
+            "result": ["yes", "no", "yes"],
+        }
+    )
+    rows = []
+    for t in tickers:
+        for hour in range(-2, 96):
+            bid = int(rng.integers(20, 70))
+            rows.append((t, D0 + hour * H, bid / 100, (bid + 3) / 100, float(rng.integers(0, 900))))
+    book = [
+        (t, D1 + hour * H, side, int(rng.integers(20, 45)) / 100, float(rng.integers(10, 400)))
+        for t in ("B",)
+        for hour in range(0, 72, 6)
+        for side in ("yes", "no")
+    ]
+    times = pd.date_range(D0, close - H, freq="6h")
+    predictions = pd.DataFrame(
+        {
+            "ticker": np.tile(tickers, len(times)),
+            "event_ticker": np.tile(["EA", "EB", "EC"], len(times)),
+            "series_ticker": "S",
+            "as_of": np.repeat(times, len(tickers)),
+            "prob": rng.choice([0.1, 0.5, 0.9], size=len(times) * len(tickers)),
+            "mid": 0.5,
+        }
+    )
+    book = pd.DataFrame(book, columns=["ticker", "snapshot_ts", "side", "price", "count"])
+    return predictions, book, candles(rows), markets
+
+
+@pytest.mark.parametrize("executor", ["simple", "twap"])
+def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor):
+    predictions, book, candle_table, markets = _history(seed=5)
+    cutoff = D1 + 12 * H
+    full = run(executor, predictions, book, candle_table, markets)
+    later = candle_table["end_period_ts"] > cutoff
+    altered = (
+        candle_table[later].iloc[::2].assign(yes_bid_close=0.01, yes_ask_close=0.02, volume=1e6)
+    )
+    late_book = book[book["snapshot_ts"] > cutoff].iloc[::3].assign(price=0.97, count=1e6)
+    truncated = run(
+        executor,
+        predictions,
+        pd.concat([book[book["snapshot_ts"] <= cutoff], late_book]),
+        pd.concat([candle_table[~later], altered]),
+        markets,
+    )
+    early = full.fills["ts"] <= cutoff
+    assert set(full.fills.loc[early, "source"]) == {"book", "candle"}
+    pd.testing.assert_frame_equal(
+        truncated.fills[truncated.fills["ts"] <= cutoff], full.fills[early]
+    )
+    pd.testing.assert_frame_equal(
+        truncated.equity[truncated.equity["ts"] <= cutoff],
+        full.equity[full.equity["ts"] <= cutoff],
+    )
+    assert not truncated.fills.equals(full.fills)  # the later data did matter later

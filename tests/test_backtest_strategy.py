@@ -26,15 +26,16 @@ KELLY = StrategyParams("edge_kelly", 0.03, 0.5, 0.05, 0.10, exit_edge=-0.02)
 DIRECTIONAL = StrategyParams("directional", 0.05, 0.5, 0.05, 0.10, holding_days=1)
 
 
-def exchange(quotes: dict[str, tuple[float, float]]):
-    """Markets with one deep level per side: ticker -> (best YES bid, best NO bid) in dollars."""
+def exchange(quotes: dict[str, tuple[float, float]], unquoted: tuple[str, ...] = ()):
+    """Markets with one deep level per side: ticker -> (best YES bid, best NO bid) in dollars;
+    ``unquoted`` markets have neither book nor candle."""
     rows = []
     for t, (yes_bid, no_bid) in quotes.items():
         for ts in (T0, T0 + DAY):
             rows += [(t, ts, "yes", yes_bid, 1e6), (t, ts, "no", no_bid, 1e6)]
     book = pd.DataFrame(rows, columns=["ticker", "snapshot_ts", "side", "price", "count"])
     markets = pd.DataFrame(
-        {"ticker": list(quotes), "series_ticker": "S", "close_time": T0 + 10 * DAY}
+        {"ticker": [*quotes, *unquoted], "series_ticker": "S", "close_time": T0 + 10 * DAY}
     )
     series = pd.DataFrame(
         {"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]}
@@ -197,3 +198,35 @@ def test_make_strategy_picks_by_name_and_refuses_kelly_on_direction():
     assert isinstance(make_strategy(DIRECTIONAL, "direction"), DirectionalStrategy)
     with pytest.raises(ParamError, match="settlement"):
         make_strategy(KELLY, "direction")
+
+
+def test_signals_without_an_order_are_counted_by_reason():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60), "C": (0.49, 0.49)}, unquoted=("D",))
+    strat = EdgeKellyStrategy(KELLY)
+    # A trades; B's order is then being worked; C has no edge; D no quote; Z no market
+    probs = {"A": 0.6, "C": 0.5, "D": 0.9, "Z": 0.9}
+    strat.generate_trade_decision(T0, signals({"B": 0.6}), ex, Account(EQUITY))
+    d = strat.generate_trade_decision(T0, signals(probs | {"B": 0.6}), ex, Account(EQUITY))
+    assert [o.ticker for o in d.orders] == ["A"]
+    assert strat.n_signals == 6
+    assert dict(strat.skipped) == {
+        "market closed (or not in the markets table)": 1,
+        "an order is still being worked in the market": 1,
+        "edge at the ask not above min_edge 0.03": 1,
+        "no ask to buy at (no book snapshot or candle quote)": 1,
+    }
+    poor = EdgeKellyStrategy(KELLY)
+    assert poor.generate_trade_decision(T0, signals({"A": 0.6}), ex, Account(100)).orders == ()
+    assert dict(poor.skipped) == {"under one contract after the position, event and cash caps": 1}
+
+
+def test_directional_counts_held_markets_and_weak_signals():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60)})
+    acct = Account(EQUITY)
+    acct.apply(Fill(T0, T0, "A", "yes", "buy", 10, 400, 1, "book"), "EA")
+    strat = DirectionalStrategy(DIRECTIONAL, "direction")
+    assert strat.generate_trade_decision(T0, signals({"A": 0.9, "B": 0.52}), ex, acct).orders == ()
+    assert dict(strat.skipped) == {
+        "a position is already held in the market": 1,
+        "signal not above min_edge 0.05": 1,
+    }

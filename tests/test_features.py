@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from kalshi_lab.data import tables
 from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, build_features, feature_columns, output_columns
+from kalshi_lab.features.columns import KEY_COLUMNS
 from kalshi_lab.features.grouped import Groups, rolling_std
 from kalshi_lab.params import FeatureParams
 
@@ -35,6 +37,8 @@ def market(
     result: str | None = "yes",
     opened: str = "2025-01-01",
     close: str = "2025-01-20",
+    can_close_early: bool = False,
+    latest: str | None = None,
 ) -> dict:
     return {
         "ticker": ticker,
@@ -44,6 +48,8 @@ def market(
         "open_time": ts(opened),
         "close_time": ts(close),
         "settlement_ts": None,
+        "can_close_early": can_close_early,
+        "latest_expiration_time": None if latest is None else ts(latest),
     }
 
 
@@ -360,3 +366,38 @@ def test_bad_inputs_are_data_errors():
 def test_empty_inputs_give_an_empty_table_with_all_columns():
     out = build([market("A")], [])
     assert out.empty and list(out.columns) == output_columns(PARAMS)
+
+
+def test_an_early_close_does_not_show_in_the_rows_before_it():
+    """Kalshi moves close_time to the early close: no feature row before it may change."""
+    early = "2025-01-05 12:00"
+    markets, candles, trades = _random_tables(seed=8)  # A, B, C of event E, 12 days
+
+    def with_close_of_a(close: str) -> pd.DataFrame:
+        a = market("A", event="E", close=close, can_close_early=True, latest="2025-01-25")
+        return build([a, *markets[1:]], candles, trades)
+
+    moved, scheduled = with_close_of_a(early), with_close_of_a("2025-01-20")
+    known = [*KEY_COLUMNS, *feature_columns(PARAMS)]
+    before = scheduled[scheduled["as_of"] < ts(early)][known].reset_index(drop=True)
+    assert set(before["ticker"]) == {"A", "B", "C"}
+    pd.testing.assert_frame_equal(
+        moved[moved["as_of"] < ts(early)][known].reset_index(drop=True), before
+    )
+    assert row(moved, "A", "2025-01-02")["DAYS_TO_CLOSE"] == 23.0  # to the latest expiration
+    assert (moved["as_of"] < moved["close_time"]).all()  # the moved close still ends the rows
+    assert moved["as_of"][moved["ticker"] == "A"].max() == ts("2025-01-05")
+
+
+def test_early_closers_without_a_latest_expiration_fall_back_to_close_time_with_a_warning(caplog):
+    markets = [
+        market("A", close="2025-01-10", can_close_early=True),
+        market("B", close="2025-01-10", can_close_early=True, latest="2025-01-12"),
+        market("C", close="2025-01-10", latest="2025-01-12"),  # cannot close early: close_time
+    ]
+    with caplog.at_level(logging.WARNING, logger="kalshi_lab.features"):
+        out = build(markets, [c for t in "ABC" for c in daily(t, [0.5])])
+    days = out.set_index("ticker")["DAYS_TO_CLOSE"]
+    assert days.to_dict() == {"A": 8.0, "B": 10.0, "C": 8.0}
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1 of 2 markets that can close early lack latest_expiration_time" in warning

@@ -3,8 +3,14 @@
 Time semantics: a row is a decision point at ``as_of``, the END of a daily candle (00:00 UTC
 after the day). Every feature of the row uses only candles with ``end_period_ts <= as_of`` and
 trades with ``created_time <= as_of``; targets look at later data and are never features.
-Rows exist only while ``as_of < close_time``: a decision after the close cannot trade. The
-day that contains the close is still on the grid, as the previous row's direction target.
+Rows exist only while ``as_of < close_time``: a decision after the close cannot trade (and at
+as_of the exchange knows whether the market is still open). The day that contains the close is
+still on the grid, as the previous row's direction target.
+
+``close_time`` is the ACTUAL close once a market closed: Kalshi moves it when a market that
+``can_close_early`` closes early ("will X happen by D" closes when X happens, usually YES). A
+feature must not measure time to that close, or every earlier row would reveal the early close;
+``DAYS_TO_CLOSE`` uses the close known in advance instead (``_close_known_in_advance``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "open_time",
         "close_time",
         "settlement_ts",
+        "can_close_early",
+        "latest_expiration_time",
     ),
     "candles": (
         "ticker",
@@ -71,6 +79,31 @@ def _sorted_markets(markets: pd.DataFrame) -> pd.DataFrame:
     if markets["close_time"].isna().any():
         raise DataError("markets has null close_time; every Kalshi market has a scheduled close")
     return markets.sort_values("ticker", kind="stable").reset_index(drop=True)
+
+
+def _close_known_in_advance(markets: pd.DataFrame) -> np.ndarray:
+    """Per market, in ns, the close a decision before the actual close could know of.
+
+    A market that cannot close early closes at its ``close_time``. One that can is bounded by
+    its contract's ``latest_expiration_time``, which an early close does not move, whereas its
+    ``close_time`` becomes the early close itself. Older records lack the latest expiration:
+    those markets fall back to ``close_time``, and a WARNING counts them, since their early
+    close (if any) leaks into ``DAYS_TO_CLOSE``.
+    """
+    close = utc_ns(markets["close_time"], "markets.close_time")
+    early = markets["can_close_early"].to_numpy(dtype=bool, na_value=False)
+    latest = markets["latest_expiration_time"]
+    missing = early & latest.isna().to_numpy()
+    if missing.any():
+        log.warning(
+            "features: %d of %d markets that can close early lack latest_expiration_time; "
+            "their DAYS_TO_CLOSE counts to close_time, so an early close could leak, e.g. %s",
+            int(missing.sum()),
+            int(early.sum()),
+            markets["ticker"][missing].iloc[0],
+        )
+    latest_ns = pd.DatetimeIndex(latest).as_unit("ns").asi8  # NaT: only where not used
+    return np.where(early & ~missing, latest_ns, close)
 
 
 def _event_ids(markets: pd.DataFrame) -> np.ndarray:
@@ -140,7 +173,7 @@ def build_features(
     # period's outcomes; age and time to close describe the life cycle every market shares.
     day = panel.day[keep]
     floats.update({"TS": day - _in_days(markets["open_time"])[m]})
-    floats.update({"DAYS_TO_CLOSE": (close / DAY_NS)[m] - day})
+    floats.update({"DAYS_TO_CLOSE": (_close_known_in_advance(markets) / DAY_NS)[m] - day})
     floats.update({"FLOW_IMBALANCE": flow.imbalance})
     floats.update({"VOLATILITY": rolling_std(prices.ret, params.volatility_window, groups)})
     floats.update(quote_features(candle, mid, groups, params.min_price))
@@ -164,4 +197,14 @@ def build_features(
         panel.n_rows - len(keep),
         out.shape[1],
     )
+    no_rows = rows_per_market == 0
+    if no_rows.any():
+        log.info(
+            "features: %d of %d markets have no row: %d without a daily candle, %d whose daily "
+            "candles all end at or after the close",
+            int(no_rows.sum()),
+            len(markets),
+            int((no_rows & (panel.n_days == 0)).sum()),
+            int((no_rows & (panel.n_days > 0)).sum()),
+        )
     return out

@@ -14,7 +14,9 @@ KEY_COLUMNS: tuple[str, ...] = ("ticker", "event_ticker", "series_ticker", "as_o
 
 #: what was known at as_of and is needed by evaluation and backtest, but is not a model input
 CONTEXT_COLUMNS: tuple[str, ...] = (
-    "close_time",  # scheduled close (UTC)
+    # the market's close_time (UTC): its ACTUAL close once closed, which for a market that
+    # closed early was not known before; rows exist only before it; never a feature
+    "close_time",
     "settlement_ts",  # UTC, null while unsettled: for evaluation only, never a feature
     "price",  # daily mean trade price, forward-filled over days without trades (dollars)
     "yes_bid",  # close of the daily candle's best YES bid (dollars)
@@ -32,7 +34,9 @@ TARGET_COLUMNS: dict[str, str] = {
 #: features without a lag, in output order; the comment is the definition at as_of
 SNAPSHOT_FEATURES: tuple[str, ...] = (
     "TS",  # market age in days (as_of - open_time): a deterministic time id, not the calendar
-    "DAYS_TO_CLOSE",  # days from as_of to the scheduled close_time (known in advance)
+    # days from as_of to the close known in advance: close_time, or latest_expiration_time for
+    # a market that can close early (its close_time moves to the early close when it happens)
+    "DAYS_TO_CLOSE",
     "NO_TRADE",  # 1.0 if the day ending at as_of had no trade (its RET is 0 by forward fill)
     "DAYS_SINCE_TRADE",  # days since the last day with a trade (0 on a trade day)
     "N_TRADES",  # number of trades in the day ending at as_of

@@ -18,7 +18,6 @@ PREDICTION_CONTEXT = [
     "event_ticker",
     "series_ticker",
     "as_of",
-    "close_time",
     "mid",
     "market_prob",
 ]

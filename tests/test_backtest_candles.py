@@ -135,6 +135,22 @@ def test_quote_times_are_candle_ends_before_the_first_snapshot_then_snapshots():
     assert ex.quote_times("B", T0 - 2 * H, 5) == [T0 - H, T0 + 2 * H, T0 + 5 * H]
 
 
+def test_quote_times_do_not_know_when_the_market_closes():
+    closes_early = MARKETS.assign(close_time=T0 + 30 * MINUTE)
+    ex = SimulatedExchange(
+        table(BOOK_ROWS, ORDERBOOK),
+        table(CANDLE_ROWS, CANDLES),
+        closes_early,
+        SERIES,
+        0.07,
+        1.0,
+        0.1,
+    )
+    assert ex.quote_times("A", T0, 5) == exchange().quote_times("A", T0, 5) == [T0, T0 + H]
+    assert ex.execute(order(count=1), T0 + H) is None
+    assert ex.unfilled == {"market closed": 1}
+
+
 def test_max_volume_share_must_be_a_share():
     with pytest.raises(ValueError, match="max_volume_share"):
         exchange(volume_share=0.0)

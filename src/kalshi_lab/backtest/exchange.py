@@ -226,10 +226,12 @@ class SimulatedExchange:
         return out.drop(columns="ts")
 
     def quote_times(self, ticker: str, start: pd.Timestamp, n: int) -> list[pd.Timestamp]:
-        """The first ``n`` times at or after ``start``, before the close, when the quote changes.
+        """The first ``n`` times at or after ``start`` when the market's quote changes.
 
         Those are the market's snapshot times and, before its first snapshot, the end times of
-        its candles (which quote it there).
+        its candles (which quote it there). Times at or after the close are not cut off: a
+        schedule that knew no quote comes after the close would know of an early close in
+        advance; a send then finds the market closed.
         """
         snaps, candles = self._snapshots.get(ticker), self._candles.get(ticker)
         book_times = _NO_TIMES if snaps is None else snaps.times
@@ -238,9 +240,7 @@ class SimulatedExchange:
             candle_times = candle_times[candle_times < book_times[0]]
         times = np.concatenate([candle_times, book_times])
         first = int(np.searchsorted(times, _ns(start), side="left"))
-        close = self._close_ns.get(ticker, _NEVER)
-        times = times[first : first + n]
-        return [pd.Timestamp(t, tz="UTC") for t in times[times < close]]
+        return [pd.Timestamp(t, tz="UTC") for t in times[first : first + n]]
 
     # --- execution ----------------------------------------------------------------------------
 

@@ -94,9 +94,9 @@ class _Parent:
 class TWAPExecutor(Executor):
     """Each order in ``slices`` children, one per new market quote from the decision on.
 
-    Child i is sent at the i-th time at or after the decision (before the close) at which the
-    market's quote changes (a snapshot, or a candle's end where it has no snapshot), so each
-    child meets that quote, not the decision's.
+    Child i is sent at the i-th time at or after the decision at which the market's quote
+    changes (a snapshot, or a candle's end where it has no snapshot), so each child meets that
+    quote, not the decision's; a child due after the market closed fills nothing.
     A child asks for remaining / children left (rounded up): what one child leaves unfilled is
     carried by the next. Children due after the loop's current time wait for :meth:`advance`.
     """

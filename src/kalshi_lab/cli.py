@@ -1,0 +1,160 @@
+"""``kalshi-lab``: the project's command line. One subcommand per job, each a function
+``run(args) -> exit code`` registered by an ``add_*`` function on the shared parser.
+
+``kalshi-lab serve --raw data/raw --port 8765`` serves a raw dataset as a local Kalshi API
+(see :mod:`kalshi_lab.server`) until interrupted (Ctrl-C or SIGTERM).
+
+Errors the user can fix (a bad option, an unreadable raw directory or key, a port in use) are
+one line, ``error: <command>: <message>``, and exit code 2, as the pipeline stages report them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kalshi_lab.errors import KalshiLabError
+from kalshi_lab.server import FaultConfig, LocalKalshiServer, ServerConfig
+from kalshi_lab.server.auth import load_public_key
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _time(text: str) -> dt.datetime:
+    """An ISO time; a time without an offset is UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability must be in [0, 1], got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "serve",
+        help="serve a raw dataset as a local Kalshi Trade API v2 (loopback only)",
+        description="Serve a raw dataset (data/raw) through Kalshi's Trade API v2 paths at "
+        "http://127.0.0.1:PORT/trade-api/v2, until interrupted.",
+    )
+    p.add_argument("--raw", type=Path, required=True, help="raw directory (RawWriter's layout)")
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 or localhost; nothing else")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed)")
+    p.add_argument("--cutoff", type=_time, help="historical cutoff (default: median settlement)")
+    p.add_argument("--now", type=_time, help="server clock (default: latest orderbook snapshot)")
+    limits = p.add_argument_group("rate limit (token buckets with a 1 s burst)")
+    limits.add_argument("--reads-per-s", type=_positive, default=20.0)
+    limits.add_argument("--writes-per-s", type=_positive, default=10.0)
+    limits.add_argument("--no-rate-limit", action="store_true", help="switch rate limiting off")
+    auth = p.add_argument_group("portfolio endpoints (disabled without a key)")
+    auth.add_argument("--public-key", type=Path, help="PEM file of the API key's RSA public key")
+    auth.add_argument("--key-id", help="the API key id clients send as KALSHI-ACCESS-KEY")
+    auth.add_argument(
+        "--balance-cents", type=int, default=100_000, help="starting balance (default $1,000)"
+    )
+    faults = p.add_argument_group("fault injection (probability per request, seeded)")
+    faults.add_argument("--fault-429", type=_probability, default=0.0, help="429 too many requests")
+    faults.add_argument("--fault-500", type=_probability, default=0.0, help="500 ErrorResponse")
+    faults.add_argument("--fault-502", type=_probability, default=0.0, help="502 HTML page")
+    faults.add_argument(
+        "--fault-slow", type=_probability, default=0.0, help="processed, answered late"
+    )
+    faults.add_argument("--slow-delay", type=_positive, default=3.0, help="seconds (default 3)")
+    faults.add_argument("--fault-truncate", type=_probability, default=0.0, help="body cut short")
+    faults.add_argument("--fault-reset", type=_probability, default=0.0, help="connection reset")
+    faults.add_argument("--fault-path", help="only paths under this prefix, e.g. /portfolio")
+    faults.add_argument("--fault-seed", type=int, default=0)
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Build the server from the options, serve until SIGINT/SIGTERM; returns the exit code."""
+    if (args.public_key is None) != (args.key_id is None):
+        raise KalshiLabError("--public-key and --key-id go together: give both or neither")
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        cutoff=args.cutoff,
+        now=args.now,
+        rate_limit=not args.no_rate_limit,
+        reads_per_s=args.reads_per_s,
+        writes_per_s=args.writes_per_s,
+        faults=FaultConfig(
+            rate_limited=args.fault_429,
+            server_error=args.fault_500,
+            bad_gateway=args.fault_502,
+            slow=args.fault_slow,
+            truncated=args.fault_truncate,
+            reset=args.fault_reset,
+            slow_delay_s=args.slow_delay,
+            path_prefix=args.fault_path,
+            seed=args.fault_seed,
+        ),
+        public_key=None if args.public_key is None else load_public_key(args.public_key),
+        key_id=args.key_id,
+        starting_balance_cents=args.balance_cents,
+    )
+    stop = threading.Event()
+    with LocalKalshiServer(args.raw, config) as server:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        print(f"serving {args.raw} at {server.base_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    print("stopped", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kalshi-lab", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="DEBUG shows every request",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_serve(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    run: Command = args.run
+    try:
+        return run(args)
+    except KalshiLabError as exc:
+        print(f"error: {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""A local Kalshi-compatible HTTP server over a raw dataset (``kalshi-lab serve``).
+
+It serves recorded (or simulated) API documents through the Trade API v2's paths, query
+parameters, cursor pagination and JSON, splits them into live and ``/historical/*`` by a
+cutoff, enforces the rate limit, checks request signatures on the portfolio endpoints, matches
+orders against the recorded books at its clock ``now``, and injects seeded faults, so that a
+client can be tested against everything Kalshi does to it without a network or a key.
+
+Modules, from the data up: ``units`` (exact formats), ``dataset`` (the indexed raw data),
+``books``, ``tapes``, ``historical`` (the cutoff), ``paging``, ``query``, ``routes``,
+``market_data`` (public endpoints), ``orders``, ``matching``, ``portfolio``,
+``portfolio_api`` (signed endpoints), ``auth``, ``limits``, ``faults``, ``stats``, ``app``
+(one request's decisions), ``handler`` (the socket), ``config`` and ``local`` (the server).
+"""
+
+from kalshi_lab.server.config import ServerConfig
+from kalshi_lab.server.dataset import Dataset
+from kalshi_lab.server.errors import ServerSetupError
+from kalshi_lab.server.faults import Fault, FaultConfig
+from kalshi_lab.server.local import LocalKalshiServer
+from kalshi_lab.server.stats import StatsSnapshot
+
+__all__ = [
+    "Dataset",
+    "Fault",
+    "FaultConfig",
+    "LocalKalshiServer",
+    "ServerConfig",
+    "ServerSetupError",
+    "StatsSnapshot",
+]

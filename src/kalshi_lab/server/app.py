@@ -1,0 +1,123 @@
+"""What happens to one request, apart from the socket: route, rate limit, fault, signature,
+handler. :mod:`kalshi_lab.server.handler` does the I/O and acts out the faults this decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from kalshi_lab.server.auth import SignatureVerifier, unauthorized
+from kalshi_lab.server.errors import ApiError
+from kalshi_lab.server.faults import Fault, FaultInjector
+from kalshi_lab.server.limits import TOO_MANY_REQUESTS, RequestLimiter
+from kalshi_lab.server.query import Query
+from kalshi_lab.server.routes import Reply, Request, Route, Router
+from kalshi_lab.server.stats import ServerStats
+
+logger = logging.getLogger(__name__)
+
+UNROUTED = "unrouted"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How to answer: a reply, possibly under a fault (``reply`` is None for a reset)."""
+
+    reply: Reply | None
+    fault: Fault | None = None
+
+
+def error_reply(error: ApiError) -> Reply:
+    return Reply(error.status, error.body())
+
+
+class KalshiApp:
+    def __init__(
+        self,
+        router: Router,
+        limiter: RequestLimiter,
+        faults: FaultInjector,
+        verifier: SignatureVerifier | None,
+        stats: ServerStats,
+    ) -> None:
+        self.router = router
+        self.limiter = limiter
+        self.faults = faults
+        self.verifier = verifier
+        self.stats = stats
+
+    def decide(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Decision:
+        """The answer to ``method target`` (target = path and query string).
+
+        Order: the rate limiter (a refused request costs no handler time), then the fault
+        draw, then the route, the signature and the handler. Faults other than ``slow``
+        answer without running the handler, except that a truncated GET is the real answer
+        cut short (reading changes nothing).
+        """
+        path, _, query_string = target.partition("?")
+        try:
+            route, params = self.router.match(method, path)
+        except ApiError as error:
+            route, params, routing_error = None, {}, error
+        else:
+            routing_error = None
+        self.stats.request(route.kind if route else UNROUTED)
+        if not self.limiter.allow(write=method != "GET"):
+            self.stats.rate_limit()
+            return Decision(Reply(429, TOO_MANY_REQUESTS))
+        fault = self.faults.draw(path)
+        if fault is not None:
+            self.stats.fault(fault.value)
+        if fault in (Fault.RATE_LIMITED, Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.RESET):
+            return Decision(_fault_reply(fault), fault)
+        if fault is Fault.TRUNCATED and method != "GET":
+            return Decision(_fault_reply(Fault.SERVER_ERROR), fault)
+        if route is None:
+            assert routing_error is not None
+            return Decision(error_reply(routing_error), fault)
+        request = Request(
+            method,
+            path,
+            params,
+            Query(parse_qs(query_string, keep_blank_values=True)),
+            headers,
+            body,
+        )
+        return Decision(self.dispatch(route, request), fault)
+
+    def dispatch(self, route: Route, request: Request) -> Reply:
+        """Run a route's handler (after the signature check); errors become ErrorResponses."""
+        try:
+            if route.signed:
+                if self.verifier is None:
+                    raise unauthorized(
+                        "portfolio endpoints are disabled: the server was started without a "
+                        "public key (--public-key, --key-id)"
+                    )
+                self.verifier.verify(request.method, request.path, request.headers)
+            return route.handler(request)
+        except ApiError as error:
+            return error_reply(error)
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.path)
+            return error_reply(
+                ApiError(500, "internal_server_error", "the local server failed on this request")
+            )
+
+
+BAD_GATEWAY_HTML = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+def _fault_reply(fault: Fault) -> Reply | None:
+    if fault is Fault.RATE_LIMITED:
+        return Reply(429, TOO_MANY_REQUESTS)
+    if fault is Fault.SERVER_ERROR:
+        return error_reply(ApiError(500, "internal_server_error", "injected fault: server error"))
+    if fault is Fault.BAD_GATEWAY:
+        return Reply(502, BAD_GATEWAY_HTML)
+    return None  # reset: no answer at all

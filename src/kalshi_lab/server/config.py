@@ -1,0 +1,77 @@
+"""Everything a :class:`~kalshi_lab.server.local.LocalKalshiServer` can be told, validated.
+
+The server binds to loopback only: it accepts orders signed by whoever holds the configured key
+and serves a dataset that may be private, and it is a test fixture, not a service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_lab.server.errors import ServerSetupError
+from kalshi_lab.server.faults import FaultConfig
+
+LOOPBACK = "127.0.0.1"
+#: host names accepted, all meaning LOOPBACK
+LOOPBACK_NAMES = (LOOPBACK, "localhost")
+DEFAULT_PORT = 8765
+#: $1,000
+DEFAULT_BALANCE_CENTS = 100_000
+
+
+def _unix(value: dt.datetime | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ServerSetupError(f"{name} must be timezone-aware (UTC), got {value.isoformat()}")
+    return int(value.timestamp())
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Server options; ``None`` times take their defaults from the data (see LocalKalshiServer)."""
+
+    host: str = LOOPBACK
+    port: int = 0  # 0: any free port
+    #: the historical cutoff (default: the median settlement time of the served markets)
+    cutoff: dt.datetime | None = None
+    #: the server's clock for orderbooks and orders (default: the latest orderbook snapshot)
+    now: dt.datetime | None = None
+    rate_limit: bool = True
+    reads_per_s: float = 20.0
+    writes_per_s: float = 10.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    #: the API key whose signatures the portfolio endpoints accept (both or neither)
+    public_key: rsa.RSAPublicKey | None = None
+    key_id: str | None = None
+    starting_balance_cents: int = DEFAULT_BALANCE_CENTS
+
+    def __post_init__(self) -> None:
+        if self.host not in LOOPBACK_NAMES:
+            raise ServerSetupError(
+                f"host {self.host!r} refused: the local server binds to loopback only "
+                f"({LOOPBACK} or localhost)"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ServerSetupError(f"port must be 0..65535, got {self.port}")
+        if (self.public_key is None) != (self.key_id is None):
+            raise ServerSetupError(
+                "the public key and the key id go together: give both or neither"
+            )
+        if self.starting_balance_cents < 0:
+            raise ServerSetupError(
+                f"the starting balance must be >= 0 cents, got {self.starting_balance_cents}"
+            )
+        _unix(self.cutoff, "cutoff")
+        _unix(self.now, "now")
+
+    @property
+    def cutoff_ts(self) -> int | None:
+        return _unix(self.cutoff, "cutoff")
+
+    @property
+    def now_ts(self) -> int | None:
+        return _unix(self.now, "now")

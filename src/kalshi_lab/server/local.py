@@ -1,0 +1,132 @@
+"""``LocalKalshiServer``: a Kalshi-compatible HTTP server over a raw dataset, in a background
+thread, for tests (``with LocalKalshiServer(raw_dir) as srv: srv.base_url``) and for the
+``kalshi-lab serve`` command.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from kalshi_lab.data.raw_store import API_PREFIX
+from kalshi_lab.server.app import KalshiApp
+from kalshi_lab.server.auth import SignatureVerifier
+from kalshi_lab.server.books import BookStore
+from kalshi_lab.server.config import LOOPBACK, ServerConfig
+from kalshi_lab.server.dataset import Dataset
+from kalshi_lab.server.errors import ServerSetupError
+from kalshi_lab.server.faults import FaultConfig, FaultInjector
+from kalshi_lab.server.handler import KalshiHTTPServer
+from kalshi_lab.server.historical import Cutoff, default_cutoff
+from kalshi_lab.server.limits import RequestLimiter
+from kalshi_lab.server.market_data import MarketData
+from kalshi_lab.server.paging import CursorCodec
+from kalshi_lab.server.portfolio import Portfolio
+from kalshi_lab.server.portfolio_api import PortfolioApi
+from kalshi_lab.server.routes import Router
+from kalshi_lab.server.stats import ServerStats, StatsSnapshot
+from kalshi_lab.server.units import iso
+
+logger = logging.getLogger(__name__)
+
+
+class LocalKalshiServer:
+    """Serves ``raw`` (a raw directory, or a Dataset already loaded, to share between servers).
+
+    Times: ``now`` is ``config.now``, else the latest orderbook snapshot in the data, else the
+    latest ``received_at``; the cutoff is ``config.cutoff``, else the median settlement time.
+    Each server has its own portfolio, book depth, counters and cursors.
+    """
+
+    def __init__(self, raw: Path | Dataset, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.dataset = raw if isinstance(raw, Dataset) else Dataset.load(Path(raw))
+        if not self.dataset.markets:
+            raise ServerSetupError("the raw data holds no markets: there is nothing to serve")
+        data_now = self.dataset.last_book_ts or self.dataset.last_received_ts
+        self.now: int = self.config.now_ts if self.config.now_ts is not None else data_now
+        cutoff = self.config.cutoff_ts
+        self.cutoff = Cutoff(cutoff if cutoff is not None else default_cutoff(self.dataset))
+        self.books = BookStore(self.dataset.books)
+        self.portfolio = Portfolio(
+            self.dataset, self.books, self.now, self.config.starting_balance_cents
+        )
+        self.stats_counters = ServerStats()
+        self.faults = FaultInjector(self.config.faults)
+        cursors = CursorCodec()
+        router = Router()
+        MarketData(self.dataset, self.cutoff, self.books, self.now, cursors).register(router)
+        PortfolioApi(self.portfolio, cursors).register(router)
+        verifier = None
+        if self.config.public_key is not None and self.config.key_id is not None:
+            verifier = SignatureVerifier(self.config.public_key, self.config.key_id)
+        limiter = RequestLimiter(
+            self.config.reads_per_s, self.config.writes_per_s, enabled=self.config.rate_limit
+        )
+        self.app = KalshiApp(router, limiter, self.faults, verifier, self.stats_counters)
+        self._httpd: KalshiHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> LocalKalshiServer:
+        if self._httpd is not None:
+            raise RuntimeError("the server is already running")
+        try:
+            self._httpd = KalshiHTTPServer((LOOPBACK, self.config.port), self.app)
+        except OSError as exc:
+            raise ServerSetupError(
+                f"cannot listen on {LOOPBACK}:{self.config.port} ({exc.strerror})"
+            ) from None
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"kalshi-server-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info(
+            "serving %s (now %s, cutoff %s)", self.base_url, iso(self.now), iso(self.cutoff.ts)
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; answers still sleeping are abandoned."""
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.close_connections()
+        self._httpd.server_close()
+        assert self._thread is not None
+        self._thread.join()
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> LocalKalshiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- what tests look at -----------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the server is not running")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/trade-api/v2``: what a client takes as its base URL."""
+        return f"http://{LOOPBACK}:{self.port}{API_PREFIX}"
+
+    @property
+    def stats(self) -> StatsSnapshot:
+        """Requests per route kind, answers per status, faults per kind, 429s from the limiter."""
+        return self.stats_counters.snapshot()
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Swap the fault configuration while serving (the seed restarts the draws)."""
+        self.faults.configure(faults)

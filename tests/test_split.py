@@ -1,5 +1,7 @@
 """The split is chronological, embargoed, and never trains on a label unknown at validation start."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,3 +71,44 @@ def test_split_ignores_row_order():
     b = chronological_split(shuffled, SplitParams(0.6, 1), "direction")
     assert a.valid_start == b.valid_start
     assert np.array_equal(frame.index[a.train], np.sort(shuffled.index[b.train]))
+
+
+def _split_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "kalshi_lab.split"]
+
+
+def test_settlement_split_logs_what_it_keeps_out_of_training_and_why(caplog):
+    with caplog.at_level(logging.INFO, logger="kalshi_lab.split"):
+        chronological_split(panel(), SplitParams(train_size=0.5, embargo_days=1), "settlement")
+    # 20 days: validation from day 10, labels known before day 9
+    assert _split_lines(caplog) == [
+        "split (settlement): training labels known before 2025-01-11 (the cut-off), "
+        "validation from 2025-01-12",
+        "split: 16 rows, 2 markets, 1 events: train",  # E1, settled on day 8
+        "split: 40 rows, 4 markets, 2 events: validation",  # E2 and E3 from day 10
+        "split: 2 rows, 2 markets, 1 events: not in train, embargo: as_of between the training "
+        "labels' cut-off and the validation start",  # E2 on day 9
+        "split: 12 rows, 2 markets, 1 events: not in train, event settled at or after the "
+        "cut-off: label unknown before the embargo",  # E2 on days 3-8, settled on day 20
+        "split: 4 of 6 markets and 2 of 3 events have no training row",
+    ]
+
+
+def test_unsettled_strikes_and_late_next_day_labels_are_logged(caplog):
+    frame = panel()
+    # one strike of E1 never settles: the whole event stays out of training
+    frame.loc[frame["ticker"] == "E1-b", "settlement_ts"] = pd.NaT
+    with caplog.at_level(logging.INFO, logger="kalshi_lab.split"), pytest.raises(DataError):
+        chronological_split(frame, SplitParams(train_size=0.5, embargo_days=1), "settlement")
+    assert (
+        "split: 16 rows, 2 markets, 1 events: not in train, event not fully settled: a strike "
+        "has no settlement_ts (an event trains whole)"
+    ) in _split_lines(caplog)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="kalshi_lab.split"):
+        chronological_split(panel(), SplitParams(train_size=0.5, embargo_days=2), "direction")
+    # labels known before day 8: day 7's label (day 8's price) is late for E1 and E2
+    assert (
+        "split: 4 rows, 4 markets, 2 events: not in train, next day's price (the label) known "
+        "only at or after the cut-off"
+    ) in _split_lines(caplog)

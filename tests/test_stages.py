@@ -7,6 +7,7 @@ output.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,7 @@ def pipeline(tmp_path_factory) -> Path:
     for name in STAGES:
         proc = run_stage(workdir, name)
         assert proc.returncode == 0, f"{name} failed:\n{proc.stderr}"
+        (workdir / f"{name}.log").write_text(proc.stderr)
     return workdir
 
 
@@ -106,6 +108,51 @@ def test_backtest_report(pipeline):
     assert report["final_equity"] > 0
     equity = pd.read_csv(pipeline / paths.EQUITY)
     assert len(equity) > 1 and (equity["cash"] >= 0).all()
+    # the simulator records books: every fill here comes from one
+    assert report["n_fills_book"] > 0 and report["n_fills_candle"] == 0
+    assert report["n_contracts_book"] == report["n_contracts"]
+
+
+def test_stages_log_what_they_leave_out_and_why(pipeline):
+    train = (pipeline / "train.log").read_text()
+    assert "split (settlement): training labels known before" in train
+    assert "have no training row" in train
+    assert "have no settlement label, not trained on" in train
+    evaluate = (pipeline / "evaluate.log").read_text()
+    assert "have no settlement label, predicted for the backtest, not scored" in evaluate
+    backtest = (pipeline / "backtest.log").read_text()
+    assert "signals without an order: " in backtest and "sends that filled nothing" in backtest
+
+
+def _backtest_copy(pipeline: Path, workdir: Path, overrides: list[str]) -> Path:
+    """The pipeline's inputs of the backtest stage, in a fresh directory."""
+    for path in (paths.PARQUET_DIR, paths.PREDICTIONS.parent):
+        shutil.copytree(pipeline / path, workdir / path)
+    write_params(workdir, overrides)
+    return workdir
+
+
+def test_backtest_on_recorded_history_without_books_fills_from_candles(pipeline, tmp_path):
+    import pyarrow.parquet as pq
+
+    workdir = _backtest_copy(pipeline, tmp_path, [])
+    book = paths.parquet_table("orderbook", workdir / paths.PARQUET_DIR)
+    pq.write_table(pq.read_table(book).slice(0, 0), book)  # real history: no books
+    proc = run_stage(workdir, "backtest")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((workdir / paths.BACKTEST_REPORT).read_text())
+    assert report["n_fills_book"] == 0 and report["n_fills_candle"] > 0
+    fills = pd.read_parquet(workdir / paths.BACKTEST_FILLS)
+    assert set(fills["source"]) == {"candle"} and (fills["quote_ts"] <= fills["ts"]).all()
+
+
+def test_a_backtest_that_places_no_order_says_why(pipeline, tmp_path):
+    workdir = _backtest_copy(pipeline, tmp_path, ["strategy.min_edge=0.99"])
+    proc = run_stage(workdir, "backtest")
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING backtest placed no order: of " in proc.stderr
+    assert "edge at the ask not above min_edge 0.99" in proc.stderr
+    assert json.loads((workdir / paths.BACKTEST_REPORT).read_text())["n_orders"] == 0
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,21 @@ Public API, used by the features, train, evaluate and backtest stages::
     build_features(markets, candles, trades, params) -> DataFrame
     feature_columns(params) -> list[str]   # the model's inputs, in order
     TARGET_COLUMNS = {"settlement": "target_settlement", "direction": "target_direction"}
+    UNLABELLED_BECAUSE[target] -> why a row of that target has no label (for logs)
 """
 
 from kalshi_lab.features.build import build_features
-from kalshi_lab.features.columns import TARGET_COLUMNS, feature_columns, output_columns
+from kalshi_lab.features.columns import (
+    TARGET_COLUMNS,
+    UNLABELLED_BECAUSE,
+    feature_columns,
+    output_columns,
+)
 
-__all__ = ["TARGET_COLUMNS", "build_features", "feature_columns", "output_columns"]
+__all__ = [
+    "TARGET_COLUMNS",
+    "UNLABELLED_BECAUSE",
+    "build_features",
+    "feature_columns",
+    "output_columns",
+]

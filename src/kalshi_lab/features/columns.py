@@ -31,6 +31,13 @@ TARGET_COLUMNS: dict[str, str] = {
     "direction": "target_direction",
 }
 
+#: model target name -> why a row's label is NaN (see features.targets), for the stages' logs
+UNLABELLED_BECAUSE: dict[str, str] = {
+    "settlement": "the market's result is not yes or no (unresolved, void or scalar)",
+    "direction": "no trade on the next day, the next day starts at or after the close, "
+    "or no price yet",
+}
+
 #: features without a lag, in output order; the comment is the definition at as_of
 SNAPSHOT_FEATURES: tuple[str, ...] = (
     "TS",  # market age in days (as_of - open_time): a deterministic time id, not the calendar

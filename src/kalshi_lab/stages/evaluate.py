@@ -11,7 +11,7 @@ from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import load_params
 from kalshi_lab.split import chronological_split
 from kalshi_lab.stages.runner import logger, run_stage
-from kalshi_lab.stages.train import read_features
+from kalshi_lab.stages.train import log_unlabelled, read_features
 
 PREDICTION_CONTEXT = [
     "ticker",
@@ -35,6 +35,7 @@ def main() -> None:
     labelled = features[target].notna().to_numpy()
     train = features[split.train & labelled]
     valid_all = features[split.valid]
+    log_unlabelled(valid_all, target_name, "evaluate", "predicted for the backtest, not scored")
     valid = features[split.valid & labelled]
     if valid.empty:
         raise DataError(

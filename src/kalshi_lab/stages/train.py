@@ -6,7 +6,7 @@ import pandas as pd
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
-from kalshi_lab.features import TARGET_COLUMNS, feature_columns
+from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.models import build_model
 from kalshi_lab.params import load_params
@@ -20,12 +20,29 @@ def read_features() -> pd.DataFrame:
     return pd.read_parquet(paths.FEATURES)
 
 
+def log_unlabelled(rows: pd.DataFrame, target_name: str, side: str, consequence: str) -> None:
+    """One INFO line: how many of ``rows`` (one side of the split) have no label, and why."""
+    unlabelled = rows[TARGET_COLUMNS[target_name]].isna()
+    logger.info(
+        "%s: %d of %d rows (%d of %d markets) have no %s label, %s: %s",
+        side,
+        int(unlabelled.sum()),
+        len(rows),
+        rows.loc[unlabelled, "ticker"].nunique(),
+        rows["ticker"].nunique(),
+        target_name,
+        consequence,
+        UNLABELLED_BECAUSE[target_name],
+    )
+
+
 def main() -> None:
     params = load_params()
     model = build_model(params.model)
     features = read_features()
     target = TARGET_COLUMNS[params.model.target]
     split = chronological_split(features, params.split, params.model.target)
+    log_unlabelled(features[split.train], params.model.target, "train", "not trained on")
     rows = features[split.train & features[target].notna().to_numpy()]
     y = rows[target].to_numpy(dtype=int)
     if len(np.unique(y)) < 2:

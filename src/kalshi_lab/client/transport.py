@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -264,7 +265,11 @@ class Transport:
 
 
 def _reason(exc: requests.exceptions.RequestException) -> str:
-    if isinstance(exc, requests.exceptions.Timeout):
+    """What failed, in words; urllib3 wraps a last timeout in a connection error."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(exc, requests.exceptions.Timeout) or isinstance(
+        getattr(cause, "reason", None), TimeoutError | urllib3.exceptions.TimeoutError
+    ):
         return "timed out"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return "connection failed"

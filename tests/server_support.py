@@ -25,9 +25,10 @@ DAY = dt.timedelta(days=1)
 NOW = T0 + 5 * DAY  # the latest orderbook snapshot
 CUTOFF = T0 + 3 * DAY  # B settled before it, A and C after; trades split at it
 OPEN_A, CLOSED_B, HALF_C, LATE_D = "KXTEST-E1-A", "KXTEST-E1-B", "KXHALF-E2-C", "KXTEST-E3-D"
-#: trade i (1..15) is created at T0 + i * 7 h: i <= 10 before CUTOFF; B's are i = 3 and 6
+#: trade i (1..15) is created at T0 + i * 7 h + 0.25 s: i <= 10 before CUTOFF; B's are 3 and 6
 HANDMADE_TRADES = 15
 TRADE_STEP = dt.timedelta(hours=7)
+SUBSECOND = dt.timedelta(microseconds=250_000)
 B_TRADES = (3, 6)
 #: A's book at NOW: YES bids and NO bids, ascending (best last)
 BOOK_A = {
@@ -140,25 +141,30 @@ def write_handmade_raw(raw: Path) -> Path:
         )
         c = _market(HALF_C, "KXHALF-E2", T0 + 10 * DAY, fractional=True)
         d = _market(LATE_D, "KXTEST-E3", T0 + 20 * DAY, open_=T0 + 8 * DAY, status="initialized")
+        stale_a = {**a, "yes_bid_dollars": "0.0100"}
         events = {
-            "KXTEST-E1": ("KXTEST", [a, b]),
+            "KXTEST-E1": ("KXTEST", [stale_a, b]),
             "KXHALF-E2": ("KXHALF", [c]),
             "KXTEST-E3": ("KXTEST", [d]),
         }
         for event, (series, markets) in events.items():
             doc = {"event_ticker": event, "series_ticker": series, "title": event, "sub_title": ""}
             w.write("events", f"/events/{event}", {}, T0, {"event": doc, "markets": markets})
-        stale_a = {**a, "yes_bid_dollars": "0.0100"}
-        w.write(
-            "markets", "/markets", {"limit": 2}, T0 - DAY, {"markets": [stale_a], "cursor": "x"}
-        )
-        w.write("markets", "/markets", {"limit": 2}, NOW, {"markets": [a, b, c, d], "cursor": ""})
+        # A is observed stale before (events, read first) and after (a page read last) in file
+        # order, but fresh at the latest time: the latest observation must win
+        w.write("markets", "/markets", {}, NOW, {"markets": [a, b, c, d], "cursor": ""})
+        w.write("markets", "/markets", {}, T0 - DAY, {"markets": [stale_a], "cursor": ""})
         w.write("candlesticks", f"/series/KXTEST/markets/{OPEN_A}/candlesticks",
                 {"period_interval": 1440}, NOW, {"ticker": OPEN_A, "candlesticks": [CANDLE_A]})  # fmt: skip
         w.write("candlesticks", f"/series/KXTEST/markets/{CLOSED_B}/candlesticks",
                 {"period_interval": 1440}, NOW, {"ticker": CLOSED_B, "candlesticks": [LEGACY_CANDLE_B]})  # fmt: skip
         trades = [
-            _trade(i, CLOSED_B if i in B_TRADES else OPEN_A, T0 + i * TRADE_STEP, 40 + i % 10)
+            _trade(
+                i,
+                CLOSED_B if i in B_TRADES else OPEN_A,
+                T0 + i * TRADE_STEP + SUBSECOND,
+                40 + i % 10,
+            )
             for i in range(1, HANDMADE_TRADES + 1)
         ]
         w.write("trades", "/markets/trades", {}, NOW, {"trades": trades[::-1][:9], "cursor": "c"})

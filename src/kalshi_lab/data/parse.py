@@ -1,118 +1,273 @@
 """Raw API documents -> typed tables (see :mod:`kalshi_lab.data.tables` for units).
 
-Reads both of Kalshi's formats: the current one (``*_dollars`` price strings, ``*_fp`` count
-strings) and the legacy one (integer cents and integer counts, removed from responses on
-2026-03-12 but present in data recorded before). A document that has neither form of a
-required field is malformed: the parser stops with a DataError naming the file and the field,
-rather than writing a table with holes.
+Kalshi has sent the same values in three forms (shared API.md, section 0):
+
+* current: prices as ``<name>_dollars`` strings (``"0.0700"``), counts as ``<name>_fp`` strings;
+* legacy, in data recorded before 2026-03-12: ``<name>`` as integer cents and integer counts;
+* historical candlesticks (``GET /historical/markets/{t}/candlesticks``): ``<name>`` again,
+  but holding dollar and count strings (``"close": "0.0700"``, ``"volume": "12.00"``).
+
+So an unsuffixed field is told apart by its JSON type: an integer is legacy cents, a string
+is dollars. A ``*_dollars`` or ``*_fp`` field must hold a string, and a JSON float in an
+unsuffixed price (cents or dollars?) is an error, not a guess. Prices must lie in [0, 1]
+dollars, counts be finite and non-negative: a unit slip by 100 cannot pass unnoticed.
+
+Two readers give the same tables. The columnar reader (:mod:`kalshi_lab.data.fast_parse`)
+reads candlesticks, trades and orderbooks in the current format; the record-by-record reader
+here reads the small files and every file the columnar one declines (legacy or historical
+records, anything irregular). It is also the judge of malformed input: the first problem stops
+the stage with the file, line and field, e.g. ``data/raw/trades.jsonl.gz:12:
+response.trades[3].yes_price_dollars: not a decimal number: 'abc'``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from kalshi_lab.data import tables
-from kalshi_lab.data.raw_store import KINDS, iter_records
+from kalshi_lab.data import fast_parse, tables
+from kalshi_lab.data.raw_store import KINDS, ORDERBOOK_PATH, iter_records, raw_path
 from kalshi_lab.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 Doc = Mapping[str, Any]
+T = TypeVar("T")
+_BOOK_PATH = re.compile(ORDERBOOK_PATH)
 
 
-def _where(kind: str, i: int) -> str:
-    return f"{KINDS[kind]} record {i}"
+class Loc:
+    """Where an object sits: its raw file, its line (one record per line), its path inside."""
+
+    __slots__ = ("file", "line", "path")
+
+    def __init__(self, file: Path, line: int, path: tuple[str | int, ...] = ()) -> None:
+        self.file, self.line, self.path = file, line, path
+
+    def child(self, key: str | int) -> Loc:
+        return Loc(self.file, self.line, (*self.path, key))
+
+    def error(self, name: str | int, what: str) -> DataError:
+        """``<file>:<line>: <field>: <what is wrong>``, the field as a path from the record."""
+        steps = [f"[{k}]" if isinstance(k, int) else f".{k}" for k in (*self.path, name)]
+        return DataError(f"{self.file}:{self.line}: {''.join(steps).lstrip('.')}: {what}")
 
 
-def dollars(doc: Doc, name: str, where: str, *, required: bool = True) -> float | None:
-    """A price in dollars from ``<name>_dollars`` (current) or ``<name>`` in cents (legacy)."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _decimal(value: str, loc: Loc, name: str | int) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise loc.error(name, f"not a decimal number: {value!r}") from None
+
+
+def _price(value: Any, loc: Loc, name: str | int, *, legacy: bool) -> float:
+    """Dollars from a decimal string, or (``legacy``: an unsuffixed field) integer cents."""
+    if isinstance(value, str):
+        price = _decimal(value, loc, name)
+    elif legacy and _is_int(value):
+        price = value / 100
+    else:
+        expected = "integer cents or a dollar string" if legacy else "a dollar string"
+        raise loc.error(name, f"expected {expected}, got {value!r}")
+    if not 0.0 <= price <= 1.0:
+        raise loc.error(name, f"not a price between 0 and 1 dollars: {value!r}")
+    return price
+
+
+def _contracts(value: Any, loc: Loc, name: str | int, *, legacy: bool) -> float:
+    """Contracts from a decimal string, or (``legacy``: an unsuffixed field) an integer."""
+    if isinstance(value, str):
+        contracts = _decimal(value, loc, name)
+    elif legacy and _is_int(value):
+        contracts = float(value)
+    else:
+        expected = "an integer or a count string" if legacy else "a count string"
+        raise loc.error(name, f"expected {expected}, got {value!r}")
+    if not 0.0 <= contracts < math.inf:
+        raise loc.error(name, f"not a count of contracts: {value!r}")
+    return contracts
+
+
+def dollars(doc: Doc, name: str, loc: Loc, *, required: bool = True) -> float | None:
+    """A price in dollars from ``<name>_dollars``, else from the unsuffixed ``<name>``."""
     value = doc.get(f"{name}_dollars")
     if value is not None:
-        return float(value)
-    legacy = doc.get(name)
-    if legacy is not None:
-        return float(legacy) / 100.0
-    if required:
-        raise DataError(f"{where}: field {name}_dollars (or legacy {name}) is missing")
-    return None
-
-
-def count(doc: Doc, name: str, where: str, *, required: bool = True) -> float | None:
-    """A contract count from ``<name>_fp`` (current) or integer ``<name>`` (legacy)."""
-    value = doc.get(f"{name}_fp")
-    if value is None:
-        value = doc.get(name)
+        return _price(value, loc, f"{name}_dollars", legacy=False)
+    value = doc.get(name)
     if value is not None:
-        return float(value)
+        return _price(value, loc, name, legacy=True)
     if required:
-        raise DataError(f"{where}: field {name}_fp (or legacy {name}) is missing")
+        raise loc.error(f"{name}_dollars", f"missing (and no legacy {name})")
     return None
 
 
-def field(doc: Doc, name: str, where: str) -> Any:
-    if name not in doc or doc[name] is None:
-        raise DataError(f"{where}: field {name} is missing")
-    return doc[name]
+def count(doc: Doc, name: str, loc: Loc, *, required: bool = True) -> float | None:
+    """A contract count from ``<name>_fp``, else from the unsuffixed ``<name>``."""
+    value = doc.get(f"{name}_fp")
+    if value is not None:
+        return _contracts(value, loc, f"{name}_fp", legacy=False)
+    value = doc.get(name)
+    if value is not None:
+        return _contracts(value, loc, name, legacy=True)
+    if required:
+        raise loc.error(f"{name}_fp", f"missing (and no legacy {name})")
+    return None
 
 
-def _items(kind: str, raw_dir: Path, key: str) -> Iterator[tuple[str, Doc, Doc]]:
-    """(location, envelope, item) for every element of ``response[key]`` in one raw file."""
-    for i, record in enumerate(iter_records(raw_dir, kind), start=1):
-        body = record["response"]
-        where = _where(kind, i)
-        items = body.get(key)
-        if items is None:
-            raise DataError(f"{where}: response has no '{key}'")
-        if isinstance(items, Mapping):
-            items = [items]
-        if not isinstance(items, list):
-            raise DataError(f"{where}: '{key}' must be a list or an object")
-        for item in items:
+def text(doc: Doc, name: str, loc: Loc, *, required: bool = True) -> str | None:
+    """A string; a required one must be present and not empty."""
+    value = doc.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise loc.error(
+            name, f"expected {'a non-empty' if required else 'a'} string, got {value!r}"
+        )
+    return value
+
+
+def number(doc: Doc, name: str, loc: Loc) -> float | None:
+    """An optional finite JSON number (a strike, a fee multiplier)."""
+    value = doc.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise loc.error(name, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def flag(doc: Doc, name: str, loc: Loc) -> bool:
+    """An optional boolean, false when absent."""
+    value = doc.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise loc.error(name, f"expected true or false, got {value!r}")
+    return value
+
+
+def _object(doc: Doc, name: str, loc: Loc, *, required: bool = True) -> Doc:
+    """A nested object; an optional one that is absent or null reads as empty."""
+    value = doc.get(name)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        raise loc.error(name, f"expected an object, got {value!r}")
+    return value
+
+
+def _list(doc: Doc, name: str, loc: Loc) -> list[Any]:
+    value = doc.get(name)
+    if not isinstance(value, list):
+        raise loc.error(name, f"expected a list, got {value!r}")
+    return value
+
+
+def _records(raw_dir: Path, kind: str) -> Iterator[tuple[Loc, Doc]]:
+    """(location of the record, record) for every line of one raw file."""
+    path = raw_path(raw_dir, kind)
+    for line, record in enumerate(iter_records(raw_dir, kind), start=1):
+        yield Loc(path, line), record
+
+
+def _items(raw_dir: Path, kind: str, key: str, *, many: bool) -> Iterator[tuple[Loc, Doc]]:
+    """(location, object) of ``response[key]``: each element of a list, or the one object."""
+    for loc, record in _records(raw_dir, kind):
+        response = loc.child("response")
+        if not many:
+            yield response.child(key), _object(record["response"], key, response)
+            continue
+        items = response.child(key)
+        for j, item in enumerate(_list(record["response"], key, response)):
             if not isinstance(item, Mapping):
-                raise DataError(f"{where}: an element of '{key}' is not an object")
-            yield where, record, item
+                raise items.error(j, f"expected an object, got {item!r}")
+            yield items.child(j), item
 
 
-def _utc(values: Iterable[Any], where: str) -> pd.Series:
+def _utc(values: list[str | None], locs: list[Loc], name: str) -> pa.Array:
+    """Times through the conversion both readers share; a rejected one is named where it is."""
     try:
-        return pd.to_datetime(pd.Series(list(values), dtype=object), utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{where}: unparseable timestamp ({exc})") from None
+        return tables.utc_times(pa.array(values, pa.string()))
+    except pa.ArrowInvalid:
+        for value, loc in zip(values, locs, strict=True):
+            try:
+                tables.utc_times(pa.array([value], pa.string()))
+            except pa.ArrowInvalid:
+                raise loc.error(name, f"not an RFC 3339 time with a zone: {value!r}") from None
+        raise
 
 
-def _table(rows: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
-    frame = pd.DataFrame(rows, columns=schema.names)
-    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+def _unique(name: str, table: pa.Table, keys: list[str], *, keep: str) -> np.ndarray:
+    """Mask of the rows to keep: of rows with equal ``keys``, the first or the last (``keep``).
+
+    What is dropped is logged: nothing leaves a table silently.
+    """
+    rows = pa.array(np.arange(table.num_rows))
+    aggregate = "min" if keep == "first" else "max"
+    kept = (
+        table.select(keys)
+        .append_column("_row", rows)
+        .group_by(keys, use_threads=False)
+        .aggregate([("_row", aggregate)])
+        .column(f"_row_{aggregate}")
+    )
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[kept.to_numpy()] = True
+    dropped = table.num_rows - len(kept)
+    if dropped:
+        logger.info(
+            "%s: dropped %d of %d rows repeating the %s of another row (kept the %s)",
+            name,
+            dropped,
+            table.num_rows,
+            ", ".join(keys),
+            keep,
+        )
+    return mask
 
 
 def parse_series(raw_dir: Path) -> pa.Table:
     rows: dict[str, list[Any]] = {n: [] for n in tables.SERIES.names}
-    for where, _, s in _items("series", raw_dir, "series"):
-        rows["series_ticker"].append(field(s, "ticker", where))
-        rows["title"].append(s.get("title"))
-        rows["category"].append(s.get("category"))
-        rows["frequency"].append(s.get("frequency"))
-        rows["fee_type"].append(s.get("fee_type") or "quadratic")
-        rows["fee_multiplier"].append(float(s.get("fee_multiplier", 1.0)))
-    table = _table(rows, tables.SERIES)
-    return _dedupe(table, "series_ticker")
+    for loc, s in _items(raw_dir, "series", "series", many=False):
+        rows["series_ticker"].append(text(s, "ticker", loc))
+        for name in ("title", "category", "frequency"):
+            rows[name].append(text(s, name, loc, required=False))
+        rows["fee_type"].append(text(s, "fee_type", loc, required=False) or "quadratic")
+        multiplier = number(s, "fee_multiplier", loc)
+        rows["fee_multiplier"].append(1.0 if multiplier is None else multiplier)
+    table = pa.table(rows, schema=tables.SERIES)
+    return table.filter(_unique("series", table, ["series_ticker"], keep="first"))
 
 
 def parse_events(raw_dir: Path) -> pa.Table:
     rows: dict[str, list[Any]] = {n: [] for n in tables.EVENTS.names}
-    for where, _, e in _items("events", raw_dir, "event"):
-        rows["event_ticker"].append(field(e, "event_ticker", where))
-        rows["series_ticker"].append(field(e, "series_ticker", where))
-        rows["title"].append(e.get("title"))
-        rows["mutually_exclusive"].append(bool(e.get("mutually_exclusive", False)))
-    return _dedupe(_table(rows, tables.EVENTS), "event_ticker")
+    for loc, e in _items(raw_dir, "events", "event", many=False):
+        rows["event_ticker"].append(text(e, "event_ticker", loc))
+        rows["series_ticker"].append(text(e, "series_ticker", loc))
+        rows["title"].append(text(e, "title", loc, required=False))
+        rows["mutually_exclusive"].append(flag(e, "mutually_exclusive", loc))
+    table = pa.table(rows, schema=tables.EVENTS)
+    return table.filter(_unique("events", table, ["event_ticker"], keep="first"))
+
+
+_MARKET_TIMES = {
+    "open_time": True,
+    "close_time": True,
+    "settlement_ts": False,
+    "latest_expiration_time": False,
+}
 
 
 def parse_markets(raw_dir: Path, events: pa.Table) -> pa.Table:
@@ -127,166 +282,255 @@ def parse_markets(raw_dir: Path, events: pa.Table) -> pa.Table:
             strict=True,
         )
     )
-    rows: dict[str, list[Any]] = {n: [] for n in tables.MARKETS.names}
-    times: dict[str, list[Any]] = {
-        "open_time": [],
-        "close_time": [],
-        "settlement_ts": [],
-        "latest_expiration_time": [],
-    }
-    for where, _, m in _items("markets", raw_dir, "markets"):
-        event = field(m, "event_ticker", where)
-        rows["ticker"].append(field(m, "ticker", where))
+    rows: dict[str, list[Any]] = {n: [] for n in tables.MARKETS.names if n not in _MARKET_TIMES}
+    times: dict[str, list[str | None]] = {n: [] for n in _MARKET_TIMES}
+    locs: list[Loc] = []
+    for loc, m in _items(raw_dir, "markets", "markets", many=True):
+        locs.append(loc)
+        event = text(m, "event_ticker", loc)
+        if event not in series_of:
+            raise loc.error("event_ticker", f"{event!r} is not in the events data")
+        rows["ticker"].append(text(m, "ticker", loc))
         rows["event_ticker"].append(event)
-        rows["series_ticker"].append(m.get("series_ticker") or series_of.get(event))
-        rows["market_type"].append(m.get("market_type", "binary"))
-        rows["yes_sub_title"].append(m.get("yes_sub_title"))
-        rows["status"].append(field(m, "status", where))
-        rows["result"].append(m.get("result") or None)
-        times["open_time"].append(field(m, "open_time", where))
-        times["close_time"].append(field(m, "close_time", where))
-        times["settlement_ts"].append(m.get("settlement_ts"))
-        times["latest_expiration_time"].append(m.get("latest_expiration_time"))
-        rows["can_close_early"].append(bool(m.get("can_close_early", False)))
-        rows["floor_strike"].append(m.get("floor_strike"))
-        rows["cap_strike"].append(m.get("cap_strike"))
-        rows["last_price"].append(dollars(m, "last_price", where, required=False))
-        rows["volume"].append(count(m, "volume", where, required=False))
-        rows["open_interest"].append(count(m, "open_interest", where, required=False))
-        rows["price_level_structure"].append(m.get("price_level_structure", "linear_cent"))
-    for name, values in times.items():
-        rows[name] = _utc(values, KINDS["markets"])
-    missing = sorted(
-        {e for e, s in zip(rows["event_ticker"], rows["series_ticker"], strict=True) if s is None}
-    )
-    if missing:
-        raise DataError(
-            f"markets of events {missing[:5]} have no series: their events are not in the raw data"
+        rows["series_ticker"].append(series_of[event])
+        rows["market_type"].append(text(m, "market_type", loc, required=False) or "binary")
+        rows["yes_sub_title"].append(text(m, "yes_sub_title", loc, required=False))
+        rows["status"].append(text(m, "status", loc))
+        rows["result"].append(text(m, "result", loc, required=False) or None)
+        for name, required in _MARKET_TIMES.items():
+            times[name].append(text(m, name, loc, required=required))
+        rows["can_close_early"].append(flag(m, "can_close_early", loc))
+        rows["floor_strike"].append(number(m, "floor_strike", loc))
+        rows["cap_strike"].append(number(m, "cap_strike", loc))
+        rows["last_price"].append(dollars(m, "last_price", loc, required=False))
+        rows["volume"].append(count(m, "volume", loc, required=False))
+        rows["open_interest"].append(count(m, "open_interest", loc, required=False))
+        structure = text(m, "price_level_structure", loc, required=False)
+        rows["price_level_structure"].append(structure or "linear_cent")
+    columns = {**rows, **{name: _utc(values, locs, name) for name, values in times.items()}}
+    table = pa.table({n: columns[n] for n in tables.MARKETS.names}, schema=tables.MARKETS)
+    return table.filter(_unique("markets", table, ["ticker"], keep="last"))
+
+
+def _period(record: Doc, loc: Loc) -> int:
+    """The ``period_interval`` the candles were requested with (recorded as sent: int or text)."""
+    params = loc.child("params")
+    value = _object(record, "params", loc).get("period_interval")
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not _is_int(value) or value not in fast_parse.PERIODS:
+        raise params.error(
+            "period_interval", f"expected one of {fast_parse.PERIODS}, got {value!r}"
         )
-    return _dedupe(_table(rows, tables.MARKETS), "ticker", keep="last")
+    return value
 
 
-def parse_candles(raw_dir: Path) -> pa.Table:
+def _candles_by_record(raw_dir: Path) -> pa.Table:
     rows: dict[str, list[Any]] = {n: [] for n in tables.CANDLES.names}
-    for i, record in enumerate(iter_records(raw_dir, "candlesticks"), start=1):
-        where = _where("candlesticks", i)
+    for loc, record in _records(raw_dir, "candlesticks"):
+        response = loc.child("response")
         body = record["response"]
-        ticker = body.get("ticker") or record.get("params", {}).get("ticker")
-        period = record.get("params", {}).get("period_interval")
-        if ticker is None or period is None:
-            raise DataError(
-                f"{where}: needs the ticker and the period_interval it was requested with"
-            )
-        candles = body.get("candlesticks")
-        if not isinstance(candles, list):
-            raise DataError(f"{where}: response has no 'candlesticks' list")
-        for c in candles:
+        ticker = text(body, "ticker", response)
+        period = _period(record, loc)
+        candles = response.child("candlesticks")
+        for j, c in enumerate(_list(body, "candlesticks", response)):
+            if not isinstance(c, Mapping):
+                raise candles.error(j, f"expected an object, got {c!r}")
+            at = candles.child(j)
+            end = c.get("end_period_ts")
+            if not _is_int(end) or not 0 <= end < tables.MAX_UNIX_S:
+                raise at.error("end_period_ts", f"expected Unix seconds, got {end!r}")
             rows["ticker"].append(ticker)
-            rows["period_minutes"].append(int(period))
-            rows["end_period_ts"].append(int(field(c, "end_period_ts", where)))
-            price = c.get("price") or {}
+            rows["period_minutes"].append(period)
+            rows["end_period_ts"].append(end)
+            price = _object(c, "price", at, required=False)
             for f in ("open", "high", "low", "close", "mean"):
-                rows[f"price_{f}"].append(dollars(price, f, where, required=False))
+                rows[f"price_{f}"].append(dollars(price, f, at.child("price"), required=False))
             for side in ("yes_bid", "yes_ask"):
-                quote = c.get(side) or {}
+                quote = _object(c, side, at, required=False)
                 for f in ("open", "high", "low", "close"):
-                    rows[f"{side}_{f}"].append(dollars(quote, f, where, required=False))
-            rows["volume"].append(count(c, "volume", where))
-            rows["open_interest"].append(count(c, "open_interest", where))
-    rows["end_period_ts"] = pd.to_datetime(
-        np.asarray(rows["end_period_ts"], dtype="int64"), unit="s", utc=True
-    )
-    table = _table(rows, tables.CANDLES)
-    return _dedupe(table, ["ticker", "period_minutes", "end_period_ts"], keep="last")
+                    rows[f"{side}_{f}"].append(dollars(quote, f, at.child(side), required=False))
+            rows["volume"].append(count(c, "volume", at))
+            rows["open_interest"].append(count(c, "open_interest", at))
+    rows["end_period_ts"] = tables.utc_from_unix(pa.array(rows["end_period_ts"], pa.int64()))
+    return pa.table(rows, schema=tables.CANDLES)
 
 
-def parse_trades(raw_dir: Path) -> pa.Table:
-    """Trades from the cursor pages, de-duplicated by trade_id (pages can overlap)."""
+def _trades_by_record(raw_dir: Path) -> pa.Table:
     rows: dict[str, list[Any]] = {n: [] for n in tables.TRADES.names}
-    for where, _, t in _items("trades", raw_dir, "trades"):
-        rows["trade_id"].append(str(field(t, "trade_id", where)))
-        rows["ticker"].append(field(t, "ticker", where))
-        rows["created_time"].append(field(t, "created_time", where))
-        rows["count"].append(count(t, "count", where))
-        yes = dollars(t, "yes_price", where)
-        no = dollars(t, "no_price", where, required=False)
+    locs: list[Loc] = []
+    for loc, t in _items(raw_dir, "trades", "trades", many=True):
+        locs.append(loc)
+        rows["trade_id"].append(text(t, "trade_id", loc))
+        rows["ticker"].append(text(t, "ticker", loc))
+        rows["created_time"].append(text(t, "created_time", loc))
+        rows["count"].append(count(t, "count", loc))
+        yes = dollars(t, "yes_price", loc)
+        no = dollars(t, "no_price", loc, required=False)
         rows["yes_price"].append(yes)
         rows["no_price"].append(1.0 - yes if no is None else no)
-        side = field(t, "taker_side", where)
-        if side not in ("yes", "no"):
-            raise DataError(f"{where}: taker_side must be yes or no, got {side!r}")
+        side = t.get("taker_side")
+        if side not in fast_parse.SIDES:
+            raise loc.error("taker_side", f"expected yes or no, got {side!r}")
         rows["taker_side"].append(side)
-    rows["created_time"] = _utc(rows["created_time"], KINDS["trades"])
-    table = _dedupe(_table(rows, tables.TRADES), "trade_id")
-    return table.sort_by([("ticker", "ascending"), ("created_time", "ascending")])
+    rows["created_time"] = _utc(rows["created_time"], locs, "created_time")
+    return pa.table(rows, schema=tables.TRADES)
 
 
-def _book_side(book: Doc, side: str, where: str) -> list[tuple[float, float]]:
-    """One side's bids as (dollars, contracts); current ``<side>_dollars`` or legacy cents."""
-    levels = book.get(f"{side}_dollars")
-    scale = 1.0
-    if levels is None:
-        levels, scale = book.get(side), 0.01
-    if levels is None:
-        return []
-    try:
-        return [(float(p) * scale, float(c)) for p, c in levels]
-    except (TypeError, ValueError):
-        raise DataError(
-            f"{where}: orderbook side {side} must be a list of [price, count] pairs"
-        ) from None
+def _book_levels(book: Doc, side: str, loc: Loc) -> Iterator[tuple[float, float]]:
+    """One side's bids as (dollars, contracts): ``<side>_dollars`` pairs, else legacy ``<side>``.
+
+    A missing or null side is empty. In the unsuffixed (legacy) list an integer price is cents.
+    """
+    name, legacy = f"{side}_dollars", False
+    if book.get(name) is None:
+        name, legacy = side, True
+    if book.get(name) is None:
+        return
+    levels = loc.child(name)
+    for k, level in enumerate(_list(book, name, loc)):
+        if not isinstance(level, list) or len(level) != 2:
+            raise levels.error(k, f"expected a [price, count] pair, got {level!r}")
+        at = levels.child(k)
+        yield _price(level[0], at, 0, legacy=legacy), _contracts(level[1], at, 1, legacy=True)
 
 
-def parse_orderbook(raw_dir: Path) -> pa.Table:
+def _orderbooks_by_record(raw_dir: Path) -> pa.Table:
     rows: dict[str, list[Any]] = {n: [] for n in tables.ORDERBOOK.names}
-    for i, record in enumerate(iter_records(raw_dir, "orderbooks"), start=1):
-        where = _where("orderbooks", i)
+    locs: list[Loc] = []
+    for loc, record in _records(raw_dir, "orderbooks"):
+        path = text(record, "path", loc)
+        match = _BOOK_PATH.fullmatch(path)
+        if match is None:
+            raise loc.error("path", f"expected {ORDERBOOK_PATH}, got {path!r}")
+        at = text(record, "received_at", loc)
+        response = loc.child("response")
         body = record["response"]
-        book = body.get("orderbook_fp") or body.get("orderbook")
-        if not isinstance(book, Mapping):
-            raise DataError(
-                f"{where}: response has no 'orderbook_fp' (or legacy 'orderbook') object"
-            )
-        path = str(field(record, "path", where))
-        ticker = body.get("ticker") or path.rstrip("/").split("/")[-2]
-        at = field(record, "received_at", where)
-        for side in ("yes", "no"):
-            for price, size in _book_side(book, side, where):
-                rows["ticker"].append(ticker)
+        key = "orderbook_fp" if body.get("orderbook_fp") is not None else "orderbook"
+        if body.get(key) is None:
+            raise response.error("orderbook_fp", "missing (and no legacy orderbook)")
+        book = _object(body, key, response)
+        for side in fast_parse.SIDES:
+            for price, size in _book_levels(book, side, response.child(key)):
+                rows["ticker"].append(match["ticker"])
                 rows["snapshot_ts"].append(at)
                 rows["side"].append(side)
                 rows["price"].append(price)
                 rows["count"].append(size)
-    rows["snapshot_ts"] = _utc(rows["snapshot_ts"], KINDS["orderbooks"])
-    return _table(rows, tables.ORDERBOOK)
+                locs.append(loc)
+    rows["snapshot_ts"] = _utc(rows["snapshot_ts"], locs, "received_at")
+    return pa.table(rows, schema=tables.ORDERBOOK)
 
 
-def _dedupe(table: pa.Table, keys: str | list[str], keep: str = "first") -> pa.Table:
-    frame = table.to_pandas()
-    before = len(frame)
-    frame = frame.drop_duplicates(subset=keys, keep=keep)
-    if len(frame) < before:
-        logger.info("dropped %d duplicate rows by %s", before - len(frame), keys)
-    return pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False)
+#: (receives the table's name, then its parts in order); see :func:`parse_into`
+Sink = Callable[[str, Iterator[pa.Table]], None]
 
 
-def parse_raw(raw_dir: Path) -> dict[str, pa.Table]:
-    """Every typed table from one raw directory; no markets at all is a DataError."""
+def _consume(
+    raw_dir: Path,
+    kind: str,
+    columnar: Callable[[Path], Iterator[pa.Table]],
+    by_record: Callable[[Path], pa.Table],
+    fast: bool,
+    consume: Callable[[Iterator[pa.Table]], T],
+) -> T:
+    """``consume`` the parts of one big file from the columnar reader (``fast``); if it
+    declines the file, even part-way, ``consume`` the record-by-record table instead (so
+    ``consume`` must start afresh on every call)."""
+    if fast:
+        try:
+            return consume(columnar(raw_path(raw_dir, kind)))
+        except fast_parse.Declined as why:
+            logger.info(
+                "%s: read record by record (the columnar reader declined: %s)",
+                raw_path(raw_dir, kind),
+                why,
+            )
+    return consume(iter([by_record(raw_dir)]))
+
+
+def _whole(parts: Iterator[pa.Table], schema: pa.Schema) -> pa.Table:
+    return pa.concat_tables([schema.empty_table(), *parts])
+
+
+def parse_candles(raw_dir: Path, *, fast: bool = True) -> pa.Table:
+    """Candles, the last observation of a (ticker, period, end) winning."""
+    table = _consume(
+        raw_dir,
+        "candlesticks",
+        fast_parse.candle_parts,
+        _candles_by_record,
+        fast,
+        lambda parts: _whole(parts, tables.CANDLES),
+    )
+    keys = ["ticker", "period_minutes", "end_period_ts"]
+    return table.filter(_unique("candles", table, keys, keep="last"))
+
+
+def parse_trades(raw_dir: Path, *, fast: bool = True) -> pa.Table:
+    """Trades by ticker and time, de-duplicated by trade_id (cursor pages can overlap)."""
+    table = _consume(
+        raw_dir,
+        "trades",
+        fast_parse.trade_parts,
+        _trades_by_record,
+        fast,
+        lambda parts: _whole(parts, tables.TRADES),
+    )
+    unique = _unique("trades", table, ["trade_id"], keep="first")
+    # a stable sort of all rows, then the unique ones: one copy of the table instead of two
+    order = pc.sort_indices(table, [("ticker", "ascending"), ("created_time", "ascending")])
+    order = order.to_numpy()
+    return table.take(order[unique[order]])
+
+
+def parse_into(raw_dir: Path, sink: Sink, *, fast: bool = True) -> None:
+    """Parse every table of ``raw_dir`` and hand it to ``sink(name, parts)``, one at a time.
+
+    A table comes as parts (tables in its schema, rows in order), so that the biggest, the
+    orderbook (a row per level of every snapshot, not de-duplicated), is never whole in
+    memory. If the columnar reader declines the orderbook file part-way, ``sink`` is called
+    for it again with the record-by-record parts: a sink must start a table afresh on every
+    call. All six raw files must exist before anything is parsed; no markets at all, and
+    candles, trades or books of tickers that are not among the markets, are DataErrors.
+    """
     raw_dir = Path(raw_dir)
+    for kind in KINDS:
+        raw_path(raw_dir, kind)
+    sink("series", iter([parse_series(raw_dir)]))
     events = parse_events(raw_dir)
-    out = {
-        "series": parse_series(raw_dir),
-        "events": events,
-        "markets": parse_markets(raw_dir, events),
-        "candles": parse_candles(raw_dir),
-        "trades": parse_trades(raw_dir),
-        "orderbook": parse_orderbook(raw_dir),
-    }
-    if out["markets"].num_rows == 0:
-        raise DataError(f"{raw_dir}: no markets in the raw data")
-    known = set(out["markets"].column("ticker").unique().to_pylist())
-    for name in ("candles", "trades", "orderbook"):
-        unknown = set(out[name].column("ticker").unique().to_pylist()) - known
-        if unknown:
-            raise DataError(f"{name} for tickers not in the markets data: {sorted(unknown)[:5]}")
+    sink("events", iter([events]))
+    markets = parse_markets(raw_dir, events)
+    if markets.num_rows == 0:
+        raise DataError(f"{raw_path(raw_dir, 'markets')}: no markets in the raw data")
+    sink("markets", iter([markets]))
+    known = set(markets.column("ticker").to_pylist())
+
+    def checked(name: str, parts: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        for part in parts:
+            unknown = sorted(set(part.column("ticker").unique().to_pylist()) - known)
+            if unknown:
+                raise DataError(f"{name} for tickers not in the markets data: {unknown[:5]}")
+            yield part
+
+    sink("candles", checked("candles", iter([parse_candles(raw_dir, fast=fast)])))
+    sink("trades", checked("trades", iter([parse_trades(raw_dir, fast=fast)])))
+    _consume(
+        raw_dir,
+        "orderbooks",
+        fast_parse.orderbook_parts,
+        _orderbooks_by_record,
+        fast,
+        lambda parts: sink("orderbook", checked("orderbook", parts)),
+    )
+
+
+def parse_raw(raw_dir: Path, *, fast: bool = True) -> dict[str, pa.Table]:
+    """Every typed table of ``raw_dir``, whole, in the schemas of ``tables.TABLES``."""
+    out: dict[str, pa.Table] = {}
+
+    def keep(name: str, parts: Iterator[pa.Table]) -> None:
+        out[name] = _whole(parts, tables.TABLES[name])
+
+    parse_into(raw_dir, keep, fast=fast)
     return out

@@ -7,19 +7,24 @@ client), so the parquet stage cannot tell the two apart::
      "received_at": "2025-01-02T00:00:00Z", "response": {...the API's JSON body...}}
 
 ``received_at`` is when the response was observed; for an orderbook it is the snapshot time.
-Files are written with a zero gzip mtime so that the same data gives the same bytes (and the
-same DVC hash) on every run.
+A raw directory always holds all six files of :data:`KINDS`, empty ones included: a missing
+file means an interrupted or foreign writer, never "no data of that kind". Files are written
+with a zero gzip mtime so that the same data gives the same bytes (and the same DVC hash) on
+every run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
-import io
-import json
+import zlib
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import orjson
 
 from kalshi_lab.errors import DataError
 
@@ -30,10 +35,19 @@ KINDS = {
     "series": "series.jsonl.gz",  # GET /series/{series_ticker}
     "events": "events.jsonl.gz",  # GET /events/{event_ticker}
     "markets": "markets.jsonl.gz",  # GET /markets (cursor pages)
-    "candlesticks": "candlesticks.jsonl.gz",  # GET /series/{s}/markets/{t}/candlesticks
+    # GET /series/{s}/markets/{t}/candlesticks, or /historical/markets/{t}/candlesticks
+    "candlesticks": "candlesticks.jsonl.gz",
     "trades": "trades.jsonl.gz",  # GET /markets/trades (cursor pages)
     "orderbooks": "orderbooks.jsonl.gz",  # GET /markets/{ticker}/orderbook
 }
+
+#: the recorded path of an orderbook snapshot; its response does not repeat the ticker
+ORDERBOOK_PATH = API_PREFIX + "/markets/(?P<ticker>[^/]+)/orderbook"
+
+#: serialised records handed to the compression thread at a time
+CHUNK_BYTES = 1 << 20
+#: chunks waiting for the compression thread before the producer waits for it
+MAX_PENDING_CHUNKS = 8
 
 
 def format_ts(ts: dt.datetime) -> str:
@@ -41,31 +55,49 @@ def format_ts(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def raw_path(raw_dir: Path, kind: str) -> Path:
+    """The file of ``kind``; a missing one is a DataError naming it."""
+    path = Path(raw_dir) / KINDS[kind]
+    if not path.is_file():
+        raise DataError(
+            f"{path}: missing: a raw directory holds all of {', '.join(KINDS.values())}, "
+            "empty ones included (run the fetch stage)"
+        )
+    return path
+
+
 class RawWriter:
-    """Appends recorded responses to the per-kind files of one raw directory."""
+    """Writes recorded responses into the six per-kind files of one raw directory.
+
+    All six files are created up front, so every complete raw directory has the same layout
+    whatever was fetched. Records are serialised in the caller's thread (orjson: compact,
+    UTF-8, NaN written as null) and compressed by one background thread: zlib releases the
+    GIL, so a producer that spends its time building documents gets most of the compression
+    on another core. A deflate stream depends only on its bytes, not on how they were
+    chunked, so the files are the same as if written line by line.
+    """
 
     def __init__(self, raw_dir: Path) -> None:
         self.raw_dir = Path(raw_dir)
         self.raw_dir.mkdir(parents=True, exist_ok=True)
-        self._files: dict[str, io.TextIOWrapper] = {}
-        self._raw: list[io.BufferedWriter] = []
         self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._raw: dict[str, BinaryIO] = {}
+        self._gzip: dict[str, gzip.GzipFile] = {}
+        for kind, name in KINDS.items():
+            self._raw[kind] = open(self.raw_dir / name, "wb")  # noqa: SIM115 - closed in close()
+            self._gzip[kind] = gzip.GzipFile(
+                filename="", mode="wb", fileobj=self._raw[kind], mtime=0, compresslevel=6
+            )
+        self._buffer: dict[str, list[bytes]] = {kind: [] for kind in KINDS}
+        self._buffered: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-gzip")
+        self._pending: deque[Future[int]] = deque()
 
     def __enter__(self) -> RawWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _file(self, kind: str) -> io.TextIOWrapper:
-        if kind not in KINDS:
-            raise ValueError(f"unknown raw kind {kind!r}; known: {sorted(KINDS)}")
-        if kind not in self._files:
-            raw = open(self.raw_dir / KINDS[kind], "wb")  # noqa: SIM115 - closed in close()
-            self._raw.append(raw)
-            gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
-            self._files[kind] = io.TextIOWrapper(gz, encoding="utf-8", newline="\n")
-        return self._files[kind]
 
     def write(
         self,
@@ -74,38 +106,82 @@ class RawWriter:
         params: Mapping[str, Any],
         received_at: dt.datetime,
         response: Mapping[str, Any],
+        method: str = "GET",
     ) -> None:
         """Record one response; ``path`` is relative to the API prefix (``/markets``)."""
-        line = {
-            "method": "GET",
+        envelope = {
+            "method": method,
             "path": API_PREFIX + path,
             "params": dict(params),
             "received_at": format_ts(received_at),
             "response": response,
         }
-        self._file(kind).write(json.dumps(line, separators=(",", ":")) + "\n")
+        self.write_line(kind, orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE))
+
+    def write_line(self, kind: str, line: bytes) -> None:
+        """Record one pre-serialised envelope: compact JSON ending in its only newline.
+
+        For producers that render many records at once; the bytes must be exactly what
+        :meth:`write` would have written for the same record.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"unknown raw kind {kind!r}; known: {sorted(KINDS)}")
+        if not line.endswith(b"\n") or line.count(b"\n") != 1:
+            raise ValueError("a raw record is one line ending in a newline")
+        self._buffer[kind].append(line)
+        self._buffered[kind] += len(line)
         self.counts[kind] += 1
+        if self._buffered[kind] >= CHUNK_BYTES:
+            self._flush(kind)
+
+    def _flush(self, kind: str) -> None:
+        """Hand the buffered records of ``kind`` to the compression thread, in order."""
+        if not self._buffer[kind]:
+            return
+        chunk = b"".join(self._buffer[kind])
+        self._buffer[kind].clear()
+        self._buffered[kind] = 0
+        self._pending.append(self._compressor.submit(self._gzip[kind].write, chunk))
+        while len(self._pending) > MAX_PENDING_CHUNKS:
+            self._pending.popleft().result()  # also re-raises a failed write
 
     def close(self) -> None:
-        for f in self._files.values():
-            f.close()  # closes the gzip stream, which does not close the raw file it wraps
-        for raw in self._raw:
-            raw.close()
-        self._files.clear()
-        self._raw.clear()
+        """Write what is buffered and close every file (each a complete gzip stream)."""
+        if not self._gzip:
+            return
+        try:
+            for kind in KINDS:
+                self._flush(kind)
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._compressor.shutdown(wait=True, cancel_futures=True)
+            for kind in KINDS:
+                self._gzip[kind].close()  # ends the gzip stream; does not close the raw file
+                self._raw[kind].close()
+            self._gzip.clear()
+            self._raw.clear()
 
 
 def iter_records(raw_dir: Path, kind: str) -> Iterator[dict[str, Any]]:
-    """Yield the envelopes of one kind; a missing file yields nothing, a bad line is a DataError."""
-    path = Path(raw_dir) / KINDS[kind]
-    if not path.exists():
-        return
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("response"), dict):
-                raise DataError(f"{path}:{lineno}: a record needs a 'response' object")
-            yield record
+    """Yield the envelopes of one kind in file order: the n-th record is line n of the file.
+
+    A missing file, a damaged gzip stream, a line that is not a JSON object, or a record
+    without a ``response`` object is a DataError naming the file and line.
+    """
+    path = raw_path(raw_dir, kind)
+    lineno = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            for lineno, line in enumerate(f, start=1):
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{lineno}: record: not valid JSON ({exc})") from None
+                if not isinstance(record, dict):
+                    raise DataError(f"{path}:{lineno}: record: not a JSON object")
+                if not isinstance(record.get("response"), dict):
+                    raise DataError(f"{path}:{lineno}: response: missing or not an object")
+                yield record
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}:{lineno + 1}: record: unreadable gzip data ({exc})") from None

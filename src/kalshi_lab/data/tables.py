@@ -5,7 +5,9 @@ Units, the same in every table and every later stage:
   price is also the market's implied probability). Legacy cent integers are divided by 100.
 * contract counts are float64 (the API's ``*_fp`` strings; fractional trading allows 0.01).
 * traded value is dollars (count x price in dollars).
-* timestamps are ``timestamp[us, tz=UTC]``.
+* timestamps are ``timestamp[us, tz=UTC]``, read from RFC 3339 strings with an explicit zone
+  (:func:`utc_times`) or from Unix seconds (:func:`utc_from_unix`); both parsers of
+  :mod:`kalshi_lab.data.parse` convert through these two functions, so they read a time alike.
 * orderbook rows are bids only, as the API returns them; a YES ask is 1 - the best NO bid.
 """
 
@@ -13,12 +15,31 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kalshi_lab.errors import DataError
 from kalshi_lab.paths import PARQUET_DIR, parquet_table
 
 UTC_TS = pa.timestamp("us", tz="UTC")
+#: Unix seconds a document may carry are below this (the year 5138): a bound that keeps the
+#: conversion to microseconds from overflowing
+MAX_UNIX_S = 10**11
+
+
+def utc_times(text: pa.Array) -> pa.Array:
+    """RFC 3339 strings (``2025-07-19T14:22:42.193311Z``, ``...+00:00``) -> UTC, nulls kept.
+
+    Raises ``pyarrow.ArrowInvalid`` on a string without a zone, with more than microsecond
+    precision, or that is no date at all.
+    """
+    return pc.cast(text, UTC_TS)
+
+
+def utc_from_unix(seconds: pa.Array) -> pa.Array:
+    """Unix seconds in ``[0, MAX_UNIX_S)`` (int64) -> UTC."""
+    return pc.multiply(seconds.cast(pa.int64()), 1_000_000).cast(UTC_TS)
+
 
 SERIES = pa.schema(
     [

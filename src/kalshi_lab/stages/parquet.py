@@ -1,26 +1,47 @@
-"""parquet: raw API documents -> typed parquet tables in data/parquet/."""
+"""parquet: raw API documents -> typed parquet tables in data/parquet/.
 
+Tables are written part by part as the parser hands them over, so the biggest (the
+orderbook) is never whole in memory; all of them go to a temporary directory that replaces
+data/parquet only when every table has been written.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kalshi_lab import paths
-from kalshi_lab.data.parse import parse_raw
+from kalshi_lab.data.parse import parse_into
 from kalshi_lab.data.tables import TABLES
 from kalshi_lab.errors import DataError
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.stages.runner import logger, run_stage
 
 
+def write_tables(raw_dir: Path, root: Path) -> dict[str, int]:
+    """Parse ``raw_dir`` into ``root/<table>.parquet``; returns rows written per table."""
+    rows: dict[str, int] = {}
+
+    def write(name: str, parts: Iterator[pa.Table]) -> None:
+        rows[name] = 0  # a second call for the same table starts it afresh
+        with pq.ParquetWriter(
+            paths.parquet_table(name, root), TABLES[name], compression="zstd"
+        ) as writer:
+            for part in parts:
+                writer.write_table(part)
+                rows[name] += part.num_rows
+
+    parse_into(raw_dir, write)
+    return rows
+
+
 def main() -> None:
     if not paths.RAW_DIR.is_dir():
         raise DataError(f"{paths.RAW_DIR} does not exist: run the fetch stage first")
-    parsed = parse_raw(paths.RAW_DIR)
     with StagedOutputs() as out:
-        root = out.path(paths.PARQUET_DIR, directory=True)
-        for name, table in parsed.items():
-            pq.write_table(
-                table.cast(TABLES[name]), paths.parquet_table(name, root), compression="zstd"
-            )
-    logger.info("tables: %s", {name: t.num_rows for name, t in parsed.items()})
+        rows = write_tables(paths.RAW_DIR, out.path(paths.PARQUET_DIR, directory=True))
+    logger.info("tables: %s", rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,346 @@
+"""The columnar reader: the big raw files through pyarrow's JSON reader, batch by batch.
+
+Candlesticks, trades and orderbooks make up nearly all raw bytes. This reader parses them with
+explicit schemas into Arrow arrays, so no Python object is made per value. It reads only the
+current format (``*_dollars`` and ``*_fp`` strings) and **declines** (:class:`Declined`) any file
+it could not read exactly as the record-by-record reader of :mod:`kalshi_lab.data.parse` would:
+
+* a legacy or historical unsuffixed field (``yes_price``, ``close``, ``volume``...) is typed
+  ``null`` in the read schema, so any value there is a type error;
+* a missing required value, a value outside its range, an unknown ``taker_side``;
+* a number of records that differs from the number of lines (a blank line, two objects on one
+  line), and any JSON or gzip error.
+
+The parser then reads that file record by record, which either handles it (legacy,
+historical) or names the line and field at fault. Where this reader does return a table, it
+holds the same rows, in the same order, with the same values: both readers parse decimal
+strings with correct rounding and convert times through the same functions of
+:mod:`kalshi_lab.data.tables`, and both apply the same range checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from kalshi_lab.data import tables
+from kalshi_lab.data.raw_store import ORDERBOOK_PATH
+
+#: uncompressed bytes parsed per batch: big enough to use both cores, small enough for memory
+BLOCK_BYTES = 8 << 20
+PERIODS = (1, 60, 1440)
+SIDES = ("yes", "no")
+_BOOK_PATH = f"^{ORDERBOOK_PATH}$"
+
+_DATA_ERRORS = (pa.ArrowInvalid, OSError, EOFError, zlib.error)
+
+
+class Declined(Exception):
+    """This reader cannot promise the record-by-record reader's result for a file."""
+
+
+@contextlib.contextmanager
+def _declining() -> Iterator[None]:
+    """Turn any JSON, gzip or conversion error inside the block into :class:`Declined`."""
+    try:
+        yield
+    except _DATA_ERRORS as exc:
+        raise Declined(f"{type(exc).__name__}: {exc}") from None
+
+
+def _require(ok: bool, why: str) -> None:
+    if not ok:
+        raise Declined(why)
+
+
+def _all(mask: pa.Array) -> bool:
+    """True when no element of ``mask`` is false (nulls and an empty mask included)."""
+    return pc.all(mask).as_py() is not False
+
+
+def _quote_fields(names: tuple[str, ...]) -> list[tuple[str, pa.DataType]]:
+    """``<name>_dollars`` strings, and the legacy/historical ``<name>`` typed null."""
+    return [(f"{n}_dollars", pa.string()) for n in names] + [(n, pa.null()) for n in names]
+
+
+_QUOTE = pa.struct(_quote_fields(("open", "high", "low", "close")))
+_PRICE = pa.struct(_quote_fields(("open", "high", "low", "close", "mean")))
+_CANDLES = pa.schema(
+    [
+        ("params", pa.struct([("period_interval", pa.int64())])),
+        (
+            "response",
+            pa.struct(
+                [
+                    ("ticker", pa.string()),
+                    (
+                        "candlesticks",
+                        pa.list_(
+                            pa.struct(
+                                [
+                                    ("end_period_ts", pa.int64()),
+                                    ("yes_bid", _QUOTE),
+                                    ("yes_ask", _QUOTE),
+                                    ("price", _PRICE),
+                                    ("volume_fp", pa.string()),
+                                    ("open_interest_fp", pa.string()),
+                                    ("volume", pa.null()),
+                                    ("open_interest", pa.null()),
+                                ]
+                            )
+                        ),
+                    ),
+                ]
+            ),
+        ),
+    ]
+)
+_TRADE_TEXT = ("trade_id", "ticker", "count_fp", "yes_price_dollars", "no_price_dollars")
+_TRADES = pa.schema(
+    [
+        (
+            "response",
+            pa.struct(
+                [
+                    (
+                        "trades",
+                        pa.list_(
+                            pa.struct(
+                                [(n, pa.string()) for n in _TRADE_TEXT]
+                                + [("taker_side", pa.string()), ("created_time", pa.string())]
+                                + [(n, pa.null()) for n in ("count", "yes_price", "no_price")]
+                            )
+                        ),
+                    )
+                ]
+            ),
+        )
+    ]
+)
+_LEVELS = pa.list_(pa.list_(pa.string()))
+_BOOKS = pa.schema(
+    [
+        ("path", pa.string()),
+        ("received_at", pa.string()),
+        (
+            "response",
+            pa.struct(
+                [
+                    (
+                        "orderbook_fp",
+                        pa.struct(
+                            [("yes_dollars", _LEVELS), ("no_dollars", _LEVELS)]
+                            + [("yes", pa.null()), ("no", pa.null())]
+                        ),
+                    ),
+                    ("orderbook", pa.null()),
+                ]
+            ),
+        ),
+    ]
+)
+
+
+class _CountingReader:
+    """The decompressed bytes of a raw file, counting the lines pyarrow is handed."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = gzip.open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._newlines = 0
+        self._last = b"\n"
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        if data:
+            self._newlines += data.count(b"\n")
+            self._last = data[-1:]
+        return data
+
+    def empty(self) -> bool:
+        return not self._file.peek(1)
+
+    @property
+    def lines(self) -> int:
+        """Lines read so far, a last one without its newline included."""
+        return self._newlines + (self._last != b"\n")
+
+    def close(self) -> None:
+        self._file.close()
+        self.closed = True
+
+
+def _batches(path: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The records of ``path`` read with ``schema``, declining unless each line was one record."""
+    source = _CountingReader(path)
+    try:
+        if source.empty():
+            return
+        reader = pj.open_json(
+            source,
+            read_options=pj.ReadOptions(block_size=BLOCK_BYTES),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="ignore"
+            ),
+        )
+        records = 0
+        for batch in reader:
+            records += batch.num_rows
+            yield batch
+        _require(records == source.lines, f"{records} records on {source.lines} lines")
+    finally:
+        source.close()
+
+
+def _field(struct: pa.Array, name: str, *, required: bool = True) -> pa.Array:
+    """A child of a struct array, null where the struct is; required: no nulls at all."""
+    values = pc.struct_field(struct, name)
+    _require(not required or values.null_count == 0, f"missing {name}")
+    return values
+
+
+def _text(struct: pa.Array, name: str) -> pa.Array:
+    """A required string: present and not empty."""
+    values = _field(struct, name)
+    _require(_all(pc.greater(pc.utf8_length(values), 0)), f"empty {name}")
+    return values
+
+
+def _items(struct: pa.Array, name: str) -> tuple[np.ndarray, pa.Array]:
+    """(parent row of each item, the items) of the required list ``name``; items are objects."""
+    lists = _field(struct, name)
+    items = pc.list_flatten(lists)
+    _require(items.null_count == 0, f"a null in {name}")
+    return pc.list_parent_indices(lists).to_numpy(), items
+
+
+def _response(batch: pa.RecordBatch) -> pa.Array:
+    response = batch.column("response")
+    _require(response.null_count == 0, "a record without a response")
+    return response
+
+
+def _dollars(values: pa.Array, name: str) -> pa.Array:
+    prices = pc.cast(values, pa.float64())
+    _require(_all(pc.and_(pc.greater_equal(prices, 0.0), pc.less_equal(prices, 1.0))), name)
+    return prices
+
+
+def _contracts(values: pa.Array, name: str) -> pa.Array:
+    counts = pc.cast(values, pa.float64())
+    _require(_all(pc.and_(pc.greater_equal(counts, 0.0), pc.less(counts, np.inf))), name)
+    return counts
+
+
+def _parts(
+    path: Path, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.Table]
+) -> Iterator[pa.Table]:
+    """``part`` of every batch of ``path``, declining on any data error on the way."""
+    with _declining():
+        for batch in _batches(path, schema):
+            yield part(batch)
+
+
+def _candles(batch: pa.RecordBatch) -> pa.Table:
+    response = _response(batch)
+    tickers = _text(response, "ticker")
+    periods = _field(batch.column("params"), "period_interval")
+    _require(_all(pc.is_in(periods, pa.array(PERIODS, pa.int64()))), "period_interval")
+    parent, candles = _items(response, "candlesticks")
+    ends = _field(candles, "end_period_ts")
+    _require(_all(pc.and_(pc.greater_equal(ends, 0), pc.less(ends, tables.MAX_UNIX_S))), "end")
+    columns = {
+        "ticker": tickers.take(parent),
+        "period_minutes": periods.take(parent).cast(pa.int32()),
+        "end_period_ts": tables.utc_from_unix(ends),
+    }
+    price = _field(candles, "price", required=False)
+    for f in ("open", "high", "low", "close", "mean"):
+        name = f"{f}_dollars"
+        columns[f"price_{f}"] = _dollars(_field(price, name, required=False), name)
+    for side in ("yes_bid", "yes_ask"):
+        quote = _field(candles, side, required=False)
+        for f in ("open", "high", "low", "close"):
+            name = f"{f}_dollars"
+            columns[f"{side}_{f}"] = _dollars(_field(quote, name, required=False), name)
+    for name in ("volume", "open_interest"):
+        columns[name] = _contracts(_field(candles, f"{name}_fp"), name)
+    return pa.table(columns, schema=tables.CANDLES)
+
+
+def candle_parts(path: Path) -> Iterator[pa.Table]:
+    """Candlesticks in file order, in parts in the schema of ``tables.CANDLES``."""
+    return _parts(path, _CANDLES, _candles)
+
+
+def _trades(batch: pa.RecordBatch) -> pa.Table:
+    _, trades = _items(_response(batch), "trades")
+    side = _field(trades, "taker_side")
+    _require(_all(pc.is_in(side, pa.array(SIDES))), "taker_side")
+    yes = _dollars(_field(trades, "yes_price_dollars"), "yes_price_dollars")
+    no = _dollars(_field(trades, "no_price_dollars", required=False), "no_price_dollars")
+    columns = {
+        "trade_id": _text(trades, "trade_id"),
+        "ticker": _text(trades, "ticker"),
+        "created_time": tables.utc_times(_field(trades, "created_time")),
+        "count": _contracts(_field(trades, "count_fp"), "count_fp"),
+        "yes_price": yes,
+        "no_price": pc.coalesce(no, pc.subtract(1.0, yes)),
+        "taker_side": side,
+    }
+    return pa.table(columns, schema=tables.TRADES)
+
+
+def trade_parts(path: Path) -> Iterator[pa.Table]:
+    """Trades in file order (duplicates kept), in parts in the schema of ``tables.TRADES``."""
+    return _parts(path, _TRADES, _trades)
+
+
+def _levels(levels: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """(snapshot row, price, count) of every [price, count] pair; a null side has none."""
+    pairs = pc.list_flatten(levels)
+    _require(pairs.null_count == 0, "a null level")
+    _require(_all(pc.equal(pc.list_value_length(pairs), 2)), "a level that is not a pair")
+    price, size = pc.list_element(pairs, 0), pc.list_element(pairs, 1)
+    _require(price.null_count == 0 and size.null_count == 0, "a null in a level")
+    parent = pc.list_parent_indices(levels).to_numpy()
+    return parent, _dollars(price, "price"), _contracts(size, "count")
+
+
+def _books(batch: pa.RecordBatch) -> pa.Table:
+    paths = batch.column("path")
+    _require(paths.null_count == 0 and _all(pc.match_substring_regex(paths, _BOOK_PATH)), "path")
+    tickers = pc.replace_substring_regex(paths, _BOOK_PATH, r"\1")
+    received = batch.column("received_at")
+    _require(received.null_count == 0, "received_at")
+    at = tables.utc_times(received)
+    book = _field(_response(batch), "orderbook_fp")
+    (yes_row, yes_price, yes_count), (no_row, no_price, no_count) = (
+        _levels(_field(book, f"{side}_dollars", required=False)) for side in SIDES
+    )
+    # per snapshot its YES levels, then its NO levels, as the record-by-record reader emits them
+    order = np.argsort(np.concatenate([yes_row, no_row]), kind="stable")
+    row = np.concatenate([yes_row, no_row])[order]
+    is_no = np.concatenate([np.zeros(len(yes_row), np.int8), np.ones(len(no_row), np.int8)])
+    sides = pa.DictionaryArray.from_arrays(pa.array(is_no[order]), pa.array(SIDES))
+    columns = {
+        "ticker": tickers.take(row),
+        "snapshot_ts": at.take(row),
+        "side": sides.cast(pa.string()),
+        "price": pa.concat_arrays([yes_price, no_price]).take(order),
+        "count": pa.concat_arrays([yes_count, no_count]).take(order),
+    }
+    return pa.table(columns, schema=tables.ORDERBOOK)
+
+
+def orderbook_parts(path: Path) -> Iterator[pa.Table]:
+    """Orderbook levels in file order, in parts in the schema of ``tables.ORDERBOOK``."""
+    return _parts(path, _BOOKS, _books)

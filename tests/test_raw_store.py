@@ -1,0 +1,105 @@
+"""The raw layout: six gzipped JSON-lines files, always all six, read back line by line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+
+import pytest
+
+from kalshi_lab.data import raw_store
+from kalshi_lab.data.raw_store import KINDS, RawWriter, iter_records
+from kalshi_lab.errors import DataError
+
+T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
+
+
+def test_every_file_exists_after_close_even_for_kinds_never_written(tmp_path):
+    with RawWriter(tmp_path) as w:
+        w.write("markets", "/markets", {"limit": 100}, T0, {"markets": [], "cursor": ""})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(KINDS.values())
+    assert w.counts == {**dict.fromkeys(KINDS, 0), "markets": 1}
+    for kind in KINDS:
+        assert len(list(iter_records(tmp_path, kind))) == w.counts[kind]
+
+
+def test_a_record_is_the_envelope_in_compact_json_on_one_line(tmp_path):
+    response = {"series": {"ticker": "KXS", "title": "Señor ☂", "fee_multiplier": 0.5}}
+    with RawWriter(tmp_path) as w:
+        w.write("series", "/series/KXS", {"include_volume": True}, T0, response)
+        w.write("series", "/series/KXS", {}, T0, response, method="POST")
+    lines = gzip.decompress((tmp_path / KINDS["series"]).read_bytes()).split(b"\n")
+    first = {
+        "method": "GET",
+        "path": "/trade-api/v2/series/KXS",
+        "params": {"include_volume": True},
+        "received_at": "2025-03-01T12:00:00Z",
+        "response": response,
+    }
+    compact = json.dumps(first, separators=(",", ":"), ensure_ascii=False)
+    assert lines[0] == compact.encode()
+    assert json.loads(lines[1])["method"] == "POST"
+    assert lines[2:] == [b""]
+    assert [r["response"] for r in iter_records(tmp_path, "series")] == [response, response]
+
+
+def test_chunked_compression_gives_the_bytes_of_one_stream(tmp_path, monkeypatch):
+    """Buffered chunks and a background thread: the file is still the gzip of all the lines."""
+    monkeypatch.setattr(raw_store, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(raw_store, "MAX_PENDING_CHUNKS", 2)
+    lines = [
+        json.dumps({"response": {"i": i, "pad": "x" * (i % 97)}}, separators=(",", ":")).encode()
+        + b"\n"
+        for i in range(3000)
+    ]
+    with RawWriter(tmp_path) as w:
+        for line in lines:
+            w.write_line("trades", line)
+    expected = gzip.compress(b"".join(lines), compresslevel=6, mtime=0)
+    written = (tmp_path / KINDS["trades"]).read_bytes()
+    # the header differs only in the OS byte, which GzipFile and gzip.compress set differently
+    assert written[:9] == expected[:9] and written[10:] == expected[10:]
+    assert w.counts["trades"] == 3000
+
+
+@pytest.mark.parametrize("line", [b'{"response":{}}', b'{"response":{}}\n{"response":{}}\n'])
+def test_write_line_takes_exactly_one_line(tmp_path, line):
+    with RawWriter(tmp_path) as w, pytest.raises(ValueError, match="one line"):
+        w.write_line("trades", line)
+
+
+def test_an_unknown_kind_is_refused(tmp_path):
+    with RawWriter(tmp_path) as w, pytest.raises(ValueError, match="unknown raw kind"):
+        w.write("fills", "/portfolio/fills", {}, T0, {})
+
+
+def write_trades_file(tmp_path, data: bytes) -> None:
+    with RawWriter(tmp_path):
+        pass
+    (tmp_path / KINDS["trades"]).write_bytes(data)
+
+
+def test_a_missing_file_is_a_data_error_naming_it(tmp_path):
+    with RawWriter(tmp_path):
+        pass
+    (tmp_path / KINDS["orderbooks"]).unlink()
+    with pytest.raises(DataError, match=r"orderbooks\.jsonl\.gz: missing"):
+        list(iter_records(tmp_path, "orderbooks"))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (gzip.compress(b'{"response":{}}\n' * 50)[:-30], ":\\d+: record: unreadable gzip data"),
+        (b"not gzip at all", ":1: record: unreadable gzip data"),
+        (gzip.compress(b'{"response":{}}\n\n'), ":2: record: not valid JSON"),
+        (gzip.compress(b'{"response":{}}\n[1]\n'), ":2: record: not a JSON object"),
+        (gzip.compress(b'{"response":[]}\n'), ":1: response: missing or not an object"),
+        (gzip.compress(b'{"response":{}}\n\xff\xfe\n'), ":2: record: not valid JSON"),
+    ],
+)
+def test_a_damaged_file_names_its_line(tmp_path, data, message):
+    write_trades_file(tmp_path, data)
+    with pytest.raises(DataError, match=r"trades\.jsonl\.gz" + message):
+        list(iter_records(tmp_path, "trades"))

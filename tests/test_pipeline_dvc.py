@@ -165,3 +165,46 @@ def test_invalid_override_fails_clearly(repo):
     proc = dvc(repo, "exp", "run", "-S", "strategy.kelly_fraction=1.5", ok=False)
     assert proc.returncode != 0
     assert "strategy.kelly_fraction must be in (0, 1]" in proc.stdout + proc.stderr
+
+
+def test_kalshi_source_against_the_local_server(repo, tmp_path):
+    """`dvc exp run -S data=kalshi` fetches from a Kalshi-compatible server and runs it all.
+
+    The server serves a simulated dataset whose markets have all closed, so, as on real
+    history, there is no book to trade against: the backtest must quote from candles.
+    """
+    from kalshi_lab.params import params_from_dict
+    from kalshi_lab.server import LocalKalshiServer, ServerConfig
+    from kalshi_lab.simulator import write_synthetic_raw
+
+    data = params_from_dict(yaml.safe_load((repo / "params.yaml").read_text())).data
+    write_synthetic_raw(data, tmp_path / "served")
+    with LocalKalshiServer(tmp_path / "served", ServerConfig(rate_limit=False)) as srv:
+        proc = dvc(
+            repo,
+            "exp",
+            "run",
+            "-n",
+            "kalshi",
+            "-S",
+            "data=kalshi",
+            "-S",
+            f"data.base_url={srv.base_url}",
+            "-S",
+            "data.series=[KXSIMA,KXSIMB,KXSIMC,KXSIMD,KXSIME]",
+            "-S",
+            f"data.start={data.start}",
+            "-S",
+            f"data.end={data.end}",
+            "-S",
+            "data.rate_limit.tier=prime",
+        )
+        served = srv.stats
+    print(proc.stdout, proc.stderr)
+    assert served.requests.get("historical_candlesticks", 0) > 0
+    assert served.requests.get("candlesticks", 0) > 0
+    backtest = read_json(repo / "reports" / "backtest.json")
+    assert backtest["n_orders"] > 0
+    assert backtest["n_fills_candle"] > 0 and backtest["n_fills_book"] == 0
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["data"]["source"] == "kalshi" and "synthetic" not in params["data"]

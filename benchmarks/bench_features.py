@@ -111,6 +111,8 @@ def synthetic_tables(
             "open_time": _utc(start * DAY_NS),
             "close_time": _utc(last_as_of - DAY_NS + 6 * 3600 * 10**9),
             "settlement_ts": _utc(last_as_of),
+            "can_close_early": False,
+            "latest_expiration_time": _utc(last_as_of + 7 * DAY_NS),
         }
     )
     return markets, candles, trades

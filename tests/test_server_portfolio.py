@@ -297,6 +297,35 @@ def test_time_in_force_decides_what_happens_to_the_rest(account):
     assert [o["order_id"] for o in account.orders(status="resting")] == [rest["order_id"]]
 
 
+def test_post_only_buy_max_cost_and_reduce_only(account):
+    cross = {"ticker": OPEN_A, "side": "yes", "action": "buy", "count": 1, "post_only": True}
+    assert account.order(400, **cross, yes_price_dollars="0.4700")["code"] == "post_only_cross"
+    assert account.order(**cross, yes_price_dollars="0.4600")["order"]["status"] == "resting"
+    # 10 YES up to 0.50 cost 4.76 (4 @ 0.47, 6 @ 0.48): a 4.75 budget kills the order
+    budget = {
+        "ticker": OPEN_A,
+        "side": "yes",
+        "action": "buy",
+        "count": 10,
+        "yes_price_dollars": "0.5000",
+    }
+    assert (
+        account.order(409, **budget, buy_max_cost=475)["code"]
+        == "fill_or_kill_insufficient_resting_volume"
+    )
+    assert account.order(**budget, buy_max_cost=476)["order"]["taker_fill_cost_dollars"] == "4.7600"
+    sell = {
+        "ticker": OPEN_A,
+        "side": "yes",
+        "action": "sell",
+        "yes_price_dollars": "0.4000",
+        "reduce_only": True,
+    }
+    assert "only 10" in account.order(400, **sell, count=11)["message"]
+    assert account.order(**sell, count=4)["order"]["fill_count_fp"] == "4.00"
+    assert account.position(OPEN_A)["position_fp"] == "6.00"
+
+
 def test_cancel_zeroes_a_resting_order_and_releases_its_reserve(account):
     order = account.buy(OPEN_A, "no", 10, "0.2000")  # NO asks start at 0.55: rests
     assert account.balance() == START - 200

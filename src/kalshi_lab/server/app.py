@@ -23,10 +23,12 @@ UNROUTED = "unrouted"
 
 @dataclass(frozen=True)
 class Decision:
-    """How to answer: a reply, possibly under a fault (``reply`` is None for a reset)."""
+    """How to answer: a reply, possibly under a fault (``reply`` is None for a reset), and how
+    long to hold it back (a ``slow`` fault)."""
 
     reply: Reply | None
     fault: Fault | None = None
+    delay_s: float = 0.0
 
 
 def error_reply(error: ApiError) -> Reply:
@@ -34,6 +36,8 @@ def error_reply(error: ApiError) -> Reply:
 
 
 class KalshiApp:
+    """The server's request pipeline, shared by all handler threads (each part is thread-safe)."""
+
     def __init__(
         self,
         router: Router,
@@ -51,10 +55,11 @@ class KalshiApp:
     def decide(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Decision:
         """The answer to ``method target`` (target = path and query string).
 
-        Order: the rate limiter (a refused request costs no handler time), then the fault
-        draw, then the route, the signature and the handler. Faults other than ``slow``
-        answer without running the handler, except that a truncated GET is the real answer
-        cut short (reading changes nothing).
+        The route is looked up first only to count the request under its kind; then come the
+        rate limiter (a refused request costs no handler time), the fault draw, the signature
+        and the handler. Faults other than ``slow`` answer without running the handler, except
+        that a truncated GET is the real answer cut short (reading changes nothing); a
+        truncated write is a 500 cut short, the write not applied.
         """
         path, _, query_string = target.partition("?")
         try:
@@ -67,7 +72,7 @@ class KalshiApp:
         if not self.limiter.allow(write=method != "GET"):
             self.stats.rate_limit()
             return Decision(Reply(429, TOO_MANY_REQUESTS))
-        fault = self.faults.draw(path)
+        fault, delay_s = self.faults.draw(path), self.faults.config.slow_delay_s
         if fault is not None:
             self.stats.fault(fault.value)
         if fault in (Fault.RATE_LIMITED, Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.RESET):
@@ -85,7 +90,9 @@ class KalshiApp:
             headers,
             body,
         )
-        return Decision(self.dispatch(route, request), fault)
+        return Decision(
+            self.dispatch(route, request), fault, delay_s if fault is Fault.SLOW else 0.0
+        )
 
     def dispatch(self, route: Route, request: Request) -> Reply:
         """Run a route's handler (after the signature check); errors become ErrorResponses."""

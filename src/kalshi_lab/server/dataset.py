@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kalshi_lab.data.raw_store import iter_records
+from kalshi_lab.data.raw_store import KINDS, iter_records
 from kalshi_lab.errors import DataError
 from kalshi_lab.server.units import unix_s, unix_us
 
@@ -144,7 +144,7 @@ class _Loader:
     def _records(self, kind: str) -> Iterator[tuple[str, int, Doc]]:
         """(where, received_at seconds, record) of every record of ``kind``."""
         for i, record in enumerate(iter_records(self.raw_dir, kind), start=1):
-            where = f"{self.raw_dir / kind}.jsonl.gz record {i}"
+            where = f"{self.raw_dir / KINDS[kind]} record {i}"
             try:
                 received = unix_s(str(record["received_at"]))
             except (KeyError, ValueError):

@@ -119,8 +119,8 @@ class KalshiRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         assert decision.reply is not None
-        if decision.fault is Fault.SLOW:
-            self.server.stopping.wait(app.faults.config.slow_delay_s)
+        if decision.delay_s:
+            self.server.stopping.wait(decision.delay_s)
         self._write(decision.reply, truncate=decision.fault is Fault.TRUNCATED)
 
     def _write(self, reply: Reply, *, truncate: bool = False) -> None:

@@ -52,7 +52,7 @@ class LocalKalshiServer:
         self.portfolio = Portfolio(
             self.dataset, self.books, self.now, self.config.starting_balance_cents
         )
-        self.stats_counters = ServerStats()
+        self._stats = ServerStats()
         self.faults = FaultInjector(self.config.faults)
         cursors = CursorCodec()
         router = Router()
@@ -64,7 +64,7 @@ class LocalKalshiServer:
         limiter = RequestLimiter(
             self.config.reads_per_s, self.config.writes_per_s, enabled=self.config.rate_limit
         )
-        self.app = KalshiApp(router, limiter, self.faults, verifier, self.stats_counters)
+        self.app = KalshiApp(router, limiter, self.faults, verifier, self._stats)
         self._httpd: KalshiHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -125,7 +125,7 @@ class LocalKalshiServer:
     @property
     def stats(self) -> StatsSnapshot:
         """Requests per route kind, answers per status, faults per kind, 429s from the limiter."""
-        return self.stats_counters.snapshot()
+        return self._stats.snapshot()
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Swap the fault configuration while serving (the seed restarts the draws)."""

@@ -355,7 +355,12 @@ def _updated_after(doc: dict[str, Any], ts: int) -> bool:
 def _market_test(q: Query) -> MarketTest:
     """The filter of ``GET /markets`` (and the subset ``/historical/markets`` takes), with the
     spec's exclusions: one status at a time, one timestamp-filter family at a time, each only
-    with the statuses it allows, ``min_updated_ts`` with nothing but ``mve_filter=exclude``."""
+    with the statuses it allows, ``min_updated_ts`` with nothing but ``mve_filter=exclude``.
+
+    ``status`` matches the recorded ``Market.status`` in the query's vocabulary (``active`` is
+    ``open``, ``finalized`` is ``settled``, ...), as the documents say it, not as the clock
+    would; time bounds are inclusive.
+    """
     raw_status = q.text("status")
     if raw_status is not None and "," in raw_status:
         raise bad_request("only one status filter may be supplied at a time")

@@ -94,7 +94,7 @@ def _enum(
     if value is None and not required:
         return None
     if value not in options:
-        raise bad_request(f"{name} must be one of {', '.join(options)}", code="invalid_parameters")
+        raise bad_request(f"{name} must be one of {', '.join(options)}")
     return str(value)
 
 
@@ -176,7 +176,7 @@ def parse_order_request(raw: bytes) -> OrderRequest:
     if floor not in (None, 0):
         raise bad_request("sell_position_floor only accepts 0 (deprecated: use reduce_only)")
     if body.get("order_group_id") is not None:
-        raise bad_request("order_group_id: the local server has no order groups", code="not_found")
+        raise bad_request("order_group_id: the local server has no order groups")
     subaccount = _int(body, "subaccount", minimum=0)
     if subaccount not in (None, 0):
         raise bad_request(f"subaccount {subaccount} does not exist (only the primary account, 0)")

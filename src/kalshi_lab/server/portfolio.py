@@ -80,8 +80,8 @@ class Position:
 
     @property
     def signed(self) -> Decimal:
-        """Kalshi's ``position``: > 0 YES contracts, < 0 NO contracts."""
-        return self.size if self.side == "yes" else -self.size
+        """Kalshi's ``position``: > 0 YES contracts, < 0 NO contracts (never a negative zero)."""
+        return -self.size if self.side == "no" else self.size
 
     @property
     def exposure(self) -> Decimal:
@@ -437,16 +437,20 @@ class Portfolio:
         filled = sum((t.count for t in takes), ZERO)
         on_side = [t.yes_price if request.side == "yes" else ONE - t.yes_price for t in takes]
         fill_cost = sum((t.count * p for t, p in zip(takes, on_side, strict=True)), ZERO)
-        kill = request.time_in_force == "fill_or_kill" and filled < request.count
-        over_budget = request.buy_max_cost_cents is not None and (
-            int((fill_cost * HUNDRED).to_integral_value(ROUND_CEILING)) > request.buy_max_cost_cents
-        )
-        if kill or over_budget:
+        if request.time_in_force == "fill_or_kill" and filled < request.count:
             raise ApiError(
                 409,
                 "fill_or_kill_insufficient_resting_volume",
-                f"fill-or-kill order for {request.count} contracts: {filled} available within "
-                "its limit" + (" and buy_max_cost" if over_budget else ""),
+                f"fill-or-kill order for {request.count} contracts: only {filled} available "
+                "within its limit",
+            )
+        cost_cents = int((fill_cost * HUNDRED).to_integral_value(ROUND_CEILING))
+        if request.buy_max_cost_cents is not None and cost_cents > request.buy_max_cost_cents:
+            raise ApiError(
+                409,
+                "fill_or_kill_insufficient_resting_volume",
+                f"buy_max_cost {request.buy_max_cost_cents} cents: the {request.count} contracts "
+                f"cost {cost_cents} cents before fees",
             )
         rate = self._fee_rate(market)
         fees = [fee_cents(rate, t.count, t.yes_price) for t in takes]

@@ -62,12 +62,13 @@ class KalshiApp:
         truncated write is a 500 cut short, the write not applied.
         """
         path, _, query_string = target.partition("?")
+        route: Route | None = None
+        params: dict[str, str] = {}
+        routing_error: ApiError | None = None
         try:
             route, params = self.router.match(method, path)
         except ApiError as error:
-            route, params, routing_error = None, {}, error
-        else:
-            routing_error = None
+            routing_error = error
         self.stats.request(route.kind if route else UNROUTED)
         if not self.limiter.allow(write=method != "GET"):
             self.stats.rate_limit()

@@ -371,8 +371,8 @@ def _market_test(q: Query) -> MarketTest:
     mve = q.choice("mve_filter", ("only", "exclude"))
     families = [f for f, (names, _) in TS_FILTERS.items() if any(q.has(n) for n in names)]
     if len(families) > 1:
-        names = [n for f in families for n in TS_FILTERS[f][0] if q.has(n)]
-        raise bad_request(f"timestamp filters are mutually exclusive: got {', '.join(names)}")
+        given = [n for f in families for n in TS_FILTERS[f][0] if q.has(n)]
+        raise bad_request(f"timestamp filters are mutually exclusive: got {', '.join(given)}")
     bounds: dict[str, tuple[int | None, int | None]] = {}
     if families:
         family = families[0]

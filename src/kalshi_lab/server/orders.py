@@ -158,8 +158,9 @@ def parse_order_request(raw: bytes) -> OrderRequest:
     ticker = body.get("ticker")
     if not isinstance(ticker, str) or not ticker:
         raise bad_request("ticker is required", code="missing_parameters")
-    side = _enum(body, "side", ("yes", "no"), required=True)
-    action = _enum(body, "action", ("buy", "sell"), required=True)
+    side: Side = "yes" if _enum(body, "side", ("yes", "no"), required=True) == "yes" else "no"
+    buy = _enum(body, "action", ("buy", "sell"), required=True) == "buy"
+    action: Action = "buy" if buy else "sell"
     client_order_id = body.get("client_order_id") or ""
     if not isinstance(client_order_id, str):
         raise bad_request("client_order_id must be a string")
@@ -180,7 +181,6 @@ def parse_order_request(raw: bytes) -> OrderRequest:
     subaccount = _int(body, "subaccount", minimum=0)
     if subaccount not in (None, 0):
         raise bad_request(f"subaccount {subaccount} does not exist (only the primary account, 0)")
-    assert side in ("yes", "no") and action in ("buy", "sell")
     return OrderRequest(
         ticker=ticker,
         side=side,

@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import pandas as pd
-
 from kalshi_lab.client.records import Market
 
 #: candle periods fetched: daily always, hourly on request (minutes)
@@ -102,12 +100,13 @@ def _months(start_ts: int, end_ts: int) -> list[tuple[int, int]]:
     """``[start_ts, end_ts]`` cut at UTC month starts; consecutive pieces share no second."""
     if end_ts < start_ts:
         return []
-    begins = pd.date_range(
-        pd.Timestamp(start_ts, unit="s", tz="UTC").to_period("M").start_time.tz_localize("UTC"),
-        pd.Timestamp(end_ts, unit="s", tz="UTC"),
-        freq="MS",
-    )
-    cuts = [int(t.timestamp()) for t in begins[1:]]
+    cuts = []
+    month = dt.datetime.fromtimestamp(start_ts, dt.UTC).replace(day=1, hour=0, minute=0, second=0)
+    while True:
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+        if month.timestamp() > end_ts:
+            break
+        cuts.append(int(month.timestamp()))
     lows = [start_ts, *cuts]
     highs = [c - 1 for c in cuts] + [end_ts]
     return list(zip(lows, highs, strict=True))

@@ -211,3 +211,39 @@ def test_the_rate_limit_paces_concurrent_workers(handmade, tmp_path: Path):
         elapsed = time.perf_counter() - began
         assert elapsed >= 59 / 40 * 0.95  # never faster than the limit
         assert srv.stats.rate_limited <= 2  # and the server hardly ever had to refuse
+
+
+def test_retry_after_is_honoured_when_a_server_sends_it():
+    """Kalshi usually sends no Retry-After; when a server does, the client waits that long."""
+    import http.server
+    import threading
+    import time
+
+    answers = iter([(429, {"Retry-After": "1"}, b'{"error": "too many requests"}'),
+                    (200, {}, b'{"series": {"ticker": "KXA"}}')])  # fmt: skip
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            status, headers, body = next(answers)
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = KalshiClient(
+            f"http://127.0.0.1:{httpd.server_address[1]}/trade-api/v2", backoff_factor=0.01
+        )
+        began = time.perf_counter()
+        assert client.get_series_information("KXA").ticker == "KXA"
+        assert time.perf_counter() - began >= 1.0
+        assert client.transport.stats.retries == 1 and client.transport.stats.throttled == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

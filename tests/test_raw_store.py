@@ -48,14 +48,13 @@ def test_chunked_compression_gives_the_bytes_of_one_stream(tmp_path, monkeypatch
     """Buffered chunks and a background thread: the file is still the gzip of all the lines."""
     monkeypatch.setattr(raw_store, "CHUNK_BYTES", 1000)
     monkeypatch.setattr(raw_store, "MAX_PENDING_CHUNKS", 2)
-    lines = [
-        json.dumps({"response": {"i": i, "pad": "x" * (i % 97)}}, separators=(",", ":")).encode()
-        + b"\n"
-        for i in range(3000)
-    ]
+    bodies = [json.dumps({"i": i, "pad": "x" * (i % 97)}).encode() for i in range(3000)]
     with RawWriter(tmp_path) as w:
-        for line in lines:
-            w.write_line("trades", line)
+        for body in bodies:
+            w.write_body("trades", "/markets/trades", {}, T0, body)
+    head = b'{"method":"GET","path":"/trade-api/v2/markets/trades","params":{},'
+    head += b'"received_at":"2025-03-01T12:00:00Z","response":'
+    lines = [head + body + b"}\n" for body in bodies]
     expected = gzip.compress(b"".join(lines), compresslevel=6, mtime=0)
     written = (tmp_path / KINDS["trades"]).read_bytes()
     # the header differs only in the OS byte, which GzipFile and gzip.compress set differently
@@ -63,10 +62,9 @@ def test_chunked_compression_gives_the_bytes_of_one_stream(tmp_path, monkeypatch
     assert w.counts["trades"] == 3000
 
 
-@pytest.mark.parametrize("line", [b'{"response":{}}', b'{"response":{}}\n{"response":{}}\n'])
-def test_write_line_takes_exactly_one_line(tmp_path, line):
+def test_a_body_is_json_on_one_line(tmp_path):
     with RawWriter(tmp_path) as w, pytest.raises(ValueError, match="one line"):
-        w.write_line("trades", line)
+        w.write_body("trades", "/markets/trades", {}, T0, b'{"trades":\n[]}')
 
 
 def test_an_unknown_kind_is_refused(tmp_path):

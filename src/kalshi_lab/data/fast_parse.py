@@ -23,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +36,10 @@ import pyarrow.json as pj
 from kalshi_lab.data import tables
 from kalshi_lab.data.raw_store import ORDERBOOK_PATH
 
-#: uncompressed bytes parsed per batch: big enough to use both cores, small enough for memory
-BLOCK_BYTES = 8 << 20
+#: uncompressed bytes parsed at a time (whole lines): a few in flight keep memory small
+CHUNK_BYTES = 8 << 20
+#: threads parsing chunks: the pipeline runs on 2 cores
+WORKERS = 2
 PERIODS = (1, 60, 1440)
 SIDES = ("yes", "no")
 _BOOK_PATH = f"^{ORDERBOOK_PATH}$"
@@ -149,55 +153,52 @@ _BOOKS = pa.schema(
 )
 
 
-class _CountingReader:
-    """The decompressed bytes of a raw file, counting the lines pyarrow is handed."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = gzip.open(path, "rb")  # noqa: SIM115 - closed in close()
-        self._newlines = 0
-        self._last = b"\n"
-        self.closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._file.read(size)
-        if data:
-            self._newlines += data.count(b"\n")
-            self._last = data[-1:]
-        return data
-
-    def empty(self) -> bool:
-        return not self._file.peek(1)
-
-    @property
-    def lines(self) -> int:
-        """Lines read so far, a last one without its newline included."""
-        return self._newlines + (self._last != b"\n")
-
-    def close(self) -> None:
-        self._file.close()
-        self.closed = True
+def _chunks(path: Path) -> Iterator[bytes]:
+    """The decompressed file in pieces of whole lines, about ``CHUNK_BYTES`` each."""
+    with gzip.open(path, "rb") as f:
+        rest = b""
+        while block := f.read(CHUNK_BYTES):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            if cut:
+                yield block[:cut]
+        if rest:
+            yield rest
 
 
-def _batches(path: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """The records of ``path`` read with ``schema``, declining unless each line was one record."""
-    source = _CountingReader(path)
+def _parse(chunk: bytes, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.Table]) -> pa.Table:
+    """``part`` of the records of one chunk, declining unless each line was one record."""
+    table = pj.read_json(
+        pa.BufferReader(chunk),
+        read_options=pj.ReadOptions(use_threads=False, block_size=len(chunk)),
+        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+    lines = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+    _require(table.num_rows == lines, f"{table.num_rows} records on {lines} lines")
+    return part(table.combine_chunks().to_batches()[0])
+
+
+def _parts(
+    path: Path, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.Table]
+) -> Iterator[pa.Table]:
+    """``part`` of every chunk of ``path``, in order, declining on any data error on the way.
+
+    Chunks are parsed by ``WORKERS`` threads while this one decompresses the next (pyarrow,
+    numpy and zlib release the GIL), a few chunks ahead of the consumer.
+    """
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="json-chunks")
+    pending: deque[Future[pa.Table]] = deque()
     try:
-        if source.empty():
-            return
-        reader = pj.open_json(
-            source,
-            read_options=pj.ReadOptions(block_size=BLOCK_BYTES),
-            parse_options=pj.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="ignore"
-            ),
-        )
-        records = 0
-        for batch in reader:
-            records += batch.num_rows
-            yield batch
-        _require(records == source.lines, f"{records} records on {source.lines} lines")
+        with _declining():
+            for chunk in _chunks(path):
+                pending.append(pool.submit(_parse, chunk, schema, part))
+                if len(pending) > WORKERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
     finally:
-        source.close()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _field(struct: pa.Array, name: str, *, required: bool = True) -> pa.Array:
@@ -238,15 +239,6 @@ def _contracts(values: pa.Array, name: str) -> pa.Array:
     counts = pc.cast(values, pa.float64())
     _require(_all(pc.and_(pc.greater_equal(counts, 0.0), pc.less(counts, np.inf))), name)
     return counts
-
-
-def _parts(
-    path: Path, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.Table]
-) -> Iterator[pa.Table]:
-    """``part`` of every batch of ``path``, declining on any data error on the way."""
-    with _declining():
-        for batch in _batches(path, schema):
-            yield part(batch)
 
 
 def _candles(batch: pa.RecordBatch) -> pa.Table:
@@ -304,39 +296,40 @@ def trade_parts(path: Path) -> Iterator[pa.Table]:
     return _parts(path, _TRADES, _trades)
 
 
-def _levels(levels: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+def _levels(levels: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(snapshot row, price, count) of every [price, count] pair; a null side has none."""
     pairs = pc.list_flatten(levels)
     _require(pairs.null_count == 0, "a null level")
     _require(_all(pc.equal(pc.list_value_length(pairs), 2)), "a level that is not a pair")
-    price, size = pc.list_element(pairs, 0), pc.list_element(pairs, 1)
-    _require(price.null_count == 0 and size.null_count == 0, "a null in a level")
-    parent = pc.list_parent_indices(levels).to_numpy()
-    return parent, _dollars(price, "price"), _contracts(size, "count")
+    text = pc.list_flatten(pairs)
+    _require(text.null_count == 0, "a null in a level")
+    # every pair has two strings: one cast, then price and count are the two columns
+    price, size = pc.cast(text, pa.float64()).to_numpy().reshape(-1, 2).T
+    _require(bool(((price >= 0.0) & (price <= 1.0)).all()), "price")
+    _require(bool(((size >= 0.0) & (size < np.inf)).all()), "count")
+    return pc.list_parent_indices(levels).to_numpy(), price, size
 
 
 def _books(batch: pa.RecordBatch) -> pa.Table:
-    paths = batch.column("path")
-    _require(paths.null_count == 0 and _all(pc.match_substring_regex(paths, _BOOK_PATH)), "path")
-    tickers = pc.replace_substring_regex(paths, _BOOK_PATH, r"\1")
+    ticker = pc.extract_regex(batch.column("path"), _BOOK_PATH)  # null where it does not match
+    _require(ticker.null_count == 0, "path")
     received = batch.column("received_at")
     _require(received.null_count == 0, "received_at")
-    at = tables.utc_times(received)
     book = _field(_response(batch), "orderbook_fp")
     (yes_row, yes_price, yes_count), (no_row, no_price, no_count) = (
         _levels(_field(book, f"{side}_dollars", required=False)) for side in SIDES
     )
-    # per snapshot its YES levels, then its NO levels, as the record-by-record reader emits them
+    # per snapshot its YES levels, then its NO levels, as the record-by-record reader has them
     order = np.argsort(np.concatenate([yes_row, no_row]), kind="stable")
     row = np.concatenate([yes_row, no_row])[order]
     is_no = np.concatenate([np.zeros(len(yes_row), np.int8), np.ones(len(no_row), np.int8)])
-    sides = pa.DictionaryArray.from_arrays(pa.array(is_no[order]), pa.array(SIDES))
+    sides = pa.DictionaryArray.from_arrays(is_no[order], pa.array(SIDES))
     columns = {
-        "ticker": tickers.take(row),
-        "snapshot_ts": at.take(row),
+        "ticker": pc.struct_field(ticker, "ticker").take(row),
+        "snapshot_ts": tables.utc_times(received).take(row),
         "side": sides.cast(pa.string()),
-        "price": pa.concat_arrays([yes_price, no_price]).take(order),
-        "count": pa.concat_arrays([yes_count, no_count]).take(order),
+        "price": np.concatenate([yes_price, no_price])[order],
+        "count": np.concatenate([yes_count, no_count])[order],
     }
     return pa.table(columns, schema=tables.ORDERBOOK)
 

@@ -16,6 +16,7 @@ every run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gzip
 import zlib
 from collections import deque
@@ -50,8 +51,13 @@ CHUNK_BYTES = 1 << 20
 MAX_PENDING_CHUNKS = 8
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def format_ts(ts: dt.datetime) -> str:
-    """RFC 3339 in UTC with a ``Z`` suffix, as the API writes timestamps."""
+    """RFC 3339 in UTC with a ``Z`` suffix, as the API writes timestamps.
+
+    Cached: a fetch stamps many responses with few distinct times (the simulator's order books
+    share a handful per day), and strftime costs more than the rest of a small record.
+    """
     return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -74,7 +80,9 @@ class RawWriter:
     UTF-8, NaN written as null) and compressed by one background thread: zlib releases the
     GIL, so a producer that spends its time building documents gets most of the compression
     on another core. A deflate stream depends only on its bytes, not on how they were
-    chunked, so the files are the same as if written line by line.
+    chunked, so the files are the same as if written line by line. orjson writes compact
+    UTF-8 JSON: the bytes of ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` but
+    for the spelling of some floats (``1e16`` for ``1e+16``).
     """
 
     def __init__(self, raw_dir: Path) -> None:
@@ -109,25 +117,31 @@ class RawWriter:
         method: str = "GET",
     ) -> None:
         """Record one response; ``path`` is relative to the API prefix (``/markets``)."""
-        envelope = {
+        self.write_body(kind, path, params, received_at, orjson.dumps(response), method)
+
+    def write_body(
+        self,
+        kind: str,
+        path: str,
+        params: Mapping[str, Any],
+        received_at: dt.datetime,
+        body: bytes,
+        method: str = "GET",
+    ) -> None:
+        """Record one response whose body is already serialised: compact JSON on one line, as
+        ``orjson.dumps`` writes it. For producers that render many bodies at once."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown raw kind {kind!r}; known: {sorted(KINDS)}")
+        if b"\n" in body:
+            raise ValueError("a response body must be JSON on one line")
+        head = {
             "method": method,
             "path": API_PREFIX + path,
             "params": dict(params),
             "received_at": format_ts(received_at),
-            "response": response,
         }
-        self.write_line(kind, orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE))
-
-    def write_line(self, kind: str, line: bytes) -> None:
-        """Record one pre-serialised envelope: compact JSON ending in its only newline.
-
-        For producers that render many records at once; the bytes must be exactly what
-        :meth:`write` would have written for the same record.
-        """
-        if kind not in KINDS:
-            raise ValueError(f"unknown raw kind {kind!r}; known: {sorted(KINDS)}")
-        if not line.endswith(b"\n") or line.count(b"\n") != 1:
-            raise ValueError("a raw record is one line ending in a newline")
+        # the envelope's last field is the response: splice the body in before its closing brace
+        line = b"".join((orjson.dumps(head)[:-1], b',"response":', body, b"}\n"))
         self._buffer[kind].append(line)
         self._buffered[kind] += len(line)
         self.counts[kind] += 1

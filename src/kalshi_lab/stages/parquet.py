@@ -19,8 +19,12 @@ from kalshi_lab.io import StagedOutputs
 from kalshi_lab.stages.runner import logger, run_stage
 
 
-def write_tables(raw_dir: Path, root: Path) -> dict[str, int]:
-    """Parse ``raw_dir`` into ``root/<table>.parquet``; returns rows written per table."""
+def write_tables(raw_dir: Path, root: Path, *, fast: bool = True) -> dict[str, int]:
+    """Parse ``raw_dir`` into ``root/<table>.parquet``; returns rows written per table.
+
+    ``fast=False`` reads every file record by record: the reference that
+    benchmarks/bench_parquet.py times the columnar reader against.
+    """
     rows: dict[str, int] = {}
 
     def write(name: str, parts: Iterator[pa.Table]) -> None:
@@ -32,7 +36,7 @@ def write_tables(raw_dir: Path, root: Path) -> dict[str, int]:
                 writer.write_table(part)
                 rows[name] += part.num_rows
 
-    parse_into(raw_dir, write)
+    parse_into(raw_dir, write, fast=fast)
     return rows
 
 

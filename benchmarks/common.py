@@ -1,0 +1,48 @@
+"""What the raw-data benchmarks share: the data size they run at, and timing a child process.
+
+A child process per measured implementation, so that each one's peak RSS is its own (read
+from ``os.wait4``, not from this process, which only waits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from kalshi_lab.compose_params import compose
+from kalshi_lab.params import DataParams, params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_params(markets: int, start: str, end: str) -> DataParams:
+    """The default ``data`` config (conf/) with a size and date range of our choosing."""
+    overrides = [f"data.synthetic.n_markets={markets}", f"data.start={start}", f"data.end={end}"]
+    return params_from_dict(compose(overrides, ROOT / "conf")).data
+
+
+def data_args(parser) -> None:
+    """The options that pick the simulated data set."""
+    parser.add_argument("--markets", type=int, default=10_000)
+    parser.add_argument("--start", default="2025-01-01")
+    parser.add_argument("--end", default="2025-12-31")
+
+
+def run_child(script: Path, args: list[str]) -> dict:
+    """Run ``script`` with ``args`` in a fresh interpreter; its JSON result plus its peak RSS.
+
+    The child prints one JSON object as its last line of stdout.
+    """
+    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{script.name} {' '.join(args)} failed with exit code {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result

@@ -247,3 +247,19 @@ def test_retry_after_is_honoured_when_a_server_sends_it():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": "not_found", "message": "market not found"}',
+        b'{"error": {"code": "not_found", "message": "market not found", "service": "exchange"}}',
+    ],
+    ids=["flat", "wrapped"],
+)
+def test_error_bodies_are_read_flat_or_wrapped(body):
+    from kalshi_lab.client.transport import _api_error
+
+    error = _api_error("GET /trade-api/v2/markets/X", 404, body, signed=False)
+    assert isinstance(error, NotFoundError)
+    assert error.code == "not_found" and error.api_message == "market not found"

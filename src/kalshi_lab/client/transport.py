@@ -283,6 +283,8 @@ def _api_error(what: str, status: int, content: bytes, signed: bool) -> KalshiAP
         body = orjson.loads(content)
     except orjson.JSONDecodeError:
         body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]  # the live API wraps the ErrorResponse in {"error": {...}}
     if isinstance(body, dict):
         code = str(body.get("code") or "")
         message = str(body.get("message") or body.get("error") or "")

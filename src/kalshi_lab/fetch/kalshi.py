@@ -169,14 +169,18 @@ class KalshiFetch:
         return all(m.is_settled for m in markets if in_range(m, self.start_ts, self.after_end_ts))
 
     def market_documents(self, markets: list[Market]) -> list[Responses]:
+        """The markets' documents, in batches; the archive is asked only where one may be."""
         out = []
         for first in range(0, len(markets), TICKERS_PER_REQUEST):
             batch = markets[first : first + TICKERS_PER_REQUEST]
             tickers = [m.ticker for m in batch]
+            archive = any(m.settlement_ts is not None for m in batch)  # never an open market
             out.append(
                 self.unit(
                     f"markets|{','.join(tickers)}",
-                    lambda tickers=tickers: self.client.market_responses(tickers=tickers),
+                    lambda tickers=tickers, archive=archive: self.client.market_responses(
+                        tickers=tickers, historical=archive
+                    ),
                     final=all(m.is_settled for m in batch),
                 )
             )

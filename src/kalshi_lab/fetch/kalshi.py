@@ -129,6 +129,7 @@ class KalshiFetch:
             ("series_ticker", s) for s in sorted(set(data.series))
         ]
         found: dict[str, Market] = {}
+        listed: set[str] = set()
         for name, value in scopes:
             pages = self.unit(
                 f"discover|{name}={value}|{self.start_ts}-{self.after_end_ts}",
@@ -138,8 +139,19 @@ class KalshiFetch:
                 final=self._range_closed,
             )
             for market in _markets(pages):
+                listed.add(market.ticker)
                 if in_range(market, self.start_ts, self.after_end_ts):
                     found.setdefault(market.ticker, market)
+        logger.info(
+            "discovery: %d markets listed for %s, %d open between %s and %s, "
+            "%d left out (not open on any day of the range)",
+            len(listed),
+            _scope(data),
+            len(found),
+            data.start,
+            data.end,
+            len(listed) - len(found),
+        )
         if data.tickers:
             missing = sorted(set(data.tickers) - set(found))
             if missing:
@@ -147,6 +159,7 @@ class KalshiFetch:
                     f"data.tickers: {missing[:5]} are not markets of {_scope(data)} "
                     f"open between {data.start} and {data.end}"
                 )
+            logger.info("data.tickers keeps %d of those %d markets", len(data.tickers), len(found))
             found = {t: found[t] for t in data.tickers}
         if data.events:
             missing = sorted(set(data.events) - {m.event_ticker for m in found.values()})

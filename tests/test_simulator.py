@@ -7,12 +7,14 @@ hard-coded so that the suite runs without the spec.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from kalshi_lab.data.raw_store import KINDS, iter_records
@@ -164,6 +166,14 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(raw, tmp_path)
     for kind in ("markets", "candlesticks", "trades", "orderbooks"):
         name = KINDS[kind]
         assert (tmp_path / "other" / name).read_bytes() != (raw / name).read_bytes(), name
+
+
+def test_every_record_is_the_compact_json_of_its_values(raw):
+    """Trades and books are rendered from text templates, not by a JSON encoder: their bytes
+    must still be exactly what the encoder writes for the values they hold."""
+    for name in KINDS.values():
+        for line in gzip.decompress((raw / name).read_bytes()).splitlines():
+            assert orjson.dumps(orjson.loads(line)) == line, (name, line[:200])
 
 
 def test_returned_counts_are_the_records_written(raw):

@@ -45,9 +45,11 @@ KINDS = {
 #: the recorded path of an orderbook snapshot; its response does not repeat the ticker
 ORDERBOOK_PATH = API_PREFIX + "/markets/(?P<ticker>[^/]+)/orderbook"
 
-#: serialised records handed to the compression thread at a time
-CHUNK_BYTES = 1 << 20
-#: chunks waiting for the compression thread before the producer waits for it
+#: serialised records handed to the compression thread at a time: big, because the thread
+#: needs the GIL back after each slice of zlib's output, and a busy producer delays it each time
+CHUNK_BYTES = 16 << 20
+#: chunks waiting for the compression thread before the producer waits for it: enough for one
+#: kind's backlog to be compressed while the producer renders the next
 MAX_PENDING_CHUNKS = 8
 
 
@@ -116,35 +118,28 @@ class RawWriter:
         response: Mapping[str, Any],
         method: str = "GET",
     ) -> None:
-        """Record one response; ``path`` is relative to the API prefix (``/markets``)."""
-        self.write_body(kind, path, params, received_at, orjson.dumps(response), method)
+        """Record one response; ``path`` is relative to the API prefix (``/markets``).
 
-    def write_body(
-        self,
-        kind: str,
-        path: str,
-        params: Mapping[str, Any],
-        received_at: dt.datetime,
-        body: bytes,
-        method: str = "GET",
-    ) -> None:
-        """Record one response whose body is already serialised: compact JSON on one line, as
-        ``orjson.dumps`` writes it. For producers that render many bodies at once."""
-        if kind not in KINDS:
+        Parts of ``response`` may be ``orjson.Fragment``: JSON already serialised, written as
+        is. A producer that renders many documents at once (the simulator's trades and order
+        books) passes them so; the text must be what orjson would write for the same values.
+        """
+        buffer = self._buffer.get(kind)
+        if buffer is None:
             raise ValueError(f"unknown raw kind {kind!r}; known: {sorted(KINDS)}")
-        if b"\n" in body:
-            raise ValueError("a response body must be JSON on one line")
-        head = {
+        envelope = {
             "method": method,
             "path": API_PREFIX + path,
             "params": dict(params),
             "received_at": format_ts(received_at),
+            "response": response,
         }
-        # the envelope's last field is the response: splice the body in before its closing brace
-        line = b"".join((orjson.dumps(head)[:-1], b',"response":', body, b"}\n"))
-        self._buffer[kind].append(line)
-        self._buffered[kind] += len(line)
+        line = orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE)
+        if line.find(b"\n") != len(line) - 1:  # only a Fragment could hold a raw newline
+            raise ValueError("a record must be JSON on one line")
+        buffer.append(line)
         self.counts[kind] += 1
+        self._buffered[kind] += len(line)
         if self._buffered[kind] >= CHUNK_BYTES:
             self._flush(kind)
 
@@ -171,6 +166,9 @@ class RawWriter:
         finally:
             self._compressor.shutdown(wait=True, cancel_futures=True)
             for kind in KINDS:
+                # the sync flush the text-mode writer of earlier versions made on closing: kept
+                # so that the same records give the same bytes (and DVC hashes) as before
+                self._gzip[kind].flush()
                 self._gzip[kind].close()  # ends the gzip stream; does not close the raw file
                 self._raw[kind].close()
             self._gzip.clear()

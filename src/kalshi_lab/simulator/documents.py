@@ -6,22 +6,25 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import orjson
 
 from kalshi_lab.simulator.books import Books
 from kalshi_lab.simulator.candles import Candles
 from kalshi_lab.simulator.formats import (
+    COUNT_FP,
     count_fp,
-    count_strings,
     dollar_strings,
     dollars,
     dollars_of,
     timestamp,
+    timestamps_us,
+    uuids,
 )
 from kalshi_lab.simulator.simulate import Simulation
+from kalshi_lab.simulator.trades import Trades
 from kalshi_lab.simulator.universe import SERIES, SETTLEMENT_TIMER_S, SeriesSpec
 
 #: every market quotes in whole cents from 0 to 1 dollar
@@ -163,6 +166,38 @@ def _rules(sim: Simulation, m: int, e: int) -> str:
     return f"If the {SERIES[u.event_series[e]].title.lower()} value on {day} is {u.yes_sub_title[m].lower()}, then the market resolves to Yes."
 
 
+_TRADE = (
+    '{"trade_id":"%s","ticker":"%s","count_fp":"' + COUNT_FP + '","yes_price_dollars":"%s",'
+    '"no_price_dollars":"%s","taker_side":"%s","created_time":"%s"}'
+)
+
+
+class TradeTape:
+    """Every trade as a ``Trade`` document, rendered as JSON text (``orjson.Fragment``).
+
+    Trades are a third of what the simulator writes: their fields are formatted once for all
+    trades as columns, and each document is one %-format of a fixed template.
+    """
+
+    def __init__(self, trades: Trades) -> None:
+        self._ids = uuids(trades.uuid_bytes)
+        self._times = timestamps_us(trades.time_us)
+        self._counts = trades.count.tolist()
+        self._yes = dollar_strings(trades.yes_price).tolist()
+        self._no = dollar_strings(100 - trades.yes_price).tolist()
+        self._side = np.where(trades.taker_yes, "yes", "no").tolist()
+
+    def newest_first(self, ticker: str, rows: slice) -> list[orjson.Fragment]:
+        """The trades ``rows`` of market ``ticker`` (oldest first in ``trades``), newest first."""
+        columns = (self._ids, self._counts, self._yes, self._no, self._side, self._times)
+        tape = [
+            orjson.Fragment(_TRADE % (trade_id, ticker, n, yes, no, side, at))
+            for trade_id, n, yes, no, side, at in zip(*(c[rows] for c in columns), strict=True)
+        ]
+        tape.reverse()
+        return tape
+
+
 def _quote(ohlc: list[int]) -> Doc:
     return {
         "open_dollars": dollars(ohlc[0]),
@@ -216,31 +251,36 @@ def candle_docs(candles: Candles, rows: slice) -> list[Doc]:
     return out
 
 
-def book_docs(books: Books, rows: slice) -> Iterator[Doc]:
-    """The bodies of snapshots ``rows``: bids only, ascending, so the best bid is the LAST level."""
-    yes = _book_side(books.yes_price[rows], books.yes_size[rows])
-    no = _book_side(books.no_price[rows], books.no_size[rows])
-    for yes_levels, no_levels in zip(yes, no, strict=True):
-        yield {"orderbook_fp": {"yes_dollars": yes_levels, "no_dollars": no_levels}}
+def book_docs(books: Books, rows: slice) -> list[Doc]:
+    """The bodies of snapshots ``rows``: bids only, ascending, so the best bid is the LAST level;
+    levels at price 0 do not exist.
 
-
-def _book_side(price: np.ndarray, size: np.ndarray) -> list[list[tuple[str, str]]]:
-    """Per snapshot, [price, count] pairs worst to best; levels at price 0 do not exist.
-
-    Formatted through lookup tables over the whole array, not per level: books are most of the
-    records the simulator writes.
+    Each ``orderbook_fp`` is rendered as JSON text (an ``orjson.Fragment``), not built as
+    nested lists: books are most of the records the simulator writes. Snapshots are grouped by
+    which levels exist on either side, and each group goes through one %-template, a C-level
+    format per snapshot.
     """
-    price, size = price[:, ::-1], size[:, ::-1]
-    price_text = dollar_strings(price).tolist()
-    size_text = count_strings(size).tolist()
-    complete = (price > 0).all(axis=1).tolist()
-    out = []
-    for p, n, full, row in zip(price_text, size_text, complete, price.tolist(), strict=True):
-        pairs = list(zip(p, n, strict=True))
-        out.append(
-            pairs if full else [pair for pair, cents in zip(pairs, row, strict=True) if cents > 0]
+    # worst to best: level j of a side is j cents away from its touch
+    price = np.concatenate([books.yes_price[rows][:, ::-1], books.no_price[rows][:, ::-1]], axis=1)
+    size = np.concatenate([books.yes_size[rows][:, ::-1], books.no_size[rows][:, ::-1]], axis=1)
+    exists = price > 0
+    pattern = exists @ (1 << np.arange(price.shape[1]))
+    price_text = dollar_strings(price)
+    levels = books.yes_price.shape[1]
+    bodies = np.empty(len(price), dtype=object)
+    for bits in np.unique(pattern).tolist():
+        group = np.flatnonzero(pattern == bits)
+        present = exists[group[0]]
+        yes, no = (
+            ",".join([f'["%s","{COUNT_FP}"]'] * int(n))
+            for n in (present[:levels].sum(), present[levels:].sum())
         )
-    return out
+        template = f'{{"yes_dollars":[{yes}],"no_dollars":[{no}]}}'
+        columns = [
+            c for j in np.flatnonzero(present) for c in (price_text[group, j], size[group, j])
+        ]
+        bodies[group] = [template % v for v in zip(*(c.tolist() for c in columns), strict=True)]
+    return [{"orderbook_fp": orjson.Fragment(body)} for body in bodies.tolist()]
 
 
 def series_volume(sim: Simulation) -> np.ndarray:

@@ -12,12 +12,13 @@ What is requested, and when (``received_at``):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
+import orjson
 
 from kalshi_lab.data.raw_store import RawWriter
 from kalshi_lab.simulator import documents as docs
-from kalshi_lab.simulator.formats import count_fp, dollars, timestamps_us, uuids
 from kalshi_lab.simulator.paging import cursor, page_slices
 from kalshi_lab.simulator.simulate import Simulation
 from kalshi_lab.simulator.universe import SERIES
@@ -32,7 +33,9 @@ DAILY, HOURLY = 24, 1
 BOOK_CHUNK = 20_000
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _at(unix_s: int) -> dt.datetime:
+    """Cached: every market's snapshots share the same few times a day."""
     return dt.datetime.fromtimestamp(unix_s, dt.UTC)
 
 
@@ -67,7 +70,7 @@ def _write_pages(
     kind: str,
     path: str,
     params: dict[str, object],
-    items: list[docs.Doc],
+    items: list[docs.Doc] | list[orjson.Fragment],
     slices: list[tuple[int, int]],
 ) -> None:
     """One record per page; each request sends the cursor the previous response returned."""
@@ -102,40 +105,27 @@ def write_candles(sim: Simulation, writer: RawWriter, period_hours: int) -> None
 
 def write_trades(sim: Simulation, writer: RawWriter) -> None:
     """Each market's tape, newest first, in cursor pages that sometimes repeat a trade."""
-    u, t = sim.universe, sim.trades
+    u = sim.universe
     rng = sim.rng("pages")
-    ids, times = uuids(t.uuid_bytes), timestamps_us(t.time_us)
-    prices, counts, sides = t.yes_price.tolist(), t.count.tolist(), t.taker_yes.tolist()
-    for m, rows in enumerate(_rows_of(t.market, len(u.ticker))):
+    tape = docs.TradeTape(sim.trades)
+    for m, rows in enumerate(_rows_of(sim.trades.market, len(u.ticker))):
         ticker = u.ticker[m]
-        tape = [
-            {
-                "trade_id": ids[i],
-                "ticker": ticker,
-                "count_fp": count_fp(counts[i]),
-                "yes_price_dollars": dollars(prices[i]),
-                "no_price_dollars": dollars(100 - prices[i]),
-                "taker_side": "yes" if sides[i] else "no",
-                "created_time": times[i],
-            }
-            for i in range(rows.stop - 1, rows.start - 1, -1)
-        ]
-        slices = page_slices(len(tape), TRADES_PAGE_LIMIT, TRADE_PAGE_REPEAT_SHARE, rng)
+        trades = tape.newest_first(ticker, rows)
+        slices = page_slices(len(trades), TRADES_PAGE_LIMIT, TRADE_PAGE_REPEAT_SHARE, rng)
         params = {"ticker": ticker, "limit": TRADES_PAGE_LIMIT}
-        _write_pages(sim, writer, "trades", "/markets/trades", params, tape, slices)
+        _write_pages(sim, writer, "trades", "/markets/trades", params, trades, slices)
 
 
 def write_books(sim: Simulation, writer: RawWriter) -> None:
-    """Snapshots in chunks: rendering them all at once would hold every string in memory."""
+    """Snapshots in chunks: rendering them all at once would hold every body in memory."""
     books = sim.books()
     params = {"depth": sim.syn.book_levels}
-    tickers = sim.universe.ticker
+    paths = [f"/markets/{t}/orderbook" for t in sim.universe.ticker]
     markets, times = books.market.tolist(), books.ts.tolist()
     for first in range(0, len(markets), BOOK_CHUNK):
         rows = slice(first, min(first + BOOK_CHUNK, len(markets)))
         for i, body in enumerate(docs.book_docs(books, rows), start=first):
-            path = f"/markets/{tickers[markets[i]]}/orderbook"
-            writer.write("orderbooks", path, params, _at(times[i]), body)
+            writer.write("orderbooks", paths[markets[i]], params, _at(times[i]), body)
 
 
 def write_all(sim: Simulation, writer: RawWriter) -> None:

@@ -24,22 +24,18 @@ def dollar_strings(cents: np.ndarray) -> np.ndarray:
     return np.asarray(_DOLLARS, dtype=object)[cents]
 
 
-def count_strings(contracts: np.ndarray) -> np.ndarray:
-    """Element-wise :func:`count_fp` of an integer array, formatting each distinct value once."""
-    distinct, inverse = np.unique(contracts, return_inverse=True)
-    return np.asarray([count_fp(int(c)) for c in distinct], dtype=object)[
-        inverse.reshape(contracts.shape)
-    ]
-
-
 def dollars_of(value: float) -> str:
     """A dollar amount that may be sub-cent (a mean price) -> 4 decimals."""
     return f"{value:.4f}"
 
 
+#: :func:`count_fp` as a %-format, for templates that render many counts at once
+COUNT_FP = "%d.00"
+
+
 def count_fp(contracts: int) -> str:
     """``12`` -> ``"12.00"``."""
-    return f"{contracts}.00"
+    return COUNT_FP % contracts
 
 
 def timestamp(unix_s: int) -> str:
@@ -53,10 +49,13 @@ def timestamps_us(unix_us: np.ndarray) -> list[str]:
     return [t + "Z" for t in text.tolist()]
 
 
+#: where the 32 hex digits of a UUID go in its 36-character text (the rest are hyphens)
+_UUID_DIGITS = np.r_[0:8, 9:13, 14:18, 19:23, 24:36]
+
+
 def uuids(raw: np.ndarray) -> list[str]:
-    """(n, 16) bytes -> canonical UUID strings."""
-    hexed = raw.tobytes().hex()
-    return [
-        f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-        for h in (hexed[i : i + 32] for i in range(0, len(hexed), 32))
-    ]
+    """(n, 16) bytes -> canonical UUID strings, laid out as characters in one array."""
+    hexed = np.frombuffer(raw.tobytes().hex().encode("ascii"), dtype=np.uint8)
+    text = np.full((len(raw), 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_DIGITS] = hexed.reshape(len(raw), 32)
+    return text.view("S36").ravel().astype("U36").tolist()

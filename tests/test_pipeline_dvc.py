@@ -177,7 +177,8 @@ def test_kalshi_source_against_the_local_server(repo, tmp_path):
     from kalshi_lab.server import LocalKalshiServer, ServerConfig
     from kalshi_lab.simulator import write_synthetic_raw
 
-    data = params_from_dict(yaml.safe_load((repo / "params.yaml").read_text())).data
+    # from conf/, as dvc exp run composes it: the workspace's params.yaml may hold a failed run's
+    data = params_from_dict(yaml.safe_load(compose_text([], repo / "conf"))).data
     write_synthetic_raw(data, tmp_path / "served")
     with LocalKalshiServer(tmp_path / "served", ServerConfig(rate_limit=False)) as srv:
         proc = dvc(

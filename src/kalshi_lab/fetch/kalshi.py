@@ -108,7 +108,7 @@ class KalshiFetch:
     # --- steps ------------------------------------------------------------------------------
 
     def series(self) -> dict[str, Responses]:
-        """``GET /series/{s}`` of every configured series; provisional until :meth:`close`."""
+        """``GET /series/{s}`` of every configured series; provisional until :meth:`close_range`."""
         assert self.data.series is not None
         return {
             s: self.unit(f"series|{s}", lambda s=s: [self.client.series_response(s)], final=False)

@@ -63,9 +63,8 @@ def main() -> None:
     if not args.raw.exists():
         began = time.perf_counter()
         write_synthetic_raw(data_params(args.markets, args.start, args.end), args.raw)
-        print(
-            f"simulated {args.markets:,} markets into {args.raw} in {time.perf_counter() - began:.0f} s"
-        )
+        took = time.perf_counter() - began
+        print(f"simulated {args.markets:,} markets into {args.raw} in {took:.0f} s")
     size = sum(p.stat().st_size for p in args.raw.iterdir()) / 1e6
     print(f"raw data: {args.raw} ({size:.0f} MB gzipped)")
 

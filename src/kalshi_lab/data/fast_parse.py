@@ -1,7 +1,8 @@
-"""The columnar reader: the big raw files through pyarrow's JSON reader, batch by batch.
+"""The columnar reader: the big raw files through pyarrow's JSON reader, chunk by chunk.
 
 Candlesticks, trades and orderbooks make up nearly all raw bytes. This reader parses them with
-explicit schemas into Arrow arrays, so no Python object is made per value. It reads only the
+explicit schemas into Arrow arrays, so no Python object is made per value, in chunks of whole
+lines on two threads while the calling thread decompresses the next chunk. It reads only the
 current format (``*_dollars`` and ``*_fp`` strings) and **declines** (:class:`Declined`) any file
 it could not read exactly as the record-by-record reader of :mod:`kalshi_lab.data.parse` would:
 

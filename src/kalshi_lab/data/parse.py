@@ -262,6 +262,7 @@ def parse_events(raw_dir: Path) -> pa.Table:
     return table.filter(_unique("events", table, ["event_ticker"], keep="first"))
 
 
+#: time fields of a Market -> whether one is required
 _MARKET_TIMES = {
     "open_time": True,
     "close_time": True,

@@ -45,12 +45,12 @@ KINDS = {
 #: the recorded path of an orderbook snapshot; its response does not repeat the ticker
 ORDERBOOK_PATH = API_PREFIX + "/markets/(?P<ticker>[^/]+)/orderbook"
 
-#: serialised records handed to the compression thread at a time: big, because the thread
-#: needs the GIL back after each slice of zlib's output, and a busy producer delays it each time
+#: serialised records handed to a compression thread at a time: big, because the thread needs
+#: the GIL back after each slice of zlib's output, and a busy producer delays it each time
 CHUNK_BYTES = 16 << 20
-#: chunks waiting for the compression thread before the producer waits for it: enough for one
-#: kind's backlog to be compressed while the producer renders the next
-MAX_PENDING_CHUNKS = 8
+#: chunks waiting for compression (all kinds) before the producer waits: up to 256 MB, enough
+#: for the simulator's trades to be compressed while it renders the order books
+MAX_PENDING_CHUNKS = 16
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -79,9 +79,10 @@ class RawWriter:
 
     All six files are created up front, so every complete raw directory has the same layout
     whatever was fetched. Records are serialised in the caller's thread (orjson: compact,
-    UTF-8, NaN written as null) and compressed by one background thread: zlib releases the
-    GIL, so a producer that spends its time building documents gets most of the compression
-    on another core. A deflate stream depends only on its bytes, not on how they were
+    UTF-8, NaN written as null) and compressed by a background thread per file: zlib releases
+    the GIL, so a producer that spends its time building documents gets most of the
+    compression on another core, and one kind's backlog is compressed while the next kind is
+    produced. A deflate stream depends only on its bytes, not on how they were
     chunked, so the files are the same as if written line by line. orjson writes compact
     UTF-8 JSON: the bytes of ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` but
     for the spelling of some floats (``1e16`` for ``1e+16``).
@@ -98,9 +99,14 @@ class RawWriter:
             self._gzip[kind] = gzip.GzipFile(
                 filename="", mode="wb", fileobj=self._raw[kind], mtime=0, compresslevel=6
             )
-        self._buffer: dict[str, list[bytes]] = {kind: [] for kind in KINDS}
-        self._buffered: dict[str, int] = dict.fromkeys(KINDS, 0)
-        self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-gzip")
+        # records not yet handed to a compression thread: one growing buffer per kind is
+        # cheaper than keeping each line as an object of its own
+        self._buffer: dict[str, bytearray] = {kind: bytearray() for kind in KINDS}
+        self._buffered_records: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._compressors = {
+            kind: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raw-gzip-{kind}")
+            for kind in KINDS
+        }
         self._pending: deque[Future[int]] = deque()
 
     def __enter__(self) -> RawWriter:
@@ -122,7 +128,8 @@ class RawWriter:
 
         Parts of ``response`` may be ``orjson.Fragment``: JSON already serialised, written as
         is. A producer that renders many documents at once (the simulator's trades and order
-        books) passes them so; the text must be what orjson would write for the same values.
+        books) passes them so; the text must be what orjson would write for the same values,
+        on one line (checked for each chunk of records: a ValueError).
         """
         buffer = self._buffer.get(kind)
         if buffer is None:
@@ -134,23 +141,22 @@ class RawWriter:
             "received_at": format_ts(received_at),
             "response": response,
         }
-        line = orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE)
-        if line.find(b"\n") != len(line) - 1:  # only a Fragment could hold a raw newline
-            raise ValueError("a record must be JSON on one line")
-        buffer.append(line)
+        buffer += orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE)
         self.counts[kind] += 1
-        self._buffered[kind] += len(line)
-        if self._buffered[kind] >= CHUNK_BYTES:
+        self._buffered_records[kind] += 1
+        if len(buffer) >= CHUNK_BYTES:
             self._flush(kind)
 
     def _flush(self, kind: str) -> None:
-        """Hand the buffered records of ``kind`` to the compression thread, in order."""
+        """Hand the buffered records of ``kind`` to its compression thread, in order."""
         if not self._buffer[kind]:
             return
-        chunk = b"".join(self._buffer[kind])
+        chunk = bytes(self._buffer[kind])
         self._buffer[kind].clear()
-        self._buffered[kind] = 0
-        self._pending.append(self._compressor.submit(self._gzip[kind].write, chunk))
+        records, self._buffered_records[kind] = self._buffered_records[kind], 0
+        if chunk.count(b"\n") != records:  # only an orjson.Fragment could hold a raw newline
+            raise ValueError(f"a {kind} record is not JSON on one line")
+        self._pending.append(self._compressors[kind].submit(self._gzip[kind].write, chunk))
         while len(self._pending) > MAX_PENDING_CHUNKS:
             self._pending.popleft().result()  # also re-raises a failed write
 
@@ -164,7 +170,8 @@ class RawWriter:
             while self._pending:
                 self._pending.popleft().result()
         finally:
-            self._compressor.shutdown(wait=True, cancel_futures=True)
+            for compressor in self._compressors.values():
+                compressor.shutdown(wait=True, cancel_futures=True)
             for kind in KINDS:
                 # the sync flush the text-mode writer of earlier versions made on closing: kept
                 # so that the same records give the same bytes (and DVC hashes) as before

@@ -264,6 +264,22 @@ def test_tables_match_their_schemas(tmp_path):
         assert table.schema.equals(tables.TABLES[name]), name
 
 
+def test_a_file_of_two_gzip_members_reads_as_one(tmp_path):
+    """Appending to a .jsonl.gz makes a second gzip member: still one stream of lines."""
+    write_raw(
+        tmp_path,
+        trades_pages=[
+            {"trades": [trade("a")], "cursor": "c"},
+            {"trades": [trade("b")], "cursor": ""},
+        ],
+    )
+    before = both_readers(tmp_path)["trades"]
+    path = tmp_path / KINDS["trades"]
+    first, second = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    path.write_bytes(gzip.compress(first) + gzip.compress(second))
+    assert both_readers(tmp_path)["trades"].equals(before)
+
+
 # --- malformed documents: one DataError naming file, line and field ---------------------------
 
 
@@ -439,26 +455,31 @@ def workdir(tmp_path, monkeypatch, capsys) -> Path:
 
 
 def _damage(raw: Path, how: str) -> str:
-    """Damage the trades file of ``raw``; returns the start of the error the stage must print."""
+    """Damage the trades file of ``raw``; returns a pattern of the one line the stage prints."""
     path = raw / KINDS["trades"]
     good = gzip.decompress(path.read_bytes())
     if how == "missing":
         path.unlink()
-        return "error: parquet: data/raw/trades.jsonl.gz: missing"
+        return r"error: parquet: data/raw/trades\.jsonl\.gz: missing: "
     if how == "truncated":
         path.write_bytes(gzip.compress(good * 3)[:-12])
-        return "error: parquet: data/raw/trades.jsonl.gz:3: record: unreadable gzip data"
+        return r"error: parquet: data/raw/trades\.jsonl\.gz:3: record: unreadable gzip data "
+    if how == "bad checksum":
+        data = bytearray(path.read_bytes())
+        data[-8] ^= 0xFF  # the CRC-32 of the gzip trailer
+        path.write_bytes(bytes(data))
+        return r"error: parquet: data/raw/trades\.jsonl\.gz:\d: record: unreadable gzip data \(CRC"
     if how == "not json":
         path.write_bytes(gzip.compress(good + b"{not json\n"))
-        return "error: parquet: data/raw/trades.jsonl.gz:2: record: not valid JSON"
+        return r"error: parquet: data/raw/trades\.jsonl\.gz:2: record: not valid JSON "
     path.write_bytes(gzip.compress(good.replace(b'"0.4200"', b'"0.42.00"')))
     return (
-        "error: parquet: data/raw/trades.jsonl.gz:1: response.trades[0].yes_price_dollars: "
-        "not a decimal number: '0.42.00'"
+        r"error: parquet: data/raw/trades\.jsonl\.gz:1: response\.trades\[0\]\.yes_price_dollars: "
+        r"not a decimal number: '0\.42\.00'"
     )
 
 
-@pytest.mark.parametrize("how", ["missing", "truncated", "not json", "bad price"])
+@pytest.mark.parametrize("how", ["missing", "truncated", "bad checksum", "not json", "bad price"])
 def test_bad_raw_data_stops_the_stage_with_one_line_and_keeps_the_old_tables(
     workdir, monkeypatch, capsys, how
 ):
@@ -466,7 +487,7 @@ def test_bad_raw_data_stops_the_stage_with_one_line_and_keeps_the_old_tables(
     expected = _damage(workdir / "data/raw", how)
     code, err = run_parquet(workdir, monkeypatch, capsys)
     assert code == 2
-    assert err.startswith(expected), err
+    assert re.match(expected, err), err
     assert err.count("error:") == 1 and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in (workdir / "data/parquet").iterdir()} == before
     assert sorted(p.name for p in (workdir / "data").iterdir()) == ["parquet", "raw"]

@@ -15,16 +15,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fetch_support import kalshi_params
 from kalshi_lab.client import KalshiClient, NotFoundError
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import KINDS
 from kalshi_lab.errors import DataError
 from kalshi_lab.fetch.kalshi import fetch_kalshi
-from kalshi_lab.params import DataParams, RateLimitParams
+from kalshi_lab.params import DataParams
 from kalshi_lab.server import FaultConfig, LocalKalshiServer, ServerConfig
 from server_support import write_simulated_raw
 
-START, END = dt.date(2025, 1, 1), dt.date(2025, 1, 20)
 CUTOFF = dt.datetime(2025, 1, 12, tzinfo=dt.UTC)
 #: the fetch's frozen clock: long after every served market settled
 FROZEN = dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()
@@ -69,25 +69,7 @@ def tables(raw: Path) -> dict[str, pd.DataFrame]:
 
 
 def params(base_url: str, series: list[str], **overrides) -> DataParams:
-    values = dict(
-        source="kalshi",
-        start=START,
-        end=END,
-        hourly_candles=True,
-        base_url=base_url,
-        series=series,
-        events=[],
-        tickers=[],
-        orderbook_depth=0,
-        concurrency=4,
-        timeout_s=1.0,
-        max_retries=8,
-        rate_limit=RateLimitParams(
-            tier="test", tiers={"test": {"reads_per_s": 2000, "writes_per_s": 2000}}
-        ),
-    )
-    values.update(overrides)
-    return DataParams(**values)
+    return kalshi_params(base_url, series=series, **overrides)
 
 
 def client(base_url: str, **kw) -> KalshiClient:

@@ -16,13 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fetch_support import kalshi_params
 from kalshi_lab.client import KalshiClient
 from kalshi_lab.client.records import Market
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import KINDS, RawWriter, iter_records
 from kalshi_lab.fetch.kalshi import fetch_kalshi
 from kalshi_lab.fetch.plan import candle_windows, in_range, is_open_at, trade_windows
-from kalshi_lab.params import DataParams, RateLimitParams
 from kalshi_lab.server import LocalKalshiServer, ServerConfig
 from server_support import write_simulated_raw
 
@@ -78,23 +78,7 @@ def served(tmp_path_factory) -> Path:
 
 
 def fetch(srv: LocalKalshiServer, out: Path, cache: Path, clock: float) -> KalshiClient:
-    data = DataParams(
-        source="kalshi",
-        start=dt.date(2025, 1, 1),
-        end=dt.date(2025, 1, 20),
-        hourly_candles=True,
-        base_url=srv.base_url,
-        series=["KXSIMA", "KXSIMB", "KXSIMC", "KXSIMD", "KXSIME"],
-        events=[],
-        tickers=[],
-        orderbook_depth=0,
-        concurrency=4,
-        timeout_s=2.0,
-        max_retries=3,
-        rate_limit=RateLimitParams(
-            tier="t", tiers={"t": {"reads_per_s": 2000, "writes_per_s": 10}}
-        ),
-    )
+    data = kalshi_params(srv.base_url, timeout_s=2.0, max_retries=3)
     with KalshiClient(srv.base_url, reads_per_s=2000, clock=lambda: clock) as client:
         fetch_kalshi(data, out, client=client, cache_dir=cache)
     return client

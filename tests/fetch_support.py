@@ -1,0 +1,34 @@
+"""What the data=kalshi tests share: the parameters of a fetch from the local server."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from kalshi_lab.params import DataParams, RateLimitParams
+
+#: the range write_simulated_raw (tests/server_support.py) simulates
+START, END = dt.date(2025, 1, 1), dt.date(2025, 1, 20)
+SERIES = ["KXSIMA", "KXSIMB", "KXSIMC", "KXSIMD", "KXSIME"]
+
+
+def kalshi_params(base_url: str, **overrides) -> DataParams:
+    """``data`` for a fetch of the simulated series from ``base_url``, fast and patient."""
+    values = dict(
+        source="kalshi",
+        start=START,
+        end=END,
+        hourly_candles=True,
+        base_url=base_url,
+        series=SERIES,
+        events=[],
+        tickers=[],
+        orderbook_depth=0,
+        concurrency=4,
+        timeout_s=1.0,
+        max_retries=8,
+        rate_limit=RateLimitParams(
+            tier="test", tiers={"test": {"reads_per_s": 2000, "writes_per_s": 2000}}
+        ),
+    )
+    values.update(overrides)
+    return DataParams(**values)

@@ -26,10 +26,10 @@ from kalshi_lab.client.records import Market
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import RawWriter
 from kalshi_lab.features import TARGET_COLUMNS, build_features
-from kalshi_lab.features.candles import daily_candles
+from kalshi_lab.features.candles import DailyCandles, daily_candles
 from kalshi_lab.features.columns import lag_columns
 from kalshi_lab.features.flow import daily_flow
-from kalshi_lab.features.panel import DAY_NS
+from kalshi_lab.features.panel import DAY_NS, Panel
 from kalshi_lab.features.prices import daily_prices
 from kalshi_lab.params import FeatureParams, SplitParams
 from kalshi_lab.split import chronological_split
@@ -90,7 +90,10 @@ class KalshiAnalyzer:
                 for r in answers:
                     writer.write(kind, r.path, r.params, r.received_at, r.body)
 
-    def _daily(self, ticker: str):
+    def _daily(
+        self, ticker: str
+    ) -> tuple[dict[str, pd.DataFrame], Panel, DailyCandles, pd.DatetimeIndex]:
+        """The market's tables, its daily grid and candles, and the grid's as_of times."""
         tables = self.market_tables(ticker)
         tickers = pd.Index([ticker])
         panel, candle = daily_candles(tables["candles"], tickers)

@@ -252,7 +252,9 @@ class KalshiClient:
             m.model_dump() for m in self.get_markets(series_ticker=series_ticker, status=status)
         ]
         frame = pd.DataFrame(rows, columns=list(Market.model_fields))
-        decimals = [n for n, f in Market.model_fields.items() if "Decimal" in str(f.annotation)]
+        decimals = [
+            n for n, f in Market.model_fields.items() if f.annotation in (Decimal, Decimal | None)
+        ]
         return frame.astype(dict.fromkeys(decimals, "float64"))
 
     def market_response(self, ticker: str) -> ApiResponse:

@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from kalshi_lab.backtest.account import Account
 from kalshi_lab.backtest.report import fills_frame, max_drawdown, sharpe_daily, summarize
+from kalshi_lab.execution.account import KalshiAccount
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 
@@ -33,7 +33,7 @@ def test_quiet_run_summary_is_json_without_nan():
             "equity": [1000.0, 1000.0],
         }
     )
-    s = summarize(equity, [], Account(100_000), 100_000)
+    s = summarize(equity, [], KalshiAccount(100_000), 100_000)
     assert s["total_return"] == 0.0 and s["hit_rate"] == 0.0 and s["n_trades"] == 0
     assert s["max_drawdown"] == 0.0 and s["sharpe_daily"] == 0.0
     json.dumps(s, allow_nan=False)

@@ -27,10 +27,6 @@ from collections import Counter
 import pandas as pd
 from tqdm import tqdm
 
-from kalshi_lab.backtest.account import RESULTS, Account
-from kalshi_lab.backtest.decision import Order
-from kalshi_lab.backtest.exchange import SimulatedExchange
-from kalshi_lab.backtest.executor import Executor, make_executor
 from kalshi_lab.backtest.report import (
     EQUITY_COLUMNS,
     BacktestResult,
@@ -39,8 +35,12 @@ from kalshi_lab.backtest.report import (
     fills_frame,
     summarize,
 )
-from kalshi_lab.backtest.strategy import Strategy, make_strategy
 from kalshi_lab.errors import DataError
+from kalshi_lab.execution.account import RESULTS, KalshiAccount
+from kalshi_lab.execution.decision import ContractOrder
+from kalshi_lab.execution.exchange import SimulatedKalshiExchange
+from kalshi_lab.execution.executor import BaseExecutor, make_executor
+from kalshi_lab.execution.strategy import BaseMarketStrategy, make_strategy
 from kalshi_lab.params import BacktestParams, StrategyParams
 
 logger = logging.getLogger(__name__)
@@ -62,9 +62,9 @@ class _Clock:
     def __init__(
         self,
         markets: pd.DataFrame,
-        executor: Executor,
-        exchange: SimulatedExchange,
-        account: Account,
+        executor: BaseExecutor,
+        exchange: SimulatedKalshiExchange,
+        account: KalshiAccount,
     ) -> None:
         settled = markets[markets["settlement_ts"].notna() & markets["result"].notna()]
         unusable = ~settled["result"].isin(RESULTS)
@@ -89,9 +89,9 @@ class _Clock:
         self.account = account
         self.last_settled: pd.Timestamp | None = None
 
-    def run_until(self, until: pd.Timestamp) -> list[Order]:
+    def run_until(self, until: pd.Timestamp) -> list[ContractOrder]:
         """Everything due at or before ``until``; returns the orders the executor touched."""
-        touched: list[Order] = []
+        touched: list[ContractOrder] = []
         rows = self._settlements
         while self._next < len(rows) and rows["ts"].iat[self._next] <= until:
             at = rows["ts"].iat[self._next]
@@ -105,7 +105,7 @@ class _Clock:
         return touched
 
 
-def _mark(account: Account, exchange: SimulatedExchange, ts: pd.Timestamp) -> None:
+def _mark(account: KalshiAccount, exchange: SimulatedKalshiExchange, ts: pd.Timestamp) -> None:
     if account.positions:
         account.mark(exchange.quotes(list(account.positions), ts))
 
@@ -128,7 +128,9 @@ def _reasons(counts: Counter[str]) -> str:
     return "; ".join(f"{n} {reason}" for reason, n in counts.most_common()) or "none"
 
 
-def _explain(strategy: Strategy, exchange: SimulatedExchange, orders: list[Order]) -> None:
+def _explain(
+    strategy: BaseMarketStrategy, exchange: SimulatedKalshiExchange, orders: list[ContractOrder]
+) -> None:
     """Log what became of the signals and sends; WARN when the run placed or filled nothing."""
     n_filled = sum(o.filled > 0 for o in orders)
     skipped, unfilled = _reasons(strategy.skipped), _reasons(exchange.unfilled)
@@ -164,7 +166,7 @@ def run_backtest(
     the markets that have no book snapshot (recorded history).
     """
     predictions = _check_predictions(predictions)
-    exchange = SimulatedExchange(
+    exchange = SimulatedKalshiExchange(
         orderbook,
         candles,
         markets,
@@ -174,13 +176,13 @@ def run_backtest(
         backtest.max_volume_share,
     )
     initial_cents = round(backtest.initial_cash * 100)
-    account = Account(initial_cents)
-    strat: Strategy = make_strategy(strategy, target)
+    account = KalshiAccount(initial_cents)
+    strat: BaseMarketStrategy = make_strategy(strategy, target)
     executor = make_executor(backtest)
     clock = _Clock(markets, executor, exchange, account)
 
     rows: list[dict[str, object]] = []
-    orders: list[Order] = []
+    orders: list[ContractOrder] = []
     groups = predictions.groupby("as_of", sort=True)
     for ts, signals in tqdm(groups, total=groups.ngroups, desc="backtest", disable=None):
         strat.receive(clock.run_until(ts))

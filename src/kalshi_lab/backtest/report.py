@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.backtest.account import Account
-from kalshi_lab.backtest.decision import SOURCES, Fill, Order
+from kalshi_lab.execution.account import KalshiAccount
+from kalshi_lab.execution.decision import SOURCES, ContractOrder, Fill
 
 EQUITY_COLUMNS = ["ts", "cash", "positions_value", "equity"]
 FILL_COLUMNS = [
@@ -45,7 +45,7 @@ class BacktestResult:
     summary: dict[str, float | int]
 
 
-def equity_row(ts: pd.Timestamp, account: Account) -> dict[str, object]:
+def equity_row(ts: pd.Timestamp, account: KalshiAccount) -> dict[str, object]:
     """The account's state at ``ts`` in dollars, positions marked at their last bids."""
     return {
         "ts": ts,
@@ -55,7 +55,7 @@ def equity_row(ts: pd.Timestamp, account: Account) -> dict[str, object]:
     }
 
 
-def fills_frame(orders: list[Order]) -> pd.DataFrame:
+def fills_frame(orders: list[ContractOrder]) -> pd.DataFrame:
     """Every fill of every order, by send time."""
     rows = [
         {
@@ -79,7 +79,7 @@ def fills_frame(orders: list[Order]) -> pd.DataFrame:
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
-def closed_frame(account: Account) -> pd.DataFrame:
+def closed_frame(account: KalshiAccount) -> pd.DataFrame:
     rows = [
         {
             "ticker": c.ticker,
@@ -129,7 +129,10 @@ def _by_source(fills: list[Fill]) -> dict[str, int]:
 
 
 def summarize(
-    equity: pd.DataFrame, orders: list[Order], account: Account, initial_cash_cents: int
+    equity: pd.DataFrame,
+    orders: list[ContractOrder],
+    account: KalshiAccount,
+    initial_cash_cents: int,
 ) -> dict[str, float | int]:
     """Headline numbers of a run: returns, risk, trading activity and closed-position hit rate."""
     initial = initial_cash_cents / 100

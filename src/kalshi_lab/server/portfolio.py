@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from kalshi_lab.backtest.fees import FeeSchedule
+from kalshi_lab.execution.fees import FeeSchedule
 from kalshi_lab.server.books import BookStore
 from kalshi_lab.server.dataset import Dataset, MarketEntry
 from kalshi_lab.server.errors import ApiError, bad_request, not_found

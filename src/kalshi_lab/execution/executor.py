@@ -1,6 +1,6 @@
 """Executors: send a decision's orders to the exchange and book the fills in the account.
 
-The narrow protocol, as in Qlib: the strategy's TradeDecision goes in, the orders that changed
+The narrow protocol, as in Qlib: the strategy's PredictionMarketDecision goes in, the orders that changed
 come back (and go to ``Strategy.receive``). Every send is immediate-or-cancel against the
 quote at the send time (the snapshot at or before it, else the latest candle ended by then); what a send leaves unfilled is cancelled (simple) or
 carried to the next child (TWAP). Before each buy the order's budget is cut to the cash the
@@ -16,15 +16,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kalshi_lab.backtest.account import Account
-from kalshi_lab.backtest.decision import Order, TradeDecision
-from kalshi_lab.backtest.exchange import Exchange
+from kalshi_lab.execution.account import KalshiAccount
+from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecision
+from kalshi_lab.execution.exchange import BaseKalshiExchange
 from kalshi_lab.params import BacktestParams
 
 logger = logging.getLogger(__name__)
 
 
-def send(order: Order, count: int, ts: pd.Timestamp, exchange: Exchange, account: Account) -> None:
+def send(
+    order: ContractOrder,
+    count: int,
+    ts: pd.Timestamp,
+    exchange: BaseKalshiExchange,
+    account: KalshiAccount,
+) -> None:
     """Send ``count`` of ``order`` at ``ts``; book any fill in the account and the order.
 
     The exchange sees a child order for just this send, its budget the smaller of the parent's
@@ -60,38 +66,52 @@ def send(order: Order, count: int, ts: pd.Timestamp, exchange: Exchange, account
     )
 
 
-class Executor(ABC):
+class BaseExecutor(ABC):
     """Drives exchange and account for a strategy's decisions."""
 
     @abstractmethod
-    def execute(self, decision: TradeDecision, exchange: Exchange, account: Account) -> list[Order]:
+    def execute(
+        self,
+        decision: PredictionMarketDecision,
+        exchange: BaseKalshiExchange,
+        account: KalshiAccount,
+    ) -> list[ContractOrder]:
         """Work the decision's orders from ``decision.decided_at``; return the orders."""
 
     @abstractmethod
-    def advance(self, until: pd.Timestamp, exchange: Exchange, account: Account) -> list[Order]:
+    def advance(
+        self, until: pd.Timestamp, exchange: BaseKalshiExchange, account: KalshiAccount
+    ) -> list[ContractOrder]:
         """Send whatever earlier decisions scheduled at or before ``until``; return those orders."""
 
 
-class SimpleExecutor(Executor):
+class KalshiExecutor(BaseExecutor):
     """Each order whole, once, at the decision time; the unfilled rest is cancelled."""
 
-    def execute(self, decision: TradeDecision, exchange: Exchange, account: Account) -> list[Order]:
+    def execute(
+        self,
+        decision: PredictionMarketDecision,
+        exchange: BaseKalshiExchange,
+        account: KalshiAccount,
+    ) -> list[ContractOrder]:
         for order in decision.orders:
             send(order, order.remaining, decision.decided_at, exchange, account)
             order.finish()
         return list(decision.orders)
 
-    def advance(self, until: pd.Timestamp, exchange: Exchange, account: Account) -> list[Order]:
+    def advance(
+        self, until: pd.Timestamp, exchange: BaseKalshiExchange, account: KalshiAccount
+    ) -> list[ContractOrder]:
         return []  # nothing is ever scheduled for later
 
 
 @dataclass
 class _Parent:
-    order: Order
+    order: ContractOrder
     times: list[pd.Timestamp]  # send times of the children not sent yet
 
 
-class TWAPExecutor(Executor):
+class TWAPExecutor(BaseExecutor):
     """Each order in ``slices`` children, one per new market quote from the decision on.
 
     Child i is sent at the i-th time at or after the decision at which the market's quote
@@ -107,14 +127,21 @@ class TWAPExecutor(Executor):
         self.slices = slices
         self._parents: list[_Parent] = []
 
-    def execute(self, decision: TradeDecision, exchange: Exchange, account: Account) -> list[Order]:
+    def execute(
+        self,
+        decision: PredictionMarketDecision,
+        exchange: BaseKalshiExchange,
+        account: KalshiAccount,
+    ) -> list[ContractOrder]:
         for order in decision.orders:
             times = exchange.quote_times(order.ticker, decision.decided_at, self.slices)
             order.status = "open"
             self._parents.append(_Parent(order, times))
         return self._run(decision.decided_at, exchange, account, list(decision.orders))
 
-    def advance(self, until: pd.Timestamp, exchange: Exchange, account: Account) -> list[Order]:
+    def advance(
+        self, until: pd.Timestamp, exchange: BaseKalshiExchange, account: KalshiAccount
+    ) -> list[ContractOrder]:
         return self._run(until, exchange, account, [])
 
     @property
@@ -123,8 +150,12 @@ class TWAPExecutor(Executor):
         return min((p.times[0] for p in self._parents if p.times), default=None)
 
     def _run(
-        self, until: pd.Timestamp, exchange: Exchange, account: Account, touched: list[Order]
-    ) -> list[Order]:
+        self,
+        until: pd.Timestamp,
+        exchange: BaseKalshiExchange,
+        account: KalshiAccount,
+        touched: list[ContractOrder],
+    ) -> list[ContractOrder]:
         """Send due children in time order (parents in decision order at equal times)."""
         while (t := self.next_time) is not None and t <= until:
             for parent in self._parents:
@@ -145,8 +176,8 @@ class TWAPExecutor(Executor):
         return touched
 
 
-def make_executor(params: BacktestParams) -> Executor:
+def make_executor(params: BacktestParams) -> BaseExecutor:
     """The executor named by ``params.executor``."""
     if params.executor == "twap":
         return TWAPExecutor(params.twap_slices)
-    return SimpleExecutor()
+    return KalshiExecutor()

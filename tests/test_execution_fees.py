@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kalshi_lab.backtest.fees import FeeSchedule, fee_per_contract, quadratic_units
+from kalshi_lab.execution.fees import FeeSchedule, fee_per_contract, quadratic_units
 
 TAKER = FeeSchedule.for_series("quadratic", 1.0)
 

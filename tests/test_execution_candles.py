@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from kalshi_lab.backtest.decision import Order
-from kalshi_lab.backtest.exchange import SimulatedExchange
 from kalshi_lab.data.tables import CANDLES, ORDERBOOK
+from kalshi_lab.execution.decision import ContractOrder
+from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 H = pd.Timedelta(hours=1)
@@ -56,14 +56,14 @@ BOOK_ROWS = [  # B has a book from T0 + 2h on: from then the book quotes, not th
 ]
 
 
-def exchange(candles=CANDLE_ROWS, book=BOOK_ROWS, volume_share=0.1) -> SimulatedExchange:
-    return SimulatedExchange(
+def exchange(candles=CANDLE_ROWS, book=BOOK_ROWS, volume_share=0.1) -> SimulatedKalshiExchange:
+    return SimulatedKalshiExchange(
         table(book, ORDERBOOK), table(candles, CANDLES), MARKETS, SERIES, 0.07, 1.0, volume_share
     )
 
 
-def order(ticker="A", side="yes", action="buy", count=10, limit=99, **kw) -> Order:
-    return Order(ticker, "E", side, action, count, limit, T0, **kw)
+def order(ticker="A", side="yes", action="buy", count=10, limit=99, **kw) -> ContractOrder:
+    return ContractOrder(ticker, "E", side, action, count, limit, T0, **kw)
 
 
 def test_the_latest_ended_candle_quotes_a_market_without_a_snapshot():
@@ -137,7 +137,7 @@ def test_quote_times_are_candle_ends_before_the_first_snapshot_then_snapshots():
 
 def test_quote_times_do_not_know_when_the_market_closes():
     closes_early = MARKETS.assign(close_time=T0 + 30 * MINUTE)
-    ex = SimulatedExchange(
+    ex = SimulatedKalshiExchange(
         table(BOOK_ROWS, ORDERBOOK),
         table(CANDLE_ROWS, CANDLES),
         closes_early,
@@ -176,7 +176,7 @@ def _random_market_data(seed: int) -> tuple[list[dict], list[dict]]:
     return candles, book
 
 
-def _orders_until(ex: SimulatedExchange, cutoff: pd.Timestamp) -> tuple[list, pd.DataFrame]:
+def _orders_until(ex: SimulatedKalshiExchange, cutoff: pd.Timestamp) -> tuple[list, pd.DataFrame]:
     """Fills of a fixed sequence of orders sent up to ``cutoff``, and the quotes at each send."""
     fills, quotes = [], []
     for k, at in enumerate(pd.date_range(T0 - 2 * H, cutoff, freq="50min")):

@@ -30,9 +30,9 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.backtest.decision import Fill, Order
-from kalshi_lab.backtest.fees import FeeSchedule, quadratic_units
 from kalshi_lab.errors import DataError
+from kalshi_lab.execution.decision import ContractOrder, Fill
+from kalshi_lab.execution.fees import FeeSchedule, quadratic_units
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ def _cents(dollars: pd.Series, name: str, tickers: pd.Series) -> np.ndarray:
     return rounded
 
 
-class Exchange(Protocol):
+class BaseKalshiExchange(Protocol):
     """What strategies and executors may ask of a market venue."""
 
     def quotes(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame: ...
 
-    def execute(self, order: Order, ts: pd.Timestamp) -> Fill | None: ...
+    def execute(self, order: ContractOrder, ts: pd.Timestamp) -> Fill | None: ...
 
     def quote_times(self, ticker: str, start: pd.Timestamp, n: int) -> list[pd.Timestamp]: ...
 
@@ -125,7 +125,7 @@ class _Level:
     capacity: int  # contracts all orders together may take here
 
 
-class SimulatedExchange:
+class SimulatedKalshiExchange:
     """Replays ORDERBOOK (bids only), else CANDLES, with MARKETS' hours and SERIES' fees."""
 
     def __init__(
@@ -273,7 +273,7 @@ class SimulatedExchange:
         levels = [_Level(bid, (ticker, "candle", k), int(candles.cap[k]))] if bid > 0 else []
         return "candle", int(candles.times[k]), levels
 
-    def execute(self, order: Order, ts: pd.Timestamp) -> Fill | None:
+    def execute(self, order: ContractOrder, ts: pd.Timestamp) -> Fill | None:
         """Fill what the quote at ``ts`` allows of ``order.remaining``, immediate-or-cancel.
 
         Buying YES takes YES asks, i.e. NO bids from the best (last) one down, paying

@@ -1,12 +1,12 @@
-"""SimulatedExchange: asks derived from the other side's bids, depth, no look-ahead, hours."""
+"""SimulatedKalshiExchange: asks derived from the other side's bids, depth, no look-ahead, hours."""
 
 import pandas as pd
 import pytest
 
-from kalshi_lab.backtest.decision import Order
-from kalshi_lab.backtest.exchange import SimulatedExchange
 from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.errors import DataError
+from kalshi_lab.execution.decision import ContractOrder
+from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 
 NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
 
@@ -27,14 +27,14 @@ MARKETS = pd.DataFrame({"ticker": ["A"], "series_ticker": ["S"], "close_time": [
 SERIES = pd.DataFrame({"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]})
 
 
-def exchange(rows=BOOK, share: float = 1.0) -> SimulatedExchange:
-    return SimulatedExchange(
+def exchange(rows=BOOK, share: float = 1.0) -> SimulatedKalshiExchange:
+    return SimulatedKalshiExchange(
         pd.DataFrame(rows, columns=COLUMNS), NO_CANDLES, MARKETS, SERIES, 0.07, share, 0.1
     )
 
 
-def order(side="yes", action="buy", count=5, limit=50, **kw) -> Order:
-    return Order("A", "E", side, action, count, limit, T0, **kw)
+def order(side="yes", action="buy", count=5, limit=50, **kw) -> ContractOrder:
+    return ContractOrder("A", "E", side, action, count, limit, T0, **kw)
 
 
 def test_quotes_take_the_last_bid_as_best_and_derive_asks():
@@ -153,4 +153,4 @@ def test_market_of_a_series_without_fee_settings_is_a_data_error():
         }
     )
     with pytest.raises(DataError, match="S-MISSING"):
-        SimulatedExchange(orderbook, NO_CANDLES, markets, series, 0.07, 1.0, 0.1)
+        SimulatedKalshiExchange(orderbook, NO_CANDLES, markets, series, 0.07, 1.0, 0.1)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kalshi_lab.backtest.decision import Fill
+from kalshi_lab.execution.decision import Fill
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class OverdraftError(RuntimeError):
 
 
 @dataclass
-class Position:
+class ContractPosition:
     """Contracts of one side of one market."""
 
     ticker: str
@@ -63,14 +63,14 @@ class ClosedPosition:
     pnl_cents: int
 
 
-class Account:
+class KalshiAccount:
     """Integer-cent ledger: cash never goes negative, fees and realized P&L accumulate."""
 
     def __init__(self, cash_cents: int) -> None:
         if cash_cents < 0:
             raise ValueError(f"initial cash must be >= 0, got {cash_cents}")
         self.cash_cents = cash_cents
-        self.positions: dict[str, Position] = {}
+        self.positions: dict[str, ContractPosition] = {}
         self.fees_paid_cents = 0
         self.realized_pnl_cents = 0
         self.closed: list[ClosedPosition] = []
@@ -115,7 +115,7 @@ class Account:
         pos = self.positions.get(fill.ticker)
         if fill.action == "buy":
             if pos is None:
-                pos = Position(
+                pos = ContractPosition(
                     fill.ticker,
                     event_ticker,
                     fill.side,
@@ -168,7 +168,7 @@ class Account:
         logger.debug("settled %s %s: %s, P&L %d cents", ticker, pos.side, result, pnl)
         return True
 
-    def _close(self, pos: Position, ts: pd.Timestamp, how: str) -> None:
+    def _close(self, pos: ContractPosition, ts: pd.Timestamp, how: str) -> None:
         del self.positions[pos.ticker]
         self.closed.append(
             ClosedPosition(

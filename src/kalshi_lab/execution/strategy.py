@@ -1,4 +1,4 @@
-"""Strategies: model probabilities at as_of -> a TradeDecision of limit orders.
+"""Strategies: model probabilities at as_of -> a PredictionMarketDecision of limit orders.
 
 A strategy sees, at decision time ``ts`` (a prediction's as_of), the predictions made at ts, the
 exchange's quotes at ts (latest snapshot at or before ts, else the latest candle ended by then)
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.backtest.account import Account
-from kalshi_lab.backtest.decision import Order, TradeDecision
-from kalshi_lab.backtest.exchange import Exchange
-from kalshi_lab.backtest.fees import fee_per_contract
 from kalshi_lab.errors import ParamError
+from kalshi_lab.execution.account import KalshiAccount
+from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecision
+from kalshi_lab.execution.exchange import BaseKalshiExchange
+from kalshi_lab.execution.fees import fee_per_contract
 from kalshi_lab.params import TARGETS, StrategyParams
 
 logger = logging.getLogger(__name__)
@@ -56,22 +56,26 @@ class _Budget:
     event_spent: dict[str, int]  # per event: committed to working buys and this decision's buys
 
 
-class Strategy(ABC):
+class BaseMarketStrategy(ABC):
     """Turns signals into orders; keeps track of its orders the executor is still working."""
 
     def __init__(self, params: StrategyParams) -> None:
         self.params = params
-        self._working: dict[str, Order] = {}
+        self._working: dict[str, ContractOrder] = {}
         self.n_signals = 0  # (market, decision time) signals seen
         self.skipped: Counter[str] = Counter()  # signals that led to no order, by reason
 
     @abstractmethod
     def generate_trade_decision(
-        self, ts: pd.Timestamp, signals: pd.DataFrame, exchange: Exchange, account: Account
-    ) -> TradeDecision:
+        self,
+        ts: pd.Timestamp,
+        signals: pd.DataFrame,
+        exchange: BaseKalshiExchange,
+        account: KalshiAccount,
+    ) -> PredictionMarketDecision:
         """Orders decided at ``ts`` from the predictions with ``as_of == ts``."""
 
-    def receive(self, orders: list[Order]) -> None:
+    def receive(self, orders: list[ContractOrder]) -> None:
         """Executed orders back from the executor: done ones free their market again."""
         for order in orders:
             if order.done and self._working.get(order.ticker) is order:
@@ -79,14 +83,14 @@ class Strategy(ABC):
 
     # --- shared helpers -----------------------------------------------------------------------
 
-    def _decide(self, ts: pd.Timestamp, orders: list[Order]) -> TradeDecision:
+    def _decide(self, ts: pd.Timestamp, orders: list[ContractOrder]) -> PredictionMarketDecision:
         """Sells first (their cash may fund buys), then buys by decreasing edge."""
         orders = sorted(orders, key=lambda o: o.action != "sell")
         for order in orders:
             self._working[order.ticker] = order
         if orders:
             logger.debug("%s: %d orders", ts, len(orders))
-        return TradeDecision(decided_at=ts, orders=tuple(orders))
+        return PredictionMarketDecision(decided_at=ts, orders=tuple(orders))
 
     def _skip(self, reason: str, mask: np.ndarray | pd.Series) -> None:
         """Count the signals of ``mask`` as leading to no order, for ``reason``."""
@@ -94,7 +98,9 @@ class Strategy(ABC):
         if n:
             self.skipped[reason] += n
 
-    def _frame(self, signals: pd.DataFrame, exchange: Exchange, ts: pd.Timestamp) -> pd.DataFrame:
+    def _frame(
+        self, signals: pd.DataFrame, exchange: BaseKalshiExchange, ts: pd.Timestamp
+    ) -> pd.DataFrame:
         """One row per market with a signal: prediction, quotes in dollars, fee rate, trade flags.
 
         Counts the signals, and skips the closed markets and those with an order being worked
@@ -117,7 +123,7 @@ class Strategy(ABC):
         frame["tradable"] = is_open & ~frame["working"]
         return frame
 
-    def _budget(self, account: Account) -> _Budget:
+    def _budget(self, account: KalshiAccount) -> _Budget:
         """The account's equity and cash, less what buys still being worked may yet spend.
 
         A TWAP buy decided earlier keeps its remaining budget (cost + fees) committed, to its
@@ -132,7 +138,7 @@ class Strategy(ABC):
         return _Budget(equity=account.equity_cents, cash=cash, event_spent=committed)
 
     def _cap(
-        self, stake_cents: float, ticker: str, event: str, account: Account, budget: _Budget
+        self, stake_cents: float, ticker: str, event: str, account: KalshiAccount, budget: _Budget
     ) -> int:
         """Cents a buy may spend (cost + fees) after the market, event and cash caps."""
         held = _held_basis(account, ticker)
@@ -152,9 +158,9 @@ class Strategy(ABC):
         side: str,
         stake_cents: float,
         limit_cents: int,
-        account: Account,
+        account: KalshiAccount,
         budget: _Budget,
-    ) -> Order | None:
+    ) -> ContractOrder | None:
         """A capped buy of ``side`` sized at the ask plus fee, or None when under one contract."""
         ticker, event = str(row.name), str(row["event_ticker"])
         ask = row[f"{side}_ask"]
@@ -165,7 +171,7 @@ class Strategy(ABC):
             return None
         budget.event_spent[event] = budget.event_spent.get(event, 0) + spend
         budget.cash -= spend
-        return Order(
+        return ContractOrder(
             ticker=ticker,
             event_ticker=event,
             side=side,
@@ -177,15 +183,15 @@ class Strategy(ABC):
         )
 
 
-def _held_basis(account: Account, ticker: str) -> int:
+def _held_basis(account: KalshiAccount, ticker: str) -> int:
     """Cost basis (price + fees) held in one market, 0 when none."""
     pos = account.positions.get(ticker)
     return 0 if pos is None else pos.basis_cents
 
 
-def _sell(ts: pd.Timestamp, account: Account, ticker: str, limit_cents: int) -> Order:
+def _sell(ts: pd.Timestamp, account: KalshiAccount, ticker: str, limit_cents: int) -> ContractOrder:
     pos = account.positions[ticker]
-    return Order(
+    return ContractOrder(
         ticker=ticker,
         event_ticker=pos.event_ticker,
         side=pos.side,
@@ -221,7 +227,7 @@ def _side_columns(frame: pd.DataFrame, side: np.ndarray, name: str) -> np.ndarra
     return np.where(side == "yes", frame[f"yes_{name}"], frame[f"no_{name}"])
 
 
-class EdgeKellyStrategy(Strategy):
+class EdgeBasedStrategy(BaseMarketStrategy):
     """Buy the side whose settlement probability beats its fee-inclusive ask; fractional Kelly.
 
     For win probability q and effective price P_eff = ask + fee per contract, the edge is
@@ -237,15 +243,19 @@ class EdgeKellyStrategy(Strategy):
     """
 
     def generate_trade_decision(
-        self, ts: pd.Timestamp, signals: pd.DataFrame, exchange: Exchange, account: Account
-    ) -> TradeDecision:
+        self,
+        ts: pd.Timestamp,
+        signals: pd.DataFrame,
+        exchange: BaseKalshiExchange,
+        account: KalshiAccount,
+    ) -> PredictionMarketDecision:
         p = self.params
         frame = self._frame(signals, exchange, ts)
         tradable = frame["tradable"]
         held_side = pd.Series(
             {t: pos.side for t, pos in account.positions.items()}, dtype=object
         ).reindex(frame.index)
-        orders: list[Order] = []
+        orders: list[ContractOrder] = []
 
         # exits: the edge of holding over selling at the bid has turned against the position
         held = frame[tradable & held_side.notna()]
@@ -297,7 +307,7 @@ class EdgeKellyStrategy(Strategy):
         return self._decide(ts, orders)
 
 
-class DirectionalStrategy(Strategy):
+class DirectionalStrategy(BaseMarketStrategy):
     """Trade the expected move: YES when the signal is up, NO when down; exit after holding_days.
 
     Signal s = p - 0.5 for target ``direction`` (p = P(price up over the next day)) and
@@ -320,10 +330,14 @@ class DirectionalStrategy(Strategy):
         self.holding = pd.Timedelta(days=params.holding_days)
 
     def generate_trade_decision(
-        self, ts: pd.Timestamp, signals: pd.DataFrame, exchange: Exchange, account: Account
-    ) -> TradeDecision:
+        self,
+        ts: pd.Timestamp,
+        signals: pd.DataFrame,
+        exchange: BaseKalshiExchange,
+        account: KalshiAccount,
+    ) -> PredictionMarketDecision:
         p = self.params
-        orders: list[Order] = []
+        orders: list[ContractOrder] = []
 
         due = [
             t
@@ -368,7 +382,7 @@ class DirectionalStrategy(Strategy):
         return self._decide(ts, orders)
 
 
-def make_strategy(params: StrategyParams, target: str) -> Strategy:
+def make_strategy(params: StrategyParams, target: str) -> BaseMarketStrategy:
     """The strategy named by ``params.name``; edge_kelly needs settlement probabilities."""
     if params.name == "edge_kelly":
         if target != "settlement":
@@ -376,7 +390,7 @@ def make_strategy(params: StrategyParams, target: str) -> Strategy:
                 f"strategy edge_kelly needs target settlement (Kelly sizing uses P(YES)), "
                 f"got {target!r}"
             )
-        return EdgeKellyStrategy(params)
+        return EdgeBasedStrategy(params)
     if params.name == "directional":
         return DirectionalStrategy(params, target)
     raise ParamError(f"unknown strategy.name {params.name!r}")

@@ -1,14 +1,14 @@
-"""Order, Fill and TradeDecision validate what the user sets and track what the system fills."""
+"""ContractOrder, Fill and PredictionMarketDecision validate what the user sets and track what the system fills."""
 
 import pandas as pd
 import pytest
 
-from kalshi_lab.backtest.decision import Fill, Order, TradeDecision
+from kalshi_lab.execution.decision import ContractOrder, Fill, PredictionMarketDecision
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 
 
-def order(**kw) -> Order:
+def order(**kw) -> ContractOrder:
     args = dict(
         ticker="A",
         event_ticker="E",
@@ -18,7 +18,7 @@ def order(**kw) -> Order:
         limit_cents=45,
         decided_at=T0,
     )
-    return Order(**(args | kw))
+    return ContractOrder(**(args | kw))
 
 
 def fill(count: int, cost: int, fee: int = 1) -> Fill:
@@ -65,8 +65,8 @@ def test_fill_cannot_use_a_later_quote():
 
 
 def test_decision_holds_one_order_per_market_at_its_own_time():
-    TradeDecision(T0, (order(), order(ticker="B")))
+    PredictionMarketDecision(T0, (order(), order(ticker="B")))
     with pytest.raises(ValueError, match="one order per market"):
-        TradeDecision(T0, (order(), order(side="no")))
+        PredictionMarketDecision(T0, (order(), order(side="no")))
     with pytest.raises(ValueError, match="decided at"):
-        TradeDecision(T0 + pd.Timedelta(days=1), (order(),))
+        PredictionMarketDecision(T0 + pd.Timedelta(days=1), (order(),))

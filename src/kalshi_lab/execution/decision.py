@@ -75,7 +75,7 @@ class Fill:
 
 
 @dataclass(eq=False)
-class Order:
+class ContractOrder:
     """A limit order, decided by a strategy and worked by an executor (IOC per send).
 
     Compared by identity: an order is a thing being worked, not a value.
@@ -150,11 +150,11 @@ class Order:
 
 
 @dataclass(frozen=True)
-class TradeDecision:
+class PredictionMarketDecision:
     """The orders a strategy decided at one time."""
 
     decided_at: pd.Timestamp
-    orders: tuple[Order, ...] = ()
+    orders: tuple[ContractOrder, ...] = ()
 
     def __post_init__(self) -> None:
         _check_utc("decided_at", self.decided_at)

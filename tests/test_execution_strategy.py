@@ -5,16 +5,16 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from kalshi_lab.backtest.account import Account
-from kalshi_lab.backtest.decision import Fill
-from kalshi_lab.backtest.exchange import SimulatedExchange
-from kalshi_lab.backtest.strategy import (
-    DirectionalStrategy,
-    EdgeKellyStrategy,
-    make_strategy,
-)
 from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.errors import ParamError
+from kalshi_lab.execution.account import KalshiAccount
+from kalshi_lab.execution.decision import Fill
+from kalshi_lab.execution.exchange import SimulatedKalshiExchange
+from kalshi_lab.execution.strategy import (
+    DirectionalStrategy,
+    EdgeBasedStrategy,
+    make_strategy,
+)
 from kalshi_lab.params import StrategyParams
 
 NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
@@ -40,7 +40,7 @@ def exchange(quotes: dict[str, tuple[float, float]], unquoted: tuple[str, ...] =
     series = pd.DataFrame(
         {"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]}
     )
-    return SimulatedExchange(book, NO_CANDLES, markets, series, 0.07, 1.0, 0.1)
+    return SimulatedKalshiExchange(book, NO_CANDLES, markets, series, 0.07, 1.0, 0.1)
 
 
 def signals(probs: dict[str, float], events: dict[str, str] | None = None, mid: float = 0.5):
@@ -57,8 +57,8 @@ def signals(probs: dict[str, float], events: dict[str, str] | None = None, mid: 
 
 def test_edge_kelly_buys_the_side_with_the_fee_inclusive_edge():
     ex = exchange({"A": (0.38, 0.60), "B": (0.70, 0.28)})  # A: YES ask 40; B: NO ask 30
-    d = EdgeKellyStrategy(KELLY).generate_trade_decision(
-        T0, signals({"A": 0.6, "B": 0.2}), ex, Account(EQUITY)
+    d = EdgeBasedStrategy(KELLY).generate_trade_decision(
+        T0, signals({"A": 0.6, "B": 0.2}), ex, KalshiAccount(EQUITY)
     )
     by = {o.ticker: o for o in d.orders}
     assert (by["A"].side, by["B"].side) == ("yes", "no")
@@ -70,8 +70,8 @@ def test_edge_kelly_buys_the_side_with_the_fee_inclusive_edge():
 def test_edge_below_min_edge_or_against_the_ask_trades_nothing():
     ex = exchange({"A": (0.38, 0.60)})
     # p = 0.43: 0.43 - (0.40 + 0.0168) = 0.013 < 0.03 (against the mid 0.39 it would look like 4 pts)
-    d = EdgeKellyStrategy(KELLY).generate_trade_decision(
-        T0, signals({"A": 0.43}), ex, Account(EQUITY)
+    d = EdgeBasedStrategy(KELLY).generate_trade_decision(
+        T0, signals({"A": 0.43}), ex, KalshiAccount(EQUITY)
     )
     assert d.orders == ()
 
@@ -83,8 +83,8 @@ def test_kelly_fraction_changes_the_size():
         params = dataclasses.replace(
             KELLY, kelly_fraction=kf, max_position_frac=1.0, max_event_frac=1.0
         )
-        d = EdgeKellyStrategy(params).generate_trade_decision(
-            T0, signals({"A": 0.5}), ex, Account(EQUITY)
+        d = EdgeBasedStrategy(params).generate_trade_decision(
+            T0, signals({"A": 0.5}), ex, KalshiAccount(EQUITY)
         )
         counts.append(d.orders[0].count)
     # f* = (0.5 - 0.4168) / 0.5832 = 0.1427; stake kf * f* * $10,000 at 41.68 cents a contract
@@ -99,8 +99,8 @@ def test_caps_per_market_and_event_hold_whatever_the_probability():
     params = dataclasses.replace(
         KELLY, kelly_fraction=1.0, max_position_frac=0.05, max_event_frac=0.08
     )
-    acct = Account(EQUITY)
-    d = EdgeKellyStrategy(params).generate_trade_decision(T0, sig, ex, acct)
+    acct = KalshiAccount(EQUITY)
+    d = EdgeBasedStrategy(params).generate_trade_decision(T0, sig, ex, acct)
     spend = {o.ticker: o.max_cost_cents for o in d.orders}
     assert all(v <= 0.05 * EQUITY for v in spend.values())
     assert sum(v for t, v in spend.items() if t in "ABC") <= 0.08 * EQUITY
@@ -115,7 +115,7 @@ def test_buys_still_being_worked_keep_their_budget_committed():
     params = dataclasses.replace(
         KELLY, kelly_fraction=1.0, max_position_frac=0.05, max_event_frac=0.08
     )
-    strat, acct = EdgeKellyStrategy(params), Account(EQUITY)
+    strat, acct = EdgeBasedStrategy(params), KalshiAccount(EQUITY)
     (a,) = strat.generate_trade_decision(T0, signals({"A": 0.99}, {"A": "E"}), ex, acct).orders
     # a first TWAP child fills a quarter of A; the rest of its budget is still to be spent
     fill = ex.execute(dataclasses.replace(a, count=a.count // 4, fills=[]), T0)
@@ -131,9 +131,9 @@ def test_buys_still_being_worked_keep_their_budget_committed():
 
 def test_held_position_is_not_rebought_beyond_the_cap_nor_the_other_side_bought():
     ex = exchange({"A": (0.38, 0.60)})
-    acct = Account(EQUITY)
+    acct = KalshiAccount(EQUITY)
     acct.apply(Fill(T0, T0, "A", "yes", "buy", 1250, 50_000, 0, "book"), "EA")  # $500 = the 5% cap
-    strat = EdgeKellyStrategy(KELLY)
+    strat = EdgeBasedStrategy(KELLY)
     assert strat.generate_trade_decision(T0, signals({"A": 0.99}), ex, acct).orders == ()
     # the model now favours NO: NO is never bought while YES is held
     d = strat.generate_trade_decision(T0, signals({"A": 0.30}), ex, acct)
@@ -142,9 +142,9 @@ def test_held_position_is_not_rebought_beyond_the_cap_nor_the_other_side_bought(
 
 def test_exit_when_the_edge_at_the_bid_turns():
     ex = exchange({"A": (0.38, 0.60)})  # YES bid 38
-    acct = Account(EQUITY)
+    acct = KalshiAccount(EQUITY)
     acct.apply(Fill(T0, T0, "A", "yes", "buy", 100, 4000, 0, "book"), "EA")
-    strat = EdgeKellyStrategy(KELLY)
+    strat = EdgeBasedStrategy(KELLY)
     # hold: 0.40 - (0.38 - fee) = 0.036 > -0.02
     assert strat.generate_trade_decision(T0, signals({"A": 0.40}), ex, acct).orders == ()
     # exit: 0.30 - (0.38 - 0.0165) = -0.0635 < -0.02; sells everything at the bid or lower
@@ -155,7 +155,7 @@ def test_exit_when_the_edge_at_the_bid_turns():
 
 def test_directional_sides_sizes_and_exits_after_holding_days():
     ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60), "C": (0.38, 0.60)})
-    acct = Account(EQUITY)
+    acct = KalshiAccount(EQUITY)
     strat = DirectionalStrategy(DIRECTIONAL, "direction")
     d = strat.generate_trade_decision(T0, signals({"A": 0.7, "B": 0.3, "C": 0.52}), ex, acct)
     by = {o.ticker: o for o in d.orders}
@@ -179,22 +179,25 @@ def test_directional_sides_sizes_and_exits_after_holding_days():
 def test_directional_settlement_target_compares_with_the_mid():
     ex = exchange({"A": (0.38, 0.60)})
     strat = DirectionalStrategy(DIRECTIONAL, "settlement")
-    d = strat.generate_trade_decision(T0, signals({"A": 0.45}, mid=0.39), ex, Account(EQUITY))
+    d = strat.generate_trade_decision(T0, signals({"A": 0.45}, mid=0.39), ex, KalshiAccount(EQUITY))
     assert d.orders[0].side == "yes"
 
 
 def test_working_orders_block_new_orders_in_their_market():
     ex = exchange({"A": (0.38, 0.60)})
-    strat = EdgeKellyStrategy(KELLY)
-    first = strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, Account(EQUITY))
-    assert strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, Account(EQUITY)).orders == ()
+    strat = EdgeBasedStrategy(KELLY)
+    first = strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, KalshiAccount(EQUITY))
+    assert (
+        strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, KalshiAccount(EQUITY)).orders
+        == ()
+    )
     first.orders[0].finish()
     strat.receive(list(first.orders))
-    assert strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, Account(EQUITY)).orders
+    assert strat.generate_trade_decision(T0, signals({"A": 0.6}), ex, KalshiAccount(EQUITY)).orders
 
 
 def test_make_strategy_picks_by_name_and_refuses_kelly_on_direction():
-    assert isinstance(make_strategy(KELLY, "settlement"), EdgeKellyStrategy)
+    assert isinstance(make_strategy(KELLY, "settlement"), EdgeBasedStrategy)
     assert isinstance(make_strategy(DIRECTIONAL, "direction"), DirectionalStrategy)
     with pytest.raises(ParamError, match="settlement"):
         make_strategy(KELLY, "direction")
@@ -202,11 +205,11 @@ def test_make_strategy_picks_by_name_and_refuses_kelly_on_direction():
 
 def test_signals_without_an_order_are_counted_by_reason():
     ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60), "C": (0.49, 0.49)}, unquoted=("D",))
-    strat = EdgeKellyStrategy(KELLY)
+    strat = EdgeBasedStrategy(KELLY)
     # A trades; B's order is then being worked; C has no edge; D no quote; Z no market
     probs = {"A": 0.6, "C": 0.5, "D": 0.9, "Z": 0.9}
-    strat.generate_trade_decision(T0, signals({"B": 0.6}), ex, Account(EQUITY))
-    d = strat.generate_trade_decision(T0, signals(probs | {"B": 0.6}), ex, Account(EQUITY))
+    strat.generate_trade_decision(T0, signals({"B": 0.6}), ex, KalshiAccount(EQUITY))
+    d = strat.generate_trade_decision(T0, signals(probs | {"B": 0.6}), ex, KalshiAccount(EQUITY))
     assert [o.ticker for o in d.orders] == ["A"]
     assert strat.n_signals == 6
     assert dict(strat.skipped) == {
@@ -215,14 +218,16 @@ def test_signals_without_an_order_are_counted_by_reason():
         "edge at the ask not above min_edge 0.03": 1,
         "no ask to buy at (no book snapshot or candle quote)": 1,
     }
-    poor = EdgeKellyStrategy(KELLY)
-    assert poor.generate_trade_decision(T0, signals({"A": 0.6}), ex, Account(100)).orders == ()
+    poor = EdgeBasedStrategy(KELLY)
+    assert (
+        poor.generate_trade_decision(T0, signals({"A": 0.6}), ex, KalshiAccount(100)).orders == ()
+    )
     assert dict(poor.skipped) == {"under one contract after the position, event and cash caps": 1}
 
 
 def test_directional_counts_held_markets_and_weak_signals():
     ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60)})
-    acct = Account(EQUITY)
+    acct = KalshiAccount(EQUITY)
     acct.apply(Fill(T0, T0, "A", "yes", "buy", 10, 400, 1, "book"), "EA")
     strat = DirectionalStrategy(DIRECTIONAL, "direction")
     assert strat.generate_trade_decision(T0, signals({"A": 0.9, "B": 0.52}), ex, acct).orders == ()

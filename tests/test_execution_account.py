@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kalshi_lab.backtest.account import Account, OverdraftError
-from kalshi_lab.backtest.decision import Fill
+from kalshi_lab.execution.account import KalshiAccount, OverdraftError
+from kalshi_lab.execution.decision import Fill
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 
@@ -19,7 +19,7 @@ def quotes(yes_bid: float, no_bid: float, ticker: str = "A") -> pd.DataFrame:
 
 
 def test_buy_pays_cost_and_fee_and_opens_a_position():
-    acct = Account(1000)
+    acct = KalshiAccount(1000)
     acct.apply(fill(), "E")
     pos = acct.positions["A"]
     assert acct.cash_cents == 1000 - 400 - 2 and acct.fees_paid_cents == 2
@@ -29,14 +29,14 @@ def test_buy_pays_cost_and_fee_and_opens_a_position():
 
 
 def test_cash_never_goes_negative():
-    acct = Account(401)
+    acct = KalshiAccount(401)
     with pytest.raises(OverdraftError):
         acct.apply(fill(), "E")
     assert acct.cash_cents == 401 and not acct.positions
 
 
 def test_never_both_sides_and_never_short():
-    acct = Account(10_000)
+    acct = KalshiAccount(10_000)
     acct.apply(fill(), "E")
     with pytest.raises(ValueError, match="holding yes"):
         acct.apply(fill(side="no"), "E")
@@ -46,7 +46,7 @@ def test_never_both_sides_and_never_short():
 
 @pytest.mark.parametrize(("side", "result", "payout"), [("yes", "yes", 1000), ("no", "yes", 0)])
 def test_settlement_pays_100_cents_per_winning_contract(side, result, payout):
-    acct = Account(1000)
+    acct = KalshiAccount(1000)
     acct.apply(fill(side=side), "E")
     assert acct.settle("A", result, T0)
     assert acct.cash_cents == 598 + payout and not acct.positions
@@ -56,14 +56,14 @@ def test_settlement_pays_100_cents_per_winning_contract(side, result, payout):
 
 
 def test_void_returns_the_price_paid():
-    acct = Account(1000)
+    acct = KalshiAccount(1000)
     acct.apply(fill(), "E")
     acct.settle("A", "void", T0)
     assert acct.cash_cents == 998 and acct.closed[0].pnl_cents == -2
 
 
 def test_mark_at_the_bid_of_the_held_side_not_the_mid():
-    acct = Account(10_000)
+    acct = KalshiAccount(10_000)
     acct.apply(fill(side="no", price=50), "E")
     acct.mark(quotes(yes_bid=45, no_bid=30))  # NO bid 30, NO ask 55, mid 42.5
     assert acct.positions_value_cents == 10 * 30
@@ -74,7 +74,7 @@ def test_mark_at_the_bid_of_the_held_side_not_the_mid():
 
 
 def test_partial_sell_releases_basis_pro_rata_and_realizes_pnl():
-    acct = Account(10_000)
+    acct = KalshiAccount(10_000)
     acct.apply(fill(count=10, price=40, fee=3), "E")
     acct.apply(fill(action="sell", count=4, price=60, fee=1), "E")
     pos = acct.positions["A"]

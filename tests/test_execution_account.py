@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kalshi_lab.execution.account import KalshiAccount, OverdraftError
 from kalshi_lab.execution.decision import Fill
@@ -85,3 +87,91 @@ def test_partial_sell_releases_basis_pro_rata_and_realizes_pnl():
     assert acct.closed[0].how == "sold"
     assert acct.closed[0].pnl_cents == acct.realized_pnl_cents == 78 + (180 - 1 - 240 - 2)
     assert acct.cash_cents == 10_000 + acct.realized_pnl_cents
+
+
+# --- the ledger identity, under any sequence of events ---------------------------------------
+
+TICKERS = ("A", "B", "C")
+events = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("buy"),
+            st.sampled_from(TICKERS),
+            st.sampled_from(("yes", "no")),
+            st.integers(1, 50),  # contracts
+            st.integers(1, 99),  # price, cents
+            st.integers(0, 9),  # fee, cents
+        ),
+        st.tuples(
+            st.just("sell"),
+            st.sampled_from(TICKERS),
+            st.integers(1, 60),
+            st.integers(1, 99),
+            st.integers(0, 9),
+        ),
+        st.tuples(
+            st.just("settle"), st.sampled_from(TICKERS), st.sampled_from(("yes", "no", "void"))
+        ),
+        st.tuples(
+            st.just("mark"), st.sampled_from(TICKERS), st.integers(0, 100), st.integers(0, 100)
+        ),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 20_000), events)
+def test_the_ledger_identity_holds_after_every_event(initial, sequence):
+    acct = KalshiAccount(initial)
+    for event in sequence:
+        kind, ticker = event[0], event[1]
+        held = acct.positions.get(ticker)
+        try:
+            if kind == "buy":
+                _, _, side, count, price, fee = event
+                acct.apply(fill(side=side, count=count, price=price, fee=fee, ticker=ticker), "E")
+            elif kind == "sell" and held is not None:
+                _, _, count, price, fee = event
+                count = min(count, held.contracts)
+                acct.apply(
+                    fill(
+                        side=held.side,
+                        action="sell",
+                        count=count,
+                        price=price,
+                        fee=fee,
+                        ticker=ticker,
+                    ),
+                    "E",
+                )
+            elif kind == "settle":
+                acct.settle(ticker, event[2], T0)
+            elif kind == "mark":
+                acct.mark(quotes(event[2], event[3], ticker))
+        except (OverdraftError, ValueError):
+            pass  # refused events change nothing (checked below like any other)
+        assert acct.cash_cents >= 0
+        assert initial + acct.realized_pnl_cents == acct.cash_cents + acct.open_basis_cents
+        assert acct.equity_cents == initial + acct.realized_pnl_cents + acct.unrealized_pnl_cents
+        assert acct.realized_pnl_cents == sum(c.pnl_cents for c in acct.closed) + sum(
+            p.realized_cents for p in acct.positions.values()
+        )
+    payouts = sum(s.payout_cents for s in acct.settlements)
+    assert payouts == sum(s.contracts * 100 for s in acct.settlements if s.result == s.side) + sum(
+        s.payout_cents for s in acct.settlements if s.result == "void"
+    )
+
+
+def test_average_cost_and_unrealized_pnl():
+    acct = KalshiAccount(10_000)
+    acct.apply(fill(count=10, price=40, fee=2), "E")
+    acct.apply(fill(count=10, price=50, fee=2), "E")
+    pos = acct.positions["A"]
+    assert pos.avg_cost_cents == 45
+    acct.mark(quotes(60, 38))
+    assert pos.unrealized_cents == 20 * 60 - (900 + 4)
+    assert acct.unrealized_pnl_cents == pos.unrealized_cents
+    acct.settle("A", "yes", T0)
+    (settled,) = acct.settlements
+    assert (settled.result, settled.contracts, settled.payout_cents) == ("yes", 20, 2000)

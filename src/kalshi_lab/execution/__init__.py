@@ -11,6 +11,7 @@ from kalshi_lab.execution.account import (
     ContractPosition,
     KalshiAccount,
     OverdraftError,
+    Settlement,
 )
 from kalshi_lab.execution.decision import ContractOrder, Fill, PredictionMarketDecision
 from kalshi_lab.execution.exchange import BaseKalshiExchange, SimulatedKalshiExchange
@@ -38,6 +39,7 @@ __all__ = [
     "KalshiExecutor",
     "OverdraftError",
     "PredictionMarketDecision",
+    "Settlement",
     "SimulatedKalshiExchange",
     "TWAPExecutor",
     "fee_per_contract",

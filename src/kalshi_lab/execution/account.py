@@ -5,6 +5,10 @@ strategies never hold both. Cost basis is what was paid for the contracts still 
 fees kept beside it; selling part of a position releases both pro rata. A position is marked at
 the BID of its own side (what selling it would fetch now), never at the mid or at cost, so
 drawdowns show before settlement.
+
+The ledger identity holds after every fill and settlement, exactly (tested):
+``initial cash + realized P&L (after fees) == cash + basis (cost + buy fees) of open positions``,
+hence ``equity == initial cash + realized + unrealized P&L``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,28 @@ class ContractPosition:
         """Marked value: contracts x the last mark."""
         return self.contracts * self.mark_cents
 
+    @property
+    def avg_cost_cents(self) -> float:
+        """Average price paid per contract held, fees excluded (0 when none are held)."""
+        return self.cost_cents / self.contracts if self.contracts else 0.0
+
+    @property
+    def unrealized_cents(self) -> int:
+        """What selling at the marks would make over the basis: value - (cost + buy fees)."""
+        return self.value_cents - self.basis_cents
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One market paid out to a held position: the exchange's settlement, as booked."""
+
+    ticker: str
+    side: str
+    result: str  # yes | no | void
+    contracts: int
+    payout_cents: int
+    ts: pd.Timestamp
+
 
 @dataclass(frozen=True)
 class ClosedPosition:
@@ -73,7 +99,9 @@ class KalshiAccount:
         self.positions: dict[str, ContractPosition] = {}
         self.fees_paid_cents = 0
         self.realized_pnl_cents = 0
+        self.initial_cash_cents = cash_cents
         self.closed: list[ClosedPosition] = []
+        self.settlements: list[Settlement] = []
 
     # --- valuation ------------------------------------------------------------------------
 
@@ -85,6 +113,15 @@ class KalshiAccount:
     def equity_cents(self) -> int:
         """Cash plus positions marked at their bids."""
         return self.cash_cents + self.positions_value_cents
+
+    @property
+    def unrealized_pnl_cents(self) -> int:
+        return sum(p.unrealized_cents for p in self.positions.values())
+
+    @property
+    def open_basis_cents(self) -> int:
+        """Cost and buy fees of everything held: the money the positions tie up."""
+        return sum(p.basis_cents for p in self.positions.values())
 
     def event_basis_cents(self, event_ticker: str) -> int:
         """Cost basis held in all markets of one event (its strikes exclude each other)."""
@@ -163,6 +200,7 @@ class KalshiAccount:
         pos.realized_cents += pnl
         self.realized_pnl_cents += pnl
         self.cash_cents += payout
+        self.settlements.append(Settlement(ticker, pos.side, result, pos.contracts, payout, ts))
         pos.contracts = pos.cost_cents = pos.fees_cents = 0
         self._close(pos, ts, "void" if result == "void" else "settled")
         logger.debug("settled %s %s: %s, P&L %d cents", ticker, pos.side, result, pnl)

@@ -6,7 +6,15 @@ import math
 import pandas as pd
 import pytest
 
-from kalshi_lab.backtest.report import fills_frame, max_drawdown, sharpe_daily, summarize
+from kalshi_lab.backtest.report import (
+    exposure,
+    fills_frame,
+    max_drawdown,
+    sharpe_daily,
+    sortino_daily,
+    summarize,
+    traded_signal_scores,
+)
 from kalshi_lab.execution.account import KalshiAccount
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
@@ -38,3 +46,37 @@ def test_quiet_run_summary_is_json_without_nan():
     assert s["max_drawdown"] == 0.0 and s["sharpe_daily"] == 0.0
     json.dumps(s, allow_nan=False)
     assert list(fills_frame([]).columns)[:4] == ["ts", "quote_ts", "source", "decided_at"]
+
+
+def test_sortino_divides_by_the_downside_only():
+    values = pd.Series([100.0, 110.0, 99.0, 108.9])  # +10 %, -10 %, +10 %
+    r = values.pct_change().dropna()
+    downside = math.sqrt(((r.clip(upper=0)) ** 2).mean())
+    assert sortino_daily(values) == pytest.approx(r.mean() / downside * math.sqrt(365))
+    assert sortino_daily(pd.Series([100.0, 101.0, 102.0])) == 0.0  # no losing day
+
+
+def test_exposure_is_the_share_of_equity_in_positions():
+    equity = pd.DataFrame({"positions_value": [0.0, 50.0, 25.0], "equity": [100.0, 100.0, 50.0]})
+    assert exposure(equity) == pytest.approx((1 / 3, 0.5))
+
+
+def test_traded_signals_are_scored_against_the_market_price_paid():
+    fills = pd.DataFrame(
+        {
+            "decided_at": [T0, T0, T0 + pd.Timedelta(days=1)],
+            "ticker": ["A", "A", "B"],  # A bought twice in one decision: scored once
+            "side": ["yes", "yes", "no"],
+            "action": ["buy", "buy", "buy"],
+            "price": [0.40, 0.41, 0.70],
+        }
+    )
+    predictions = pd.DataFrame(
+        {"as_of": [T0, T0 + pd.Timedelta(days=1)], "ticker": ["A", "B"], "prob": [0.6, 0.2]}
+    )
+    outcomes = pd.Series({"A": 1.0, "B": 1.0})  # B resolved YES: the NO buy lost
+    s = traded_signal_scores(fills, predictions, outcomes)
+    assert s["n_traded_signals_scored"] == 2
+    assert s["traded_model_brier"] == pytest.approx(((0.6 - 1) ** 2 + (0.8 - 0) ** 2) / 2)
+    assert s["traded_market_brier"] == pytest.approx(((0.40 - 1) ** 2 + (0.70 - 0) ** 2) / 2)
+    assert s["traded_model_log_loss"] == pytest.approx(-(math.log(0.6) + math.log(0.2)) / 2)

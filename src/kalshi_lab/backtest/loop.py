@@ -34,6 +34,7 @@ from kalshi_lab.backtest.report import (
     equity_row,
     fills_frame,
     summarize,
+    traded_signal_scores,
 )
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import RESULTS, KalshiAccount
@@ -205,7 +206,12 @@ def run_backtest(
     _explain(strat, exchange, orders)
     equity = pd.DataFrame(rows, columns=EQUITY_COLUMNS)
     summary = summarize(equity, orders, account, initial_cents)
+    fills = fills_frame(orders)
+    if target == "settlement":
+        resolved = markets[markets["result"].isin(["yes", "no"])]
+        outcomes = pd.Series(
+            (resolved["result"] == "yes").astype(float).to_numpy(), index=resolved["ticker"]
+        )
+        summary.update(traded_signal_scores(fills, predictions, outcomes))
     logger.info("backtest %s/%s: %s", strategy.name, backtest.executor, summary)
-    return BacktestResult(
-        equity=equity, fills=fills_frame(orders), closed=closed_frame(account), summary=summary
-    )
+    return BacktestResult(equity=equity, fills=fills, closed=closed_frame(account), summary=summary)

@@ -118,6 +118,56 @@ def sharpe_daily(values: pd.Series) -> float:
     return float(returns.mean() / std * math.sqrt(365))
 
 
+def sortino_daily(values: pd.Series) -> float:
+    """Mean daily return over the downside deviation (losing days only, around 0), x sqrt(365).
+
+    Unlike Sharpe it does not punish upside swings, which binary payoffs are full of.
+    """
+    returns = values.pct_change().dropna()
+    downside = math.sqrt(float((np.minimum(returns, 0.0) ** 2).mean())) if len(returns) else 0.0
+    if not downside > 0:
+        return 0.0
+    return float(returns.mean() / downside * math.sqrt(365))
+
+
+def exposure(equity: pd.DataFrame) -> tuple[float, float]:
+    """Mean and peak share of equity held in positions (marked at the bid) at decision times."""
+    if equity.empty:
+        return 0.0, 0.0
+    share = (equity["positions_value"] / equity["equity"]).where(equity["equity"] > 0, 0.0)
+    return float(share.mean()), float(share.max())
+
+
+def traded_signal_scores(
+    fills: pd.DataFrame, predictions: pd.DataFrame, outcomes: pd.Series
+) -> dict[str, float | int]:
+    """Brier score and log loss of the probabilities behind the buys actually made, beside the
+    market's: the price paid read as a probability, on the same buys.
+
+    ``outcomes`` maps ticker -> 1.0 if the side YES won, 0.0 if NO won (void markets absent).
+    Each buy counts once per (decision, market); the probability is that of the side bought.
+    """
+    buys = fills[fills["action"] == "buy"].drop_duplicates(["decided_at", "ticker"])
+    probs = predictions.set_index(["as_of", "ticker"])["prob"]
+    key = pd.MultiIndex.from_arrays([buys["decided_at"], buys["ticker"]])
+    yes_prob = probs.reindex(key).to_numpy()
+    outcome = buys["ticker"].map(outcomes).to_numpy(dtype=float)
+    is_yes = (buys["side"] == "yes").to_numpy()
+    won = np.where(is_yes, outcome, 1.0 - outcome)
+    model = np.where(is_yes, yes_prob, 1.0 - yes_prob)
+    market = buys["price"].to_numpy(dtype=float)
+    scored = ~np.isnan(won) & ~np.isnan(model)
+    out: dict[str, float | int] = {"n_traded_signals_scored": int(scored.sum())}
+    for name, p in (("traded_model", model), ("traded_market", market)):
+        p = np.clip(p[scored], 1e-6, 1 - 1e-6)
+        y = won[scored]
+        out[f"{name}_brier"] = float(np.mean((p - y) ** 2)) if len(y) else 0.0
+        out[f"{name}_log_loss"] = (
+            float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if len(y) else 0.0
+        )
+    return out
+
+
 def _by_source(fills: list[Fill]) -> dict[str, int]:
     """Fills and contracts per quote source: how much of a run the candle fallback priced."""
     out = {}
@@ -141,17 +191,27 @@ def summarize(
     traded = [o for o in orders if o.filled > 0]
     fills = [f for o in traded for f in o.fills]
     pnl = np.array([c.pnl_cents for c in account.closed])
+    traded_value = sum(f.cost_cents for f in fills) / 100
+    fees = account.fees_paid_cents / 100
+    gross = final - initial + fees  # P&L before fees
+    mean_exposure, peak_exposure = exposure(equity)
     return {
         "initial_cash": initial,
         "final_equity": final,
         "total_return": final / initial - 1.0,
         "max_drawdown": max_drawdown(daily),
         "sharpe_daily": sharpe_daily(daily),
+        "sortino_daily": sortino_daily(daily),
         "n_orders": len(orders),
         "n_trades": len(traded),
         "n_contracts": int(sum(o.filled for o in traded)),
         **_by_source(fills),
-        "fees_paid": account.fees_paid_cents / 100,
+        "fees_paid": fees,
+        # fees over the P&L before fees; 1.0 when fees took all of it (or there was none)
+        "fee_share_of_gross_pnl": min(1.0, fees / gross) if gross > 0 else 1.0 if fees else 0.0,
+        "turnover": traded_value / initial,  # dollars bought and sold per dollar of capital
+        "mean_exposure": mean_exposure,
+        "peak_exposure": peak_exposure,
         "realized_pnl": account.realized_pnl_cents / 100,
         "n_closed": len(account.closed),
         "hit_rate": float((pnl > 0).mean()) if len(pnl) else 0.0,

@@ -11,7 +11,7 @@ import pytest
 from kalshi_lab.backtest import run_backtest
 from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.errors import DataError
-from kalshi_lab.params import BacktestParams, StrategyParams
+from kalshi_lab.params import BacktestParams, RiskParams, StrategyParams
 
 NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
 
@@ -51,6 +51,8 @@ PREDICTIONS = pd.DataFrame(
     }
 )
 KELLY = StrategyParams("edge_kelly", 0.03, 0.5, 0.05, 0.10, exit_edge=-0.02)
+#: limits that never bind in these small cases: the strategy's own caps are what is tested
+NO_LIMITS = RiskParams(10**9, 1.0, 1.0, kill_switch=False)
 
 
 def run(
@@ -59,9 +61,12 @@ def run(
     book: pd.DataFrame = BOOK,
     candles: pd.DataFrame = NO_CANDLES,
     markets: pd.DataFrame = MARKETS,
+    risk: RiskParams = NO_LIMITS,
 ):
     params = BacktestParams(1000.0, executor, 4, 0.07, 1.0, 0.1)
-    return run_backtest(predictions, book, candles, markets, SERIES, KELLY, params, "settlement")
+    return run_backtest(
+        predictions, book, candles, markets, SERIES, KELLY, risk, params, "settlement"
+    )
 
 
 def candles(rows: list[tuple]) -> pd.DataFrame:
@@ -229,3 +234,12 @@ def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor):
         full.equity[full.equity["ts"] <= cutoff],
     )
     assert not truncated.fills.equals(full.fills)  # the later data did matter later
+
+
+def test_risk_limits_hold_in_the_loop_whatever_the_strategy_sizes():
+    # the strategy alone buys about 9,500 cents (5 % of equity in each of A and B)
+    capped = run(risk=RiskParams(10**9, 0.05, 1.0, kill_switch=False))
+    spent = (capped.fills["cost"] + capped.fills["fee"]).sum()
+    assert 0 < spent <= 0.05 * 1000.0
+    killed = run(risk=RiskParams(10**9, 1.0, 1.0, kill_switch=True))
+    assert killed.fills.empty and killed.summary["n_orders"] == 0

@@ -30,7 +30,7 @@ def test_config_groups_mirror_the_registries():
         assert yaml.safe_load((CONF / "model" / f"{name}.yaml").read_text())["name"] == name
 
 
-GROUPS = ["data", "features", "split", "model", "strategy", "backtest"]
+GROUPS = ["data", "features", "split", "model", "strategy", "risk", "backtest"]
 COMBINATIONS = list(itertools.product(*(group_options(g) for g in GROUPS)))
 
 

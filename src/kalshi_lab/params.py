@@ -330,6 +330,26 @@ class StrategyParams:
 
 
 @dataclass(frozen=True)
+class RiskParams:
+    """Hard limits on every buy, whatever the strategy decides (``risk``)."""
+
+    max_contracts_per_market: int
+    max_capital_frac: float
+    max_daily_loss_frac: float
+    kill_switch: bool
+
+    def __post_init__(self) -> None:
+        _require(
+            self.max_contracts_per_market >= 1,
+            "risk.max_contracts_per_market",
+            "must be >= 1",
+            self.max_contracts_per_market,
+        )
+        _in_half_open_unit("risk.max_capital_frac", self.max_capital_frac)
+        _in_half_open_unit("risk.max_daily_loss_frac", self.max_daily_loss_frac)
+
+
+@dataclass(frozen=True)
 class BacktestParams:
     """Account, exchange and executor settings (``backtest``)."""
 
@@ -368,6 +388,7 @@ class Params:
     split: SplitParams
     model: ModelParams
     strategy: StrategyParams
+    risk: RiskParams
     backtest: BacktestParams
 
     def __post_init__(self) -> None:

@@ -41,8 +41,9 @@ from kalshi_lab.execution.account import RESULTS, KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 from kalshi_lab.execution.executor import BaseExecutor, make_executor
+from kalshi_lab.execution.risk import RiskManager
 from kalshi_lab.execution.strategy import BaseMarketStrategy, make_strategy
-from kalshi_lab.params import BacktestParams, StrategyParams
+from kalshi_lab.params import BacktestParams, RiskParams, StrategyParams
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ def run_backtest(
     markets: pd.DataFrame,
     series: pd.DataFrame,
     strategy: StrategyParams,
+    risk: RiskParams,
     backtest: BacktestParams,
     target: str,
 ) -> BacktestResult:
@@ -180,6 +182,7 @@ def run_backtest(
     account = KalshiAccount(initial_cents)
     strat: BaseMarketStrategy = make_strategy(strategy, target)
     executor = make_executor(backtest)
+    gate = RiskManager(risk)
     clock = _Clock(markets, executor, exchange, account)
 
     rows: list[dict[str, object]] = []
@@ -189,6 +192,8 @@ def run_backtest(
         strat.receive(clock.run_until(ts))
         _mark(account, exchange, ts)
         decision = strat.generate_trade_decision(ts, signals, exchange, account)
+        decision, refused = gate.check(decision, account, working=orders)
+        strat.receive(refused)
         strat.receive(executor.execute(decision, exchange, account))
         orders.extend(decision.orders)
         _mark(account, exchange, ts)
@@ -204,6 +209,7 @@ def run_backtest(
         rows.append(equity_row(end, account))
 
     _explain(strat, exchange, orders)
+    gate.explain()
     equity = pd.DataFrame(rows, columns=EQUITY_COLUMNS)
     summary = summarize(equity, orders, account, initial_cents)
     fills = fills_frame(orders)

@@ -17,6 +17,7 @@ from kalshi_lab.execution.decision import ContractOrder, Fill, PredictionMarketD
 from kalshi_lab.execution.exchange import BaseKalshiExchange, SimulatedKalshiExchange
 from kalshi_lab.execution.executor import BaseExecutor, KalshiExecutor, TWAPExecutor, make_executor
 from kalshi_lab.execution.fees import FeeSchedule, fee_per_contract, quadratic_units
+from kalshi_lab.execution.risk import RiskManager
 from kalshi_lab.execution.strategy import (
     BaseMarketStrategy,
     DirectionalStrategy,
@@ -39,6 +40,7 @@ __all__ = [
     "KalshiExecutor",
     "OverdraftError",
     "PredictionMarketDecision",
+    "RiskManager",
     "Settlement",
     "SimulatedKalshiExchange",
     "TWAPExecutor",

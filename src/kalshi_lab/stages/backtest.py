@@ -23,6 +23,7 @@ def main() -> None:
         read_table("markets"),
         read_table("series"),
         params.strategy,
+        params.risk,
         params.backtest,
         params.model.target,
     )

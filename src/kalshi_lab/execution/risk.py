@@ -1,0 +1,134 @@
+"""Risk limits: one gate between strategy and executor, the same in backtest, paper and live.
+
+Whatever a strategy decides (the project's or a user's), every BUY passes here before an
+executor sees it, and is cut down or refused when it would break a limit of ``RiskParams``:
+
+* ``max_contracts_per_market``: contracts held in a market after the buy (a decision holds at
+  most one order per market);
+* ``max_capital_frac``: cost basis of all open positions, plus what buys still being worked
+  may yet spend, plus this decision's buys, as a share of equity (marked at the bid);
+* ``max_daily_loss_frac``: once equity at a decision is that share below the equity at the UTC
+  day's first decision, no buy passes until the next UTC day (a halt is not lifted by a
+  recovery within the day);
+* ``kill_switch``: no buy passes at all.
+
+SELLS always pass: a limit must never trap a position. A buy's cost is bounded by its
+``max_cost_cents`` when it has one, else by its limit price plus two cents of fee per contract
+(Kalshi's taker fee peaks at 1.75 cents a contract at 50 cents). Refused orders are finished
+(status ``unfilled``) so that the strategy sees them done; counts by reason are kept for the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import replace
+
+import pandas as pd
+
+from kalshi_lab.execution.account import KalshiAccount
+from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecision
+from kalshi_lab.params import RiskParams
+
+logger = logging.getLogger(__name__)
+
+#: an upper bound of the taker fee per contract, in cents (0.07 x 0.5 x 0.5 = 1.75 cents)
+FEE_BOUND_CENTS = 2
+
+KILL_SWITCH = "kill switch on"
+DAILY_LOSS = "daily loss limit reached: no new positions until the next UTC day"
+CONTRACTS = "max_contracts_per_market"
+CAPITAL = "max_capital_frac (cost basis of open positions and working buys)"
+
+
+def cost_bound_cents(order: ContractOrder) -> int:
+    """The most a buy's remaining part can cost, fees included."""
+    by_limit = order.remaining * (order.limit_cents + FEE_BOUND_CENTS)
+    budget = order.remaining_budget_cents
+    return by_limit if budget is None else min(by_limit, budget)
+
+
+class RiskManager:
+    """Applies ``params`` to each decision in time order; remembers the day's opening equity."""
+
+    def __init__(self, params: RiskParams) -> None:
+        self.params = params
+        self.refused: Counter[str] = Counter()  # buys refused, by reason
+        self.reduced: Counter[str] = Counter()  # buys cut down, by the limit that cut them
+        self._day: pd.Timestamp | None = None
+        self._day_open_cents = 0
+        self._halted = False
+
+    def check(
+        self,
+        decision: PredictionMarketDecision,
+        account: KalshiAccount,
+        working: Iterable[ContractOrder] = (),
+    ) -> tuple[PredictionMarketDecision, list[ContractOrder]]:
+        """(the decision the executor may run, the orders refused and finished here).
+
+        ``account`` is marked at the decision time; ``working`` are earlier orders an executor
+        is still working (their unspent buy budgets count as deployed capital).
+        """
+        equity = account.equity_cents
+        self._roll_day(decision.decided_at, equity)
+        p = self.params
+        deployed = account.open_basis_cents + sum(
+            cost_bound_cents(o) for o in working if o.action == "buy" and not o.done
+        )
+        capital_room = math.floor(p.max_capital_frac * max(equity, 0)) - deployed
+        kept: list[ContractOrder] = []
+        refused: list[ContractOrder] = []
+        for order in decision.orders:
+            if order.action == "sell":
+                kept.append(order)
+                continue
+            reason, count = None, order.count
+            held = account.positions.get(order.ticker)
+            room = p.max_contracts_per_market - (held.contracts if held is not None else 0)
+            if count > room:
+                reason, count = CONTRACTS, max(room, 0)
+            per_contract = order.limit_cents + FEE_BOUND_CENTS
+            affordable = max(capital_room, 0) // per_contract
+            if count > affordable:
+                reason, count = CAPITAL, affordable
+            if p.kill_switch or self._halted:
+                reason, count = (KILL_SWITCH if p.kill_switch else DAILY_LOSS), 0
+            if count <= 0:
+                self.refused[reason] += 1
+                order.finish()
+                refused.append(order)
+                continue
+            if reason is not None:
+                self.reduced[reason] += 1
+                order.count = count
+            capital_room -= min(cost_bound_cents(order), count * per_contract)
+            kept.append(order)
+        return replace(decision, orders=tuple(kept)), refused
+
+    def _roll_day(self, ts: pd.Timestamp, equity_cents: int) -> None:
+        day = ts.floor("D")
+        if day != self._day:
+            self._day, self._day_open_cents, self._halted = day, equity_cents, False
+        limit = self._day_open_cents * (1.0 - self.params.max_daily_loss_frac)
+        if not self._halted and equity_cents < limit:
+            self._halted = True
+            logger.warning(
+                "%s: equity %.2f is more than %.0f %% below the day's %.2f: no new positions "
+                "until the next UTC day",
+                ts,
+                equity_cents / 100,
+                100 * self.params.max_daily_loss_frac,
+                self._day_open_cents / 100,
+            )
+
+    def explain(self) -> None:
+        """One log line of what the limits did over a run."""
+        if self.refused or self.reduced:
+            logger.info(
+                "risk limits: buys refused %s; buys cut down %s",
+                dict(self.refused) or "none",
+                dict(self.reduced) or "none",
+            )

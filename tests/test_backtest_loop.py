@@ -50,7 +50,7 @@ PREDICTIONS = pd.DataFrame(
         "mid": [0.39, 0.71, 0.39],
     }
 )
-KELLY = StrategyParams("edge_kelly", 0.03, 0.5, 0.05, 0.10, exit_edge=-0.02)
+KELLY = StrategyParams("edge_kelly", 0.03, 0.05, 0.10, kelly_fraction=0.5, exit_edge=-0.02)
 #: limits that never bind in these small cases: the strategy's own caps are what is tested
 NO_LIMITS = RiskParams(10**9, 1.0, 1.0, kill_switch=False)
 

@@ -22,8 +22,8 @@ NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 DAY = pd.Timedelta(days=1)
 EQUITY = 1_000_000  # cents
-KELLY = StrategyParams("edge_kelly", 0.03, 0.5, 0.05, 0.10, exit_edge=-0.02)
-DIRECTIONAL = StrategyParams("directional", 0.05, 0.5, 0.05, 0.10, holding_days=1)
+KELLY = StrategyParams("edge_kelly", 0.03, 0.05, 0.10, kelly_fraction=0.5, exit_edge=-0.02)
+DIRECTIONAL = StrategyParams("directional", 0.05, 0.05, 0.10, stake_fraction=0.5, holding_days=1)
 
 
 def exchange(quotes: dict[str, tuple[float, float]], unquoted: tuple[str, ...] = ()):
@@ -235,3 +235,63 @@ def test_directional_counts_held_markets_and_weak_signals():
         "a position is already held in the market": 1,
         "signal not above min_edge 0.05": 1,
     }
+
+
+# --- exits: judged at the bid, against the close known at the decision ----------------------
+
+
+def holding_yes(price_cents: int = 40, contracts: int = 100, fee: int = 100) -> KalshiAccount:
+    acct = KalshiAccount(EQUITY)
+    fill = Fill(T0, T0, "A", "yes", "buy", contracts, contracts * price_cents, fee, "book")
+    acct.apply(fill, "EA")  # basis 0.41 a contract
+    return acct
+
+
+@pytest.mark.parametrize(("yes_bid", "sells"), [(0.35, False), (0.34, True), (0.20, True)])
+def test_stop_loss_fires_on_the_net_bid_against_the_basis(yes_bid, sells):
+    # stop 20 %: exit once bid - fee <= 0.8 x 0.41 = 0.328 (0.35 nets 0.334, 0.34 nets 0.324)
+    params = dataclasses.replace(KELLY, stop_loss=0.2, exit_edge=-1.0)
+    ex = exchange({"A": (yes_bid, 1 - yes_bid - 0.02)})
+    strat = EdgeBasedStrategy(params)
+    d = strat.generate_trade_decision(T0, signals({}), ex, holding_yes())  # no signal needed
+    assert [(o.action, o.limit_cents) for o in d.orders] == ([("sell", 1)] if sells else [])
+    assert dict(strat.exits) == ({"stop loss": 1} if sells else {})
+
+
+def test_profit_target_is_judged_at_the_bid_not_the_mid():
+    params = dataclasses.replace(KELLY, profit_target=0.25, exit_edge=-1.0)  # target net 0.5125
+    wide = exchange({"A": (0.50, 0.40)})  # bid 0.50 (net 0.4825), ask 0.60: the mid says +34 %
+    assert (
+        EdgeBasedStrategy(params)
+        .generate_trade_decision(T0, signals({}), wide, holding_yes())
+        .orders
+        == ()
+    )
+    ex = exchange({"A": (0.56, 0.40)})
+    (sell,) = (
+        EdgeBasedStrategy(params).generate_trade_decision(T0, signals({}), ex, holding_yes()).orders
+    )
+    # walks down the bids only while the target holds: 0.53 nets 0.5126, 0.52 nets 0.5025
+    assert (sell.action, sell.count, sell.limit_cents) == ("sell", 100, 53)
+
+
+def test_time_exit_counts_to_the_close_known_at_the_decision():
+    params = dataclasses.replace(KELLY, exit_hours_before_close=4.0, exit_edge=-1.0)
+    ex = exchange({"A": (0.38, 0.60)})  # the exchange's close: 10 days away
+    strat, acct = EdgeBasedStrategy(params), holding_yes()
+    sig = signals({"A": 0.40}).assign(known_close=T0 + pd.Timedelta(hours=10))  # no entry
+    assert strat.generate_trade_decision(T0, sig, ex, acct).orders == ()  # 10 h to go
+    later = T0 + pd.Timedelta(hours=6, minutes=1)  # 3 h 59 min to go, no new signal
+    no_signal = signals({}).assign(known_close=pd.Series(dtype="datetime64[ns, UTC]"))
+    (sell,) = strat.generate_trade_decision(later, no_signal, ex, acct).orders
+    assert (sell.action, sell.limit_cents, dict(strat.exits)) == ("sell", 1, {"close near": 1})
+
+
+def test_a_time_exit_without_known_closes_is_refused_clearly():
+    from kalshi_lab.errors import DataError
+
+    params = dataclasses.replace(KELLY, exit_hours_before_close=4.0)
+    with pytest.raises(DataError, match="known_close"):
+        EdgeBasedStrategy(params).generate_trade_decision(
+            T0, signals({"A": 0.5}), exchange({"A": (0.38, 0.60)}), holding_yes()
+        )

@@ -293,15 +293,26 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class StrategyParams:
-    """How predictions become orders (``strategy``). Keys unused by a strategy stay None."""
+    """How predictions become orders (``strategy``). Keys unused by a strategy stay None.
+
+    Sizing: ``kelly_fraction`` (edge_kelly: a share of the Kelly stake) or ``stake_fraction``
+    (directional: a share of ``max_position_frac`` at full conviction). Exits, all optional
+    (None: off), judged at the bid a position would be sold into: ``profit_target`` and
+    ``stop_loss`` as a return on the basis per contract, ``exit_hours_before_close`` against
+    the close known at the decision, ``holding_days``, and (edge_kelly) ``exit_edge``.
+    """
 
     name: str
     min_edge: float
-    kelly_fraction: float
     max_position_frac: float
     max_event_frac: float
+    kelly_fraction: float | None = None
+    stake_fraction: float | None = None
     exit_edge: float | None = None
     holding_days: int | None = None
+    profit_target: float | None = None
+    stop_loss: float | None = None
+    exit_hours_before_close: float | None = None
 
     def __post_init__(self) -> None:
         _require(
@@ -313,19 +324,44 @@ class StrategyParams:
         _require(
             0.0 <= self.min_edge < 1.0, "strategy.min_edge", "must be in [0, 1)", self.min_edge
         )
-        _in_half_open_unit("strategy.kelly_fraction", self.kelly_fraction)
         _in_half_open_unit("strategy.max_position_frac", self.max_position_frac)
         _in_half_open_unit("strategy.max_event_frac", self.max_event_frac)
+        if self.profit_target is not None:
+            _positive("strategy.profit_target", self.profit_target)
+        if self.stop_loss is not None:
+            _in_half_open_unit("strategy.stop_loss", self.stop_loss)
+        if self.exit_hours_before_close is not None:
+            _non_negative("strategy.exit_hours_before_close", self.exit_hours_before_close)
+        if self.holding_days is not None:
+            _require(
+                self.holding_days >= 1, "strategy.holding_days", "must be >= 1", self.holding_days
+            )
         if self.name == "edge_kelly":
+            _require(
+                self.kelly_fraction is not None,
+                "strategy.kelly_fraction",
+                "is required by edge_kelly",
+                None,
+            )
+            assert self.kelly_fraction is not None
+            _in_half_open_unit("strategy.kelly_fraction", self.kelly_fraction)
             _require(
                 self.exit_edge is not None, "strategy.exit_edge", "is required by edge_kelly", None
             )
         if self.name == "directional":
             _require(
-                self.holding_days is not None and self.holding_days >= 1,
+                self.stake_fraction is not None,
+                "strategy.stake_fraction",
+                "is required by directional",
+                None,
+            )
+            assert self.stake_fraction is not None
+            _in_half_open_unit("strategy.stake_fraction", self.stake_fraction)
+            _require(
+                self.holding_days is not None,
                 "strategy.holding_days",
-                "must be >= 1 for directional",
-                self.holding_days,
+                "is required by directional",
+                None,
             )
 
 

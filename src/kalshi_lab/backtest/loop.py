@@ -144,6 +144,7 @@ def _explain(
         skipped,
     )
     logger.info("backtest: sends that filled nothing: %s", unfilled)
+    logger.info("backtest: exits decided: %s", _reasons(strategy.exits))
     if not orders:
         logger.warning("backtest placed no order: of %d signals, %s", strategy.n_signals, skipped)
     elif not n_filled:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.errors import ParamError
+from kalshi_lab.errors import DataError, ParamError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecision
 from kalshi_lab.execution.exchange import BaseKalshiExchange
@@ -56,6 +56,91 @@ class _Budget:
     event_spent: dict[str, int]  # per event: committed to working buys and this decision's buys
 
 
+TIME_EXIT = "close near"
+STOP_LOSS = "stop loss"
+PROFIT_TARGET = "profit target"
+HOLDING = "holding period over"
+EDGE_REVERSAL = "edge reversal"
+
+
+@dataclass(frozen=True)
+class ExitStrategy:
+    """When to sell a whole held position, judged at the bid it would be sold into.
+
+    Checked in this order, the first that holds names the exit (None: that exit is off):
+
+    * ``exit_hours_before_close``: the close known at the decision (the last signal's
+      ``known_close``, never the actual close, which an early close moves) is this near;
+    * ``stop_loss`` / ``profit_target``: the net proceeds per contract, bid minus the taker
+      fee, at or below (1 - stop_loss) / at or above (1 + profit_target) times the basis per
+      contract (price plus buy fee);
+    * ``max_holding_days``: the position was opened this long ago;
+    * ``exit_edge``: the model's probability of the side held, q, against the net bid:
+      q - (bid - fee) < exit_edge (only where the model gave a signal at the decision).
+
+    Stops and time exits sell at any bid (limit 1 cent: get out); a profit target and an edge
+    reversal walk down the bids only while their condition still holds; a holding-period exit
+    sells at the best bid.
+    """
+
+    profit_target: float | None = None
+    stop_loss: float | None = None
+    exit_hours_before_close: float | None = None
+    max_holding_days: float | None = None
+    exit_edge: float | None = None
+
+    @classmethod
+    def from_params(cls, params: StrategyParams) -> ExitStrategy:
+        return cls(
+            profit_target=params.profit_target,
+            stop_loss=params.stop_loss,
+            exit_hours_before_close=params.exit_hours_before_close,
+            max_holding_days=params.holding_days,
+            exit_edge=params.exit_edge,
+        )
+
+    def exits(self, held: pd.DataFrame, ts: pd.Timestamp) -> pd.DataFrame:
+        """Per held market (rows of ``held``): ``reason`` (None: keep) and sell ``limit`` (cents).
+
+        ``held`` has ``bid`` (dollars of the side held, NaN: no bid, no exit), ``taker_rate``,
+        ``basis`` (dollars per contract), ``opened_at``, ``known_close`` (NaT: unknown) and
+        ``q`` (NaN: no signal now).
+        """
+        n = len(held)
+        reason = np.full(n, None, dtype=object)
+        limit = np.zeros(n, dtype=np.int64)
+        bid = held["bid"].to_numpy(dtype=float)
+        rate = held["taker_rate"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            net = bid - fee_per_contract(bid, rate)
+        basis = held["basis"].to_numpy(dtype=float)
+
+        def fire(mask: np.ndarray, why: str, at: np.ndarray | int) -> None:
+            new = mask & ~np.isnan(bid) & (reason == None)  # noqa: E711 - elementwise
+            reason[new] = why
+            limit[new] = at[new] if isinstance(at, np.ndarray) else at
+
+        if self.exit_hours_before_close is not None:
+            hours = (pd.to_datetime(held["known_close"], utc=True) - ts) / pd.Timedelta(hours=1)
+            fire((hours <= self.exit_hours_before_close).to_numpy(), TIME_EXIT, 1)
+        with np.errstate(invalid="ignore"):
+            if self.stop_loss is not None:
+                fire(net <= (1.0 - self.stop_loss) * basis, STOP_LOSS, 1)
+            if self.profit_target is not None:
+                target = (1.0 + self.profit_target) * basis
+                fire(net >= target, PROFIT_TARGET, _lowest_net_at_least(target, rate))
+        if self.max_holding_days is not None:
+            age = (ts - pd.to_datetime(held["opened_at"], utc=True)).to_numpy()
+            due = age >= np.timedelta64(int(self.max_holding_days * 86_400), "s")
+            fire(due, HOLDING, np.nan_to_num(np.rint(bid * 100), nan=1).astype(np.int64))
+        if self.exit_edge is not None:
+            q = held["q"].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                turned = q - net < self.exit_edge  # NaN q: no signal, no edge exit
+            fire(turned, EDGE_REVERSAL, _lowest_sell_limit(np.nan_to_num(q), rate, self.exit_edge))
+        return pd.DataFrame({"reason": reason, "limit": limit}, index=held.index)
+
+
 class BaseMarketStrategy(ABC):
     """Turns signals into orders; keeps track of its orders the executor is still working."""
 
@@ -64,6 +149,9 @@ class BaseMarketStrategy(ABC):
         self._working: dict[str, ContractOrder] = {}
         self.n_signals = 0  # (market, decision time) signals seen
         self.skipped: Counter[str] = Counter()  # signals that led to no order, by reason
+        self.exit = ExitStrategy.from_params(params)
+        self.exits: Counter[str] = Counter()  # sells decided, by exit reason
+        self._known_close: dict[str, pd.Timestamp] = {}  # per market: from its last signal
 
     @abstractmethod
     def generate_trade_decision(
@@ -107,6 +195,14 @@ class BaseMarketStrategy(ABC):
         (``tradable`` is False there).
         """
         self.n_signals += len(signals)
+        if "known_close" in signals.columns:
+            known = signals.dropna(subset=["known_close"])
+            self._known_close.update(zip(known["ticker"], known["known_close"], strict=True))
+        elif self.exit.exit_hours_before_close is not None:
+            raise DataError(
+                "strategy.exit_hours_before_close needs predictions with known_close "
+                "(written by the evaluate stage)"
+            )
         duplicated = signals["ticker"].duplicated(keep="last")
         self._skip("a later signal for the same market at the same time", duplicated)
         sig = signals[~duplicated].set_index("ticker")
@@ -122,6 +218,40 @@ class BaseMarketStrategy(ABC):
         self._skip(_WORKING, is_open & frame["working"])
         frame["tradable"] = is_open & ~frame["working"]
         return frame
+
+    def _exit_orders(
+        self,
+        ts: pd.Timestamp,
+        frame: pd.DataFrame,
+        exchange: BaseKalshiExchange,
+        account: KalshiAccount,
+    ) -> list[ContractOrder]:
+        """Sells of the held positions an exit of :attr:`exit` fires for (open markets only)."""
+        tickers = [t for t in account.positions if t not in self._working]
+        if not tickers:
+            return []
+        quotes = exchange.quotes(tickers, ts)
+        positions = [account.positions[t] for t in tickers]
+        side = np.array([pos.side for pos in positions])
+        prob = frame["prob"].reindex(tickers).to_numpy(dtype=float)
+        held = pd.DataFrame(
+            {
+                "bid": _side_columns(quotes, side, "bid") / 100.0,
+                "taker_rate": quotes["taker_rate"].to_numpy(dtype=float),
+                "basis": [pos.basis_cents / pos.contracts / 100.0 for pos in positions],
+                "opened_at": [pos.opened_at for pos in positions],
+                "known_close": [self._known_close.get(t, pd.NaT) for t in tickers],
+                "q": np.where(side == "yes", prob, 1.0 - prob),
+            },
+            index=pd.Index(tickers, name="ticker"),
+        )
+        decided = self.exit.exits(held, ts)
+        go = decided["reason"].notna() & quotes["is_open"].astype(bool).to_numpy()
+        orders = []
+        for ticker, row in decided[go].iterrows():
+            self.exits[row["reason"]] += 1
+            orders.append(_sell(ts, account, str(ticker), max(int(row["limit"]), 1)))
+        return orders
 
     def _budget(self, account: KalshiAccount) -> _Budget:
         """The account's equity and cash, less what buys still being worked may yet spend.
@@ -222,6 +352,14 @@ def _lowest_sell_limit(q: np.ndarray, rate: np.ndarray, exit_edge: float) -> np.
     return 100 - (q[:, None] - nets < exit_edge).sum(axis=1)
 
 
+def _lowest_net_at_least(target: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Per market, the lowest bid (cents) whose net P - fee(P) is still >= target (100: none)."""
+    grid = _CENTS / 100.0
+    nets = grid - fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
+    with np.errstate(invalid="ignore"):
+        return 100 - (nets >= np.asarray(target, dtype=float)[:, None]).sum(axis=1)
+
+
 def _side_columns(frame: pd.DataFrame, side: np.ndarray, name: str) -> np.ndarray:
     """Per row, column ``{side}_{name}`` where side is 'yes' or 'no'."""
     return np.where(side == "yes", frame[f"yes_{name}"], frame[f"no_{name}"])
@@ -255,19 +393,7 @@ class EdgeBasedStrategy(BaseMarketStrategy):
         held_side = pd.Series(
             {t: pos.side for t, pos in account.positions.items()}, dtype=object
         ).reindex(frame.index)
-        orders: list[ContractOrder] = []
-
-        # exits: the edge of holding over selling at the bid has turned against the position
-        held = frame[tradable & held_side.notna()]
-        if len(held):
-            side = held_side[held.index].to_numpy()
-            q = np.where(side == "yes", held["prob"], 1.0 - held["prob"])
-            bid = _side_columns(held, side, "bid")
-            net = bid - fee_per_contract(bid, held["taker_rate"])
-            exit_now = q - net < p.exit_edge  # NaN bid: False, no exit
-            lowest = _lowest_sell_limit(q, held["taker_rate"].to_numpy(), p.exit_edge)
-            for ticker, limit in zip(held.index[exit_now], lowest[exit_now], strict=True):
-                orders.append(_sell(ts, account, ticker, int(limit)))
+        orders = self._exit_orders(ts, frame, exchange, account)
 
         # entries: the better side's fee-inclusive edge, never the side opposite a holding
         entry = frame[tradable & ~frame.index.isin([o.ticker for o in orders])]
@@ -298,6 +424,7 @@ class EdgeBasedStrategy(BaseMarketStrategy):
             row = entry.loc[ticker]
             p_eff = c["ask"] + float(fee_per_contract(c["ask"], row["taker_rate"]))
             kelly = (c["q"] - p_eff) / (1.0 - p_eff)
+            assert p.kelly_fraction is not None  # checked by StrategyParams for edge_kelly
             stake = p.kelly_fraction * kelly * budget.equity - _held_basis(account, ticker)
             order = self._buy(ts, row, c["side"], stake, int(c["limit"]), account, budget)
             if order is not None:
@@ -313,7 +440,7 @@ class DirectionalStrategy(BaseMarketStrategy):
     Signal s = p - 0.5 for target ``direction`` (p = P(price up over the next day)) and
     s = p - mid for ``settlement`` (mid as of the prediction). Buy YES when s > min_edge, NO
     when s < -min_edge, at the best ask only (the signal says nothing about higher prices).
-    The stake grows with conviction: ``kelly_fraction * min(1, |s| / 0.5) * max_position_frac``
+    The stake grows with conviction: ``stake_fraction * min(1, |s| / 0.5) * max_position_frac``
     of equity, under the same caps; |s| = 0.5 is the strongest possible direction signal.
     Markets already held get no new buys; a position is sold at the best bid once
     ``holding_days`` have passed since it was opened (the sell retries at each decision until
@@ -324,10 +451,9 @@ class DirectionalStrategy(BaseMarketStrategy):
         super().__init__(params)
         if target not in TARGETS:
             raise ParamError(f"model.target must be one of {TARGETS}, got {target!r}")
-        if params.holding_days is None:
-            raise ParamError("strategy.holding_days is required by directional")
+        if params.holding_days is None or params.stake_fraction is None:
+            raise ParamError("strategy.holding_days and stake_fraction are required by directional")
         self.target = target
-        self.holding = pd.Timedelta(days=params.holding_days)
 
     def generate_trade_decision(
         self,
@@ -337,21 +463,8 @@ class DirectionalStrategy(BaseMarketStrategy):
         account: KalshiAccount,
     ) -> PredictionMarketDecision:
         p = self.params
-        orders: list[ContractOrder] = []
-
-        due = [
-            t
-            for t, pos in account.positions.items()
-            if ts - pos.opened_at >= self.holding and t not in self._working
-        ]
-        if due:
-            quotes = exchange.quotes(due, ts)
-            for ticker in due:
-                bid = quotes.at[ticker, f"{account.positions[ticker].side}_bid"]
-                if quotes.at[ticker, "is_open"] and pd.notna(bid):
-                    orders.append(_sell(ts, account, ticker, int(bid)))
-
         frame = self._frame(signals, exchange, ts)
+        orders = self._exit_orders(ts, frame, exchange, account)
         held = frame.index.isin(list(account.positions))
         self._skip("a position is already held in the market", frame["tradable"] & held)
         entry = frame[frame["tradable"] & ~held]
@@ -372,7 +485,7 @@ class DirectionalStrategy(BaseMarketStrategy):
         budget = self._budget(account)
         for ticker, c in candidates.iterrows():
             conviction = min(1.0, abs(c["s"]) / 0.5)
-            stake = p.kelly_fraction * conviction * p.max_position_frac * budget.equity
+            stake = p.stake_fraction * conviction * p.max_position_frac * budget.equity
             limit = int(round(c["ask"] * 100))
             order = self._buy(ts, entry.loc[ticker], c["side"], stake, limit, account, budget)
             if order is not None:

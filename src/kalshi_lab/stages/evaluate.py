@@ -1,6 +1,7 @@
 """evaluate: the model and its baselines on the validation rows; predictions for the backtest."""
 
 import joblib
+import pandas as pd
 
 from kalshi_lab import figures, paths
 from kalshi_lab.errors import DataError
@@ -47,7 +48,10 @@ def main() -> None:
 
     prob_all = model.predict_proba(valid_all[columns])[:, 1]
     predictions = valid_all[PREDICTION_CONTEXT].assign(
-        prob=prob_all, label=valid_all[target].to_numpy()
+        prob=prob_all,
+        label=valid_all[target].to_numpy(),
+        # the close known at as_of (DAYS_TO_CLOSE is measured to it), for exits before the close
+        known_close=valid_all["as_of"] + pd.to_timedelta(valid_all["DAYS_TO_CLOSE"], unit="D"),
     )
     prob = predictions["prob"].to_numpy()[labelled[split.valid]]
 

@@ -342,22 +342,27 @@ def _highest_buy_limit(q: np.ndarray, rate: np.ndarray, min_edge: float) -> np.n
     return (q[:, None] - costs > min_edge).sum(axis=1)
 
 
+def _net_bids(rate: np.ndarray) -> np.ndarray:
+    """Per market (rows) and bid 1..99 cents (columns): what selling there nets, P - fee(P).
+
+    It rises with P, so the bids that net at least some amount are the top of the grid.
+    """
+    grid = _CENTS / 100.0
+    return grid - fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
+
+
 def _lowest_sell_limit(q: np.ndarray, rate: np.ndarray, exit_edge: float) -> np.ndarray:
     """Per market, the lowest bid (cents) at which q - (P - fee(P)) is still below exit_edge.
 
     P - fee(P) rises with P, so the prices that qualify are limit..99 (100: none).
     """
-    grid = _CENTS / 100.0
-    nets = grid - fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
-    return 100 - (q[:, None] - nets < exit_edge).sum(axis=1)
+    return 100 - (q[:, None] - _net_bids(rate) < exit_edge).sum(axis=1)
 
 
 def _lowest_net_at_least(target: np.ndarray, rate: np.ndarray) -> np.ndarray:
     """Per market, the lowest bid (cents) whose net P - fee(P) is still >= target (100: none)."""
-    grid = _CENTS / 100.0
-    nets = grid - fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
     with np.errstate(invalid="ignore"):
-        return 100 - (nets >= np.asarray(target, dtype=float)[:, None]).sum(axis=1)
+        return 100 - (_net_bids(rate) >= np.asarray(target, dtype=float)[:, None]).sum(axis=1)
 
 
 def _side_columns(frame: pd.DataFrame, side: np.ndarray, name: str) -> np.ndarray:

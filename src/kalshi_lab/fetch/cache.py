@@ -97,9 +97,9 @@ class ResponseCache:
                 "SELECT responses FROM units WHERE key = ? AND (run IS NULL OR run = ?)",
                 (key, run.id),
             ).fetchone()
-        if row is None:
-            return None
-        self.hits += 1
+            if row is None:
+                return None
+            self.hits += 1  # under the lock: worker threads count concurrently
         return orjson.loads(row[0])
 
     def put(self, key: str, responses: list[dict[str, Any]], run: Run, *, final: bool) -> None:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from kalshi_lab.data.tables import CANDLES, ORDERBOOK
-from kalshi_lab.execution.decision import ContractOrder
+from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
@@ -19,7 +19,14 @@ H = pd.Timedelta(hours=1)
 MINUTE = pd.Timedelta(minutes=1)
 US = pd.Timedelta(microseconds=1)
 MARKETS = pd.DataFrame(
-    {"ticker": ["A", "B"], "series_ticker": "S", "close_time": [T0 + 48 * H, T0 + 48 * H]}
+    {
+        "ticker": ["A", "B"],
+        "event_ticker": "E",
+        "series_ticker": "S",
+        "close_time": [T0 + 48 * H, T0 + 48 * H],
+        "settlement_ts": pd.NaT,
+        "result": None,
+    }
 )
 SERIES = pd.DataFrame({"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]})
 
@@ -56,10 +63,37 @@ BOOK_ROWS = [  # B has a book from T0 + 2h on: from then the book quotes, not th
 ]
 
 
-def exchange(candles=CANDLE_ROWS, book=BOOK_ROWS, volume_share=0.1) -> SimulatedKalshiExchange:
+CASH = 10_000_000  # the venue's balance in cents
+
+
+def exchange(
+    candles=CANDLE_ROWS, book=BOOK_ROWS, volume_share=0.1, markets=MARKETS
+) -> SimulatedKalshiExchange:
     return SimulatedKalshiExchange(
-        table(book, ORDERBOOK), table(candles, CANDLES), MARKETS, SERIES, 0.07, 1.0, volume_share
+        table(book, ORDERBOOK),
+        table(candles, CANDLES),
+        markets,
+        SERIES,
+        0.07,
+        1.0,
+        volume_share,
+        CASH,
     )
+
+
+def holding(ex: SimulatedKalshiExchange, holdings: dict[str, str], count: int = 10_000):
+    """The venue holds ``count`` contracts of the given side per ticker (bought a day earlier)."""
+    for ticker, side in holdings.items():
+        before = T0 - 24 * H
+        bought = Fill(before, before, ticker, side, "buy", count, 50 * count, 0, "book")
+        ex._ledger.apply(bought, "E")
+    return ex
+
+
+def take(ex: SimulatedKalshiExchange, o: ContractOrder, ts: pd.Timestamp) -> Fill | None:
+    """The taker fill of an ioc order sent at ts, or None."""
+    fills = ex.submit(o, ts)
+    return fills[0] if fills else None
 
 
 def order(ticker="A", side="yes", action="buy", count=10, limit=99, **kw) -> ContractOrder:
@@ -83,40 +117,43 @@ def test_a_snapshot_at_or_before_the_time_wins_over_candles():
     assert (q["source"], q["yes_bid"]) == ("candle", 20)
     q = ex.quotes(["B"], T0 + 2 * H).loc["B"]
     assert (q["source"], q["quote_ts"], q["yes_bid"], q["yes_ask"]) == ("book", T0 + 2 * H, 30, 35)
-    fill = ex.execute(order("B", count=5), T0 + 3 * H)
+    fill = take(ex, order("B", count=5), T0 + 3 * H)
     assert (fill.source, fill.quote_ts, fill.cost_cents) == ("book", T0 + 2 * H, 5 * 35)
 
 
 def test_candle_fills_at_the_ask_or_bid_of_their_side_with_the_taker_fee():
-    buy_yes = exchange().execute(order(count=2), T0)
+    buy_yes = take(exchange(), order(count=2), T0)
     assert (buy_yes.source, buy_yes.quote_ts, buy_yes.count) == ("candle", T0, 2)
     assert buy_yes.cost_cents == 2 * 44  # the YES ask, never the mid
     assert buy_yes.fee_cents == 4  # ceil(0.07 x 2 x 44 x 56 / 100) = ceil(3.45)
-    buy_no = exchange().execute(order(side="no", count=2), T0)
+    buy_no = take(exchange(), order(side="no", count=2), T0)
     assert buy_no.cost_cents == 2 * 59  # 1 - YES bid
-    sell_yes = exchange().execute(order(action="sell", count=2, limit=1), T0)
+    sell_yes = take(holding(exchange(), {"A": "yes"}), order(action="sell", count=2, limit=1), T0)
     assert sell_yes.cost_cents == 2 * 41  # the YES bid
-    sell_no = exchange().execute(order(side="no", action="sell", count=2, limit=1), T0)
+    sell_no = take(
+        holding(exchange(), {"A": "no"}), order(side="no", action="sell", count=2, limit=1), T0
+    )
     assert sell_no.cost_cents == 2 * 56  # the NO bid: 1 - YES ask
-    assert exchange().execute(order(count=2, limit=43), T0) is None  # the limit stops it
+    assert take(exchange(), order(count=2, limit=43), T0) is None  # the limit stops it
 
 
 def test_the_volume_cap_is_shared_by_all_orders_against_one_candle():
     ex = exchange()
-    assert ex.execute(order(count=10), T0).count == 3  # floor(0.1 x 30)
-    assert ex.execute(order(side="no", count=1), T0 + 30 * MINUTE) is None
+    assert take(ex, order(count=10), T0).count == 3  # floor(0.1 x 30)
+    sell = order(action="sell", count=1, limit=1)  # the other side of the same candle
+    assert take(ex, sell, T0 + 30 * MINUTE) is None
     assert ex.unfilled == {"candle: what the candle allowed was taken by earlier orders": 1}
-    assert ex.execute(order(count=500), T0 + H).count == 100  # the next candle is fresh
-    assert exchange(volume_share=1.0).execute(order(count=50), T0).count == 30
+    assert take(ex, order(count=500), T0 + H).count == 100  # the next candle is fresh
+    assert take(exchange(volume_share=1.0), order(count=50), T0).count == 30
 
 
 def test_no_bid_or_no_volume_is_no_fill_and_is_counted():
     ex = exchange([candle("A", T0, 0.0, 1.0, 10.0), candle("B", T0, 0.3, 0.4, 5.0)], book=[])
     q = ex.quotes(["A"], T0).loc["A"]
     assert q[["yes_bid", "no_bid", "yes_ask", "no_ask"]].isna().all()  # 0 and 1: no quote
-    assert ex.execute(order(count=1), T0) is None
-    assert ex.execute(order("B", count=1), T0) is None  # floor(0.1 x 5) = 0
-    assert ex.execute(order("B", count=1), T0 - H) is None
+    assert take(ex, order(count=1), T0) is None
+    assert take(ex, order("B", count=1), T0) is None  # floor(0.1 x 5) = 0
+    assert take(ex, order("B", count=1), T0 - H) is None
     assert ex.unfilled == {
         "candle: no price on the side to take": 1,
         "candle: under one contract after max_volume_share (no or little volume)": 1,
@@ -124,30 +161,11 @@ def test_no_bid_or_no_volume_is_no_fill_and_is_counted():
     }
 
 
-def test_quote_times_are_candle_ends_before_the_first_snapshot_then_snapshots():
-    rows = [
-        *CANDLE_ROWS,
-        candle("B", T0 + 2 * H, 0.2, 0.3, 9.0),
-        candle("B", T0 + 3 * H, 0.2, 0.3, 9.0),
-    ]
-    ex = exchange(rows, [*BOOK_ROWS, book_row("B", T0 + 5 * H, "yes", 0.3, 1.0)])
-    assert ex.quote_times("A", T0, 5) == [T0, T0 + H]
-    assert ex.quote_times("B", T0 - 2 * H, 5) == [T0 - H, T0 + 2 * H, T0 + 5 * H]
-
-
-def test_quote_times_do_not_know_when_the_market_closes():
+def test_an_early_close_is_not_known_before_it_happens_and_stops_fills():
     closes_early = MARKETS.assign(close_time=T0 + 30 * MINUTE)
-    ex = SimulatedKalshiExchange(
-        table(BOOK_ROWS, ORDERBOOK),
-        table(CANDLE_ROWS, CANDLES),
-        closes_early,
-        SERIES,
-        0.07,
-        1.0,
-        0.1,
-    )
-    assert ex.quote_times("A", T0, 5) == exchange().quote_times("A", T0, 5) == [T0, T0 + H]
-    assert ex.execute(order(count=1), T0 + H) is None
+    assert take(exchange(markets=closes_early), order(count=1), T0 + H) is None
+    ex = exchange(markets=closes_early)
+    take(ex, order(count=1), T0 + H)
     assert ex.unfilled == {"market closed": 1}
 
 
@@ -179,13 +197,13 @@ def _random_market_data(seed: int) -> tuple[list[dict], list[dict]]:
 def _orders_until(ex: SimulatedKalshiExchange, cutoff: pd.Timestamp) -> tuple[list, pd.DataFrame]:
     """Fills of a fixed sequence of orders sent up to ``cutoff``, and the quotes at each send."""
     fills, quotes = [], []
+    held = {"A": "yes", "B": "no"}  # YES asks and bids of A, NO asks and bids of B
+    holding(ex, held)
     for k, at in enumerate(pd.date_range(T0 - 2 * H, cutoff, freq="50min")):
-        side, action = ("no", "buy") if k % 3 == 0 else ("yes", "buy")
-        if k % 5 == 4:
-            side, action = "yes", "sell"
+        action = "sell" if k % 3 == 2 else "buy"
         limit = 99 if action == "buy" else 1
-        for ticker in ("A", "B"):
-            fills.append(ex.execute(order(ticker, side, action, 40, limit), at))
+        for ticker, side in held.items():
+            fills.append(take(ex, order(ticker, side, action, 40, limit), at))
         quotes.append(ex.quotes(["A", "B"], at).assign(at=at))
     return fills, pd.concat(quotes)
 

@@ -10,6 +10,7 @@ floats are converted once, in the exchange.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,6 +25,11 @@ ACTIONS = ("buy", "sell")
 #: market closed, no quote)
 STATUSES = ("new", "open", "filled", "partial", "unfilled")
 DONE = ("filled", "partial", "unfilled")
+#: ioc: immediate-or-cancel, what the quote allows when sent; gtc: the rest rests on the book
+#: as a limit order until it fills (as maker) or is cancelled (by the executor's time-to-live)
+TIME_IN_FORCE = ("ioc", "gtc")
+#: taker: crossed a displayed price when sent; maker: rested and the market traded through it
+LIQUIDITY = ("taker", "maker")
 
 
 def _check_side_action(side: str, action: str) -> None:
@@ -42,15 +48,17 @@ def _check_utc(name: str, ts: pd.Timestamp) -> None:
 class Fill:
     """One order's execution against one quote: possibly several price levels, one fee."""
 
-    ts: pd.Timestamp  # when the order was sent
+    ts: pd.Timestamp  # when it happened: the send (taker), or the quote that traded through (maker)
     quote_ts: pd.Timestamp  # the snapshot, or the END of the candle, it was filled against (<= ts)
     ticker: str
     side: str
     action: str
     count: int  # contracts
     cost_cents: int  # sum over levels of contracts x price: paid (buy) or received (sell)
-    fee_cents: int  # taker fee of the whole execution
+    fee_cents: int  # fee of the whole execution (taker, or maker where the series charges one)
     source: str  # book | candle: what quoted the fill (SOURCES)
+    order_id: str = ""  # the client_order_id of the order filled
+    liquidity: str = "taker"  # LIQUIDITY
 
     def __post_init__(self) -> None:
         _check_side_action(self.side, self.action)
@@ -60,6 +68,8 @@ class Fill:
             raise ValueError(f"fill uses a quote from after it was sent: {self}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.liquidity not in LIQUIDITY:
+            raise ValueError(f"liquidity must be one of {LIQUIDITY}, got {self.liquidity!r}")
 
     @property
     def avg_price_cents(self) -> float:
@@ -76,9 +86,12 @@ class Fill:
 
 @dataclass(eq=False)
 class ContractOrder:
-    """A limit order, decided by a strategy and worked by an executor (IOC per send).
+    """A limit order, decided by a strategy and worked by an executor.
 
-    Compared by identity: an order is a thing being worked, not a value.
+    Compared by identity: an order is a thing being worked, not a value. ``client_order_id``
+    is derived from the decision (market, side, action, time) unless given: the same decision
+    sent twice is the same order to Kalshi, which refuses the second (409), so a retried or
+    restarted send never places a second order; and a backtest stays deterministic.
     """
 
     # --- set by the strategy
@@ -90,6 +103,8 @@ class ContractOrder:
     limit_cents: int  # worst price: highest ask a buy pays, lowest bid a sell accepts
     decided_at: pd.Timestamp
     max_cost_cents: int | None = None  # buys: cap on cost + fees (Kalshi's buy_max_cost)
+    time_in_force: str = "ioc"  # TIME_IN_FORCE
+    client_order_id: str = ""
     # --- filled in by the executor
     filled: int = 0
     cost_cents: int = 0
@@ -111,6 +126,13 @@ class ContractOrder:
                 raise ValueError(f"max_cost_cents must be >= 0, got {self.max_cost_cents}")
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.time_in_force not in TIME_IN_FORCE:
+            raise ValueError(
+                f"time_in_force must be one of {TIME_IN_FORCE}, got {self.time_in_force!r}"
+            )
+        if not self.client_order_id:
+            stamp = self.decided_at.tz_convert("UTC").strftime("%Y%m%dT%H%M%S")
+            self.client_order_id = f"{stamp}-{self.ticker}-{self.action}-{self.side}"
 
     @property
     def remaining(self) -> int:
@@ -149,18 +171,39 @@ class ContractOrder:
             self.status = "partial" if self.filled else "unfilled"
 
 
-@dataclass(frozen=True)
+@dataclass
 class PredictionMarketDecision:
-    """The orders a strategy decided at one time."""
+    """The orders a strategy decided at one time (Qlib's ``TradeDecisionWO``).
 
-    decided_at: pd.Timestamp
-    orders: tuple[ContractOrder, ...] = ()
+    Start empty and :meth:`add` orders, or pass them at once. ``decided_at`` is taken from the
+    first order when not given; every order must carry the same time, and a decision holds at
+    most one order per market (an order per market is what risk limits and executors reason on).
+    """
+
+    orders: list[ContractOrder] = field(default_factory=list)
+    decided_at: pd.Timestamp | None = None
 
     def __post_init__(self) -> None:
-        _check_utc("decided_at", self.decided_at)
-        for order in self.orders:
-            if order.decided_at != self.decided_at:
-                raise ValueError(f"order {order.ticker} decided at {order.decided_at}, not here")
-        tickers = [o.ticker for o in self.orders]
-        if len(set(tickers)) != len(tickers):
-            raise ValueError("a decision holds at most one order per market")
+        if self.decided_at is not None:
+            _check_utc("decided_at", self.decided_at)
+        orders, self.orders = list(self.orders), []
+        for order in orders:
+            self.add(order)
+
+    def add(self, order: ContractOrder) -> None:
+        """Append one order; raises if it is for a market already in the decision or another time."""
+        if self.decided_at is None:
+            self.decided_at = order.decided_at
+        if order.decided_at != self.decided_at:
+            raise ValueError(
+                f"order {order.ticker} decided at {order.decided_at}, not {self.decided_at}"
+            )
+        if any(o.ticker == order.ticker for o in self.orders):
+            raise ValueError(f"a decision holds at most one order per market: {order.ticker} twice")
+        self.orders.append(order)
+
+    def __iter__(self) -> Iterator[ContractOrder]:
+        return iter(self.orders)
+
+    def __len__(self) -> int:
+        return len(self.orders)

@@ -21,16 +21,19 @@ this boundary (the data's markets are ``linear_cent``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from kalshi_lab.errors import DataError
+from kalshi_lab.execution.account import RESULTS, KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.fees import FeeSchedule, quadratic_units
 
@@ -73,16 +76,68 @@ def _cents(dollars: pd.Series, name: str, tickers: pd.Series) -> np.ndarray:
     return rounded
 
 
-class BaseKalshiExchange(Protocol):
-    """What strategies and executors may ask of a market venue."""
+@dataclass(frozen=True)
+class SettledMarket:
+    """A market the exchange settled: ``result`` yes, no or void, at ``ts``."""
 
-    def quotes(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame: ...
+    ticker: str
+    result: str
+    ts: pd.Timestamp
 
-    def execute(self, order: ContractOrder, ts: pd.Timestamp) -> Fill | None: ...
 
-    def quote_times(self, ticker: str, start: pd.Timestamp, n: int) -> list[pd.Timestamp]: ...
+class BaseKalshiExchange(ABC):
+    """What a venue does for the bot; Kalshi itself (LiveKalshiExchange) can do all of it.
 
-    def is_open(self, ticker: str, ts: pd.Timestamp) -> bool: ...
+    Nothing here reveals the future: each call answers with what is known at the time it names
+    (``ts``/``until``), and the venue keeps its own ledger of positions and cash, which the
+    bot's account is reconciled against.
+    """
+
+    @abstractmethod
+    def quotes(self, tickers: Sequence[str], ts: pd.Timestamp) -> pd.DataFrame:
+        """Best quotes at ``ts``, indexed by ticker in the given order.
+
+        Columns: yes_bid, no_bid, yes_ask, no_ask (cents, NaN: no price), yes_bid_size,
+        no_bid_size, quote_ts, source, is_open (bool) and taker_rate (the series' taker rate).
+        """
+
+    @abstractmethod
+    def submit(self, order: ContractOrder, ts: pd.Timestamp) -> list[Fill]:
+        """Send ``order.remaining`` at ``ts``; returns the fills made at once (taker).
+
+        What crosses the book within the limit and the order's budget fills now; an ``ioc``
+        order's rest is cancelled, a ``gtc`` order's rest rests on the book at its limit until
+        :meth:`cancel` or the market's close, and its later fills come from :meth:`fills`.
+        """
+
+    @abstractmethod
+    def cancel(self, order: ContractOrder, ts: pd.Timestamp) -> None:
+        """Take the order's resting rest off the book (nothing if none rests)."""
+
+    @abstractmethod
+    def fills(self, until: pd.Timestamp) -> list[Fill]:
+        """Fills of resting orders up to ``until`` not reported before, in time order."""
+
+    @abstractmethod
+    def settlements(self, until: pd.Timestamp) -> list[SettledMarket]:
+        """Markets held on the venue that settled up to ``until``, not reported before."""
+
+    @abstractmethod
+    def positions(self) -> dict[str, tuple[str, int]]:
+        """The venue's positions: ticker -> (side held, contracts)."""
+
+    @abstractmethod
+    def balance_cents(self) -> int:
+        """The venue's cash balance in cents."""
+
+
+@dataclass
+class _Resting:
+    """What rests on the simulated book of a gtc order: the rest of it, at its limit."""
+
+    order: ContractOrder  # the exchange's own copy (filled fields count the resting fills)
+    event_ticker: str
+    since_ns: int  # quotes after this time can trade through it
 
 
 @dataclass(frozen=True)
@@ -125,8 +180,13 @@ class _Level:
     capacity: int  # contracts all orders together may take here
 
 
-class SimulatedKalshiExchange:
-    """Replays ORDERBOOK (bids only), else CANDLES, with MARKETS' hours and SERIES' fees."""
+class SimulatedKalshiExchange(BaseKalshiExchange):
+    """Replays ORDERBOOK (bids only), else CANDLES, with MARKETS' hours, results and SERIES' fees.
+
+    The venue's own ledger (positions and cash, starting at ``initial_cash_cents``) is a
+    KalshiAccount fed with the same fills and settlements the exchange reports: a bot that
+    books what it is told reconciles exactly, as it must with Kalshi.
+    """
 
     def __init__(
         self,
@@ -137,6 +197,7 @@ class SimulatedKalshiExchange:
         taker_fee_rate: float,
         max_fill_share: float,
         max_volume_share: float,
+        initial_cash_cents: int = 0,
     ) -> None:
         if not 0.0 < max_fill_share <= 1.0:
             raise ValueError(f"max_fill_share must be in (0, 1], got {max_fill_share}")
@@ -168,6 +229,11 @@ class SimulatedKalshiExchange:
         }
         # consumption key of a level (see _levels) -> contracts taken there
         self._consumed: dict[tuple[object, ...], int] = {}
+        self._event = dict(zip(markets["ticker"], markets["event_ticker"], strict=True))
+        self._settle_queue = _settlement_queue(markets)
+        self._next_settlement = 0
+        self._resting: dict[str, _Resting] = {}  # by client_order_id, in submission order
+        self._ledger = KalshiAccount(initial_cash_cents)
         #: why sends filled nothing, by reason: read by the backtest loop's report
         self.unfilled: Counter[str] = Counter()
         logger.info(
@@ -225,22 +291,15 @@ class SimulatedKalshiExchange:
         ]
         return out.drop(columns="ts")
 
-    def quote_times(self, ticker: str, start: pd.Timestamp, n: int) -> list[pd.Timestamp]:
-        """The first ``n`` times at or after ``start`` when the market's quote changes.
-
-        Those are the market's snapshot times and, before its first snapshot, the end times of
-        its candles (which quote it there). Times at or after the close are not cut off: a
-        schedule that knew no quote comes after the close would know of an early close in
-        advance; a send then finds the market closed.
-        """
+    def _change_times(self, ticker: str) -> np.ndarray:
+        """Times (int ns, ascending) when the market's quote changes: its candles' ends before
+        its first snapshot, then its snapshots."""
         snaps, candles = self._snapshots.get(ticker), self._candles.get(ticker)
         book_times = _NO_TIMES if snaps is None else snaps.times
         candle_times = _NO_TIMES if candles is None else candles.times
         if len(book_times):
             candle_times = candle_times[candle_times < book_times[0]]
-        times = np.concatenate([candle_times, book_times])
-        first = int(np.searchsorted(times, _ns(start), side="left"))
-        return [pd.Timestamp(t, tz="UTC") for t in times[first : first + n]]
+        return np.concatenate([candle_times, book_times])
 
     # --- execution ----------------------------------------------------------------------------
 
@@ -273,8 +332,8 @@ class SimulatedKalshiExchange:
         levels = [_Level(bid, (ticker, "candle", k), int(candles.cap[k]))] if bid > 0 else []
         return "candle", int(candles.times[k]), levels
 
-    def execute(self, order: ContractOrder, ts: pd.Timestamp) -> Fill | None:
-        """Fill what the quote at ``ts`` allows of ``order.remaining``, immediate-or-cancel.
+    def _take(self, order: ContractOrder, ts: pd.Timestamp) -> Fill | None:
+        """Fill what the quote at ``ts`` allows of ``order.remaining`` as a taker.
 
         Buying YES takes YES asks, i.e. NO bids from the best (last) one down, paying
         100 - bid; buying NO takes YES bids likewise; selling YES or NO hits that side's bids.
@@ -325,7 +384,148 @@ class SimulatedKalshiExchange:
             cost_cents=cost,
             fee_cents=fees.taker_fee_cents(units),
             source=source,
+            order_id=order.client_order_id,
         )
+
+    def submit(self, order: ContractOrder, ts: pd.Timestamp) -> list[Fill]:
+        """As Kalshi: a buy spends at most the venue's balance; a sell needs the contracts held
+        on the venue (selling what is not held would open the other side, which the bot never
+        means to do: refused and counted)."""
+        if order.action == "sell":
+            held = self.positions().get(order.ticker)
+            if held is None or held != (order.side, held[1]) or held[1] < order.remaining:
+                self.unfilled["sell of contracts not held on the venue"] += 1
+                return []
+        else:
+            held = self.positions().get(order.ticker)
+            if held is not None and held[0] != order.side:
+                self.unfilled["buy of the side opposite a position held"] += 1
+                return []
+            balance = self._ledger.cash_cents
+            budget = order.remaining_budget_cents
+            if budget is None or budget > balance:
+                order = dataclasses.replace(
+                    order, max_cost_cents=order.cost_cents + order.fee_cents + balance
+                )
+        fill = self._take(order, ts)
+        fills = [] if fill is None else [fill]
+        for f in fills:
+            self._ledger.apply(f, order.event_ticker)
+        left = order.remaining - (fill.count if fill else 0)
+        if order.time_in_force == "gtc" and left > 0 and self.is_open(order.ticker, ts):
+            budget = order.remaining_budget_cents
+            if budget is not None and fill is not None:
+                budget -= fill.cost_cents + fill.fee_cents
+            copy = dataclasses.replace(
+                order,
+                count=left,
+                max_cost_cents=budget,
+                filled=0,
+                cost_cents=0,
+                fee_cents=0,
+                status="open",
+                fills=[],
+            )
+            self._resting[order.client_order_id] = _Resting(copy, order.event_ticker, _ns(ts))
+        return fills
+
+    def cancel(self, order: ContractOrder, ts: pd.Timestamp) -> None:
+        self._resting.pop(order.client_order_id, None)
+
+    def fills(self, until: pd.Timestamp) -> list[Fill]:
+        """Resting orders the market traded through up to ``until``, filled at their limit.
+
+        A resting buy fills when a later quote offers its side strictly below the limit (a sell:
+        bids strictly above it): someone then traded at our price first. It takes what those
+        better levels allow after other orders (the same depth accounting as taker fills),
+        within its budget, paying the maker fee. A rest still there at the close is cancelled.
+        """
+        until_ns = _ns(until)
+        out: list[Fill] = []
+        for key, rest in list(self._resting.items()):
+            times = self._change_times(rest.order.ticker)
+            lo = int(np.searchsorted(times, rest.since_ns, side="right"))
+            hi = int(np.searchsorted(times, until_ns, side="right"))
+            close = self._close_ns.get(rest.order.ticker, _UNKNOWN)
+            for t in times[lo:hi]:
+                if t >= close:
+                    break
+                fill = self._make(rest.order, int(t))
+                if fill is not None:
+                    rest.order.record(fill)
+                    self._ledger.apply(fill, rest.event_ticker)
+                    out.append(fill)
+                if rest.order.remaining == 0:
+                    break
+            rest.since_ns = max(rest.since_ns, until_ns)
+            if rest.order.remaining == 0 or until_ns >= close:
+                del self._resting[key]
+        return sorted(out, key=lambda f: f.ts)
+
+    def _make(self, order: ContractOrder, t_ns: int) -> Fill | None:
+        """A maker fill of a resting order against the quote at ``t_ns``, or None."""
+        buy = order.action == "buy"
+        book_side = ("no" if order.side == "yes" else "yes") if buy else order.side
+        quote = self._levels(order.ticker, t_ns, book_side)
+        if quote is None:
+            return None
+        source, quote_ns, levels = quote
+        if quote_ns != t_ns:
+            return None
+        price = order.limit_cents
+        room = 0
+        for level in levels:
+            through = (100 - level.bid < price) if buy else (level.bid > price)
+            if not through:
+                break
+            room += max(level.capacity - self._consumed.get(level.key, 0), 0)
+        fees = self.fee_schedule(order.ticker)
+        n = min(room, order.remaining)
+        budget = order.remaining_budget_cents
+        if budget is not None:
+            n = _affordable(n, price, 0, 0, budget, fees, maker=True)
+        if n <= 0:
+            return None
+        left = n
+        for level in levels:  # consume the crossed levels, best first
+            take = min(left, max(level.capacity - self._consumed.get(level.key, 0), 0))
+            self._consumed[level.key] = self._consumed.get(level.key, 0) + take
+            left -= take
+            if not left:
+                break
+        ts = pd.Timestamp(t_ns, tz="UTC")
+        return Fill(
+            ts=ts,
+            quote_ts=ts,
+            ticker=order.ticker,
+            side=order.side,
+            action=order.action,
+            count=n,
+            cost_cents=n * price,
+            fee_cents=fees.maker_fee_cents(quadratic_units(n, price)),
+            source=source,
+            order_id=order.client_order_id,
+            liquidity="maker",
+        )
+
+    def settlements(self, until: pd.Timestamp) -> list[SettledMarket]:
+        """Settles, on the venue's ledger, the held markets whose settlement_ts <= ``until``."""
+        queue, until_ns, out = self._settle_queue, _ns(until), []
+        while self._next_settlement < len(queue) and queue[self._next_settlement][0] <= until_ns:
+            t_ns, ticker, result = queue[self._next_settlement]
+            self._next_settlement += 1
+            ts = pd.Timestamp(t_ns, tz="UTC")
+            for key in [k for k, r in self._resting.items() if r.order.ticker == ticker]:
+                del self._resting[key]
+            if self._ledger.settle(ticker, result, ts):
+                out.append(SettledMarket(ticker, result, ts))
+        return out
+
+    def positions(self) -> dict[str, tuple[str, int]]:
+        return {t: (p.side, p.contracts) for t, p in self._ledger.positions.items()}
+
+    def balance_cents(self) -> int:
+        return self._ledger.cash_cents
 
 
 def _as_of(left: pd.DataFrame, quotes: pd.DataFrame) -> pd.DataFrame:
@@ -359,11 +559,14 @@ def _unfilled_reason(source: str, has_levels: bool, within: int, capacity: int, 
     return f"{source}: budget below one contract"
 
 
-def _affordable(n: int, price: int, cost: int, units: int, budget: int, fees: FeeSchedule) -> int:
+def _affordable(
+    n: int, price: int, cost: int, units: int, budget: int, fees: FeeSchedule, maker: bool = False
+) -> int:
     """Largest m <= n such that the fill so far plus m more at ``price`` costs <= budget."""
+    fee = fees.maker_fee_cents if maker else fees.taker_fee_cents
 
     def total(m: int) -> int:
-        return cost + m * price + fees.taker_fee_cents(units + quadratic_units(m, price))
+        return cost + m * price + fee(units + quadratic_units(m, price))
 
     lo, hi = 0, max(n, 0)
     while lo < hi:  # total() grows with m: binary search for the last affordable m
@@ -373,6 +576,27 @@ def _affordable(n: int, price: int, cost: int, units: int, budget: int, fees: Fe
         else:
             hi = mid - 1
     return lo
+
+
+def _settlement_queue(markets: pd.DataFrame) -> list[tuple[int, str, str]]:
+    """(settlement ns, ticker, result) of the markets settled in the data, in time order.
+
+    A result outside yes/no/void cannot be paid out: such markets are never settled (logged).
+    """
+    settled = markets[markets["settlement_ts"].notna() & markets["result"].notna()]
+    unusable = ~settled["result"].isin(RESULTS)
+    if unusable.any():
+        logger.warning(
+            "%d settled markets with results outside %s are never settled, e.g. %s",
+            int(unusable.sum()),
+            RESULTS,
+            settled.loc[unusable, "ticker"].iloc[0],
+        )
+    settled = settled[~unusable]
+    queue = zip(
+        _utc_ns(settled["settlement_ts"]), settled["ticker"], settled["result"], strict=True
+    )
+    return sorted((int(t), str(k), str(r)) for t, k, r in queue)
 
 
 def _prepare_orderbook(orderbook: pd.DataFrame) -> pd.DataFrame:

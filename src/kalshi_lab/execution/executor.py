@@ -49,9 +49,10 @@ def send(
         status="new",
         fills=[],
     )
-    fill = exchange.execute(child, ts)
-    if fill is None:
+    fills = exchange.submit(child, ts)
+    if not fills:
         return
+    (fill,) = fills
     account.apply(fill, order.event_ticker)
     order.record(fill)
     logger.debug(
@@ -134,7 +135,7 @@ class TWAPExecutor(BaseExecutor):
         account: KalshiAccount,
     ) -> list[ContractOrder]:
         for order in decision.orders:
-            times = exchange.quote_times(order.ticker, decision.decided_at, self.slices)
+            times = exchange.quote_times(order.ticker, decision.decided_at, self.slices)  # type: ignore[attr-defined]
             order.status = "open"
             self._parents.append(_Parent(order, times))
         return self._run(decision.decided_at, exchange, account, list(decision.orders))

@@ -10,9 +10,9 @@ not one ceiling per level: Kalshi's per-order fee accumulator refunds the roundi
 split fills (docs.kalshi.com/getting_started/fee_rounding), so the whole order costs what one
 equivalent fill would.
 
-Only taker fees are modelled: the backtest's orders are immediate-or-cancel at displayed prices,
-so they always take liquidity (series with ``quadratic_with_maker_fees`` charge makers extra,
-which never applies here).
+Orders that cross a displayed price pay the taker rate; a resting limit order that the market
+later trades through pays the maker rate, which is 0.0175 on series whose ``fee_type`` is
+``quadratic_with_maker_fees`` and nothing on the others.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: Kalshi's taker rate; params carry the value actually used (``backtest.taker_fee_rate``)
 TAKER_FEE_RATE = 0.07
+#: Kalshi's maker rate, charged only by series with fee_type quadratic_with_maker_fees
+MAKER_FEE_RATE = 0.0175
 FEE_TYPES = ("quadratic", "quadratic_with_maker_fees", "flat")
 
 
@@ -46,9 +48,10 @@ def _to_decimal(x: float) -> Decimal:
 
 @dataclass(frozen=True)
 class FeeSchedule:
-    """The taker rate of one series, the series' ``fee_multiplier`` already applied."""
+    """The taker and maker rates of one series, the series' ``fee_multiplier`` already applied."""
 
     taker_rate: Decimal
+    maker_rate: Decimal = Decimal(0)
 
     @classmethod
     def for_series(
@@ -65,17 +68,31 @@ class FeeSchedule:
             raise ValueError(f"fee_multiplier must be >= 0, got {fee_multiplier}")
         if fee_type == "flat":
             logger.warning("fee_type flat is charged the quadratic taker fee")
-        return cls(taker_rate=_to_decimal(taker_fee_rate) * _to_decimal(fee_multiplier))
+        multiplier = _to_decimal(fee_multiplier)
+        maker = (
+            _to_decimal(MAKER_FEE_RATE) if fee_type == "quadratic_with_maker_fees" else Decimal(0)
+        )
+        return cls(
+            taker_rate=_to_decimal(taker_fee_rate) * multiplier, maker_rate=maker * multiplier
+        )
 
     def taker_fee_cents(self, units: int) -> int:
         """Taker fee in cents of an order whose fills sum to ``units`` (see quadratic_units)."""
-        # units are cent^2 (p * (100 - p)); one factor of 100 converts them to cents
-        return int((self.taker_rate * units / 100).to_integral_value(rounding=ROUND_CEILING))
+        return _ceil_cents(self.taker_rate, units)
+
+    def maker_fee_cents(self, units: int) -> int:
+        """Maker fee in cents of a resting order's fill (0 unless the series charges makers)."""
+        return _ceil_cents(self.maker_rate, units)
 
     @property
     def taker_rate_float(self) -> float:
         """The taker rate as a float, for vectorised edge estimates (not for charging)."""
         return float(self.taker_rate)
+
+
+def _ceil_cents(rate: Decimal, units: int) -> int:
+    # units are cent^2 (p * (100 - p)); one factor of 100 converts them to cents
+    return int((rate * units / 100).to_integral_value(rounding=ROUND_CEILING))
 
 
 def fee_per_contract(price: np.ndarray | float, rate: np.ndarray | float) -> np.ndarray:

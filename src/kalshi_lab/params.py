@@ -23,9 +23,8 @@ from kalshi_lab.paths import PARAMS
 
 MODEL_NAMES = ("lightgbm", "logreg", "hist_gb")
 TARGETS = ("settlement", "direction")
-STRATEGY_NAMES = ("edge_kelly", "directional")
 DATA_SOURCES = ("synthetic", "kalshi")
-EXECUTORS = ("simple", "twap")
+EXECUTORS = ("simple", "nested")
 
 
 def _require(ok: bool, key: str, rule: str, value: Any) -> None:
@@ -293,76 +292,35 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class StrategyParams:
-    """How predictions become orders (``strategy``). Keys unused by a strategy stay None.
+    """The strategy class (``strategy._target_``, Hydra's key) and its keyword arguments.
 
-    Sizing: ``kelly_fraction`` (edge_kelly: a share of the Kelly stake) or ``stake_fraction``
-    (directional: a share of ``max_position_frac`` at full conviction). Exits, all optional
-    (None: off), judged at the bid a position would be sold into: ``profit_target`` and
-    ``stop_loss`` as a return on the basis per contract, ``exit_hours_before_close`` against
-    the close known at the decision, ``holding_days``, and (edge_kelly) ``exit_edge``.
+    Any importable subclass of ``kalshi_lab.execution.BaseMarketStrategy`` works, the user's own
+    included (``conf/strategy/<name>.yaml`` with its ``_target_``; ``dvc exp run -S
+    strategy=<name>``). The class checks its own arguments when the backtest builds it
+    (:func:`kalshi_lab.execution.build_strategy`); here only the shape is checked, so that
+    stages that never trade do not import strategy code.
     """
 
-    name: str
-    min_edge: float
-    max_position_frac: float
-    max_event_frac: float
-    kelly_fraction: float | None = None
-    stake_fraction: float | None = None
-    exit_edge: float | None = None
-    holding_days: int | None = None
-    profit_target: float | None = None
-    stop_loss: float | None = None
-    exit_hours_before_close: float | None = None
+    target: str
+    kwargs: dict[str, Any]
 
-    def __post_init__(self) -> None:
+    @classmethod
+    def from_config(cls, key: str, mapping: Any) -> StrategyParams:
+        if not isinstance(mapping, Mapping):
+            raise ParamError(f"{key} must be a mapping, got {mapping!r}")
+        target = mapping.get("_target_")
         _require(
-            self.name in STRATEGY_NAMES,
-            "strategy.name",
-            f"must be one of {STRATEGY_NAMES}",
-            self.name,
+            isinstance(target, str) and "." in target,
+            f"{key}._target_",
+            "must name a class as module.Class",
+            target,
         )
-        _require(
-            0.0 <= self.min_edge < 1.0, "strategy.min_edge", "must be in [0, 1)", self.min_edge
-        )
-        _in_half_open_unit("strategy.max_position_frac", self.max_position_frac)
-        _in_half_open_unit("strategy.max_event_frac", self.max_event_frac)
-        if self.profit_target is not None:
-            _positive("strategy.profit_target", self.profit_target)
-        if self.stop_loss is not None:
-            _in_half_open_unit("strategy.stop_loss", self.stop_loss)
-        if self.exit_hours_before_close is not None:
-            _non_negative("strategy.exit_hours_before_close", self.exit_hours_before_close)
-        if self.holding_days is not None:
-            _require(
-                self.holding_days >= 1, "strategy.holding_days", "must be >= 1", self.holding_days
-            )
-        if self.name == "edge_kelly":
-            _require(
-                self.kelly_fraction is not None,
-                "strategy.kelly_fraction",
-                "is required by edge_kelly",
-                None,
-            )
-            assert self.kelly_fraction is not None
-            _in_half_open_unit("strategy.kelly_fraction", self.kelly_fraction)
-            _require(
-                self.exit_edge is not None, "strategy.exit_edge", "is required by edge_kelly", None
-            )
-        if self.name == "directional":
-            _require(
-                self.stake_fraction is not None,
-                "strategy.stake_fraction",
-                "is required by directional",
-                None,
-            )
-            assert self.stake_fraction is not None
-            _in_half_open_unit("strategy.stake_fraction", self.stake_fraction)
-            _require(
-                self.holding_days is not None,
-                "strategy.holding_days",
-                "is required by directional",
-                None,
-            )
+        return cls(target=target, kwargs={k: v for k, v in mapping.items() if k != "_target_"})
+
+    @property
+    def name(self) -> str:
+        """The class name, for reports."""
+        return self.target.rsplit(".", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -370,6 +328,8 @@ class RiskParams:
     """Hard limits on every buy, whatever the strategy decides (``risk``)."""
 
     max_contracts_per_market: int
+    max_position_frac: float
+    max_event_frac: float
     max_capital_frac: float
     max_daily_loss_frac: float
     kill_switch: bool
@@ -381,6 +341,8 @@ class RiskParams:
             "must be >= 1",
             self.max_contracts_per_market,
         )
+        _in_half_open_unit("risk.max_position_frac", self.max_position_frac)
+        _in_half_open_unit("risk.max_event_frac", self.max_event_frac)
         _in_half_open_unit("risk.max_capital_frac", self.max_capital_frac)
         _in_half_open_unit("risk.max_daily_loss_frac", self.max_daily_loss_frac)
 
@@ -391,7 +353,9 @@ class BacktestParams:
 
     initial_cash: float
     executor: str
-    twap_slices: int
+    order_ttl_hours: float
+    nested_slices: int
+    nested_step_minutes: int
     taker_fee_rate: float
     max_fill_share: float
     max_volume_share: float
@@ -404,7 +368,16 @@ class BacktestParams:
             f"must be one of {EXECUTORS}",
             self.executor,
         )
-        _require(self.twap_slices >= 1, "backtest.twap_slices", "must be >= 1", self.twap_slices)
+        _non_negative("backtest.order_ttl_hours", self.order_ttl_hours)
+        _require(
+            self.nested_slices >= 1, "backtest.nested_slices", "must be >= 1", self.nested_slices
+        )
+        _require(
+            self.nested_step_minutes >= 1,
+            "backtest.nested_step_minutes",
+            "must be >= 1",
+            self.nested_step_minutes,
+        )
         _require(
             0.0 <= self.taker_fee_rate < 1.0,
             "backtest.taker_fee_rate",
@@ -427,16 +400,6 @@ class Params:
     risk: RiskParams
     backtest: BacktestParams
 
-    def __post_init__(self) -> None:
-        if self.strategy.name == "edge_kelly":
-            _require(
-                self.model.target == "settlement",
-                "model.target",
-                "must be settlement for strategy=edge_kelly (Kelly sizing needs a settlement "
-                "probability; use strategy=directional for the direction target)",
-                self.model.target,
-            )
-
 
 def _coerce(key: str, tp: Any, value: Any) -> Any:
     """Convert one YAML value to the annotated type, or raise ParamError naming ``key``."""
@@ -444,6 +407,8 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else _coerce(key, args[0], value)
+    if hasattr(tp, "from_config"):
+        return tp.from_config(key, value)
     if dataclasses.is_dataclass(tp):
         return _build(tp, key, value)
     if value is None:

@@ -1,9 +1,10 @@
 """The execution layer of the design (Qlib's ``backtest/`` split), shared by backtest and trading.
 
 One concept per module: ``decision`` (ContractOrder, Fill, PredictionMarketDecision) <- ``fees``
-<- ``exchange`` (market rules: quotes, depth, fills, fees, trading hours) <- ``account`` (cash and
-positions) <- ``strategy`` (signals -> a decision) and ``executor`` (a decision -> the exchange ->
-the account). Money is integer cents inside.
+<- ``account`` (cash and positions) <- ``exchange`` (market rules: quotes, depth, fills, fees,
+settlement; simulated here, live in ``live``) <- ``signals`` (predictions joined with quotes)
+-> ``strategy`` (signals -> a decision) -> ``risk`` (limits) -> ``executor`` (a decision -> the
+exchange -> the account). Money is integer cents inside.
 """
 
 from kalshi_lab.execution.account import (
@@ -14,38 +15,57 @@ from kalshi_lab.execution.account import (
     Settlement,
 )
 from kalshi_lab.execution.decision import ContractOrder, Fill, PredictionMarketDecision
-from kalshi_lab.execution.exchange import BaseKalshiExchange, SimulatedKalshiExchange
-from kalshi_lab.execution.executor import BaseExecutor, KalshiExecutor, TWAPExecutor, make_executor
+from kalshi_lab.execution.exchange import BaseKalshiExchange, SettledMarket, SimulatedKalshiExchange
+from kalshi_lab.execution.executor import (
+    BaseExecutor,
+    KalshiExecutor,
+    NestedKalshiExecutor,
+    TWAPStrategy,
+)
+from kalshi_lab.execution.factory import build_strategy, make_executor
 from kalshi_lab.execution.fees import FeeSchedule, fee_per_contract, quadratic_units
 from kalshi_lab.execution.risk import RiskManager
+from kalshi_lab.execution.signals import build_signals
 from kalshi_lab.execution.strategy import (
     BaseMarketStrategy,
+    BasePositionSizer,
+    DecisionGenerator,
     DirectionalStrategy,
     EdgeBasedStrategy,
-    make_strategy,
+    ExitStrategy,
+    FixedFractionSizer,
+    KellyPositionSizer,
 )
 
 __all__ = [
     "BaseExecutor",
     "BaseKalshiExchange",
     "BaseMarketStrategy",
+    "BasePositionSizer",
     "ClosedPosition",
     "ContractOrder",
     "ContractPosition",
+    "DecisionGenerator",
     "DirectionalStrategy",
     "EdgeBasedStrategy",
+    "ExitStrategy",
     "FeeSchedule",
     "Fill",
+    "FixedFractionSizer",
     "KalshiAccount",
     "KalshiExecutor",
+    "KellyPositionSizer",
+    "NestedKalshiExecutor",
     "OverdraftError",
     "PredictionMarketDecision",
     "RiskManager",
     "Settlement",
+    "SettledMarket",
     "SimulatedKalshiExchange",
-    "TWAPExecutor",
+    "TWAPStrategy",
+    "build_signals",
+    "build_strategy",
     "fee_per_contract",
     "make_executor",
-    "make_strategy",
     "quadratic_units",
 ]

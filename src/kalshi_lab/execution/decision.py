@@ -25,6 +25,8 @@ ACTIONS = ("buy", "sell")
 #: market closed, no quote)
 STATUSES = ("new", "open", "filled", "partial", "unfilled")
 DONE = ("filled", "partial", "unfilled")
+#: an upper bound of the taker fee per contract, in cents (0.07 x 0.5 x 0.5 = 1.75 cents)
+FEE_BOUND_CENTS = 2
 #: ioc: immediate-or-cancel, what the quote allows when sent; gtc: the rest rests on the book
 #: as a limit order until it fills (as maker) or is cancelled (by the executor's time-to-live)
 TIME_IN_FORCE = ("ioc", "gtc")
@@ -145,6 +147,18 @@ class ContractOrder:
         if self.max_cost_cents is None:
             return None
         return self.max_cost_cents - self.cost_cents - self.fee_cents
+
+    @property
+    def cost_bound_cents(self) -> int:
+        """The most the remaining part of a buy can cost, fees included (0 for a sell).
+
+        Its remaining budget when it has one, else its limit plus FEE_BOUND_CENTS a contract.
+        """
+        if self.action != "buy":
+            return 0
+        by_limit = self.remaining * (self.limit_cents + FEE_BOUND_CENTS)
+        budget = self.remaining_budget_cents
+        return by_limit if budget is None else min(by_limit, budget)
 
     @property
     def done(self) -> bool:

@@ -1,184 +1,283 @@
-"""Executors: send a decision's orders to the exchange and book the fills in the account.
+"""Executors: own the lifecycle of a decision's orders, between the exchange and the account.
 
-The narrow protocol, as in Qlib: the strategy's PredictionMarketDecision goes in, the orders that changed
-come back (and go to ``Strategy.receive``). Every send is immediate-or-cancel against the
-quote at the send time (the snapshot at or before it, else the latest candle ended by then); what a send leaves unfilled is cancelled (simple) or
-carried to the next child (TWAP). Before each buy the order's budget is cut to the cash the
-account has, so a fill never overdraws it (the account would raise).
+As in Qlib, the strategy decides and the executor executes: it sends orders to the exchange,
+books every fill in the account, keeps the orders still being worked (which the strategy and the
+risk limits see through :attr:`BaseExecutor.working`), and does at their time whatever it
+scheduled (cancelling a resting order after its time-to-live, sending a child order).
+
+* :class:`KalshiExecutor` sends each order whole at the decision. Without a time-to-live the
+  order is immediate-or-cancel; with one, what does not fill at once rests on the book at the
+  order's limit and is cancelled when the time-to-live runs out.
+* :class:`NestedKalshiExecutor` (Qlib's NestedExecutor) works each order of the outer decision
+  through an inner strategy and an inner executor on a finer calendar: by default TWAP, one
+  child every ``step`` (an hour) for ``slices`` steps from the decision.
+
+No executor reads anything about a time later than the one it acts at: a child's size at t
+depends on the clock and on what its parent filled by t, never on when quotes will change.
+Before each buy the budget sent is cut to the cash the account has, so a fill never overdraws.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import pandas as pd
 
 from kalshi_lab.execution.account import KalshiAccount
-from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecision
+from kalshi_lab.execution.decision import ContractOrder, Fill, PredictionMarketDecision
 from kalshi_lab.execution.exchange import BaseKalshiExchange
-from kalshi_lab.params import BacktestParams
 
 logger = logging.getLogger(__name__)
 
-
-def send(
-    order: ContractOrder,
-    count: int,
-    ts: pd.Timestamp,
-    exchange: BaseKalshiExchange,
-    account: KalshiAccount,
-) -> None:
-    """Send ``count`` of ``order`` at ``ts``; book any fill in the account and the order.
-
-    The exchange sees a child order for just this send, its budget the smaller of the parent's
-    remaining budget and the account's cash.
-    """
-    budget = order.remaining_budget_cents
-    if order.action == "buy":
-        budget = account.cash_cents if budget is None else min(budget, account.cash_cents)
-    child = dataclasses.replace(
-        order,
-        count=count,
-        max_cost_cents=budget,
-        filled=0,
-        cost_cents=0,
-        fee_cents=0,
-        status="new",
-        fills=[],
-    )
-    fills = exchange.submit(child, ts)
-    if not fills:
-        return
-    (fill,) = fills
-    account.apply(fill, order.event_ticker)
-    order.record(fill)
-    logger.debug(
-        "%s %d %s %s @ %.1fc fee %dc at %s",
-        fill.action,
-        fill.count,
-        fill.side,
-        fill.ticker,
-        fill.avg_price_cents,
-        fill.fee_cents,
-        ts,
-    )
+HOUR = pd.Timedelta(hours=1)  # the default inner calendar: hourly bars
 
 
 class BaseExecutor(ABC):
-    """Drives exchange and account for a strategy's decisions."""
+    """Drives the exchange and the account for the decisions it is given."""
+
+    def __init__(self, exchange: BaseKalshiExchange, account: KalshiAccount) -> None:
+        self.exchange = exchange
+        self.account = account
+        self._working: dict[str, ContractOrder] = {}  # by client_order_id, not done yet
 
     @abstractmethod
-    def execute(
-        self,
-        decision: PredictionMarketDecision,
-        exchange: BaseKalshiExchange,
-        account: KalshiAccount,
-    ) -> list[ContractOrder]:
-        """Work the decision's orders from ``decision.decided_at``; return the orders."""
+    def execute(self, decision: PredictionMarketDecision) -> list[ContractOrder]:
+        """Start working the decision's orders at ``decision.decided_at``; returns them."""
 
     @abstractmethod
-    def advance(
-        self, until: pd.Timestamp, exchange: BaseKalshiExchange, account: KalshiAccount
-    ) -> list[ContractOrder]:
-        """Send whatever earlier decisions scheduled at or before ``until``; return those orders."""
+    def advance(self, until: pd.Timestamp) -> list[ContractOrder]:
+        """Book resting fills and do what is scheduled up to ``until``; the orders touched."""
+
+    @property
+    def next_time(self) -> pd.Timestamp | None:
+        """When the executor next has something to do on its own, None when nothing is due."""
+        return None
+
+    @property
+    def working(self) -> list[ContractOrder]:
+        """Orders still being worked."""
+        return list(self._working.values())
+
+    def working_tickers(self) -> set[str]:
+        return {o.ticker for o in self._working.values()}
+
+    def committed_cents(self) -> int:
+        """What the working buys may still spend (cost + fees): cash the strategy cannot use."""
+        return sum(o.cost_bound_cents for o in self._working.values() if o.action == "buy")
+
+    # --- shared mechanics -----------------------------------------------------------------
+
+    def send(self, order: ContractOrder, count: int, ts: pd.Timestamp) -> list[Fill]:
+        """Submit ``count`` of ``order`` at ``ts``; book the immediate fills.
+
+        The exchange sees a copy for just this send, with the order's client_order_id and a
+        budget no larger than the order's remaining budget and the account's cash.
+        """
+        budget = order.remaining_budget_cents
+        if order.action == "buy":
+            cash = self.account.cash_cents
+            budget = cash if budget is None else min(budget, cash)
+        child = dataclasses.replace(
+            order,
+            count=count,
+            max_cost_cents=budget,
+            filled=0,
+            cost_cents=0,
+            fee_cents=0,
+            status="new",
+            fills=[],
+        )
+        fills = self.exchange.submit(child, ts)
+        for fill in fills:
+            self._book(order, fill)
+        return fills
+
+    def _book(self, order: ContractOrder, fill: Fill) -> None:
+        self.account.apply(fill, order.event_ticker)
+        order.record(fill)
+        logger.debug(
+            "%s %d %s %s @ %.1fc fee %dc at %s (%s)",
+            fill.action,
+            fill.count,
+            fill.side,
+            fill.ticker,
+            fill.avg_price_cents,
+            fill.fee_cents,
+            fill.ts,
+            fill.liquidity,
+        )
+
+    def _collect(self, until: pd.Timestamp) -> list[ContractOrder]:
+        """Book the exchange's fills of resting orders up to ``until``."""
+        touched = []
+        for fill in self.exchange.fills(until):
+            order = self._working.get(fill.order_id)
+            if order is None:
+                logger.warning("fill of an order this executor does not work: %s", fill.order_id)
+                continue
+            self._book(order, fill)
+            if order.remaining == 0:
+                order.finish()
+                del self._working[fill.order_id]
+            touched.append(order)
+        return touched
 
 
 class KalshiExecutor(BaseExecutor):
-    """Each order whole, once, at the decision time; the unfilled rest is cancelled."""
+    """Each order whole at its decision; immediate-or-cancel, or resting for ``ttl``.
 
-    def execute(
+    With a ``ttl`` the order goes in good-till-cancelled: what the book does not fill at once
+    rests at the order's limit, fills as maker when the market trades through it, and is
+    cancelled ``ttl`` after the decision (or when the market closes).
+    """
+
+    def __init__(
         self,
-        decision: PredictionMarketDecision,
         exchange: BaseKalshiExchange,
         account: KalshiAccount,
-    ) -> list[ContractOrder]:
+        ttl: pd.Timedelta | None = None,
+    ) -> None:
+        super().__init__(exchange, account)
+        if ttl is not None and ttl <= pd.Timedelta(0):
+            raise ValueError(f"ttl must be > 0 or None, got {ttl}")
+        self.ttl = ttl
+        self._expiry: dict[str, pd.Timestamp] = {}
+
+    def execute(self, decision: PredictionMarketDecision) -> list[ContractOrder]:
+        assert decision.decided_at is not None or not decision.orders
         for order in decision.orders:
-            send(order, order.remaining, decision.decided_at, exchange, account)
-            order.finish()
+            if self.ttl is not None:
+                order.time_in_force = "gtc"
+            self.send(order, order.remaining, order.decided_at)
+            if self.ttl is None or order.remaining == 0:
+                order.finish()
+            else:
+                order.status = "open"
+                self._working[order.client_order_id] = order
+                self._expiry[order.client_order_id] = order.decided_at + self.ttl
         return list(decision.orders)
 
-    def advance(
-        self, until: pd.Timestamp, exchange: BaseKalshiExchange, account: KalshiAccount
-    ) -> list[ContractOrder]:
-        return []  # nothing is ever scheduled for later
+    @property
+    def next_time(self) -> pd.Timestamp | None:
+        live = [t for key, t in self._expiry.items() if key in self._working]
+        return min(live, default=None)
+
+    def advance(self, until: pd.Timestamp) -> list[ContractOrder]:
+        touched: list[ContractOrder] = []
+        while (t := self.next_time) is not None and t <= until:
+            touched += self._collect(t)
+            for key in [k for k, e in self._expiry.items() if e == t]:
+                order = self._working.pop(key, None)
+                del self._expiry[key]
+                if order is not None:
+                    self.exchange.cancel(order, t)
+                    order.finish()
+                    touched.append(order)
+        touched += self._collect(until)
+        self._expiry = {k: t for k, t in self._expiry.items() if k in self._working}
+        return list(dict.fromkeys(touched))
 
 
-@dataclass
-class _Parent:
-    order: ContractOrder
-    times: list[pd.Timestamp]  # send times of the children not sent yet
+class TWAPStrategy:
+    """Qlib's TWAP as an inner strategy: equal children over a fixed calendar.
 
-
-class TWAPExecutor(BaseExecutor):
-    """Each order in ``slices`` children, one per new market quote from the decision on.
-
-    Child i is sent at the i-th time at or after the decision at which the market's quote
-    changes (a snapshot, or a candle's end where it has no snapshot), so each child meets that
-    quote, not the decision's; a child due after the market closed fills nothing.
-    A child asks for remaining / children left (rounded up): what one child leaves unfilled is
-    carried by the next. Children due after the loop's current time wait for :meth:`advance`.
+    At step k of ``slices`` (k = 0 at the decision) a parent's child asks for its remaining
+    contracts / steps left, rounded up, so what a child leaves unfilled is carried by the next.
+    The schedule is fixed when the parent arrives: it knows the clock, not the data to come.
     """
 
     def __init__(self, slices: int) -> None:
         if slices < 1:
             raise ValueError(f"slices must be >= 1, got {slices}")
         self.slices = slices
-        self._parents: list[_Parent] = []
 
-    def execute(
+    def child_count(self, parent: ContractOrder, step: int) -> int:
+        """Contracts of the child at ``step`` (0-based)."""
+        return math.ceil(parent.remaining / (self.slices - step))
+
+
+class NestedKalshiExecutor(BaseExecutor):
+    """Works the outer (daily) decision's orders as children on an inner calendar.
+
+    Each parent gets ``inner_strategy.slices`` steps, ``step`` apart from its decision; at each
+    step the inner strategy sizes a child, which the inner executor (an immediate-or-cancel
+    KalshiExecutor) executes. The parent sees the children's fills; it is done
+    when filled or after its last step. Children due at a later time wait for :meth:`advance`.
+    """
+
+    def __init__(
         self,
-        decision: PredictionMarketDecision,
         exchange: BaseKalshiExchange,
         account: KalshiAccount,
-    ) -> list[ContractOrder]:
-        for order in decision.orders:
-            times = exchange.quote_times(order.ticker, decision.decided_at, self.slices)  # type: ignore[attr-defined]
-            order.status = "open"
-            self._parents.append(_Parent(order, times))
-        return self._run(decision.decided_at, exchange, account, list(decision.orders))
+        inner_strategy: TWAPStrategy,
+        step: pd.Timedelta = HOUR,
+    ) -> None:
+        super().__init__(exchange, account)
+        if step <= pd.Timedelta(0):
+            raise ValueError(f"step must be > 0, got {step}")
+        self.inner_strategy = inner_strategy
+        self.step = step
+        # immediate-or-cancel children: each child's fills are known when it returns
+        self.inner = KalshiExecutor(exchange, account)
+        self._step_of: dict[str, int] = {}  # parent id -> next step
 
-    def advance(
-        self, until: pd.Timestamp, exchange: BaseKalshiExchange, account: KalshiAccount
-    ) -> list[ContractOrder]:
-        return self._run(until, exchange, account, [])
+    def _due(self, order: ContractOrder) -> pd.Timestamp:
+        return order.decided_at + self._step_of[order.client_order_id] * self.step
 
     @property
     def next_time(self) -> pd.Timestamp | None:
-        """When the next child is due, or None when nothing is scheduled."""
-        return min((p.times[0] for p in self._parents if p.times), default=None)
+        times = [self._due(o) for o in self._working.values()]
+        inner = self.inner.next_time
+        return min([*times, *([inner] if inner is not None else [])], default=None)
 
-    def _run(
-        self,
-        until: pd.Timestamp,
-        exchange: BaseKalshiExchange,
-        account: KalshiAccount,
-        touched: list[ContractOrder],
-    ) -> list[ContractOrder]:
-        """Send due children in time order (parents in decision order at equal times)."""
+    def execute(self, decision: PredictionMarketDecision) -> list[ContractOrder]:
+        for order in decision.orders:
+            order.status = "open"
+            self._working[order.client_order_id] = order
+            self._step_of[order.client_order_id] = 0
+        if decision.decided_at is not None:
+            self.advance(decision.decided_at)
+        return list(decision.orders)
+
+    def advance(self, until: pd.Timestamp) -> list[ContractOrder]:
+        touched: list[ContractOrder] = []
         while (t := self.next_time) is not None and t <= until:
-            for parent in self._parents:
-                if not parent.times or parent.times[0] != t:
-                    continue
-                parent.times.pop(0)
-                want = -(-parent.order.remaining // (len(parent.times) + 1))
-                if want > 0:
-                    send(parent.order, want, t, exchange, account)
-                if parent.order not in touched:
-                    touched.append(parent.order)
-        for parent in self._parents:
-            if not parent.times or parent.order.remaining == 0:
-                parent.order.finish()
-                if parent.order not in touched:
-                    touched.append(parent.order)
-        self._parents = [p for p in self._parents if not p.order.done]
-        return touched
+            self.inner.advance(t)
+            due = [o for o in self._working.values() if self._due(o) == t]
+            children = []
+            for parent in due:
+                k = self._step_of[parent.client_order_id]
+                count = self.inner_strategy.child_count(parent, k)
+                self._step_of[parent.client_order_id] = k + 1
+                if count > 0:
+                    children.append((parent, self._child(parent, count, k, t)))
+            for parent, child in children:
+                self.inner.execute(PredictionMarketDecision([child], decided_at=t))
+                for fill in child.fills:
+                    parent.record(fill)
+            for parent in due:
+                last = self._step_of[parent.client_order_id] >= self.inner_strategy.slices
+                if parent.remaining == 0 or last:
+                    parent.finish()
+                    del self._working[parent.client_order_id]
+                    del self._step_of[parent.client_order_id]
+                touched.append(parent)
+        self.inner.advance(until)
+        return list(dict.fromkeys(touched))
 
-
-def make_executor(params: BacktestParams) -> BaseExecutor:
-    """The executor named by ``params.executor``."""
-    if params.executor == "twap":
-        return TWAPExecutor(params.twap_slices)
-    return KalshiExecutor()
+    @staticmethod
+    def _child(parent: ContractOrder, count: int, k: int, t: pd.Timestamp) -> ContractOrder:
+        return ContractOrder(
+            ticker=parent.ticker,
+            event_ticker=parent.event_ticker,
+            side=parent.side,
+            action=parent.action,
+            count=count,
+            limit_cents=parent.limit_cents,
+            decided_at=t,
+            max_cost_cents=parent.remaining_budget_cents,
+            client_order_id=f"{parent.client_order_id}-{k}",
+        )

@@ -5,6 +5,9 @@ executor sees it, and is cut down or refused when it would break a limit of ``Ri
 
 * ``max_contracts_per_market``: contracts held in a market after the buy (a decision holds at
   most one order per market);
+* ``max_position_frac`` / ``max_event_frac``: cost basis held in the market / in all markets
+  of its event (an event's strikes are mutually exclusive), plus working buys there, plus the
+  buy, as a share of equity;
 * ``max_capital_frac``: cost basis of all open positions, plus what buys still being worked
   may yet spend, plus this decision's buys, as a share of equity (marked at the bid);
 * ``max_daily_loss_frac``: once equity at a decision is that share below the equity at the UTC
@@ -14,8 +17,9 @@ executor sees it, and is cut down or refused when it would break a limit of ``Ri
 
 SELLS always pass: a limit must never trap a position. A buy's cost is bounded by its
 ``max_cost_cents`` when it has one, else by its limit price plus two cents of fee per contract
-(Kalshi's taker fee peaks at 1.75 cents a contract at 50 cents). Refused orders are finished
-(status ``unfilled``) so that the strategy sees them done; counts by reason are kept for the log.
+(Kalshi's taker fee peaks at 1.75 cents a contract at 50 cents). A buy cut down keeps its
+limit; its budget shrinks with it. Refused orders are finished (status ``unfilled``); counts by
+reason are kept for the log.
 """
 
 from __future__ import annotations
@@ -29,25 +33,17 @@ from dataclasses import replace
 import pandas as pd
 
 from kalshi_lab.execution.account import KalshiAccount
-from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecision
+from kalshi_lab.execution.decision import FEE_BOUND_CENTS, ContractOrder, PredictionMarketDecision
 from kalshi_lab.params import RiskParams
 
 logger = logging.getLogger(__name__)
-
-#: an upper bound of the taker fee per contract, in cents (0.07 x 0.5 x 0.5 = 1.75 cents)
-FEE_BOUND_CENTS = 2
 
 KILL_SWITCH = "kill switch on"
 DAILY_LOSS = "daily loss limit reached: no new positions until the next UTC day"
 CONTRACTS = "max_contracts_per_market"
 CAPITAL = "max_capital_frac (cost basis of open positions and working buys)"
-
-
-def cost_bound_cents(order: ContractOrder) -> int:
-    """The most a buy's remaining part can cost, fees included."""
-    by_limit = order.remaining * (order.limit_cents + FEE_BOUND_CENTS)
-    budget = order.remaining_budget_cents
-    return by_limit if budget is None else min(by_limit, budget)
+POSITION = "max_position_frac (cost basis in the market)"
+EVENT = "max_event_frac (cost basis in the event's markets)"
 
 
 class RiskManager:
@@ -75,10 +71,14 @@ class RiskManager:
         equity = account.equity_cents
         self._roll_day(decision.decided_at, equity)
         p = self.params
-        deployed = account.open_basis_cents + sum(
-            cost_bound_cents(o) for o in working if o.action == "buy" and not o.done
-        )
+        working_buys = [o for o in working if o.action == "buy" and not o.done]
+        deployed = account.open_basis_cents + sum(o.cost_bound_cents for o in working_buys)
         capital_room = math.floor(p.max_capital_frac * max(equity, 0)) - deployed
+        market_cap = math.floor(p.max_position_frac * max(equity, 0))
+        event_cap = math.floor(p.max_event_frac * max(equity, 0))
+        event_used: dict[str, int] = {}
+        for o in working_buys:
+            event_used[o.event_ticker] = event_used.get(o.event_ticker, 0) + o.cost_bound_cents
         kept: list[ContractOrder] = []
         refused: list[ContractOrder] = []
         for order in decision.orders:
@@ -91,9 +91,17 @@ class RiskManager:
             if count > room:
                 reason, count = CONTRACTS, max(room, 0)
             per_contract = order.limit_cents + FEE_BOUND_CENTS
-            affordable = max(capital_room, 0) // per_contract
-            if count > affordable:
-                reason, count = CAPITAL, affordable
+            held_basis = held.basis_cents if held is not None else 0
+            event = order.event_ticker
+            event_basis = account.event_basis_cents(event) + event_used.get(event, 0)
+            for why, room_cents in (
+                (POSITION, market_cap - held_basis),
+                (EVENT, event_cap - event_basis),
+                (CAPITAL, capital_room),
+            ):
+                affordable = max(room_cents, 0) // per_contract
+                if count > affordable:
+                    reason, count = why, affordable
             if p.kill_switch or self._halted:
                 reason, count = (KILL_SWITCH if p.kill_switch else DAILY_LOSS), 0
             if count <= 0:
@@ -104,9 +112,13 @@ class RiskManager:
             if reason is not None:
                 self.reduced[reason] += 1
                 order.count = count
-            capital_room -= min(cost_bound_cents(order), count * per_contract)
+                if order.max_cost_cents is not None:
+                    order.max_cost_cents = min(order.max_cost_cents, count * per_contract)
+            spend = order.cost_bound_cents
+            capital_room -= spend
+            event_used[event] = event_used.get(event, 0) + spend
             kept.append(order)
-        return replace(decision, orders=tuple(kept)), refused
+        return replace(decision, orders=kept), refused
 
     def _roll_day(self, ts: pd.Timestamp, equity_cents: int) -> None:
         day = ts.floor("D")

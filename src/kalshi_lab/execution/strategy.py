@@ -1,18 +1,23 @@
-"""Strategies: model probabilities at as_of -> a PredictionMarketDecision of limit orders.
+"""Strategies: signals at one time -> a PredictionMarketDecision of limit orders.
 
-A strategy sees, at decision time ``ts`` (a prediction's as_of), the predictions made at ts, the
-exchange's quotes at ts (latest snapshot at or before ts, else the latest candle ended by then)
-and the account marked at those quotes.
-It prices every edge against the ASK it would pay (plus the taker fee), never the mid, and sizes
-every buy under three caps that hold whatever the probability: ``max_position_frac`` of equity
-per market, ``max_event_frac`` per event (an event's strikes are mutually exclusive, so their
-costs are capped together) and the cash not yet committed at ts. Caps count the cost basis
-(price + fees) of what is held, plus what buys still being worked (TWAP) may yet spend, plus
-what this decision buys.
+The design's extension point: ``generate_trade_decision(signals, current_positions,
+available_capital, current_time)``. ``signals`` (see :mod:`kalshi_lab.execution.signals`) holds
+one row per market the strategy may act on at ``current_time``, indexed by ticker: every market
+with a prediction then and every market held, with the prediction (``prob``: the model's P(YES),
+NaN for a held market without one), the executable quotes in DOLLARS (yes_bid, yes_ask, no_bid,
+no_ask; NaN: none), the series' ``taker_rate``, ``event_ticker`` and ``known_close``. Markets
+that are closed or have an order still being worked are not in it. ``current_positions`` maps
+ticker -> ContractPosition; ``available_capital`` is the cash in dollars not committed to orders
+still being worked.
 
-The executor reports orders back through :meth:`Strategy.receive`; a market with an order still
-being worked (TWAP) gets no new order until that one is done. Every signal that leads to no
-order is counted by reason in ``Strategy.skipped``, so a quiet run can say why it was quiet.
+A strategy only decides. Limits on what it may hold (per market, per event, capital deployed,
+daily loss, kill switch) are applied after it, by the RiskManager, whatever it decides; the
+executor then works the orders.
+
+The pieces: :class:`DecisionGenerator` prices every edge against the price the order would pay
+(YES at the YES ask, NO at the NO ask = 1 - best YES bid) plus the taker fee, never the mid;
+a :class:`BasePositionSizer` (:class:`KellyPositionSizer`) turns an edge into contracts;
+:class:`ExitStrategy` decides sells at the bid. :class:`EdgeBasedStrategy` composes them.
 """
 
 from __future__ import annotations
@@ -21,40 +26,22 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.errors import DataError, ParamError
-from kalshi_lab.execution.account import KalshiAccount
+from kalshi_lab.errors import ParamError
+from kalshi_lab.execution.account import ContractPosition
 from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecision
-from kalshi_lab.execution.exchange import BaseKalshiExchange
 from kalshi_lab.execution.fees import fee_per_contract
-from kalshi_lab.params import TARGETS, StrategyParams
+from kalshi_lab.params import TARGETS
 
 logger = logging.getLogger(__name__)
 
 _CENTS = np.arange(1, 100)  # every tradable price in cents
-_CLOSED = "market closed (or not in the markets table)"
-_WORKING = "an order is still being worked in the market"
-_NO_QUOTE = "no ask to buy at (no book snapshot or candle quote)"
-_SMALL = "under one contract after the position, event and cash caps"
-
-
-def _floor(x: float) -> int:
-    """Floor that forgives float noise: 0.2 / 0.5 * 25_000 = 9999.999... is 10_000."""
-    return math.floor(x + 1e-9)
-
-
-@dataclass
-class _Budget:
-    """What one decision may still spend, per event and in cash, as it adds orders."""
-
-    equity: int
-    cash: int  # cash not yet committed to working buys or to this decision's buys
-    event_spent: dict[str, int]  # per event: committed to working buys and this decision's buys
-
+NO_QUOTE = "no ask to buy at (no book snapshot or candle quote)"
+SMALL = "under one contract after sizing"
 
 TIME_EXIT = "close near"
 STOP_LOSS = "stop loss"
@@ -63,7 +50,216 @@ HOLDING = "holding period over"
 EDGE_REVERSAL = "edge reversal"
 
 
-@dataclass(frozen=True)
+def _floor(x: float) -> int:
+    """Floor that forgives float noise: 0.2 / 0.5 * 25_000 = 9999.999... is 10_000."""
+    return math.floor(x + 1e-9)
+
+
+def _check(ok: bool, key: str, rule: str, value: object) -> None:
+    if not ok:
+        raise ParamError(f"strategy.{key} {rule}, got {value!r}")
+
+
+def _optional_share(key: str, value: float | None, upper_inclusive: bool = True) -> None:
+    if value is not None:
+        ok = 0.0 < value <= 1.0 if upper_inclusive else value > 0.0
+        _check(ok, key, "must be in (0, 1]" if upper_inclusive else "must be > 0", value)
+
+
+# --- sizing ---------------------------------------------------------------------------------
+
+
+class BasePositionSizer(ABC):
+    """How many contracts to buy for an edge: the design's second extension point."""
+
+    @abstractmethod
+    def size_position(
+        self, edge: float, price: float, available_capital: float, model_prob: float
+    ) -> tuple[int, float]:
+        """(contracts, cost in dollars) of a buy at ``price`` dollars a contract, fee included.
+
+        ``edge`` = model_prob - price; ``available_capital`` is in dollars.
+        """
+
+
+class KellyPositionSizer(BasePositionSizer):
+    """Fractional Kelly for a binary contract bought at c (ask + fee) that pays $1.
+
+    With win probability q the growth-optimal stake is f* = (q - c) / (1 - c) of the bankroll;
+    this stakes ``kelly_fraction * f*`` of the available capital (full Kelly is too aggressive
+    for model probabilities that are themselves estimates).
+    """
+
+    def __init__(self, kelly_fraction: float) -> None:
+        _check(0.0 < kelly_fraction <= 1.0, "kelly_fraction", "must be in (0, 1]", kelly_fraction)
+        self.kelly_fraction = kelly_fraction
+
+    def size_position(
+        self, edge: float, price: float, available_capital: float, model_prob: float
+    ) -> tuple[int, float]:
+        if not 0.0 < price < 1.0 or model_prob <= price or available_capital <= 0:
+            return 0, 0.0
+        full = (model_prob - price) / (1.0 - price)
+        contracts = _floor(self.kelly_fraction * full * available_capital / price)
+        return contracts, contracts * price
+
+
+class FixedFractionSizer(BasePositionSizer):
+    """Stake ``stake_fraction`` of the available capital, scaled by ``model_prob`` as conviction.
+
+    Used by DirectionalStrategy, whose probability is of a price move, not of settlement: Kelly
+    does not apply; ``model_prob`` here is the conviction in [0, 1].
+    """
+
+    def __init__(self, stake_fraction: float) -> None:
+        _check(0.0 < stake_fraction <= 1.0, "stake_fraction", "must be in (0, 1]", stake_fraction)
+        self.stake_fraction = stake_fraction
+
+    def size_position(
+        self, edge: float, price: float, available_capital: float, model_prob: float
+    ) -> tuple[int, float]:
+        if not 0.0 < price < 1.0 or available_capital <= 0:
+            return 0, 0.0
+        contracts = _floor(self.stake_fraction * model_prob * available_capital / price)
+        return contracts, contracts * price
+
+
+# --- entry candidates -----------------------------------------------------------------------
+
+
+def _side_columns(frame: pd.DataFrame, side: np.ndarray, name: str) -> np.ndarray:
+    """Per row, column ``{side}_{name}`` where side is 'yes' or 'no'."""
+    return np.where(side == "yes", frame[f"yes_{name}"], frame[f"no_{name}"])
+
+
+def _net_bids(rate: np.ndarray) -> np.ndarray:
+    """Per market (rows) and bid 1..99 cents (columns): what selling there nets, P - fee(P)."""
+    grid = _CENTS / 100.0
+    return grid - fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
+
+
+def _highest_buy_limit(q: np.ndarray, rate: np.ndarray, min_edge: float) -> np.ndarray:
+    """Per market, the highest price (cents) whose own edge q - (P + fee(P)) beats min_edge.
+
+    P + fee(P) rises with P, so the prices that qualify are 1..limit: count them (0: none).
+    """
+    grid = _CENTS / 100.0
+    costs = grid + fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
+    return (q[:, None] - costs > min_edge).sum(axis=1)
+
+
+class DecisionGenerator:
+    """Signals -> candidate buys, each priced at the price it would pay plus the taker fee.
+
+    Per market the better side: YES at the YES ask or NO at the NO ask (1 - best YES bid), edge
+    q - (ask + fee per contract) with q the model's probability of that side; never the side
+    opposite a position held. Candidates with an edge above ``min_edge`` come out by decreasing
+    edge, with the limit the order may walk up to: the highest price whose own edge still beats
+    ``min_edge``. :meth:`orders` sizes them with a sizer.
+    """
+
+    def __init__(self, min_edge: float) -> None:
+        _check(0.0 <= min_edge < 1.0, "min_edge", "must be in [0, 1)", min_edge)
+        self.min_edge = min_edge
+        self.skipped: Counter[str] = Counter()
+
+    def candidates(
+        self, signals: pd.DataFrame, current_positions: Mapping[str, ContractPosition]
+    ) -> pd.DataFrame:
+        """Columns side, q, price (the ask), cost (ask + fee), edge, limit (cents), event_ticker."""
+        entry = signals[signals["prob"].notna()]
+        q_yes = entry["prob"].to_numpy(dtype=float)
+        held = np.array([getattr(current_positions.get(t), "side", "") for t in entry.index])
+        rate = entry["taker_rate"].to_numpy(dtype=float)
+        edges = {}
+        for side, q in (("yes", q_yes), ("no", 1.0 - q_yes)):
+            ask = entry[f"{side}_ask"].to_numpy(dtype=float)
+            edge = q - (ask + fee_per_contract(ask, rate))
+            edges[side] = np.where((held == "") | (held == side), edge, np.nan)
+        best_yes = np.isnan(edges["no"]) | (edges["yes"] >= edges["no"])
+        side = np.where(best_yes, "yes", "no")
+        edge = np.where(best_yes, edges["yes"], edges["no"])
+        q = np.where(best_yes, q_yes, 1.0 - q_yes)
+        ask = _side_columns(entry, side, "ask")
+        out = pd.DataFrame(
+            {
+                "side": side,
+                "q": q,
+                "price": ask,
+                "cost": ask + fee_per_contract(ask, rate),
+                "edge": edge,
+                "limit": _highest_buy_limit(q, rate, self.min_edge),
+                "event_ticker": entry["event_ticker"].to_numpy(),
+            },
+            index=entry.index,
+        )
+        self._skip(NO_QUOTE, np.isnan(edge))
+        self._skip(f"edge at the ask not above min_edge {self.min_edge}", edge <= self.min_edge)
+        out = out[out["edge"] > self.min_edge]
+        return out.sort_values("edge", ascending=False, kind="stable")
+
+    def orders(
+        self,
+        candidates: pd.DataFrame,
+        sizer: BasePositionSizer,
+        current_positions: Mapping[str, ContractPosition],
+        available_capital: float,
+        current_time: pd.Timestamp,
+    ) -> list[ContractOrder]:
+        """Buys sized by ``sizer`` in candidate order, each spending from the capital left.
+
+        A market already held counts what it holds (its basis) against the size wanted. Each
+        order's budget (cost + fees, Kalshi's buy_max_cost) is what the sizer allotted.
+        """
+        orders = []
+        left = available_capital
+        for ticker, c in candidates.iterrows():
+            _, cost = sizer.size_position(float(c["edge"]), float(c["cost"]), left, float(c["q"]))
+            pos = current_positions.get(str(ticker))
+            spend = cost - (pos.basis_cents / 100.0 if pos is not None else 0.0)
+            count = _floor(spend / c["cost"]) if spend > 0 else 0
+            if count < 1:
+                self.skipped[SMALL] += 1
+                continue
+            budget = _floor(min(spend, left) * 100)
+            left -= budget / 100.0
+            orders.append(
+                ContractOrder(
+                    ticker=str(ticker),
+                    event_ticker=str(c["event_ticker"]),
+                    side=str(c["side"]),
+                    action="buy",
+                    count=count,
+                    limit_cents=max(int(c["limit"]), 1),
+                    decided_at=current_time,
+                    max_cost_cents=budget,
+                )
+            )
+        return orders
+
+    def _skip(self, reason: str, mask: np.ndarray) -> None:
+        n = int(np.count_nonzero(mask))
+        if n:
+            self.skipped[reason] += n
+
+
+# --- exits ----------------------------------------------------------------------------------
+
+
+def _lowest_sell_limit(q: np.ndarray, rate: np.ndarray, exit_edge: float) -> np.ndarray:
+    """Per market, the lowest bid (cents) at which q - (P - fee(P)) is still below exit_edge.
+
+    P - fee(P) rises with P, so the prices that qualify are limit..99 (100: none).
+    """
+    return 100 - (q[:, None] - _net_bids(rate) < exit_edge).sum(axis=1)
+
+
+def _lowest_net_at_least(target: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Per market, the lowest bid (cents) whose net P - fee(P) is still >= target (100: none)."""
+    with np.errstate(invalid="ignore"):
+        return 100 - (_net_bids(rate) >= np.asarray(target, dtype=float)[:, None]).sum(axis=1)
+
+
 class ExitStrategy:
     """When to sell a whole held position, judged at the bid it would be sold into.
 
@@ -83,23 +279,29 @@ class ExitStrategy:
     sells at the best bid.
     """
 
-    profit_target: float | None = None
-    stop_loss: float | None = None
-    exit_hours_before_close: float | None = None
-    max_holding_days: float | None = None
-    exit_edge: float | None = None
+    def __init__(
+        self,
+        profit_target: float | None = None,
+        stop_loss: float | None = None,
+        exit_hours_before_close: float | None = None,
+        max_holding_days: float | None = None,
+        exit_edge: float | None = None,
+    ) -> None:
+        _optional_share("profit_target", profit_target, upper_inclusive=False)
+        _optional_share("stop_loss", stop_loss)
+        if exit_hours_before_close is not None:
+            _check(exit_hours_before_close >= 0, "exit_hours_before_close", "must be >= 0", 0)
+        if max_holding_days is not None:
+            _check(max_holding_days > 0, "holding_days", "must be > 0", max_holding_days)
+        self.profit_target = profit_target
+        self.stop_loss = stop_loss
+        self.exit_hours_before_close = exit_hours_before_close
+        self.max_holding_days = max_holding_days
+        self.exit_edge = exit_edge
+        self.exits: Counter[str] = Counter()  # sells decided, by reason
+        self._known_close: dict[str, pd.Timestamp] = {}  # per market: from its last signal
 
-    @classmethod
-    def from_params(cls, params: StrategyParams) -> ExitStrategy:
-        return cls(
-            profit_target=params.profit_target,
-            stop_loss=params.stop_loss,
-            exit_hours_before_close=params.exit_hours_before_close,
-            max_holding_days=params.holding_days,
-            exit_edge=params.exit_edge,
-        )
-
-    def exits(self, held: pd.DataFrame, ts: pd.Timestamp) -> pd.DataFrame:
+    def reasons(self, held: pd.DataFrame, ts: pd.Timestamp) -> pd.DataFrame:
         """Per held market (rows of ``held``): ``reason`` (None: keep) and sell ``limit`` (cents).
 
         ``held`` has ``bid`` (dollars of the side held, NaN: no bid, no exit), ``taker_rate``,
@@ -140,104 +342,32 @@ class ExitStrategy:
             fire(turned, EDGE_REVERSAL, _lowest_sell_limit(np.nan_to_num(q), rate, self.exit_edge))
         return pd.DataFrame({"reason": reason, "limit": limit}, index=held.index)
 
-
-class BaseMarketStrategy(ABC):
-    """Turns signals into orders; keeps track of its orders the executor is still working."""
-
-    def __init__(self, params: StrategyParams) -> None:
-        self.params = params
-        self._working: dict[str, ContractOrder] = {}
-        self.n_signals = 0  # (market, decision time) signals seen
-        self.skipped: Counter[str] = Counter()  # signals that led to no order, by reason
-        self.exit = ExitStrategy.from_params(params)
-        self.exits: Counter[str] = Counter()  # sells decided, by exit reason
-        self._known_close: dict[str, pd.Timestamp] = {}  # per market: from its last signal
-
-    @abstractmethod
-    def generate_trade_decision(
+    def exit_orders(
         self,
-        ts: pd.Timestamp,
         signals: pd.DataFrame,
-        exchange: BaseKalshiExchange,
-        account: KalshiAccount,
-    ) -> PredictionMarketDecision:
-        """Orders decided at ``ts`` from the predictions with ``as_of == ts``."""
-
-    def receive(self, orders: list[ContractOrder]) -> None:
-        """Executed orders back from the executor: done ones free their market again."""
-        for order in orders:
-            if order.done and self._working.get(order.ticker) is order:
-                del self._working[order.ticker]
-
-    # --- shared helpers -----------------------------------------------------------------------
-
-    def _decide(self, ts: pd.Timestamp, orders: list[ContractOrder]) -> PredictionMarketDecision:
-        """Sells first (their cash may fund buys), then buys by decreasing edge."""
-        orders = sorted(orders, key=lambda o: o.action != "sell")
-        for order in orders:
-            self._working[order.ticker] = order
-        if orders:
-            logger.debug("%s: %d orders", ts, len(orders))
-        return PredictionMarketDecision(decided_at=ts, orders=tuple(orders))
-
-    def _skip(self, reason: str, mask: np.ndarray | pd.Series) -> None:
-        """Count the signals of ``mask`` as leading to no order, for ``reason``."""
-        n = int(np.count_nonzero(mask))
-        if n:
-            self.skipped[reason] += n
-
-    def _frame(
-        self, signals: pd.DataFrame, exchange: BaseKalshiExchange, ts: pd.Timestamp
-    ) -> pd.DataFrame:
-        """One row per market with a signal: prediction, quotes in dollars, fee rate, trade flags.
-
-        Counts the signals, and skips the closed markets and those with an order being worked
-        (``tradable`` is False there).
-        """
-        self.n_signals += len(signals)
-        if "known_close" in signals.columns:
-            known = signals.dropna(subset=["known_close"])
-            self._known_close.update(zip(known["ticker"], known["known_close"], strict=True))
-        elif self.exit.exit_hours_before_close is not None:
-            raise DataError(
-                "strategy.exit_hours_before_close needs predictions with known_close "
-                "(written by the evaluate stage)"
-            )
-        duplicated = signals["ticker"].duplicated(keep="last")
-        self._skip("a later signal for the same market at the same time", duplicated)
-        sig = signals[~duplicated].set_index("ticker")
-        quotes = exchange.quotes(list(sig.index), ts)
-        frame = sig[["event_ticker", "prob", "mid"]].join(
-            quotes[["yes_bid", "yes_ask", "no_bid", "no_ask", "is_open", "taker_rate"]]
-        )
-        for col in ("yes_bid", "yes_ask", "no_bid", "no_ask"):
-            frame[col] = frame[col] / 100.0
-        frame["working"] = frame.index.isin(list(self._working))
-        is_open = frame["is_open"].astype(bool)
-        self._skip(_CLOSED, ~is_open)
-        self._skip(_WORKING, is_open & frame["working"])
-        frame["tradable"] = is_open & ~frame["working"]
-        return frame
-
-    def _exit_orders(
-        self,
-        ts: pd.Timestamp,
-        frame: pd.DataFrame,
-        exchange: BaseKalshiExchange,
-        account: KalshiAccount,
+        current_positions: Mapping[str, ContractPosition],
+        current_time: pd.Timestamp,
     ) -> list[ContractOrder]:
-        """Sells of the held positions an exit of :attr:`exit` fires for (open markets only)."""
-        tickers = [t for t in account.positions if t not in self._working]
+        """Sells of the held positions in ``signals`` for which an exit fires."""
+        if "known_close" in signals.columns:
+            known = signals["known_close"].dropna()
+            self._known_close.update(known.items())
+        elif self.exit_hours_before_close is not None:
+            raise ParamError(
+                "strategy.exit_hours_before_close needs signals with known_close "
+                "(predictions written by the evaluate stage carry it)"
+            )
+        tickers = [t for t in signals.index if t in current_positions]
         if not tickers:
             return []
-        quotes = exchange.quotes(tickers, ts)
-        positions = [account.positions[t] for t in tickers]
+        rows = signals.loc[tickers]
+        positions = [current_positions[t] for t in tickers]
         side = np.array([pos.side for pos in positions])
-        prob = frame["prob"].reindex(tickers).to_numpy(dtype=float)
+        prob = rows["prob"].to_numpy(dtype=float)
         held = pd.DataFrame(
             {
-                "bid": _side_columns(quotes, side, "bid") / 100.0,
-                "taker_rate": quotes["taker_rate"].to_numpy(dtype=float),
+                "bid": _side_columns(rows, side, "bid"),
+                "taker_rate": rows["taker_rate"].to_numpy(dtype=float),
                 "basis": [pos.basis_cents / pos.contracts / 100.0 for pos in positions],
                 "opened_at": [pos.opened_at for pos in positions],
                 "known_close": [self._known_close.get(t, pd.NaT) for t in tickers],
@@ -245,198 +375,117 @@ class BaseMarketStrategy(ABC):
             },
             index=pd.Index(tickers, name="ticker"),
         )
-        decided = self.exit.exits(held, ts)
-        go = decided["reason"].notna() & quotes["is_open"].astype(bool).to_numpy()
+        decided = self.reasons(held, current_time)
         orders = []
-        for ticker, row in decided[go].iterrows():
-            self.exits[row["reason"]] += 1
-            orders.append(_sell(ts, account, str(ticker), max(int(row["limit"]), 1)))
+        for pos, (why, limit) in zip(
+            positions, decided[["reason", "limit"]].itertuples(index=False), strict=True
+        ):
+            if why is None:
+                continue
+            self.exits[why] += 1
+            orders.append(
+                ContractOrder(
+                    ticker=pos.ticker,
+                    event_ticker=pos.event_ticker,
+                    side=pos.side,
+                    action="sell",
+                    count=pos.contracts,
+                    limit_cents=max(int(limit), 1),
+                    decided_at=current_time,
+                )
+            )
         return orders
 
-    def _budget(self, account: KalshiAccount) -> _Budget:
-        """The account's equity and cash, less what buys still being worked may yet spend.
 
-        A TWAP buy decided earlier keeps its remaining budget (cost + fees) committed, to its
-        event and to the cash, so a new order cannot take the room its later children fill.
-        """
-        committed: dict[str, int] = {}
-        for order in self._working.values():
-            if order.action == "buy" and not order.done:
-                left = order.remaining_budget_cents or 0
-                committed[order.event_ticker] = committed.get(order.event_ticker, 0) + left
-        cash = account.cash_cents - sum(committed.values())
-        return _Budget(equity=account.equity_cents, cash=cash, event_spent=committed)
+# --- strategies -----------------------------------------------------------------------------
 
-    def _cap(
-        self, stake_cents: float, ticker: str, event: str, account: KalshiAccount, budget: _Budget
-    ) -> int:
-        """Cents a buy may spend (cost + fees) after the market, event and cash caps."""
-        held = _held_basis(account, ticker)
-        event_held = account.event_basis_cents(event) + budget.event_spent.get(event, 0)
-        room = min(
-            stake_cents,
-            self.params.max_position_frac * budget.equity - held,
-            self.params.max_event_frac * budget.equity - event_held,
-            budget.cash,
-        )
-        return max(_floor(room), 0)
 
-    def _buy(
+class BaseMarketStrategy(ABC):
+    """The design's strategy extension point; subclass and implement generate_trade_decision.
+
+    ``signal_target`` names the model target whose probabilities the strategy reads (None: any);
+    the backtest refuses a model of another target. ``skipped`` counts signals that led to no
+    order, by reason, and ``exits`` sells by exit reason, so a quiet run can say why.
+    """
+
+    signal_target: str | None = None
+
+    def __init__(self) -> None:
+        self.skipped: Counter[str] = Counter()
+        self.exits: Counter[str] = Counter()
+
+    @abstractmethod
+    def generate_trade_decision(
         self,
-        ts: pd.Timestamp,
-        row: pd.Series,
-        side: str,
-        stake_cents: float,
-        limit_cents: int,
-        account: KalshiAccount,
-        budget: _Budget,
-    ) -> ContractOrder | None:
-        """A capped buy of ``side`` sized at the ask plus fee, or None when under one contract."""
-        ticker, event = str(row.name), str(row["event_ticker"])
-        ask = row[f"{side}_ask"]
-        p_eff_cents = 100.0 * (ask + float(fee_per_contract(ask, row["taker_rate"])))
-        spend = self._cap(stake_cents, ticker, event, account, budget)
-        count = _floor(spend / p_eff_cents)
-        if count < 1:
-            return None
-        budget.event_spent[event] = budget.event_spent.get(event, 0) + spend
-        budget.cash -= spend
-        return ContractOrder(
-            ticker=ticker,
-            event_ticker=event,
-            side=side,
-            action="buy",
-            count=count,
-            limit_cents=limit_cents,
-            decided_at=ts,
-            max_cost_cents=spend,
-        )
+        signals: pd.DataFrame,
+        current_positions: Mapping[str, ContractPosition],
+        available_capital: float,
+        current_time: pd.Timestamp,
+    ) -> PredictionMarketDecision:
+        """The orders decided at ``current_time`` from what is known then."""
 
 
-def _held_basis(account: KalshiAccount, ticker: str) -> int:
-    """Cost basis (price + fees) held in one market, 0 when none."""
-    pos = account.positions.get(ticker)
-    return 0 if pos is None else pos.basis_cents
-
-
-def _sell(ts: pd.Timestamp, account: KalshiAccount, ticker: str, limit_cents: int) -> ContractOrder:
-    pos = account.positions[ticker]
-    return ContractOrder(
-        ticker=ticker,
-        event_ticker=pos.event_ticker,
-        side=pos.side,
-        action="sell",
-        count=pos.contracts,
-        limit_cents=limit_cents,
-        decided_at=ts,
+def _decision(orders: list[ContractOrder], current_time: pd.Timestamp) -> PredictionMarketDecision:
+    """Sells first (their cash may fund buys), then buys in the order given."""
+    return PredictionMarketDecision(
+        sorted(orders, key=lambda o: o.action != "sell"), decided_at=current_time
     )
 
 
-def _highest_buy_limit(q: np.ndarray, rate: np.ndarray, min_edge: float) -> np.ndarray:
-    """Per market, the highest price (cents) whose own edge q - (P + fee(P)) beats min_edge.
-
-    P + fee(P) rises with P, so the prices that qualify are 1..limit: count them (0: none).
-    """
-    grid = _CENTS / 100.0
-    costs = grid + fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
-    return (q[:, None] - costs > min_edge).sum(axis=1)
-
-
-def _net_bids(rate: np.ndarray) -> np.ndarray:
-    """Per market (rows) and bid 1..99 cents (columns): what selling there nets, P - fee(P).
-
-    It rises with P, so the bids that net at least some amount are the top of the grid.
-    """
-    grid = _CENTS / 100.0
-    return grid - fee_per_contract(grid[None, :], np.asarray(rate, dtype=float)[:, None])
-
-
-def _lowest_sell_limit(q: np.ndarray, rate: np.ndarray, exit_edge: float) -> np.ndarray:
-    """Per market, the lowest bid (cents) at which q - (P - fee(P)) is still below exit_edge.
-
-    P - fee(P) rises with P, so the prices that qualify are limit..99 (100: none).
-    """
-    return 100 - (q[:, None] - _net_bids(rate) < exit_edge).sum(axis=1)
-
-
-def _lowest_net_at_least(target: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Per market, the lowest bid (cents) whose net P - fee(P) is still >= target (100: none)."""
-    with np.errstate(invalid="ignore"):
-        return 100 - (_net_bids(rate) >= np.asarray(target, dtype=float)[:, None]).sum(axis=1)
-
-
-def _side_columns(frame: pd.DataFrame, side: np.ndarray, name: str) -> np.ndarray:
-    """Per row, column ``{side}_{name}`` where side is 'yes' or 'no'."""
-    return np.where(side == "yes", frame[f"yes_{name}"], frame[f"no_{name}"])
-
-
 class EdgeBasedStrategy(BaseMarketStrategy):
-    """Buy the side whose settlement probability beats its fee-inclusive ask; fractional Kelly.
+    """Buy the side whose settlement probability beats its fee-inclusive ask; hold or exit.
 
-    For win probability q and effective price P_eff = ask + fee per contract, the edge is
-    q - P_eff and the full Kelly stake of a binary contract is f* = (q - P_eff) / (1 - P_eff) of
-    equity; the order stakes ``kelly_fraction * f*`` of equity in total (less what it already
-    holds there), under the caps. Its limit lets it walk up the ask side of the book only to
-    the highest price whose own edge still exceeds ``min_edge``; its budget (cost + fees)
-    stops it there too.
-
-    A held position is sold at the bid when the edge of holding over selling,
-    q - (bid - fee), falls below ``exit_edge``; the sell walks down the bids while that holds.
-    Markets without a signal at ts keep their positions until settlement.
+    DecisionGenerator finds the edges above ``min_edge``; the sizer (fractional Kelly with
+    ``kelly_fraction`` unless another sizer is given) sizes them from the available capital;
+    ExitStrategy sells held positions (``exit_edge``, ``profit_target``, ``stop_loss``,
+    ``exit_hours_before_close``, ``holding_days``). A market being exited is not bought again at
+    the same time.
     """
+
+    signal_target = "settlement"
+
+    def __init__(
+        self,
+        min_edge: float,
+        kelly_fraction: float | None = None,
+        exit_edge: float | None = None,
+        profit_target: float | None = None,
+        stop_loss: float | None = None,
+        exit_hours_before_close: float | None = None,
+        holding_days: float | None = None,
+        sizer: BasePositionSizer | None = None,
+    ) -> None:
+        super().__init__()
+        if sizer is None:
+            _check(
+                kelly_fraction is not None, "kelly_fraction", "is required without a sizer", None
+            )
+            assert kelly_fraction is not None
+            sizer = KellyPositionSizer(kelly_fraction)
+        self.generator = DecisionGenerator(min_edge)
+        self.sizer = sizer
+        self.exit = ExitStrategy(
+            profit_target, stop_loss, exit_hours_before_close, holding_days, exit_edge
+        )
+        self.skipped = self.generator.skipped
+        self.exits = self.exit.exits
 
     def generate_trade_decision(
         self,
-        ts: pd.Timestamp,
         signals: pd.DataFrame,
-        exchange: BaseKalshiExchange,
-        account: KalshiAccount,
+        current_positions: Mapping[str, ContractPosition],
+        available_capital: float,
+        current_time: pd.Timestamp,
     ) -> PredictionMarketDecision:
-        p = self.params
-        frame = self._frame(signals, exchange, ts)
-        tradable = frame["tradable"]
-        held_side = pd.Series(
-            {t: pos.side for t, pos in account.positions.items()}, dtype=object
-        ).reindex(frame.index)
-        orders = self._exit_orders(ts, frame, exchange, account)
-
-        # entries: the better side's fee-inclusive edge, never the side opposite a holding
-        entry = frame[tradable & ~frame.index.isin([o.ticker for o in orders])]
-        q_yes = entry["prob"].to_numpy()
-        held_here = held_side.reindex(entry.index).to_numpy()
-        edges = {}
-        for side, q in (("yes", q_yes), ("no", 1.0 - q_yes)):
-            ask = entry[f"{side}_ask"].to_numpy()
-            edge = q - (ask + fee_per_contract(ask, entry["taker_rate"]))
-            edges[side] = np.where(pd.isna(held_here) | (held_here == side), edge, np.nan)
-        best_yes = np.isnan(edges["no"]) | (edges["yes"] >= edges["no"])  # NaN: side not allowed
-        side = np.where(best_yes, "yes", "no")
-        edge = np.where(best_yes, edges["yes"], edges["no"])
-        q = np.where(best_yes, q_yes, 1.0 - q_yes)
-        ask = _side_columns(entry, side, "ask")
-        limit = _highest_buy_limit(q, entry["taker_rate"].to_numpy(), p.min_edge)
-        candidates = pd.DataFrame(
-            {"side": side, "edge": edge, "q": q, "ask": ask, "limit": limit}, index=entry.index
+        sells = self.exit.exit_orders(signals, current_positions, current_time)
+        exiting = {o.ticker for o in sells}
+        candidates = self.generator.candidates(
+            signals[~signals.index.isin(list(exiting))], current_positions
         )
-        no_quote = np.isnan(edge)  # no ask on any side it may buy
-        self._skip(_NO_QUOTE, no_quote)
-        self._skip(f"edge at the ask not above min_edge {p.min_edge}", edge <= p.min_edge)
-        candidates = candidates[candidates["edge"] > p.min_edge]
-        candidates = candidates.sort_values(["edge"], ascending=False, kind="stable")
-
-        budget = self._budget(account)
-        for ticker, c in candidates.iterrows():
-            row = entry.loc[ticker]
-            p_eff = c["ask"] + float(fee_per_contract(c["ask"], row["taker_rate"]))
-            kelly = (c["q"] - p_eff) / (1.0 - p_eff)
-            assert p.kelly_fraction is not None  # checked by StrategyParams for edge_kelly
-            stake = p.kelly_fraction * kelly * budget.equity - _held_basis(account, ticker)
-            order = self._buy(ts, row, c["side"], stake, int(c["limit"]), account, budget)
-            if order is not None:
-                orders.append(order)
-            else:
-                self.skipped[_SMALL] += 1
-        return self._decide(ts, orders)
+        buys = self.generator.orders(
+            candidates, self.sizer, current_positions, available_capital, current_time
+        )
+        return _decision(sells + buys, current_time)
 
 
 class DirectionalStrategy(BaseMarketStrategy):
@@ -444,71 +493,77 @@ class DirectionalStrategy(BaseMarketStrategy):
 
     Signal s = p - 0.5 for target ``direction`` (p = P(price up over the next day)) and
     s = p - mid for ``settlement`` (mid as of the prediction). Buy YES when s > min_edge, NO
-    when s < -min_edge, at the best ask only (the signal says nothing about higher prices).
-    The stake grows with conviction: ``stake_fraction * min(1, |s| / 0.5) * max_position_frac``
-    of equity, under the same caps; |s| = 0.5 is the strongest possible direction signal.
-    Markets already held get no new buys; a position is sold at the best bid once
-    ``holding_days`` have passed since it was opened (the sell retries at each decision until
-    it is gone).
+    when s < -min_edge, at the best ask only (the signal says nothing about higher prices),
+    staking ``stake_fraction`` of the available capital at full conviction (|s| = 0.5), less
+    below. Markets already held get no new buys; positions are sold at the best bid after
+    ``holding_days`` (or an earlier exit).
     """
 
-    def __init__(self, params: StrategyParams, target: str) -> None:
-        super().__init__(params)
-        if target not in TARGETS:
-            raise ParamError(f"model.target must be one of {TARGETS}, got {target!r}")
-        if params.holding_days is None or params.stake_fraction is None:
-            raise ParamError("strategy.holding_days and stake_fraction are required by directional")
+    def __init__(
+        self,
+        min_edge: float,
+        stake_fraction: float,
+        holding_days: float,
+        target: str,
+        profit_target: float | None = None,
+        stop_loss: float | None = None,
+        exit_hours_before_close: float | None = None,
+    ) -> None:
+        super().__init__()
+        _check(target in TARGETS, "target", f"must be one of {TARGETS}", target)
+        _check(0.0 <= min_edge < 1.0, "min_edge", "must be in [0, 1)", min_edge)
+        self.min_edge = min_edge
         self.target = target
+        self.sizer = FixedFractionSizer(stake_fraction)
+        self.exit = ExitStrategy(profit_target, stop_loss, exit_hours_before_close, holding_days)
+        self.exits = self.exit.exits
 
     def generate_trade_decision(
         self,
-        ts: pd.Timestamp,
         signals: pd.DataFrame,
-        exchange: BaseKalshiExchange,
-        account: KalshiAccount,
+        current_positions: Mapping[str, ContractPosition],
+        available_capital: float,
+        current_time: pd.Timestamp,
     ) -> PredictionMarketDecision:
-        p = self.params
-        frame = self._frame(signals, exchange, ts)
-        orders = self._exit_orders(ts, frame, exchange, account)
-        held = frame.index.isin(list(account.positions))
-        self._skip("a position is already held in the market", frame["tradable"] & held)
-        entry = frame[frame["tradable"] & ~held]
+        orders = self.exit.exit_orders(signals, current_positions, current_time)
+        predicted = signals[signals["prob"].notna()]
+        held = predicted.index.isin(list(current_positions))
+        self._skip("a position is already held in the market", held)
+        entry = predicted[~held]
         ref = 0.5 if self.target == "direction" else entry["mid"]
         s = (entry["prob"] - ref).to_numpy(dtype=float)
         side = np.where(s > 0, "yes", "no")
         ask = _side_columns(entry, side, "ask")
-        self._skip(_NO_QUOTE, np.isnan(ask))
-        self._skip(
-            f"signal not above min_edge {p.min_edge}", ~np.isnan(ask) & ~(np.abs(s) > p.min_edge)
-        )
-        go = (np.abs(s) > p.min_edge) & ~np.isnan(ask)
-        candidates = pd.DataFrame({"s": s, "side": side, "ask": ask}, index=entry.index)[go]
-        candidates = candidates.reindex(
-            candidates["s"].abs().sort_values(ascending=False, kind="stable").index
-        )
-
-        budget = self._budget(account)
-        for ticker, c in candidates.iterrows():
-            conviction = min(1.0, abs(c["s"]) / 0.5)
-            stake = p.stake_fraction * conviction * p.max_position_frac * budget.equity
-            limit = int(round(c["ask"] * 100))
-            order = self._buy(ts, entry.loc[ticker], c["side"], stake, limit, account, budget)
-            if order is not None:
-                orders.append(order)
-            else:
-                self.skipped[_SMALL] += 1
-        return self._decide(ts, orders)
-
-
-def make_strategy(params: StrategyParams, target: str) -> BaseMarketStrategy:
-    """The strategy named by ``params.name``; edge_kelly needs settlement probabilities."""
-    if params.name == "edge_kelly":
-        if target != "settlement":
-            raise ParamError(
-                f"strategy edge_kelly needs target settlement (Kelly sizing uses P(YES)), "
-                f"got {target!r}"
+        self._skip(NO_QUOTE, np.isnan(ask))
+        strong = np.abs(s) > self.min_edge
+        self._skip(f"signal not above min_edge {self.min_edge}", ~np.isnan(ask) & ~strong)
+        go = strong & ~np.isnan(ask)
+        rate = entry["taker_rate"].to_numpy(dtype=float)
+        cost = ask + fee_per_contract(ask, rate)
+        left = available_capital
+        for k in np.argsort(-np.abs(s[go]), kind="stable"):
+            i = np.flatnonzero(go)[k]
+            conviction = min(1.0, abs(s[i]) / 0.5)
+            count, spend = self.sizer.size_position(float(s[i]), float(cost[i]), left, conviction)
+            if count < 1:
+                self.skipped[SMALL] += 1
+                continue
+            left -= spend
+            orders.append(
+                ContractOrder(
+                    ticker=str(entry.index[i]),
+                    event_ticker=str(entry["event_ticker"].iat[i]),
+                    side=str(side[i]),
+                    action="buy",
+                    count=count,
+                    limit_cents=int(round(ask[i] * 100)),
+                    decided_at=current_time,
+                    max_cost_cents=_floor(spend * 100),
+                )
             )
-        return EdgeBasedStrategy(params)
-    if params.name == "directional":
-        return DirectionalStrategy(params, target)
-    raise ParamError(f"unknown strategy.name {params.name!r}")
+        return _decision(orders, current_time)
+
+    def _skip(self, reason: str, mask: np.ndarray) -> None:
+        n = int(np.count_nonzero(mask))
+        if n:
+            self.skipped[reason] += n

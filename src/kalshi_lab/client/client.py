@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import pandas as pd
+from pydantic import model_validator
 
 from kalshi_lab.client.auth import KalshiSigner
 from kalshi_lab.client.errors import ConflictError, NotFoundError
@@ -41,8 +42,10 @@ from kalshi_lab.client.records import (
     MarketPosition,
     Order,
     Orderbook,
+    Record,
     Series,
     Trade,
+    _normalise,
 )
 from kalshi_lab.client.transport import ApiResponse, Transport
 
@@ -59,6 +62,37 @@ EVENTS_LIMIT = 200
 
 Side = Literal["yes", "no"]
 Action = Literal["buy", "sell"]
+
+
+class Settlement(Record):
+    """One settled market of the account (``GET /portfolio/settlements``, spec ``Settlement``).
+
+    Counts are the contracts held of each side when it settled; ``revenue`` is what the
+    settlement paid, in integer cents; costs and ``fee_cost`` are dollars. Legacy integer
+    cents and counts read the same (see :mod:`kalshi_lab.client.records`).
+    """
+
+    ticker: str
+    event_ticker: str | None = None
+    market_result: str  # yes | no | scalar | void
+    yes_count: Decimal = Decimal(0)
+    no_count: Decimal = Decimal(0)
+    yes_total_cost: Decimal | None = None
+    no_total_cost: Decimal | None = None
+    revenue: int = 0
+    settled_time: dt.datetime
+    fee_cost: Decimal | None = None
+    value: int | None = None  # cents one YES contract paid
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formats(cls, doc: Any) -> Any:
+        out = _normalise(
+            doc, ("yes_total_cost", "no_total_cost", "fee_cost"), ("yes_count", "no_count")
+        )
+        if isinstance(out, dict):
+            out = {k: v for k, v in out.items() if v is not None}
+        return out
 
 
 def unix(ts: dt.datetime | pd.Timestamp | int) -> int:
@@ -425,6 +459,24 @@ class KalshiClient:
         pages = self.transport.pages("/portfolio/fills", params, **self._signed())
         return [Fill.model_validate(f) for r in pages for f in r.body["fills"]]
 
+    def get_settlements(
+        self,
+        ticker: str | None = None,
+        event_ticker: str | None = None,
+        min_ts: int | None = None,
+        max_ts: int | None = None,
+    ) -> list[Settlement]:
+        """``GET /portfolio/settlements``: the account's settled markets, every page."""
+        params = {
+            "ticker": ticker,
+            "event_ticker": event_ticker,
+            "min_ts": min_ts,
+            "max_ts": max_ts,
+            "limit": MAX_LIMIT,
+        }
+        pages = self.transport.pages("/portfolio/settlements", params, **self._signed())
+        return [Settlement.model_validate(s) for r in pages for s in r.body["settlements"]]
+
     def create_order(
         self,
         ticker: str,
@@ -439,6 +491,7 @@ class KalshiClient:
         reduce_only: bool | None = None,
         post_only: bool | None = None,
         expiration_ts: int | None = None,
+        buy_max_cost: int | None = None,
     ) -> Order:
         """``POST /portfolio/orders``: a limit order, placed at most once.
 
@@ -446,6 +499,9 @@ class KalshiClient:
         ``client_order_id`` (a new UUID unless given), and every retry resends the same one;
         if the exchange answers 409 because an earlier attempt did arrive, the order placed
         then is read back and returned. So a timeout or a reset never places a second order.
+
+        ``buy_max_cost`` (cents, buys only) caps what the order may cost; the spec says it
+        makes the order fill-or-kill whatever ``time_in_force`` says.
         """
         if (yes_price is None) == (no_price is None):
             raise ValueError("give exactly one of yes_price and no_price")
@@ -466,6 +522,7 @@ class KalshiClient:
             "reduce_only": reduce_only,
             "post_only": post_only,
             "expiration_ts": expiration_ts,
+            "buy_max_cost": buy_max_cost,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         try:

@@ -20,6 +20,9 @@ Money (API.md section 4):
 
 Resting orders stay on the account until canceled; the recorded books do not move, so nothing
 crosses them later, and they are not shown in the served book.
+
+Nothing settles: orders are taken only in markets trading at ``now``, and ``now`` never moves
+on to their settlement, so ``GET /portfolio/settlements`` answers an empty list.
 """
 
 from __future__ import annotations
@@ -340,6 +343,18 @@ class Portfolio:
                 and (max_ts is None or f.ts <= max_ts)
             ]
         return [(-f.seq, f.doc()) for f in reversed(chosen)]
+
+    def settlement_docs(
+        self,
+        *,
+        ticker: str | None = None,
+        event_ticker: str | None = None,
+        min_ts: int | None = None,
+        max_ts: int | None = None,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(cursor key, Settlement) of the matching settlements, newest first: none, as no
+        market the account trades settles at the fixed ``now`` (see the module docstring)."""
+        return []
 
     def position_docs(
         self,

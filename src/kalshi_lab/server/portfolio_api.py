@@ -1,6 +1,7 @@
 """The signed portfolio endpoints over a :class:`~kalshi_lab.server.portfolio.Portfolio`:
-balance, positions, orders (list, get, create, cancel) and fills, with the API's query
-parameters and cursor pagination (newest first for orders and fills, by ticker for positions).
+balance, positions, orders (list, get, create, cancel), fills and settlements, with the API's
+query parameters and cursor pagination (newest first for orders, fills and settlements, by
+ticker for positions).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from kalshi_lab.server.query import Query
 from kalshi_lab.server.routes import Reply, Request, Router, ok
 from kalshi_lab.server.units import count_text
 
-LIMIT = (100, 1000)  # (default, maximum) of orders, fills and positions
+LIMIT = (100, 1000)  # (default, maximum) of orders, fills, positions and settlements
 ORDER_STATUSES = ("resting", "canceled", "executed")
 COUNT_FILTERS = ("position", "total_traded")
 
@@ -41,6 +42,7 @@ class PortfolioApi:
             ("GET", "/portfolio/orders/{order_id}", "order", self.order),
             ("DELETE", "/portfolio/orders/{order_id}", "cancel_order", self.cancel_order),
             ("GET", "/portfolio/fills", "fills", self.fills),
+            ("GET", "/portfolio/settlements", "settlements", self.settlements),
         ):
             router.add(method, template, kind, handler, signed=True)
 
@@ -122,3 +124,19 @@ class PortfolioApi:
         )
         items, last = page(docs, lambda item: item[0], limit, after)
         return ok({"fills": [doc for _, doc in items], "cursor": self._cursor(scope, last)})
+
+    def settlements(self, request: Request) -> Reply:
+        """``GetSettlementsResponse``: ticker, event_ticker (one), min_ts, max_ts, limit, cursor."""
+        q = request.query
+        _primary_only(q)
+        limit = q.limit(*LIMIT)
+        scope = q.scope("settlements", "ticker", "event_ticker", "min_ts", "max_ts")
+        after = self._after(q, scope)
+        docs = self.portfolio.settlement_docs(
+            ticker=q.text("ticker"),
+            event_ticker=q.single("event_ticker"),
+            min_ts=q.integer("min_ts"),
+            max_ts=q.integer("max_ts"),
+        )
+        items, last = page(docs, lambda item: item[0], limit, after)
+        return ok({"settlements": [doc for _, doc in items], "cursor": self._cursor(scope, last)})

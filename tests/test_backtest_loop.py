@@ -50,9 +50,12 @@ PREDICTIONS = pd.DataFrame(
         "mid": [0.39, 0.71, 0.39],
     }
 )
-KELLY = StrategyParams("edge_kelly", 0.03, 0.05, 0.10, kelly_fraction=0.5, exit_edge=-0.02)
-#: limits that never bind in these small cases: the strategy's own caps are what is tested
-NO_LIMITS = RiskParams(10**9, 1.0, 1.0, kill_switch=False)
+KELLY = StrategyParams(
+    "kalshi_lab.execution.EdgeBasedStrategy",
+    {"min_edge": 0.03, "kelly_fraction": 0.5, "exit_edge": -0.02},
+)
+#: 5 % of equity per market, 10 % per event; capital and daily loss never bind here
+CAPS = RiskParams(10**9, 0.05, 0.10, 1.0, 1.0, kill_switch=False)
 
 
 def run(
@@ -61,9 +64,11 @@ def run(
     book: pd.DataFrame = BOOK,
     candles: pd.DataFrame = NO_CANDLES,
     markets: pd.DataFrame = MARKETS,
-    risk: RiskParams = NO_LIMITS,
+    risk: RiskParams = CAPS,
+    ttl_hours: float = 0.0,
 ):
-    params = BacktestParams(1000.0, executor, 4, 0.07, 1.0, 0.1)
+    # nested: 4 children a day apart, so that each meets the next day's book
+    params = BacktestParams(1000.0, executor, ttl_hours, 4, 1440, 0.07, 1.0, 0.1)
     return run_backtest(
         predictions, book, candles, markets, SERIES, KELLY, risk, params, "settlement"
     )
@@ -105,8 +110,8 @@ def test_two_markets_by_hand():
     json.dumps(s, allow_nan=False)
 
 
-def test_twap_run_is_deterministic_and_never_overdraws():
-    a, b = run("twap"), run("twap")
+def test_nested_run_is_deterministic_and_never_overdraws():
+    a, b = run("nested"), run("nested")
     pd.testing.assert_frame_equal(a.equity, b.equity)
     pd.testing.assert_frame_equal(a.fills, b.fills)
     assert a.summary == b.summary
@@ -207,11 +212,13 @@ def _history(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Da
     return predictions, book, candles(rows), markets
 
 
-@pytest.mark.parametrize("executor", ["simple", "twap"])
+@pytest.mark.parametrize("executor", ["simple", "resting", "nested"])
 def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor):
     predictions, book, candle_table, markets = _history(seed=5)
     cutoff = D1 + 12 * H
-    full = run(executor, predictions, book, candle_table, markets)
+    ttl = 30.0 if executor == "resting" else 0.0
+    executor = "simple" if executor == "resting" else executor
+    full = run(executor, predictions, book, candle_table, markets, ttl_hours=ttl)
     later = candle_table["end_period_ts"] > cutoff
     altered = (
         candle_table[later].iloc[::2].assign(yes_bid_close=0.01, yes_ask_close=0.02, volume=1e6)
@@ -223,9 +230,12 @@ def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor):
         pd.concat([book[book["snapshot_ts"] <= cutoff], late_book]),
         pd.concat([candle_table[~later], altered]),
         markets,
+        ttl_hours=ttl,
     )
     early = full.fills["ts"] <= cutoff
-    assert set(full.fills.loc[early, "source"]) == {"book", "candle"}
+    assert set(full.fills.loc[early, "source"]) == ({"candle"} if ttl else {"book", "candle"})
+    if ttl:  # resting orders filled as maker before the cutoff
+        assert (full.fills.loc[early, "liquidity"] == "maker").any()
     pd.testing.assert_frame_equal(
         truncated.fills[truncated.fills["ts"] <= cutoff], full.fills[early]
     )
@@ -238,8 +248,8 @@ def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor):
 
 def test_risk_limits_hold_in_the_loop_whatever_the_strategy_sizes():
     # the strategy alone buys about 9,500 cents (5 % of equity in each of A and B)
-    capped = run(risk=RiskParams(10**9, 0.05, 1.0, kill_switch=False))
+    capped = run(risk=RiskParams(10**9, 1.0, 1.0, 0.05, 1.0, kill_switch=False))
     spent = (capped.fills["cost"] + capped.fills["fee"]).sum()
     assert 0 < spent <= 0.05 * 1000.0
-    killed = run(risk=RiskParams(10**9, 1.0, 1.0, kill_switch=True))
+    killed = run(risk=RiskParams(10**9, 1.0, 1.0, 1.0, 1.0, kill_switch=True))
     assert killed.fills.empty and killed.summary["n_orders"] == 0

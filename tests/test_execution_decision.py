@@ -65,8 +65,24 @@ def test_fill_cannot_use_a_later_quote():
 
 
 def test_decision_holds_one_order_per_market_at_its_own_time():
-    PredictionMarketDecision(T0, (order(), order(ticker="B")))
+    decision = PredictionMarketDecision([order(), order(ticker="B")], decided_at=T0)
+    assert [o.ticker for o in decision] == ["A", "B"] and len(decision) == 2
     with pytest.raises(ValueError, match="one order per market"):
-        PredictionMarketDecision(T0, (order(), order(side="no")))
+        PredictionMarketDecision([order(), order(side="no")])
     with pytest.raises(ValueError, match="decided at"):
-        PredictionMarketDecision(T0 + pd.Timedelta(days=1), (order(),))
+        PredictionMarketDecision([order()], decided_at=T0 + pd.Timedelta(days=1))
+
+
+def test_an_empty_decision_takes_the_time_of_its_first_order():
+    decision = PredictionMarketDecision()  # the design's example starts like this
+    assert decision.decided_at is None and len(decision) == 0
+    decision.add(order())
+    assert decision.decided_at == T0
+    with pytest.raises(ValueError, match="one order per market"):
+        decision.add(order(action="sell"))
+
+
+def test_client_order_ids_are_derived_from_the_decision_unless_given():
+    assert order().client_order_id == "20250101T000000-A-buy-yes"
+    assert order(client_order_id="mine").client_order_id == "mine"
+    assert order(ticker="B").client_order_id != order().client_order_id

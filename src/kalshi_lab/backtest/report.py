@@ -17,7 +17,7 @@ from kalshi_lab.execution.decision import SOURCES, ContractOrder, Fill
 
 EQUITY_COLUMNS = ["ts", "cash", "positions_value", "equity"]
 FILL_COLUMNS = [
-    "ts",  # when the order (or TWAP child) was sent
+    "ts",  # when it filled: the send (taker), or the quote that traded through a rest (maker)
     "quote_ts",  # the orderbook snapshot, or the END of the candle, it was filled against (<= ts)
     "source",  # book | candle: which of the two quoted it
     "decided_at",  # the decision (prediction as_of) it came from
@@ -28,7 +28,9 @@ FILL_COLUMNS = [
     "count",  # contracts
     "price",  # average price per contract, dollars
     "cost",  # count x price, dollars
-    "fee",  # taker fee, dollars
+    "fee",  # taker (or maker) fee, dollars
+    "liquidity",  # taker | maker
+    "order_id",  # the order's client_order_id (a nested child's carries its parent's)
 ]
 CLOSED_COLUMNS = ["ticker", "event_ticker", "side", "opened_at", "closed_at", "how", "pnl"]
 
@@ -56,7 +58,7 @@ def equity_row(ts: pd.Timestamp, account: KalshiAccount) -> dict[str, object]:
 
 
 def fills_frame(orders: list[ContractOrder]) -> pd.DataFrame:
-    """Every fill of every order, by send time."""
+    """Every fill of every order (the trade log), in time order."""
     rows = [
         {
             "ts": f.ts,
@@ -71,6 +73,8 @@ def fills_frame(orders: list[ContractOrder]) -> pd.DataFrame:
             "price": f.avg_price_cents / 100,
             "cost": f.cost_cents / 100,
             "fee": f.fee_cents / 100,
+            "liquidity": f.liquidity,
+            "order_id": f.order_id,
         }
         for o in orders
         for f in o.fills

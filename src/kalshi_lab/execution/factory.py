@@ -3,12 +3,17 @@ executors. Backtest and the bot build them here, so both trade the same objects.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+import typing
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
 
 from kalshi_lab.errors import ParamError
 from kalshi_lab.execution.account import KalshiAccount
@@ -33,6 +38,11 @@ def build_strategy(params: StrategyParams, target: str) -> BaseMarketStrategy:
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.append(cwd)
+    try:
+        cls = get_class(params.target)
+    except Exception as exc:  # hydra raises ImportError or ValueError, with the cause
+        raise ParamError(f"strategy._target_ {params.target} cannot be imported: {exc}") from None
+    _check_arguments(cls, params.kwargs)
     try:
         strategy = instantiate({"_target_": params.target, **params.kwargs})
     except InstantiationException as exc:
@@ -66,3 +76,30 @@ def make_executor(
         )
     ttl = pd.Timedelta(hours=params.order_ttl_hours) if params.order_ttl_hours > 0 else None
     return KalshiExecutor(exchange, account, ttl)
+
+
+def _check_arguments(cls: type, kwargs: Mapping[str, Any]) -> None:
+    """Each key a parameter of ``cls`` and of its annotated type (pydantic), else ParamError.
+
+    Nested ``_target_`` mappings (a sizer) are Hydra's to build and are not checked here.
+    """
+    init = cls.__init__  # type: ignore[misc]
+    signature = inspect.signature(init)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    known = [n for n in signature.parameters if n != "self"]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown and not takes_any:
+        raise ParamError(f"strategy has unknown keys {unknown}; {cls.__name__} takes {known}")
+    hints = typing.get_type_hints(init)
+    for key, value in kwargs.items():
+        if key not in hints or (isinstance(value, Mapping) and "_target_" in value):
+            continue
+        try:
+            adapter = TypeAdapter(hints[key])
+        except PydanticSchemaGenerationError:  # a class pydantic cannot check: leave it
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            raise ParamError(f"strategy.{key}: {reason}, got {value!r}") from None

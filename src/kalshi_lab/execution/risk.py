@@ -90,7 +90,10 @@ class RiskManager:
             room = p.max_contracts_per_market - (held.contracts if held is not None else 0)
             if count > room:
                 reason, count = CONTRACTS, max(room, 0)
-            per_contract = order.limit_cents + FEE_BOUND_CENTS
+            # money limits cut the budget (cost + fees; Kalshi's buy_max_cost), which the
+            # exchange enforces on every fill, and the count in proportion
+            unit = order.cost_bound_cents / order.count  # what the order expects a contract to cost
+            budget = min(order.cost_bound_cents, count * (order.limit_cents + FEE_BOUND_CENTS))
             held_basis = held.basis_cents if held is not None else 0
             event = order.event_ticker
             event_basis = account.event_basis_cents(event) + event_used.get(event, 0)
@@ -99,11 +102,11 @@ class RiskManager:
                 (EVENT, event_cap - event_basis),
                 (CAPITAL, capital_room),
             ):
-                affordable = max(room_cents, 0) // per_contract
-                if count > affordable:
-                    reason, count = why, affordable
+                if budget > room_cents:
+                    reason, budget = why, max(room_cents, 0)
             if p.kill_switch or self._halted:
                 reason, count = (KILL_SWITCH if p.kill_switch else DAILY_LOSS), 0
+            count = min(count, math.floor(budget / unit + 1e-9)) if unit > 0 else count
             if count <= 0:
                 self.refused[reason] += 1
                 order.finish()
@@ -112,8 +115,7 @@ class RiskManager:
             if reason is not None:
                 self.reduced[reason] += 1
                 order.count = count
-                if order.max_cost_cents is not None:
-                    order.max_cost_cents = min(order.max_cost_cents, count * per_contract)
+                order.max_cost_cents = budget
             spend = order.cost_bound_cents
             capital_room -= spend
             event_used[event] = event_used.get(event, 0) + spend

@@ -6,6 +6,7 @@ from kalshi_lab import figures, paths
 from kalshi_lab.backtest import run_backtest
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.errors import DataError
+from kalshi_lab.execution import build_strategy
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import load_params
 from kalshi_lab.stages.runner import logger, run_stage
@@ -13,6 +14,7 @@ from kalshi_lab.stages.runner import logger, run_stage
 
 def main() -> None:
     params = load_params()
+    build_strategy(params.strategy, params.model.target)  # a bad strategy stops before any work
     if not paths.PREDICTIONS.exists():
         raise DataError(f"{paths.PREDICTIONS} does not exist: run the evaluate stage first")
     predictions = pd.read_parquet(paths.PREDICTIONS)

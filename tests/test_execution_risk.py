@@ -83,13 +83,6 @@ def test_cost_basis_per_market_counts_what_is_held():
     assert not refused and dict(gate.reduced) == {POSITION: 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: max_position_frac ignores buys still being worked in the same market, though "
-        "risk.py and conf/risk/default.yaml say the cap counts held + working + new"
-    ),
-)
 def test_cost_basis_per_market_counts_buys_being_worked_there():
     gate = RiskManager(limits(position=0.05))
     acct = holding(100_000)

@@ -284,10 +284,6 @@ def test_bad_strategy_arguments_are_param_errors(kw):
         EdgeBasedStrategy(**kw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ExitStrategy reports exit_hours_before_close < 0 as 'got 0', not the value given",
-)
 def test_a_negative_exit_hours_before_close_is_reported_as_given():
     with pytest.raises(ParamError, match="got -3"):
         kelly(exit_hours_before_close=-3)
@@ -334,31 +330,23 @@ def test_time_exit_counts_to_the_close_known_at_the_decision():
     assert strat.generate_trade_decision(sig, pos, CAPITAL, T0).orders == []
     # later, without a new prediction, the close known from the last one still counts
     at = T0 + 5 * H + 59 * pd.Timedelta(minutes=1)  # 4 h 01 min to go
-    assert (
-        strat.generate_trade_decision(signals(ex, at=at, positions=pos), pos, CAPITAL, at).orders
-        == []
-    )
+    later = signals(ex, at=at, positions=pos, known_close=pd.NaT)  # no prediction now
+    assert strat.generate_trade_decision(later, pos, CAPITAL, at).orders == []
     at = T0 + 6 * H + pd.Timedelta(minutes=1)  # 3 h 59 min to go
-    d = strat.generate_trade_decision(signals(ex, at=at, positions=pos), pos, CAPITAL, at)
+    later = signals(ex, at=at, positions=pos, known_close=pd.NaT)
+    d = strat.generate_trade_decision(later, pos, CAPITAL, at)
     assert rows(d) == [("A", "EA", "yes", "sell", 100, 1, None)]
     assert d.decided_at == at and dict(strat.exits) == {"close near": 1}
 
 
 def test_a_time_exit_without_known_closes_in_the_signals_is_refused():
     pos = held()
-    sig = signals(exchange({"A": (0.38, 0.60)}), positions=pos).drop(columns="known_close")
+    sig = signals(exchange({"A": (0.38, 0.60)}), positions=pos)  # predictions without known_close
+    assert "known_close" not in sig.columns
     with pytest.raises(ParamError, match="known_close"):
         kelly(exit_hours_before_close=4.0).generate_trade_decision(sig, pos, CAPITAL, T0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: build_signals always adds a known_close column (NaT when the predictions have "
-        "none), so exit_hours_before_close with predictions lacking known_close never fires "
-        "and is no longer refused"
-    ),
-)
 def test_a_time_exit_with_predictions_lacking_known_close_is_refused():
     pos = held()
     sig = signals(exchange({"A": (0.38, 0.60)}), {"A": 0.40}, positions=pos)

@@ -39,15 +39,19 @@ def curves(
     _save(fig, path)
 
 
-def equity_curve(path: Path, equity: pd.DataFrame, title: str) -> None:
-    """Equity over time with the drawdown shaded beneath its running peak."""
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ts = pd.to_datetime(equity["ts"])
-    ax.plot(ts, equity["equity"], label="equity (marked at the bid)")
-    ax.fill_between(
-        ts, equity["equity"], equity["equity"].cummax(), color="red", alpha=0.2, label="drawdown"
+def equity_curve(path: Path, equity: pd.DataFrame, title: str, initial: float) -> None:
+    """Equity over time against the starting capital, and the drawdown beneath it."""
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    ax.set(title=title, xlabel="as-of (UTC)", ylabel="dollars")
-    ax.legend(loc="best")
+    ts = pd.to_datetime(equity["ts"])
+    peak = equity["equity"].cummax()
+    top.plot(ts, equity["equity"], label="equity (marked at the bid)")
+    top.axhline(initial, color="grey", linestyle="--", linewidth=1, label="starting capital")
+    top.fill_between(ts, equity["equity"], peak, color="red", alpha=0.2, label="below the peak")
+    top.set(title=title, ylabel="dollars")
+    top.legend(loc="best")
+    bottom.fill_between(ts, -100 * (1 - equity["equity"] / peak), 0, color="red", alpha=0.5)
+    bottom.set(xlabel="as-of (UTC)", ylabel="drawdown %")
     fig.autofmt_xdate()
     _save(fig, path)

@@ -77,8 +77,10 @@ class RiskManager:
         market_cap = math.floor(p.max_position_frac * max(equity, 0))
         event_cap = math.floor(p.max_event_frac * max(equity, 0))
         event_used: dict[str, int] = {}
+        market_used: dict[str, int] = {}
         for o in working_buys:
             event_used[o.event_ticker] = event_used.get(o.event_ticker, 0) + o.cost_bound_cents
+            market_used[o.ticker] = market_used.get(o.ticker, 0) + o.cost_bound_cents
         kept: list[ContractOrder] = []
         refused: list[ContractOrder] = []
         for order in decision.orders:
@@ -94,7 +96,9 @@ class RiskManager:
             # exchange enforces on every fill, and the count in proportion
             unit = order.cost_bound_cents / order.count  # what the order expects a contract to cost
             budget = min(order.cost_bound_cents, count * (order.limit_cents + FEE_BOUND_CENTS))
-            held_basis = held.basis_cents if held is not None else 0
+            held_basis = (held.basis_cents if held is not None else 0) + market_used.get(
+                order.ticker, 0
+            )
             event = order.event_ticker
             event_basis = account.event_basis_cents(event) + event_used.get(event, 0)
             for why, room_cents in (
@@ -119,6 +123,7 @@ class RiskManager:
             spend = order.cost_bound_cents
             capital_room -= spend
             event_used[event] = event_used.get(event, 0) + spend
+            market_used[order.ticker] = market_used.get(order.ticker, 0) + spend
             kept.append(order)
         return replace(decision, orders=kept), refused
 

@@ -17,7 +17,8 @@ from kalshi_lab.execution.account import ContractPosition
 from kalshi_lab.execution.exchange import BaseKalshiExchange
 
 PREDICTION_COLUMNS = ("ticker", "event_ticker", "as_of", "prob", "mid")
-#: columns of a signals frame (indexed by ticker); quotes in dollars
+#: columns of a signals frame (indexed by ticker); quotes in dollars; known_close only when the
+#: predictions carry it
 SIGNAL_COLUMNS = (
     "event_ticker",
     "prob",
@@ -78,10 +79,8 @@ def build_signals(
     ]
     for col in ("prob", "mid"):
         frame[col] = np.concatenate([preds[col].to_numpy(dtype=float), np.full(len(held), np.nan)])
-    if "known_close" in preds.columns:
+    if "known_close" in preds.columns:  # absent: a strategy that needs it says so
         frame["known_close"] = preds["known_close"].reindex(frame.index)
-    else:
-        frame["known_close"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
     for col in ("yes_bid", "yes_ask", "no_bid", "no_ask"):
         frame[col] = quotes[col].to_numpy(dtype=float) / 100.0
     frame["taker_rate"] = quotes["taker_rate"].to_numpy(dtype=float)

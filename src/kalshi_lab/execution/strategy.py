@@ -290,7 +290,12 @@ class ExitStrategy:
         _optional_share("profit_target", profit_target, upper_inclusive=False)
         _optional_share("stop_loss", stop_loss)
         if exit_hours_before_close is not None:
-            _check(exit_hours_before_close >= 0, "exit_hours_before_close", "must be >= 0", 0)
+            _check(
+                exit_hours_before_close >= 0,
+                "exit_hours_before_close",
+                "must be >= 0",
+                exit_hours_before_close,
+            )
         if max_holding_days is not None:
             _check(max_holding_days > 0, "holding_days", "must be > 0", max_holding_days)
         self.profit_target = profit_target

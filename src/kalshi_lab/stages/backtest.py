@@ -33,6 +33,7 @@ def main() -> None:
     # DVC's templates read x as a number: days since the first decision, beside the timestamp.
     curve = result.equity.assign(ts=ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     curve.insert(0, "day", (ts - ts.iloc[0]) / pd.Timedelta(days=1))
+    curve["drawdown"] = 1.0 - curve["equity"] / curve["equity"].cummax()
     with StagedOutputs() as out:
         out.write_json(paths.BACKTEST_REPORT, result.summary)
         out.write_csv(paths.EQUITY, curve)
@@ -40,7 +41,10 @@ def main() -> None:
         out.write_with(
             paths.EQUITY_FIGURE,
             lambda p: figures.equity_curve(
-                p, result.equity, f"{params.strategy.name}, {params.model.name}"
+                p,
+                result.equity,
+                f"{params.strategy.name}, {params.model.name}, {params.backtest.executor}",
+                params.backtest.initial_cash,
             ),
         )
     logger.info("backtest: %s", result.summary)

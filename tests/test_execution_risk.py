@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kalshi_lab.data.tables import CANDLES
-from kalshi_lab.execution import EdgeBasedStrategy, SimulatedKalshiExchange, build_signals
+from kalshi_lab.execution import (
+    EdgeBasedStrategy,
+    SimulatedKalshiExchange,
+    build_signals,
+    signal_tickers,
+)
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.decision import (
     FEE_BOUND_CENTS,
@@ -159,7 +164,7 @@ def test_caps_hold_whatever_the_probability_and_fills_stay_within_the_budget():
             "mid": 0.39,
         }
     )
-    sig = build_signals(preds, ex, T0, {}, set(), Counter())
+    sig = build_signals(preds, ex.quotes(signal_tickers(preds, {}), T0), {}, set(), Counter())
     wanted = EdgeBasedStrategy(min_edge=0.03, kelly_fraction=0.1).generate_trade_decision(
         sig, {}, equity / 100, T0
     )

@@ -28,6 +28,7 @@ from kalshi_lab.execution import (
     SimulatedKalshiExchange,
     build_signals,
     build_strategy,
+    signal_tickers,
 )
 from kalshi_lab.execution.trader import Trader
 from kalshi_lab.params import RiskParams, StrategyParams
@@ -109,11 +110,11 @@ def predictions(
 
 def signals(ex, probs=None, at=T0, positions=None, working=(), skipped=None, **kw) -> pd.DataFrame:
     """The signals the Trader would build at ``at``."""
+    preds, positions = predictions(probs or {}, at=at, **kw), positions or {}
     return build_signals(
-        predictions(probs or {}, at=at, **kw),
-        ex,
-        at,
-        positions or {},
+        preds,
+        ex.quotes(signal_tickers(preds, positions), at),
+        positions,
         set(working),
         Counter() if skipped is None else skipped,
     )

@@ -25,7 +25,7 @@ from kalshi_lab.execution.executor import (
 from kalshi_lab.execution.factory import build_strategy, make_executor
 from kalshi_lab.execution.fees import FeeSchedule, fee_per_contract, quadratic_units
 from kalshi_lab.execution.risk import RiskManager
-from kalshi_lab.execution.signals import build_signals
+from kalshi_lab.execution.signals import build_signals, signal_tickers
 from kalshi_lab.execution.strategy import (
     BaseMarketStrategy,
     BasePositionSizer,
@@ -68,4 +68,5 @@ __all__ = [
     "fee_per_contract",
     "make_executor",
     "quadratic_units",
+    "signal_tickers",
 ]

@@ -7,14 +7,13 @@ exchange's quotes at ``ts`` (nothing later), so a strategy cannot tell the modes
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
 
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import ContractPosition
-from kalshi_lab.execution.exchange import BaseKalshiExchange
 
 PREDICTION_COLUMNS = ("ticker", "event_ticker", "as_of", "prob", "mid")
 #: columns of a signals frame (indexed by ticker); quotes in dollars; known_close only when the
@@ -51,19 +50,29 @@ def check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def signal_tickers(
+    predictions: pd.DataFrame, positions: Mapping[str, ContractPosition]
+) -> list[str]:
+    """The markets a step quotes: those predicted (first appearance) and those held."""
+    predicted = list(dict.fromkeys(predictions["ticker"]))
+    seen = set(predicted)
+    return [*predicted, *(t for t in positions if t not in seen)]
+
+
 def build_signals(
     predictions: pd.DataFrame,
-    exchange: BaseKalshiExchange,
-    ts: pd.Timestamp,
-    positions: dict[str, ContractPosition],
+    quotes: pd.DataFrame,
+    positions: Mapping[str, ContractPosition],
     working: Collection[str],
     skipped: Counter[str],
 ) -> pd.DataFrame:
-    """One row per open market with a prediction at ``ts`` or a position, none being worked.
+    """One row per open market with a prediction or a position, none being worked.
 
-    ``predictions`` are those made at ``ts``. Prediction columns are NaN for a held market
-    without one. Signals left out (closed market, order being worked, duplicate) are counted in
-    ``skipped``; held markets without a prediction are not signals and are not counted.
+    ``predictions`` are those made at the decision time and ``quotes`` the exchange's quotes
+    at that time of at least :func:`signal_tickers` (cents, as BaseKalshiExchange.quotes gives
+    them). Prediction columns are NaN for a held market without one. Signals left out (closed
+    market, order being worked, duplicate) are counted in ``skipped``; held markets without a
+    prediction are not signals and are not counted.
     """
     duplicated = predictions["ticker"].duplicated(keep="last")
     if duplicated.any():
@@ -71,20 +80,21 @@ def build_signals(
     preds = predictions[~duplicated].set_index("ticker")
     held = [t for t in positions if t not in preds.index]
     tickers = [*preds.index, *held]
-    quotes = exchange.quotes(tickers, ts)
+    quotes = quotes.reindex(tickers)
     frame = pd.DataFrame(index=pd.Index(tickers, name="ticker"))
     frame["event_ticker"] = [
         *preds["event_ticker"],
         *(positions[t].event_ticker for t in held),
     ]
+    n_held = len(held)
     for col in ("prob", "mid"):
-        frame[col] = np.concatenate([preds[col].to_numpy(dtype=float), np.full(len(held), np.nan)])
+        frame[col] = np.concatenate([preds[col].to_numpy(dtype=float), np.full(n_held, np.nan)])
     if "known_close" in preds.columns:  # absent: a strategy that needs it says so
         frame["known_close"] = preds["known_close"].reindex(frame.index)
     for col in ("yes_bid", "yes_ask", "no_bid", "no_ask"):
         frame[col] = quotes[col].to_numpy(dtype=float) / 100.0
     frame["taker_rate"] = quotes["taker_rate"].to_numpy(dtype=float)
-    is_open = quotes["is_open"].to_numpy(dtype=bool)
+    is_open = quotes["is_open"].fillna(False).to_numpy(dtype=bool)
     being_worked = frame.index.isin(list(working))
     predicted = np.arange(len(tickers)) < len(preds)
     for reason, mask in (

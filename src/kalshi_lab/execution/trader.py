@@ -21,7 +21,7 @@ from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecisio
 from kalshi_lab.execution.exchange import BaseKalshiExchange
 from kalshi_lab.execution.executor import BaseExecutor
 from kalshi_lab.execution.risk import RiskManager
-from kalshi_lab.execution.signals import build_signals
+from kalshi_lab.execution.signals import build_signals, signal_tickers
 from kalshi_lab.execution.strategy import BaseMarketStrategy
 
 logger = logging.getLogger(__name__)
@@ -68,14 +68,18 @@ class Trader:
             self.account.mark(self.exchange.quotes(list(self.account.positions), ts))
 
     def step(self, ts: pd.Timestamp, predictions: pd.DataFrame) -> PredictionMarketDecision:
-        """Decide and execute at ``ts`` on the predictions made at ``ts``; the decision run."""
+        """Decide and execute at ``ts`` on the predictions made at ``ts``; the decision run.
+
+        One quote request covers the step: the markets predicted and held, before and after
+        the orders (a quote shows the displayed book, which our own fills do not change).
+        """
         self.catch_up(ts)
-        self.mark(ts)
+        quotes = self.exchange.quotes(signal_tickers(predictions, self.account.positions), ts)
+        self.account.mark(quotes)
         self.n_signals += len(predictions)
         signals = build_signals(
             predictions,
-            self.exchange,
-            ts,
+            quotes,
             self.account.positions,
             self.executor.working_tickers(),
             self.skipped,
@@ -95,5 +99,5 @@ class Trader:
         self.refused += refused
         self.executor.execute(decision)
         self.orders += decision.orders
-        self.mark(ts)
+        self.account.mark(quotes)
         return decision

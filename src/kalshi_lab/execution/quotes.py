@@ -6,7 +6,7 @@ ORDERBOOK holds bids only, the snapshot at or before ``ts`` quotes, else the lat
 ENDED at or before ``ts``, the shortest period at a tie), built once without a Python loop over
 markets or rows and answered by binary search:
 
-* markets are integer codes (a dict from ticker to code, tickers in sorted order);
+* markets are integer codes (a dict from ticker to code);
 * book levels are sorted once by (market, snapshot time, side, price), repeated levels summed;
   a snapshot's levels are one contiguous run (its YES bids ascending, then its NO bids
   ascending), its best bids and their sizes are precomputed;
@@ -15,12 +15,16 @@ markets or rows and answered by binary search:
   all distinct times``, ascending, so that one ``np.searchsorted`` finds, for many markets at
   once, the latest snapshot (candle) at or before a time.
 
-Only numpy arrays are stored, in the narrowest exact dtype (prices int8, capacities int32 when
-they fit, sizes float32 when exact): for 10,000 simulated markets over a year (8.3 M book
-levels, 1.1 M snapshots, 0.28 M candles) about 70 MB.
+Only numpy arrays are stored (and the ticker dict), in the narrowest exact dtype: prices int8,
+capacities in the narrowest integer type that holds them, sizes float32 when that is exact. For
+10,000 simulated markets over a year (8.3 M book levels, 1.1 M snapshots, 0.28 M candles) that
+is 65 MB; building it takes about 1.4 s and 0.3 GB beyond the tables
+(benchmarks/bench_quotes.py).
 """
 
 from __future__ import annotations
+
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -79,61 +83,78 @@ class QuoteIndex:
         self.max_volume_share = max_volume_share
         book = _BookRows.read(orderbook)
         candle = _CandleRows.read(candles, max_volume_share)
-        names = np.unique(np.concatenate([book.names, candle.names]))
-        #: ticker -> integer code (codes follow the sorted tickers)
+        # codes in order of appearance: books written market by market are then sorted already
+        names = pd.unique(np.concatenate([book.names, candle.names]))
+        #: ticker -> integer code
         self._code: dict[str, int] = {str(t): c for c, t in enumerate(names.tolist())}
-        self._tickers = names
         n = len(names)
         self._build_book(book, pd.Index(names).get_indexer(book.names), n)
+        del book
         self._build_candles(candle, pd.Index(names).get_indexer(candle.names), n)
 
     # --- build --------------------------------------------------------------------------------
 
     def _build_book(self, rows: _BookRows, name_code: np.ndarray, n_markets: int) -> None:
-        keep = np.flatnonzero(rows.keep)
-        code = name_code[rows.ticker[keep]].astype(np.int64)
-        rank = rows.rank[keep]
+        """Levels and snapshots from the rows; frees the rows' arrays as it goes."""
         n_times = max(len(rows.times), 1)
         if n_markets * n_times >= 2**62 >> (_PRICE_BITS + 1):
             raise DataError("orderbook too large to index (markets x distinct snapshot times)")
         # one int64 sort key per row: (market, snapshot time, side, price), YES before NO
-        key = ((code * n_times + rank) * 2 + rows.is_no[keep]) << _PRICE_BITS
-        key |= rows.price[keep]
-        order = np.argsort(key, kind="stable")  # stable: repeated levels keep their row order
-        key = key[order]
-        size = rows.size[keep][order]
-        del code, rank, order
+        key = np.repeat(name_code[rows.run_name].astype(np.int64), rows.run_length)
+        key *= n_times
+        key += rows.rank
+        key <<= 1
+        key += rows.is_no
+        key <<= _PRICE_BITS
+        key += rows.price
+        size = rows.size
+        used = (rows.rank >= 0) & (rows.price > 0) & (size > 0)  # a time, a price, a size
+        rows.rank = rows.is_no = rows.price = rows.size = None
+        if not used.all():
+            key, size = key[used], size[used]
+        del used
+        if len(key) > 1 and not np.all(key[1:] >= key[:-1]):  # else sorted as books are written
+            order = np.argsort(key, kind="stable")  # repeated levels keep their row order
+            key, size = key[order], size[order]
+            del order
+        n_rows = len(key)
 
         # levels: runs of one key; their sizes summed
         first = _run_starts(key)
-        level_key = key[first]
-        level_size = _sum_runs(size, first)
+        if len(first) == n_rows:  # no level repeated
+            level_key, level_size = key, size
+        else:
+            level_key, level_size = key[first], _sum_runs(size, first)
         del key, size
+        n_levels = len(level_key)
         self._level_price = (level_key & ((1 << _PRICE_BITS) - 1)).astype(np.int8)
         capacity = np.floor(self.max_fill_share * level_size + _EPS)
         self._level_cap = _narrow_int(capacity)
-        is_no = ((level_key >> _PRICE_BITS) & 1).astype(np.int32)
+        del capacity
+        level_key >>= _PRICE_BITS
+        is_yes = (level_key & 1) == 0
+        level_key >>= 1  # now the snapshot's key: market * n_times + rank of its time
 
         # snapshots: runs of one (market, time) among the levels
-        snap_key = level_key >> (_PRICE_BITS + 1)
-        first = _run_starts(snap_key)
-        self._snap_key = snap_key[first]
-        n_levels = len(level_key)
+        first = _run_starts(level_key)
+        self._snap_key = level_key[first]
+        del level_key
         self._snap_ns = rows.times[self._snap_key % n_times]
         self._book_times = rows.times
         self._book_n_times = n_times
         self._book_start = np.searchsorted(self._snap_key // n_times, np.arange(n_markets + 1))
         starts = np.append(first, n_levels)
-        n_yes = np.add.reduceat(1 - is_no, first) if len(first) else first
+        n_yes = np.add.reduceat(is_yes, first, dtype=np.int64) if len(first) else first
+        del is_yes
         mid = first + n_yes  # YES bids are starts[s]:mid[s], NO bids mid[s]:starts[s + 1]
         self._snap_start = _narrow_int(starts, at_least=np.int32)
         self._snap_mid = _narrow_int(mid, at_least=np.int32)
         # the best bid of a side is the last of its ascending run: 0 (no bid) for an empty run
         has_yes, has_no = mid > first, starts[1:] > mid
         best_yes, best_no = np.maximum(mid - 1, 0), np.maximum(starts[1:] - 1, 0)
-        price = self._level_price
-        self._top_yes = np.where(has_yes, price[best_yes] if n_levels else 0, 0).astype(np.int8)
-        self._top_no = np.where(has_no, price[best_no] if n_levels else 0, 0).astype(np.int8)
+        price = self._level_price if n_levels else np.zeros(1, dtype=np.int8)
+        self._top_yes = np.where(has_yes, price[best_yes], 0).astype(np.int8)
+        self._top_no = np.where(has_no, price[best_no], 0).astype(np.int8)
         sizes = level_size if n_levels else np.zeros(1)
         self._top_yes_size = _narrow_float(np.where(has_yes, sizes[best_yes], np.nan))
         self._top_no_size = _narrow_float(np.where(has_no, sizes[best_no], np.nan))
@@ -167,6 +188,7 @@ class QuoteIndex:
 
     @property
     def n_snapshots(self) -> int:
+        """Book snapshots with at least one level."""
         return len(self._snap_key)
 
     @property
@@ -188,8 +210,8 @@ class QuoteIndex:
 
     def codes(self, tickers: list[str]) -> np.ndarray:
         """Integer codes of ``tickers`` (int64), -1 for a ticker without book or candle."""
-        get = self._code.get
-        return np.fromiter((get(t, -1) for t in tickers), dtype=np.int64, count=len(tickers))
+        lookup = map(self._code.get, tickers, repeat(-1))
+        return np.fromiter(lookup, dtype=np.int64, count=len(tickers))
 
     def top(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame:
         """Best quotes of ``tickers`` at ``ts``: SimulatedKalshiExchange.quotes without
@@ -201,8 +223,9 @@ class QuoteIndex:
         missing side; a candle's sizes are its volume cap).
         """
         ts_ns = _ns(ts)
-        n = len(tickers)
-        codes = self.codes(tickers)
+        names = np.array(tickers, dtype=object).reshape(-1)
+        n = len(names)
+        codes = self.codes(names)
         quote_ns = np.full(n, _NAT, dtype=np.int64)
         yes_bid = np.zeros(n, dtype=np.int8)
         no_bid = np.zeros(n, dtype=np.int8)
@@ -249,7 +272,7 @@ class QuoteIndex:
             "yes_ask": 100.0 - no,
             "no_ask": 100.0 - yes,
         }
-        index = pd.Index(tickers, dtype=object, name="ticker")
+        index = pd.Index(names, dtype=object, name="ticker", copy=False)
         return pd.DataFrame(columns, index=index, copy=False)
 
     @staticmethod
@@ -287,24 +310,23 @@ class QuoteIndex:
         c = self._code.get(ticker)
         if c is None:
             return None
-        lo, hi = self._book_start[c], self._book_start[c + 1]
+        lo, hi = self._book_start[c : c + 2].tolist()
         if hi > lo:
-            k = int(np.searchsorted(self._snap_ns[lo:hi], ts_ns, side="right")) - 1
+            k = int(self._snap_ns[lo:hi].searchsorted(ts_ns, side="right")) - 1
             if k >= 0:
                 s = lo + k
-                if book_side == "yes":
-                    a, b = self._snap_start[s], self._snap_mid[s]
-                else:
-                    a, b = self._snap_mid[s], self._snap_start[s + 1]
-                bids = self._level_price[a:b][::-1].tolist()
-                caps = self._level_cap[a:b][::-1].tolist()
+                first, end = self._snap_start[s : s + 2].tolist()
+                mid = int(self._snap_mid[s])
+                a, b = (first, mid) if book_side == "yes" else (mid, end)
+                bids = self._level_price[a:b].tolist()
+                caps = self._level_cap[a:b].tolist()
                 levels = [
                     (bid, (ticker, "book", k, book_side, bid), cap)
-                    for bid, cap in zip(bids, caps, strict=True)
+                    for bid, cap in zip(reversed(bids), reversed(caps), strict=True)
                 ]
                 return "book", int(self._snap_ns[s]), levels
-        lo, hi = self._candle_start[c], self._candle_start[c + 1]
-        k = int(np.searchsorted(self._candle_ns[lo:hi], ts_ns, side="right")) - 1
+        lo, hi = self._candle_start[c : c + 2].tolist()
+        k = int(self._candle_ns[lo:hi].searchsorted(ts_ns, side="right")) - 1
         if k < 0:
             return None
         j = lo + k
@@ -329,49 +351,54 @@ class QuoteIndex:
 
 
 class _BookRows:
-    """The ORDERBOOK table as arrays per row, validated as SimulatedKalshiExchange does.
+    """The ORDERBOOK table as compact arrays, validated as SimulatedKalshiExchange does.
 
-    Object columns are factorised once per run of equal neighbours (the tables come grouped by
-    ticker, snapshot and side), timestamps and prices converted once per distinct value.
+    Tickers and sides are factorised once per run of equal neighbours (the tables come grouped
+    by ticker, snapshot and side), timestamps and prices converted once per distinct value.
     """
 
     names: np.ndarray  # distinct tickers (str)
-    ticker: np.ndarray  # per row: index into names
+    run_name: np.ndarray  # per run of one ticker: index into names
+    run_length: np.ndarray  # per run: rows
     times: np.ndarray  # distinct snapshot times, int64 ns, ascending
-    rank: np.ndarray  # per row: index into times
-    is_no: np.ndarray  # per row: int64 1 for a NO bid, 0 for a YES bid
-    price: np.ndarray  # per row: int64 cents
+    rank: np.ndarray  # per row: int32 index into times, -1 without a time
+    is_no: np.ndarray  # per row: a NO bid (else a YES bid)
+    price: np.ndarray  # per row: int8 cents, 0 unless 1..99
     size: np.ndarray  # per row: float contracts
-    keep: np.ndarray  # per row: a level to index (time known, size > 0, price 1..99 cents)
 
     @classmethod
     def read(cls, orderbook: pd.DataFrame) -> _BookRows:
         missing = _BOOK_COLUMNS - set(orderbook.columns)
         if missing:
             raise DataError(f"orderbook table lacks columns {sorted(missing)}")
-        side_code, sides = _factorize_runs(orderbook["side"])
-        if not pd.Series(sides, dtype=object).isin(["yes", "no"]).all():
+        side_first, sides = _runs(orderbook["side"])
+        is_no = sides == "no"
+        if not (is_no | (sides == "yes")).all():
             raise DataError("orderbook side must be yes or no")
         price_code, prices = pd.factorize(orderbook["price"])  # NaN: -1
         distinct = pd.Series(np.asarray(prices, dtype=float))
         try:
-            price_cents = _cents(distinct, "orderbook", distinct)  # each distinct price once
+            cents = _cents(distinct, "orderbook", distinct)  # each distinct price once
         except DataError:
             _cents(orderbook["price"], "orderbook", orderbook["ticker"])  # names the tickers
             raise
         out = cls()
-        out.ticker, out.names = _ticker_codes(orderbook["ticker"])
+        n = len(orderbook)
+        first, run_name, out.names = _factorize_runs(orderbook["ticker"])
+        out.names = _as_str(out.names)
+        out.run_name, out.run_length = run_name, np.diff(np.append(first, n))
+        out.is_no = np.repeat(is_no, np.diff(np.append(side_first, n)))
+        cents = np.where((cents >= 1) & (cents <= 99), cents, 0).astype(np.int8)
+        out.price = np.append(cents, np.int8(0))[price_code]  # price_code -1 (NaN): 0
+        del price_code
         ts_code, ts_values = pd.factorize(orderbook["snapshot_ts"])  # NaT: -1
         ts_ns = _utc_ns(pd.Series(ts_values))
-        out.times, rank = np.unique(ts_ns[ts_ns != _NEVER], return_inverse=True)
-        rank_of = np.full(len(ts_ns) + 1, -1, dtype=np.int64)  # the last entry: NaT
-        rank_of[np.flatnonzero(ts_ns != _NEVER)] = rank.reshape(-1)
+        known = ts_ns != _NEVER
+        out.times, rank = np.unique(ts_ns[known], return_inverse=True)
+        rank_of = np.full(len(ts_ns) + 1, -1, dtype=np.int32)  # the last entry: NaT
+        rank_of[np.flatnonzero(known)] = rank.reshape(-1)
         out.rank = rank_of[ts_code]
-        cents = np.append(price_cents, np.nan)[price_code]  # price_code -1: NaN
         out.size = orderbook["count"].to_numpy(dtype=float)
-        out.keep = (out.rank >= 0) & (out.size > 0) & (cents >= 1) & (cents <= 99)
-        out.price = np.where(out.keep, cents, 0).astype(np.int64)
-        out.is_no = (pd.Series(sides, dtype=object) == "no").to_numpy()[side_code].astype(np.int64)
         return out
 
 
@@ -400,26 +427,36 @@ class _CandleRows:
         out.yes_bid = np.where((yes_bid >= 1) & (yes_bid <= 99), yes_bid, np.nan)
         out.no_bid = np.where((no_bid >= 1) & (no_bid <= 99), no_bid, np.nan)
         out.cap = np.floor(max_volume_share * np.maximum(volume, 0.0) + _EPS).astype(np.int64)
-        out.ticker, out.names = _ticker_codes(candles["ticker"])
+        first, run_name, names = _factorize_runs(candles["ticker"])
+        out.ticker = np.repeat(run_name, np.diff(np.append(first, len(candles))))
+        out.names = _as_str(names)
         return out
 
 
-def _factorize_runs(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize`` (missing values kept as a value), hashing only the first of each run of
-    equal neighbours: tables grouped by ticker have a few runs per million rows."""
+def _runs(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of equal neighbours of an object column: the first row of each and its value.
+
+    The tables come grouped by ticker, snapshot and side: a few runs per thousand rows (per
+    ticker) or per ten rows (per side), so what is done per value is done a lot less often.
+    """
     arr = values.to_numpy(dtype=object)
     if len(arr) == 0:
         return np.empty(0, dtype=np.int64), arr
     first = np.flatnonzero(np.concatenate([[True], arr[1:] != arr[:-1]]))
-    codes, uniques = pd.factorize(arr[first], use_na_sentinel=False)
-    return np.repeat(codes, np.diff(np.append(first, len(arr)))), np.asarray(uniques, dtype=object)
+    return first, arr[first]
 
 
-def _ticker_codes(tickers: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Per row an index into the returned distinct tickers, as ``str`` (as ``astype(str)``)."""
-    codes, uniques = _factorize_runs(tickers)
-    as_str = pd.Series(uniques, dtype=object).astype(str).to_numpy(dtype=object)
-    return codes, as_str
+def _factorize_runs(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pd.factorize`` by runs (missing values kept as a value): the first row of each run,
+    its code and the distinct values."""
+    first, heads = _runs(values)
+    codes, uniques = pd.factorize(heads, use_na_sentinel=False)
+    return first, codes, np.asarray(uniques, dtype=object)
+
+
+def _as_str(values: np.ndarray) -> np.ndarray:
+    """Tickers as ``str``, as the exchange's ``astype(str)`` makes them."""
+    return pd.Series(values, dtype=object).astype(str).to_numpy(dtype=object)
 
 
 def _run_starts(key: np.ndarray) -> np.ndarray:
@@ -447,7 +484,8 @@ def _sum_runs(values: np.ndarray, first: np.ndarray) -> np.ndarray:
 
 
 def _narrow_int(values: np.ndarray, at_least: type = np.int8) -> np.ndarray:
-    """Integer ``values`` in the narrowest of int8/16/32/64 (at least ``at_least``) that holds them."""
+    """Integer ``values`` in the narrowest of int8/16/32/64, at least ``at_least``, that holds
+    them."""
     for dtype in (np.int8, np.int16, np.int32, np.int64):
         if np.dtype(dtype).itemsize < np.dtype(at_least).itemsize:
             continue

@@ -66,7 +66,12 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 or localhost; nothing else")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed)")
     p.add_argument("--cutoff", type=_time, help="historical cutoff (default: median settlement)")
-    p.add_argument("--now", type=_time, help="server clock (default: latest orderbook snapshot)")
+    p.add_argument(
+        "--now",
+        type=_time,
+        help="server clock: market statuses, books and orders as of then (default: when the "
+        "data was recorded, its latest received_at)",
+    )
     limits = p.add_argument_group("rate limit (token buckets with a 1 s burst)")
     limits.add_argument("--reads-per-s", type=_positive, default=20.0)
     limits.add_argument("--writes-per-s", type=_positive, default=10.0)

@@ -38,7 +38,8 @@ class ServerConfig:
     port: int = 0  # 0: any free port
     #: the historical cutoff (default: the median settlement time of the served markets)
     cutoff: dt.datetime | None = None
-    #: the server's clock for orderbooks and orders (default: the latest orderbook snapshot)
+    #: the server's clock for market statuses, orderbooks and orders (default: when the data
+    #: was recorded, its latest received_at)
     now: dt.datetime | None = None
     rate_limit: bool = True
     reads_per_s: float = 20.0

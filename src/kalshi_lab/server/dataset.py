@@ -59,13 +59,15 @@ class MarketEntry:
     ticker: str
     event_ticker: str
     series_ticker: str
-    status: str  # query vocabulary: unopened, open, paused, closed, settled
+    status: str  # as recorded, in the query vocabulary: unopened, open, paused, closed, settled
     created_ts: int
     open_ts: int
     close_ts: int
     settled_ts: int | None
     updated_ts: int | None
     is_mve: bool
+    #: when the document was received (``received_at``, seconds): the time it describes
+    received_ts: int = 0
 
     def trading_at(self, now: int) -> bool:
         """Open for orders at ``now``: opened, not yet closed, not settled.
@@ -172,8 +174,8 @@ class _Loader:
                 _keep(market_docs, _text(m, "ticker", where), received, (where, m))
         event_docs = {k: doc for k, (_, doc) in events.items()}
         markets = {
-            ticker: _market_entry(doc, where, event_docs)
-            for ticker, (_, (where, doc)) in market_docs.items()
+            ticker: _market_entry(doc, where, event_docs, received)
+            for ticker, (received, (where, doc)) in market_docs.items()
         }
         missing = sorted({m.series_ticker for m in markets.values()} - series.keys())
         if missing:
@@ -288,7 +290,7 @@ def _path_ticker(kind: str, record: Doc, where: str) -> str:
     return match.group(1)
 
 
-def _market_entry(doc: Doc, where: str, events: dict[str, Doc]) -> MarketEntry:
+def _market_entry(doc: Doc, where: str, events: dict[str, Doc], received: int) -> MarketEntry:
     ticker = _text(doc, "ticker", where)
     event_ticker = _text(doc, "event_ticker", where)
     series = doc.get("series_ticker") or events.get(event_ticker, {}).get("series_ticker")
@@ -317,4 +319,5 @@ def _market_entry(doc: Doc, where: str, events: dict[str, Doc]) -> MarketEntry:
         settled_ts=_time(doc, "settlement_ts", where, required=False),
         updated_ts=_time(doc, "updated_time", where, required=False),
         is_mve=bool(doc.get("mve_collection_ticker")),
+        received_ts=received,
     )

@@ -3,7 +3,9 @@
 faults that need the socket (a late answer, a body cut short, a reset).
 
 HTTP/1.1 with keep-alive, as Kalshi's API behind its load balancer: every answer carries a
-Content-Length, so a client's connection pool reuses connections.
+Content-Length, so a client's connection pool reuses connections. The ``Date`` header tells the
+server's clock (``clock``), as a real server's tells its own: a client that runs on the venue's
+time (the trading bot) reads it there.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -33,8 +36,14 @@ class KalshiHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: KalshiApp) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: KalshiApp,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.app = app
+        self.clock = clock  # Unix seconds shown in the Date header (None: the system clock)
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -80,6 +89,12 @@ class KalshiRequestHandler(BaseHTTPRequestHandler):
             return
         with contextlib.suppress(OSError):  # the client went away first
             super().finish()
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the server's clock, not the machine's."""
+        if timestamp is None and self.server.clock is not None:
+            timestamp = self.server.clock()
+        return super().date_time_string(timestamp)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         logger.debug("%s " + format, self.address_string(), *args)

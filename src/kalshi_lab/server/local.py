@@ -34,8 +34,11 @@ logger = logging.getLogger(__name__)
 class LocalKalshiServer:
     """Serves ``raw`` (a raw directory, or a Dataset already loaded, to share between servers).
 
-    Times: ``now`` is ``config.now``, else the latest orderbook snapshot in the data, else the
-    latest ``received_at``; the cutoff is ``config.cutoff``, else the median settlement time.
+    Times: ``now`` is ``config.now``, else when the data was recorded (its latest
+    ``received_at``, which is also at or after its latest orderbook snapshot), so that by
+    default every document is served as recorded; the cutoff is ``config.cutoff``, else the
+    median settlement time. Markets are shown as they stand at ``now``
+    (:mod:`kalshi_lab.server.lifecycle`), and every answer's ``Date`` header is ``now``.
     Each server has its own portfolio, book depth, counters and cursors.
     """
 
@@ -44,7 +47,7 @@ class LocalKalshiServer:
         self.dataset = raw if isinstance(raw, Dataset) else Dataset.load(Path(raw))
         if not self.dataset.markets:
             raise ServerSetupError("the raw data holds no markets: there is nothing to serve")
-        data_now = self.dataset.last_book_ts or self.dataset.last_received_ts
+        data_now = max(self.dataset.last_book_ts or 0, self.dataset.last_received_ts)
         self.now: int = self.config.now_ts if self.config.now_ts is not None else data_now
         cutoff = self.config.cutoff_ts
         self.cutoff = Cutoff(cutoff if cutoff is not None else default_cutoff(self.dataset))
@@ -74,7 +77,9 @@ class LocalKalshiServer:
         if self._httpd is not None:
             raise RuntimeError("the server is already running")
         try:
-            self._httpd = KalshiHTTPServer((LOOPBACK, self.config.port), self.app)
+            self._httpd = KalshiHTTPServer(
+                (LOOPBACK, self.config.port), self.app, clock=lambda: self.now
+            )
         except OSError as exc:
             raise ServerSetupError(
                 f"cannot listen on {LOOPBACK}:{self.config.port} ({exc.strerror})"

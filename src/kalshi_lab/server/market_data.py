@@ -2,9 +2,11 @@
 the exchange status and the ``/historical/*`` archive, with the API's paths, query parameters,
 cursor pagination and JSON (shapes from Kalshi's OpenAPI spec v3.13).
 
-Documents are served as recorded. What the server decides itself: which markets, candles and
-trades are archived (:class:`~kalshi_lab.server.historical.Cutoff`), and the orderbook at its
-clock ``now`` (:class:`~kalshi_lab.server.books.BookStore`).
+Documents are served as recorded, except a market's status (and, for a document recorded after
+``now``, its outcome and quotes), which are those at the server's clock ``now``
+(:mod:`~kalshi_lab.server.lifecycle`). What the server decides itself: which markets, candles
+and trades are archived (:class:`~kalshi_lab.server.historical.Cutoff`), and the orderbook at
+its clock ``now`` (:class:`~kalshi_lab.server.books.BookStore`).
 
 Listing orders: markets newest created first (as the exchange lists them), events and series by
 ticker, trades newest first.
@@ -13,13 +15,14 @@ ticker, trades newest first.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kalshi_lab.server.books import BookStore
 from kalshi_lab.server.dataset import Dataset, MarketEntry
 from kalshi_lab.server.errors import bad_request, not_found
 from kalshi_lab.server.historical import Cutoff, historical_candle
+from kalshi_lab.server.lifecycle import MarketAtNow, market_at, served_doc
 from kalshi_lab.server.paging import CursorCodec, page
 from kalshi_lab.server.query import Query
 from kalshi_lab.server.routes import Reply, Request, Router, ok
@@ -53,9 +56,10 @@ EXCHANGE_STATUS = {
 MarketTest = Callable[[MarketEntry], bool]
 
 
-def _event_status(markets: Iterable[MarketEntry]) -> str:
-    """An event's status from its markets': open while any is, settled once all are."""
-    statuses = {m.status for m in markets}
+def _event_status(statuses: Iterable[str]) -> str:
+    """An event's status from its markets' (query vocabulary): open while any is, settled once
+    all are."""
+    statuses = set(statuses)
     for status in ("open", "paused", "unopened", "closed"):
         if status in statuses:
             return "open" if status == "paused" else status
@@ -96,6 +100,10 @@ class MarketData:
         self.books = books
         self.now = now
         self.cursors = cursors
+        #: every market's status at now (see kalshi_lab.server.lifecycle)
+        self.at_now: dict[str, MarketAtNow] = {
+            t: market_at(m, now) for t, m in dataset.markets.items()
+        }
         newest_first = sorted(dataset.markets.values(), key=lambda m: (-m.created_ts, m.ticker))
         #: a market's position in the listing order: its cursor key
         self._rank = {m.ticker: i for i, m in enumerate(newest_first)}
@@ -146,6 +154,16 @@ class MarketData:
     def historical_cutoff(self, request: Request) -> Reply:
         return ok(self.cutoff.doc())
 
+    def doc(self, market: MarketEntry) -> dict[str, Any]:
+        """The market's document as served at now."""
+        at_now = self.at_now[market.ticker]
+        book = self.books.book(market, self.now) if at_now.from_future else None
+        return served_doc(market, at_now, book)
+
+    def status(self, market: MarketEntry) -> str:
+        """The market's status at now, in the query vocabulary."""
+        return self.at_now[market.ticker].query_status
+
     # --- series -----------------------------------------------------------------------------
 
     def series(self, request: Request) -> Reply:
@@ -177,7 +195,9 @@ class MarketData:
 
     def _live_markets_of(self, event_ticker: str) -> list[dict[str, Any]]:
         """An event's markets as the live API shows them: archived markets left out."""
-        return [m.doc for m in self._by_event.get(event_ticker, []) if not self.cutoff.archived(m)]
+        return [
+            self.doc(m) for m in self._by_event.get(event_ticker, []) if not self.cutoff.archived(m)
+        ]
 
     def event(self, request: Request) -> Reply:
         ticker = request.params["event_ticker"]
@@ -208,7 +228,7 @@ class MarketData:
             markets = self._by_event.get(ticker, [])
             if series is not None and doc.get("series_ticker") != series:
                 continue
-            if status is not None and _event_status(markets) != status:
+            if status is not None and _event_status(map(self.status, markets)) != status:
                 continue
             if min_close is not None and not any(m.close_ts >= min_close for m in markets):
                 continue
@@ -242,12 +262,12 @@ class MarketData:
         return market
 
     def market(self, request: Request) -> Reply:
-        return ok({"market": self._live_market(request.params["ticker"]).doc})
+        return ok({"market": self.doc(self._live_market(request.params["ticker"]))})
 
     def markets(self, request: Request) -> Reply:
         q = request.query
         limit = q.limit(*MARKETS_LIMIT)
-        test = _market_test(q)
+        test = _market_test(q, self.at_now)
         scope = q.scope("markets", *MARKET_FILTERS)
         return self._market_page(self.live, test, limit, q, scope)
 
@@ -259,7 +279,7 @@ class MarketData:
         given = [n for n in ("tickers", "event_ticker", "series_ticker") if q.has(n)]
         if len(given) > 1:
             raise bad_request(f"filters are mutually exclusive: got {' and '.join(given)}")
-        test = _market_test(q)
+        test = _market_test(q, self.at_now)
         scope = q.scope(
             "historical_markets", "tickers", "event_ticker", "series_ticker", "mve_filter"
         )
@@ -272,11 +292,14 @@ class MarketData:
         chosen = [m for m in markets if test(m)]
         items, last = page(chosen, lambda m: self._rank[m.ticker], limit, after)
         return ok(
-            {"markets": [m.doc for m in items], "cursor": _cursor_text(self.cursors, scope, last)}
+            {
+                "markets": [self.doc(m) for m in items],
+                "cursor": _cursor_text(self.cursors, scope, last),
+            }
         )
 
     def historical_market(self, request: Request) -> Reply:
-        return ok({"market": self._archived_market(request.params["ticker"]).doc})
+        return ok({"market": self.doc(self._archived_market(request.params["ticker"]))})
 
     # --- orderbook --------------------------------------------------------------------------
 
@@ -352,14 +375,14 @@ def _updated_after(doc: dict[str, Any], ts: int) -> bool:
         return False
 
 
-def _market_test(q: Query) -> MarketTest:
+def _market_test(q: Query, at_now: Mapping[str, MarketAtNow]) -> MarketTest:
     """The filter of ``GET /markets`` (and the subset ``/historical/markets`` takes), with the
     spec's exclusions: one status at a time, one timestamp-filter family at a time, each only
     with the statuses it allows, ``min_updated_ts`` with nothing but ``mve_filter=exclude``.
 
-    ``status`` matches the recorded ``Market.status`` in the query's vocabulary (``active`` is
-    ``open``, ``finalized`` is ``settled``, ...), as the documents say it, not as the clock
-    would; time bounds are inclusive.
+    ``status`` matches the status served at the clock (``at_now``), in the query's vocabulary
+    (``active`` is ``open``, ``finalized`` is ``settled``, ...), and a market not settled by
+    then has no settlement time to filter on; time bounds are inclusive.
     """
     raw_status = q.text("status")
     if raw_status is not None and "," in raw_status:
@@ -397,14 +420,15 @@ def _market_test(q: Query) -> MarketTest:
             return False
         if wanted is not None and m.ticker not in wanted:
             return False
-        if status is not None and m.status != status:
+        shown = at_now[m.ticker]
+        if status is not None and shown.query_status != status:
             return False
         if mve is not None and m.is_mve != (mve == "only"):
             return False
         times = {
             "created": m.created_ts,
             "close": m.close_ts,
-            "settled": m.settled_ts,
+            "settled": None if shown.from_future else m.settled_ts,
             "updated": m.updated_ts,
         }
         return all(_in_range(times[f], lo, hi) for f, (lo, hi) in bounds.items())

@@ -1,0 +1,262 @@
+"""``kalshi-bot``: the trading bot of the design (``example_bot.py``), in three modes.
+
+* ``--mode backtest --capital 10000``: the backtest stage's replay of the validation period
+  (``data/predictions/predictions.parquet`` and the parquet tables) with ``--capital`` as the
+  initial cash;
+* ``--mode paper``: trades Kalshi's demo exchange (or ``--base-url``, e.g. a local
+  ``kalshi-lab serve``);
+* ``--mode live``: trades the production exchange, only with ``--confirm-live``.
+
+Paper and live need an API key in the environment (``KALSHI_API_KEY_ID`` and
+``KALSHI_PRIVATE_KEY_PATH`` or ``KALSHI_PRIVATE_KEY``), never on the command line; no key or
+part of one is logged or reported. ``--dry-run`` logs the orders it would send and sends none;
+``--once`` runs one cycle, otherwise a cycle runs every ``--interval`` seconds until Ctrl-C
+(or SIGTERM), which ends the session after the cycle under way, with its report written.
+
+Every session writes ``reports/bot/<mode>-<UTC start>/`` (see :mod:`kalshi_lab.bot.report`)
+and prints a short summary. Bad input (an unknown mode, a missing model or key, an unreachable
+server) is one line ``error: kalshi-bot: <message naming the flag, file or variable>`` and exit
+code 2, as the stages report it; a reconciliation that fails stops trading with an ``error:``
+line and exit code 1, after the report is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+from kalshi_lab import paths
+from kalshi_lab.bot.venue import DEFAULT_URLS, MODES, TIERS
+from kalshi_lab.client import KalshiError, KalshiSigner
+from kalshi_lab.errors import KalshiLabError
+from kalshi_lab.execution.reconcile import ReconciliationError
+from kalshi_lab.params import Params, load_params
+
+# the session, the model and the execution layer (scikit-learn, Hydra, ...) are imported when
+# a session starts, so that a refusal (bad flag, live without --confirm-live, no key) is quick
+
+PROG = "kalshi-bot"
+logger = logging.getLogger("kalshi_lab.bot")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one ``error: kalshi-bot: ...`` line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {PROG}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _retries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog="Keys come from the environment only: KALSHI_API_KEY_ID and "
+        "KALSHI_PRIVATE_KEY_PATH (or KALSHI_PRIVATE_KEY, the PEM itself).",
+    )
+    p.add_argument("--mode", required=True, choices=MODES, help="backtest, paper or live")
+    p.add_argument(
+        "--capital",
+        type=_positive,
+        help="dollars. backtest: the initial cash (default: params.yaml backtest.initial_cash); "
+        "paper/live: trade with at most this much of the balance (default: all of it)",
+    )
+    p.add_argument(
+        "--base-url",
+        help=f"API base URL (paper: {DEFAULT_URLS['paper']}, live: {DEFAULT_URLS['live']}); "
+        "e.g. http://127.0.0.1:PORT/trade-api/v2 for kalshi-lab serve",
+    )
+    p.add_argument(
+        "--series",
+        action="append",
+        metavar="TICKER",
+        help="series to trade, repeatable (default: params.yaml data.series of data=kalshi)",
+    )
+    p.add_argument("--once", action="store_true", help="run one cycle and stop")
+    p.add_argument(
+        "--interval", type=_positive, default=300.0, help="seconds between cycles (default 300)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="log the orders, send none")
+    p.add_argument(
+        "--confirm-live", action="store_true", help="required by --mode live: real money"
+    )
+    p.add_argument(
+        "--adopt-positions",
+        action="store_true",
+        help="take over positions already on the account (at their cost) instead of stopping",
+    )
+    p.add_argument(
+        "--tier", choices=tuple(TIERS), default="basic", help="your API usage tier (rate limit)"
+    )
+    p.add_argument("--timeout", type=_positive, default=10.0, help="seconds per request")
+    p.add_argument(
+        "--max-retries", type=_retries, default=6, help="per request (429, 5xx, resets, ...)"
+    )
+    p.add_argument("--params", type=Path, default=paths.PARAMS, help="default: params.yaml")
+    p.add_argument(
+        "--models", type=Path, default=paths.MODEL.parent, help="model directory (models/)"
+    )
+    p.add_argument(
+        "--reports", type=Path, default=Path("reports/bot"), help="where reports go (reports/bot)"
+    )
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p
+
+
+def _series(args: argparse.Namespace, params: Params) -> tuple[str, ...]:
+    chosen = args.series or (params.data.series if params.data.source == "kalshi" else None)
+    if not chosen:
+        raise KalshiLabError(
+            "no series to trade: give --series TICKER (repeatable), or set data.series with "
+            "data=kalshi in params.yaml"
+        )
+    bad = [s for s in chosen if not s or s != s.strip() or "," in s]
+    if bad:
+        raise KalshiLabError(f"--series must be tickers without spaces or commas, got {bad}")
+    return tuple(dict.fromkeys(chosen))
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (the cycle under way finishes); a second Ctrl-C aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        logger.warning("stopping after this cycle (Ctrl-C again to abort at once)")
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run_trading(args: argparse.Namespace, started: dt.datetime) -> int:
+    base_url = args.base_url or DEFAULT_URLS[args.mode]
+    if args.mode == "live" and not args.confirm_live:
+        raise KalshiLabError(
+            f"--mode live trades real money on {base_url}: add --confirm-live to go ahead"
+        )
+    if not base_url.startswith(("http://", "https://")) or "/trade-api/v2" not in base_url:
+        raise KalshiLabError(
+            f"--base-url must be an http(s) URL ending in /trade-api/v2, got {base_url!r}"
+        )
+    signer = KalshiSigner.from_env()  # names a missing variable, never a value
+    from kalshi_lab.bot import report as rep
+    from kalshi_lab.bot.session import BotConfig, TradingSession
+    from kalshi_lab.bot.signals import load_model
+    from kalshi_lab.bot.venue import make_client
+    from kalshi_lab.execution import build_strategy
+
+    params = load_params(args.params)
+    config = BotConfig(
+        mode=args.mode,
+        base_url=base_url,
+        capital=args.capital,
+        series=_series(args, params),
+        once=args.once,
+        interval_s=args.interval,
+        dry_run=args.dry_run,
+        adopt_positions=args.adopt_positions,
+        report_root=args.reports,
+    )
+    model = load_model(args.models, params)
+    build_strategy(params.strategy, model.target)  # a bad strategy stops before any request
+    client = make_client(base_url, signer, args.tier, args.timeout, args.max_retries)
+    session = TradingSession(config, params, model, client, started)
+    stop = threading.Event()
+    failure: Exception | None = None
+    with client, _stop_on_signals(stop):
+        try:
+            session.start()
+        except KalshiError as exc:
+            if session.venue_start is None:  # not even the clock answered: nothing to report
+                raise KalshiLabError(f"cannot reach {base_url} (--base-url): {exc}") from None
+            failure = exc
+        except KeyboardInterrupt:
+            session.stopped = "aborted (Ctrl-C twice)"
+            stop.set()
+        except Exception as exc:  # reported, then raised again below
+            failure = exc
+        if failure is None and session.trader is not None:  # stop set: no cycle
+            try:
+                session.run(stop)
+            except KeyboardInterrupt:
+                session.stopped = "aborted (Ctrl-C twice)"
+            except Exception as exc:  # reported, then raised again below
+                failure = exc
+        if failure is not None and not isinstance(failure, ReconciliationError):
+            session.stopped = f"error: {failure}"
+        report, path = session.write_report()
+    for line in rep.summary_lines(report, path):
+        print(line, flush=True)
+    if failure is not None:
+        raise failure
+    return 0
+
+
+def run_backtest(args: argparse.Namespace, started: dt.datetime) -> int:
+    from kalshi_lab.bot import report as rep
+    from kalshi_lab.bot.session import BotConfig, run_backtest_session
+
+    config = BotConfig(mode="backtest", capital=args.capital, report_root=args.reports)
+    report, path = run_backtest_session(config, load_params(args.params), started)
+    for line in rep.summary_lines(report, path):
+        print(line, flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format=f"%(asctime)s {PROG} %(levelname)s %(name)s %(message)s"
+    )
+    started = dt.datetime.now(dt.UTC)
+    try:
+        if args.mode == "backtest":
+            return run_backtest(args, started)
+        return run_trading(args, started)
+    except ReconciliationError as exc:
+        print(f"error: {PROG}: {exc}", file=sys.stderr)
+        return 1
+    except KalshiLabError as exc:
+        print(f"error: {PROG}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Predictions for "now": the trained model applied to features built exactly as the pipeline
+builds them.
+
+One cycle records, with the client, what the fetch stage would record for the markets traded:
+the open markets of the series, every market of their events (the event features sum over an
+event's strikes), each one's daily candles since it opened and its trades of the
+``features.n_lags`` days up to ``as_of``. The responses go into a temporary raw directory
+(:class:`~kalshi_lab.data.raw_store.RawWriter`), are parsed by the parquet stage's
+:func:`~kalshi_lab.data.parse.parse_raw` and turned into features by the features stage's
+:func:`~kalshi_lab.features.build_features`, as :mod:`kalshi_lab.analyzer` does for a notebook.
+
+A market's row at ``as_of`` (the end of the latest daily candle, 00:00 UTC of the decision's
+day) is then the pipeline's row of that market and day: prices are forward-filled over its whole
+life, the volume lags see the trades of their days. The model is applied as the evaluate stage
+applies it, and a prediction's ``known_close`` is ``as_of + DAYS_TO_CLOSE``, the close known in
+advance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from kalshi_lab import paths
+from kalshi_lab.client import ApiResponse, KalshiClient
+from kalshi_lab.client.records import Market
+from kalshi_lab.data.parse import parse_raw
+from kalshi_lab.data.raw_store import RawWriter
+from kalshi_lab.errors import DataError
+from kalshi_lab.execution.live import is_open
+from kalshi_lab.features import build_features, feature_columns
+from kalshi_lab.params import Params
+
+logger = logging.getLogger(__name__)
+
+#: daily candles, as the features stage reads them
+DAILY = 1440
+#: the feature-table columns a prediction carries: kalshi_lab.stages.evaluate's
+#: PREDICTION_CONTEXT (tested equal; not imported, which would load the stage's plotting)
+PREDICTION_CONTEXT = ["ticker", "event_ticker", "series_ticker", "as_of", "mid", "market_prob"]
+#: the columns of a prediction frame (the evaluate stage's, without its label)
+PREDICTION_COLUMNS = [*PREDICTION_CONTEXT, "prob", "known_close"]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """The model of ``models/`` and what it was trained on (``model.json``)."""
+
+    estimator: Any
+    name: str
+    target: str
+    columns: list[str]  # feature columns, in the order it was trained on
+    path: Path
+
+
+def load_model(models_dir: Path, params: Params) -> TrainedModel:
+    """The model in ``models_dir``; a DataError names the file that is missing or does not
+    fit params.yaml (another feature set, another target)."""
+    model_path = Path(models_dir) / paths.MODEL.name
+    meta_path = Path(models_dir) / paths.MODEL_META.name
+    for path in (model_path, meta_path):
+        if not path.exists():
+            raise DataError(f"{path} does not exist: train a model first (dvc repro train)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{meta_path} cannot be read: {exc}") from None
+    expected = feature_columns(params.features)
+    trained = meta.get("features")
+    if trained != expected:
+        trained = trained if isinstance(trained, list) else []
+        missing = [c for c in expected if c not in trained]
+        extra = [c for c in trained if c not in expected]
+        detail = f"missing {missing[:5]}, extra {extra[:5]}" if missing or extra else "order"
+        raise DataError(
+            f"{meta_path}: the model was trained on another feature set than params.yaml's "
+            f"features give ({detail}): retrain it (dvc repro train) or restore the features "
+            "config it was trained with"
+        )
+    if meta.get("target") != params.model.target:
+        raise DataError(
+            f"{meta_path}: the model predicts target {meta.get('target')!r}, params.yaml "
+            f"model.target is {params.model.target!r}: retrain it (dvc repro train)"
+        )
+    try:
+        estimator = joblib.load(model_path)
+    except Exception as exc:  # unpickling fails in many ways; each is an unusable file
+        raise DataError(f"{model_path} cannot be loaded: {exc}") from None
+    if not hasattr(estimator, "predict_proba"):
+        raise DataError(f"{model_path} is not a classifier (it has no predict_proba)")
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and list(names) != expected:
+        raise DataError(f"{model_path} was fitted on other columns than {meta_path} lists")
+    return TrainedModel(estimator, str(meta.get("model")), meta["target"], expected, model_path)
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    """What one cycle read: the parsed tables and the markets open at ``now``."""
+
+    now: pd.Timestamp
+    as_of: pd.Timestamp  # the end of the latest daily candle at or before now
+    open_markets: dict[str, Market]  # ticker -> market, open at now
+    tables: dict[str, pd.DataFrame]  # the parquet stage's tables of what was read (none: none open)
+
+
+def _unix(ts: pd.Timestamp) -> int:
+    return int(ts.timestamp())
+
+
+def record_markets(
+    client: KalshiClient, series: Sequence[str], now: pd.Timestamp, n_lags: int
+) -> MarketSnapshot:
+    """Read the open markets of ``series`` and what their features need, as the fetch stage
+    records it (see the module docstring)."""
+    as_of = now.floor("D")
+    now_s = _unix(now)
+    open_markets: dict[str, Market] = {}
+    for series_ticker in series:
+        for market in client.get_markets(
+            series_ticker=series_ticker, status="open", historical=False
+        ):
+            if is_open(market, now):
+                open_markets[market.ticker] = market
+    if not open_markets:
+        logger.info("no market of %s is open at %s", ",".join(series), now.isoformat())
+        return MarketSnapshot(now, as_of, {}, {})
+    events = sorted({m.event_ticker for m in open_markets.values()})
+    with tempfile.TemporaryDirectory(prefix="kalshi-bot-") as tmp:
+        raw = Path(tmp)
+        with RawWriter(raw) as writer:
+
+            def keep(kind: str, responses: Iterable[ApiResponse]) -> None:
+                for r in responses:
+                    writer.write(kind, r.path, r.params, r.received_at, r.body)
+
+            series_of: dict[str, str] = {}
+            markets: list[Market] = []
+            for event in events:
+                response = client.event_response(event)
+                keep("events", [response])
+                series_of[event] = response.body["event"]["series_ticker"]
+                pages = list(client.market_responses(event_ticker=event, historical=False))
+                keep("markets", pages)
+                markets += [Market.model_validate(d) for p in pages for d in p.body["markets"]]
+            for series_ticker in sorted(set(series_of.values())):
+                keep("series", [client.series_response(series_ticker)])
+            for m in markets:  # every market with a row at as_of, for the event features
+                if m.open_time < now and m.close_time > as_of:
+                    keep(
+                        "candlesticks",
+                        client.candlestick_responses(
+                            series_of[m.event_ticker],
+                            m.ticker,
+                            _unix(pd.Timestamp(m.open_time)),
+                            now_s,
+                            DAILY,
+                        ),
+                    )
+            # the features at as_of see the trades of the n_lags days ending then
+            since, until = _unix(as_of - pd.Timedelta(days=n_lags)), _unix(as_of)
+            for ticker in sorted(open_markets):
+                keep("trades", client.trade_responses(ticker, since, until))
+        tables = {name: t.to_pandas() for name, t in parse_raw(raw).items()}
+    return MarketSnapshot(now, as_of, open_markets, tables)
+
+
+def features_now(snapshot: MarketSnapshot, params: Params) -> pd.DataFrame:
+    """The feature rows of the open markets at ``snapshot.as_of``, as the features stage would
+    compute them; markets without one are logged (no daily candle ended by then)."""
+    t = snapshot.tables
+    if not snapshot.open_markets or t["candles"].empty:
+        rows = pd.DataFrame(columns=["ticker", "as_of"])
+    else:
+        features = build_features(t["markets"], t["candles"], t["trades"], params.features)
+        open_now = features["ticker"].isin(list(snapshot.open_markets))
+        rows = features[open_now & (features["as_of"] == snapshot.as_of)]
+    missing = sorted(set(snapshot.open_markets) - set(rows["ticker"]))
+    if missing:
+        logger.info(
+            "%d of %d open markets have no feature row at %s (no daily candle ended by then, "
+            "e.g. opened since): no prediction, e.g. %s",
+            len(missing),
+            len(snapshot.open_markets),
+            snapshot.as_of.isoformat(),
+            missing[0],
+        )
+    return rows.reset_index(drop=True)
+
+
+def predict(model: TrainedModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """Predictions of the rows, with the evaluate stage's columns (PREDICTION_COLUMNS)."""
+    if rows.empty:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS})
+        for c in ("as_of", "known_close"):
+            frame[c] = pd.Series(dtype="datetime64[ns, UTC]")
+        return frame.astype({"prob": float, "mid": float, "market_prob": float})
+    prob = model.estimator.predict_proba(rows[model.columns])[:, 1]
+    return rows[PREDICTION_CONTEXT].assign(
+        prob=prob,
+        known_close=rows["as_of"] + pd.to_timedelta(rows["DAYS_TO_CLOSE"], unit="D"),
+    )[PREDICTION_COLUMNS]
+
+
+def predictions_now(
+    client: KalshiClient,
+    model: TrainedModel,
+    params: Params,
+    series: Sequence[str],
+    now: pd.Timestamp,
+) -> tuple[pd.DataFrame, MarketSnapshot]:
+    """The model's predictions for the open markets of ``series`` at ``now``."""
+    snapshot = record_markets(client, series, now, params.features.n_lags)
+    predictions = predict(model, features_now(snapshot, params))
+    logger.info(
+        "%d open markets of %s; %d predictions from the daily candles ending %s",
+        len(snapshot.open_markets),
+        ",".join(series),
+        len(predictions),
+        snapshot.as_of.isoformat(),
+    )
+    return predictions, snapshot

@@ -1,0 +1,413 @@
+"""``kalshi-bot`` end to end, against the local Kalshi server (no network).
+
+A small pipeline (simulated raw data -> parquet -> features -> a logistic model -> predictions)
+is built once in a temporary project; the bot runs there as a user runs it, in-process through
+``main`` (and as the installed command where the process matters: a refusal, Ctrl-C). The
+server serves the same raw data with its clock inside its history (NOW), and holds the test
+key, so paper trading signs real orders that it matches against its books.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_lab.backtest import run_backtest
+from kalshi_lab.bot.cli import main
+from kalshi_lab.client import KalshiClient, KalshiSigner
+from kalshi_lab.compose_params import compose
+from kalshi_lab.data.tables import read_table
+from kalshi_lab.params import load_params
+from kalshi_lab.server import Dataset, FaultConfig, LocalKalshiServer, ServerConfig
+from server_support import write_simulated_raw
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = shutil.which("kalshi-bot", path=str(Path(sys.executable).parent))
+SERIES = ["KXSIMA", "KXSIMB", "KXSIMC", "KXSIMD", "KXSIME"]
+NOW = dt.datetime(2025, 1, 15, 6, tzinfo=dt.UTC)  # the server's clock: a dozen markets open
+KEY_ID = "5f0c0e1e-0000-4000-8000-00000000b07e"
+BALANCE = 1_000_000  # cents on the server's account
+FAST = ["--tier", "prime", "--timeout", "2", "--max-retries", "3"]
+
+
+# --- the project, the key, the server ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def pem_of(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, key) -> Path:
+    """A project directory holding what the stages write up to evaluate, on simulated data."""
+    from kalshi_lab.stages import evaluate, features, parquet, train
+
+    root = tmp_path_factory.mktemp("bot_project")
+    write_simulated_raw(root / "data" / "raw")
+    overrides = ["model=logreg", "data=kalshi", f"data.series=[{','.join(SERIES)}]"]
+    (root / "params.yaml").write_text(yaml.safe_dump(compose(overrides, ROOT / "conf")))
+    (root / "key.pem").write_bytes(pem_of(key))
+    previous = Path.cwd()
+    os.chdir(root)
+    try:
+        for stage in (parquet, features, train, evaluate):
+            stage.main()
+    finally:
+        os.chdir(previous)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(project) -> Dataset:
+    return Dataset.load(project / "data" / "raw")
+
+
+@pytest.fixture
+def server(dataset, key):
+    config = ServerConfig(
+        rate_limit=False,
+        now=NOW,
+        public_key=key.public_key(),
+        key_id=KEY_ID,
+        starting_balance_cents=BALANCE,
+    )
+    with LocalKalshiServer(dataset, config) as srv:
+        yield srv
+
+
+@pytest.fixture
+def env(project, monkeypatch) -> Path:
+    """Run in the project with the key in the environment (a file, as most users keep it)."""
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("KALSHI_API_KEY_ID", KEY_ID)
+    monkeypatch.setenv("KALSHI_PRIVATE_KEY_PATH", str(project / "key.pem"))
+    monkeypatch.delenv("KALSHI_PRIVATE_KEY", raising=False)
+    return project
+
+
+def paper(srv: LocalKalshiServer, reports: Path, *extra: str) -> list[str]:
+    return ["--mode", "paper", "--base-url", srv.base_url, "--reports", str(reports), *FAST, *extra]
+
+
+def the_report(reports: Path) -> tuple[dict[str, Any], Path]:
+    (path,) = reports.glob("*/report.json")
+    return json.loads(path.read_text()), path.parent
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: kalshi-bot: "), err
+    return err[0]
+
+
+def signed_client(srv: LocalKalshiServer, key: rsa.RSAPrivateKey) -> KalshiClient:
+    return KalshiClient(srv.base_url, signer=KalshiSigner(KEY_ID, key), reads_per_s=1000)
+
+
+# --- paper trading -----------------------------------------------------------------------------
+
+
+def test_paper_once_places_orders_books_fills_reconciles_and_never_shows_the_key(
+    env, server, key, tmp_path, monkeypatch, caplog, capsys
+):
+    # the key as PEM text in the environment this time, and every log line at DEBUG
+    pem = pem_of(key).decode()
+    monkeypatch.delenv("KALSHI_PRIVATE_KEY_PATH")
+    monkeypatch.setenv("KALSHI_PRIVATE_KEY", pem)
+    caplog.set_level(logging.DEBUG)
+    reports = tmp_path / "reports"
+    assert main(paper(server, reports, "--once", "--log-level", "DEBUG")) == 0  # params' series
+    out = capsys.readouterr()
+    report, folder = the_report(reports)
+    assert folder.name.startswith("paper-") and folder.parent == reports
+
+    assert (report["mode"], report["base_url"], report["dry_run"]) == (
+        "paper",
+        server.base_url,
+        False,
+    )
+    assert report["series"] == SERIES and report["cycles"] == 1
+    assert report["venue_started_at"] == pd.Timestamp(NOW).isoformat()  # the server's clock
+    orders = report["orders"]
+    assert orders["placed"] > 0 and orders["filled"] > 0 and report["fills"] > 0
+    assert orders["decided"] == sum(
+        orders[k] for k in ("placed", "refused_by_risk", "refused_by_exchange", "not_sent")
+    )
+    stats = server.stats.requests
+    assert stats["create_order"] == orders["placed"]
+    assert [c["after"] for c in report["reconcile"]] == ["start", "cycle 1"]
+    assert all(c["ok"] and c["cash_checked"] for c in report["reconcile"])
+
+    # the exchange's account is the report's: cash, positions, fills, fees
+    assert report["start"]["cash"] == BALANCE / 100
+    assert round(report["end"]["cash"] * 100) == server.portfolio.balance_cents
+    held = {t: Decimal(p["contracts"]) * (1 if p["side"] == "yes" else -1)
+            for t, p in report["end"]["positions"].items()}  # fmt: skip
+    assert held == {t: n for t, n in server.portfolio.positions().items() if n}
+    trades = pd.read_parquet(folder / "trades.parquet")
+    assert len(trades) == report["fills"] and trades["count"].sum() == report["contracts"]
+    assert round(trades["fee"].sum(), 2) == report["fees"]
+    spent = (trades["cost"] + trades["fee"]).sum()
+    assert round(report["start"]["cash"] - spent, 2) == report["end"]["cash"]
+    placed = {d["client_order_id"] for _, d in server.portfolio.order_docs()}
+    assert set(trades["order_id"]) <= placed
+    logged = pd.read_parquet(folder / "orders.parquet")
+    assert len(logged) == orders["decided"] and logged["note"].str.len().gt(0).all()
+
+    # every decision, order and fill is logged at INFO
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any(m.startswith("cycle 1 at ") and "signals" in m for m in info)
+    assert sum(m.startswith("order BUY") and "edge" in m for m in info) >= orders["placed"]
+    assert sum(m.startswith("fill ") for m in info) == report["fills"]
+    assert sum(m.startswith("sent ") for m in info) == orders["placed"]
+    assert "kalshi-bot paper" in out.out and "report:" in out.out
+
+    # no part of the key, its id or a signature anywhere
+    written = "".join(p.read_bytes().decode("latin-1") for p in folder.iterdir())
+    body = pem.splitlines()[5]  # a line from the middle of the key
+    for text in (caplog.text, out.out, out.err, written):
+        assert KEY_ID not in text and body not in text and "BEGIN RSA" not in text
+        assert "KALSHI-ACCESS" not in text.upper()
+
+
+def test_a_dry_run_decides_and_logs_orders_and_sends_none(env, server, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    reports = tmp_path / "reports"
+    assert main(paper(server, reports, "--once", "--dry-run", "--series", "KXSIMD")) == 0
+    report, _ = the_report(reports)
+    assert server.stats.requests.get("create_order", 0) == 0
+    assert server.portfolio.order_docs() == []
+    assert report["dry_run"] and report["series"] == ["KXSIMD"]
+    assert report["orders"]["sent"] == 0 and report["orders"]["dry_run_not_sent"] > 0
+    assert report["end"]["cash"] == report["start"]["cash"] == BALANCE / 100
+    dry = [r for r in caplog.records if r.getMessage().startswith("dry run, not sent")]
+    assert len(dry) == report["orders"]["dry_run_not_sent"]
+    assert all(r.levelno == logging.INFO and "KXSIMD" in r.getMessage() for r in dry)
+
+
+def _seed(p: float, pattern: list[bool]) -> int:
+    """A fault seed whose first draws hit (True) or miss (False) a fault of probability p."""
+    for seed in range(100_000):
+        rng = random.Random(seed)
+        if all((rng.random() < p) == hit for hit in pattern):
+            return seed
+    raise AssertionError("no seed")
+
+
+def test_a_create_order_answered_with_a_reset_is_retried_without_a_double_order(
+    env, server, tmp_path
+):
+    # draws on /portfolio/orders: the start's resting-order check passes, the first POST is
+    # reset (not processed), every later request passes
+    seed = _seed(0.2, [False, True, *[False] * 12])
+    server.set_faults(FaultConfig(reset=0.2, seed=seed, path_prefix="/portfolio/orders"))
+    reports = tmp_path / "reports"
+    assert main(paper(server, reports, "--once")) == 0
+    report, _ = the_report(reports)
+    assert server.stats.faults == {"reset": 1}
+    placed = report["orders"]["placed"]
+    assert placed > 0 and server.stats.requests["create_order"] == placed + 1  # one retry
+    ids = [d["client_order_id"] for _, d in server.portfolio.order_docs()]
+    assert len(ids) == len(set(ids)) == placed  # each order once
+    assert all(c["ok"] for c in report["reconcile"])
+
+
+def test_positions_on_the_account_stop_the_bot_unless_adopted_and_capital_sets_the_rest_aside(
+    env, server, key, tmp_path, capsys
+):
+    with signed_client(server, key) as client:
+        ticker = next(t for t, m in server.dataset.markets.items() if m.trading_at(server.now))
+        kw = {"yes_price": Decimal("0.99"), "time_in_force": "immediate_or_cancel"}
+        assert client.create_order(ticker, "yes", "buy", 3, **kw).fill_count == 3
+    balance = server.portfolio.balance_cents
+
+    refused = tmp_path / "refused"
+    assert main(paper(server, refused, "--once")) == 2
+    line = error_line(capsys)
+    assert f"{ticker} 3 YES" in line and "--adopt-positions" in line
+    report, _ = the_report(refused)  # what the session saw is reported
+    assert report["cycles"] == 0 and report["stopped"].startswith("error: ")
+
+    adopted = tmp_path / "adopted"
+    assert main(paper(server, adopted, "--once", "--dry-run", "--adopt-positions",
+                      "--capital", "2000")) == 0  # fmt: skip
+    report, _ = the_report(adopted)
+    start = report["start"]
+    assert report["adopted_positions"] == [f"{ticker} 3 YES"]
+    assert (
+        start["positions"][ticker]["contracts"] == 3 and start["positions"][ticker]["side"] == "yes"
+    )
+    assert start["cash"] == 2000.0 and start["set_aside"] == (balance - 200_000) / 100
+    assert all(c["ok"] for c in report["reconcile"])
+
+
+def test_a_failed_reconciliation_stops_trading_with_exit_code_1_and_the_report_written(
+    env, server, key, tmp_path, monkeypatch, capsys
+):
+    import kalshi_lab.bot.session as session_module
+
+    ticker = next(t for t, m in server.dataset.markets.items() if m.trading_at(server.now))
+    real = session_module.predictions_now
+
+    def a_stranger_trades_too(*args):  # someone else trades on the account during the cycle
+        with signed_client(server, key) as other:
+            other.create_order(ticker, "yes", "buy", 2, yes_price=Decimal("0.99"))
+        return real(*args)
+
+    monkeypatch.setattr(session_module, "predictions_now", a_stranger_trades_too)
+    reports = tmp_path / "reports"
+    # no --once: the loop would go on, the failed reconciliation stops it
+    assert main(paper(server, reports, "--interval", "0.01", "--dry-run")) == 1
+    line = error_line(capsys)
+    assert "reconciliation after cycle 1 failed, trading stopped" in line
+    assert f"{ticker}: ours nothing, exchange 2 YES" in line
+    report, _ = the_report(reports)
+    assert report["cycles"] == 1 and report["stopped"] == "reconciliation failed after cycle 1"
+    assert [c["ok"] for c in report["reconcile"]] == [True, False]
+
+
+# --- refusals: one line, exit code 2 -----------------------------------------------------------
+
+
+def test_live_without_confirm_live_refuses_before_any_request(
+    env, server, capsys, tmp_path, monkeypatch
+):
+    assert main(["--mode", "live", "--base-url", server.base_url, "--once"]) == 2
+    assert "--confirm-live" in error_line(capsys)
+    # the installed command, with the production URL it would use
+    assert COMMAND is not None, "kalshi-bot is not installed (pyproject [project.scripts])"
+    proc = subprocess.run(
+        [COMMAND, "--mode", "live", "--reports", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: kalshi-bot: --mode live trades real money on "
+        "https://api.elections.kalshi.com/trade-api/v2: add --confirm-live to go ahead"
+    ]
+    # with --confirm-live but no key: refused too, naming the variable
+    for name in ("KALSHI_API_KEY_ID", "KALSHI_PRIVATE_KEY_PATH"):
+        monkeypatch.delenv(name)
+    assert main(["--mode", "live", "--confirm-live", "--base-url", server.base_url]) == 2
+    assert "KALSHI_API_KEY_ID is not set" in error_line(capsys)
+    assert server.stats.total_requests == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input_is_one_error_line_naming_what_is_wrong(
+    env, server, tmp_path, capsys, monkeypatch
+):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--mode", "replay"])
+    assert exit_.value.code == 2 and "argument --mode: invalid choice: 'replay'" in error_line(
+        capsys
+    )
+
+    assert main(paper(server, tmp_path, "--models", str(tmp_path / "none"))) == 2
+    assert f"{tmp_path / 'none' / 'model.joblib'} does not exist" in error_line(capsys)
+
+    other = tmp_path / "params.yaml"
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    other.write_text(yaml.safe_dump({**params, "features": {**params["features"], "n_lags": 5}}))
+    assert main(paper(server, tmp_path, "--params", str(other))) == 2
+    assert "model.json: the model was trained on another feature set" in error_line(capsys)
+    assert server.stats.total_requests == 0
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/trade-api/v2"
+    assert main(["--mode", "paper", "--base-url", url, "--max-retries", "0", "--once"]) == 2
+    assert f"cannot reach {url} (--base-url): GET /trade-api/v2/exchange/status" in error_line(
+        capsys
+    )
+
+    monkeypatch.delenv("KALSHI_PRIVATE_KEY_PATH")
+    assert main(paper(server, tmp_path, "--once")) == 2
+    assert "KALSHI_PRIVATE_KEY_PATH nor KALSHI_PRIVATE_KEY is set" in error_line(capsys)
+    assert not list(tmp_path.glob("*/report.json"))
+
+
+# --- Ctrl-C and backtest -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_ends_the_loop_cleanly_with_the_report_written(env, server, tmp_path, signum):
+    class PressCtrlC(logging.Handler):
+        """Sends the signal to this process once the second cycle is done (as a user would)."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("cycle 2 done"):
+                os.kill(os.getpid(), signum)
+
+    press = PressCtrlC()
+    bot_log = logging.getLogger("kalshi_lab.bot.session")
+    bot_log.addHandler(press)
+    level = bot_log.level
+    bot_log.setLevel(logging.INFO)
+    previous = signal.getsignal(signal.SIGINT)
+    reports = tmp_path / "reports"
+    try:
+        args = paper(server, reports, "--interval", "0.05", "--dry-run", "--series", "KXSIMD")
+        assert main(args) == 0
+    finally:
+        bot_log.removeHandler(press)
+        bot_log.setLevel(level)
+    assert signal.getsignal(signal.SIGINT) is previous  # the bot's handlers are gone
+    report, _ = the_report(reports)
+    assert report["stopped"] == "interrupted" and report["cycles"] == 2
+    assert [c["after"] for c in report["reconcile"]] == ["start", "cycle 1", "cycle 2"]
+
+
+def test_backtest_mode_is_the_backtest_stage_s_run_with_the_capital(env, tmp_path, capsys):
+    reports = tmp_path / "reports"
+    assert main(["--mode", "backtest", "--capital", "2500", "--reports", str(reports)]) == 0
+    report, folder = the_report(reports)
+    params = load_params()
+    expected = run_backtest(
+        pd.read_parquet("data/predictions/predictions.parquet"),
+        read_table("orderbook"),
+        read_table("candles"),
+        read_table("markets"),
+        read_table("series"),
+        params.strategy,
+        params.risk,
+        dataclasses.replace(params.backtest, initial_cash=2500.0),
+        params.model.target,
+    )
+    assert report["mode"] == "backtest" and report["base_url"] is None
+    assert report["summary"] == expected.summary and report["capital"] == 2500.0
+    assert expected.summary["n_orders"] > 0
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "trades.parquet"), expected.fills)
+    out = capsys.readouterr().out
+    assert "kalshi-bot backtest:" in out and f"{expected.summary['final_equity']:,.2f}" in out

@@ -1,4 +1,4 @@
-"""Benchmark: QuoteIndex against the quotes of SimulatedKalshiExchange, on a year of markets.
+"""Benchmark: QuoteIndex against the straightforward lookups it replaced, on a year of markets.
 
 Run on demand (not a test)::
 
@@ -9,7 +9,8 @@ If ``--raw`` does not exist, the simulator writes it there first (about a minute
 markets), and the parquet stage's tables are written to ``--tables`` (default: ``<raw>-tables``)
 if that does not exist (another 15 s). Then each implementation runs in a process of its own:
 
-* ``exchange``: ``SimulatedKalshiExchange(...)`` and ``quotes(tickers, ts)[QUOTE_COLUMNS]``;
+* ``reference``: ``tests/reference_quotes.py``'s ``ReferenceQuotes`` (a pandas groupby per
+  market, a ``merge_asof`` per call: what the exchange did before the index);
 * ``index``: ``QuoteIndex(...)`` and ``top(tickers, ts)``.
 
 Each reads the tables, builds (timed; the peak RSS of the build is measured from a reset of
@@ -17,7 +18,7 @@ the process's high-water mark, where the kernel allows it), then replays every d
 of the backtest, in order: the end of each daily candle of a market before its close (the rows
 of the feature table, 274,695 market-days at 10,000 markets), asking for the quotes of the
 markets decided there (``--repeat`` times, the best replay counts), and the price levels
-(``_levels`` / ``levels``) of both sides of each of them. The run fails unless both gave equal
+(``levels``) of both sides of each of them. The run fails unless both gave equal
 quotes and equal levels.
 
 On the project VM (2 cores, shared with other jobs, so times vary by +-30 %), 10,000 markets
@@ -42,13 +43,13 @@ import pandas as pd
 from common import ROOT, data_args, data_params, run_child
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data.tables import read_table
-from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 from kalshi_lab.execution.quotes import QUOTE_COLUMNS, QuoteIndex
 from kalshi_lab.params import params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages.parquet import write_tables
+from reference_quotes import ReferenceQuotes
 
-IMPLEMENTATIONS = ("exchange", "index")
+IMPLEMENTATIONS = ("reference", "index")
 SIDES = ("yes", "no")
 
 
@@ -81,11 +82,9 @@ def decisions(candles: pd.DataFrame, markets: pd.DataFrame) -> list[tuple[pd.Tim
 
 
 def _levels_digest(quotes: Iterable) -> str:
-    """One hash of every answer of _levels / levels, as (source, ns, [(bid, key, cap)])."""
+    """One hash of every answer of levels, as (source, ns, [(bid, key, cap)])."""
     h = hashlib.sha256()
     for q in quotes:
-        if q is not None and q[2] and not isinstance(q[2][0], tuple):  # the exchange's _Level
-            q = (q[0], q[1], [(lv.bid, lv.key, lv.capacity) for lv in q[2]])
         h.update(repr(q).encode())
     return h.hexdigest()
 
@@ -95,7 +94,7 @@ def worker(impl: str, tables: Path, out: Path, repeat: int) -> None:
     backtest = params_from_dict(compose([], ROOT / "conf")).backtest
     began = time.perf_counter()
     orderbook, candles = read_table("orderbook", tables), read_table("candles", tables)
-    markets, series = read_table("markets", tables), read_table("series", tables)
+    markets = read_table("markets", tables)
     read_s = time.perf_counter() - began
     schedule = decisions(candles, markets)
     gc.collect()
@@ -103,21 +102,15 @@ def worker(impl: str, tables: Path, out: Path, repeat: int) -> None:
     peak_reset = _reset_peak()
 
     began = time.perf_counter()
-    if impl == "exchange":
-        venue = SimulatedKalshiExchange(
-            orderbook,
-            candles,
-            markets,
-            series,
-            backtest.taker_fee_rate,
-            backtest.max_fill_share,
-            backtest.max_volume_share,
+    if impl == "reference":
+        venue = ReferenceQuotes(
+            orderbook, candles, backtest.max_fill_share, backtest.max_volume_share
         )
 
         def top(tickers: list, ts: pd.Timestamp) -> pd.DataFrame:
-            return venue.quotes(tickers, ts)[QUOTE_COLUMNS]
+            return venue.top(tickers, ts)[QUOTE_COLUMNS]
 
-        levels = venue._levels
+        levels = venue.levels
     else:
         venue = QuoteIndex(orderbook, candles, backtest.max_fill_share, backtest.max_volume_share)
         top, levels = venue.top, venue.levels
@@ -206,12 +199,12 @@ def main() -> None:
         try:
             pd.testing.assert_frame_equal(
                 pd.read_parquet(Path(tmp) / "index.parquet"),
-                pd.read_parquet(Path(tmp) / "exchange.parquet"),
+                pd.read_parquet(Path(tmp) / "reference.parquet"),
             )
         except AssertionError as error:
             print(error)
             same_quotes = False
-    old, new = results["exchange"], results["index"]
+    old, new = results["reference"], results["index"]
     same_levels = old["levels_digest"] == new["levels_digest"]
     print(
         f"{new['calls']} decision times, {new['market_days']:,} market-days; the index holds "

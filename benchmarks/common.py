@@ -16,6 +16,9 @@ from kalshi_lab.compose_params import compose
 from kalshi_lab.params import DataParams, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+# the straightforward implementations the benchmarks compare against live beside the tests
+# that use them as oracles
+sys.path.append(str(ROOT / "tests"))
 
 
 def data_params(markets: int, start: str, end: str) -> DataParams:

@@ -1,4 +1,5 @@
-"""QuoteIndex answers exactly as SimulatedKalshiExchange: top of book, levels and change times.
+"""QuoteIndex answers exactly as the straightforward lookups it replaced (tests/reference_quotes.py):
+top of book, levels and change times; the exchange quotes through it.
 
 Random books and candles (seeded numpy): several markets, repeated levels, fractional and
 missing sizes, prices outside 1..99 cents, snapshots at the same times across markets, candles
@@ -23,6 +24,7 @@ from kalshi_lab.execution.quotes import QUOTE_COLUMNS, QuoteIndex
 from kalshi_lab.params import params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages.parquet import write_tables
+from reference_quotes import ReferenceQuotes
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
@@ -112,21 +114,6 @@ def query_times() -> list[pd.Timestamp]:
     return at
 
 
-def as_tuples(quote) -> tuple | None:
-    """The exchange's (source, quote_ns, [_Level]) as QuoteIndex.levels returns it."""
-    if quote is None:
-        return None
-    source, quote_ns, levels = quote
-    return source, quote_ns, [(lv.bid, lv.key, lv.capacity) for lv in levels]
-
-
-def change_times(ex: SimulatedKalshiExchange, ticker: str) -> np.ndarray:
-    if hasattr(ex, "_change_times"):
-        return ex._change_times(ticker)
-    start = pd.Timestamp("1970-01-01", tz="UTC")
-    return np.array([t.value for t in ex.quote_times(ticker, start, 10**6)], dtype=np.int64)
-
-
 def assert_same_quotes(
     book: pd.DataFrame,
     candles: pd.DataFrame,
@@ -137,21 +124,23 @@ def assert_same_quotes(
     level_tickers: list[str] | None = None,
 ) -> None:
     known = sorted(set(book["ticker"]) | set(candles["ticker"]))
-    ex = SimulatedKalshiExchange(
+    reference = ReferenceQuotes(book, candles, fill_share, volume_share)
+    index = QuoteIndex(book, candles, fill_share, volume_share)
+    exchange = SimulatedKalshiExchange(
         book, candles, markets(known), SERIES, 0.07, fill_share, volume_share
     )
-    index = QuoteIndex(book, candles, fill_share, volume_share)
     for ts in times:
         got = index.top(tickers, ts)
-        pd.testing.assert_frame_equal(got, ex.quotes(tickers, ts)[QUOTE_COLUMNS])
+        pd.testing.assert_frame_equal(got, reference.top(tickers, ts)[QUOTE_COLUMNS])
+        pd.testing.assert_frame_equal(got, exchange.quotes(tickers, ts)[QUOTE_COLUMNS])
     for ticker in dict.fromkeys(tickers if level_tickers is None else level_tickers):
         for ts in times:
             for side in ("yes", "no"):
                 got = index.levels(ticker, ts.value, side)
-                assert got == as_tuples(ex._levels(ticker, ts.value, side)), (ticker, ts, side)
+                assert got == reference.levels(ticker, ts.value, side), (ticker, ts, side)
         got = index.times(ticker)
         assert got.dtype == np.int64
-        np.testing.assert_array_equal(got, change_times(ex, ticker))
+        np.testing.assert_array_equal(got, reference.times(ticker))
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -246,11 +235,11 @@ def test_the_shortest_candle_quotes_at_a_tie():
 
 
 def build_error(book: pd.DataFrame, candles: pd.DataFrame, shares=(1.0, 0.1)) -> tuple[type, str]:
-    """The error QuoteIndex raises, checked to be the exchange's (type and message)."""
+    """The error QuoteIndex raises, checked to be the reference's (type and message)."""
     with pytest.raises((DataError, ValueError)) as ours:
         QuoteIndex(book, candles, *shares)
     with pytest.raises((DataError, ValueError)) as theirs:
-        SimulatedKalshiExchange(book, candles, markets(["A"]), SERIES, 0.07, *shares)
+        ReferenceQuotes(book, candles, *shares)
     assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
     return type(ours.value), str(ours.value)
 

@@ -11,19 +11,20 @@ candle that ENDED at or before ``ts`` (``end_period_ts`` is the inclusive end of
 its close is known from then on), the shortest period at a tie: its ``yes_bid_close`` is the YES
 bid and ``1 - yes_ask_close`` the NO bid, one price level each.
 
-Fills are taker fills at the displayed prices (buy at the ask, sell at the bid, never at the
-mid), walking levels from the best toward the order's limit. At most ``max_fill_share`` of a
-level's displayed size can be taken per snapshot, and at most ``max_volume_share`` of a candle's
-traded volume per candle, by all orders together: what one order took is gone for the next
-order against the same snapshot or candle; the next one is fresh. Prices are integer cents at
-this boundary (the data's markets are ``linear_cent``).
+Orders that cross fill as taker at the displayed prices (buy at the ask, sell at the bid, never
+at the mid), walking levels from the best toward the order's limit; a good-till-cancelled rest
+fills as maker at its limit when a later quote trades through it. At most ``max_fill_share`` of
+a level's displayed size can be taken per snapshot, and at most ``max_volume_share`` of a
+candle's traded volume per candle, by all orders together: what one order took is gone for the
+next order against the same snapshot or candle; the next one is fresh. Quotes come from a
+:class:`~kalshi_lab.execution.quotes.QuoteIndex` (flat arrays, binary search). Prices are
+integer cents at this boundary (the data's markets are ``linear_cent``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
@@ -36,44 +37,11 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import RESULTS, KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.fees import FeeSchedule, quadratic_units
+from kalshi_lab.execution.quotes import Level, QuoteIndex, ns, utc_ns
 
 logger = logging.getLogger(__name__)
 
-_NEVER = np.iinfo(np.int64).max  # close_time of a market without one
 _UNKNOWN = np.iinfo(np.int64).min  # close_time of a market missing from the markets table
-_EPS = 1e-9  # slack for float sizes such as 0.3 * 10 = 2.9999999999999996
-_NO_TIMES = np.empty(0, dtype=np.int64)
-#: columns of the top-of-book and candle quote frames that ``quotes`` reads
-_QUOTE_COLUMNS = ["quote_ts", "source", "yes_bid", "no_bid", "yes_bid_size", "no_bid_size"]
-
-
-def _ns(ts: pd.Timestamp) -> int:
-    if ts.tzinfo is None:
-        raise ValueError(f"timestamps must be tz-aware (UTC), got {ts!r}")
-    return int(ts.as_unit("ns").value)
-
-
-def _utc_ns(values: pd.Series) -> np.ndarray:
-    """Nanoseconds since the epoch of a UTC timestamp column; NaT becomes _NEVER."""
-    ts = pd.to_datetime(values, utc=True).dt.tz_convert(None).dt.as_unit("ns")
-    return np.where(ts.isna().to_numpy(), _NEVER, ts.to_numpy().astype(np.int64))
-
-
-def _index_at(times: np.ndarray, ts_ns: int) -> int | None:
-    """Index of the latest of the ascending ``times`` at or before ``ts_ns``, None if none."""
-    k = int(np.searchsorted(times, ts_ns, side="right")) - 1
-    return k if k >= 0 else None
-
-
-def _cents(dollars: pd.Series, name: str, tickers: pd.Series) -> np.ndarray:
-    """Dollar prices as float cents on the one-cent grid (NaN stays NaN); off-grid: DataError."""
-    cents = dollars.to_numpy(dtype=float) * 100.0
-    rounded = np.rint(cents)
-    off_grid = np.abs(cents - rounded) > 1e-6  # NaN compares False
-    if off_grid.any():
-        examples = sorted(tickers[off_grid].astype(str).unique())[:5]
-        raise DataError(f"{name} prices off the one-cent grid (subpenny markets): {examples}")
-    return rounded
 
 
 @dataclass(frozen=True)
@@ -140,46 +108,6 @@ class _Resting:
     since_ns: int  # quotes after this time can trade through it
 
 
-@dataclass(frozen=True)
-class _Snapshots:
-    """All snapshots of one market; rows of snapshot k are ``starts[k]:starts[k + 1]``."""
-
-    times: np.ndarray  # int64 ns, ascending, unique
-    starts: np.ndarray  # row offsets, len(times) + 1
-    is_yes: np.ndarray  # per row: a YES bid (else a NO bid)
-    price: np.ndarray  # per row: int cents, ascending within a side
-    size: np.ndarray  # per row: displayed contracts (float)
-
-    def bids(self, k: int, side: str) -> tuple[np.ndarray, np.ndarray]:
-        """Bids of one side at snapshot k, ascending: the best bid is the LAST element."""
-        rows = slice(self.starts[k], self.starts[k + 1])
-        mask = self.is_yes[rows] if side == "yes" else ~self.is_yes[rows]
-        return self.price[rows][mask], self.size[rows][mask]
-
-
-@dataclass(frozen=True)
-class _Candles:
-    """The quoting candles of one market, one per end time (see _prepare_candles)."""
-
-    times: np.ndarray  # int64 ns of end_period_ts, ascending, unique
-    yes_bid: np.ndarray  # int cents, 0 without a bid
-    no_bid: np.ndarray  # int cents (100 - YES ask), 0 without a YES ask
-    cap: np.ndarray  # int contracts all orders together may fill against the candle
-
-    def bid(self, k: int, side: str) -> int:
-        """The bid of one side at candle k, 0 without one."""
-        return int(self.yes_bid[k] if side == "yes" else self.no_bid[k])
-
-
-@dataclass(frozen=True)
-class _Level:
-    """One price level an order may take: a bid, where its use is counted, how much it holds."""
-
-    bid: int  # cents
-    key: tuple[object, ...]  # consumption key: shared by every order against the same liquidity
-    capacity: int  # contracts all orders together may take here
-
-
 class SimulatedKalshiExchange(BaseKalshiExchange):
     """Replays ORDERBOOK (bids only), else CANDLES, with MARKETS' hours, results and SERIES' fees.
 
@@ -205,13 +133,8 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             raise ValueError(f"max_volume_share must be in (0, 1], got {max_volume_share}")
         self.max_fill_share = max_fill_share
         self.max_volume_share = max_volume_share
-        book = _prepare_orderbook(orderbook)
-        self._snapshots = _split_by_ticker(book)
-        self._top = _top_of_book(book)
-        candle_quotes = _prepare_candles(candles, max_volume_share)
-        self._candles = _split_candles(candle_quotes)
-        self._candle_top = _candle_top(candle_quotes)
-        self._close_ns = dict(zip(markets["ticker"], _utc_ns(markets["close_time"]), strict=True))
+        self._index = QuoteIndex(orderbook, candles, max_fill_share, max_volume_share)
+        self._close_ns = dict(zip(markets["ticker"], utc_ns(markets["close_time"]), strict=True))
         schedules = {
             row.series_ticker: FeeSchedule.for_series(
                 row.fee_type, float(row.fee_multiplier), taker_fee_rate
@@ -239,10 +162,10 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         logger.info(
             "exchange: %d markets with %d book snapshots; %d markets with %d candles, which "
             "quote a market without a snapshot (fills up to %g of a candle's volume)",
-            len(self._snapshots),
-            len(self._top),
-            len(self._candles),
-            len(self._candle_top),
+            self._index.n_book_markets,
+            self._index.n_snapshots,
+            self._index.n_candle_markets,
+            self._index.n_candles,
             max_volume_share,
         )
 
@@ -252,7 +175,7 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         """True before the market's close_time; no trading at or after it."""
         if ticker not in self._close_ns:
             raise DataError(f"market {ticker} is not in the markets table")
-        return _ns(ts) < self._close_ns[ticker]
+        return ns(ts) < self._close_ns[ticker]
 
     def fee_schedule(self, ticker: str) -> FeeSchedule:
         """The fee rates of the market's series."""
@@ -262,8 +185,8 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
 
     # --- prices -------------------------------------------------------------------------------
 
-    def quotes(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame:
-        """Best quotes of many markets at ``ts``, vectorised (one as-of join per source).
+    def quotes(self, tickers: Sequence[str], ts: pd.Timestamp) -> pd.DataFrame:
+        """Best quotes of many markets at ``ts``, by binary search in the QuoteIndex.
 
         Indexed by ticker in the given order; cents as floats with NaN for a missing side:
         yes_bid, no_bid, yes_ask, no_ask; yes_bid_size and no_bid_size (a snapshot's displayed
@@ -271,66 +194,30 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         (the snapshot, or the end of the candle, quoted; NaT without either) and source (book,
         candle, or NaN); is_open, and taker_rate (the series' rate x multiplier, NaN without a
         series). A candle quotes only a market without a snapshot at or before ``ts``, as in
-        :meth:`execute`.
+        :meth:`submit`.
         """
-        left = pd.DataFrame({"ticker": pd.Series(tickers, dtype=object)})
-        left["ts"] = pd.Timestamp(_ns(ts), tz="UTC")
-        out = _as_of(left, self._top)
-        candle = _as_of(left, self._candle_top)
-        use = out["quote_ts"].isna() & candle["quote_ts"].notna()
-        for col in _QUOTE_COLUMNS:
-            out[col] = out[col].where(~use, candle[col])
-        out = out.set_index("ticker")
-        out["yes_ask"] = 100.0 - out["no_bid"]
-        out["no_ask"] = 100.0 - out["yes_bid"]
+        tickers = list(tickers)
+        out = self._index.top(tickers, ts)
         # a market missing from the markets table is never open
-        close = np.array([self._close_ns.get(t, _UNKNOWN) for t in out.index], dtype=np.int64)
-        out["is_open"] = _ns(ts) < close
+        close = np.array([self._close_ns.get(t, _UNKNOWN) for t in tickers], dtype=np.int64)
+        out["is_open"] = ns(ts) < close
         out["taker_rate"] = [
-            self._fees[t].taker_rate_float if t in self._fees else np.nan for t in out.index
+            self._fees[t].taker_rate_float if t in self._fees else np.nan for t in tickers
         ]
-        return out.drop(columns="ts")
-
-    def _change_times(self, ticker: str) -> np.ndarray:
-        """Times (int ns, ascending) when the market's quote changes: its candles' ends before
-        its first snapshot, then its snapshots."""
-        snaps, candles = self._snapshots.get(ticker), self._candles.get(ticker)
-        book_times = _NO_TIMES if snaps is None else snaps.times
-        candle_times = _NO_TIMES if candles is None else candles.times
-        if len(book_times):
-            candle_times = candle_times[candle_times < book_times[0]]
-        return np.concatenate([candle_times, book_times])
+        return out
 
     # --- execution ----------------------------------------------------------------------------
 
     def _levels(
         self, ticker: str, ts_ns: int, book_side: str
-    ) -> tuple[str, int, list[_Level]] | None:
+    ) -> tuple[str, int, list[Level]] | None:
         """Source, quote time and bid levels (best first) of one side at ``ts_ns``, or None.
 
         The snapshot at or before ``ts_ns`` if the market has one, else the latest candle that
-        ended at or before it; None without either.
+        ended at or before it; None without either. A level is (bid cents, the key its use is
+        counted under, the contracts all orders together may take there).
         """
-        snaps = self._snapshots.get(ticker)
-        k = None if snaps is None else _index_at(snaps.times, ts_ns)
-        if snaps is not None and k is not None:
-            prices, sizes = snaps.bids(k, book_side)
-            levels = [
-                _Level(
-                    int(bid),
-                    (ticker, "book", k, book_side, int(bid)),
-                    math.floor(self.max_fill_share * size + _EPS),
-                )
-                for bid, size in zip(prices[::-1], sizes[::-1], strict=True)
-            ]
-            return "book", int(snaps.times[k]), levels
-        candles = self._candles.get(ticker)
-        k = None if candles is None else _index_at(candles.times, ts_ns)
-        if candles is None or k is None:
-            return None
-        bid = candles.bid(k, book_side)
-        levels = [_Level(bid, (ticker, "candle", k), int(candles.cap[k]))] if bid > 0 else []
-        return "candle", int(candles.times[k]), levels
+        return self._index.levels(ticker, ts_ns, book_side)
 
     def _take(self, order: ContractOrder, ts: pd.Timestamp) -> Fill | None:
         """Fill what the quote at ``ts`` allows of ``order.remaining`` as a taker.
@@ -345,7 +232,7 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             return None
         buy = order.action == "buy"
         book_side = ("no" if order.side == "yes" else "yes") if buy else order.side
-        quote = self._levels(order.ticker, _ns(ts), book_side)
+        quote = self._levels(order.ticker, ns(ts), book_side)
         if quote is None:
             self.unfilled["no book snapshot or candle at or before the send"] += 1
             return None
@@ -353,19 +240,19 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         fees = self.fee_schedule(order.ticker)
         budget = order.remaining_budget_cents
         count = cost = units = within = capacity = room = 0
-        for level in levels:
-            price = 100 - level.bid if buy else level.bid
+        for bid, key, cap in levels:
+            price = 100 - bid if buy else bid
             if (buy and price > order.limit_cents) or (not buy and price < order.limit_cents):
                 break
-            available = level.capacity - self._consumed.get(level.key, 0)
+            available = cap - self._consumed.get(key, 0)
             within += 1
-            capacity += level.capacity
+            capacity += cap
             room += max(available, 0)
             n = min(available, order.remaining - count)
             if budget is not None:
                 n = _affordable(n, price, cost, units, budget, fees)
             if n > 0:
-                self._consumed[level.key] = self._consumed.get(level.key, 0) + n
+                self._consumed[key] = self._consumed.get(key, 0) + n
                 count += n
                 cost += n * price
                 units += quadratic_units(n, price)
@@ -426,7 +313,7 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
                 status="open",
                 fills=[],
             )
-            self._resting[order.client_order_id] = _Resting(copy, order.event_ticker, _ns(ts))
+            self._resting[order.client_order_id] = _Resting(copy, order.event_ticker, ns(ts))
         return fills
 
     def cancel(self, order: ContractOrder, ts: pd.Timestamp) -> None:
@@ -440,10 +327,10 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         better levels allow after other orders (the same depth accounting as taker fills),
         within its budget, paying the maker fee. A rest still there at the close is cancelled.
         """
-        until_ns = _ns(until)
+        until_ns = ns(until)
         out: list[Fill] = []
         for key, rest in list(self._resting.items()):
-            times = self._change_times(rest.order.ticker)
+            times = self._index.times(rest.order.ticker)
             lo = int(np.searchsorted(times, rest.since_ns, side="right"))
             hi = int(np.searchsorted(times, until_ns, side="right"))
             close = self._close_ns.get(rest.order.ticker, _UNKNOWN)
@@ -474,11 +361,11 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             return None
         price = order.limit_cents
         room = 0
-        for level in levels:
-            through = (100 - level.bid < price) if buy else (level.bid > price)
+        for bid, key, cap in levels:
+            through = (100 - bid < price) if buy else (bid > price)
             if not through:
                 break
-            room += max(level.capacity - self._consumed.get(level.key, 0), 0)
+            room += max(cap - self._consumed.get(key, 0), 0)
         fees = self.fee_schedule(order.ticker)
         n = min(room, order.remaining)
         budget = order.remaining_budget_cents
@@ -487,9 +374,9 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         if n <= 0:
             return None
         left = n
-        for level in levels:  # consume the crossed levels, best first
-            take = min(left, max(level.capacity - self._consumed.get(level.key, 0), 0))
-            self._consumed[level.key] = self._consumed.get(level.key, 0) + take
+        for _, key, cap in levels:  # consume the crossed levels, best first
+            take = min(left, max(cap - self._consumed.get(key, 0), 0))
+            self._consumed[key] = self._consumed.get(key, 0) + take
             left -= take
             if not left:
                 break
@@ -510,7 +397,7 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
 
     def settlements(self, until: pd.Timestamp) -> list[SettledMarket]:
         """Settles, on the venue's ledger, the held markets whose settlement_ts <= ``until``."""
-        queue, until_ns, out = self._settle_queue, _ns(until), []
+        queue, until_ns, out = self._settle_queue, ns(until), []
         while self._next_settlement < len(queue) and queue[self._next_settlement][0] <= until_ns:
             t_ns, ticker, result = queue[self._next_settlement]
             self._next_settlement += 1
@@ -526,18 +413,6 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
 
     def balance_cents(self) -> int:
         return self._ledger.cash_cents
-
-
-def _as_of(left: pd.DataFrame, quotes: pd.DataFrame) -> pd.DataFrame:
-    """Per row of ``left`` (ticker, ts), the latest row of ``quotes`` with quote_ts <= ts."""
-    return pd.merge_asof(
-        left,
-        quotes[quotes["ticker"].isin(left["ticker"])],
-        left_on="ts",
-        right_on="quote_ts",
-        by="ticker",
-        direction="backward",
-    )
 
 
 def _unfilled_reason(source: str, has_levels: bool, within: int, capacity: int, room: int) -> str:
@@ -593,135 +468,5 @@ def _settlement_queue(markets: pd.DataFrame) -> list[tuple[int, str, str]]:
             settled.loc[unusable, "ticker"].iloc[0],
         )
     settled = settled[~unusable]
-    queue = zip(
-        _utc_ns(settled["settlement_ts"]), settled["ticker"], settled["result"], strict=True
-    )
+    queue = zip(utc_ns(settled["settlement_ts"]), settled["ticker"], settled["result"], strict=True)
     return sorted((int(t), str(k), str(r)) for t, k, r in queue)
-
-
-def _prepare_orderbook(orderbook: pd.DataFrame) -> pd.DataFrame:
-    """One row per price level in integer cents, by ticker, snapshot, side and ascending price.
-
-    Rows repeating a level are summed, so a level's depth is consumed in one place.
-    """
-    missing = {"ticker", "snapshot_ts", "side", "price", "count"} - set(orderbook.columns)
-    if missing:
-        raise DataError(f"orderbook table lacks columns {sorted(missing)}")
-    if not orderbook["side"].isin(["yes", "no"]).all():
-        raise DataError("orderbook side must be yes or no")
-    cents = _cents(orderbook["price"], "orderbook", orderbook["ticker"])
-    book = pd.DataFrame(
-        {
-            "ticker": orderbook["ticker"].astype(str).to_numpy(dtype=object),
-            "snapshot_ts": pd.to_datetime(orderbook["snapshot_ts"], utc=True).dt.as_unit("ns"),
-            "ts_ns": _utc_ns(orderbook["snapshot_ts"]),
-            "is_yes": (orderbook["side"] == "yes").to_numpy(),
-            "price": cents,
-            "size": orderbook["count"].to_numpy(dtype=float),
-        }
-    )
-    book = book[(book["size"] > 0) & book["price"].between(1, 99)]
-    book = book.astype({"price": np.int64})
-    keys = ["ticker", "snapshot_ts", "ts_ns", "is_yes", "price"]
-    return book.groupby(keys, as_index=False, sort=True)["size"].sum()
-
-
-def _prepare_candles(candles: pd.DataFrame, max_volume_share: float) -> pd.DataFrame:
-    """One quoting candle per (ticker, end time), by ticker and time, prices in float cents.
-
-    Where candles of several periods end at the same time the shortest period is kept, the
-    freshest: its close and volume describe the last hour (or minute), a daily one's the whole
-    day. A bid outside 1..99 cents (Kalshi's 0 for "no bid", 1.00 for "no offer") is no quote
-    (NaN). ``cap`` is ``floor(max_volume_share * volume)`` contracts, 0 without volume.
-    """
-    needed = {
-        "ticker",
-        "period_minutes",
-        "end_period_ts",
-        "yes_bid_close",
-        "yes_ask_close",
-        "volume",
-    }
-    missing = needed - set(candles.columns)
-    if missing:
-        raise DataError(f"candles table lacks columns {sorted(missing)}")
-    yes_bid = _cents(candles["yes_bid_close"], "candles", candles["ticker"])
-    no_bid = 100.0 - _cents(candles["yes_ask_close"], "candles", candles["ticker"])
-    volume = np.nan_to_num(candles["volume"].to_numpy(dtype=float), nan=0.0)
-    frame = pd.DataFrame(
-        {
-            "ticker": candles["ticker"].astype(str).to_numpy(dtype=object),
-            "quote_ts": pd.to_datetime(candles["end_period_ts"], utc=True).dt.as_unit("ns"),
-            "ts_ns": _utc_ns(candles["end_period_ts"]),
-            "period": candles["period_minutes"].to_numpy(dtype=np.int64),
-            "yes_bid": np.where((yes_bid >= 1) & (yes_bid <= 99), yes_bid, np.nan),
-            "no_bid": np.where((no_bid >= 1) & (no_bid <= 99), no_bid, np.nan),
-            "cap": np.floor(max_volume_share * np.maximum(volume, 0.0) + _EPS).astype(np.int64),
-        }
-    )
-    frame = frame.sort_values(
-        ["ticker", "ts_ns", "period"], ascending=[True, True, False], kind="stable"
-    )
-    return frame.drop_duplicates(["ticker", "ts_ns"], keep="last").reset_index(drop=True)
-
-
-def _split_by_ticker(book: pd.DataFrame) -> dict[str, _Snapshots]:
-    out = {}
-    for ticker, rows in book.groupby("ticker", sort=False):
-        ts = rows["ts_ns"].to_numpy()
-        times, first = np.unique(ts, return_index=True)
-        out[ticker] = _Snapshots(
-            times=times,
-            starts=np.append(first, len(ts)),
-            is_yes=rows["is_yes"].to_numpy(),
-            price=rows["price"].to_numpy(),
-            size=rows["size"].to_numpy(),
-        )
-    return out
-
-
-def _split_candles(candles: pd.DataFrame) -> dict[str, _Candles]:
-    out = {}
-    for ticker, rows in candles.groupby("ticker", sort=False):
-        out[ticker] = _Candles(
-            times=rows["ts_ns"].to_numpy(),
-            yes_bid=np.nan_to_num(rows["yes_bid"].to_numpy(), nan=0.0).astype(np.int64),
-            no_bid=np.nan_to_num(rows["no_bid"].to_numpy(), nan=0.0).astype(np.int64),
-            cap=rows["cap"].to_numpy(),
-        )
-    return out
-
-
-def _top_of_book(book: pd.DataFrame) -> pd.DataFrame:
-    """Best bid and its size per (ticker, snapshot, side), one row per snapshot, by time."""
-    best = (
-        book.drop(columns="ts_ns").groupby(["ticker", "snapshot_ts", "is_yes"], sort=False).last()
-    )
-    wide = best.unstack("is_yes")
-    top = pd.DataFrame(index=wide.index)
-    for is_yes, name in ((True, "yes"), (False, "no")):
-        has = is_yes in wide.columns.get_level_values(1)
-        top[f"{name}_bid"] = wide[("price", is_yes)].astype(float) if has else np.nan
-        top[f"{name}_bid_size"] = wide[("size", is_yes)] if has else np.nan
-    top = top.reset_index().rename(columns={"snapshot_ts": "quote_ts"})
-    top["source"] = "book"
-    return top.sort_values("quote_ts", kind="stable").reset_index(drop=True)[
-        ["ticker", *_QUOTE_COLUMNS]
-    ]
-
-
-def _candle_top(candles: pd.DataFrame) -> pd.DataFrame:
-    """The candles as quotes (the columns of _top_of_book), by time."""
-    cap = candles["cap"].astype(float)
-    top = pd.DataFrame(
-        {
-            "ticker": candles["ticker"],
-            "quote_ts": candles["quote_ts"],
-            "source": "candle",
-            "yes_bid": candles["yes_bid"],
-            "no_bid": candles["no_bid"],
-            "yes_bid_size": cap,
-            "no_bid_size": cap,
-        }
-    )
-    return top.sort_values("quote_ts", kind="stable").reset_index(drop=True)

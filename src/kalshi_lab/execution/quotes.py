@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from kalshi_lab.errors import DataError
-from kalshi_lab.execution.exchange import _EPS, _NEVER, _cents, _ns, _utc_ns
 
 #: the columns of :meth:`QuoteIndex.top`, in order
 QUOTE_COLUMNS = [
@@ -53,11 +52,37 @@ _CANDLE_COLUMNS = {
     "volume",
 }
 _NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+NEVER = np.iinfo(np.int64).max  # a missing time that means "not yet": a close that is not set
+_EPS = 1e-9  # slack for float sizes such as 0.3 * 10 = 2.9999999999999996
 _PRICE_BITS = 7  # a price level's cents (1..99) in the low bits of its sort key
 _NO_TIMES = np.empty(0, dtype=np.int64)
 
 #: one price level an order may take: (bid in cents, consumption key, capacity in contracts)
 Level = tuple[int, tuple[object, ...], int]
+
+
+def ns(ts: pd.Timestamp) -> int:
+    """Nanoseconds since the epoch of a tz-aware timestamp; ValueError for a naive one."""
+    if ts.tzinfo is None:
+        raise ValueError(f"timestamps must be tz-aware (UTC), got {ts!r}")
+    return int(ts.as_unit("ns").value)
+
+
+def utc_ns(values: pd.Series) -> np.ndarray:
+    """Nanoseconds since the epoch of a UTC timestamp column; NaT becomes NEVER."""
+    ts = pd.to_datetime(values, utc=True).dt.tz_convert(None).dt.as_unit("ns")
+    return np.where(ts.isna().to_numpy(), NEVER, ts.to_numpy().astype(np.int64))
+
+
+def cents_on_grid(dollars: pd.Series, name: str, tickers: pd.Series) -> np.ndarray:
+    """Dollar prices as float cents on the one-cent grid (NaN stays NaN); off-grid: DataError."""
+    cents = dollars.to_numpy(dtype=float) * 100.0
+    rounded = np.rint(cents)
+    off_grid = np.abs(cents - rounded) > 1e-6  # NaN compares False
+    if off_grid.any():
+        examples = sorted(tickers[off_grid].astype(str).unique())[:5]
+        raise DataError(f"{name} prices off the one-cent grid (subpenny markets): {examples}")
+    return rounded
 
 
 class QuoteIndex:
@@ -222,7 +247,7 @@ class QuoteIndex:
         yes_bid, no_bid, yes_bid_size, no_bid_size, yes_ask, no_ask (float cents, NaN for a
         missing side; a candle's sizes are its volume cap).
         """
-        ts_ns = _ns(ts)
+        ts_ns = ns(ts)
         names = np.array(tickers, dtype=object).reshape(-1)
         n = len(names)
         codes = self.codes(names)
@@ -378,9 +403,9 @@ class _BookRows:
         price_code, prices = pd.factorize(orderbook["price"])  # NaN: -1
         distinct = pd.Series(np.asarray(prices, dtype=float))
         try:
-            cents = _cents(distinct, "orderbook", distinct)  # each distinct price once
+            cents = cents_on_grid(distinct, "orderbook", distinct)  # each distinct price once
         except DataError:
-            _cents(orderbook["price"], "orderbook", orderbook["ticker"])  # names the tickers
+            cents_on_grid(orderbook["price"], "orderbook", orderbook["ticker"])  # names the tickers
             raise
         out = cls()
         n = len(orderbook)
@@ -392,8 +417,8 @@ class _BookRows:
         out.price = np.append(cents, np.int8(0))[price_code]  # price_code -1 (NaN): 0
         del price_code
         ts_code, ts_values = pd.factorize(orderbook["snapshot_ts"])  # NaT: -1
-        ts_ns = _utc_ns(pd.Series(ts_values))
-        known = ts_ns != _NEVER
+        ts_ns = utc_ns(pd.Series(ts_values))
+        known = ts_ns != NEVER
         out.times, rank = np.unique(ts_ns[known], return_inverse=True)
         rank_of = np.full(len(ts_ns) + 1, -1, dtype=np.int32)  # the last entry: NaT
         rank_of[np.flatnonzero(known)] = rank.reshape(-1)
@@ -418,11 +443,11 @@ class _CandleRows:
         missing = _CANDLE_COLUMNS - set(candles.columns)
         if missing:
             raise DataError(f"candles table lacks columns {sorted(missing)}")
-        yes_bid = _cents(candles["yes_bid_close"], "candles", candles["ticker"])
-        no_bid = 100.0 - _cents(candles["yes_ask_close"], "candles", candles["ticker"])
+        yes_bid = cents_on_grid(candles["yes_bid_close"], "candles", candles["ticker"])
+        no_bid = 100.0 - cents_on_grid(candles["yes_ask_close"], "candles", candles["ticker"])
         volume = np.nan_to_num(candles["volume"].to_numpy(dtype=float), nan=0.0)
         out = cls()
-        out.ts_ns = _utc_ns(candles["end_period_ts"])
+        out.ts_ns = utc_ns(candles["end_period_ts"])
         out.period = candles["period_minutes"].to_numpy(dtype=np.int64)
         out.yes_bid = np.where((yes_bid >= 1) & (yes_bid <= 99), yes_bid, np.nan)
         out.no_bid = np.where((no_bid >= 1) & (no_bid <= 99), no_bid, np.nan)

@@ -156,6 +156,7 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         self._settle_queue = _settlement_queue(markets)
         self._next_settlement = 0
         self._resting: dict[str, _Resting] = {}  # by client_order_id, in submission order
+        self._pending: list[Fill] = []  # fills made up to a cancel, not reported yet
         self._ledger = KalshiAccount(initial_cash_cents)
         #: why sends filled nothing, by reason: read by the backtest loop's report
         self.unfilled: Counter[str] = Counter()
@@ -317,7 +318,11 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         return fills
 
     def cancel(self, order: ContractOrder, ts: pd.Timestamp) -> None:
-        self._resting.pop(order.client_order_id, None)
+        """Take the rest off the book at ``ts``; what traded through it before then still
+        filled (reported by the next :meth:`fills`), whenever fills were last asked for."""
+        if order.client_order_id in self._resting:
+            self._pending += self._match(ns(ts), only=order.client_order_id)
+            self._resting.pop(order.client_order_id, None)
 
     def fills(self, until: pd.Timestamp) -> list[Fill]:
         """Resting orders the market traded through up to ``until``, filled at their limit.
@@ -325,29 +330,57 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         A resting buy fills when a later quote offers its side strictly below the limit (a sell:
         bids strictly above it): someone then traded at our price first. It takes what those
         better levels allow after other orders (the same depth accounting as taker fills),
-        within its budget, paying the maker fee. A rest still there at the close is cancelled.
+        within its budget and the venue's cash, paying the maker fee. As on the venue, a rest
+        never fills against a position of the other side and a sell never sells contracts no
+        longer held: such a rest is cancelled (counted in ``unfilled``). A rest still there at
+        the close is cancelled. All rests are matched in time order, together.
         """
-        until_ns = ns(until)
-        out: list[Fill] = []
-        for key, rest in list(self._resting.items()):
+        out, self._pending = self._pending + self._match(ns(until)), []
+        return sorted(out, key=lambda f: f.ts)
+
+    def _match(self, until_ns: int, only: str | None = None) -> list[Fill]:
+        """Fills of the rests (or of the one ``only``) up to ``until_ns``, in time order."""
+        events = []
+        for seq, (key, rest) in enumerate(self._resting.items()):
+            if only is not None and key != only:
+                continue
             times = self._index.times(rest.order.ticker)
             lo = int(np.searchsorted(times, rest.since_ns, side="right"))
             hi = int(np.searchsorted(times, until_ns, side="right"))
             close = self._close_ns.get(rest.order.ticker, _UNKNOWN)
-            for t in times[lo:hi]:
-                if t >= close:
-                    break
-                fill = self._make(rest.order, int(t))
-                if fill is not None:
-                    rest.order.record(fill)
-                    self._ledger.apply(fill, rest.event_ticker)
-                    out.append(fill)
-                if rest.order.remaining == 0:
-                    break
+            events += [(int(t), seq, key) for t in times[lo:hi] if t < close]
             rest.since_ns = max(rest.since_ns, until_ns)
+        out: list[Fill] = []
+        for t, _, key in sorted(events):
+            rest = self._resting.get(key)
+            if rest is None or rest.order.remaining == 0:
+                continue
+            reason = self._venue_refuses(rest.order)
+            if reason is not None:
+                self.unfilled[f"rest cancelled: {reason}"] += 1
+                del self._resting[key]
+                continue
+            fill = self._make(rest.order, t)
+            if fill is not None:
+                rest.order.record(fill)
+                self._ledger.apply(fill, rest.event_ticker)
+                out.append(fill)
+        for key, rest in list(self._resting.items()):
+            close = self._close_ns.get(rest.order.ticker, _UNKNOWN)
             if rest.order.remaining == 0 or until_ns >= close:
                 del self._resting[key]
-        return sorted(out, key=lambda f: f.ts)
+        return out
+
+    def _venue_refuses(self, order: ContractOrder) -> str | None:
+        """Why the venue would not fill this rest now, given its positions; None: it would."""
+        held = self.positions().get(order.ticker)
+        if order.action == "buy":
+            if held is not None and held[0] != order.side:
+                return "a position of the other side is held"
+            return None
+        if held is None or held[0] != order.side:
+            return "the contracts to sell are no longer held"
+        return None
 
     def _make(self, order: ContractOrder, t_ns: int) -> Fill | None:
         """A maker fill of a resting order against the quote at ``t_ns``, or None."""
@@ -368,9 +401,13 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             room += max(cap - self._consumed.get(key, 0), 0)
         fees = self.fee_schedule(order.ticker)
         n = min(room, order.remaining)
-        budget = order.remaining_budget_cents
-        if budget is not None:
+        if buy:  # within the order's budget and the venue's cash
+            cash = self._ledger.cash_cents
+            budget = order.remaining_budget_cents
+            budget = cash if budget is None else min(budget, cash)
             n = _affordable(n, price, 0, 0, budget, fees, maker=True)
+        else:  # never more than is held
+            n = min(n, self.positions()[order.ticker][1])
         if n <= 0:
             return None
         left = n

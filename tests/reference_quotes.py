@@ -47,6 +47,22 @@ class ReferenceQuotes:
         self._candles = _split_candles(candle_quotes)
         self._candle_top = _candle_top(candle_quotes)
 
+    @property
+    def n_book_markets(self) -> int:
+        return len(self._snapshots)
+
+    @property
+    def n_snapshots(self) -> int:
+        return len(self._top)
+
+    @property
+    def n_candle_markets(self) -> int:
+        return len(self._candles)
+
+    @property
+    def n_candles(self) -> int:
+        return len(self._candle_top)
+
     def top(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame:
         """As QuoteIndex.top: one merge_asof per source."""
         left = pd.DataFrame({"ticker": pd.Series(tickers, dtype=object)})

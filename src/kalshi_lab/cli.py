@@ -45,7 +45,8 @@ def _probability(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> float:
+def positive_number(text: str) -> float:
+    """argparse type: a number > 0."""
     try:
         value = float(text)
     except ValueError:
@@ -73,8 +74,8 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "data was recorded, its latest received_at)",
     )
     limits = p.add_argument_group("rate limit (token buckets with a 1 s burst)")
-    limits.add_argument("--reads-per-s", type=_positive, default=20.0)
-    limits.add_argument("--writes-per-s", type=_positive, default=10.0)
+    limits.add_argument("--reads-per-s", type=positive_number, default=20.0)
+    limits.add_argument("--writes-per-s", type=positive_number, default=10.0)
     limits.add_argument("--no-rate-limit", action="store_true", help="switch rate limiting off")
     auth = p.add_argument_group("portfolio endpoints (disabled without a key)")
     auth.add_argument("--public-key", type=Path, help="PEM file of the API key's RSA public key")
@@ -89,7 +90,9 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     faults.add_argument(
         "--fault-slow", type=_probability, default=0.0, help="processed, answered late"
     )
-    faults.add_argument("--slow-delay", type=_positive, default=3.0, help="seconds (default 3)")
+    faults.add_argument(
+        "--slow-delay", type=positive_number, default=3.0, help="seconds (default 3)"
+    )
     faults.add_argument("--fault-truncate", type=_probability, default=0.0, help="body cut short")
     faults.add_argument("--fault-reset", type=_probability, default=0.0, help="connection reset")
     faults.add_argument("--fault-path", help="only paths under this prefix, e.g. /portfolio")

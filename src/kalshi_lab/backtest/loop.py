@@ -20,6 +20,7 @@ from collections import Counter
 import pandas as pd
 from tqdm import tqdm
 
+from kalshi_lab import paths
 from kalshi_lab.backtest.report import (
     EQUITY_COLUMNS,
     BacktestResult,
@@ -29,13 +30,15 @@ from kalshi_lab.backtest.report import (
     summarize,
     traded_signal_scores,
 )
+from kalshi_lab.data.tables import read_table
+from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 from kalshi_lab.execution.factory import build_strategy, make_executor
 from kalshi_lab.execution.risk import RiskManager
 from kalshi_lab.execution.signals import check_predictions
 from kalshi_lab.execution.trader import Trader
-from kalshi_lab.params import BacktestParams, RiskParams, StrategyParams
+from kalshi_lab.params import BacktestParams, Params, RiskParams, StrategyParams
 
 logger = logging.getLogger(__name__)
 
@@ -136,3 +139,29 @@ def run_backtest(
         summary.update(traded_signal_scores(fills, predictions, outcomes))
     logger.info("backtest %s/%s: %s", strategy.name, backtest.executor, summary)
     return BacktestResult(equity=equity, fills=fills, closed=closed_frame(account), summary=summary)
+
+
+def backtest_pipeline(
+    params: Params, backtest: BacktestParams | None = None
+) -> tuple[pd.DataFrame, BacktestResult]:
+    """The backtest stage's run: params.yaml's strategy and risk on the pipeline's predictions
+    and parquet tables (``backtest`` replaces params.backtest, e.g. with another capital).
+
+    A bad strategy configuration stops before anything is read.
+    """
+    build_strategy(params.strategy, params.model.target)
+    if not paths.PREDICTIONS.exists():
+        raise DataError(f"{paths.PREDICTIONS} does not exist: run the evaluate stage first")
+    predictions = pd.read_parquet(paths.PREDICTIONS)
+    result = run_backtest(
+        predictions,
+        read_table("orderbook"),
+        read_table("candles"),
+        read_table("markets"),
+        read_table("series"),
+        params.strategy,
+        params.risk,
+        backtest or params.backtest,
+        params.model.target,
+    )
+    return predictions, result

@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 
 from kalshi_lab import paths
 from kalshi_lab.bot.venue import DEFAULT_URLS, MODES, TIERS
+from kalshi_lab.cli import positive_number
 from kalshi_lab.client import KalshiError, KalshiSigner
 from kalshi_lab.errors import KalshiLabError
 from kalshi_lab.execution.reconcile import ReconciliationError
@@ -53,16 +54,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {PROG}: {message}", file=sys.stderr)
         sys.exit(2)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def _retries(text: str) -> int:
@@ -85,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", required=True, choices=MODES, help="backtest, paper or live")
     p.add_argument(
         "--capital",
-        type=_positive,
+        type=positive_number,
         help="dollars. backtest: the initial cash (default: params.yaml backtest.initial_cash); "
         "paper/live: trade with at most this much of the balance (default: all of it)",
     )
@@ -102,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--once", action="store_true", help="run one cycle and stop")
     p.add_argument(
-        "--interval", type=_positive, default=300.0, help="seconds between cycles (default 300)"
+        "--interval",
+        type=positive_number,
+        default=300.0,
+        help="seconds between cycles (default 300)",
     )
     p.add_argument("--dry-run", action="store_true", help="log the orders, send none")
     p.add_argument(
@@ -116,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tier", choices=tuple(TIERS), default="basic", help="your API usage tier (rate limit)"
     )
-    p.add_argument("--timeout", type=_positive, default=10.0, help="seconds per request")
+    p.add_argument("--timeout", type=positive_number, default=10.0, help="seconds per request")
     p.add_argument(
         "--max-retries", type=_retries, default=6, help="per request (429, 5xx, resets, ...)"
     )

@@ -33,15 +33,13 @@ from typing import Any
 
 import pandas as pd
 
-from kalshi_lab import paths
-from kalshi_lab.backtest import run_backtest
+from kalshi_lab.backtest import backtest_pipeline
 from kalshi_lab.backtest.report import fills_frame
 from kalshi_lab.bot import report as rep
 from kalshi_lab.bot.signals import TrainedModel, predictions_now
 from kalshi_lab.bot.venue import VenueClock
 from kalshi_lab.client import KalshiClient
-from kalshi_lab.data.tables import read_table
-from kalshi_lab.errors import DataError, KalshiLabError
+from kalshi_lab.errors import KalshiLabError
 from kalshi_lab.execution import build_strategy, make_executor
 from kalshi_lab.execution.account import ContractPosition, KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, Fill, PredictionMarketDecision
@@ -92,21 +90,7 @@ def run_backtest_session(
     backtest = params.backtest
     if config.capital is not None:
         backtest = dataclasses.replace(backtest, initial_cash=config.capital)
-    build_strategy(params.strategy, params.model.target)  # a bad strategy stops before any work
-    if not paths.PREDICTIONS.exists():
-        raise DataError(f"{paths.PREDICTIONS} does not exist: run the evaluate stage first")
-    predictions = pd.read_parquet(paths.PREDICTIONS)
-    result = run_backtest(
-        predictions,
-        read_table("orderbook"),
-        read_table("candles"),
-        read_table("markets"),
-        read_table("series"),
-        params.strategy,
-        params.risk,
-        backtest,
-        params.model.target,
-    )
+    predictions, result = backtest_pipeline(params, backtest)
     equity = result.equity
     report = {
         "mode": "backtest",

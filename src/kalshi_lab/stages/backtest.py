@@ -3,10 +3,7 @@
 import pandas as pd
 
 from kalshi_lab import figures, paths
-from kalshi_lab.backtest import run_backtest
-from kalshi_lab.data.tables import read_table
-from kalshi_lab.errors import DataError
-from kalshi_lab.execution import build_strategy
+from kalshi_lab.backtest import backtest_pipeline
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import load_params
 from kalshi_lab.stages.runner import logger, run_stage
@@ -14,21 +11,7 @@ from kalshi_lab.stages.runner import logger, run_stage
 
 def main() -> None:
     params = load_params()
-    build_strategy(params.strategy, params.model.target)  # a bad strategy stops before any work
-    if not paths.PREDICTIONS.exists():
-        raise DataError(f"{paths.PREDICTIONS} does not exist: run the evaluate stage first")
-    predictions = pd.read_parquet(paths.PREDICTIONS)
-    result = run_backtest(
-        predictions,
-        read_table("orderbook"),
-        read_table("candles"),
-        read_table("markets"),
-        read_table("series"),
-        params.strategy,
-        params.risk,
-        params.backtest,
-        params.model.target,
-    )
+    _, result = backtest_pipeline(params)
     ts = pd.to_datetime(result.equity["ts"], utc=True)
     # DVC's templates read x as a number: days since the first decision, beside the timestamp.
     curve = result.equity.assign(ts=ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))

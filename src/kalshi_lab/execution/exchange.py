@@ -153,6 +153,12 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         # consumption key of a level (see _levels) -> contracts taken there
         self._consumed: dict[tuple[object, ...], int] = {}
         self._event = dict(zip(markets["ticker"], markets["event_ticker"], strict=True))
+        # the same per market as arrays, for quotes of many markets at once; a last sentinel
+        # row (never open, no fee rate) answers for a market missing from the markets table
+        self._markets = pd.Index(markets["ticker"].astype(str), dtype=object)
+        self._market_close = np.append(utc_ns(markets["close_time"]), _UNKNOWN)
+        rates = [self._fees[t].taker_rate_float for t in self._markets]
+        self._market_rate = np.array([*rates, np.nan], dtype=float)
         self._settle_queue = _settlement_queue(markets)
         self._next_settlement = 0
         self._resting: dict[str, _Resting] = {}  # by client_order_id, in submission order
@@ -198,14 +204,11 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         :meth:`submit`.
         """
         tickers = list(tickers)
-        out = self._index.top(tickers, ts)
-        # a market missing from the markets table is never open
-        close = np.array([self._close_ns.get(t, _UNKNOWN) for t in tickers], dtype=np.int64)
-        out["is_open"] = ns(ts) < close
-        out["taker_rate"] = [
-            self._fees[t].taker_rate_float if t in self._fees else np.nan for t in tickers
-        ]
-        return out
+        columns = self._index.top_columns(tickers, ts)
+        row = self._markets.get_indexer(tickers)  # -1: not in the markets table: the sentinel
+        columns["is_open"] = ns(ts) < self._market_close[row]
+        columns["taker_rate"] = self._market_rate[row]
+        return self._index.frame(tickers, columns)
 
     # --- execution ----------------------------------------------------------------------------
 

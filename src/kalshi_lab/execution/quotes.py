@@ -247,6 +247,17 @@ class QuoteIndex:
         yes_bid, no_bid, yes_bid_size, no_bid_size, yes_ask, no_ask (float cents, NaN for a
         missing side; a candle's sizes are its volume cap).
         """
+        return self.frame(tickers, self.top_columns(tickers, ts))
+
+    @staticmethod
+    def frame(tickers: list[str], columns: dict[str, object]) -> pd.DataFrame:
+        """``columns`` (of top_columns, plus any the caller adds) indexed by ``tickers``."""
+        names = np.array(tickers, dtype=object).reshape(-1)
+        index = pd.Index(names, dtype=object, name="ticker", copy=False)
+        return pd.DataFrame(columns, index=index, copy=False)
+
+    def top_columns(self, tickers: list[str], ts: pd.Timestamp) -> dict[str, object]:
+        """The columns of :meth:`top` as arrays, before they become a frame."""
         ts_ns = ns(ts)
         names = np.array(tickers, dtype=object).reshape(-1)
         n = len(names)
@@ -287,7 +298,7 @@ class QuoteIndex:
         yes = np.where(yes_bid > 0, yes_bid, np.nan)
         no = np.where(no_bid > 0, no_bid, np.nan)
         quote_ts = pd.DatetimeIndex(quote_ns.view("M8[ns]")).tz_localize("UTC")
-        columns = {
+        return {
             "quote_ts": quote_ts,
             "source": source,
             "yes_bid": yes,
@@ -297,8 +308,6 @@ class QuoteIndex:
             "yes_ask": 100.0 - no,
             "no_ask": 100.0 - yes,
         }
-        index = pd.Index(names, dtype=object, name="ticker", copy=False)
-        return pd.DataFrame(columns, index=index, copy=False)
 
     @staticmethod
     def _find(

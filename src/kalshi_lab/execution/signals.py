@@ -74,33 +74,57 @@ def build_signals(
     market, order being worked, duplicate) are counted in ``skipped``; held markets without a
     prediction are not signals and are not counted.
     """
-    duplicated = predictions["ticker"].duplicated(keep="last")
+    duplicated = predictions["ticker"].duplicated(keep="last").to_numpy()
     if duplicated.any():
         skipped[DUPLICATE] += int(duplicated.sum())
-    preds = predictions[~duplicated].set_index("ticker")
-    held = [t for t in positions if t not in preds.index]
-    tickers = [*preds.index, *held]
-    quotes = quotes.reindex(tickers)
-    frame = pd.DataFrame(index=pd.Index(tickers, name="ticker"))
-    frame["event_ticker"] = [
-        *preds["event_ticker"],
-        *(positions[t].event_ticker for t in held),
-    ]
+        predictions = predictions[~duplicated]
+    predicted = predictions["ticker"].to_numpy(dtype=object)
+    in_preds = set(predicted)
+    held = [t for t in positions if t not in in_preds]
+    tickers = np.concatenate([predicted, np.array(held, dtype=object)])
+    if not np.array_equal(quotes.index.to_numpy(dtype=object), tickers):
+        quotes = quotes.reindex(tickers)
     n_held = len(held)
-    for col in ("prob", "mid"):
-        frame[col] = np.concatenate([preds[col].to_numpy(dtype=float), np.full(n_held, np.nan)])
-    if "known_close" in preds.columns:  # absent: a strategy that needs it says so
-        frame["known_close"] = preds["known_close"].reindex(frame.index)
+
+    def padded(column: str) -> np.ndarray:
+        return np.concatenate([predictions[column].to_numpy(dtype=float), np.full(n_held, np.nan)])
+
+    columns: dict[str, object] = {
+        "event_ticker": np.concatenate(
+            [
+                predictions["event_ticker"].to_numpy(dtype=object),
+                np.array([positions[t].event_ticker for t in held], dtype=object),
+            ]
+        ),
+        "prob": padded("prob"),
+        "mid": padded("mid"),
+    }
+    if "known_close" in predictions.columns:  # absent: a strategy that needs it says so
+        known = predictions["known_close"].dt.tz_convert(None)  # UTC, by check_predictions
+        columns["known_close"] = pd.DatetimeIndex(
+            np.concatenate(
+                [known.to_numpy("datetime64[ns]"), np.full(n_held, np.datetime64("NaT", "ns"))]
+            )
+        ).tz_localize("UTC")
     for col in ("yes_bid", "yes_ask", "no_bid", "no_ask"):
-        frame[col] = quotes[col].to_numpy(dtype=float) / 100.0
-    frame["taker_rate"] = quotes["taker_rate"].to_numpy(dtype=float)
-    is_open = quotes["is_open"].fillna(False).to_numpy(dtype=bool)
-    being_worked = frame.index.isin(list(working))
-    predicted = np.arange(len(tickers)) < len(preds)
+        columns[col] = quotes[col].to_numpy(dtype=float) / 100.0
+    columns["taker_rate"] = quotes["taker_rate"].to_numpy(dtype=float)
+    is_open = quotes["is_open"].to_numpy(dtype=object)
+    is_open = is_open == True  # noqa: E712 - NaN (unknown market) is not open
+    being_worked = np.array([t in working for t in tickers], dtype=bool)
+    is_predicted = np.arange(len(tickers)) < len(predicted)
     for reason, mask in (
-        (CLOSED, predicted & ~is_open),
-        (WORKING, predicted & is_open & being_worked),
+        (CLOSED, is_predicted & ~is_open),
+        (WORKING, is_predicted & is_open & being_worked),
     ):
         if mask.any():
             skipped[reason] += int(np.count_nonzero(mask))
-    return frame[is_open & ~being_worked]
+    keep = is_open & ~being_worked
+    index = pd.Index(tickers[keep], name="ticker", dtype=object)
+    return pd.DataFrame(
+        {
+            k: v[keep] if isinstance(v, pd.Index) else np.asarray(v)[keep]
+            for k, v in columns.items()
+        },
+        index=index,
+    )

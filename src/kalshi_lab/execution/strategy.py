@@ -181,22 +181,23 @@ class DecisionGenerator:
         edge = np.where(best_yes, edges["yes"], edges["no"])
         q = np.where(best_yes, q_yes, 1.0 - q_yes)
         ask = _side_columns(entry, side, "ask")
-        out = pd.DataFrame(
-            {
-                "side": side,
-                "q": q,
-                "price": ask,
-                "cost": ask + fee_per_contract(ask, rate),
-                "edge": edge,
-                "limit": _highest_buy_limit(q, rate, self.min_edge),
-                "event_ticker": entry["event_ticker"].to_numpy(),
-            },
-            index=entry.index,
-        )
         self._skip(NO_QUOTE, np.isnan(edge))
         self._skip(f"edge at the ask not above min_edge {self.min_edge}", edge <= self.min_edge)
-        out = out[out["edge"] > self.min_edge]
-        return out.sort_values("edge", ascending=False, kind="stable")
+        keep = np.flatnonzero(edge > self.min_edge)
+        keep = keep[np.argsort(-edge[keep], kind="stable")]  # by decreasing edge
+        rate = rate[keep]
+        return pd.DataFrame(
+            {
+                "side": side[keep],
+                "q": q[keep],
+                "price": ask[keep],
+                "cost": ask[keep] + fee_per_contract(ask[keep], rate),
+                "edge": edge[keep],
+                "limit": _highest_buy_limit(q[keep], rate, self.min_edge),
+                "event_ticker": entry["event_ticker"].to_numpy()[keep],
+            },
+            index=entry.index[keep],
+        )
 
     def orders(
         self,
@@ -211,26 +212,40 @@ class DecisionGenerator:
         A market already held counts what it holds (its basis) against the size wanted. Each
         order's budget (cost + fees, Kalshi's buy_max_cost) is what the sizer allotted.
         """
-        orders = []
+        orders: list[ContractOrder] = []
         left = available_capital
-        for ticker, c in candidates.iterrows():
-            _, cost = sizer.size_position(float(c["edge"]), float(c["cost"]), left, float(c["q"]))
-            pos = current_positions.get(str(ticker))
-            spend = cost - (pos.basis_cents / 100.0 if pos is not None else 0.0)
-            count = _floor(spend / c["cost"]) if spend > 0 else 0
+        cheapest = float(candidates["cost"].min()) if len(candidates) else 0.0
+        rows = zip(
+            candidates.index,
+            candidates["event_ticker"].to_numpy(),
+            candidates["side"].to_numpy(),
+            candidates["edge"].to_numpy(dtype=float),
+            candidates["cost"].to_numpy(dtype=float),
+            candidates["q"].to_numpy(dtype=float),
+            candidates["limit"].to_numpy(),
+            strict=True,
+        )
+        for k, (ticker, event, side, edge, unit, q, limit) in enumerate(rows):
+            if left < cheapest:  # not one more contract anywhere: the rest are all too small
+                self.skipped[SMALL] += len(candidates) - k
+                break
+            _, cost = sizer.size_position(float(edge), float(unit), left, float(q))
+            pos = current_positions.get(ticker)
+            spend = min(cost - (pos.basis_cents / 100.0 if pos is not None else 0.0), left)
+            count = _floor(spend / unit) if spend > 0 else 0
             if count < 1:
                 self.skipped[SMALL] += 1
                 continue
-            budget = _floor(min(spend, left) * 100)
+            budget = _floor(spend * 100)
             left -= budget / 100.0
             orders.append(
                 ContractOrder(
                     ticker=str(ticker),
-                    event_ticker=str(c["event_ticker"]),
-                    side=str(c["side"]),
+                    event_ticker=str(event),
+                    side=str(side),
                     action="buy",
                     count=count,
-                    limit_cents=max(int(c["limit"]), 1),
+                    limit_cents=max(int(limit), 1),
                     decided_at=current_time,
                     max_cost_cents=budget,
                 )
@@ -328,8 +343,9 @@ class ExitStrategy:
             limit[new] = at[new] if isinstance(at, np.ndarray) else at
 
         if self.exit_hours_before_close is not None:
-            hours = (pd.to_datetime(held["known_close"], utc=True) - ts) / pd.Timedelta(hours=1)
-            fire((hours <= self.exit_hours_before_close).to_numpy(), TIME_EXIT, 1)
+            known = pd.DatetimeIndex(held["known_close"])
+            hours = (known - ts) / pd.Timedelta(hours=1)
+            fire(np.asarray(hours <= self.exit_hours_before_close), TIME_EXIT, 1)
         with np.errstate(invalid="ignore"):
             if self.stop_loss is not None:
                 fire(net <= (1.0 - self.stop_loss) * basis, STOP_LOSS, 1)
@@ -337,7 +353,7 @@ class ExitStrategy:
                 target = (1.0 + self.profit_target) * basis
                 fire(net >= target, PROFIT_TARGET, _lowest_net_at_least(target, rate))
         if self.max_holding_days is not None:
-            age = (ts - pd.to_datetime(held["opened_at"], utc=True)).to_numpy()
+            age = (ts - pd.DatetimeIndex(held["opened_at"])).to_numpy()
             due = age >= np.timedelta64(int(self.max_holding_days * 86_400), "s")
             fire(due, HOLDING, np.nan_to_num(np.rint(bid * 100), nan=1).astype(np.int64))
         if self.exit_edge is not None:
@@ -354,18 +370,18 @@ class ExitStrategy:
         current_time: pd.Timestamp,
     ) -> list[ContractOrder]:
         """Sells of the held positions in ``signals`` for which an exit fires."""
-        if "known_close" in signals.columns:
+        if self.exit_hours_before_close is not None:  # the close known from the last signal
+            if "known_close" not in signals.columns:
+                raise ParamError(
+                    "strategy.exit_hours_before_close needs signals with known_close "
+                    "(predictions written by the evaluate stage carry it)"
+                )
             known = signals["known_close"].dropna()
-            self._known_close.update(known.items())
-        elif self.exit_hours_before_close is not None:
-            raise ParamError(
-                "strategy.exit_hours_before_close needs signals with known_close "
-                "(predictions written by the evaluate stage carry it)"
-            )
-        tickers = [t for t in signals.index if t in current_positions]
-        if not tickers:
+            self._known_close.update(zip(known.index, known, strict=True))
+        rows = signals[signals.index.isin(list(current_positions))]
+        if rows.empty:
             return []
-        rows = signals.loc[tickers]
+        tickers = list(rows.index)
         positions = [current_positions[t] for t in tickers]
         side = np.array([pos.side for pos in positions])
         prob = rows["prob"].to_numpy(dtype=float)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from kalshi_lab.errors import DataError
-from kalshi_lab.execution.quotes import _EPS, cents_on_grid, ns, utc_ns
+from kalshi_lab.execution.quotes import _EPS, QuoteIndex, cents_on_grid, ns, utc_ns
 
 _NO_TIMES = np.empty(0, dtype=np.int64)
 _QUOTE_COLUMNS = ["quote_ts", "source", "yes_bid", "no_bid", "yes_bid_size", "no_bid_size"]
@@ -76,6 +76,13 @@ class ReferenceQuotes:
         out["yes_ask"] = 100.0 - out["no_bid"]
         out["no_ask"] = 100.0 - out["yes_bid"]
         return out.drop(columns="ts")
+
+    def top_columns(self, tickers: list[str], ts: pd.Timestamp) -> dict[str, object]:
+        """As QuoteIndex.top_columns: the columns of :meth:`top` as arrays."""
+        top = self.top(tickers, ts)
+        return {column: top[column].array for column in top.columns}
+
+    frame = staticmethod(QuoteIndex.frame)
 
     def times(self, ticker: str) -> np.ndarray:
         """As QuoteIndex.times: candle ends before the first snapshot, then the snapshots."""

@@ -38,6 +38,7 @@ import pandas as pd
 
 from common import ROOT, data_args, data_params, run_child
 from kalshi_lab.backtest import run_backtest
+from kalshi_lab.backtest.loop import BOOK_COLUMNS, CANDLE_COLUMNS
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.execution import exchange as exchange_module
@@ -78,8 +79,10 @@ def worker(engine: str, tables: Path, out: Path) -> None:
     logging.basicConfig(level=logging.WARNING)
     params = params_from_dict(compose([], ROOT / "conf"))
     began = time.perf_counter()
-    orderbook = read_table("orderbook", tables)
-    candles = read_table("candles", tables)
+    # read as the backtest stage reads them (backtest_pipeline): the columns used, tickers as
+    # categoricals
+    orderbook = read_table("orderbook", tables, BOOK_COLUMNS, categorical=("ticker", "side"))
+    candles = read_table("candles", tables, CANDLE_COLUMNS, categorical=("ticker",))
     markets, series = read_table("markets", tables), read_table("series", tables)
     predictions = market_day_predictions(candles, markets)
     read_s = time.perf_counter() - began

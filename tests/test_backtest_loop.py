@@ -6,6 +6,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from kalshi_lab.backtest import run_backtest
@@ -253,3 +254,20 @@ def test_risk_limits_hold_in_the_loop_whatever_the_strategy_sizes():
     assert 0 < spent <= 0.05 * 1000.0
     killed = run(risk=RiskParams(10**9, 1.0, 1.0, 1.0, 1.0, kill_switch=True))
     assert killed.fills.empty and killed.summary["n_orders"] == 0
+
+
+def test_the_backtest_reads_exactly_the_columns_the_exchange_needs(tmp_path):
+    from kalshi_lab.backtest.loop import BOOK_COLUMNS, CANDLE_COLUMNS
+    from kalshi_lab.data.tables import read_table
+    from kalshi_lab.execution import quotes
+
+    assert set(BOOK_COLUMNS) == quotes._BOOK_COLUMNS
+    assert set(CANDLE_COLUMNS) == quotes._CANDLE_COLUMNS
+    table = candles([("A", D0, 0.38, 0.40, 1000.0), ("B", D0, 0.20, 0.25, 10.0)])
+    assert len(table.columns) > len(CANDLE_COLUMNS)  # as the parquet stage writes it
+    pq.write_table(pa.Table.from_pandas(table, schema=CANDLES), tmp_path / "candles.parquet")
+    read = read_table("candles", tmp_path, CANDLE_COLUMNS, categorical=("ticker",))
+    assert list(read.columns) == CANDLE_COLUMNS and read["ticker"].dtype == "category"
+    pd.testing.assert_frame_equal(
+        read.astype({"ticker": object}), read_table("candles", tmp_path, CANDLE_COLUMNS)
+    )

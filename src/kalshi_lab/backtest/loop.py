@@ -42,6 +42,17 @@ from kalshi_lab.params import BacktestParams, Params, RiskParams, StrategyParams
 
 logger = logging.getLogger(__name__)
 
+#: the columns of the order book and candle tables the exchange reads (a test checks these
+#: are what QuoteIndex requires): the backtest reads no others
+BOOK_COLUMNS = ["ticker", "snapshot_ts", "side", "price", "count"]
+CANDLE_COLUMNS = [
+    "ticker",
+    "period_minutes",
+    "end_period_ts",
+    "yes_bid_close",
+    "yes_ask_close",
+    "volume",
+]
 _END_OF_TIME = pd.Timestamp.max.tz_localize("UTC")
 
 
@@ -155,8 +166,8 @@ def backtest_pipeline(
     predictions = pd.read_parquet(paths.PREDICTIONS)
     result = run_backtest(
         predictions,
-        read_table("orderbook"),
-        read_table("candles"),
+        read_table("orderbook", columns=BOOK_COLUMNS, categorical=("ticker", "side")),
+        read_table("candles", columns=CANDLE_COLUMNS, categorical=("ticker",)),
         read_table("markets"),
         read_table("series"),
         params.strategy,

@@ -138,9 +138,28 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 
-def read_table(name: str, root: Path = PARQUET_DIR) -> pd.DataFrame:
-    """One typed table as a DataFrame; a missing table is a DataError naming the stage to run."""
+def read_table(
+    name: str,
+    root: Path = PARQUET_DIR,
+    columns: list[str] | None = None,
+    categorical: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """One typed table as a DataFrame; a missing table is a DataError naming the stage to run.
+
+    ``columns``: read only those (what is used); ``categorical``: string columns read as
+    pandas Categoricals (one copy of each distinct ticker instead of one per row: the order
+    book of 10,000 markets over a year takes 0.3 GB instead of 1.3 GB).
+    """
     path = parquet_table(name, root)
     if not path.exists():
         raise DataError(f"{path} does not exist: run the parquet stage first")
-    return pq.read_table(path, schema=TABLES[name]).to_pandas()
+    schema = TABLES[name]
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    if categorical:  # dictionary-encoded on read; the file's own types otherwise
+        table = pq.read_table(path, columns=columns, read_dictionary=list(categorical))
+        missing = set(schema.names) - set(table.column_names)
+        if missing:
+            raise DataError(f"{path} lacks columns {sorted(missing)}")
+        return table.to_pandas()
+    return pq.read_table(path, schema=schema, columns=columns).to_pandas()

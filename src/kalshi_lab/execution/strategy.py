@@ -49,6 +49,9 @@ PROFIT_TARGET = "profit target"
 HOLDING = "holding period over"
 EDGE_REVERSAL = "edge reversal"
 
+_NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+_HOUR_NS = 3_600_000_000_000
+
 
 def _floor(x: float) -> int:
     """Floor that forgives float noise: 0.2 / 0.5 * 25_000 = 9999.999... is 10_000."""
@@ -132,6 +135,19 @@ def _side_columns(frame: pd.DataFrame, side: np.ndarray, name: str) -> np.ndarra
     return np.where(side == "yes", frame[f"yes_{name}"], frame[f"no_{name}"])
 
 
+def _held_rows(
+    index: pd.Index, positions: Mapping[str, ContractPosition]
+) -> tuple[np.ndarray, list[ContractPosition]]:
+    """Rows of ``index`` (ascending) whose market is held, and those positions.
+
+    One hash lookup of the held markets (a few dozen) instead of a dict lookup per row.
+    """
+    if not positions:
+        return np.empty(0, dtype=np.int64), []
+    rows = np.flatnonzero(index.isin(list(positions)))
+    return rows, [positions[t] for t in index[rows]]
+
+
 def _net_bids(rate: np.ndarray) -> np.ndarray:
     """Per market (rows) and bid 1..99 cents (columns): what selling there nets, P - fee(P)."""
     grid = _CENTS / 100.0
@@ -167,20 +183,25 @@ class DecisionGenerator:
         self, signals: pd.DataFrame, current_positions: Mapping[str, ContractPosition]
     ) -> pd.DataFrame:
         """Columns side, q, price (the ask), cost (ask + fee), edge, limit (cents), event_ticker."""
-        entry = signals[signals["prob"].notna()]
-        q_yes = entry["prob"].to_numpy(dtype=float)
-        held = np.array([getattr(current_positions.get(t), "side", "") for t in entry.index])
-        rate = entry["taker_rate"].to_numpy(dtype=float)
+        prob = signals["prob"].to_numpy(dtype=float)
+        rows = np.flatnonzero(~np.isnan(prob))  # the markets with a prediction
+        q_yes = prob[rows]
+        held = np.full(len(signals), "", dtype=object)
+        at, positions = _held_rows(signals.index, current_positions)
+        held[at] = [pos.side for pos in positions]
+        held = held[rows]
+        rate = signals["taker_rate"].to_numpy(dtype=float)[rows]
+        asks = {side: signals[f"{side}_ask"].to_numpy(dtype=float)[rows] for side in ("yes", "no")}
         edges = {}
         for side, q in (("yes", q_yes), ("no", 1.0 - q_yes)):
-            ask = entry[f"{side}_ask"].to_numpy(dtype=float)
+            ask = asks[side]
             edge = q - (ask + fee_per_contract(ask, rate))
             edges[side] = np.where((held == "") | (held == side), edge, np.nan)
         best_yes = np.isnan(edges["no"]) | (edges["yes"] >= edges["no"])
         side = np.where(best_yes, "yes", "no")
         edge = np.where(best_yes, edges["yes"], edges["no"])
         q = np.where(best_yes, q_yes, 1.0 - q_yes)
-        ask = _side_columns(entry, side, "ask")
+        ask = np.where(best_yes, asks["yes"], asks["no"])
         self._skip(NO_QUOTE, np.isnan(edge))
         self._skip(f"edge at the ask not above min_edge {self.min_edge}", edge <= self.min_edge)
         keep = np.flatnonzero(edge > self.min_edge)
@@ -194,9 +215,9 @@ class DecisionGenerator:
                 "cost": ask[keep] + fee_per_contract(ask[keep], rate),
                 "edge": edge[keep],
                 "limit": _highest_buy_limit(q[keep], rate, self.min_edge),
-                "event_ticker": entry["event_ticker"].to_numpy()[keep],
+                "event_ticker": signals["event_ticker"].to_numpy()[rows[keep]],
             },
-            index=entry.index[keep],
+            index=signals.index[rows[keep]],
         )
 
     def orders(
@@ -213,26 +234,33 @@ class DecisionGenerator:
         order's budget (cost + fees, Kalshi's buy_max_cost) is what the sizer allotted.
         """
         orders: list[ContractOrder] = []
+        if candidates.empty:
+            return orders
+        basis = np.zeros(len(candidates))
+        at, positions = _held_rows(candidates.index, current_positions)
+        basis[at] = [pos.basis_cents / 100.0 for pos in positions]
+        unit = candidates["cost"].to_numpy(dtype=float)
+        cheapest = float(unit.min())
         left = available_capital
-        cheapest = float(candidates["cost"].min()) if len(candidates) else 0.0
+        # Python floats and lists: the sizer is asked once per candidate, hundreds a step
         rows = zip(
-            candidates.index,
-            candidates["event_ticker"].to_numpy(),
-            candidates["side"].to_numpy(),
-            candidates["edge"].to_numpy(dtype=float),
-            candidates["cost"].to_numpy(dtype=float),
-            candidates["q"].to_numpy(dtype=float),
-            candidates["limit"].to_numpy(),
+            candidates.index.tolist(),
+            candidates["edge"].tolist(),
+            unit.tolist(),
+            candidates["q"].tolist(),
+            basis.tolist(),
+            candidates["event_ticker"].tolist(),
+            candidates["side"].tolist(),
+            candidates["limit"].tolist(),
             strict=True,
         )
-        for k, (ticker, event, side, edge, unit, q, limit) in enumerate(rows):
+        for k, (ticker, edge, cost_each, q, held, event, side, limit) in enumerate(rows):
             if left < cheapest:  # not one more contract anywhere: the rest are all too small
                 self.skipped[SMALL] += len(candidates) - k
                 break
-            _, cost = sizer.size_position(float(edge), float(unit), left, float(q))
-            pos = current_positions.get(ticker)
-            spend = min(cost - (pos.basis_cents / 100.0 if pos is not None else 0.0), left)
-            count = _floor(spend / unit) if spend > 0 else 0
+            _, cost = sizer.size_position(edge, cost_each, left, q)
+            spend = min(cost - held, left)
+            count = _floor(spend / cost_each) if spend > 0 else 0
             if count < 1:
                 self.skipped[SMALL] += 1
                 continue
@@ -319,7 +347,7 @@ class ExitStrategy:
         self.max_holding_days = max_holding_days
         self.exit_edge = exit_edge
         self.exits: Counter[str] = Counter()  # sells decided, by reason
-        self._known_close: dict[str, pd.Timestamp] = {}  # per market: from its last signal
+        self._known_close: dict[str, int] = {}  # per market, ns: from its last signal
 
     def reasons(self, held: pd.DataFrame, ts: pd.Timestamp) -> pd.DataFrame:
         """Per held market (rows of ``held``): ``reason`` (None: keep) and sell ``limit`` (cents).
@@ -328,24 +356,45 @@ class ExitStrategy:
         ``basis`` (dollars per contract), ``opened_at``, ``known_close`` (NaT: unknown) and
         ``q`` (NaN: no signal now).
         """
-        n = len(held)
-        reason = np.full(n, None, dtype=object)
-        limit = np.zeros(n, dtype=np.int64)
-        bid = held["bid"].to_numpy(dtype=float)
-        rate = held["taker_rate"].to_numpy(dtype=float)
+        reason, limit = self._decide(
+            held["bid"].to_numpy(dtype=float),
+            held["taker_rate"].to_numpy(dtype=float),
+            held["basis"].to_numpy(dtype=float),
+            pd.DatetimeIndex(held["opened_at"]).as_unit("ns").asi8,
+            pd.DatetimeIndex(held["known_close"]).as_unit("ns").asi8,
+            held["q"].to_numpy(dtype=float),
+            ts.value,
+        )
+        return pd.DataFrame({"reason": reason, "limit": limit}, index=held.index)
+
+    def _decide(
+        self,
+        bid: np.ndarray,
+        rate: np.ndarray,
+        basis: np.ndarray,
+        opened_ns: np.ndarray,
+        known_ns: np.ndarray,
+        q: np.ndarray,
+        ts_ns: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`reasons` over arrays (times as int64 ns, NaT as _NAT), as exit_orders has
+        them: no frame to build and take apart again at every step."""
+        reason = np.full(len(bid), None, dtype=object)
+        limit = np.zeros(len(bid), dtype=np.int64)
+        undecided = ~np.isnan(bid)  # no bid: no exit
         with np.errstate(invalid="ignore"):
             net = bid - fee_per_contract(bid, rate)
-        basis = held["basis"].to_numpy(dtype=float)
 
         def fire(mask: np.ndarray, why: str, at: np.ndarray | int) -> None:
-            new = mask & ~np.isnan(bid) & (reason == None)  # noqa: E711 - elementwise
+            new = mask & undecided
+            undecided[new] = False
             reason[new] = why
             limit[new] = at[new] if isinstance(at, np.ndarray) else at
 
         if self.exit_hours_before_close is not None:
-            known = pd.DatetimeIndex(held["known_close"])
-            hours = (known - ts) / pd.Timedelta(hours=1)
-            fire(np.asarray(hours <= self.exit_hours_before_close), TIME_EXIT, 1)
+            known = known_ns != _NAT
+            hours = (np.where(known, known_ns, ts_ns) - ts_ns) / _HOUR_NS
+            fire(known & (hours <= self.exit_hours_before_close), TIME_EXIT, 1)
         with np.errstate(invalid="ignore"):
             if self.stop_loss is not None:
                 fire(net <= (1.0 - self.stop_loss) * basis, STOP_LOSS, 1)
@@ -353,15 +402,15 @@ class ExitStrategy:
                 target = (1.0 + self.profit_target) * basis
                 fire(net >= target, PROFIT_TARGET, _lowest_net_at_least(target, rate))
         if self.max_holding_days is not None:
-            age = (ts - pd.DatetimeIndex(held["opened_at"])).to_numpy()
-            due = age >= np.timedelta64(int(self.max_holding_days * 86_400), "s")
+            opened = opened_ns != _NAT
+            age = np.where(opened, ts_ns - opened_ns, 0)
+            due = opened & (age >= int(self.max_holding_days * 86_400) * 1_000_000_000)
             fire(due, HOLDING, np.nan_to_num(np.rint(bid * 100), nan=1).astype(np.int64))
         if self.exit_edge is not None:
-            q = held["q"].to_numpy(dtype=float)
             with np.errstate(invalid="ignore"):
                 turned = q - net < self.exit_edge  # NaN q: no signal, no edge exit
             fire(turned, EDGE_REVERSAL, _lowest_sell_limit(np.nan_to_num(q), rate, self.exit_edge))
-        return pd.DataFrame({"reason": reason, "limit": limit}, index=held.index)
+        return reason, limit
 
     def exit_orders(
         self,
@@ -369,38 +418,39 @@ class ExitStrategy:
         current_positions: Mapping[str, ContractPosition],
         current_time: pd.Timestamp,
     ) -> list[ContractOrder]:
-        """Sells of the held positions in ``signals`` for which an exit fires."""
+        """Sells of the held positions in ``signals`` for which an exit fires (signals order)."""
         if self.exit_hours_before_close is not None:  # the close known from the last signal
             if "known_close" not in signals.columns:
                 raise ParamError(
                     "strategy.exit_hours_before_close needs signals with known_close "
                     "(predictions written by the evaluate stage carry it)"
                 )
-            known = signals["known_close"].dropna()
-            self._known_close.update(zip(known.index, known, strict=True))
-        rows = signals[signals.index.isin(list(current_positions))]
-        if rows.empty:
+            known = pd.DatetimeIndex(signals["known_close"]).as_unit("ns").asi8
+            has = known != _NAT
+            self._known_close.update(
+                zip(signals.index[has].tolist(), known[has].tolist(), strict=True)
+            )
+        rows, positions = _held_rows(signals.index, current_positions)
+        if not positions:
             return []
-        tickers = list(rows.index)
-        positions = [current_positions[t] for t in tickers]
         side = np.array([pos.side for pos in positions])
-        prob = rows["prob"].to_numpy(dtype=float)
-        held = pd.DataFrame(
-            {
-                "bid": _side_columns(rows, side, "bid"),
-                "taker_rate": rows["taker_rate"].to_numpy(dtype=float),
-                "basis": [pos.basis_cents / pos.contracts / 100.0 for pos in positions],
-                "opened_at": [pos.opened_at for pos in positions],
-                "known_close": [self._known_close.get(t, pd.NaT) for t in tickers],
-                "q": np.where(side == "yes", prob, 1.0 - prob),
-            },
-            index=pd.Index(tickers, name="ticker"),
+        yes = side == "yes"
+        prob = signals["prob"].to_numpy(dtype=float)[rows]
+        reason, limit = self._decide(
+            np.where(
+                yes,
+                signals["yes_bid"].to_numpy(dtype=float)[rows],
+                signals["no_bid"].to_numpy(dtype=float)[rows],
+            ),
+            signals["taker_rate"].to_numpy(dtype=float)[rows],
+            np.array([pos.basis_cents / pos.contracts / 100.0 for pos in positions]),
+            np.array([pos.opened_at.value for pos in positions], dtype=np.int64),
+            np.array([self._known_close.get(p.ticker, _NAT) for p in positions], dtype=np.int64),
+            np.where(yes, prob, 1.0 - prob),
+            current_time.value,
         )
-        decided = self.reasons(held, current_time)
         orders = []
-        for pos, (why, limit) in zip(
-            positions, decided[["reason", "limit"]].itertuples(index=False), strict=True
-        ):
+        for pos, why, at in zip(positions, reason.tolist(), limit.tolist(), strict=True):
             if why is None:
                 continue
             self.exits[why] += 1
@@ -411,7 +461,7 @@ class ExitStrategy:
                     side=pos.side,
                     action="sell",
                     count=pos.contracts,
-                    limit_cents=max(int(limit), 1),
+                    limit_cents=max(at, 1),
                     decided_at=current_time,
                 )
             )

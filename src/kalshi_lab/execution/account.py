@@ -14,6 +14,7 @@ hence ``equity == initial cash + realized + unrealized P&L``.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -133,11 +134,12 @@ class KalshiAccount:
         ``quotes`` is indexed by ticker with ``yes_bid`` and ``no_bid`` in cents (NaN: no bid);
         a position without a quote or without a bid on its side keeps its last mark.
         """
-        for ticker, pos in self.positions.items():
-            if ticker not in quotes.index:
-                continue
-            bid = quotes.at[ticker, f"{pos.side}_bid"]
-            if pd.notna(bid):
+        if not self.positions:
+            return
+        bids = {side: quotes[f"{side}_bid"].to_numpy(dtype=float) for side in ("yes", "no")}
+        for row, ticker in enumerate(quotes.index.tolist()):  # faster than an index lookup
+            pos = self.positions.get(ticker)
+            if pos is not None and not math.isnan(bid := bids[pos.side][row]):
                 pos.mark_cents = int(bid)
 
     # --- changes --------------------------------------------------------------------------

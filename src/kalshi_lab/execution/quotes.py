@@ -297,7 +297,7 @@ class QuoteIndex:
 
         yes = np.where(yes_bid > 0, yes_bid, np.nan)
         no = np.where(no_bid > 0, no_bid, np.nan)
-        quote_ts = pd.DatetimeIndex(quote_ns.view("M8[ns]")).tz_localize("UTC")
+        quote_ts = pd.DatetimeIndex(quote_ns.view("M8[ns]"), tz="UTC")
         return {
             "quote_ts": quote_ts,
             "source": source,

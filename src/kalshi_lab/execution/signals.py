@@ -89,7 +89,7 @@ def build_signals(
     def padded(column: str) -> np.ndarray:
         return np.concatenate([predictions[column].to_numpy(dtype=float), np.full(n_held, np.nan)])
 
-    columns: dict[str, object] = {
+    columns: dict[str, np.ndarray | pd.DatetimeIndex] = {
         "event_ticker": np.concatenate(
             [
                 predictions["event_ticker"].to_numpy(dtype=object),
@@ -100,18 +100,18 @@ def build_signals(
         "mid": padded("mid"),
     }
     if "known_close" in predictions.columns:  # absent: a strategy that needs it says so
-        known = predictions["known_close"].dt.tz_convert(None)  # UTC, by check_predictions
+        known = predictions["known_close"].to_numpy("datetime64[ns]")  # UTC, by check_predictions
         columns["known_close"] = pd.DatetimeIndex(
-            np.concatenate(
-                [known.to_numpy("datetime64[ns]"), np.full(n_held, np.datetime64("NaT", "ns"))]
-            )
-        ).tz_localize("UTC")
+            np.concatenate([known, np.full(n_held, np.datetime64("NaT", "ns"))]), tz="UTC"
+        )
     for col in ("yes_bid", "yes_ask", "no_bid", "no_ask"):
         columns[col] = quotes[col].to_numpy(dtype=float) / 100.0
     columns["taker_rate"] = quotes["taker_rate"].to_numpy(dtype=float)
     is_open = quotes["is_open"].to_numpy(dtype=object)
     is_open = is_open == True  # noqa: E712 - NaN (unknown market) is not open
-    being_worked = np.array([t in working for t in tickers], dtype=bool)
+    being_worked = np.zeros(len(tickers), dtype=bool)
+    if working:  # most steps have none; else pandas' isin, in C, not a loop over rows
+        being_worked = pd.Index(tickers).isin(list(working))
     is_predicted = np.arange(len(tickers)) < len(predicted)
     for reason, mask in (
         (CLOSED, is_predicted & ~is_open),
@@ -120,11 +120,7 @@ def build_signals(
         if mask.any():
             skipped[reason] += int(np.count_nonzero(mask))
     keep = is_open & ~being_worked
-    index = pd.Index(tickers[keep], name="ticker", dtype=object)
-    return pd.DataFrame(
-        {
-            k: v[keep] if isinstance(v, pd.Index) else np.asarray(v)[keep]
-            for k, v in columns.items()
-        },
-        index=index,
-    )
+    if not keep.all():
+        tickers = tickers[keep]
+        columns = {k: v[keep] for k, v in columns.items()}
+    return pd.DataFrame(columns, index=pd.Index(tickers, name="ticker", dtype=object))

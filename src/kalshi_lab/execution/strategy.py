@@ -140,12 +140,12 @@ def _held_rows(
 ) -> tuple[np.ndarray, list[ContractPosition]]:
     """Rows of ``index`` (ascending) whose market is held, and those positions.
 
-    One hash lookup of the held markets (a few dozen) instead of a dict lookup per row.
+    A scan of the tickers as a list: faster than pandas' isin or a dict lookup per row of a
+    Series, for the few hundred rows of a step.
     """
-    if not positions:
-        return np.empty(0, dtype=np.int64), []
-    rows = np.flatnonzero(index.isin(list(positions)))
-    return rows, [positions[t] for t in index[rows]]
+    tickers = index.tolist()
+    rows = [row for row, ticker in enumerate(tickers) if ticker in positions]
+    return np.array(rows, dtype=np.int64), [positions[tickers[row]] for row in rows]
 
 
 def _net_bids(rate: np.ndarray) -> np.ndarray:

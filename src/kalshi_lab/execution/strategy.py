@@ -549,10 +549,9 @@ class EdgeBasedStrategy(BaseMarketStrategy):
         current_time: pd.Timestamp,
     ) -> PredictionMarketDecision:
         sells = self.exit.exit_orders(signals, current_positions, current_time)
-        exiting = {o.ticker for o in sells}
-        candidates = self.generator.candidates(
-            signals[~signals.index.isin(list(exiting))], current_positions
-        )
+        if sells:  # most steps sell nothing: no copy of the signals then
+            signals = signals[~signals.index.isin([o.ticker for o in sells])]
+        candidates = self.generator.candidates(signals, current_positions)
         buys = self.generator.orders(
             candidates, self.sizer, current_positions, available_capital, current_time
         )

@@ -76,6 +76,9 @@ class RiskManager:
         capital_room = math.floor(p.max_capital_frac * max(equity, 0)) - deployed
         market_cap = math.floor(p.max_position_frac * max(equity, 0))
         event_cap = math.floor(p.max_event_frac * max(equity, 0))
+        event_held: Counter[str] = Counter()  # basis per event, summed once, not per buy
+        for pos in account.positions.values():
+            event_held[pos.event_ticker] += pos.basis_cents
         event_used: dict[str, int] = {}
         market_used: dict[str, int] = {}
         for o in working_buys:
@@ -100,7 +103,7 @@ class RiskManager:
                 order.ticker, 0
             )
             event = order.event_ticker
-            event_basis = account.event_basis_cents(event) + event_used.get(event, 0)
+            event_basis = event_held[event] + event_used.get(event, 0)
             for why, room_cents in (
                 (POSITION, market_cap - held_basis),
                 (EVENT, event_cap - event_basis),

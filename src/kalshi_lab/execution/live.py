@@ -64,6 +64,7 @@ from kalshi_lab.execution.account import RESULTS
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.exchange import BaseKalshiExchange, SettledMarket
 from kalshi_lab.execution.fees import TAKER_FEE_RATE, FeeSchedule, quadratic_units
+from kalshi_lab.execution.quotes import QUOTE_COLUMNS as INDEX_QUOTE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -74,18 +75,7 @@ TIME_IN_FORCE = {"ioc": "immediate_or_cancel", "gtc": "good_till_canceled"}
 #: tickers per GET /markets request (keeps the query string short)
 MARKETS_PER_REQUEST = 100
 #: the quote frame's columns, in SimulatedKalshiExchange.quotes' order
-QUOTE_COLUMNS = [
-    "quote_ts",
-    "source",
-    "yes_bid",
-    "no_bid",
-    "yes_bid_size",
-    "no_bid_size",
-    "yes_ask",
-    "no_ask",
-    "is_open",
-    "taker_rate",
-]
+QUOTE_COLUMNS = [*INDEX_QUOTE_COLUMNS, "is_open", "taker_rate"]
 #: how far the fills and settlements listings reach back before the newest item reported
 OVERLAP = pd.Timedelta(minutes=5)
 _HUNDRED = Decimal(100)

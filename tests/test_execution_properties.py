@@ -1,17 +1,19 @@
 """Property-based tests of the execution layer: random books, candles and order flows.
 
 Hypothesis draws one or two markets (book snapshots of 1-5 bid levels per side that never cross,
-sizes incl. fractional, repeated rows of a level; optional candles of several periods), fee
-settings, depth and volume shares, a venue balance and a bot's event stream: ioc and gtc buys
-and sells (budgets, limits, counts up to 500) sent before, between and after snapshots and after
-the close, cancels of resting orders, and polls of maker fills and settlements. The bot books
-everything it is told in its own KalshiAccount, as an executor does.
+their mid moving between snapshots, sizes incl. fractional, repeated rows of a level; optional
+candles of several periods), fee settings (quadratic, with maker fees, flat), depth and volume
+shares, a venue balance and a bot's event stream: ioc and gtc buys and sells (budgets, limits
+aggressive, passive or one cent off the market, counts up to 500) sent before, between and after
+snapshots and after the close, cancels of resting orders, and polls of maker fills and
+settlements. A second strategy puts a resting order among rival orders on little cash, in a
+market trending through it. The bot books everything it is told in its own KalshiAccount.
 
 Every fill is then checked against a reference computed here from the raw case alone, with
 exact fractions: the quote it must have used (no look-ahead), the levels it walked (best first,
 within the limit, never more than ``floor(share x size)`` of a level or ``floor(share x volume)``
 of a candle across all orders), its cost and its fee; budgets, cash and positions; the venue's
-ledger against the bot's; determinism.
+ledger against the bot's; determinism. The regressions at the end pin what the properties found.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from kalshi_lab.data.tables import CANDLES, ORDERBOOK
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.exchange import SettledMarket, SimulatedKalshiExchange
+from kalshi_lab.execution.fees import FEE_TYPES
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 MINUTE = pd.Timedelta(minutes=1)
@@ -100,10 +103,14 @@ SHARES = st.sampled_from([1.0, 0.5, 0.3, 0.25, 0.1, 0.75])
 
 
 @st.composite
-def snapshot_rows(draw) -> tuple[tuple[str, int, float], ...]:
-    """One snapshot's bids: 1-5 levels a side, best YES bid + best NO bid < 100."""
-    best_yes = 50 + draw(st.integers(-49, 48))
-    best_no = 99 - best_yes - draw(st.integers(0, 98 - best_yes))
+def snapshot_rows(draw, mid: int, tight: bool = False) -> tuple[tuple[str, int, float], ...]:
+    """One snapshot's bids around a YES mid (cents): 1-5 levels a side, best YES bid + best NO
+    bid < 100 (a spread of 1 cent or more; tight: YES bid mid - 1, YES ask mid + 1)."""
+    if tight:
+        best_yes, best_no = mid - 1, 99 - mid
+    else:
+        best_yes = min(max(mid - draw(st.integers(0, 10)), 1), 98)
+        best_no = 99 - best_yes - draw(st.integers(0, min(20, 98 - best_yes)))
     rows = []
     for side, best in (("yes", best_yes), ("no", best_no)):
         deeper = draw(st.lists(st.integers(1, best), max_size=4, unique=True))
@@ -123,12 +130,17 @@ def candle_rows(draw) -> tuple[int, int, int, int, float]:
 
 @st.composite
 def markets(draw, ticker: str, min_snapshots: int) -> Market:
-    n = draw(st.integers(min_snapshots, 4))
+    n = draw(st.integers(min_snapshots, 6))
     minutes = [draw(st.integers(0, 300))] if n else []
     gaps = st.one_of(st.integers(1, 30), st.integers(1, 240))
     for gap in draw(st.lists(gaps, min_size=max(n - 1, 0), max_size=max(n - 1, 0))):
         minutes.append(minutes[-1] + gap)  # minutes apart or hours apart
-    snapshots = tuple((m, draw(snapshot_rows())) for m in minutes)
+    # the mid moves between snapshots, so later books trade through earlier resting limits
+    mids = [50 + draw(st.integers(-45, 45))]
+    moves = st.one_of(st.integers(-30, -2), st.integers(2, 30), st.integers(-30, 30))
+    for _ in minutes[1:]:
+        mids.append(min(max(mids[-1] + draw(moves), 2), 98))
+    snapshots = tuple((m, draw(snapshot_rows(mid))) for m, mid in zip(minutes, mids, strict=False))
     candles = tuple(draw(st.lists(candle_rows(), max_size=4, unique_by=lambda c: (c[0], c[1]))))
     close = 720 - draw(st.integers(0, 690))
     settle = draw(st.one_of(st.integers(0, 300).map(lambda d: close + d), st.none()))
@@ -162,7 +174,7 @@ def offered(m: Market, side: str, action: str, minute: int) -> set[int]:
 def cases(draw) -> Case:
     fees = {
         s: (
-            draw(st.sampled_from(["quadratic", "quadratic_with_maker_fees"])),
+            draw(st.sampled_from(FEE_TYPES)),  # flat: charged the quadratic taker fee
             draw(st.sampled_from([0.5, 1.0, 1.5, 2.0])),
         )
         for s in ("S1", "S2")
@@ -187,25 +199,34 @@ def cases(draw) -> Case:
         m = next(m for m in mkts if m.ticker == ticker)
         first = min([t for t, _ in m.snapshots] + [c[0] for c in m.candles], default=m.close)
         trading = st.integers(first, m.close - 1) if first < m.close else anytime
-        soon_after = st.tuples(st.sampled_from(interesting), st.integers(0, 90)).map(sum)
-        return st.one_of(trading, soon_after, anytime)
+        near_quote = st.tuples(st.sampled_from(interesting), st.integers(-60, 90)).map(sum)
+        return st.one_of(trading, near_quote, anytime)
 
     events: list[tuple[int, str, object]] = []
-    buys: list[tuple[int, OrderSpec]] = []
+    sent_before: list[tuple[int, OrderSpec]] = []
     for i in range(draw(st.integers(3, 12))):
         action = draw(st.sampled_from(["buy", "sell"]))
         ticker = draw(st.sampled_from([m.ticker for m in mkts]))
         side = draw(st.sampled_from(["yes", "no"]))
         sent = draw(minutes(ticker))
+        buys = [(t, o) for t, o in sent_before if o.action == "buy"]
         if action == "sell" and buys and draw(st.integers(0, 3)) < 3:  # sell what a buy got, later
             bought_at, bought = draw(st.sampled_from(buys))
             ticker, side = bought.ticker, bought.side
             sent = bought_at + draw(st.integers(0, 300))
+        elif sent_before and draw(st.integers(0, 2)) == 0:
+            # soon after another order in its market, maybe on the other side: while it rests
+            earlier_at, earlier = draw(st.sampled_from(sent_before))
+            ticker = earlier.ticker
+            sent = earlier_at + draw(st.integers(0, 120))
         m = next(m for m in mkts if m.ticker == ticker)
-        # aggressive, anywhere, or at / one cent inside or outside a price the market shows
+        tif = draw(st.sampled_from(["ioc", "gtc"]))
+        buy = action == "buy"
+        # aggressive (an ioc), passive (a gtc that rests), anywhere, or at / one cent inside or
+        # outside a price the market shows then
         limits = [
-            st.integers(-29, 0).map(lambda d: 99 + d) if action == "buy" else st.integers(1, 30),
             st.integers(1, 99),
+            st.integers(-29, 0).map(lambda d: 99 + d) if buy else st.integers(1, 30),
         ]
         quoted = sorted(offered(m, side, action, sent))
         if quoted:
@@ -213,6 +234,10 @@ def cases(draw) -> Case:
                 lambda q: min(max(q[0] + q[1], 1), 99)
             )
             limits += [near, near]
+            if tif == "gtc":
+                best = min(quoted) if buy else max(quoted)
+                away = {min(max(best + (-d if buy else d), 1), 99) for d in range(1, 9)}
+                limits[1] = st.sampled_from(sorted(away, reverse=buy))  # nearest first
         spec = OrderSpec(
             oid=f"o{i}",
             ticker=ticker,
@@ -220,20 +245,19 @@ def cases(draw) -> Case:
             action=action,
             count=draw(
                 st.one_of(st.integers(1, 20), st.integers(1, 500))
-                if action == "buy"
+                if buy
                 else st.one_of(st.integers(1, 3), st.integers(1, 30), st.integers(1, 500))
             ),
             limit=draw(st.one_of(*limits)),
             max_cost=(
                 draw(st.one_of(st.none(), st.integers(0, 500), st.integers(0, 20_000)))
-                if action == "buy"
+                if buy
                 else None
             ),
-            tif=draw(st.sampled_from(["ioc", "gtc"])),
+            tif=tif,
         )
         events.append((sent, "submit", spec))
-        if action == "buy":
-            buys.append((sent, spec))
+        sent_before.append((sent, spec))
         if spec.tif == "gtc" and draw(st.booleans()):
             events.append((sent + draw(st.integers(0, 600)), "cancel", spec.oid))
     events += [(m, "poll", None) for m in draw(st.lists(anytime, max_size=6))]
@@ -244,7 +268,73 @@ def cases(draw) -> Case:
         taker_fee_rate=draw(st.sampled_from([0.035, 0.07, 0.1])),
         max_fill_share=draw(SHARES),
         max_volume_share=draw(SHARES),
-        cash=draw(st.one_of(st.integers(20_000, 500_000), st.integers(0, 2_000))),
+        # plenty, or little enough that orders compete for it
+        cash=draw(st.one_of(*[st.integers(20_000, 500_000), st.integers(0, 3_000)])),
+        events=tuple(events),
+    )
+
+
+@st.composite
+def rests_and_rivals(draw) -> Case:
+    """One market with a tight book (a snapshot every 10 minutes) trending through a gtc order
+    that rests on the first book at or just off its best price (a sell after buying what it
+    sells); before the next book other orders compete with it: buys of either side, sells of
+    the same contracts, on little cash."""
+    side = draw(st.sampled_from(["yes", "no"]))
+    action = draw(st.sampled_from(["buy", "sell"]))
+    # buying YES or selling NO is crossed when the YES price falls, the others when it rises
+    down = (side == "yes") == (action == "buy")
+    step = (-1 if down else 1) * draw(st.integers(3, 10))
+    mid = 50 + draw(st.integers(-15, 15))
+    snapshots = tuple(
+        (10 * k, draw(snapshot_rows(min(max(mid + k * step, 2), 98), tight=True)))
+        for k in range(draw(st.integers(2, 5)))
+    )
+    fee_type = draw(st.sampled_from(FEE_TYPES))
+    market = Market("A", "S1", fee_type, 1.0, 600, 700, "yes", snapshots, ())
+    events: list[tuple[int, str, object]] = []
+    if action == "sell":
+        events.append((1, "submit", OrderSpec("buy", "A", side, "buy", 20, 99, None, "ioc")))
+    best = (
+        min(offered(market, side, action, 2))
+        if action == "buy"
+        else max(offered(market, side, action, 2))
+    )
+    off = draw(st.integers(1, 4))  # cents short of the best price: it rests whole
+    limit = min(max(best - off if action == "buy" else best + off, 1), 99)
+    count = draw(st.integers(1, 30 if action == "buy" else 10))  # a sell: of the 20 bought
+    rest = OrderSpec("rest", "A", side, action, count, limit, None, "gtc")
+    events.append((2, "submit", rest))
+    other = "no" if side == "yes" else "yes"
+    for i in range(draw(st.integers(1, 4))):
+        # the other side bought, the same contracts sold or bought (spending cash), or anything
+        rival_side, rival_action = draw(
+            st.sampled_from([(other, "buy"), (side, "sell"), (side, "buy")])
+        )
+        if draw(st.integers(0, 3)) == 0:
+            rival_side = draw(st.sampled_from(["yes", "no"]))
+            rival_action = draw(st.sampled_from(["buy", "sell"]))
+        rival = OrderSpec(
+            f"rival{i}",
+            "A",
+            rival_side,
+            rival_action,
+            draw(st.integers(1, 30 if rival_action == "buy" else 10)),
+            draw(st.one_of(st.integers(80, 99), st.integers(1, 99)))
+            if rival_action == "buy"
+            else draw(st.one_of(st.integers(1, 20), st.integers(1, 99))),
+            None,
+            "ioc",
+        )
+        events.append((draw(st.integers(3, 9)), "submit", rival))
+    events.sort(key=lambda e: e[0])
+    events.append((END, "poll", None))
+    return Case(
+        markets=(market,),
+        taker_fee_rate=0.07,
+        max_fill_share=draw(SHARES),
+        max_volume_share=1.0,
+        cash=draw(st.integers(200, 1_500)),
         events=tuple(events),
     )
 
@@ -334,8 +424,9 @@ class Trace:
 class Bot:
     """Sends the case's orders as drawn and books everything the venue reports in its own
     account. It guards nothing itself: keeping resting orders within the cash and the
-    positions is the venue's job (as on Kalshi), and fills made before a cancel are reported
-    by the next poll whenever it comes."""
+    positions is the venue's job (as on Kalshi). It polls right after a cancel, for what
+    traded through the rest before it: booked later, those fills could come after a sell of
+    the contracts they bought, which the bot's account (booking in order) would refuse."""
 
     def __init__(self, case: Case) -> None:
         self.case = case
@@ -357,6 +448,7 @@ class Bot:
             elif kind == "cancel":
                 self.ex.cancel(self.orders[payload], ts)
                 self.cancelled.setdefault(payload, ts)
+                self.poll(ts)  # what traded through the rest before the cancel
             else:
                 self.poll(ts)
             self._record_state()
@@ -534,9 +626,9 @@ def check_fills_stay_within_their_order_and_pay_the_exact_fee(case: Case, trace:
         else:
             assert spec.tif == "gtc", f"{f}: an ioc order never rests"
             assert f.cost_cents == f.count * spec.limit, f"{f}: a maker fills at its limit"
-            maker_rate = (
-                Fraction(0) if m.fee_type == "quadratic" else Fraction("0.0175") * multiplier
-            )
+            # makers pay only on series that charge them, "quadratic" ones never
+            charged = m.fee_type == "quadratic_with_maker_fees"
+            maker_rate = Fraction("0.0175") * multiplier if charged else Fraction(0)
             fee = ceil_fee(maker_rate, f.count * spec.limit * (100 - spec.limit))
             assert f.fee_cents == fee, (f, m.fee_type, fee)
 
@@ -575,8 +667,10 @@ def check_budgets_cash_positions_and_ledgers(case: Case, trace: Trace) -> None:
     for s in trace.states:
         assert s.venue_balance >= 0
         assert all(n > 0 for _, n in s.venue_positions.values()), s.venue_positions
-        assert (s.cash, s.positions) == (s.venue_balance, s.venue_positions), s
         assert s.initial_plus_realized == s.cash_plus_basis, s
+        # every fill is reported when made (a send's at once, a rest's by the next poll, which
+        # the bot makes right after a cancel), so the ledgers agree after every event
+        assert (s.cash, s.positions) == (s.venue_balance, s.venue_positions), s
     settled = {m.ticker for m in case.markets if m.settle is not None and m.result is not None}
     assert not settled & set(trace.states[-1].positions), "a settled market is still held"
 
@@ -651,6 +745,16 @@ EDGES = Case(
 @example(EDGES)
 @given(cases())
 def test_every_fill_and_ledger_obeys_the_venue_rules(case):
+    trace = simulate(case)
+    check_fills_stay_within_their_order_and_pay_the_exact_fee(case, trace)
+    check_no_level_or_candle_gives_more_than_its_share(case, trace)
+    check_fills_use_the_latest_quote_known_when_sent(case, trace)
+    check_budgets_cash_positions_and_ledgers(case, trace)
+
+
+@settings(PROPERTY, max_examples=100)
+@given(rests_and_rivals())
+def test_resting_orders_stay_within_the_venues_cash_and_positions(case):
     trace = simulate(case)
     check_fills_stay_within_their_order_and_pay_the_exact_fee(case, trace)
     check_no_level_or_candle_gives_more_than_its_share(case, trace)

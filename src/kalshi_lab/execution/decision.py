@@ -10,6 +10,7 @@ floats are converted once, in the exchange.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -147,6 +148,20 @@ class ContractOrder:
         if self.max_cost_cents is None:
             return None
         return self.max_cost_cents - self.cost_cents - self.fee_cents
+
+    def unworked(self, count: int, max_cost_cents: int | None) -> ContractOrder:
+        """The same order (same client_order_id) for ``count`` contracts and that budget, with
+        nothing filled yet: what one send or one rest on the book works."""
+        return dataclasses.replace(
+            self,
+            count=count,
+            max_cost_cents=max_cost_cents,
+            filled=0,
+            cost_cents=0,
+            fee_cents=0,
+            status="new",
+            fills=[],
+        )
 
     @property
     def cost_bound_cents(self) -> int:

@@ -104,7 +104,6 @@ class _Resting:
     """What rests on the simulated book of a gtc order: the rest of it, at its limit."""
 
     order: ContractOrder  # the exchange's own copy (filled fields count the resting fills)
-    event_ticker: str
     since_ns: int  # quotes after this time can trade through it
 
 
@@ -134,7 +133,6 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         self.max_fill_share = max_fill_share
         self.max_volume_share = max_volume_share
         self._index = QuoteIndex(orderbook, candles, max_fill_share, max_volume_share)
-        self._close_ns = dict(zip(markets["ticker"], utc_ns(markets["close_time"]), strict=True))
         schedules = {
             row.series_ticker: FeeSchedule.for_series(
                 row.fee_type, float(row.fee_multiplier), taker_fee_rate
@@ -152,7 +150,6 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         }
         # consumption key of a level (see _levels) -> contracts taken there
         self._consumed: dict[tuple[object, ...], int] = {}
-        self._event = dict(zip(markets["ticker"], markets["event_ticker"], strict=True))
         # the same per market as arrays, for quotes of many markets at once; a last sentinel
         # row (never open, no fee rate) answers for a market missing from the markets table
         self._markets = pd.Index(markets["ticker"].astype(str), dtype=object)
@@ -180,9 +177,17 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
 
     def is_open(self, ticker: str, ts: pd.Timestamp) -> bool:
         """True before the market's close_time; no trading at or after it."""
-        if ticker not in self._close_ns:
+        if ticker not in self._markets:
             raise DataError(f"market {ticker} is not in the markets table")
-        return ns(ts) < self._close_ns[ticker]
+        return ns(ts) < self._close_of(ticker)
+
+    def _close_of(self, ticker: str) -> int:
+        """The market's close_time in ns (_UNKNOWN, never open, if not in the markets table)."""
+        return (
+            int(self._market_close[self._markets.get_loc(ticker)])
+            if ticker in self._markets
+            else _UNKNOWN
+        )
 
     def fee_schedule(self, ticker: str) -> FeeSchedule:
         """The fee rates of the market's series."""
@@ -307,17 +312,9 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             budget = order.remaining_budget_cents
             if budget is not None and fill is not None:
                 budget -= fill.cost_cents + fill.fee_cents
-            copy = dataclasses.replace(
-                order,
-                count=left,
-                max_cost_cents=budget,
-                filled=0,
-                cost_cents=0,
-                fee_cents=0,
-                status="open",
-                fills=[],
-            )
-            self._resting[order.client_order_id] = _Resting(copy, order.event_ticker, ns(ts))
+            copy = order.unworked(left, budget)
+            copy.status = "open"
+            self._resting[order.client_order_id] = _Resting(copy, ns(ts))
         return fills
 
     def cancel(self, order: ContractOrder, ts: pd.Timestamp) -> None:
@@ -350,7 +347,7 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             times = self._index.times(rest.order.ticker)
             lo = int(np.searchsorted(times, rest.since_ns, side="right"))
             hi = int(np.searchsorted(times, until_ns, side="right"))
-            close = self._close_ns.get(rest.order.ticker, _UNKNOWN)
+            close = self._close_of(rest.order.ticker)
             events += [(int(t), seq, key) for t in times[lo:hi] if t < close]
             rest.since_ns = max(rest.since_ns, until_ns)
         out: list[Fill] = []
@@ -366,10 +363,10 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             fill = self._make(rest.order, t)
             if fill is not None:
                 rest.order.record(fill)
-                self._ledger.apply(fill, rest.event_ticker)
+                self._ledger.apply(fill, rest.order.event_ticker)
                 out.append(fill)
         for key, rest in list(self._resting.items()):
-            close = self._close_ns.get(rest.order.ticker, _UNKNOWN)
+            close = self._close_of(rest.order.ticker)
             if rest.order.remaining == 0 or until_ns >= close:
                 del self._resting[key]
         return out

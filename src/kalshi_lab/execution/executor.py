@@ -19,7 +19,6 @@ Before each buy the budget sent is cut to the cash the account has, so a fill ne
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from abc import ABC, abstractmethod
@@ -80,16 +79,7 @@ class BaseExecutor(ABC):
         if order.action == "buy":
             cash = self.account.cash_cents
             budget = cash if budget is None else min(budget, cash)
-        child = dataclasses.replace(
-            order,
-            count=count,
-            max_cost_cents=budget,
-            filled=0,
-            cost_cents=0,
-            fee_cents=0,
-            status="new",
-            fills=[],
-        )
+        child = order.unworked(count, budget)
         fills = self.exchange.submit(child, ts)
         for fill in fills:
             self._book(order, fill)

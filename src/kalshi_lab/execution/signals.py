@@ -16,19 +16,6 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import ContractPosition
 
 PREDICTION_COLUMNS = ("ticker", "event_ticker", "as_of", "prob", "mid")
-#: columns of a signals frame (indexed by ticker); quotes in dollars; known_close only when the
-#: predictions carry it
-SIGNAL_COLUMNS = (
-    "event_ticker",
-    "prob",
-    "mid",
-    "known_close",
-    "yes_bid",
-    "yes_ask",
-    "no_bid",
-    "no_ask",
-    "taker_rate",
-)
 CLOSED = "market closed (or unknown to the exchange)"
 WORKING = "an order is still being worked in the market"
 DUPLICATE = "a later signal for the same market at the same time"

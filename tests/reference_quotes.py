@@ -6,6 +6,7 @@ build time, a ``merge_asof`` per call, Python objects per level).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,8 @@ class ReferenceQuotes:
         candle_quotes = _prepare_candles(candles, max_volume_share)
         self._candles = _split_candles(candle_quotes)
         self._candle_top = _candle_top(candle_quotes)
+        self._names = sorted({*self._snapshots, *self._candles})
+        self._code = {t: c for c, t in enumerate(self._names)}
 
     @property
     def n_book_markets(self) -> int:
@@ -77,8 +80,13 @@ class ReferenceQuotes:
         out["no_ask"] = 100.0 - out["yes_bid"]
         return out.drop(columns="ts")
 
-    def top_columns(self, tickers: list[str], ts: pd.Timestamp) -> dict[str, object]:
+    def codes(self, tickers: Sequence[str]) -> np.ndarray:
+        """As QuoteIndex.codes: a code per ticker known to a book or candle, else -1."""
+        return np.array([self._code.get(t, -1) for t in tickers], dtype=np.int64)
+
+    def top_columns(self, codes: np.ndarray, ts: pd.Timestamp) -> dict[str, object]:
         """As QuoteIndex.top_columns: the columns of :meth:`top` as arrays."""
+        tickers = [self._names[c] if c >= 0 else None for c in codes.tolist()]
         top = self.top(tickers, ts)
         return {column: top[column].array for column in top.columns}
 

@@ -136,10 +136,13 @@ class KalshiAccount:
         """
         if not self.positions:
             return
-        bids = {side: quotes[f"{side}_bid"].to_numpy(dtype=float) for side in ("yes", "no")}
-        for row, ticker in enumerate(quotes.index.tolist()):  # faster than an index lookup
-            pos = self.positions.get(ticker)
-            if pos is not None and not math.isnan(bid := bids[pos.side][row]):
+        held = list(self.positions.values())
+        at = quotes.index.get_indexer([pos.ticker for pos in held])  # -1: not quoted
+        yes = quotes["yes_bid"].to_numpy(dtype=float)[at].tolist()
+        no = quotes["no_bid"].to_numpy(dtype=float)[at].tolist()
+        for pos, row, yes_bid, no_bid in zip(held, at.tolist(), yes, no, strict=True):
+            bid = yes_bid if pos.side == "yes" else no_bid
+            if row >= 0 and not math.isnan(bid):
                 pos.mark_cents = int(bid)
 
     # --- changes --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ floats are converted once, in the exchange.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -45,6 +46,12 @@ def _check_side_action(side: str, action: str) -> None:
 def _check_utc(name: str, ts: pd.Timestamp) -> None:
     if not isinstance(ts, pd.Timestamp) or ts.tzinfo is None:
         raise ValueError(f"{name} must be a tz-aware pandas Timestamp (UTC), got {ts!r}")
+
+
+@functools.lru_cache(maxsize=64)
+def _stamp(decided_at: pd.Timestamp) -> str:
+    """The decision time as a client_order_id prefix; one strftime per decision, not per order."""
+    return decided_at.tz_convert("UTC").strftime("%Y%m%dT%H%M%S")
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,7 @@ class ContractOrder:
                 f"time_in_force must be one of {TIME_IN_FORCE}, got {self.time_in_force!r}"
             )
         if not self.client_order_id:
-            stamp = self.decided_at.tz_convert("UTC").strftime("%Y%m%dT%H%M%S")
+            stamp = _stamp(self.decided_at)
             self.client_order_id = f"{stamp}-{self.ticker}-{self.action}-{self.side}"
 
     @property
@@ -211,6 +218,7 @@ class PredictionMarketDecision:
 
     orders: list[ContractOrder] = field(default_factory=list)
     decided_at: pd.Timestamp | None = None
+    _tickers: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.decided_at is not None:
@@ -227,9 +235,12 @@ class PredictionMarketDecision:
             raise ValueError(
                 f"order {order.ticker} decided at {order.decided_at}, not {self.decided_at}"
             )
-        if any(o.ticker == order.ticker for o in self.orders):
+        if len(self._tickers) != len(self.orders):  # the list was changed directly
+            self._tickers = {o.ticker for o in self.orders}
+        if order.ticker in self._tickers:
             raise ValueError(f"a decision holds at most one order per market: {order.ticker} twice")
         self.orders.append(order)
+        self._tickers.add(order.ticker)
 
     def __iter__(self) -> Iterator[ContractOrder]:
         return iter(self.orders)

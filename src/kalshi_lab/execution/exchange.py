@@ -29,6 +29,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -152,10 +153,12 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         self._consumed: dict[tuple[object, ...], int] = {}
         # the same per market as arrays, for quotes of many markets at once; a last sentinel
         # row (never open, no fee rate) answers for a market missing from the markets table
-        self._markets = pd.Index(markets["ticker"].astype(str), dtype=object)
+        tickers = markets["ticker"].astype(str).tolist()
+        self._market_row = {t: row for row, t in enumerate(tickers)}  # -1: the sentinel row
         self._market_close = np.append(utc_ns(markets["close_time"]), _UNKNOWN)
-        rates = [self._fees[t].taker_rate_float for t in self._markets]
+        rates = [self._fees[t].taker_rate_float for t in tickers]
         self._market_rate = np.array([*rates, np.nan], dtype=float)
+        self._market_quote_code = np.append(self._index.codes(tickers), -1)  # QuoteIndex's code
         self._settle_queue = _settlement_queue(markets)
         self._next_settlement = 0
         self._resting: dict[str, _Resting] = {}  # by client_order_id, in submission order
@@ -177,17 +180,13 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
 
     def is_open(self, ticker: str, ts: pd.Timestamp) -> bool:
         """True before the market's close_time; no trading at or after it."""
-        if ticker not in self._markets:
+        if ticker not in self._market_row:
             raise DataError(f"market {ticker} is not in the markets table")
         return ns(ts) < self._close_of(ticker)
 
     def _close_of(self, ticker: str) -> int:
         """The market's close_time in ns (_UNKNOWN, never open, if not in the markets table)."""
-        return (
-            int(self._market_close[self._markets.get_loc(ticker)])
-            if ticker in self._markets
-            else _UNKNOWN
-        )
+        return int(self._market_close[self._market_row.get(ticker, -1)])
 
     def fee_schedule(self, ticker: str) -> FeeSchedule:
         """The fee rates of the market's series."""
@@ -209,8 +208,15 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         :meth:`submit`.
         """
         tickers = list(tickers)
-        columns = self._index.top_columns(tickers, ts)
-        row = self._markets.get_indexer(tickers)  # -1: not in the markets table: the sentinel
+        # one dict lookup per market (not Index.get_indexer: a few hundred lookups a step cost
+        # less than pandas' call); -1: not in the markets table: the sentinel row
+        lookup = map(self._market_row.get, tickers, repeat(-1))
+        row = np.fromiter(lookup, dtype=np.int64, count=len(tickers))
+        codes = self._market_quote_code[row]
+        unknown = np.flatnonzero(row < 0)
+        if len(unknown):  # quoted, perhaps, though missing from the markets table
+            codes[unknown] = self._index.codes([tickers[i] for i in unknown])
+        columns = self._index.top_columns(codes, ts)
         columns["is_open"] = ns(ts) < self._market_close[row]
         columns["taker_rate"] = self._market_rate[row]
         return self._index.frame(tickers, columns)
@@ -438,9 +444,11 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         while self._next_settlement < len(queue) and queue[self._next_settlement][0] <= until_ns:
             t_ns, ticker, result = queue[self._next_settlement]
             self._next_settlement += 1
-            ts = pd.Timestamp(t_ns, tz="UTC")
             for key in [k for k, r in self._resting.items() if r.order.ticker == ticker]:
                 del self._resting[key]
+            if ticker not in self._ledger.positions:  # most markets settle unheld: no event
+                continue
+            ts = pd.Timestamp(t_ns, tz="UTC")
             if self._ledger.settle(ticker, result, ts):
                 out.append(SettledMarket(ticker, result, ts))
         return out

@@ -24,6 +24,7 @@ is 65 MB; building it takes about 1.4 s and 0.3 GB beyond the tables
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import repeat
 
 import numpy as np
@@ -70,7 +71,9 @@ def ns(ts: pd.Timestamp) -> int:
 
 def utc_ns(values: pd.Series) -> np.ndarray:
     """Nanoseconds since the epoch of a UTC timestamp column; NaT becomes NEVER."""
-    ts = pd.to_datetime(values, utc=True).dt.tz_convert(None).dt.as_unit("ns")
+    if not isinstance(values.dtype, pd.DatetimeTZDtype):  # tz-aware columns need no parsing
+        values = pd.to_datetime(values, utc=True)
+    ts = values.dt.tz_convert(None).dt.as_unit("ns")
     return np.where(ts.isna().to_numpy(), NEVER, ts.to_numpy().astype(np.int64))
 
 
@@ -83,6 +86,9 @@ def cents_on_grid(dollars: pd.Series, name: str, tickers: pd.Series) -> np.ndarr
         examples = sorted(tickers[off_grid].astype(str).unique())[:5]
         raise DataError(f"{name} prices off the one-cent grid (subpenny markets): {examples}")
     return rounded
+
+
+_SOURCES = np.array([np.nan, "book", "candle"], dtype=object)  # what quoted: none, book, candle
 
 
 class QuoteIndex:
@@ -233,7 +239,7 @@ class QuoteIndex:
 
     # --- queries ------------------------------------------------------------------------------
 
-    def codes(self, tickers: list[str]) -> np.ndarray:
+    def codes(self, tickers: Sequence[str]) -> np.ndarray:
         """Integer codes of ``tickers`` (int64), -1 for a ticker without book or candle."""
         lookup = map(self._code.get, tickers, repeat(-1))
         return np.fromiter(lookup, dtype=np.int64, count=len(tickers))
@@ -247,7 +253,7 @@ class QuoteIndex:
         yes_bid, no_bid, yes_bid_size, no_bid_size, yes_ask, no_ask (float cents, NaN for a
         missing side; a candle's sizes are its volume cap).
         """
-        return self.frame(tickers, self.top_columns(tickers, ts))
+        return self.frame(tickers, self.top_columns(self.codes(tickers), ts))
 
     @staticmethod
     def frame(tickers: list[str], columns: dict[str, object]) -> pd.DataFrame:
@@ -256,18 +262,16 @@ class QuoteIndex:
         index = pd.Index(names, dtype=object, name="ticker", copy=False)
         return pd.DataFrame(columns, index=index, copy=False)
 
-    def top_columns(self, tickers: list[str], ts: pd.Timestamp) -> dict[str, object]:
-        """The columns of :meth:`top` as arrays, before they become a frame."""
+    def top_columns(self, codes: np.ndarray, ts: pd.Timestamp) -> dict[str, object]:
+        """The columns of :meth:`top` as arrays, for the markets of :meth:`codes` ``codes``."""
         ts_ns = ns(ts)
-        names = np.array(tickers, dtype=object).reshape(-1)
-        n = len(names)
-        codes = self.codes(names)
+        n = len(codes)
         quote_ns = np.full(n, _NAT, dtype=np.int64)
         yes_bid = np.zeros(n, dtype=np.int8)
         no_bid = np.zeros(n, dtype=np.int8)
         yes_size = np.full(n, np.nan)
         no_size = np.full(n, np.nan)
-        source = np.full(n, np.nan, dtype=object)
+        source = np.zeros(n, dtype=np.int8)  # index into _SOURCES
 
         known = np.flatnonzero(codes >= 0)
         c = codes[known]
@@ -281,7 +285,7 @@ class QuoteIndex:
         no_bid[rows] = self._top_no[snap]
         yes_size[rows] = self._top_yes_size[snap]
         no_size[rows] = self._top_no_size[snap]
-        source[rows] = "book"
+        source[rows] = 1
 
         known, c = known[~has], c[~has]  # a candle quotes only a market without a snapshot
         k = self._find(
@@ -293,14 +297,14 @@ class QuoteIndex:
         yes_bid[rows] = self._candle_yes[k]
         no_bid[rows] = self._candle_no[k]
         yes_size[rows] = no_size[rows] = self._candle_cap[k]
-        source[rows] = "candle"
+        source[rows] = 2
 
         yes = np.where(yes_bid > 0, yes_bid, np.nan)
         no = np.where(no_bid > 0, no_bid, np.nan)
         quote_ts = pd.DatetimeIndex(quote_ns.view("M8[ns]"), tz="UTC")
         return {
             "quote_ts": quote_ts,
-            "source": source,
+            "source": _SOURCES[source],
             "yes_bid": yes,
             "no_bid": no,
             "yes_bid_size": yes_size,
@@ -409,22 +413,15 @@ class _BookRows:
         is_no = sides == "no"
         if not (is_no | (sides == "yes")).all():
             raise DataError("orderbook side must be yes or no")
-        price_code, prices = pd.factorize(orderbook["price"])  # NaN: -1
-        distinct = pd.Series(np.asarray(prices, dtype=float))
-        try:
-            cents = cents_on_grid(distinct, "orderbook", distinct)  # each distinct price once
-        except DataError:
-            cents_on_grid(orderbook["price"], "orderbook", orderbook["ticker"])  # names the tickers
-            raise
+        cents = cents_on_grid(orderbook["price"], "orderbook", orderbook["ticker"])
         out = cls()
         n = len(orderbook)
         first, run_name, out.names = _factorize_runs(orderbook["ticker"])
         out.names = _as_str(out.names)
         out.run_name, out.run_length = run_name, np.diff(np.append(first, n))
         out.is_no = np.repeat(is_no, np.diff(np.append(side_first, n)))
-        cents = np.where((cents >= 1) & (cents <= 99), cents, 0).astype(np.int8)
-        out.price = np.append(cents, np.int8(0))[price_code]  # price_code -1 (NaN): 0
-        del price_code
+        out.price = np.where((cents >= 1) & (cents <= 99), cents, 0).astype(np.int8)  # NaN: 0
+        del cents
         ts_code, ts_values = pd.factorize(orderbook["snapshot_ts"])  # NaT: -1
         ts_ns = utc_ns(pd.Series(ts_values))
         known = ts_ns != NEVER
@@ -473,9 +470,14 @@ def _runs(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     The tables come grouped by ticker, snapshot and side: a few runs per thousand rows (per
     ticker) or per ten rows (per side), so what is done per value is done a lot less often.
     """
+    if len(values) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    if isinstance(values.dtype, pd.CategoricalDtype):  # compare the integer codes, not objects
+        codes = values.cat.codes.to_numpy()
+        first = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+        labels = np.append(values.cat.categories.to_numpy(dtype=object), np.nan)  # -1: NaN
+        return first, labels[codes[first]]
     arr = values.to_numpy(dtype=object)
-    if len(arr) == 0:
-        return np.empty(0, dtype=np.int64), arr
     first = np.flatnonzero(np.concatenate([[True], arr[1:] != arr[:-1]]))
     return first, arr[first]
 

@@ -34,12 +34,14 @@ import pandas as pd
 
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.decision import FEE_BOUND_CENTS, ContractOrder, PredictionMarketDecision
+from kalshi_lab.execution.quotes import ns
 from kalshi_lab.params import RiskParams
 
 logger = logging.getLogger(__name__)
 
 KILL_SWITCH = "kill switch on"
 DAILY_LOSS = "daily loss limit reached: no new positions until the next UTC day"
+DAY_NS = 86_400 * 10**9
 CONTRACTS = "max_contracts_per_market"
 CAPITAL = "max_capital_frac (cost basis of open positions and working buys)"
 POSITION = "max_position_frac (cost basis in the market)"
@@ -53,7 +55,7 @@ class RiskManager:
         self.params = params
         self.refused: Counter[str] = Counter()  # buys refused, by reason
         self.reduced: Counter[str] = Counter()  # buys cut down, by the limit that cut them
-        self._day: pd.Timestamp | None = None
+        self._day: int | None = None
         self._day_open_cents = 0
         self._halted = False
 
@@ -131,7 +133,7 @@ class RiskManager:
         return replace(decision, orders=kept), refused
 
     def _roll_day(self, ts: pd.Timestamp, equity_cents: int) -> None:
-        day = ts.floor("D")
+        day = ns(ts) // DAY_NS  # the UTC day, as an integer: cheaper than Timestamp.floor
         if day != self._day:
             self._day, self._day_open_cents, self._halted = day, equity_cents, False
         limit = self._day_open_cents * (1.0 - self.params.max_daily_loss_frac)

@@ -29,19 +29,26 @@ def check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     if predictions.empty:
         raise DataError("predictions are empty: nothing to trade")
     out = predictions.copy()
-    out["as_of"] = pd.to_datetime(out["as_of"], utc=True)
+    out["as_of"] = _utc(out["as_of"])
     if not out["prob"].between(0.0, 1.0).all():
         raise DataError("predictions prob must lie in [0, 1]")
     if "known_close" in out.columns:
-        out["known_close"] = pd.to_datetime(out["known_close"], utc=True)
+        out["known_close"] = _utc(out["known_close"])
     return out
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    """A timestamp column in UTC; tz-aware columns are converted without pandas' parsing."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC")
+    return pd.to_datetime(values, utc=True)
 
 
 def signal_tickers(
     predictions: pd.DataFrame, positions: Mapping[str, ContractPosition]
 ) -> list[str]:
     """The markets a step quotes: those predicted (first appearance) and those held."""
-    predicted = list(dict.fromkeys(predictions["ticker"]))
+    predicted = list(dict.fromkeys(predictions["ticker"].tolist()))
     seen = set(predicted)
     return [*predicted, *(t for t in positions if t not in seen)]
 
@@ -61,11 +68,12 @@ def build_signals(
     market, order being worked, duplicate) are counted in ``skipped``; held markets without a
     prediction are not signals and are not counted.
     """
-    duplicated = predictions["ticker"].duplicated(keep="last").to_numpy()
-    if duplicated.any():
+    predicted = predictions["ticker"].to_numpy(dtype=object)
+    if len(set(predicted.tolist())) < len(predicted):  # rare: pandas only then
+        duplicated = predictions["ticker"].duplicated(keep="last").to_numpy()
         skipped[DUPLICATE] += int(duplicated.sum())
         predictions = predictions[~duplicated]
-    predicted = predictions["ticker"].to_numpy(dtype=object)
+        predicted = predicted[~duplicated]
     in_preds = set(predicted)
     held = [t for t in positions if t not in in_preds]
     tickers = np.concatenate([predicted, np.array(held, dtype=object)])
@@ -110,4 +118,5 @@ def build_signals(
     if not keep.all():
         tickers = tickers[keep]
         columns = {k: v[keep] for k, v in columns.items()}
-    return pd.DataFrame(columns, index=pd.Index(tickers, name="ticker", dtype=object))
+    index = pd.Index(tickers, name="ticker", dtype=object, copy=False)
+    return pd.DataFrame(columns, index=index, copy=False)  # fresh arrays: no copy needed

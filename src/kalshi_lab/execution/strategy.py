@@ -26,7 +26,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -140,12 +140,16 @@ def _held_rows(
 ) -> tuple[np.ndarray, list[ContractPosition]]:
     """Rows of ``index`` (ascending) whose market is held, and those positions.
 
-    A scan of the tickers as a list: faster than pandas' isin or a dict lookup per row of a
-    Series, for the few hundred rows of a step.
+    One hash lookup per position (the index's hash table is built once and cached by pandas,
+    so a step's several calls on the signals share it), not one per row.
     """
-    tickers = index.tolist()
-    rows = [row for row, ticker in enumerate(tickers) if ticker in positions]
-    return np.array(rows, dtype=np.int64), [positions[tickers[row]] for row in rows]
+    if not positions:
+        return np.empty(0, dtype=np.int64), []
+    held = list(positions)
+    at = index.get_indexer(held)
+    found = np.flatnonzero(at >= 0)
+    found = found[np.argsort(at[found], kind="stable")]
+    return at[found], [positions[held[k]] for k in found.tolist()]
 
 
 def _net_bids(rate: np.ndarray) -> np.ndarray:
@@ -180,11 +184,20 @@ class DecisionGenerator:
         self.skipped: Counter[str] = Counter()
 
     def candidates(
-        self, signals: pd.DataFrame, current_positions: Mapping[str, ContractPosition]
+        self,
+        signals: pd.DataFrame,
+        current_positions: Mapping[str, ContractPosition],
+        exiting: Collection[str] = (),
     ) -> pd.DataFrame:
-        """Columns side, q, price (the ask), cost (ask + fee), edge, limit (cents), event_ticker."""
+        """Columns side, q, price (the ask), cost (ask + fee), edge, limit (cents), event_ticker.
+
+        Markets in ``exiting`` (sold by the same decision) are not candidates.
+        """
         prob = signals["prob"].to_numpy(dtype=float)
-        rows = np.flatnonzero(~np.isnan(prob))  # the markets with a prediction
+        predicted = ~np.isnan(prob)
+        if exiting:
+            predicted &= ~signals.index.isin(list(exiting))
+        rows = np.flatnonzero(predicted)  # the markets with a prediction
         q_yes = prob[rows]
         held = np.full(len(signals), "", dtype=object)
         at, positions = _held_rows(signals.index, current_positions)
@@ -218,6 +231,7 @@ class DecisionGenerator:
                 "event_ticker": signals["event_ticker"].to_numpy()[rows[keep]],
             },
             index=signals.index[rows[keep]],
+            copy=False,  # fresh arrays
         )
 
     def orders(
@@ -549,9 +563,8 @@ class EdgeBasedStrategy(BaseMarketStrategy):
         current_time: pd.Timestamp,
     ) -> PredictionMarketDecision:
         sells = self.exit.exit_orders(signals, current_positions, current_time)
-        if sells:  # most steps sell nothing: no copy of the signals then
-            signals = signals[~signals.index.isin([o.ticker for o in sells])]
-        candidates = self.generator.candidates(signals, current_positions)
+        exiting = {o.ticker for o in sells}
+        candidates = self.generator.candidates(signals, current_positions, exiting)
         buys = self.generator.orders(
             candidates, self.sizer, current_positions, available_capital, current_time
         )

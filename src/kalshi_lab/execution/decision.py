@@ -49,9 +49,10 @@ def _check_utc(name: str, ts: pd.Timestamp) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _stamp(decided_at: pd.Timestamp) -> str:
-    """The decision time as a client_order_id prefix; one strftime per decision, not per order."""
-    return decided_at.tz_convert("UTC").strftime("%Y%m%dT%H%M%S")
+def _stamp(decided_ns: int) -> str:
+    """A decision time (ns since the epoch) as a client_order_id prefix: one strftime per
+    decision, not per order (keyed by the integer: hashing a Timestamp costs more)."""
+    return pd.Timestamp(decided_ns, tz="UTC").strftime("%Y%m%dT%H%M%S")
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class ContractOrder:
                 f"time_in_force must be one of {TIME_IN_FORCE}, got {self.time_in_force!r}"
             )
         if not self.client_order_id:
-            stamp = _stamp(self.decided_at)
+            stamp = _stamp(self.decided_at.value)
             self.client_order_id = f"{stamp}-{self.ticker}-{self.action}-{self.side}"
 
     @property

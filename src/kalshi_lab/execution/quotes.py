@@ -422,7 +422,10 @@ class _BookRows:
         out.is_no = np.repeat(is_no, np.diff(np.append(side_first, n)))
         out.price = np.where((cents >= 1) & (cents <= 99), cents, 0).astype(np.int8)  # NaN: 0
         del cents
-        ts_code, ts_values = pd.factorize(orderbook["snapshot_ts"])  # NaT: -1
+        ts_first, ts_heads = _runs(orderbook["snapshot_ts"])  # a snapshot's rows are neighbours
+        head_code, ts_values = pd.factorize(ts_heads)  # NaT: -1
+        ts_code = np.repeat(head_code, np.diff(np.append(ts_first, n)))
+        del head_code
         ts_ns = utc_ns(pd.Series(ts_values))
         known = ts_ns != NEVER
         out.times, rank = np.unique(ts_ns[known], return_inverse=True)
@@ -464,14 +467,18 @@ class _CandleRows:
         return out
 
 
-def _runs(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of equal neighbours of an object column: the first row of each and its value.
+def _runs(values: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.api.extensions.ExtensionArray]:
+    """Runs of equal neighbours of a column: the first row of each and its value.
 
     The tables come grouped by ticker, snapshot and side: a few runs per thousand rows (per
     ticker) or per ten rows (per side), so what is done per value is done a lot less often.
     """
     if len(values) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):  # compare the integers, not Timestamps
+        ints = pd.DatetimeIndex(values).asi8
+        first = np.flatnonzero(np.concatenate([[True], ints[1:] != ints[:-1]]))
+        return first, values.array[first]
     if isinstance(values.dtype, pd.CategoricalDtype):  # compare the integer codes, not objects
         codes = values.cat.codes.to_numpy()
         first = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))

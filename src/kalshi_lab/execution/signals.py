@@ -69,12 +69,12 @@ def build_signals(
     prediction are not signals and are not counted.
     """
     predicted = predictions["ticker"].to_numpy(dtype=object)
-    if len(set(predicted.tolist())) < len(predicted):  # rare: pandas only then
+    in_preds = set(predicted.tolist())
+    if len(in_preds) < len(predicted):  # rare: pandas only then
         duplicated = predictions["ticker"].duplicated(keep="last").to_numpy()
         skipped[DUPLICATE] += int(duplicated.sum())
         predictions = predictions[~duplicated]
         predicted = predicted[~duplicated]
-    in_preds = set(predicted)
     held = [t for t in positions if t not in in_preds]
     tickers = np.concatenate([predicted, np.array(held, dtype=object)])
     if not np.array_equal(quotes.index.to_numpy(dtype=object), tickers):
@@ -102,8 +102,9 @@ def build_signals(
     for col in ("yes_bid", "yes_ask", "no_bid", "no_ask"):
         columns[col] = quotes[col].to_numpy(dtype=float) / 100.0
     columns["taker_rate"] = quotes["taker_rate"].to_numpy(dtype=float)
-    is_open = quotes["is_open"].to_numpy(dtype=object)
-    is_open = is_open == True  # noqa: E712 - NaN (unknown market) is not open
+    is_open = quotes["is_open"].to_numpy()
+    if is_open.dtype != bool:  # a reindexed market unknown to the quotes: NaN is not open
+        is_open = is_open == True  # noqa: E712
     being_worked = np.zeros(len(tickers), dtype=bool)
     if working:  # most steps have none; else pandas' isin, in C, not a loop over rows
         being_worked = pd.Index(tickers).isin(list(working))

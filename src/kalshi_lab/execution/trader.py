@@ -99,5 +99,6 @@ class Trader:
         self.refused += refused
         self.executor.execute(decision)
         self.orders += decision.orders
-        self.account.mark(quotes)
+        if any(o.filled for o in decision.orders):  # positions opened now get their marks
+            self.account.mark(quotes)
         return decision

@@ -114,8 +114,8 @@ def test_a_fetch_killed_with_sigkill_resumes_and_ends_with_the_served_data(
     [
         ("data.series=[KXNOPE]", "series KXNOPE does not exist"),
         ("data.tickers=[KXSIMA-NOPE]", "data.tickers: ['KXSIMA-NOPE']"),
-        ("data.end=2024-12-01", "data.end must be on or after data.start"),
-        ("data.base_url=ftp://example.com", "data.base_url must be an http(s) URL"),
+        ("data.end=2024-12-01", "data.end: must be on or after data.start"),
+        ("data.base_url=ftp://example.com", "data.base_url: String should match pattern"),
     ],
 )
 def test_bad_input_is_one_error_line_and_keeps_the_last_good_data(

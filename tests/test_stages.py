@@ -158,10 +158,14 @@ def test_a_backtest_that_places_no_order_says_why(pipeline, tmp_path):
 @pytest.mark.parametrize(
     ("stage", "override", "message"),
     [
-        ("fetch", "data.synthetic.n_markets=0", "data.synthetic.n_markets must be >= 1"),
-        ("fetch", "data.end=2024-12-01", "data.end must be on or after data.start"),
-        ("train", "split.train_size=1.0", "split.train_size must be in (0, 1)"),
-        ("train", "model.name=xgboost", "model.name must be one of"),
+        (
+            "fetch",
+            "data.synthetic.n_markets=0",
+            "data.synthetic.n_markets: Input should be greater than or equal to 1",
+        ),
+        ("fetch", "data.end=2024-12-01", "data.end: must be on or after data.start"),
+        ("train", "split.train_size=1.0", "split.train_size: Input should be less than 1"),
+        ("train", "model.name=xgboost", "model.name: Input should be 'lightgbm'"),
         ("backtest", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),
     ],
 )

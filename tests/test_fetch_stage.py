@@ -95,6 +95,7 @@ def test_a_fetch_killed_with_sigkill_resumes_and_ends_with_the_served_data(
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the fetch ended before it could be killed"
     assert not (cwd / "data" / "raw").exists()
+    assert len(list((cwd / "data").glob(".raw.*.tmp"))) == 1, "the killed fetch's partial raw"
     first = server.stats.total_requests
 
     proc = fetch_process(cwd)
@@ -107,6 +108,7 @@ def test_a_fetch_killed_with_sigkill_resumes_and_ends_with_the_served_data(
     expected, got = tables(served), tables(cwd / "data" / "raw")
     for name in expected:
         pd.testing.assert_frame_equal(got[name], expected[name], obj=name)
+    assert sorted(p.name for p in (cwd / "data").iterdir()) == ["cache", "raw"]
 
 
 @pytest.mark.parametrize(

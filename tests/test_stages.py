@@ -35,10 +35,10 @@ SMALL = [
 ]
 
 
-def run_stage(workdir: Path, name: str) -> subprocess.CompletedProcess:
+def run_stage(workdir: Path, name: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     return subprocess.run(
-        [sys.executable, "-m", f"kalshi_lab.stages.{name}"],
+        [sys.executable, "-m", f"kalshi_lab.stages.{name}", *args],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -183,6 +183,34 @@ def test_missing_input_names_the_stage_to_run(tmp_path):
     proc = run_stage(tmp_path, "features")
     assert proc.returncode == 2
     assert "run the parquet stage first" in proc.stderr
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_help_says_what_the_stage_reads_and_writes(tmp_path, name):
+    shutil.copy(ROOT / "dvc.yaml", tmp_path)
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
+    proc = run_stage(tmp_path, name, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: python -m kalshi_lab.stages.{name} [-h]")
+    assert f"{name}: " in proc.stdout  # the stage's docstring
+    outs = [next(iter(out)) if isinstance(out, dict) else out for out in stage["outs"]]
+    data = [dep for dep in stage["deps"] if not dep.startswith("src/")]
+    for item in outs + data + stage.get("params", []):
+        assert f"\n    {item}\n" in proc.stdout, item
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dvc.yaml"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--force"], ["fetch"]])
+def test_help_or_an_unknown_argument_leaves_the_outputs_alone(pipeline, args):
+    before = {p: p.stat().st_mtime_ns for p in pipeline.rglob("*")}
+    proc = run_stage(pipeline, "fetch", *args)
+    after = {p: p.stat().st_mtime_ns for p in pipeline.rglob("*")}
+    assert after == before
+    if args == ["--help"]:
+        assert proc.returncode == 0 and "Run from the repository root" in proc.stdout
+    else:
+        assert proc.returncode == 2
+        assert f"error: unrecognized arguments: {args[0]}" in proc.stderr
 
 
 def posterior_at(sim, tickers: pd.Series, as_of: pd.Series) -> np.ndarray:

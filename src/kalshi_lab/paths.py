@@ -6,6 +6,8 @@ dvc.yaml repeats these as deps/outs; tests/test_dvc_yaml.py checks that the two 
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+#: the stages; read for a stage's --help
+DVC_YAML = Path("dvc.yaml")
 
 RAW_DIR = Path("data/raw")
 #: responses of closed periods kept between fetches (git-ignored, not a DVC output)

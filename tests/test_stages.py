@@ -24,7 +24,7 @@ from kalshi_lab.params import load_params
 from kalshi_lab.simulator import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["fetch", "parquet", "features", "train", "evaluate", "backtest"]
+STAGES = ["validate", "fetch", "parquet", "features", "train", "evaluate", "backtest"]
 SMALL = [
     "data.start=2025-01-01",
     "data.end=2025-03-10",
@@ -62,6 +62,10 @@ def pipeline(tmp_path_factory) -> Path:
         assert proc.returncode == 0, f"{name} failed:\n{proc.stderr}"
         (workdir / f"{name}.log").write_text(proc.stderr)
     return workdir
+
+
+def test_validate_marks_a_valid_params_yaml(pipeline):
+    assert (pipeline / paths.PARAMS_VALID).read_text() == "params.yaml passed validation\n"
 
 
 def test_fetch_writes_api_documents(pipeline):
@@ -167,6 +171,10 @@ def test_a_backtest_that_places_no_order_says_why(pipeline, tmp_path):
         ("train", "split.train_size=1.0", "split.train_size: Input should be less than 1"),
         ("train", "model.name=xgboost", "model.name: Input should be 'lightgbm'"),
         ("backtest", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),
+        # what DVC runs first: the backtest's argument fails before any output is deleted
+        ("validate", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),
+        ("validate", "split.train_size=1.0", "split.train_size: Input should be less than 1"),
+        ("validate", "model.target=direction", "model.target must be settlement for Edge"),
     ],
 )
 def test_bad_parameter_stops_with_a_clear_message_and_no_output(tmp_path, stage, override, message):

@@ -95,6 +95,7 @@ def test_a_fetch_killed_with_sigkill_resumes_and_ends_with_the_served_data(
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the fetch ended before it could be killed"
     assert not (cwd / "data" / "raw").exists()
+    assert len(list((cwd / "data").glob(".raw.*.tmp"))) == 1, "the killed fetch's partial raw"
     first = server.stats.total_requests
 
     proc = fetch_process(cwd)
@@ -107,6 +108,7 @@ def test_a_fetch_killed_with_sigkill_resumes_and_ends_with_the_served_data(
     expected, got = tables(served), tables(cwd / "data" / "raw")
     for name in expected:
         pd.testing.assert_frame_equal(got[name], expected[name], obj=name)
+    assert sorted(p.name for p in (cwd / "data").iterdir()) == ["cache", "raw"]
 
 
 @pytest.mark.parametrize(
@@ -114,8 +116,8 @@ def test_a_fetch_killed_with_sigkill_resumes_and_ends_with_the_served_data(
     [
         ("data.series=[KXNOPE]", "series KXNOPE does not exist"),
         ("data.tickers=[KXSIMA-NOPE]", "data.tickers: ['KXSIMA-NOPE']"),
-        ("data.end=2024-12-01", "data.end must be on or after data.start"),
-        ("data.base_url=ftp://example.com", "data.base_url must be an http(s) URL"),
+        ("data.end=2024-12-01", "data.end: must be on or after data.start"),
+        ("data.base_url=ftp://example.com", "data.base_url: String should match pattern"),
     ],
 )
 def test_bad_input_is_one_error_line_and_keeps_the_last_good_data(

@@ -438,7 +438,7 @@ def test_both_readers_give_the_same_tables_or_both_a_data_error(tmp_path_factory
 def run_parquet(workdir: Path, monkeypatch, capsys) -> tuple[int, str]:
     monkeypatch.chdir(workdir)
     try:
-        run_stage("parquet", parquet.main)
+        run_stage("parquet", parquet.main, [])
     except SystemExit as exc:
         return int(exc.code), capsys.readouterr().err
     return 0, capsys.readouterr().err

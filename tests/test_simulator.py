@@ -453,7 +453,7 @@ def test_prices_carry_most_but_not_all_of_the_latent_information(medium):
 
 
 def test_a_range_with_no_room_for_a_market_is_rejected():
-    with pytest.raises(ParamError, match=r"data\.end leaves 4 days"):
+    with pytest.raises(ParamError, match=r"data\.end: leaves 4 days"):
         make_data(start="2025-01-01", end="2025-01-04", min_duration_days=4)
 
 

@@ -24,7 +24,7 @@ from kalshi_lab.params import load_params
 from kalshi_lab.simulator import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["fetch", "parquet", "features", "train", "evaluate", "backtest"]
+STAGES = ["validate", "fetch", "parquet", "features", "train", "evaluate", "backtest"]
 SMALL = [
     "data.start=2025-01-01",
     "data.end=2025-03-10",
@@ -35,10 +35,10 @@ SMALL = [
 ]
 
 
-def run_stage(workdir: Path, name: str) -> subprocess.CompletedProcess:
+def run_stage(workdir: Path, name: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     return subprocess.run(
-        [sys.executable, "-m", f"kalshi_lab.stages.{name}"],
+        [sys.executable, "-m", f"kalshi_lab.stages.{name}", *args],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -62,6 +62,10 @@ def pipeline(tmp_path_factory) -> Path:
         assert proc.returncode == 0, f"{name} failed:\n{proc.stderr}"
         (workdir / f"{name}.log").write_text(proc.stderr)
     return workdir
+
+
+def test_validate_marks_a_valid_params_yaml(pipeline):
+    assert (pipeline / paths.PARAMS_VALID).read_text() == "params.yaml passed validation\n"
 
 
 def test_fetch_writes_api_documents(pipeline):
@@ -158,11 +162,19 @@ def test_a_backtest_that_places_no_order_says_why(pipeline, tmp_path):
 @pytest.mark.parametrize(
     ("stage", "override", "message"),
     [
-        ("fetch", "data.synthetic.n_markets=0", "data.synthetic.n_markets must be >= 1"),
-        ("fetch", "data.end=2024-12-01", "data.end must be on or after data.start"),
-        ("train", "split.train_size=1.0", "split.train_size must be in (0, 1)"),
-        ("train", "model.name=xgboost", "model.name must be one of"),
+        (
+            "fetch",
+            "data.synthetic.n_markets=0",
+            "data.synthetic.n_markets: Input should be greater than or equal to 1",
+        ),
+        ("fetch", "data.end=2024-12-01", "data.end: must be on or after data.start"),
+        ("train", "split.train_size=1.0", "split.train_size: Input should be less than 1"),
+        ("train", "model.name=xgboost", "model.name: Input should be 'lightgbm'"),
         ("backtest", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),
+        # what DVC runs first: the backtest's argument fails before any output is deleted
+        ("validate", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),
+        ("validate", "split.train_size=1.0", "split.train_size: Input should be less than 1"),
+        ("validate", "model.target=direction", "model.target must be settlement for Edge"),
     ],
 )
 def test_bad_parameter_stops_with_a_clear_message_and_no_output(tmp_path, stage, override, message):
@@ -179,6 +191,34 @@ def test_missing_input_names_the_stage_to_run(tmp_path):
     proc = run_stage(tmp_path, "features")
     assert proc.returncode == 2
     assert "run the parquet stage first" in proc.stderr
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_help_says_what_the_stage_reads_and_writes(tmp_path, name):
+    shutil.copy(ROOT / "dvc.yaml", tmp_path)
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
+    proc = run_stage(tmp_path, name, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: python -m kalshi_lab.stages.{name} [-h]")
+    assert f"{name}: " in proc.stdout  # the stage's docstring
+    outs = [next(iter(out)) if isinstance(out, dict) else out for out in stage["outs"]]
+    data = [dep for dep in stage["deps"] if not dep.startswith("src/")]
+    for item in outs + data + stage.get("params", []):
+        assert f"\n    {item}\n" in proc.stdout, item
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dvc.yaml"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--force"], ["fetch"]])
+def test_help_or_an_unknown_argument_leaves_the_outputs_alone(pipeline, args):
+    before = {p: p.stat().st_mtime_ns for p in pipeline.rglob("*")}
+    proc = run_stage(pipeline, "fetch", *args)
+    after = {p: p.stat().st_mtime_ns for p in pipeline.rglob("*")}
+    assert after == before
+    if args == ["--help"]:
+        assert proc.returncode == 0 and "Run from the repository root" in proc.stdout
+    else:
+        assert proc.returncode == 2
+        assert f"error: unrecognized arguments: {args[0]}" in proc.stderr
 
 
 def posterior_at(sim, tickers: pd.Series, as_of: pd.Series) -> np.ndarray:

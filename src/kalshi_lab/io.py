@@ -2,14 +2,21 @@
 
 A stage collects all of its outputs in one :class:`StagedOutputs`; each file is written to a
 temporary sibling and only renamed into place when the whole stage has succeeded.
+
+Temporary siblings are named ``.<target>.<16 hex digits>.tmp`` and created with the ordinary
+modes (0666 for files, 0777 for directories, less the umask), not ``tempfile``'s private 0600
+and 0700: they become the outputs, which others in the team read. A process killed before it
+published leaves its siblings behind; the next writer of the same target removes them (one
+writer per target at a time: DVC locks the repository while a stage runs).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,17 +55,18 @@ class StagedOutputs:
         self._pending.clear()
 
     def path(self, target: Path | str, *, directory: bool = False) -> Path:
-        """A temporary path that becomes ``target`` on success; the caller writes to it."""
+        """A temporary path that becomes ``target`` on success; the caller writes to it.
+
+        Leftovers of an earlier writer of ``target`` that was killed are removed first.
+        """
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
         if directory:
-            tmp = Path(
-                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            )
+            tmp.mkdir()
         else:
-            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            os.close(fd)
-            tmp = Path(name)
+            tmp.touch(exist_ok=False)
         self._pending.append((tmp, target))
         return tmp
 
@@ -82,3 +90,20 @@ class StagedOutputs:
         elif schema is not None:
             table = table.cast(schema)
         pq.write_table(table, self.path(target), compression="zstd")
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete the temporary siblings of ``target`` (:class:`StagedOutputs` naming only).
+
+    Returns what was removed. Only ``.<target>.<token>.tmp`` matches, the token in lower-case
+    letters, digits and ``_`` (``tempfile``'s alphabet, which earlier versions used): another
+    target's temporaries (``.<target>.more.<token>.tmp``) and user files stay.
+    """
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]+\.tmp")
+    stale = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return stale

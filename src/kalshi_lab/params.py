@@ -3,145 +3,176 @@
 Stages never call ``@hydra.main``: DVC composes ``conf/`` into ``params.yaml`` and every stage
 reads that file through :func:`load_params`. Validation happens here, before a stage computes or
 writes anything, so a bad value stops the run with one message naming the parameter.
+
+The sections are pydantic dataclasses: pydantic checks types, bounds, choices and unknown keys,
+while the classes stay plain frozen dataclasses to the code that uses them (positional
+construction, ``dataclasses.replace``). Numbers and flags are pydantic's ``Strict*`` types, so
+YAML's ``true`` is not a count and ``"0.5"`` is not a fraction; dates also come as YAML strings.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import types
-import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import ArgsKwargs, InitErrorDetails, PydanticCustomError
 
 from kalshi_lab.errors import ParamError
 from kalshi_lab.paths import PARAMS
 
-MODEL_NAMES = ("lightgbm", "logreg", "hist_gb")
-TARGETS = ("settlement", "direction")
-DATA_SOURCES = ("synthetic", "kalshi")
-EXECUTORS = ("simple", "nested")
+ModelName = Literal["lightgbm", "logreg", "hist_gb"]
+Target = Literal["settlement", "direction"]
+DataSource = Literal["synthetic", "kalshi"]
+ExecutorName = Literal["simple", "nested"]
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+TARGETS: tuple[str, ...] = get_args(Target)
+DATA_SOURCES: tuple[str, ...] = get_args(DataSource)
+EXECUTORS: tuple[str, ...] = get_args(ExecutorName)
+T = TypeVar("T")
+
+#: a Kalshi series, event or market ticker as a list item: no spaces, no commas (the API joins
+#: lists with commas)
+Ticker = Annotated[str, Field(pattern=r"^[^\s,]+$")]
+
+#: every section: unknown keys are errors, values never change after validation
+SECTION = ConfigDict(extra="forbid", frozen=True)
 
 
-def _require(ok: bool, key: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ParamError(f"{key} {rule}, got {value!r}")
+def section(key: str, config: ConfigDict = SECTION) -> Callable[[type[T]], type[T]]:
+    """A section of params.yaml at ``key``: a frozen pydantic dataclass.
+
+    Built from params.yaml, a section is validated as part of :class:`Params`; built in code
+    (the simulator's tests, the analyzer's command line, ``dataclasses.replace`` in the bot) it
+    raises the same :class:`ParamError` naming the key, not pydantic's multi-line error.
+    """
+
+    def wrap(cls: type[T]) -> type[T]:
+        cls = dataclass(config=config)(cls)
+        validate = cls.__init__
+        names = [f.name for f in dataclasses.fields(cls)]
+
+        @functools.wraps(validate)
+        def __init__(self: T, *args: Any, **kwargs: Any) -> None:
+            by_position = names[: len(args)]
+            if len(args) <= len(names) and not set(by_position) & set(kwargs):
+                # by name, so that an error names the key, not [0]
+                args, kwargs = (), dict(zip(by_position, args, strict=True)) | kwargs
+            try:
+                validate(self, *args, **kwargs)
+            except ValidationError as exc:
+                raise _param_error(exc, key) from None
+
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        return cls
+
+    return wrap
 
 
-def _in_open_unit(key: str, value: float) -> None:
-    _require(0.0 < value < 1.0, key, "must be in (0, 1)", value)
+def _broken_rule(model: str, key: str, message: str, value: Any) -> ValidationError:
+    """A rule spanning fields, reported at ``key`` (pydantic prefixes the section's location).
+
+    A plain ``ValueError`` from a model validator would name only the section.
+    """
+    error = InitErrorDetails(type=PydanticCustomError("rule", message), loc=(key,), input=value)
+    return ValidationError.from_exception_data(model, [error])
 
 
-def _in_half_open_unit(key: str, value: float) -> None:
-    _require(0.0 < value <= 1.0, key, "must be in (0, 1]", value)
-
-
-def _positive(key: str, value: float) -> None:
-    _require(value > 0, key, "must be > 0", value)
-
-
-def _non_negative(key: str, value: float) -> None:
-    _require(value >= 0, key, "must be >= 0", value)
-
-
-@dataclass(frozen=True)
+@section("data.synthetic")
 class SyntheticParams:
     """Knobs of the offline market simulator (``data.synthetic``)."""
 
-    seed: int
-    n_markets: int
-    max_strikes: int
-    binary_event_share: float
-    min_duration_days: int
-    max_duration_days: int
-    information_rate: float
-    price_lag_hours: float
-    price_noise: float
-    longshot_bias: float
-    half_spread_cents: float
-    depth_contracts: float
-    book_levels: int
-    trades_per_day: float
-    informed_share: float
+    seed: StrictInt
+    n_markets: Annotated[StrictInt, Field(ge=1, le=100_000)]
+    max_strikes: Annotated[StrictInt, Field(ge=2)]
+    binary_event_share: Annotated[StrictFloat, Field(ge=0, le=1)]
+    min_duration_days: Annotated[StrictInt, Field(ge=2)]
+    max_duration_days: Annotated[StrictInt, Field(ge=2)]
+    information_rate: Annotated[StrictFloat, Field(gt=0)]
+    price_lag_hours: Annotated[StrictFloat, Field(gt=0)]
+    price_noise: Annotated[StrictFloat, Field(ge=0)]
+    longshot_bias: Annotated[StrictFloat, Field(gt=0, le=1)]
+    half_spread_cents: Annotated[StrictFloat, Field(ge=0)]
+    depth_contracts: Annotated[StrictFloat, Field(gt=0)]
+    book_levels: Annotated[StrictInt, Field(ge=1)]
+    trades_per_day: Annotated[StrictFloat, Field(gt=0)]
+    informed_share: Annotated[StrictFloat, Field(ge=0, le=1)]
 
-    def __post_init__(self) -> None:
-        p = "data.synthetic."
-        _require(self.n_markets >= 1, p + "n_markets", "must be >= 1", self.n_markets)
-        _require(self.n_markets <= 100_000, p + "n_markets", "must be <= 100000", self.n_markets)
-        _require(self.max_strikes >= 2, p + "max_strikes", "must be >= 2", self.max_strikes)
-        _require(
-            0.0 <= self.binary_event_share <= 1.0,
-            p + "binary_event_share",
-            "must be in [0, 1]",
-            self.binary_event_share,
-        )
-        _require(
-            self.min_duration_days >= 2,
-            p + "min_duration_days",
-            "must be >= 2",
-            self.min_duration_days,
-        )
-        _require(
-            self.max_duration_days >= self.min_duration_days,
-            p + "max_duration_days",
-            "must be >= data.synthetic.min_duration_days",
-            self.max_duration_days,
-        )
-        for name in ("information_rate", "price_lag_hours", "depth_contracts", "trades_per_day"):
-            _positive(p + name, getattr(self, name))
-        for name in ("price_noise", "half_spread_cents"):
-            _non_negative(p + name, getattr(self, name))
-        _in_half_open_unit(p + "longshot_bias", self.longshot_bias)
-        _require(self.book_levels >= 1, p + "book_levels", "must be >= 1", self.book_levels)
-        _require(
-            0.0 <= self.informed_share <= 1.0,
-            p + "informed_share",
-            "must be in [0, 1]",
-            self.informed_share,
-        )
+    @model_validator(mode="after")
+    def _durations_ordered(self) -> SyntheticParams:
+        if self.max_duration_days < self.min_duration_days:
+            raise _broken_rule(
+                "SyntheticParams",
+                "max_duration_days",
+                f"must be >= data.synthetic.min_duration_days ({self.min_duration_days})",
+                self.max_duration_days,
+            )
+        return self
 
 
-@dataclass(frozen=True)
+@section("data.rate_limit.tiers")
+class RequestRates:
+    """One tier of Kalshi's request budget: a token bucket per direction."""
+
+    reads_per_s: Annotated[StrictFloat, Field(gt=0)]
+    writes_per_s: Annotated[StrictFloat, Field(gt=0)]
+
+
+@section("data.rate_limit")
 class RateLimitParams:
-    """Kalshi's request budget (``data.rate_limit``): one token bucket per tier and direction."""
+    """Kalshi's request budget (``data.rate_limit``): the tier this account has, of ``tiers``."""
 
     tier: str
-    tiers: dict[str, Any]
+    tiers: dict[str, RequestRates]
 
-    def __post_init__(self) -> None:
-        _require(
-            self.tier in self.tiers,
-            "data.rate_limit.tier",
-            f"must be one of {sorted(self.tiers)}",
-            self.tier,
-        )
-        for name, limits in self.tiers.items():
-            key = f"data.rate_limit.tiers.{name}"
-            _require(
-                isinstance(limits, Mapping) and set(limits) == {"reads_per_s", "writes_per_s"},
-                key,
-                "must have exactly reads_per_s and writes_per_s",
-                limits,
+    @model_validator(mode="after")
+    def _tier_is_listed(self) -> RateLimitParams:
+        if self.tier not in self.tiers:
+            raise _broken_rule(
+                "RateLimitParams", "tier", f"must be one of {sorted(self.tiers)}", self.tier
             )
-            for direction in ("reads_per_s", "writes_per_s"):
-                value = limits[direction]
-                ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-                _require(ok, f"{key}.{direction}", "must be a number > 0", value)
+        return self
 
     @property
     def reads_per_s(self) -> float:
-        return float(self.tiers[self.tier]["reads_per_s"])
+        return self.tiers[self.tier].reads_per_s
 
     @property
     def writes_per_s(self) -> float:
-        return float(self.tiers[self.tier]["writes_per_s"])
+        return self.tiers[self.tier].writes_per_s
 
 
-@dataclass(frozen=True)
+#: keys each source needs; the others may stay null (the Hydra group ``data`` swaps them)
+REQUIRED_BY_SOURCE: dict[str, tuple[str, ...]] = {
+    "synthetic": ("orderbook_snapshots_per_day", "synthetic"),
+    "kalshi": (
+        "base_url",
+        "series",
+        "orderbook_depth",
+        "concurrency",
+        "timeout_s",
+        "max_retries",
+        "rate_limit",
+    ),
+}
+
+
+@section("data")
 class DataParams:
     """Where raw data comes from and which UTC days it covers (``data``).
 
@@ -151,146 +182,76 @@ class DataParams:
     ``base_url`` through ``rate_limit`` to Kalshi's API (or a server that speaks it).
     """
 
-    source: str
+    source: DataSource
     start: dt.date
     end: dt.date
-    hourly_candles: bool
-    # synthetic
-    orderbook_snapshots_per_day: int | None = None
+    hourly_candles: StrictBool
+    # synthetic: snapshots divide the day evenly
+    orderbook_snapshots_per_day: Literal[1, 2, 3, 4, 6, 8, 12, 24] | None = None
     synthetic: SyntheticParams | None = None
     # kalshi
-    base_url: str | None = None
-    series: list[str] | None = None
-    events: list[str] | None = None
-    tickers: list[str] | None = None
-    orderbook_depth: int | None = None
-    concurrency: int | None = None
-    timeout_s: float | None = None
-    max_retries: int | None = None
+    base_url: str | None = Field(default=None, pattern=r"^https?://\S+/trade-api/v2")
+    series: list[Ticker] | None = Field(default=None, min_length=1)
+    events: list[Ticker] | None = None
+    tickers: list[Ticker] | None = None
+    orderbook_depth: StrictInt | None = Field(default=None, ge=0, le=100)  # 0 = the whole book
+    concurrency: StrictInt | None = Field(default=None, ge=1, le=32)
+    timeout_s: StrictFloat | None = Field(default=None, gt=0)
+    max_retries: StrictInt | None = Field(default=None, ge=0)
     rate_limit: RateLimitParams | None = None
 
-    def __post_init__(self) -> None:
-        _require(
-            self.source in DATA_SOURCES,
-            "data.source",
-            f"must be one of {DATA_SOURCES}",
-            self.source,
-        )
-        _require(
-            self.end >= self.start,
-            "data.end",
-            f"must be on or after data.start ({self.start})",
-            str(self.end),
-        )
-        if self.source == "synthetic":
-            self._check_synthetic()
-        else:
-            self._check_kalshi()
-
-    def _check_synthetic(self) -> None:
-        _require(
-            self.orderbook_snapshots_per_day in (1, 2, 3, 4, 6, 8, 12, 24),
-            "data.orderbook_snapshots_per_day",
-            "must divide 24 hours evenly (1, 2, 3, 4, 6, 8, 12 or 24)",
-            self.orderbook_snapshots_per_day,
-        )
-        _require(
-            self.synthetic is not None,
-            "data.synthetic",
-            "is required when data.source is synthetic",
-            None,
-        )
-        assert self.synthetic is not None
-        days = (self.end - self.start).days + 1
-        _require(
-            days > self.synthetic.min_duration_days,
-            "data.end",
-            f"leaves {days} days: a market needs data.synthetic.min_duration_days + 1 "
-            f"({self.synthetic.min_duration_days + 1}) calendar days",
-            str(self.end),
-        )
-
-    def _check_kalshi(self) -> None:
-        for name in ("base_url", "series", "orderbook_depth", "concurrency", "timeout_s"):
-            _require(
-                getattr(self, name) is not None, f"data.{name}", "is required by data=kalshi", None
+    @model_validator(mode="after")
+    def _consistent(self) -> DataParams:
+        if self.end < self.start:
+            raise _broken_rule(
+                "DataParams", "end", f"must be on or after data.start ({self.start})", str(self.end)
             )
-        _require(self.rate_limit is not None, "data.rate_limit", "is required by data=kalshi", None)
-        _require(self.max_retries is not None, "data.max_retries", "is required", None)
-        assert self.base_url is not None and self.series is not None
-        _require(
-            self.base_url.startswith(("http://", "https://")) and "/trade-api/v2" in self.base_url,
-            "data.base_url",
-            "must be an http(s) URL ending in /trade-api/v2",
-            self.base_url,
-        )
-        _require(len(self.series) >= 1, "data.series", "must name at least one series", [])
-        for name in ("series", "events", "tickers"):
-            values = getattr(self, name) or []
-            bad = [v for v in values if not v or v != v.strip() or "," in v]
-            _require(not bad, f"data.{name}", "must be tickers without spaces or commas", bad)
-        _require(
-            0 <= (self.orderbook_depth or 0) <= 100,
-            "data.orderbook_depth",
-            "must be in [0, 100] (0 = the whole book)",
-            self.orderbook_depth,
-        )
-        _require(
-            1 <= (self.concurrency or 0) <= 32,
-            "data.concurrency",
-            "must be in [1, 32]",
-            self.concurrency,
-        )
-        _positive("data.timeout_s", self.timeout_s)
-        _non_negative("data.max_retries", self.max_retries)
+        for key in REQUIRED_BY_SOURCE[self.source]:
+            if getattr(self, key) is None:
+                raise _broken_rule("DataParams", key, f"is required by data={self.source}", None)
+        days = (self.end - self.start).days + 1
+        if self.synthetic is not None and days <= self.synthetic.min_duration_days:
+            raise _broken_rule(
+                "DataParams",
+                "end",
+                f"leaves {days} days: a market needs data.synthetic.min_duration_days + 1 "
+                f"({self.synthetic.min_duration_days + 1}) calendar days",
+                str(self.end),
+            )
+        return self
 
 
-@dataclass(frozen=True)
+@section("features")
 class FeatureParams:
     """Daily panel and lag features (``features``)."""
 
-    n_lags: int
-    volatility_window: int
-    min_price: float
-
-    def __post_init__(self) -> None:
-        _require(1 <= self.n_lags <= 60, "features.n_lags", "must be in [1, 60]", self.n_lags)
-        _require(
-            self.volatility_window >= 2,
-            "features.volatility_window",
-            "must be >= 2",
-            self.volatility_window,
-        )
-        _in_open_unit("features.min_price", self.min_price)
+    n_lags: Annotated[StrictInt, Field(ge=1, le=60)]
+    volatility_window: Annotated[StrictInt, Field(ge=2)]
+    min_price: Annotated[StrictFloat, Field(gt=0, lt=1)]
 
 
-@dataclass(frozen=True)
+@section("split")
 class SplitParams:
     """Chronological train/validation split (``split``)."""
 
-    train_size: float
-    embargo_days: int
-
-    def __post_init__(self) -> None:
-        _in_open_unit("split.train_size", self.train_size)
-        _non_negative("split.embargo_days", self.embargo_days)
+    train_size: Annotated[StrictFloat, Field(gt=0, lt=1)]
+    embargo_days: Annotated[StrictInt, Field(ge=0)]
 
 
-@dataclass(frozen=True)
+@section("model")
 class ModelParams:
-    """The classifier, its target and its hyper-parameters (``model``)."""
+    """The classifier, its target and its hyper-parameters (``model``).
 
-    name: str
-    target: str
-    seed: int
-    params: dict[str, Any] = field(default_factory=dict)
+    ``params`` go to the estimator as they are: the estimator checks its own arguments.
+    """
 
-    def __post_init__(self) -> None:
-        _require(self.name in MODEL_NAMES, "model.name", f"must be one of {MODEL_NAMES}", self.name)
-        _require(self.target in TARGETS, "model.target", f"must be one of {TARGETS}", self.target)
+    name: ModelName
+    target: Target
+    seed: StrictInt
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@section("strategy", SECTION | ConfigDict(validate_by_name=True))
 class StrategyParams:
     """The strategy class (``strategy._target_``, Hydra's key) and its keyword arguments.
 
@@ -301,21 +262,25 @@ class StrategyParams:
     stages that never trade do not import strategy code.
     """
 
-    target: str
-    kwargs: dict[str, Any]
+    target: str = Field(alias="_target_", pattern=r"^\w+(\.\w+)+$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_config(cls, data: Any) -> Any:
+        """The config's flat mapping ``{_target_, **kwargs}`` (a constructor call passes through)."""
+        if isinstance(data, ArgsKwargs) or not isinstance(data, Mapping):
+            return data
+        kwargs = {k: v for k, v in data.items() if k != "_target_"}
+        return {"kwargs": kwargs} | ({"_target_": data["_target_"]} if "_target_" in data else {})
 
     @classmethod
     def from_config(cls, key: str, mapping: Any) -> StrategyParams:
-        if not isinstance(mapping, Mapping):
-            raise ParamError(f"{key} must be a mapping, got {mapping!r}")
-        target = mapping.get("_target_")
-        _require(
-            isinstance(target, str) and "." in target,
-            f"{key}._target_",
-            "must name a class as module.Class",
-            target,
-        )
-        return cls(target=target, kwargs={k: v for k, v in mapping.items() if k != "_target_"})
+        """Validate a strategy config on its own; errors name keys under ``key``."""
+        try:
+            return TypeAdapter(cls).validate_python(mapping)
+        except ValidationError as exc:
+            raise _param_error(exc, key) from None
 
     @property
     def name(self) -> str:
@@ -323,74 +288,35 @@ class StrategyParams:
         return self.target.rsplit(".", 1)[-1]
 
 
-@dataclass(frozen=True)
+@section("risk")
 class RiskParams:
     """Hard limits on every buy, whatever the strategy decides (``risk``)."""
 
-    max_contracts_per_market: int
-    max_position_frac: float
-    max_event_frac: float
-    max_capital_frac: float
-    max_daily_loss_frac: float
-    kill_switch: bool
-
-    def __post_init__(self) -> None:
-        _require(
-            self.max_contracts_per_market >= 1,
-            "risk.max_contracts_per_market",
-            "must be >= 1",
-            self.max_contracts_per_market,
-        )
-        _in_half_open_unit("risk.max_position_frac", self.max_position_frac)
-        _in_half_open_unit("risk.max_event_frac", self.max_event_frac)
-        _in_half_open_unit("risk.max_capital_frac", self.max_capital_frac)
-        _in_half_open_unit("risk.max_daily_loss_frac", self.max_daily_loss_frac)
+    max_contracts_per_market: Annotated[StrictInt, Field(ge=1)]
+    max_position_frac: Annotated[StrictFloat, Field(gt=0, le=1)]
+    max_event_frac: Annotated[StrictFloat, Field(gt=0, le=1)]
+    max_capital_frac: Annotated[StrictFloat, Field(gt=0, le=1)]
+    max_daily_loss_frac: Annotated[StrictFloat, Field(gt=0, le=1)]
+    kill_switch: StrictBool
 
 
-@dataclass(frozen=True)
+@section("backtest")
 class BacktestParams:
     """Account, exchange and executor settings (``backtest``)."""
 
-    initial_cash: float
-    executor: str
-    order_ttl_hours: float
-    nested_slices: int
-    nested_step_minutes: int
-    taker_fee_rate: float
-    max_fill_share: float
-    max_volume_share: float
-
-    def __post_init__(self) -> None:
-        _positive("backtest.initial_cash", self.initial_cash)
-        _require(
-            self.executor in EXECUTORS,
-            "backtest.executor",
-            f"must be one of {EXECUTORS}",
-            self.executor,
-        )
-        _non_negative("backtest.order_ttl_hours", self.order_ttl_hours)
-        _require(
-            self.nested_slices >= 1, "backtest.nested_slices", "must be >= 1", self.nested_slices
-        )
-        _require(
-            self.nested_step_minutes >= 1,
-            "backtest.nested_step_minutes",
-            "must be >= 1",
-            self.nested_step_minutes,
-        )
-        _require(
-            0.0 <= self.taker_fee_rate < 1.0,
-            "backtest.taker_fee_rate",
-            "must be in [0, 1)",
-            self.taker_fee_rate,
-        )
-        _in_half_open_unit("backtest.max_fill_share", self.max_fill_share)
-        _in_half_open_unit("backtest.max_volume_share", self.max_volume_share)
+    initial_cash: Annotated[StrictFloat, Field(gt=0)]
+    executor: ExecutorName
+    order_ttl_hours: Annotated[StrictFloat, Field(ge=0)]  # 0: an order rests until filled or closed
+    nested_slices: Annotated[StrictInt, Field(ge=1)]
+    nested_step_minutes: Annotated[StrictInt, Field(ge=1)]
+    taker_fee_rate: Annotated[StrictFloat, Field(ge=0, lt=1)]
+    max_fill_share: Annotated[StrictFloat, Field(gt=0, le=1)]
+    max_volume_share: Annotated[StrictFloat, Field(gt=0, le=1)]
 
 
-@dataclass(frozen=True)
+@section("")
 class Params:
-    """The whole of params.yaml, validated section by section and across sections."""
+    """The whole of params.yaml, validated section by section."""
 
     data: DataParams
     features: FeatureParams
@@ -401,79 +327,47 @@ class Params:
     backtest: BacktestParams
 
 
-def _coerce(key: str, tp: Any, value: Any) -> Any:
-    """Convert one YAML value to the annotated type, or raise ParamError naming ``key``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _coerce(key, args[0], value)
-    if hasattr(tp, "from_config"):
-        return tp.from_config(key, value)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, key, value)
-    if value is None:
-        raise ParamError(f"{key} is required, got null")
-    if tp is bool:
-        _require(isinstance(value, bool), key, "must be true or false", value)
-        return value
-    if tp is int:
-        _require(
-            isinstance(value, int) and not isinstance(value, bool), key, "must be an integer", value
-        )
-        return value
-    if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        _require(ok, key, "must be a number", value)
-        return float(value)
-    if tp is str:
-        _require(isinstance(value, str), key, "must be a string", value)
-        return value
-    if tp is dt.date:
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError:
-            raise ParamError(f"{key} must be a date YYYY-MM-DD, got {value!r}") from None
-    if origin is list:
-        _require(isinstance(value, list), key, "must be a list", value)
-        (item,) = typing.get_args(tp)
-        return [_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
-    if origin is dict:
-        _require(isinstance(value, Mapping), key, "must be a mapping", value)
-        return dict(value)
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+def _location(loc: tuple[str | int, ...]) -> str:
+    """pydantic's error location as the user writes it: ``data.series[0]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")
 
 
-def _build(cls: type, key: str, mapping: Any) -> Any:
-    if not isinstance(mapping, Mapping):
-        raise ParamError(f"{key} must be a mapping, got {mapping!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        raise ParamError(f"{key} has unknown keys {unknown}; known keys are {sorted(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        sub = f"{key}.{name}" if key else name
-        if name in mapping:
-            kwargs[name] = _coerce(sub, hints[name], mapping[name])
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ParamError(f"{sub} is missing")
-    return cls(**kwargs)
+def _param_error(exc: ValidationError, prefix: str = "") -> ParamError:
+    """pydantic's first error as one line, ``<dotted.key>: <reason>, got <value>``."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    key = _location(((prefix,) if prefix else ()) + tuple(first["loc"]))
+    message = f"{key}: {first['msg']}" if key else first["msg"]
+    if first["type"] != "missing":
+        message += f", got {first['input']!r}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
+    return ParamError(message)
+
+
+_PARAMS = TypeAdapter(Params)
 
 
 def params_from_dict(raw: Mapping[str, Any]) -> Params:
     """Validate a composed config (a plain dict, as in params.yaml)."""
-    return _build(Params, "", raw)
+    try:
+        return _PARAMS.validate_python(raw)
+    except ValidationError as exc:
+        raise _param_error(exc) from None
 
 
 def load_params(path: Path = PARAMS) -> Params:
-    """Read and validate params.yaml; a missing or unreadable file is a ParamError."""
+    """Read and validate params.yaml; a missing, unreadable or invalid file is a ParamError."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamError(f"{path} not found: run from the repository root") from None
     except yaml.YAMLError as exc:
         raise ParamError(f"{path} is not valid YAML: {exc}") from None
-    return params_from_dict(raw or {})
+    try:
+        return params_from_dict(raw or {})
+    except ParamError as exc:
+        raise ParamError(f"{path}: {exc}") from None

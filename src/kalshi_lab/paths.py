@@ -6,7 +6,12 @@ dvc.yaml repeats these as deps/outs; tests/test_dvc_yaml.py checks that the two 
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+#: the stages; read for a stage's --help
+DVC_YAML = Path("dvc.yaml")
 
+#: written by the validate stage once params.yaml passed; the fetch stage depends on it, so
+#: that validation runs before any other stage
+PARAMS_VALID = Path("data/params.ok")
 RAW_DIR = Path("data/raw")
 #: responses of closed periods kept between fetches (git-ignored, not a DVC output)
 CACHE_DIR = Path("data/cache")

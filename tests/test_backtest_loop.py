@@ -69,7 +69,7 @@ def run(
     ttl_hours: float = 0.0,
 ):
     # nested: 4 children a day apart, so that each meets the next day's book
-    params = BacktestParams(1000.0, executor, ttl_hours, 4, 1440, 0.07, 1.0, 0.1)
+    params = BacktestParams(1000.0, executor, ttl_hours, 4, 1440, 0.07, 1.0, 0.1, 200, 0, ())
     return run_backtest(
         predictions, book, candles, markets, SERIES, KELLY, risk, params, "settlement"
     )

@@ -55,3 +55,17 @@ def equity_curve(path: Path, equity: pd.DataFrame, title: str, initial: float) -
     bottom.set(xlabel="as-of (UTC)", ylabel="drawdown %")
     fig.autofmt_xdate()
     _save(fig, path)
+
+
+def pnl_bars(path: Path, frame: pd.DataFrame, label: str, title: str, ylabel: str) -> None:
+    """Horizontal bars of ``pnl`` (dollars) per ``label`` row, gains green, losses red, each
+    annotated with its number of positions: where a backtest made and lost its money."""
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.35 * len(frame) + 1)))
+    colors = ["tab:green" if v > 0 else "tab:red" for v in frame["pnl"]]
+    ax.barh(frame[label].astype(str), frame["pnl"], color=colors)
+    ax.axvline(0, color="grey", linewidth=1)
+    for y, (value, n) in enumerate(zip(frame["pnl"], frame["n_positions"], strict=True)):
+        ax.annotate(f" {n} pos.", (value, y), va="center", fontsize=8)
+    ax.invert_yaxis()  # the first row on top
+    ax.set(title=title, xlabel="P&L after fees, dollars", ylabel=ylabel)
+    _save(fig, path)

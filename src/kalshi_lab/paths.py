@@ -36,6 +36,12 @@ FIGURES = REPORTS / "figures"
 ROC_FIGURE = FIGURES / "roc.png"
 CALIBRATION_FIGURE = FIGURES / "calibration.png"
 EQUITY_FIGURE = FIGURES / "equity.png"
+#: the backtest beyond its headline (backtest.json): intervals, latency, the test period, what ran
+BACKTEST_DETAIL = REPORTS / "backtest_detail.json"
+PNL_BY_EVENT = PLOTS / "pnl_by_event.csv"
+PNL_BY_PRICE = PLOTS / "pnl_by_price.csv"
+PNL_BY_EVENT_FIGURE = FIGURES / "pnl_by_event.png"
+PNL_BY_PRICE_FIGURE = FIGURES / "pnl_by_price.png"
 
 
 def parquet_table(name: str, root: Path = PARQUET_DIR) -> Path:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
@@ -24,9 +26,9 @@ from kalshi_lab import paths
 from kalshi_lab.backtest.report import (
     EQUITY_COLUMNS,
     BacktestResult,
-    closed_frame,
     equity_row,
     fills_frame,
+    positions_frame,
     summarize,
     traded_signal_scores,
 )
@@ -149,30 +151,64 @@ def run_backtest(
         )
         summary.update(traded_signal_scores(fills, predictions, outcomes))
     logger.info("backtest %s/%s: %s", strategy.name, backtest.executor, summary)
-    return BacktestResult(equity=equity, fills=fills, closed=closed_frame(account), summary=summary)
+    positions = positions_frame(account)
+    return BacktestResult(equity=equity, fills=fills, positions=positions, summary=summary)
 
 
-def backtest_pipeline(
-    params: Params, backtest: BacktestParams | None = None
-) -> tuple[pd.DataFrame, BacktestResult]:
-    """The backtest stage's run: params.yaml's strategy and risk on the pipeline's predictions
-    and parquet tables (``backtest`` replaces params.backtest, e.g. with another capital).
+@dataclass(frozen=True)
+class MarketTables:
+    """The parquet tables a backtest replays, only the columns it reads (tickers categorical)."""
 
-    A bad strategy configuration stops before anything is read.
-    """
-    build_strategy(params.strategy, params.model.target)
-    if not paths.PREDICTIONS.exists():
-        raise DataError(f"{paths.PREDICTIONS} does not exist: run the evaluate stage first")
-    predictions = pd.read_parquet(paths.PREDICTIONS)
-    result = run_backtest(
+    orderbook: pd.DataFrame
+    candles: pd.DataFrame
+    markets: pd.DataFrame
+    series: pd.DataFrame
+
+    @classmethod
+    def read(cls) -> MarketTables:
+        return cls(
+            read_table("orderbook", columns=BOOK_COLUMNS, categorical=("ticker", "side")),
+            read_table("candles", columns=CANDLE_COLUMNS, categorical=("ticker",)),
+            read_table("markets"),
+            read_table("series"),
+        )
+
+
+def read_predictions(path: Path = paths.PREDICTIONS) -> pd.DataFrame:
+    """The evaluate stage's predictions; DataError naming the stage to run when missing."""
+    if not path.exists():
+        raise DataError(f"{path} does not exist: run the evaluate stage first")
+    return pd.read_parquet(path)
+
+
+def backtest_on(
+    params: Params,
+    predictions: pd.DataFrame,
+    tables: MarketTables,
+    backtest: BacktestParams | None = None,
+) -> BacktestResult:
+    """params.yaml's strategy and risk on ``predictions`` over ``tables`` (``backtest``
+    replaces params.backtest, e.g. with another capital)."""
+    return run_backtest(
         predictions,
-        read_table("orderbook", columns=BOOK_COLUMNS, categorical=("ticker", "side")),
-        read_table("candles", columns=CANDLE_COLUMNS, categorical=("ticker",)),
-        read_table("markets"),
-        read_table("series"),
+        tables.orderbook,
+        tables.candles,
+        tables.markets,
+        tables.series,
         params.strategy,
         params.risk,
         backtest or params.backtest,
         params.model.target,
     )
-    return predictions, result
+
+
+def backtest_pipeline(
+    params: Params, backtest: BacktestParams | None = None
+) -> tuple[pd.DataFrame, BacktestResult]:
+    """The backtest stage's main run: the validation predictions over the parquet tables.
+
+    A bad strategy configuration stops before anything is read.
+    """
+    build_strategy(params.strategy, params.model.target)
+    predictions = read_predictions()
+    return predictions, backtest_on(params, predictions, MarketTables.read(), backtest)

@@ -32,7 +32,9 @@ FILL_COLUMNS = [
     "liquidity",  # taker | maker
     "order_id",  # the order's client_order_id (a nested child's carries its parent's)
 ]
-CLOSED_COLUMNS = ["ticker", "event_ticker", "side", "opened_at", "closed_at", "how", "pnl"]
+#: every position of a run; ``how`` is sold, settled, void, or open (still held at the end,
+#: its P&L marked at the bid, closed_at NaT); pnl after all fees, dollars
+POSITION_COLUMNS = ["ticker", "event_ticker", "side", "opened_at", "closed_at", "how", "pnl"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class BacktestResult:
     # settlements came after the last decision
     equity: pd.DataFrame
     fills: pd.DataFrame  # one row per fill: FILL_COLUMNS
-    closed: pd.DataFrame  # one row per position sold out or settled: CLOSED_COLUMNS
+    positions: pd.DataFrame  # one row per position, closed or still open: POSITION_COLUMNS
     summary: dict[str, float | int]
 
 
@@ -83,20 +85,17 @@ def fills_frame(orders: list[ContractOrder]) -> pd.DataFrame:
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
-def closed_frame(account: KalshiAccount) -> pd.DataFrame:
+def positions_frame(account: KalshiAccount) -> pd.DataFrame:
+    """Every position of the run: those closed, then those still open (marked at the bid)."""
     rows = [
-        {
-            "ticker": c.ticker,
-            "event_ticker": c.event_ticker,
-            "side": c.side,
-            "opened_at": c.opened_at,
-            "closed_at": c.closed_at,
-            "how": c.how,
-            "pnl": c.pnl_cents / 100,
-        }
+        (c.ticker, c.event_ticker, c.side, c.opened_at, c.closed_at, c.how, c.pnl_cents / 100)
         for c in account.closed
     ]
-    return pd.DataFrame(rows, columns=CLOSED_COLUMNS)
+    rows += [
+        (p.ticker, p.event_ticker, p.side, p.opened_at, pd.NaT, "open", p.pnl_cents / 100)
+        for p in account.positions.values()
+    ]
+    return pd.DataFrame(rows, columns=POSITION_COLUMNS)
 
 
 def _daily_equity(equity: pd.DataFrame, initial: float) -> pd.Series:

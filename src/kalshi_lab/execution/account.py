@@ -64,6 +64,11 @@ class ContractPosition:
         """What selling at the marks would make over the basis: value - (cost + buy fees)."""
         return self.value_cents - self.basis_cents
 
+    @property
+    def pnl_cents(self) -> int:
+        """P&L after fees so far: realized on contracts sold, unrealized on those held."""
+        return self.realized_cents + self.unrealized_cents
+
 
 @dataclass(frozen=True)
 class Settlement:

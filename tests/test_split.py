@@ -87,7 +87,7 @@ def test_settlement_split_logs_what_it_keeps_out_of_training_and_why(caplog):
         "split: 16 rows, 2 markets, 1 events: train",  # E1, settled on day 8
         "split: 40 rows, 4 markets, 2 events: validation",  # E2 and E3 from day 10
         "split: 2 rows, 2 markets, 1 events: not in train, embargo: as_of between the training "
-        "labels' cut-off and the validation start",  # E2 on day 9
+        "labels' cut-off and the first scored day",  # E2 on day 9
         "split: 12 rows, 2 markets, 1 events: not in train, event settled at or after the "
         "cut-off: label unknown before the embargo",  # E2 on days 3-8, settled on day 20
         "split: 4 of 6 markets and 2 of 3 events have no training row",

@@ -266,14 +266,51 @@ class FeatureParams:
 
 @dataclass(frozen=True)
 class SplitParams:
-    """Chronological train/validation split (``split``)."""
+    """Chronological train / validation / test periods and walk-forward folds (``split``).
+
+    The defaults of ``test_size`` and ``n_folds`` give the plain train/validation split that
+    callers outside the pipeline (the analyzer) ask for.
+    """
 
     train_size: float
     embargo_days: int
+    test_size: float = 0.0
+    n_folds: int = 1
 
     def __post_init__(self) -> None:
         _in_open_unit("split.train_size", self.train_size)
         _non_negative("split.embargo_days", self.embargo_days)
+        _require(
+            0.0 <= self.test_size < 1.0 - self.train_size,
+            "split.test_size",
+            f"must be in [0, 1 - split.train_size) = [0, {1.0 - self.train_size:g})",
+            self.test_size,
+        )
+        _require(self.n_folds >= 1, "split.n_folds", "must be >= 1", self.n_folds)
+
+
+@dataclass(frozen=True)
+class EvaluationParams:
+    """Uncertainty and plots of the evaluate stage (``evaluation``)."""
+
+    bootstrap_samples: int
+    bootstrap_seed: int
+    reliability_bins: int
+
+    def __post_init__(self) -> None:
+        p = "evaluation."
+        _require(
+            self.bootstrap_samples >= 100,
+            p + "bootstrap_samples",
+            "must be >= 100",
+            self.bootstrap_samples,
+        )
+        _require(
+            self.reliability_bins >= 2,
+            p + "reliability_bins",
+            "must be >= 2",
+            self.reliability_bins,
+        )
 
 
 @dataclass(frozen=True)
@@ -395,6 +432,7 @@ class Params:
     data: DataParams
     features: FeatureParams
     split: SplitParams
+    evaluation: EvaluationParams
     model: ModelParams
     strategy: StrategyParams
     risk: RiskParams

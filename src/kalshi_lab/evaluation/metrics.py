@@ -52,7 +52,8 @@ def wilson(positives: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.nda
     share = np.asarray(positives, dtype=float) / n
     centre = (share + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-    return centre - half, centre + half
+    # exact at the ends, where rounding would leave the bound a hair inside the share
+    return np.where(share == 0, 0.0, centre - half), np.where(share == 1, 1.0, centre + half)
 
 
 def reliability(y: np.ndarray, prob: np.ndarray, n_bins: int = 10) -> pd.DataFrame:

@@ -83,9 +83,10 @@ def main() -> None:
             f"{len(found.folds)}: run the train stage again"
         )
     n = len(found.folds)
+    names = [f"walk-forward fold {k + 1} of {n}" for k in range(n - 1)] + ["validation"]
     folds = [
-        score_split(features, split, m, target, columns, f"walk-forward fold {k + 1} of {n}")
-        for k, (split, m) in enumerate(zip(found.folds, fold_models, strict=True))
+        score_split(features, split, m, target, columns, what)
+        for split, m, what in zip(found.folds, fold_models, names, strict=True)
     ]
     valid, predictions = folds[-1]
     if len(valid.y) == 0:

@@ -73,7 +73,7 @@ def importance(path: Path, frame: pd.DataFrame, title: str, xlabel: str, top: in
     shown = frame.head(top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(shown) + 1.2))
     ax.barh(shown["feature"], shown["importance"])
-    ax.set(title=title, xlabel=xlabel)
+    ax.set(title=f"{title} (top {len(shown)} of {len(frame)})", xlabel=xlabel)
     _save(fig, path)
 
 

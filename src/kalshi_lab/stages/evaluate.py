@@ -7,6 +7,7 @@ of the validation period, and the predictions: validation for the backtest, test
 """
 
 import joblib
+import pandas as pd
 
 from kalshi_lab import figures, paths
 from kalshi_lab.errors import DataError
@@ -36,13 +37,21 @@ def _load(path) -> object:
     return joblib.load(path)
 
 
-def _plots(params: Params, block: Scored, out: StagedOutputs, importance, kind: str) -> None:
-    """ROC, reliability and importance of the validation period, as CSV and PNG."""
+def _plots(
+    params: Params,
+    block: Scored,
+    table: dict[str, dict[str, float]],
+    importance: pd.DataFrame,
+    kind: str,
+    out: StagedOutputs,
+) -> None:
+    """ROC, reliability and importance of the validation period (``block``, whose scores are
+    ``table``), as CSV for ``dvc plots`` and as PNG; ``kind`` says what the importance is."""
     target = params.model.target
     shown = {"model": block.prob, **{n: block.baselines[n][0] for n in REFERENCES[target]}}
     bar = REFERENCES[target][-1]  # the strongest reference: the CSV plot's baseline
     roc = {LABELS[n]: roc_points(block.y, p) for n, p in shown.items()}
-    aucs = {LABELS[n]: scores(block, target)["scores"][n]["roc_auc"] for n in shown}
+    aucs = {LABELS[n]: table[n]["roc_auc"] for n in shown}
     calibration = {
         LABELS[n]: reliability(block.y, p, params.evaluation.reliability_bins)
         for n, p in shown.items()
@@ -117,7 +126,7 @@ def main() -> None:
         out.write_parquet(paths.PREDICTIONS_TEST, test_predictions.assign(period="test"))
         out.write_json(paths.METRICS, metrics)
         out.write_json(paths.EVALUATION, report)
-        _plots(params, valid, out, importance, kind)
+        _plots(params, valid, report["validation"]["scores"], importance, kind, out)
     logger.info("validation: %s", metrics)
     if report["test"] is not None:
         logger.info("test: %s", headline(report["test"], target))

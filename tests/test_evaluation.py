@@ -1,11 +1,17 @@
-"""Scores and baselines behave as their definitions say."""
+"""Scores, baselines, bootstrap and reports behave as their definitions say."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from lightgbm import LGBMClassifier
+from sklearn.linear_model import LogisticRegression
 
-from kalshi_lab.evaluation.baselines import baselines
-from kalshi_lab.evaluation.metrics import reliability, roc_points, score
+from kalshi_lab.evaluation.baselines import baselines, recalibrated_market
+from kalshi_lab.evaluation.bootstrap import event_bootstrap
+from kalshi_lab.evaluation.importance import feature_importance
+from kalshi_lab.evaluation.metrics import reliability, roc_points, score, wilson
+from kalshi_lab.evaluation.report import Scored, headline, period_report, scores
+from kalshi_lab.params import EvaluationParams
 
 
 def test_perfect_and_uninformative_scores():
@@ -17,12 +23,37 @@ def test_perfect_and_uninformative_scores():
     assert score(np.array([1, 1]), np.array([0.9, 0.8]))["roc_auc"] == 0.5
 
 
-def test_market_baseline_reads_the_price_as_probability():
-    train = pd.DataFrame({"RET_1": [0.1, -0.1]})
-    valid = pd.DataFrame({"market_prob": [0.2, 0.9], "RET_1": [0.0, 0.1]})
-    out = baselines("settlement", train, np.array([0, 1]), valid)
-    assert list(out) == ["market", "majority"]
+def biased_market(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Prices with a favourite-longshot bias that grows with time to close, and outcomes."""
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(0.02, 0.98, n)
+    days = rng.uniform(0, 30, n)
+    logit = np.log(truth / (1 - truth)) * (1 - 0.02 * days)  # prices shrink toward 0.5
+    rows = pd.DataFrame({"market_prob": 1 / (1 + np.exp(-logit)), "DAYS_TO_CLOSE": days})
+    return rows, (rng.uniform(size=n) < truth).astype(int)
+
+
+def test_settlement_baselines_are_market_recal_and_base_rate():
+    train, y_train = biased_market(200, 0)
+    rows = pd.DataFrame({"market_prob": [0.2, 0.9], "DAYS_TO_CLOSE": [3.0, 10.0]})
+    out = baselines("settlement", train, y_train, rows)
+    assert list(out) == ["market", "recal", "base_rate"]
     assert out["market"][0].tolist() == pytest.approx([0.2, 0.9])
+    assert out["base_rate"][0].tolist() == pytest.approx([y_train.mean()] * 2)
+
+
+def test_recalibrated_market_learns_the_bias_from_training_rows_only():
+    train, y_train = biased_market(20_000, 1)
+    rows, y = biased_market(20_000, 2)
+    recal, _ = recalibrated_market(train, y_train, rows)
+    market = rows["market_prob"].to_numpy()
+    assert score(y, recal)["brier"] < score(y, market)["brier"] - 0.003
+    # it never sees the scored rows' outcomes: the same rows with other labels, same output
+    relabelled = rows.assign(target_settlement=1 - y)
+    assert np.array_equal(recalibrated_market(train, y_train, relabelled)[0], recal)
+    # ... but it does depend on its training rows
+    flipped, _ = recalibrated_market(train, 1 - y_train, rows)
+    assert np.corrcoef(flipped, recal)[0, 1] < 0
 
 
 def test_persistence_baseline_uses_training_frequencies():
@@ -30,22 +61,116 @@ def test_persistence_baseline_uses_training_frequencies():
     y_train = np.array([1, 0, 0, 0])
     valid = pd.DataFrame({"RET_1": [0.3, -0.3, np.nan]})
     out = baselines("direction", train, y_train, valid)
+    assert list(out) == ["persistence", "base_rate"]
     prob, hard = out["persistence"]
     assert prob.tolist() == pytest.approx([0.5, 0.0, 0.0])
     assert hard.tolist() == [1, 0, 0]
-    assert out["majority"][1].tolist() == [0, 0, 0]
+    assert out["base_rate"][1].tolist() == [0, 0, 0]
 
 
-def test_reliability_bins_and_roc_endpoints():
-    rng = np.random.default_rng(0)
-    p = rng.uniform(size=5000)
-    y = (rng.uniform(size=5000) < p).astype(int)
-    curve = reliability(y, p)
-    assert len(curve) == 10 and curve["count"].sum() == 5000
-    assert np.abs(curve["mean_predicted"] - curve["fraction_positive"]).max() < 0.05
-    roc = roc_points(y, p, max_points=50)
-    assert (
-        len(roc) <= 50
-        and roc.iloc[0].tolist() == [0.0, 0.0]
-        and roc.iloc[-1].tolist() == [1.0, 1.0]
+def test_wilson_interval_matches_the_formula_and_stays_in_unit_range():
+    lower, upper = wilson(np.array([0, 5, 10]), np.array([10, 10, 10]))
+    assert lower[0] == pytest.approx(0.0, abs=1e-12) and upper[0] == pytest.approx(0.2775, abs=1e-4)
+    assert lower[1] == pytest.approx(0.2366, abs=1e-4) and upper[1] == pytest.approx(
+        0.7634, abs=1e-4
     )
+    assert upper[2] == pytest.approx(1.0) and lower[2] == pytest.approx(0.7225, abs=1e-4)
+
+
+def test_reliability_bins_hold_equal_counts_even_when_predictions_crowd_near_zero():
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.uniform(0.0, 0.05, 4000), rng.uniform(size=1000)])
+    y = (rng.uniform(size=5000) < p).astype(int)
+    curve = reliability(y, p, n_bins=10)
+    assert len(curve) == 10 and (curve["count"] == 500).all()
+    assert curve["mean_predicted"].is_monotonic_increasing
+    assert (curve["lower"] <= curve["fraction_positive"]).all()
+    assert (curve["fraction_positive"] <= curve["upper"]).all()
+    assert np.abs(curve["mean_predicted"] - curve["fraction_positive"]).max() < 0.1
+    roc = roc_points(y, p, max_points=50)
+    assert len(roc) <= 50 and roc.iloc[0].tolist() == [0.0, 0.0]
+    assert roc.iloc[-1].tolist() == [1.0, 1.0]
+
+
+def test_event_bootstrap_resamples_events_not_rows():
+    rng = np.random.default_rng(0)
+    # 40 events of 50 rows; all rows of an event share one difference
+    events = np.repeat(np.arange(40), 50)
+    per_event = rng.normal(0.0, 1.0, 40)
+    diff = per_event[events]
+    out = event_bootstrap(events, diff, 2000, seed=1)
+    assert out["estimate"] == pytest.approx(diff.mean())
+    assert out["lower"] < out["estimate"] < out["upper"]
+    # the interval is about +-1.96 sd/sqrt(40 events), not sd/sqrt(2000 rows)
+    half = (out["upper"] - out["lower"]) / 2
+    assert half == pytest.approx(1.96 * per_event.std() / np.sqrt(40), rel=0.2)
+    assert out == event_bootstrap(events, diff, 2000, seed=1)  # seeded
+    # one event: nothing to resample, no uncertainty between events
+    single = event_bootstrap(np.zeros(10), np.arange(10.0), 500, seed=0)
+    assert single["lower"] == single["upper"] == pytest.approx(4.5)
+
+
+def test_event_bootstrap_weights_events_by_their_rows():
+    events = np.array(["a"] * 9 + ["b"])
+    diff = np.array([1.0] * 9 + [-9.0])
+    out = event_bootstrap(events, diff, 1000, seed=0)
+    assert out["estimate"] == pytest.approx(0.0)
+    # resamples of two a's give 1.0, of two b's -9.0; about a quarter each
+    assert 0.15 < out["share_below_zero"] < 0.35
+
+
+def _block(seed: int, n_events: int = 60) -> Scored:
+    rng = np.random.default_rng(seed)
+    events = np.repeat(np.arange(n_events), 10)
+    truth = rng.uniform(0.05, 0.95, n_events)[events]
+    y = (rng.uniform(size=len(events)) < truth).astype(int)
+    market = np.clip(truth + rng.normal(0, 0.15, len(y)), 0.01, 0.99)
+    return Scored(
+        y=y,
+        prob=truth,
+        baselines={
+            "market": (market, (market > 0.5).astype(int)),
+            "recal": (market, (market > 0.5).astype(int)),
+            "base_rate": (np.full(len(y), 0.5), np.zeros(len(y), dtype=int)),
+        },
+        events=events,
+    )
+
+
+def test_period_report_and_headline():
+    block = _block(0)
+    params = EvaluationParams(bootstrap_samples=500, bootstrap_seed=0, reliability_bins=10)
+    report = period_report(block, "settlement", params)
+    table = report["scores"]
+    assert set(table) == {"model", "market", "recal", "base_rate"}
+    assert report["brier_skill"]["vs_market"] == pytest.approx(
+        1 - table["model"]["brier"] / table["market"]["brier"]
+    )
+    diff = report["bootstrap"]["model_minus_recal"]["brier_diff"]
+    assert diff["estimate"] == pytest.approx(table["model"]["brier"] - table["recal"]["brier"])
+    assert diff["upper"] < 0  # the truth beats a noisy market over 60 events
+    top = headline(report, "settlement")
+    assert list(top) == [
+        "brier_model",
+        "brier_market",
+        "brier_recal",
+        "skill_vs_market",
+        "skill_vs_recal",
+        "brier_diff_recal_lower",
+        "brier_diff_recal_upper",
+        "auc_model",
+    ]
+    pooled = Scored.pooled([block, _block(1)])
+    assert scores(pooled, "settlement")["n_rows"] == 2 * len(block.y)
+
+
+def test_importance_is_gain_for_lightgbm_and_permutation_otherwise():
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"signal": rng.normal(size=500), "noise": rng.normal(size=500)})
+    y = (x["signal"] + 0.3 * rng.normal(size=500) > 0).astype(int).to_numpy()
+    for model in (LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1), LogisticRegression()):
+        model.fit(x, y)
+        frame, kind = feature_importance(model, x, y, ["signal", "noise"], seed=0)
+        assert frame["feature"].tolist() == ["signal", "noise"], kind
+        assert frame["importance"].iloc[0] > 10 * max(frame["importance"].iloc[1], 1e-6)
+    assert "permuted" in kind

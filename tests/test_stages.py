@@ -32,6 +32,7 @@ SMALL = [
     "data.synthetic.min_duration_days=8",
     "data.synthetic.max_duration_days=20",
     "model.params.n_estimators=40",
+    "split.n_folds=2",  # 69 days: folds of 15 days from day 26, test from day 56
 ]
 
 
@@ -99,12 +100,40 @@ def test_features_are_keyed_by_as_of(pipeline):
 def test_train_and_evaluate_report_model_beside_baselines(pipeline):
     meta = json.loads((pipeline / paths.MODEL_META).read_text())
     assert meta["target"] == "settlement" and meta["n_train"] > 0
+    assert len(meta["walk_forward"]) == 2 and meta["test"]["n_train"] > meta["n_train"]
     metrics = json.loads((pipeline / paths.METRICS).read_text())
-    for block in ("model", "baseline_market", "baseline_majority"):
-        assert set(metrics[block]) == {"accuracy", "roc_auc", "brier", "log_loss"}
+    assert set(metrics) == {
+        "brier_model",
+        "brier_market",
+        "brier_recal",
+        "skill_vs_market",
+        "skill_vs_recal",
+        "brier_diff_recal_lower",
+        "brier_diff_recal_upper",
+        "auc_model",
+    }
+    report = json.loads((pipeline / paths.EVALUATION).read_text())
+    assert set(report) == {"validation", "test", "walk_forward"}
+    assert set(report["walk_forward"]) == {"fold_1", "fold_2", "pooled"}
+    assert report["walk_forward"]["fold_2"]["scores"] == report["validation"]["scores"]
+    for period in ("validation", "test"):
+        block = report[period]
+        assert set(block["scores"]) == {"model", "market", "recal", "base_rate"}
+        for name in ("market", "recal"):
+            diff = block["bootstrap"][f"model_minus_{name}"]["brier_diff"]
+            assert diff["lower"] <= diff["estimate"] <= diff["upper"]
+    assert metrics["brier_recal"] == report["validation"]["scores"]["recal"]["brier"]
     predictions = pd.read_parquet(pipeline / paths.PREDICTIONS)
     assert predictions["as_of"].min() >= pd.Timestamp(meta["valid_start"])
-    assert predictions["prob"].between(0, 1).all()
+    assert predictions["as_of"].max() < pd.Timestamp(meta["valid_end"])
+    assert predictions["prob"].between(0, 1).all() and set(predictions["period"]) == {"validation"}
+    test = pd.read_parquet(pipeline / paths.PREDICTIONS_TEST)
+    assert test["as_of"].min() >= pd.Timestamp(meta["test"]["scored_from"])
+    assert set(test["period"]) == {"test"} and list(test.columns) == list(predictions.columns)
+    for figure in (paths.ROC_FIGURE, paths.CALIBRATION_FIGURE, paths.IMPORTANCE_FIGURE):
+        assert (pipeline / figure).read_bytes()[:4] == b"\x89PNG"
+    importance = pd.read_csv(pipeline / paths.IMPORTANCE)
+    assert importance["importance"].is_monotonic_decreasing
 
 
 def test_backtest_report(pipeline):
@@ -123,7 +152,8 @@ def test_stages_log_what_they_leave_out_and_why(pipeline):
     assert "have no training row" in train
     assert "have no settlement label, not trained on" in train
     evaluate = (pipeline / "evaluate.log").read_text()
-    assert "have no settlement label, predicted for the backtest, not scored" in evaluate
+    assert "validation: 0 of " in evaluate  # the simulator resolves every market
+    assert "have no settlement label, predicted but not scored" in evaluate
     backtest = (pipeline / "backtest.log").read_text()
     assert "signals without an order: " in backtest and "sends that filled nothing" in backtest
 

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
@@ -17,25 +18,62 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def curves(
-    path: Path,
-    frames: dict[str, pd.DataFrame],
-    x: str,
-    y: str,
-    *,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    diagonal: bool = True,
-) -> None:
-    """One line per labelled frame, on unit axes, with the y = x reference line."""
+def roc(path: Path, frames: dict[str, pd.DataFrame], aucs: dict[str, float], title: str) -> None:
+    """One ROC curve per labelled frame (fpr, tpr), its AUC in the legend, and the chance line."""
     fig, ax = plt.subplots(figsize=(5, 5))
-    if diagonal:
-        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance (AUC 0.5)")
     for label, frame in frames.items():
-        ax.plot(frame[x], frame[y], marker="." if len(frame) < 30 else None, label=label)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="best")
+        ax.plot(frame["fpr"], frame["tpr"], label=f"{label} (AUC {aucs[label]:.3f})")
+    ax.set(
+        title=title,
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def reliability(
+    path: Path, frames: dict[str, pd.DataFrame], probs: dict[str, np.ndarray], title: str
+) -> None:
+    """Observed frequency against mean prediction per equal-count bin (``frames``), with Wilson
+    95 % intervals, and beneath, how the predictions (``probs``) spread over [0, 1]: with equal
+    counts per bin, that histogram is where the rows are."""
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot(
+        [0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated"
+    )
+    for i, (label, frame) in enumerate(frames.items()):
+        errors = [
+            frame["fraction_positive"] - frame["lower"],
+            frame["upper"] - frame["fraction_positive"],
+        ]
+        top.errorbar(
+            frame["mean_predicted"],
+            frame["fraction_positive"],
+            yerr=errors,
+            marker="o",
+            markersize=4,
+            capsize=3,
+            label=f"{label} ({len(frame)} bins of ~{int(frame['count'].median())} rows)",
+        )
+        bottom.hist(probs[label], bins=20, range=(0, 1), histtype="step", color=f"C{i}")
+    top.set(title=title, ylabel="observed frequency (95 % Wilson)", xlim=(0, 1), ylim=(0, 1))
+    top.legend(loc="upper left", fontsize="small")
+    bottom.set(xlabel="predicted probability", ylabel="rows (log)", yscale="log")
+    _save(fig, path)
+
+
+def importance(path: Path, frame: pd.DataFrame, title: str, xlabel: str, top: int = 20) -> None:
+    """Horizontal bars of the ``top`` most important features, the largest at the top."""
+    shown = frame.head(top).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(shown) + 1.2))
+    ax.barh(shown["feature"], shown["importance"])
+    ax.set(title=f"{title} (top {len(shown)} of {len(frame)})", xlabel=xlabel)
     _save(fig, path)
 
 

@@ -232,10 +232,36 @@ class FeatureParams:
 
 @section("split")
 class SplitParams:
-    """Chronological train/validation split (``split``)."""
+    """Chronological train / validation / test periods and walk-forward folds (``split``).
+
+    The defaults of ``test_size`` and ``n_folds`` give the plain train/validation split that
+    callers outside the pipeline (the analyzer) ask for.
+    """
 
     train_size: Annotated[StrictFloat, Field(gt=0, lt=1)]
     embargo_days: Annotated[StrictInt, Field(ge=0)]
+    test_size: Annotated[StrictFloat, Field(ge=0, lt=1)] = 0.0
+    n_folds: Annotated[StrictInt, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _periods_fit(self) -> SplitParams:
+        if self.test_size >= 1.0 - self.train_size:
+            raise _broken_rule(
+                "SplitParams",
+                "test_size",
+                f"must be in [0, 1 - split.train_size) = [0, {1.0 - self.train_size:g})",
+                self.test_size,
+            )
+        return self
+
+
+@section("evaluation")
+class EvaluationParams:
+    """Uncertainty and plots of the evaluate stage (``evaluation``)."""
+
+    bootstrap_samples: Annotated[StrictInt, Field(ge=100)]
+    bootstrap_seed: StrictInt
+    reliability_bins: Annotated[StrictInt, Field(ge=2)]
 
 
 @section("model")
@@ -325,6 +351,7 @@ class Params:
     data: DataParams
     features: FeatureParams
     split: SplitParams
+    evaluation: EvaluationParams
     model: ModelParams
     strategy: StrategyParams
     risk: RiskParams

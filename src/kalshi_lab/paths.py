@@ -17,24 +17,33 @@ RAW_DIR = Path("data/raw")
 CACHE_DIR = Path("data/cache")
 PARQUET_DIR = Path("data/parquet")
 FEATURES = Path("data/features/features.parquet")
+#: validation-period predictions: what the backtest replays (users tune on this period)
 PREDICTIONS = Path("data/predictions/predictions.parquet")
+#: test-period predictions of the model refit on train + validation (backtested separately)
+PREDICTIONS_TEST = Path("data/predictions/test.parquet")
 BACKTEST_FILLS = Path("data/backtest/fills.parquet")
 
+#: fit on the training period; scores validation and feeds the backtest
 MODEL = Path("models/model.joblib")
+#: {"folds": the earlier walk-forward folds' models, "test": the refit on train + validation}
+MODELS_WALK_FORWARD = Path("models/walk_forward.joblib")
 MODEL_META = Path("models/model.json")
 
 REPORTS = Path("reports")
-METRICS = REPORTS / "metrics.json"
+METRICS = REPORTS / "metrics.json"  # a few headline validation scalars
+EVALUATION = REPORTS / "evaluation.json"  # validation, test, walk-forward folds, intervals
 BACKTEST_REPORT = REPORTS / "backtest.json"
 PLOTS = REPORTS / "plots"
 ROC_MODEL = PLOTS / "roc_model.csv"
 ROC_BASELINE = PLOTS / "roc_baseline.csv"
 CALIBRATION_MODEL = PLOTS / "calibration_model.csv"
 CALIBRATION_BASELINE = PLOTS / "calibration_baseline.csv"
+IMPORTANCE = PLOTS / "importance.csv"
 EQUITY = PLOTS / "equity.csv"
 FIGURES = REPORTS / "figures"
 ROC_FIGURE = FIGURES / "roc.png"
 CALIBRATION_FIGURE = FIGURES / "calibration.png"
+IMPORTANCE_FIGURE = FIGURES / "importance.png"
 EQUITY_FIGURE = FIGURES / "equity.png"
 #: the backtest beyond its headline (backtest.json): intervals, latency, the test period, what ran
 BACKTEST_DETAIL = REPORTS / "backtest_detail.json"

@@ -1,15 +1,23 @@
-"""Chronological train/validation split with an embargo, shared by train, evaluate and backtest.
+"""Chronological periods with an embargo, shared by train, evaluate and the analyzer.
 
-The split is by decision time (``as_of``), never by row number, so one date is never on both
-sides. Let V be the first validation day. A training row must have its label known before V
-minus the embargo:
+The dated range (the sorted unique ``as_of``) is cut into three periods: train, validation (what
+``dvc exp`` comparisons and tuning read) and a final test period that nothing tunes on. Within
+train + validation, ``split.n_folds`` walk-forward folds, each as long as validation and the
+last one being validation itself, score one block of days with a model fit on every row
+labelled before that block (an expanding window). The test period is scored by a model refit on
+train + validation.
+
+The cut is by decision time (``as_of``), never by row number, so one date is never on both
+sides. Let S be the first scored day of a fold. A training row must have its label known before
+S minus the embargo:
 * ``direction``: the label is the next day's price, known at ``as_of + 1 day``;
 * ``settlement``: the label is known at the market's settlement, so a market (and with it every
   strike of its event, which settle together) trains only if the whole event settled before
-  V - embargo.
-Validation rows are every row with ``as_of >= V``, whatever their label status. The split logs
-how many rows, markets and events it keeps out of training, and why: on real data most markets
-can be left out (an event trains only once all its strikes settled), and that must be visible.
+  S - embargo.
+Scored rows are every row with ``as_of`` in the fold's block, whatever their label status. The
+split logs how many rows, markets and events it keeps out of training, and why: on real data
+most markets can be left out (an event trains only once all its strikes settled), and that must
+be visible.
 """
 
 from __future__ import annotations
@@ -28,38 +36,62 @@ log = logging.getLogger(__name__)
 DAY = pd.Timedelta(days=1)
 TRAIN = "train"
 VALIDATION = "validation"
-EMBARGO = "embargo: as_of between the training labels' cut-off and the validation start"
+TEST = "test"
+LATER = "after the scored period"
+EMBARGO = "embargo: as_of between the training labels' cut-off and the first scored day"
 UNSETTLED = "event not fully settled: a strike has no settlement_ts (an event trains whole)"
 SETTLED_LATE = "event settled at or after the cut-off: label unknown before the embargo"
 NEXT_DAY_LATE = "next day's price (the label) known only at or after the cut-off"
+_REASONS = (TRAIN, VALIDATION, TEST, LATER, EMBARGO, UNSETTLED, SETTLED_LATE, NEXT_DAY_LATE)
 
 
 @dataclass(frozen=True)
 class Split:
-    """Boolean row masks over one features frame, and the boundary they follow from."""
+    """Boolean row masks over one features frame: rows to fit on and rows to score."""
 
     train: np.ndarray
-    valid: np.ndarray
+    valid: np.ndarray  # the scored rows (validation, a walk-forward block or the test period)
     valid_start: pd.Timestamp
     train_end: pd.Timestamp  # labels of training rows are known strictly before this
+    valid_end: pd.Timestamp | None = None  # scored rows have as_of before this (None: no end)
 
 
-def _why(
-    features: pd.DataFrame, target: str, valid_start: pd.Timestamp, train_end: pd.Timestamp
-) -> np.ndarray:
-    """Per row, TRAIN or why it is not a training row (VALIDATION, EMBARGO, or its label)."""
+@dataclass(frozen=True)
+class Periods:
+    """Walk-forward folds (expanding window, the last one is validation) and the test split."""
+
+    folds: tuple[Split, ...]
+    test: Split | None
+
+    @property
+    def validation(self) -> Split:
+        return self.folds[-1]
+
+
+def _why(features: pd.DataFrame, target: str, split: Split, scored: str) -> np.ndarray:
+    """Per row, TRAIN, ``scored``, or why it is neither (LATER, EMBARGO, or its label)."""
     as_of = features["as_of"]
     if target == "direction":
-        late = [((as_of + DAY) >= train_end, NEXT_DAY_LATE)]
+        late = [((as_of + DAY) >= split.train_end, NEXT_DAY_LATE)]
     elif target == "settlement":
         events = features["event_ticker"]
         settled = features["settlement_ts"]
         event_settled = settled.groupby(events, sort=False, observed=True).transform("max")
         unsettled = settled.isna().groupby(events, sort=False, observed=True).transform("any")
-        late = [(unsettled.astype(bool), UNSETTLED), (~(event_settled < train_end), SETTLED_LATE)]
+        late = [
+            (unsettled.astype(bool), UNSETTLED),
+            (~(event_settled < split.train_end), SETTLED_LATE),
+        ]
     else:
         raise DataError(f"unknown target {target!r}")
-    rules = [(as_of >= valid_start, VALIDATION), (as_of >= train_end, EMBARGO), *late]
+    no_end = pd.Series(False, index=as_of.index)
+    after = as_of >= split.valid_end if split.valid_end is not None else no_end
+    rules = [
+        (after, LATER),
+        (as_of >= split.valid_start, scored),
+        (as_of >= split.train_end, EMBARGO),
+        *late,
+    ]
     return np.select(
         [mask.to_numpy(dtype=bool) for mask, _ in rules],
         [reason for _, reason in rules],
@@ -67,7 +99,9 @@ def _why(
     )
 
 
-def _log_split(features: pd.DataFrame, why: np.ndarray, target: str, split: Split) -> None:
+def _log_split(
+    features: pd.DataFrame, why: np.ndarray, target: str, split: Split, name: str
+) -> None:
     """INFO lines: rows, markets and events per side, and of those kept out of training, why."""
     frame = pd.DataFrame(
         {
@@ -79,13 +113,16 @@ def _log_split(features: pd.DataFrame, why: np.ndarray, target: str, split: Spli
     counts = frame.groupby("why", sort=False).agg(
         rows=("market", "size"), markets=("market", "nunique"), events=("event", "nunique")
     )
+    until = f" until {split.valid_end:%Y-%m-%d}" if split.valid_end is not None else ""
     log.info(
-        "split (%s): training labels known before %s (the cut-off), validation from %s",
+        "split (%s): training labels known before %s (the cut-off), %s from %s%s",
         target,
         f"{split.train_end:%Y-%m-%d}",
+        name,
         f"{split.valid_start:%Y-%m-%d}",
+        until,
     )
-    for reason in (TRAIN, VALIDATION, EMBARGO, UNSETTLED, SETTLED_LATE, NEXT_DAY_LATE):
+    for reason in _REASONS:
         if reason in counts.index:
             n = counts.loc[reason]
             log.info(
@@ -93,7 +130,7 @@ def _log_split(features: pd.DataFrame, why: np.ndarray, target: str, split: Spli
                 n["rows"],
                 n["markets"],
                 n["events"],
-                reason if reason in (TRAIN, VALIDATION) else f"not in train, {reason}",
+                reason if reason in (TRAIN, name) else f"not in train, {reason}",
             )
     trained = frame[why == TRAIN]
     log.info(
@@ -105,29 +142,102 @@ def _log_split(features: pd.DataFrame, why: np.ndarray, target: str, split: Spli
     )
 
 
-def chronological_split(features: pd.DataFrame, params: SplitParams, target: str) -> Split:
-    """Masks for ``features`` (columns ticker, as_of, event_ticker, settlement_ts) and ``target``.
+def _fold(
+    features: pd.DataFrame,
+    target: str,
+    start: pd.Timestamp,
+    end: pd.Timestamp | None,
+    embargo_days: int,
+) -> tuple[Split, np.ndarray]:
+    """The split scoring ``[start, end)`` after fitting on labels known before start - embargo."""
+    bounds = Split(
+        train=np.zeros(0, dtype=bool),
+        valid=np.zeros(0, dtype=bool),
+        valid_start=start,
+        train_end=start - embargo_days * DAY,
+        valid_end=end,
+    )
+    why = _why(features, target, bounds, VALIDATION)
+    split = Split(
+        train=why == TRAIN,
+        valid=why == VALIDATION,
+        valid_start=start,
+        train_end=bounds.train_end,
+        valid_end=end,
+    )
+    return split, why
 
-    Logs the rows, markets and events on each side and why the others are not trained on.
+
+def _no_training_rows(split: Split, knobs: str) -> DataError:
+    return DataError(
+        f"no training rows: nothing is labelled before {split.train_end:%Y-%m-%d} ({knobs})"
+    )
+
+
+def periods(features: pd.DataFrame, params: SplitParams, target: str) -> Periods:
+    """Walk-forward folds and test split for ``features`` (columns ticker, as_of, event_ticker,
+    settlement_ts) and ``target``.
+
+    Logs, for validation and test, the rows, markets and events on each side and why the others
+    are not trained on; one line per earlier walk-forward fold.
     """
     if features.empty:
         raise DataError("no feature rows to split: the data range holds no market-days")
-    days = np.sort(features["as_of"].unique())
-    cut = int(np.floor(len(days) * params.train_size))
-    if cut < 1 or cut >= len(days):
+    days = pd.DatetimeIndex(np.sort(features["as_of"].unique()))
+    n = len(days)
+    cut = int(np.floor(n * params.train_size))
+    test_cut = n - int(np.floor(n * params.test_size))
+    if params.test_size > 0 and test_cut == n:
+        raise DataError(f"split.test_size={params.test_size} holds no day of the {n} days")
+    if cut < 1 or cut >= test_cut:
         raise DataError(
-            f"split.train_size={params.train_size} leaves an empty side: the data has {len(days)} days"
+            f"split.train_size={params.train_size} leaves an empty side: the data has {n} days"
         )
-    valid_start = pd.Timestamp(days[cut])
-    train_end = valid_start - params.embargo_days * DAY
-    why = _why(features, target, valid_start, train_end)
-    split = Split(
-        train=why == TRAIN, valid=why == VALIDATION, valid_start=valid_start, train_end=train_end
-    )
-    _log_split(features, why, target, split)
-    if not split.train.any():
+    length = test_cut - cut
+    first = cut - (params.n_folds - 1) * length
+    if first < 1:
         raise DataError(
-            f"no training rows: nothing is labelled before {train_end:%Y-%m-%d} "
-            f"(split.train_size={params.train_size}, split.embargo_days={params.embargo_days})"
+            f"split.n_folds={params.n_folds} folds of {length} days (the validation length) "
+            f"need more than {(params.n_folds - 1) * length} days before validation; "
+            f"there are {cut}"
         )
-    return split
+    test_start = days[test_cut] if test_cut < n else None
+    folds = []
+    for k in range(params.n_folds):
+        start = days[first + k * length]
+        end = days[first + (k + 1) * length] if first + (k + 1) * length < n else None
+        split, why = _fold(features, target, start, end, params.embargo_days)
+        if k == params.n_folds - 1:
+            _log_split(features, why, target, split, VALIDATION)
+        else:
+            log.info(
+                "split: walk-forward fold %d of %d: %d training rows (labels before %s), "
+                "%d scored rows from %s to %s",
+                k + 1,
+                params.n_folds,
+                int(split.train.sum()),
+                f"{split.train_end:%Y-%m-%d}",
+                int(split.valid.sum()),
+                f"{start:%Y-%m-%d}",
+                f"{end:%Y-%m-%d}",
+            )
+        if not split.train.any():
+            knobs = (
+                f"split.train_size={params.train_size}, split.embargo_days={params.embargo_days}"
+                if k == params.n_folds - 1
+                else f"walk-forward fold {k + 1}: split.n_folds={params.n_folds}"
+            )
+            raise _no_training_rows(split, knobs)
+        folds.append(split)
+    test = None
+    if test_start is not None:
+        test, why = _fold(features, target, test_start, None, params.embargo_days)
+        _log_split(features, np.where(why == VALIDATION, TEST, why), target, test, TEST)
+        if not test.train.any():
+            raise _no_training_rows(test, f"split.test_size={params.test_size}")
+    return Periods(folds=tuple(folds), test=test)
+
+
+def chronological_split(features: pd.DataFrame, params: SplitParams, target: str) -> Split:
+    """The validation split of :func:`periods`: fit on train, score validation."""
+    return periods(features, params, target).validation

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score, roc_curve
+from sklearn.metrics import accuracy_score, roc_auc_score, roc_curve
 
 EPS = 1e-6
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
+def brier_per_row(y: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    return (np.asarray(prob, dtype=float) - np.asarray(y, dtype=float)) ** 2
+
+
+def log_loss_per_row(y: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """Per-row log loss, probabilities clipped to [EPS, 1 - EPS] so a sure miss stays finite."""
+    p = np.clip(np.asarray(prob, dtype=float), EPS, 1 - EPS)
+    y = np.asarray(y, dtype=float)
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
 
 
 def score(y: np.ndarray, prob: np.ndarray, hard: np.ndarray | None = None) -> dict[str, float]:
@@ -21,8 +33,8 @@ def score(y: np.ndarray, prob: np.ndarray, hard: np.ndarray | None = None) -> di
     return {
         "accuracy": float(accuracy_score(y, predicted)),
         "roc_auc": float(roc_auc_score(y, prob)) if two_classes else 0.5,
-        "brier": float(brier_score_loss(y, prob)),
-        "log_loss": float(log_loss(y, prob, labels=[0, 1])),
+        "brier": float(brier_per_row(y, prob).mean()),
+        "log_loss": float(log_loss_per_row(y, prob).mean()),
     }
 
 
@@ -33,15 +45,36 @@ def roc_points(y: np.ndarray, prob: np.ndarray, max_points: int = 200) -> pd.Dat
     return pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep]})
 
 
+def wilson(positives: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial share: unlike p +- z*se it stays inside [0, 1] and
+    keeps its coverage for shares near 0 or 1, where most prediction-market prices sit."""
+    n = np.asarray(n, dtype=float)
+    share = np.asarray(positives, dtype=float) / n
+    centre = (share + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    # exact at the ends, where rounding would leave the bound a hair inside the share
+    return np.where(share == 0, 0.0, centre - half), np.where(share == 1, 1.0, centre + half)
+
+
 def reliability(y: np.ndarray, prob: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
-    """Reliability curve on equal-width probability bins: mean prediction vs observed frequency."""
-    frame = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": np.asarray(prob, dtype=float)})
-    frame["bin"] = np.minimum((frame["p"] * n_bins).astype(int), n_bins - 1)
+    """Reliability curve on equal-count bins of the predicted probability.
+
+    Bins are cut by rank, not by equal widths: prediction-market probabilities crowd near 0 and
+    1, and equal-width bins put most rows in the first one. Each bin reports its mean prediction,
+    observed frequency, row count and the Wilson 95 % interval of the frequency.
+    """
+    p = np.asarray(prob, dtype=float)
+    order = np.argsort(p, kind="stable")
+    bins = np.empty(len(p), dtype=int)
+    bins[order] = np.arange(len(p)) * n_bins // max(len(p), 1)
+    frame = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": p, "bin": bins})
     grouped = frame.groupby("bin", sort=True)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "mean_predicted": grouped["p"].mean(),
             "fraction_positive": grouped["y"].mean(),
             "count": grouped["y"].size(),
         }
     ).reset_index(drop=True)
+    out["lower"], out["upper"] = wilson(grouped["y"].sum().to_numpy(), out["count"].to_numpy())
+    return out

@@ -211,7 +211,7 @@ class DecisionGenerator:
             edge = q - (ask + fee_per_contract(ask, rate))
             edges[side] = np.where((held == "") | (held == side), edge, np.nan)
         best_yes = np.isnan(edges["no"]) | (edges["yes"] >= edges["no"])
-        side = np.where(best_yes, "yes", "no")
+        side = np.where(best_yes, "yes", "no").astype(object)
         edge = np.where(best_yes, edges["yes"], edges["no"])
         q = np.where(best_yes, q_yes, 1.0 - q_yes)
         ask = np.where(best_yes, asks["yes"], asks["no"])

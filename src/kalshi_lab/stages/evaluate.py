@@ -1,113 +1,135 @@
-"""evaluate: the model and its baselines on the validation rows; predictions for the backtest."""
+"""evaluate: the model beside its baselines on validation, the test period and walk-forward folds.
+
+Writes the headline validation metrics (``reports/metrics.json``, what ``dvc exp show`` lists),
+the detail (``reports/evaluation.json``: every period's scores, skill and event-bootstrap
+intervals; each walk-forward fold and the folds pooled), ROC, reliability and importance plots
+of the validation period, and the predictions: validation for the backtest, test apart.
+"""
 
 import joblib
 import pandas as pd
 
 from kalshi_lab import figures, paths
 from kalshi_lab.errors import DataError
-from kalshi_lab.evaluation.baselines import baselines
-from kalshi_lab.evaluation.metrics import reliability, roc_points, score
+from kalshi_lab.evaluation.baselines import REFERENCES
+from kalshi_lab.evaluation.blocks import score_split
+from kalshi_lab.evaluation.importance import feature_importance
+from kalshi_lab.evaluation.metrics import reliability, roc_points
+from kalshi_lab.evaluation.report import Scored, headline, period_report, scores
 from kalshi_lab.features import TARGET_COLUMNS, feature_columns
 from kalshi_lab.io import StagedOutputs
-from kalshi_lab.params import load_params
-from kalshi_lab.split import chronological_split
+from kalshi_lab.params import Params, load_params
+from kalshi_lab.split import periods
 from kalshi_lab.stages.runner import logger, run_stage
-from kalshi_lab.stages.train import log_unlabelled, read_features
+from kalshi_lab.stages.train import read_features
 
-PREDICTION_CONTEXT = [
-    "ticker",
-    "event_ticker",
-    "series_ticker",
-    "as_of",
-    "mid",
-    "market_prob",
-]
+LABELS = {
+    "model": "model",
+    "market": "market price",
+    "recal": "recalibrated market",
+    "persistence": "persistence",
+}
+
+
+def _load(path) -> object:
+    if not path.exists():
+        raise DataError(f"{path} does not exist: run the train stage first")
+    return joblib.load(path)
+
+
+def _plots(
+    params: Params,
+    block: Scored,
+    table: dict[str, dict[str, float]],
+    importance: pd.DataFrame,
+    kind: str,
+    out: StagedOutputs,
+) -> None:
+    """ROC, reliability and importance of the validation period (``block``, whose scores are
+    ``table``), as CSV for ``dvc plots`` and as PNG; ``kind`` says what the importance is."""
+    target = params.model.target
+    shown = {"model": block.prob, **{n: block.baselines[n][0] for n in REFERENCES[target]}}
+    bar = REFERENCES[target][-1]  # the strongest reference: the CSV plot's baseline
+    roc = {LABELS[n]: roc_points(block.y, p) for n, p in shown.items()}
+    aucs = {LABELS[n]: table[n]["roc_auc"] for n in shown}
+    calibration = {
+        LABELS[n]: reliability(block.y, p, params.evaluation.reliability_bins)
+        for n, p in shown.items()
+    }
+    out.write_csv(paths.ROC_MODEL, roc["model"])
+    out.write_csv(paths.ROC_BASELINE, roc[LABELS[bar]])
+    out.write_csv(paths.CALIBRATION_MODEL, calibration["model"])
+    out.write_csv(paths.CALIBRATION_BASELINE, calibration[LABELS[bar]])
+    out.write_csv(paths.IMPORTANCE, importance)
+    name = f"{params.model.name}, target {target}, validation"
+    out.write_with(paths.ROC_FIGURE, lambda p: figures.roc(p, roc, aucs, f"ROC: {name}"))
+    out.write_with(
+        paths.CALIBRATION_FIGURE,
+        lambda p: figures.reliability(
+            p, calibration, {LABELS[n]: v for n, v in shown.items()}, f"Reliability: {name}"
+        ),
+    )
+    out.write_with(
+        paths.IMPORTANCE_FIGURE,
+        lambda p: figures.importance(
+            p, importance, f"Feature importance: {params.model.name}", kind
+        ),
+    )
 
 
 def main() -> None:
     params = load_params()
     features = read_features()
-    if not paths.MODEL.exists():
-        raise DataError(f"{paths.MODEL} does not exist: run the train stage first")
-    model = joblib.load(paths.MODEL)
-    target_name = params.model.target
-    target = TARGET_COLUMNS[target_name]
-    split = chronological_split(features, params.split, target_name)
-    labelled = features[target].notna().to_numpy()
-    train = features[split.train & labelled]
-    valid_all = features[split.valid]
-    log_unlabelled(valid_all, target_name, "evaluate", "predicted for the backtest, not scored")
-    valid = features[split.valid & labelled]
-    if valid.empty:
-        raise DataError(
-            f"no labelled validation rows for target {target_name} from {split.valid_start:%Y-%m-%d}"
-        )
+    model = _load(paths.MODEL)
+    others = _load(paths.MODELS_WALK_FORWARD)
+    target = params.model.target
     columns = feature_columns(params.features)
-    y_train = train[target].to_numpy(dtype=int)
-    y = valid[target].to_numpy(dtype=int)
-
-    prob_all = model.predict_proba(valid_all[columns])[:, 1]
-    predictions = valid_all[PREDICTION_CONTEXT].assign(
-        prob=prob_all,
-        label=valid_all[target].to_numpy(),
-        # the close known at as_of (DAYS_TO_CLOSE is measured to it), for exits before the close
-        known_close=valid_all["as_of"] + pd.to_timedelta(valid_all["DAYS_TO_CLOSE"], unit="D"),
-    )
-    prob = predictions["prob"].to_numpy()[labelled[split.valid]]
-
-    references = baselines(target_name, train, y_train, valid)
-    metrics = {
-        "n_valid": int(len(valid)),
-        "n_valid_markets": int(valid["ticker"].nunique()),
-        "positive_rate": float(y.mean()),
-        "model": score(y, prob),
-        **{f"baseline_{name}": score(y, p, hard) for name, (p, hard) in references.items()},
+    found = periods(features, params.split, target)
+    fold_models = [*others["folds"], model]
+    if len(fold_models) != len(found.folds):
+        raise DataError(
+            f"{paths.MODELS_WALK_FORWARD} holds {len(fold_models)} folds, split.n_folds is "
+            f"{len(found.folds)}: run the train stage again"
+        )
+    n = len(found.folds)
+    names = [f"walk-forward fold {k + 1} of {n}" for k in range(n - 1)] + ["validation"]
+    folds = [
+        score_split(features, split, m, target, columns, what)
+        for split, m, what in zip(found.folds, fold_models, names, strict=True)
+    ]
+    valid, predictions = folds[-1]
+    if len(valid.y) == 0:
+        raise DataError(f"no scorable validation rows for target {target}")
+    ev = params.evaluation
+    report = {
+        "validation": period_report(valid, target, ev),
+        "test": None,
+        "walk_forward": {
+            **{f"fold_{k + 1}": scores(block, target) for k, (block, _) in enumerate(folds)},
+            "pooled": period_report(Scored.pooled([block for block, _ in folds]), target, ev),
+        },
     }
-    reference_name, (reference_prob, _) = next(iter(references.items()))
-    metrics["brier_skill_vs_" + reference_name] = (
-        1.0 - metrics["model"]["brier"] / metrics[f"baseline_{reference_name}"]["brier"]
+    test_predictions = predictions.iloc[:0]
+    if found.test is not None:
+        test, test_predictions = score_split(
+            features, found.test, others["test"], target, columns, "test"
+        )
+        report["test"] = period_report(test, target, ev) if len(test.y) else None
+    target_column = TARGET_COLUMNS[target]
+    labelled = features[found.validation.valid & features[target_column].notna().to_numpy()]
+    importance, kind = feature_importance(
+        model, labelled, labelled[target_column].to_numpy(dtype=int), columns, params.model.seed
     )
-
-    roc = {"model": roc_points(y, prob), reference_name: roc_points(y, reference_prob)}
-    calibration = {"model": reliability(y, prob), reference_name: reliability(y, reference_prob)}
+    metrics = headline(report["validation"], target)
     with StagedOutputs() as out:
-        out.write_parquet(paths.PREDICTIONS, predictions)
+        out.write_parquet(paths.PREDICTIONS, predictions.assign(period="validation"))
+        out.write_parquet(paths.PREDICTIONS_TEST, test_predictions.assign(period="test"))
         out.write_json(paths.METRICS, metrics)
-        out.write_csv(paths.ROC_MODEL, roc["model"])
-        out.write_csv(paths.ROC_BASELINE, roc[reference_name])
-        out.write_csv(paths.CALIBRATION_MODEL, calibration["model"])
-        out.write_csv(paths.CALIBRATION_BASELINE, calibration[reference_name])
-        out.write_with(
-            paths.ROC_FIGURE,
-            lambda p: figures.curves(
-                p,
-                roc,
-                "fpr",
-                "tpr",
-                title=f"ROC, target {target_name}",
-                xlabel="false positive rate",
-                ylabel="true positive rate",
-            ),
-        )
-        out.write_with(
-            paths.CALIBRATION_FIGURE,
-            lambda p: figures.curves(
-                p,
-                calibration,
-                "mean_predicted",
-                "fraction_positive",
-                title=f"Reliability, target {target_name}",
-                xlabel="mean predicted probability",
-                ylabel="observed frequency",
-            ),
-        )
-    logger.info(
-        "model %s vs %s %s on %d rows",
-        metrics["model"],
-        reference_name,
-        metrics[f"baseline_{reference_name}"],
-        len(valid),
-    )
+        out.write_json(paths.EVALUATION, report)
+        _plots(params, valid, report["validation"]["scores"], importance, kind, out)
+    logger.info("validation: %s", metrics)
+    if report["test"] is not None:
+        logger.info("test: %s", headline(report["test"], target))
 
 
 if __name__ == "__main__":

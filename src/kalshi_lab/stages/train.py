@@ -1,16 +1,21 @@
-"""train: fit the configured model on the training side of the chronological split."""
+"""train: fit the configured model once per walk-forward fold and once for the test period.
+
+The last walk-forward fold is the validation period: its model (fit on the training period)
+is ``models/model.joblib``, which evaluate scores on validation and the backtest replays. The
+earlier folds' models and the refit on train + validation that scores the test period go to
+``models/walk_forward.joblib``.
+"""
 
 import joblib
-import numpy as np
 import pandas as pd
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
 from kalshi_lab.io import StagedOutputs
-from kalshi_lab.models import build_model
+from kalshi_lab.models import fit_model
 from kalshi_lab.params import load_params
-from kalshi_lab.split import chronological_split
+from kalshi_lab.split import Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
 
 
@@ -36,36 +41,56 @@ def log_unlabelled(rows: pd.DataFrame, target_name: str, side: str, consequence:
     )
 
 
+def _describe(split: Split, n_train: int) -> dict[str, object]:
+    return {
+        "n_train": n_train,
+        "train_labels_before": split.train_end.isoformat(),
+        "scored_from": split.valid_start.isoformat(),
+        "scored_until": split.valid_end.isoformat() if split.valid_end is not None else None,
+    }
+
+
 def main() -> None:
     params = load_params()
-    model = build_model(params.model)
     features = read_features()
     target = TARGET_COLUMNS[params.model.target]
-    split = chronological_split(features, params.split, params.model.target)
-    log_unlabelled(features[split.train], params.model.target, "train", "not trained on")
-    rows = features[split.train & features[target].notna().to_numpy()]
-    y = rows[target].to_numpy(dtype=int)
-    if len(np.unique(y)) < 2:
-        raise DataError(
-            f"the training rows for target {params.model.target} hold a single class ({len(y)} rows)"
-        )
+    found = periods(features, params.split, params.model.target)
+    log_unlabelled(features[found.validation.train], params.model.target, "train", "not trained on")
+    labelled = features[target].notna().to_numpy()
     columns = feature_columns(params.features)
-    model.fit(rows[columns], y)
+
+    def fit(split: Split, what: str):
+        rows = features[split.train & labelled]
+        model = fit_model(params.model, rows, rows[target].to_numpy(dtype=int), columns, what)
+        logger.info("trained %s for %s on %d rows", params.model.name, what, len(rows))
+        return model, _describe(split, len(rows))
+
+    n = len(found.folds)
+    fits = [fit(split, f"walk-forward fold {k + 1} of {n}") for k, split in enumerate(found.folds)]
+    model, validation = fits[-1]
+    test_model, test = fit(found.test, "the test period") if found.test else (None, None)
+    if found.test is None:
+        logger.warning("train: split.test_size=0 holds out no test period")
+    y = features.loc[found.validation.train & labelled, target]
     meta = {
         "model": params.model.name,
         "target": params.model.target,
         "features": columns,
-        "n_train": int(len(rows)),
+        "n_train": validation["n_train"],
         "train_positive_rate": float(y.mean()),
-        "train_labels_before": split.train_end.isoformat(),
-        "valid_start": split.valid_start.isoformat(),
+        "train_labels_before": validation["train_labels_before"],
+        "valid_start": validation["scored_from"],
+        "valid_end": validation["scored_until"],
+        "walk_forward": [described for _, described in fits],
+        "test": test,
     }
     with StagedOutputs() as out:
         out.write_with(paths.MODEL, lambda p: joblib.dump(model, p))
+        out.write_with(
+            paths.MODELS_WALK_FORWARD,
+            lambda p: joblib.dump({"folds": [m for m, _ in fits[:-1]], "test": test_model}, p),
+        )
         out.write_json(paths.MODEL_META, meta)
-    logger.info(
-        "trained %s on %d rows (target %s)", params.model.name, len(rows), params.model.target
-    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""Bootstrap over events: the uncertainty of a mean per-row loss difference.
+
+Rows of one event are far from independent (market-days of one market, and the mutually
+exclusive strikes of one event, share one outcome), so a row bootstrap would give intervals far
+too narrow. Events are resampled with replacement instead, each bringing all of its rows; the
+statistic is the row-weighted mean difference over the resampled rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: resamples drawn at once: bounds memory at CHUNK x n_events counts on real data
+CHUNK = 250
+
+
+def event_bootstrap(
+    events: np.ndarray, diff: np.ndarray, n_samples: int, seed: int
+) -> dict[str, float]:
+    """Mean of ``diff`` (model loss minus baseline loss per row) with its 95 % interval.
+
+    ``share_below_zero`` is the share of resamples in which the model's loss is lower.
+    """
+    codes, uniques = pd.factorize(np.asarray(events))
+    n_events = len(uniques)
+    sums = np.bincount(codes, weights=np.asarray(diff, dtype=float), minlength=n_events)
+    sizes = np.bincount(codes, minlength=n_events).astype(float)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_samples)
+    uniform = np.full(n_events, 1.0 / n_events)
+    for start in range(0, n_samples, CHUNK):
+        stop = min(start + CHUNK, n_samples)
+        draws = rng.multinomial(n_events, uniform, size=stop - start)
+        means[start:stop] = (draws @ sums) / (draws @ sizes)
+    lower, upper = np.percentile(means, [2.5, 97.5])
+    return {
+        "estimate": float(sums.sum() / sizes.sum()),
+        "lower": float(lower),
+        "upper": float(upper),
+        "share_below_zero": float(np.mean(means < 0)),
+    }

@@ -1,0 +1,99 @@
+"""The scores of one scored block (a period or a walk-forward fold), and the headline metrics.
+
+A block is reported as the model's scores beside every baseline's on the same rows, the Brier
+skill against each reference baseline (``baselines.REFERENCES``), and, for a period, the event
+bootstrap of the model-minus-baseline Brier score and log loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kalshi_lab.evaluation.baselines import REFERENCES, Baseline
+from kalshi_lab.evaluation.bootstrap import event_bootstrap
+from kalshi_lab.evaluation.metrics import brier_per_row, log_loss_per_row, score
+from kalshi_lab.params import EvaluationParams
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Labelled rows of one block: outcomes, the model's and baselines' probabilities, events."""
+
+    y: np.ndarray
+    prob: np.ndarray
+    baselines: dict[str, Baseline]
+    events: np.ndarray
+
+    @staticmethod
+    def pooled(blocks: list[Scored]) -> Scored:
+        """The rows of several blocks as one (walk-forward folds scored together)."""
+        return Scored(
+            y=np.concatenate([b.y for b in blocks]),
+            prob=np.concatenate([b.prob for b in blocks]),
+            baselines={
+                name: (
+                    np.concatenate([b.baselines[name][0] for b in blocks]),
+                    np.concatenate([b.baselines[name][1] for b in blocks]),
+                )
+                for name in blocks[0].baselines
+            },
+            events=np.concatenate([b.events for b in blocks]),
+        )
+
+
+def scores(block: Scored, target: str) -> dict[str, object]:
+    """Row counts, every score, and the Brier skill ``1 - model / baseline`` per reference."""
+    table = {"model": score(block.y, block.prob)}
+    table.update({name: score(block.y, p, hard) for name, (p, hard) in block.baselines.items()})
+    return {
+        "n_rows": int(len(block.y)),
+        "n_events": int(len(np.unique(block.events))),
+        "positive_rate": float(np.mean(block.y)),
+        "scores": table,
+        "brier_skill": {
+            f"vs_{name}": 1.0 - table["model"]["brier"] / table[name]["brier"]
+            for name in REFERENCES[target]
+        },
+    }
+
+
+def period_report(block: Scored, target: str, params: EvaluationParams) -> dict[str, object]:
+    """:func:`scores` plus the event-bootstrap intervals of model minus each reference."""
+    out = scores(block, target)
+    losses = {"brier_diff": brier_per_row, "log_loss_diff": log_loss_per_row}
+    out["bootstrap"] = {
+        "n_samples": params.bootstrap_samples,
+        "seed": params.bootstrap_seed,
+        **{
+            f"model_minus_{name}": {
+                key: event_bootstrap(
+                    block.events,
+                    loss(block.y, block.prob) - loss(block.y, block.baselines[name][0]),
+                    params.bootstrap_samples,
+                    params.bootstrap_seed,
+                )
+                for key, loss in losses.items()
+            }
+            for name in REFERENCES[target]
+        },
+    }
+    return out
+
+
+def headline(report: dict, target: str) -> dict[str, float]:
+    """The few validation scalars ``dvc exp show`` lists: Brier of model and references, skill,
+    the 95 % interval of model minus the strongest reference, and the model's AUC."""
+    table = report["scores"]
+    names = REFERENCES[target]
+    strongest = names[-1]
+    diff = report["bootstrap"][f"model_minus_{strongest}"]["brier_diff"]
+    return {
+        "brier_model": table["model"]["brier"],
+        **{f"brier_{name}": table[name]["brier"] for name in names},
+        **{f"skill_vs_{name}": report["brier_skill"][f"vs_{name}"] for name in names},
+        f"brier_diff_{strongest}_lower": diff["lower"],
+        f"brier_diff_{strongest}_upper": diff["upper"],
+        "auc_model": table["model"]["roc_auc"],
+    }

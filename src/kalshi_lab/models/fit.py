@@ -1,0 +1,27 @@
+"""Fit the configured classifier on the labelled training rows of one split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kalshi_lab.errors import DataError
+from kalshi_lab.models.registry import build_model
+from kalshi_lab.params import ModelParams
+
+
+def fit_model(
+    params: ModelParams, rows: pd.DataFrame, y: np.ndarray, columns: list[str], what: str
+) -> Any:
+    """``params``' estimator fit on ``rows[columns]`` and labels ``y``; ``what`` names the split
+    in the error raised when the rows hold a single class (nothing to learn)."""
+    if len(np.unique(y)) < 2:
+        raise DataError(
+            f"the training rows of {what} for target {params.target} hold a single class "
+            f"({len(y)} rows)"
+        )
+    model = build_model(params)
+    model.fit(rows[columns], y)
+    return model

@@ -71,7 +71,12 @@ def project(tmp_path_factory, key) -> Path:
 
     root = tmp_path_factory.mktemp("bot_project")
     write_simulated_raw(root / "data" / "raw")
-    overrides = ["model=logreg", "data=kalshi", f"data.series=[{','.join(SERIES)}]"]
+    overrides = [
+        "model=logreg",
+        "data=kalshi",
+        f"data.series=[{','.join(SERIES)}]",
+        "split.n_folds=1",
+    ]
     (root / "params.yaml").write_text(yaml.safe_dump(compose(overrides, ROOT / "conf")))
     (root / "key.pem").write_bytes(pem_of(key))
     previous = Path.cwd()

@@ -137,13 +137,46 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
 
 
 def test_backtest_report(pipeline):
-    report = json.loads((pipeline / paths.BACKTEST_REPORT).read_text())
+    headline = json.loads((pipeline / paths.BACKTEST_REPORT).read_text())
+    detail = json.loads((pipeline / paths.BACKTEST_DETAIL).read_text())
+    report = detail["validation"]
+    assert set(headline) == {
+        "total_return",
+        "return_ci_low",
+        "return_ci_high",
+        "p_loss",
+        "max_drawdown",
+        "sharpe_daily",
+        "n_trades",
+        "fees_paid",
+    }
+    assert all(headline[k] == report[k] for k in headline)
     assert report["final_equity"] > 0
+    assert report["return_ci_low"] <= report["total_return"] <= report["return_ci_high"]
+    assert 0 <= report["p_loss"] <= 1 and 0 <= report["gain_share_top3_events"] <= 1
+    assert detail["run"] == {
+        "model": "lightgbm",
+        "target": "settlement",
+        "strategy": "EdgeBasedStrategy",
+        "executor": "simple",
+        "data": "synthetic",
+    }
+    assert list(detail["latency_total_return"]) == ["0h", "6h", "12h"]
+    assert detail["test"]["n_orders"] > 0  # the held-out period, backtested apart
     equity = pd.read_csv(pipeline / paths.EQUITY)
     assert len(equity) > 1 and (equity["cash"] >= 0).all()
     # the simulator records books: every fill here comes from one
     assert report["n_fills_book"] > 0 and report["n_fills_candle"] == 0
     assert report["n_contracts_book"] == report["n_contracts"]
+    by_event = pd.read_csv(pipeline / paths.PNL_BY_EVENT)
+    by_price = pd.read_csv(pipeline / paths.PNL_BY_PRICE)
+    # every dollar of the run is in one event and (all positions were bought) one price bucket
+    gain = report["final_equity"] - report["initial_cash"]
+    assert by_event["pnl"].sum() == pytest.approx(gain, abs=0.01)
+    assert by_price["pnl"].sum() == pytest.approx(gain, abs=0.01)
+    assert by_event["n_positions"].sum() == report["n_closed"] + report["n_open_positions"]
+    for figure in (paths.EQUITY_FIGURE, paths.PNL_BY_EVENT_FIGURE, paths.PNL_BY_PRICE_FIGURE):
+        assert (pipeline / figure).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_stages_log_what_they_leave_out_and_why(pipeline):
@@ -174,7 +207,7 @@ def test_backtest_on_recorded_history_without_books_fills_from_candles(pipeline,
     pq.write_table(pq.read_table(book).slice(0, 0), book)  # real history: no books
     proc = run_stage(workdir, "backtest")
     assert proc.returncode == 0, proc.stderr
-    report = json.loads((workdir / paths.BACKTEST_REPORT).read_text())
+    report = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())["validation"]
     assert report["n_fills_book"] == 0 and report["n_fills_candle"] > 0
     fills = pd.read_parquet(workdir / paths.BACKTEST_FILLS)
     assert set(fills["source"]) == {"candle"} and (fills["quote_ts"] <= fills["ts"]).all()
@@ -186,7 +219,9 @@ def test_a_backtest_that_places_no_order_says_why(pipeline, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "WARNING backtest placed no order: of " in proc.stderr
     assert "edge at the ask not above min_edge 0.99" in proc.stderr
-    assert json.loads((workdir / paths.BACKTEST_REPORT).read_text())["n_orders"] == 0
+    detail = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())
+    assert detail["validation"]["n_orders"] == 0
+    assert json.loads((workdir / paths.BACKTEST_REPORT).read_text())["n_trades"] == 0
 
 
 @pytest.mark.parametrize(

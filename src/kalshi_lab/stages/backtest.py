@@ -1,36 +1,141 @@
-"""backtest: replay the validation period through strategy -> executor -> exchange -> account."""
+"""backtest: replay the validation period through strategy -> executor -> exchange -> account.
+
+Beside the run itself: a 95 % interval of its return and the chance it lost money (an event
+bootstrap), the share of its gains from its best events, its return when every decision is
+acted on ``backtest.latency_hours`` later, and the same strategy on the held-out test period
+(reported apart, in backtest_detail.json only: nothing should be tuned on it).
+"""
+
+from __future__ import annotations
+
+import logging
 
 import pandas as pd
 
 from kalshi_lab import figures, paths
-from kalshi_lab.backtest import backtest_pipeline
+from kalshi_lab.backtest import BacktestResult
+from kalshi_lab.backtest.loop import MarketTables, backtest_on, read_predictions
+from kalshi_lab.backtest.uncertainty import (
+    bootstrap_return,
+    delayed,
+    event_pnl,
+    pnl_by_price,
+    top_event_share,
+)
+from kalshi_lab.execution.factory import build_strategy
 from kalshi_lab.io import StagedOutputs
-from kalshi_lab.params import load_params
+from kalshi_lab.params import BacktestParams, Params, load_params
 from kalshi_lab.stages.runner import logger, run_stage
+
+#: backtest.json: the few numbers `dvc exp show` lists; the rest is in backtest_detail.json
+HEADLINE = ("total_return", "max_drawdown", "sharpe_daily", "n_trades", "fees_paid")
+
+
+def assess(result: BacktestResult, backtest: BacktestParams) -> dict[str, float | int]:
+    """The run's summary with its event-bootstrap interval, P(P&L <= 0) and concentration."""
+    pnl = event_pnl(result.positions)["pnl"].to_numpy()
+    return {
+        **result.summary,
+        **bootstrap_return(
+            pnl, backtest.initial_cash, backtest.bootstrap_samples, backtest.bootstrap_seed
+        ),
+        "n_events": len(pnl),
+        "gain_share_top3_events": top_event_share(pnl),
+    }
+
+
+def _secondary(params: Params, predictions: pd.DataFrame, tables: MarketTables) -> BacktestResult:
+    """A run beside the main one (latency, test period), without repeating its INFO lines."""
+    quiet = [logging.getLogger(n) for n in ("kalshi_lab.backtest", "kalshi_lab.execution")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.WARNING)
+    try:
+        return backtest_on(params, predictions, tables)
+    finally:
+        for lg, level in zip(quiet, levels, strict=True):
+            lg.setLevel(level)
+
+
+def run_info(params: Params) -> dict[str, str]:
+    """What made the numbers: model, target, strategy, executor and data source."""
+    return {
+        "model": params.model.name,
+        "target": params.model.target,
+        "strategy": params.strategy.name,
+        "executor": params.backtest.executor,
+        "data": params.data.source,
+    }
 
 
 def main() -> None:
     params = load_params()
-    _, result = backtest_pipeline(params)
+    build_strategy(params.strategy, params.model.target)  # a bad strategy stops before reading
+    predictions = read_predictions(paths.PREDICTIONS)
+    tables = MarketTables.read()
+    result = backtest_on(params, predictions, tables)
+    validation = assess(result, params.backtest)
+    latency = {
+        f"{hours:g}h": _secondary(params, delayed(predictions, hours), tables).summary[
+            "total_return"
+        ]
+        for hours in params.backtest.latency_hours
+    }
+    detail: dict[str, object] = {
+        "run": run_info(params),
+        "validation": validation,
+        "latency_total_return": {"0h": validation["total_return"], **latency},
+    }
+    if paths.PREDICTIONS_TEST.exists():
+        test_predictions = read_predictions(paths.PREDICTIONS_TEST)
+        if len(test_predictions):
+            test = _secondary(params, test_predictions, tables)
+            detail["test"] = assess(test, params.backtest)
+    headline = {key: validation[key] for key in HEADLINE}
+    headline |= {k: validation[k] for k in ("return_ci_low", "return_ci_high", "p_loss")}
+
     ts = pd.to_datetime(result.equity["ts"], utc=True)
     # DVC's templates read x as a number: days since the first decision, beside the timestamp.
     curve = result.equity.assign(ts=ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     curve.insert(0, "day", (ts - ts.iloc[0]) / pd.Timedelta(days=1))
     curve["drawdown"] = 1.0 - curve["equity"] / curve["equity"].cummax()
+    by_event = event_pnl(result.positions)
+    by_price = pnl_by_price(result.fills, result.positions)
+    title = f"{params.strategy.name}, {params.model.name}, {params.backtest.executor}"
     with StagedOutputs() as out:
-        out.write_json(paths.BACKTEST_REPORT, result.summary)
+        out.write_json(paths.BACKTEST_REPORT, headline)
+        out.write_json(paths.BACKTEST_DETAIL, detail)
         out.write_csv(paths.EQUITY, curve)
+        out.write_csv(paths.PNL_BY_EVENT, by_event)
+        out.write_csv(paths.PNL_BY_PRICE, by_price)
         out.write_parquet(paths.BACKTEST_FILLS, result.fills)
         out.write_with(
             paths.EQUITY_FIGURE,
-            lambda p: figures.equity_curve(
-                p,
-                result.equity,
-                f"{params.strategy.name}, {params.model.name}, {params.backtest.executor}",
-                params.backtest.initial_cash,
+            lambda p: figures.equity_curve(p, result.equity, title, params.backtest.initial_cash),
+        )
+        out.write_with(
+            paths.PNL_BY_EVENT_FIGURE,
+            lambda p: figures.pnl_bars(
+                p, _best_and_worst(by_event), "event_ticker", f"P&L by event: {title}", "event"
             ),
         )
-    logger.info("backtest: %s", result.summary)
+        out.write_with(
+            paths.PNL_BY_PRICE_FIGURE,
+            lambda p: figures.pnl_bars(
+                p, by_price, "bucket", f"P&L by price paid: {title}", "price paid, dollars"
+            ),
+        )
+    logger.info("backtest: %s", headline)
+    logger.info("backtest: total return by latency: %s", detail["latency_total_return"])
+    if "test" in detail:
+        logger.info("backtest, held-out test period: %s", detail["test"])
+
+
+def _best_and_worst(by_event: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` best and ``n`` worst events (all of them when there are few)."""
+    if len(by_event) <= 2 * n:
+        return by_event
+    return pd.concat([by_event.head(n), by_event.tail(n)])
 
 
 if __name__ == "__main__":

@@ -214,11 +214,16 @@ def test_direction_target_with_directional_strategy(repo):
     assert {"baseline_persistence", "baseline_majority"} <= set(metrics)
 
 
-def test_invalid_override_fails_clearly(repo):
+def test_invalid_override_fails_clearly_and_keeps_the_last_results(repo):
+    kept = [repo / "reports" / "backtest.json", repo / "data" / "backtest" / "fills.parquet"]
+    before = [path.read_bytes() for path in kept]
     proc = dvc(repo, "exp", "run", "-S", "strategy.kelly_fraction=1.5", ok=False)
     assert proc.returncode != 0
-    assert "strategy.kelly_fraction must be in (0, 1]" in proc.stdout + proc.stderr
+    assert "error: validate: strategy.kelly_fraction must be in (0, 1]" in proc.stderr
     assert (proc.stdout + proc.stderr).count("error:") == 1
+    # the validate stage failed before DVC deleted the backtest's outputs
+    assert "Running stage 'backtest'" not in proc.stdout
+    assert [path.read_bytes() for path in kept] == before
 
 
 def test_kalshi_source_against_the_local_server(repo, tmp_path):

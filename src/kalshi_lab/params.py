@@ -59,9 +59,13 @@ class SyntheticParams:
     min_duration_days: int
     max_duration_days: int
     information_rate: float
+    news_floor_hours: float
     price_lag_hours: float
     price_noise: float
+    price_noise_close: float
     longshot_bias: float
+    longshot_bias_close: float
+    accuracy_horizon_days: float
     half_spread_cents: float
     depth_contracts: float
     book_levels: int
@@ -91,11 +95,19 @@ class SyntheticParams:
             "must be >= data.synthetic.min_duration_days",
             self.max_duration_days,
         )
-        for name in ("information_rate", "price_lag_hours", "depth_contracts", "trades_per_day"):
+        for name in (
+            "information_rate",
+            "news_floor_hours",
+            "price_lag_hours",
+            "accuracy_horizon_days",
+            "depth_contracts",
+            "trades_per_day",
+        ):
             _positive(p + name, getattr(self, name))
-        for name in ("price_noise", "half_spread_cents"):
+        for name in ("price_noise", "price_noise_close", "half_spread_cents"):
             _non_negative(p + name, getattr(self, name))
         _in_half_open_unit(p + "longshot_bias", self.longshot_bias)
+        _in_half_open_unit(p + "longshot_bias_close", self.longshot_bias_close)
         _require(self.book_levels >= 1, p + "book_levels", "must be >= 1", self.book_levels)
         _require(
             0.0 <= self.informed_share <= 1.0,

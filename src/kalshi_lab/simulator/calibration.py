@@ -1,0 +1,266 @@
+"""How hard the simulated market is, measured against the published Kalshi figures it targets.
+
+Every number is computed from a :class:`Simulation` (no constants), so that the calibration
+table in docs/simulator_calibration.md and the tests of tests/test_simulator_calibration.py
+read the same measurements. Where a figure is a win rate or an expected P&L, it is given twice:
+*expected*, from the latent probability (the simulator's ground truth, exactly calibrated, so
+its mean is the win rate without the noise of a few hundred correlated outcomes), and
+*realised*, from the settlements, as a study of real trades would measure it.
+
+Targets (see the doc for sources): takers' excess return -1.12 % per contract (Becker 2026);
+contracts bought at 5 cents win 4.18 % (Becker 2026), a bias that grows with time to expiry
+(Page & Clemen 2013); prices more accurate toward close (Bürgi, Deng & Whelan 2025).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kalshi_lab.execution.fees import TAKER_FEE_RATE, FeeSchedule, fee_per_contract, quadratic_units
+from kalshi_lab.simulator.simulate import Simulation
+from kalshi_lab.simulator.universe import SERIES
+
+HOURS_PER_DAY = 24
+#: the far and near horizons (days to close) of the bias-by-horizon comparison
+FAR_DAYS = 14.0
+NEAR_DAYS = 2.0
+
+
+@dataclass(frozen=True)
+class WinRate:
+    """Contracts in one price bucket: how many, what they cost, how often they win."""
+
+    n: int
+    price: float  # mean price paid or quoted (dollars)
+    expected: float  # mean latent probability of the contract (its true win rate)
+    realised: float  # share that settled YES for its holder
+
+    @property
+    def ratio(self) -> float:
+        """Expected win rate over price: 1 = fair, < 1 = over-priced."""
+        return self.expected / self.price if self.price else float("nan")
+
+
+def days_to_close(sim: Simulation) -> np.ndarray:
+    """Per grid element (market-hour): days from the start of that hour to the market's close."""
+    g = sim.grid
+    return (g.lengths[g.market] - g.pos) / HOURS_PER_DAY
+
+
+def mid(sim: Simulation) -> np.ndarray:
+    """Per grid element: the quoted mid in dollars."""
+    return (sim.quotes.bid + sim.quotes.ask) / 200.0
+
+
+def _taker_contract(sim: Simulation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per simulated trade: price the taker paid (cents), its contract's latent and settlement."""
+    t = sim.trades
+    paid = np.where(t.taker_yes, t.yes_price, 100 - t.yes_price)
+    latent = sim.latent.prob[t.elem]
+    yes = sim.yes[t.market]
+    return paid, np.where(t.taker_yes, latent, 1 - latent), np.where(t.taker_yes, yes, ~yes)
+
+
+def bought_at(
+    sim: Simulation, price_cents: int, days: tuple[float, float] = (0.0, np.inf)
+) -> WinRate:
+    """Contracts takers bought (YES or NO) at exactly ``price_cents``, ``days`` before close.
+
+    Becker's measure: the win rate of contracts by the price they traded at. A taker pays the
+    ask, so this includes half the spread, as on the exchange.
+    """
+    paid, expected, won = _taker_contract(sim)
+    left = days_to_close(sim)[sim.trades.elem]
+    sel = (paid == price_cents) & (left >= days[0]) & (left < days[1])
+    return _win_rate(paid[sel] / 100.0, expected[sel], won[sel])
+
+
+def quoted_at(
+    sim: Simulation, lo: float, hi: float, days: tuple[float, float] = (0.0, np.inf)
+) -> WinRate:
+    """Market-hours whose YES mid is in ``[lo, hi]`` dollars, ``days`` before close.
+
+    The quote, not a trade: no spread in the price, so the gap is the distortion alone.
+    """
+    m, left = mid(sim), days_to_close(sim)
+    sel = (m >= lo) & (m <= hi) & (left >= days[0]) & (left < days[1])
+    yes = sim.yes[sim.grid.market[sel]]
+    return _win_rate(m[sel], sim.latent.prob[sel], yes)
+
+
+def _win_rate(price: np.ndarray, expected: np.ndarray, won: np.ndarray) -> WinRate:
+    if not len(price):
+        return WinRate(0, float("nan"), float("nan"), float("nan"))
+    return WinRate(len(price), float(price.mean()), float(expected.mean()), float(won.mean()))
+
+
+@dataclass(frozen=True)
+class TakerReturn:
+    """Takers' mean P&L per contract (dollars; = excess return on a $1 contract), all trades."""
+
+    expected: float  # from the latent probability, before fees
+    realised: float  # from the settlements, before fees
+    realised_after_fees: float  # the same less the taker fee (large-order limit, no cent ceiling)
+
+
+def taker_return(sim: Simulation) -> TakerReturn:
+    """Contract-weighted mean of (payoff - price paid) over every simulated taker trade."""
+    paid, expected, won = _taker_contract(sim)
+    price = paid / 100.0
+    weight = sim.trades.count
+    multiplier = np.array([s.fee_multiplier for s in SERIES])
+    series = sim.universe.event_series[sim.universe.market_event[sim.trades.market]]
+    fee = fee_per_contract(price, TAKER_FEE_RATE * multiplier[series])
+    return TakerReturn(
+        expected=float(np.average(expected - price, weights=weight)),
+        realised=float(np.average(won - price, weights=weight)),
+        realised_after_fees=float(np.average(won - price - fee, weights=weight)),
+    )
+
+
+def brier_by_horizon(sim: Simulation, edges: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Per days-to-close bucket ``[edges[i], edges[i+1])``: Brier of the mid and of the latent."""
+    m, left, latent = mid(sim), days_to_close(sim), sim.latent.prob
+    yes = sim.yes[sim.grid.market].astype(float)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (left >= lo) & (left < hi)
+        out.append(
+            (
+                float(np.mean((m[sel] - yes[sel]) ** 2)),
+                float(np.mean((latent[sel] - yes[sel]) ** 2)),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Microstructure:
+    mean_spread_cents: float  # over all market-hours
+    median_spread_cents: float
+    spread_near_50_cents: float  # mean over market-hours with a mid in [0.4, 0.6]
+    spread_below_10_cents: float  # mean over market-hours with a mid below 0.10
+    median_touch_depth: float  # contracts at the best bid of the /markets snapshot
+
+
+def microstructure(sim: Simulation) -> Microstructure:
+    spread = (sim.quotes.ask - sim.quotes.bid).astype(float)
+    m = mid(sim)
+    return Microstructure(
+        mean_spread_cents=float(spread.mean()),
+        median_spread_cents=float(np.median(spread)),
+        spread_near_50_cents=float(spread[(m >= 0.4) & (m <= 0.6)].mean()),
+        spread_below_10_cents=float(spread[m < 0.10].mean()),
+        median_touch_depth=float(np.median(sim.stats.bid_size)),
+    )
+
+
+def daily_decisions(sim: Simulation) -> np.ndarray:
+    """Grid elements at 00:00 UTC: one decision per market and day, as the daily pipeline makes."""
+    return np.flatnonzero(sim.grid.hour % HOURS_PER_DAY == 0)
+
+
+def fee_schedules(sim: Simulation) -> list[FeeSchedule]:
+    """Per market, the taker fee schedule of its series."""
+    by_series = [FeeSchedule.for_series("quadratic", s.fee_multiplier) for s in SERIES]
+    u = sim.universe
+    return [by_series[s] for s in u.event_series[u.market_event]]
+
+
+def taker_pnl_cents(
+    sim: Simulation, elem: np.ndarray, buy_yes: np.ndarray, contracts: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(expected, realised) P&L in cents of taking ``contracts`` at ``elem``, after the fee.
+
+    A YES buy pays the ask, a NO buy pays 100 - bid; the fee is Kalshi's, to the cent, from
+    :mod:`kalshi_lab.execution.fees`. Expected uses the latent probability, realised the result.
+    """
+    q, market = sim.quotes, sim.grid.market[elem]
+    paid = np.where(buy_yes, q.ask[elem], 100 - q.bid[elem])
+    schedules = fee_schedules(sim)
+    fee = np.array(
+        [
+            schedules[m].taker_fee_cents(quadratic_units(contracts, int(p)))
+            for m, p in zip(market.tolist(), paid.tolist(), strict=True)
+        ],
+        dtype=float,
+    )
+    latent = sim.latent.prob[elem]
+    win_prob = np.where(buy_yes, latent, 1 - latent)
+    won = np.where(buy_yes, sim.yes[market], ~sim.yes[market])
+    cost = contracts * paid + fee
+    return contracts * 100 * win_prob - cost, contracts * 100 * won - cost
+
+
+@dataclass(frozen=True)
+class TakerResult:
+    """A taking strategy's orders on held-out markets and its P&L per contract, after fees."""
+
+    n_orders: int
+    expected_per_contract: float  # cents, from the latent probability
+    realised_per_contract: float  # cents, from the settlements
+
+
+def _result(expected: np.ndarray, realised: np.ndarray, contracts: int) -> TakerResult:
+    n = len(expected)
+    if not n:
+        return TakerResult(0, float("nan"), float("nan"))
+    return TakerResult(
+        n, float(expected.sum() / (n * contracts)), float(realised.sum() / (n * contracts))
+    )
+
+
+def _mid_features(sim: Simulation, elem: np.ndarray) -> np.ndarray:
+    """What a model that knows only the quote sees: logit(mid) and how it bends with horizon."""
+    m = np.clip(mid(sim)[elem], 0.005, 0.995)
+    logit = np.log(m) - np.log1p(-m)
+    horizon = np.log1p(days_to_close(sim)[elem])
+    return np.column_stack([logit, logit * horizon, horizon])
+
+
+def held_out_split(sim: Simulation, elem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decisions on even events (fit) and on odd events (trade): no event on both sides."""
+    event = sim.universe.market_event[sim.grid.market[elem]]
+    return elem[event % 2 == 0], elem[event % 2 == 1]
+
+
+def recalibrated_mid_taker(
+    sim: Simulation, contracts: int = 10, paid_cents: tuple[int, int] = (3, 97)
+) -> TakerResult:
+    """The best a mid-only model can do: the market recalibrated, then take every edge.
+
+    A logistic regression on logit(mid) and days to close, fit on the settlements of half the
+    events, learns the favourite-longshot bias and its horizon; on the other half it buys YES at
+    the ask when its probability beats ask + fee, NO at 1 - bid when 1 - probability beats
+    that, if the price paid is within ``paid_cents``. On Kalshi this loses after fees, so it
+    must here too. Near-settled contracts (a favourite bought at 98-99 cents) are left out: there
+    the 1-cent tick floor, not a mispricing, decides, and real ones earn a sliver too (1-cent
+    YES contracts lose 41 %, so 99-cent NO ones earn about +0.4 cent; Becker 2026).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    fit_elem, trade_elem = held_out_split(sim, daily_decisions(sim))
+    model = LogisticRegression(C=1e6, max_iter=1000)
+    model.fit(_mid_features(sim, fit_elem), sim.yes[sim.grid.market[fit_elem]])
+    prob = model.predict_proba(_mid_features(sim, trade_elem))[:, 1]
+    q = sim.quotes
+    ask, no_ask = q.ask[trade_elem] / 100.0, 1 - q.bid[trade_elem] / 100.0
+    yes_edge = prob - ask - fee_per_contract(ask, TAKER_FEE_RATE)
+    no_edge = (1 - prob) - no_ask - fee_per_contract(no_ask, TAKER_FEE_RATE)
+    paid = np.where(yes_edge > no_edge, q.ask[trade_elem], 100 - q.bid[trade_elem])
+    take = ((yes_edge > 0) | (no_edge > 0)) & (paid >= paid_cents[0]) & (paid <= paid_cents[1])
+    expected, realised = taker_pnl_cents(
+        sim, trade_elem[take], (yes_edge > no_edge)[take], contracts
+    )
+    return _result(expected, realised, contracts)
+
+
+def always_yes_taker(sim: Simulation, contracts: int = 10) -> TakerResult:
+    """Buy YES at the ask at every daily decision of the held-out events: the spread and fee."""
+    _, trade_elem = held_out_split(sim, daily_decisions(sim))
+    expected, realised = taker_pnl_cents(
+        sim, trade_elem, np.ones(len(trade_elem), dtype=bool), contracts
+    )
+    return _result(expected, realised, contracts)

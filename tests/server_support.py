@@ -219,6 +219,7 @@ def write_simulated_raw(raw: Path) -> Path:
             book_levels=5,
             trades_per_day=14.0,
             informed_share=0.3,
+            longshot_taker_share=0.5,
         ),
     )
     write_synthetic_raw(data, raw)

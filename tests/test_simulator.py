@@ -81,6 +81,7 @@ SMALL = {
     "book_levels": 5,
     "trades_per_day": 14.0,
     "informed_share": 0.3,
+    "longshot_taker_share": 0.5,
 }
 
 

@@ -71,6 +71,7 @@ class SyntheticParams:
     book_levels: int
     trades_per_day: float
     informed_share: float
+    longshot_taker_share: float
 
     def __post_init__(self) -> None:
         p = "data.synthetic."
@@ -114,6 +115,12 @@ class SyntheticParams:
             p + "informed_share",
             "must be in [0, 1]",
             self.informed_share,
+        )
+        _require(
+            0.0 <= self.longshot_taker_share <= 1.0,
+            p + "longshot_taker_share",
+            "must be in [0, 1]",
+            self.longshot_taker_share,
         )
 
 

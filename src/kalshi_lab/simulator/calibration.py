@@ -136,6 +136,19 @@ def brier_by_horizon(sim: Simulation, edges: tuple[float, ...]) -> list[tuple[fl
     return out
 
 
+def log_odds_error(sim: Simulation, days: tuple[float, float]) -> float:
+    """Mean |logit(mid) - logit(latent)| over market-hours ``days`` before close, mid 10-90 c.
+
+    How far the price is from the truth where the 1-cent tick does not dominate the error: the
+    noise and the bias together, which both shrink toward close.
+    """
+    m, left, latent = mid(sim), days_to_close(sim), sim.latent.prob
+    sel = (m >= 0.1) & (m <= 0.9) & (left >= days[0]) & (left < days[1])
+    p = np.clip(latent[sel], 1e-6, 1 - 1e-6)
+    gap = np.log(m[sel] / (1 - m[sel])) - np.log(p / (1 - p))
+    return float(np.mean(np.abs(gap)))
+
+
 @dataclass(frozen=True)
 class Microstructure:
     mean_spread_cents: float  # over all market-hours

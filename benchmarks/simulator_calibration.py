@@ -52,10 +52,10 @@ ROWS: dict[str, Callable[[Simulation], float]] = {
         )
         for i, (lo, hi) in enumerate(zip(HORIZONS[:-1], HORIZONS[1:], strict=True))
     },
-    "|logit(mid) - logit(latent)|, mid 10-90c, > 14 days to close": lambda s: cal.log_odds_error(
+    "log-odds error of the mid (abs), mid 10-90c, > 14 days to close": lambda s: cal.log_odds_error(
         s, (cal.FAR_DAYS, INF)
     ),
-    "|logit(mid) - logit(latent)|, mid 10-90c, < 2 days to close": lambda s: cal.log_odds_error(
+    "log-odds error of the mid (abs), mid 10-90c, < 2 days to close": lambda s: cal.log_odds_error(
         s, (0.0, cal.NEAR_DAYS)
     ),
     "mean spread (cents)": lambda s: cal.microstructure(s).mean_spread_cents,

@@ -22,6 +22,7 @@ import numpy as np
 from common import data_params
 from kalshi_lab.simulator import Simulation, simulate
 from kalshi_lab.simulator import calibration as cal
+from kalshi_lab.simulator import mid_takers as takers
 
 INF = math.inf
 HORIZONS = (0.0, 1.0, 3.0, 7.0, 14.0, INF)
@@ -63,16 +64,16 @@ ROWS: dict[str, Callable[[Simulation], float]] = {
     "mean spread below a 10c mid (cents)": lambda s: cal.microstructure(s).spread_below_10_cents,
     "median touch depth (contracts)": lambda s: cal.microstructure(s).median_touch_depth,
     "recalibrated-mid taker at 3-97c, expected P&L (cents/contract)": lambda s: (
-        cal.recalibrated_mid_taker(s).expected_per_contract
+        takers.recalibrated_mid_taker(s).expected_per_contract
     ),
     "recalibrated-mid taker at 3-97c, realised P&L (cents/contract)": lambda s: (
-        cal.recalibrated_mid_taker(s).realised_per_contract
+        takers.recalibrated_mid_taker(s).realised_per_contract
     ),
     "recalibrated-mid taker at 98-99c, expected P&L (cents/contract)": lambda s: (
-        cal.recalibrated_mid_taker(s, paid_cents=(98, 99)).expected_per_contract
+        takers.recalibrated_mid_taker(s, paid_cents=(98, 99)).expected_per_contract
     ),
     "YES at the ask every day, expected P&L (cents/contract)": lambda s: (
-        cal.always_yes_taker(s).expected_per_contract
+        takers.always_yes_taker(s).expected_per_contract
     ),
 }
 

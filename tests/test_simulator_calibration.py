@@ -20,6 +20,7 @@ from kalshi_lab.compose_params import compose
 from kalshi_lab.params import params_from_dict
 from kalshi_lab.simulator import Simulation, simulate
 from kalshi_lab.simulator import calibration as cal
+from kalshi_lab.simulator import mid_takers as takers
 
 ROOT = Path(__file__).resolve().parents[1]
 #: a modest size: the default config except for its number of markets
@@ -40,11 +41,11 @@ def sim() -> Simulation:
 
 
 def test_a_taker_who_buys_at_the_ask_on_every_signal_of_a_mid_only_model_loses(sim):
-    recalibrated = cal.recalibrated_mid_taker(sim)
+    recalibrated = takers.recalibrated_mid_taker(sim)
     assert recalibrated.n_orders > 1000
     # the market's own calibration curve is not an edge once the spread and fee are paid
     assert recalibrated.expected_per_contract < -0.3
-    every_day = cal.always_yes_taker(sim)
+    every_day = takers.always_yes_taker(sim)
     assert every_day.expected_per_contract < -1.0
     assert every_day.realised_per_contract < 0
 
@@ -92,4 +93,4 @@ def test_the_old_defaults_fail_these_tests():
     near = cal.quoted_at(old, 0.03, 0.07, (0.0, cal.NEAR_DAYS))
     assert not near.ratio > far.ratio + 0.015
     assert cal.taker_return(old).expected > -0.007
-    assert cal.recalibrated_mid_taker(old).expected_per_contract > -0.3
+    assert takers.recalibrated_mid_taker(old).expected_per_contract > -0.3

@@ -173,15 +173,15 @@ def test_a_section_built_in_code_names_the_key_of_a_positional_argument():
     with pytest.raises(ParamError, match=r"^split\.embargo_days: Input should be greater than or"):
         SplitParams(0.5, -1)
     with pytest.raises(
-        ParamError, match=r"^data\.synthetic\.n_markets: Field required \(and 13 more\)$"
+        ParamError, match=r"^data\.synthetic\.n_markets: Field required \(and 18 more\)$"
     ):
         SyntheticParams(seed=1)  # type: ignore[call-arg]
 
 
 def test_whole_numbers_become_floats_and_dates_are_parsed(default):
     params = params_from_dict(default)
-    assert params.data.synthetic.price_lag_hours == 18.0  # written as 18 in params.yaml
-    assert isinstance(params.data.synthetic.price_lag_hours, float)
+    assert params.data.synthetic.news_floor_hours == 6.0  # written as 6 in params.yaml
+    assert isinstance(params.data.synthetic.news_floor_hours, float)
     assert params.data.start == dt.date(2025, 1, 1)
 
 

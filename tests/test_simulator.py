@@ -69,14 +69,19 @@ SMALL = {
     "min_duration_days": 4,
     "max_duration_days": 12,
     "information_rate": 1.2,
+    "news_floor_hours": 6.0,
     "price_lag_hours": 18.0,
     "price_noise": 0.25,
+    "price_noise_close": 0.25,
     "longshot_bias": 0.85,
+    "longshot_bias_close": 0.85,
+    "accuracy_horizon_days": 7.0,
     "half_spread_cents": 1.5,
     "depth_contracts": 200.0,
     "book_levels": 5,
     "trades_per_day": 14.0,
     "informed_share": 0.3,
+    "longshot_taker_share": 0.5,
 }
 
 

@@ -104,14 +104,19 @@ class SyntheticParams:
     min_duration_days: Annotated[StrictInt, Field(ge=2)]
     max_duration_days: Annotated[StrictInt, Field(ge=2)]
     information_rate: Annotated[StrictFloat, Field(gt=0)]
+    news_floor_hours: Annotated[StrictFloat, Field(gt=0)]
     price_lag_hours: Annotated[StrictFloat, Field(gt=0)]
     price_noise: Annotated[StrictFloat, Field(ge=0)]
+    price_noise_close: Annotated[StrictFloat, Field(ge=0)]
     longshot_bias: Annotated[StrictFloat, Field(gt=0, le=1)]
+    longshot_bias_close: Annotated[StrictFloat, Field(gt=0, le=1)]
+    accuracy_horizon_days: Annotated[StrictFloat, Field(gt=0)]
     half_spread_cents: Annotated[StrictFloat, Field(ge=0)]
     depth_contracts: Annotated[StrictFloat, Field(gt=0)]
     book_levels: Annotated[StrictInt, Field(ge=1)]
     trades_per_day: Annotated[StrictFloat, Field(gt=0)]
     informed_share: Annotated[StrictFloat, Field(ge=0, le=1)]
+    longshot_taker_share: Annotated[StrictFloat, Field(ge=0, le=1)]
 
     @model_validator(mode="after")
     def _durations_ordered(self) -> SyntheticParams:

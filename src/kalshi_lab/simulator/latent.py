@@ -5,13 +5,16 @@ with alpha < 1, so that some outcomes are longshots), and news arrives as indepe
 ``X_k = mu tau 1[k = W] + B_k(tau)`` (B_k Brownian motions) on an information clock ``tau(t)``.
 Then ``p_k = softmax_k(log p0_k + mu X_k)`` is the Bayes posterior of W given the signals: the
 latent probability is calibrated at every hour, sums to 1 over the outcomes and drifts to the
-winner. ``mu = information_rate`` (log-odds per sqrt(day)).
+winner. ``mu = information_rate`` (log-odds per sqrt(unit of the clock below)).
 
-The clock runs ``tau(t) = T (t / T)^INFORMATION_CONVEXITY`` over a life of T days: the same
-total information by close as a uniform clock (``mu^2 T``, enough for the winner to be
-near-certain), but most of it arrives late, as for a real event whose outcome becomes clear as
-its date nears. With a uniform clock the latent would be settled within two or three days of
-opening and sit at 0 or 1 for most of a market's life, leaving little to research.
+The clock runs ``tau(t) = log((T + f) / (T - t + f))`` over a life of T hours, ``f =
+news_floor_hours``: news arrives at a rate inversely proportional to the time left, as for a
+quantity observed at close (a temperature, an index level) whose uncertainty shrinks like a
+Brownian motion's over the remaining time. The total by close, ``mu^2 log(1 + T / f)``, makes
+the winner near-certain, while a contract a day or a week from close can still be open, as on
+the real exchange (Bürgi, Deng & Whelan 2025: prices become more accurate toward close). The
+earlier clock (``T (t/T)^3`` with ``mu^2 T`` in total) settled most outcomes days before close,
+so that the last days, where real markets trade most, had nothing left to price.
 
 Research on the simulated data thus has a known ground truth: a model can at best recover ``p``,
 and the market price is ``p`` distorted (see :mod:`kalshi_lab.simulator.quotes`).
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kalshi_lab.params import SyntheticParams
 from kalshi_lab.simulator.grid import MarketGrid
 from kalshi_lab.simulator.segments import positions, segmented_cumsum, starts_of
 from kalshi_lab.simulator.universe import Universe
@@ -31,9 +35,6 @@ from kalshi_lab.simulator.universe import Universe
 DIRICHLET_ALPHA = 0.6
 #: floor on a prior probability, so that log p0 stays finite
 MIN_PRIOR = 1e-6
-HOUR_IN_DAYS = 1.0 / 24.0
-#: exponent of the information clock: 1 = news at a constant rate, 3 = mostly in the last third
-INFORMATION_CONVEXITY = 3.0
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,9 @@ class Latent:
     prob: np.ndarray  # per grid element: posterior probability of the market's outcome
 
 
-def information_clock(pos: np.ndarray, life_h: np.ndarray) -> np.ndarray:
-    """Information time tau (days) reached after ``pos`` of ``life_h`` hours: T (t/T)^convexity."""
-    life_days = life_h * HOUR_IN_DAYS
-    return life_days * (pos / life_h) ** INFORMATION_CONVEXITY
+def information_clock(pos: np.ndarray, life_h: np.ndarray, floor_h: float) -> np.ndarray:
+    """Information time tau after ``pos`` of ``life_h`` hours: log((T + f) / (T - pos + f))."""
+    return np.log((life_h + floor_h) / (life_h - pos + floor_h))
 
 
 def _prior_and_winner(
@@ -65,18 +65,18 @@ def _log_posterior(
     prior: np.ndarray,
     wins: np.ndarray,
     row_len: np.ndarray,
-    information_rate: float,
+    syn: SyntheticParams,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Unnormalised ``log p0 + mu X`` per (outcome row, hour), rows end to end."""
     elem_row = np.repeat(np.arange(len(row_len)), row_len)
     pos = positions(row_len)
-    clock = information_clock(pos, row_len[elem_row])
+    clock = information_clock(pos, row_len[elem_row], syn.news_floor_hours)
     # information arriving during each hour; none before the first (X(0) = 0)
     elapsed = np.where(pos == 0, 0.0, clock - np.concatenate(([0.0], clock[:-1])))
     signal = segmented_cumsum(rng.standard_normal(len(elem_row)) * np.sqrt(elapsed), row_len)
-    signal += information_rate * clock * wins[elem_row]
-    return np.log(prior)[elem_row] + information_rate * signal
+    signal += syn.information_rate * clock * wins[elem_row]
+    return np.log(prior)[elem_row] + syn.information_rate * signal
 
 
 def _softmax(logit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -88,7 +88,7 @@ def _softmax(logit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def simulate_latent(
-    universe: Universe, grid: MarketGrid, information_rate: float, rng: np.random.Generator
+    universe: Universe, grid: MarketGrid, syn: SyntheticParams, rng: np.random.Generator
 ) -> Latent:
     """Draw priors, winners and signal paths for every outcome (listed or not) of every event."""
     k, life = universe.n_outcomes, universe.life_h
@@ -96,7 +96,7 @@ def simulate_latent(
     prior, winner = _prior_and_winner(k, row_event, rng)
     row_len = life[row_event]
     wins = positions(k) == winner[row_event]
-    logit = _log_posterior(prior, wins, row_len, information_rate, rng)
+    logit = _log_posterior(prior, wins, row_len, syn, rng)
     # group = (event, hour of its life); outcome rows of one event share its hours
     group = np.repeat(starts_of(life)[row_event], row_len) + positions(row_len)
     prob_rows = _softmax(logit, group, int(life.sum()))

@@ -78,7 +78,7 @@ def simulate(data: DataParams) -> Simulation:
     assert syn is not None, "data.synthetic is required by the simulator"
     universe = build_universe(data, stream(syn.seed, "universe"))
     grid = MarketGrid.of(universe)
-    latent = simulate_latent(universe, grid, syn.information_rate, stream(syn.seed, "latent"))
+    latent = simulate_latent(universe, grid, syn, stream(syn.seed, "latent"))
     quotes = simulate_quotes(latent.prob, grid, syn, stream(syn.seed, "quotes"))
     trades = simulate_trades(
         latent.prob, grid, quotes, universe.t0, syn, stream(syn.seed, "trades")

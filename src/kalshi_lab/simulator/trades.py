@@ -4,8 +4,10 @@ Arrivals are Poisson per market-hour with rate ``trades_per_day / 24 x liquidity
 day shock``: activity rises toward close, and the gamma day shock (mean 1) makes trading
 bursty, so that quiet markets have whole days without a trade (candles with a null price). A
 share ``informed_share`` of takers knows the latent probability and only trades with an edge
-(buys YES at the ask when latent > ask, NO at 1 - bid when latent < bid); the rest buy either side
-at random. A YES taker pays the ask; a NO taker sells YES at the bid, so yes_price = bid.
+(buys YES at the ask when latent > ask, NO at 1 - bid when latent < bid); of the rest, a share
+``longshot_taker_share`` buys the cheaper side (the longshot: a lottery ticket) and the others
+the favourite. Over-priced longshots bought by takers are where real takers lose (Becker 2026).
+A YES taker pays the ask; a NO taker sells YES at the bid, so yes_price = bid.
 """
 
 from __future__ import annotations
@@ -74,14 +76,15 @@ def simulate_trades(
     )
     n = len(elem)
     informed = rng.random(n) < syn.informed_share
-    coin = rng.random(n) < 0.5
+    longshot = rng.random(n) < syn.longshot_taker_share
     offset = rng.integers(0, US_PER_HOUR, n)
     size = np.ceil(SIZE_SCALE * ((1 - rng.random(n)) ** (-1 / SIZE_TAIL) - 1))
     opens = rng.random(n) < OPEN_SHARE
 
     fair = 100 * latent[elem]
     bid, ask = quotes.bid[elem], quotes.ask[elem]
-    taker_yes = np.where(informed, fair > ask, coin)
+    cheap_yes = bid + ask < 100  # the YES side costs less than the NO side
+    taker_yes = np.where(informed, fair > ask, longshot == cheap_yes)
     keep = ~informed | (fair > ask) | (fair < bid)  # an informed taker without an edge stays out
     order = np.lexsort((offset, elem))
     order = order[keep[order]]

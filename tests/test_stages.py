@@ -146,9 +146,7 @@ def test_backtest_report(pipeline):
         "return_ci_high",
         "p_loss",
         "max_drawdown",
-        "sharpe_daily",
         "n_trades",
-        "fees_paid",
     }
     assert all(headline[k] == report[k] for k in headline)
     assert report["final_equity"] > 0
@@ -314,3 +312,42 @@ def test_the_model_does_not_beat_the_true_posterior(pipeline):
     oracle_brier = float(np.mean((oracle - y) ** 2))
     model_brier = float(np.mean((labelled["prob"].to_numpy() - y) ** 2))
     assert model_brier > 0.9 * oracle_brier, (model_brier, oracle_brier)
+
+
+def test_summary_reports_model_baselines_periods_and_backtest_from_the_reports(pipeline):
+    proc = subprocess.run(
+        [sys.executable, "-m", "kalshi_lab.cli", "summary"],
+        cwd=pipeline,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = (pipeline / paths.SUMMARY).read_text()
+    evaluation = json.loads((pipeline / paths.EVALUATION).read_text())
+    detail = json.loads((pipeline / paths.BACKTEST_DETAIL).read_text())
+    validation, test = text.split("## Held-out test period")
+    for period, block in ((validation, evaluation["validation"]), (test, evaluation["test"])):
+        recal = block["bootstrap"]["model_minus_recal"]["brier_diff"]
+        assert f"| model | {block['scores']['model']['brier']:.4f} |" in period
+        assert f"| recalibrated market | {block['scores']['recal']['brier']:.4f} |" in period
+        assert f"[{recal['lower']:+.4f}, {recal['upper']:+.4f}]" in period
+    assert f"Return {100 * detail['validation']['total_return']:+.1f} %" in validation
+    assert f"Return {100 * detail['test']['total_return']:+.1f} %" in test
+    assert "| fold 1 |" in validation and "| pooled |" in validation
+    assert "12h: " in validation and "(figures/equity.png)" in text
+    assert "## Metrics changed" not in text  # no --ref: nothing to diff against
+
+
+def test_summary_without_reports_is_one_error_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "kalshi_lab.cli", "summary"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: summary: reports/evaluation.json does not exist: run `dvc repro` first"
+    )

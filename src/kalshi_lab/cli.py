@@ -3,6 +3,7 @@
 
 ``kalshi-lab serve --raw data/raw --port 8765`` serves a raw dataset as a local Kalshi API
 (see :mod:`kalshi_lab.server`) until interrupted (Ctrl-C or SIGTERM).
+``kalshi-lab summary --ref main`` writes reports/summary.md (see :mod:`kalshi_lab.summary`).
 
 Errors the user can fix (a bad option, an unreadable raw directory or key, a port in use) are
 one line, ``error: <command>: <message>``, and exit code 2, as the pipeline stages report them.
@@ -19,9 +20,11 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from kalshi_lab import paths
 from kalshi_lab.errors import KalshiLabError
 from kalshi_lab.server import FaultConfig, LocalKalshiServer, ServerConfig
 from kalshi_lab.server.auth import load_public_key
+from kalshi_lab.summary import write_summary
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -138,6 +141,23 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_summary(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "summary",
+        help="write reports/summary.md: model vs baselines with intervals, test period, "
+        "backtest, metrics changed against a git ref, figures",
+    )
+    p.add_argument("--ref", help="git ref to diff the metrics against (dvc metrics diff REF)")
+    p.add_argument("--out", type=Path, default=paths.SUMMARY, help="default: %(default)s")
+    p.set_defaults(run=run_summary)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    write_summary(args.ref, args.out)
+    logging.getLogger("kalshi_lab").info("wrote %s", args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kalshi-lab", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -148,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve(commands)
+    add_summary(commands)
     return parser
 
 

@@ -51,6 +51,8 @@ PNL_BY_EVENT = PLOTS / "pnl_by_event.csv"
 PNL_BY_PRICE = PLOTS / "pnl_by_price.csv"
 PNL_BY_EVENT_FIGURE = FIGURES / "pnl_by_event.png"
 PNL_BY_PRICE_FIGURE = FIGURES / "pnl_by_price.png"
+#: kalshi-lab summary's markdown (not a DVC output: written on demand, e.g. by CI)
+SUMMARY = REPORTS / "summary.md"
 
 
 def parquet_table(name: str, root: Path = PARQUET_DIR) -> Path:

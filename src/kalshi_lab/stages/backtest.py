@@ -28,7 +28,7 @@ from kalshi_lab.params import BacktestParams, Params, load_params
 from kalshi_lab.stages.runner import logger, run_stage
 
 #: backtest.json: the few numbers `dvc exp show` lists; the rest is in backtest_detail.json
-HEADLINE = ("total_return", "max_drawdown", "sharpe_daily", "n_trades", "fees_paid")
+HEADLINE = ("total_return", "return_ci_low", "return_ci_high", "p_loss", "max_drawdown", "n_trades")
 
 
 def assess(result: BacktestResult, backtest: BacktestParams) -> dict[str, float | int]:
@@ -92,7 +92,6 @@ def main() -> None:
             test = _secondary(params, test_predictions, tables)
             detail["test"] = assess(test, params.backtest)
     headline = {key: validation[key] for key in HEADLINE}
-    headline |= {k: validation[k] for k in ("return_ci_low", "return_ci_high", "p_loss")}
 
     ts = pd.to_datetime(result.equity["ts"], utc=True)
     # DVC's templates read x as a number: days since the first decision, beside the timestamp.

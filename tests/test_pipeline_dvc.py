@@ -111,7 +111,9 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
     dvc(repo, "repro")
     metrics = read_json(repo / "reports" / "metrics.json")
     backtest = read_json(repo / "reports" / "backtest.json")
-    assert {"model", "baseline_market", "baseline_majority"} <= set(metrics)
+    assert {"brier_model", "brier_market", "brier_recal", "skill_vs_recal"} <= set(metrics)
+    evaluation = read_json(repo / "reports" / "evaluation.json")
+    assert {"validation", "test", "walk_forward"} <= set(evaluation)
     assert {
         "final_equity",
         "total_return",
@@ -121,7 +123,7 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
         "fees_paid",
         "hit_rate",
     } <= set(backtest)
-    for figure in ("roc.png", "calibration.png", "equity.png"):
+    for figure in ("roc.png", "calibration.png", "importance.png", "equity.png"):
         assert (repo / "reports" / "figures" / figure).stat().st_size > 0
 
     again = dvc(repo, "repro")
@@ -136,13 +138,13 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
     assert yaml.safe_load((repo / "params.yaml").read_text())["strategy"]["kelly_fraction"] == 0.25
 
     dvc(repo, "exp", "run", "-n", "logreg", "-S", "model=logreg")
-    assert read_json(repo / "reports" / "metrics.json")["model"] != metrics["model"]
+    assert read_json(repo / "reports" / "metrics.json")["brier_model"] != metrics["brier_model"]
     assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["name"] == "logreg"
 
     shown = dvc(repo, "exp", "show", "--md").stdout
     assert "kf025" in shown and "logreg" in shown
     diff = dvc(repo, "metrics", "diff", "--md").stdout
-    assert "model.log_loss" in diff
+    assert "brier_model" in diff and "validation.scores.model.log_loss" in diff
 
 
 USER_STRATEGY = """
@@ -211,7 +213,9 @@ def test_direction_target_with_directional_strategy(repo):
         "strategy=directional",
     )
     metrics = read_json(repo / "reports" / "metrics.json")
-    assert {"baseline_persistence", "baseline_majority"} <= set(metrics)
+    assert {"brier_model", "brier_persistence", "skill_vs_persistence"} <= set(metrics)
+    scored = read_json(repo / "reports" / "evaluation.json")["validation"]["scores"]
+    assert set(scored) == {"model", "persistence", "base_rate"}
 
 
 def test_invalid_override_fails_clearly_and_keeps_the_last_results(repo):

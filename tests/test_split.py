@@ -160,6 +160,7 @@ def test_walk_forward_folds_expand_and_tile_up_to_validation():
     found = periods(frame, THREE, "direction")
     days = np.sort(frame["as_of"].unique())
     starts = [f.valid_start for f in found.folds]
+    assert found.numbers == (1, 2, 3)
     assert starts == [days[12], days[24], days[36]]  # folds of 12 days, validation last
     assert [f.valid_end for f in found.folds] == [days[24], days[36], days[48]]
     trains = [f.train.sum() for f in found.folds]
@@ -180,12 +181,24 @@ def test_defaults_keep_the_plain_train_validation_split():
     assert plain.validation.valid.sum() == (frame["as_of"] >= plain.validation.valid_start).sum()
 
 
+def test_an_early_fold_without_training_rows_is_skipped_with_a_warning(caplog):
+    frame = long_panel()
+    with caplog.at_level(logging.INFO, logger="kalshi_lab.split"):
+        found = periods(frame, SplitParams(0.6, 10, test_size=0.2, n_folds=3), "settlement")
+    # fold 1 scores from day 12: with a 10-day embargo, nothing settled before day 2
+    assert found.numbers == (2, 3) and len(found.folds) == 2
+    assert found.validation.valid_start == START + 36 * DAY
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "split: walk-forward fold 1 of 3 skipped: no row is labelled before 2025-01-04 "
+        "(fewer split.n_folds would start later)"
+    ]
+
+
 def test_impossible_periods_are_clear_errors_naming_the_parameter():
     frame = long_panel()
     with pytest.raises(DataError, match="split.n_folds=5 folds of 12 days"):
         periods(frame, SplitParams(0.6, 2, test_size=0.2, n_folds=5), "direction")
-    with pytest.raises(DataError, match="walk-forward fold 1: split.n_folds=3"):
-        periods(frame, SplitParams(0.6, 10, test_size=0.2, n_folds=3), "settlement")
     with pytest.raises(DataError, match="split.test_size=0.01 holds no day"):
         periods(frame, SplitParams(0.6, 2, test_size=0.01), "direction")
 

@@ -14,8 +14,9 @@ S minus the embargo:
 * ``settlement``: the label is known at the market's settlement, so a market (and with it every
   strike of its event, which settle together) trains only if the whole event settled before
   S - embargo.
-Scored rows are every row with ``as_of`` in the fold's block, whatever their label status. The
-split logs how many rows, markets and events it keeps out of training, and why: on real data
+Scored rows are every row with ``as_of`` in the fold's block, whatever their label status. An
+earlier walk-forward fold with no training row (a short history) is skipped with a WARNING;
+validation and test without one are errors. The split logs how many rows, markets and events it keeps out of training, and why: on real data
 most markets can be left out (an event trains only once all its strikes settled), and that must
 be visible.
 """
@@ -61,6 +62,7 @@ class Periods:
     """Walk-forward folds (expanding window, the last one is validation) and the test split."""
 
     folds: tuple[Split, ...]
+    numbers: tuple[int, ...]  # each fold's number (1-based) among split.n_folds
     test: Split | None
 
     @property
@@ -202,13 +204,29 @@ def periods(features: pd.DataFrame, params: SplitParams, target: str) -> Periods
             f"there are {cut}"
         )
     test_start = days[test_cut] if test_cut < n else None
-    folds = []
+    folds, numbers = [], []
     for k in range(params.n_folds):
         start = days[first + k * length]
         end = days[first + (k + 1) * length] if first + (k + 1) * length < n else None
         split, why = _fold(features, target, start, end, params.embargo_days)
         if k == params.n_folds - 1:
             _log_split(features, why, target, split, VALIDATION)
+            if not split.train.any():
+                raise _no_training_rows(
+                    split,
+                    f"split.train_size={params.train_size}, "
+                    f"split.embargo_days={params.embargo_days}",
+                )
+        elif not split.train.any():
+            # an early fold of a short history: skipped, not fatal; the others still tell
+            log.warning(
+                "split: walk-forward fold %d of %d skipped: no row is labelled before %s "
+                "(fewer split.n_folds would start later)",
+                k + 1,
+                params.n_folds,
+                f"{split.train_end:%Y-%m-%d}",
+            )
+            continue
         else:
             log.info(
                 "split: walk-forward fold %d of %d: %d training rows (labels before %s), "
@@ -221,21 +239,15 @@ def periods(features: pd.DataFrame, params: SplitParams, target: str) -> Periods
                 f"{start:%Y-%m-%d}",
                 f"{end:%Y-%m-%d}",
             )
-        if not split.train.any():
-            knobs = (
-                f"split.train_size={params.train_size}, split.embargo_days={params.embargo_days}"
-                if k == params.n_folds - 1
-                else f"walk-forward fold {k + 1}: split.n_folds={params.n_folds}"
-            )
-            raise _no_training_rows(split, knobs)
         folds.append(split)
+        numbers.append(k + 1)
     test = None
     if test_start is not None:
         test, why = _fold(features, target, test_start, None, params.embargo_days)
         _log_split(features, np.where(why == VALIDATION, TEST, why), target, test, TEST)
         if not test.train.any():
             raise _no_training_rows(test, f"split.test_size={params.test_size}")
-    return Periods(folds=tuple(folds), test=test)
+    return Periods(folds=tuple(folds), numbers=tuple(numbers), test=test)
 
 
 def chronological_split(features: pd.DataFrame, params: SplitParams, target: str) -> Split:

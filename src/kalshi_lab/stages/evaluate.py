@@ -12,7 +12,7 @@ import pandas as pd
 from kalshi_lab import figures, paths
 from kalshi_lab.errors import DataError
 from kalshi_lab.evaluation.baselines import REFERENCES
-from kalshi_lab.evaluation.blocks import score_split
+from kalshi_lab.evaluation.blocks import PREDICTION_CONTEXT, score_split
 from kalshi_lab.evaluation.importance import feature_importance
 from kalshi_lab.evaluation.metrics import reliability, roc_points
 from kalshi_lab.evaluation.report import Scored, headline, period_report, scores
@@ -22,6 +22,9 @@ from kalshi_lab.params import Params, load_params
 from kalshi_lab.split import periods
 from kalshi_lab.stages.runner import logger, run_stage
 from kalshi_lab.stages.train import read_features
+
+#: re-exported: the bot's predictions carry the same columns (tests/test_bot_session.py)
+__all__ = ["PREDICTION_CONTEXT", "main"]
 
 LABELS = {
     "model": "model",
@@ -88,11 +91,11 @@ def main() -> None:
     fold_models = [*others["folds"], model]
     if len(fold_models) != len(found.folds):
         raise DataError(
-            f"{paths.MODELS_WALK_FORWARD} holds {len(fold_models)} folds, split.n_folds is "
+            f"{paths.MODELS_WALK_FORWARD} holds {len(fold_models)} folds, the split has "
             f"{len(found.folds)}: run the train stage again"
         )
-    n = len(found.folds)
-    names = [f"walk-forward fold {k + 1} of {n}" for k in range(n - 1)] + ["validation"]
+    n = params.split.n_folds
+    names = [f"walk-forward fold {k} of {n}" for k in found.numbers[:-1]] + ["validation"]
     folds = [
         score_split(features, split, m, target, columns, what)
         for split, m, what in zip(found.folds, fold_models, names, strict=True)
@@ -105,7 +108,10 @@ def main() -> None:
         "validation": period_report(valid, target, ev),
         "test": None,
         "walk_forward": {
-            **{f"fold_{k + 1}": scores(block, target) for k, (block, _) in enumerate(folds)},
+            **{
+                f"fold_{k}": scores(block, target)
+                for k, (block, _) in zip(found.numbers, folds, strict=True)
+            },
             "pooled": period_report(Scored.pooled([block for block, _ in folds]), target, ev),
         },
     }

@@ -65,8 +65,11 @@ def main() -> None:
         logger.info("trained %s for %s on %d rows", params.model.name, what, len(rows))
         return model, _describe(split, len(rows))
 
-    n = len(found.folds)
-    fits = [fit(split, f"walk-forward fold {k + 1} of {n}") for k, split in enumerate(found.folds)]
+    n = params.split.n_folds
+    fits = [
+        fit(split, f"walk-forward fold {k} of {n}")
+        for k, split in zip(found.numbers, found.folds, strict=True)
+    ]
     model, validation = fits[-1]
     test_model, test = fit(found.test, "the test period") if found.test else (None, None)
     if found.test is None:
@@ -81,7 +84,7 @@ def main() -> None:
         "train_labels_before": validation["train_labels_before"],
         "valid_start": validation["scored_from"],
         "valid_end": validation["scored_until"],
-        "walk_forward": [described for _, described in fits],
+        "walk_forward": {f"fold_{k}": d for k, (_, d) in zip(found.numbers, fits, strict=True)},
         "test": test,
     }
     with StagedOutputs() as out:

@@ -244,6 +244,23 @@ def build_error(book: pd.DataFrame, candles: pd.DataFrame, shares=(1.0, 0.1)) ->
     return type(ours.value), str(ours.value)
 
 
+def test_categorical_columns_as_the_backtest_reads_them_give_the_same_index():
+    book, candles = random_tables(4)
+    plain = QuoteIndex(book, candles, 0.5, 0.1)
+    # an unused category is no error; the codes, not the labels, are compared
+    side = pd.Categorical(book["side"], categories=["no", "maybe", "yes"])
+    as_read = book.assign(side=side, ticker=book["ticker"].astype("category"))
+    categorical = QuoteIndex(as_read, candles.astype({"ticker": "category"}), 0.5, 0.1)
+    tickers = sorted(set(book["ticker"]))
+    for ts in sorted(set(book["snapshot_ts"]))[::3]:
+        pd.testing.assert_frame_equal(categorical.top(tickers, ts), plain.top(tickers, ts))
+        for t in tickers:
+            for book_side in ("yes", "no"):
+                assert categorical.levels(t, ts.value, book_side) == plain.levels(
+                    t, ts.value, book_side
+                )
+
+
 def test_invalid_tables_raise_the_exchanges_errors():
     book, candles = random_tables(3)
     kind, message = build_error(book.drop(columns=["count", "side"]), candles)
@@ -254,6 +271,10 @@ def test_invalid_tables_raise_the_exchanges_errors():
     assert build_error(bad_side, candles) == (DataError, "orderbook side must be yes or no")
     missing_side = book.assign(side=book["side"].where(book.index != 3, None))
     assert build_error(missing_side, candles)[0] is DataError
+    for bad in (bad_side, missing_side):  # as the backtest reads them: categorical sides
+        as_read = bad.astype({"side": "category", "ticker": "category"})
+        with pytest.raises(DataError, match="^orderbook side must be yes or no$"):
+            QuoteIndex(as_read, candles, 1.0, 0.1)
     subpenny = book.assign(price=book["price"].where(book.index != 5, 0.425))
     kind, message = build_error(subpenny, candles)
     assert kind is DataError and "orderbook prices off the one-cent grid" in message

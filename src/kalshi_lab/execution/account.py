@@ -141,13 +141,19 @@ class KalshiAccount:
         """
         if not self.positions:
             return
-        held = list(self.positions.values())
-        at = quotes.index.get_indexer([pos.ticker for pos in held])  # -1: not quoted
-        yes = quotes["yes_bid"].to_numpy(dtype=float)[at].tolist()
-        no = quotes["no_bid"].to_numpy(dtype=float)[at].tolist()
-        for pos, row, yes_bid, no_bid in zip(held, at.tolist(), yes, no, strict=True):
+        # one pass over the quoted tickers in Python (a set lookup each) costs less than
+        # pandas' Index.get_indexer for the few hundred markets of a step
+        positions = self.positions
+        rows = [row for row, t in enumerate(quotes.index.tolist()) if t in positions]
+        if not rows:
+            return
+        tickers = quotes.index[rows].tolist()
+        yes = quotes["yes_bid"].to_numpy(dtype=float)[rows].tolist()
+        no = quotes["no_bid"].to_numpy(dtype=float)[rows].tolist()
+        for ticker, yes_bid, no_bid in zip(tickers, yes, no, strict=True):
+            pos = positions[ticker]
             bid = yes_bid if pos.side == "yes" else no_bid
-            if row >= 0 and not math.isnan(bid):
+            if not math.isnan(bid):
                 pos.mark_cents = int(bid)
 
     # --- changes --------------------------------------------------------------------------

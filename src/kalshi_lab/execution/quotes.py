@@ -81,7 +81,9 @@ def cents_on_grid(dollars: pd.Series, name: str, tickers: pd.Series) -> np.ndarr
     """Dollar prices as float cents on the one-cent grid (NaN stays NaN); off-grid: DataError."""
     cents = dollars.to_numpy(dtype=float) * 100.0
     rounded = np.rint(cents)
-    off_grid = np.abs(cents - rounded) > 1e-6  # NaN compares False
+    np.subtract(cents, rounded, out=cents)  # in place: order books have millions of rows
+    off_grid = np.abs(cents, out=cents) > 1e-6  # NaN compares False
+    del cents
     if off_grid.any():
         examples = sorted(tickers[off_grid].astype(str).unique())[:5]
         raise DataError(f"{name} prices off the one-cent grid (subpenny markets): {examples}")
@@ -409,19 +411,16 @@ class _BookRows:
         missing = _BOOK_COLUMNS - set(orderbook.columns)
         if missing:
             raise DataError(f"orderbook table lacks columns {sorted(missing)}")
-        side_first, sides = _runs(orderbook["side"])
-        is_no = sides == "no"
-        if not (is_no | (sides == "yes")).all():
-            raise DataError("orderbook side must be yes or no")
-        cents = cents_on_grid(orderbook["price"], "orderbook", orderbook["ticker"])
         out = cls()
+        out.is_no = _is_no(orderbook["side"])
+        cents = cents_on_grid(orderbook["price"], "orderbook", orderbook["ticker"])
+        cents[~((cents >= 1) & (cents <= 99))] = 0  # NaN and prices outside 1..99: no level
+        out.price = cents.astype(np.int8)
+        del cents
         n = len(orderbook)
         first, run_name, out.names = _factorize_runs(orderbook["ticker"])
         out.names = _as_str(out.names)
         out.run_name, out.run_length = run_name, np.diff(np.append(first, n))
-        out.is_no = np.repeat(is_no, np.diff(np.append(side_first, n)))
-        out.price = np.where((cents >= 1) & (cents <= 99), cents, 0).astype(np.int8)  # NaN: 0
-        del cents
         ts_first, ts_heads = _runs(orderbook["snapshot_ts"])  # a snapshot's rows are neighbours
         head_code, ts_values = pd.factorize(ts_heads)  # NaT: -1
         ts_code = np.repeat(head_code, np.diff(np.append(ts_first, n)))
@@ -465,6 +464,24 @@ class _CandleRows:
         out.ticker = np.repeat(run_name, np.diff(np.append(first, len(candles))))
         out.names = _as_str(names)
         return out
+
+
+def _is_no(side: pd.Series) -> np.ndarray:
+    """Per row, a NO bid (else YES); DataError for any other side. A categorical column is
+    read through its integer codes, a plain one by runs (sides come grouped by snapshot)."""
+    if isinstance(side.dtype, pd.CategoricalDtype):
+        labels = side.cat.categories.to_numpy(dtype=object)
+        codes = side.cat.codes.to_numpy()
+        used = np.bincount(codes.astype(np.int64) + 1, minlength=len(labels) + 1) > 0
+        if used[0] or not set(labels[used[1:]]) <= {"yes", "no"}:  # code -1: missing
+            raise DataError("orderbook side must be yes or no")
+        no = np.flatnonzero(labels == "no")
+        return codes == (no[0] if len(no) else -2)
+    first, sides = _runs(side)
+    is_no = sides == "no"
+    if not (is_no | (sides == "yes")).all():
+        raise DataError("orderbook side must be yes or no")
+    return np.repeat(is_no, np.diff(np.append(first, len(side))))
 
 
 def _runs(values: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.api.extensions.ExtensionArray]:

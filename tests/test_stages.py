@@ -314,14 +314,14 @@ def test_the_model_does_not_beat_the_true_posterior(pipeline):
     assert model_brier > 0.9 * oracle_brier, (model_brier, oracle_brier)
 
 
+def summary_in(workdir: Path) -> subprocess.CompletedProcess:
+    """``kalshi-lab summary`` run in ``workdir``."""
+    cmd = [sys.executable, "-m", "kalshi_lab.cli", "summary"]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+
+
 def test_summary_reports_model_baselines_periods_and_backtest_from_the_reports(pipeline):
-    proc = subprocess.run(
-        [sys.executable, "-m", "kalshi_lab.cli", "summary"],
-        cwd=pipeline,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = summary_in(pipeline)
     assert proc.returncode == 0, proc.stderr
     text = (pipeline / paths.SUMMARY).read_text()
     evaluation = json.loads((pipeline / paths.EVALUATION).read_text())
@@ -340,13 +340,7 @@ def test_summary_reports_model_baselines_periods_and_backtest_from_the_reports(p
 
 
 def test_summary_without_reports_is_one_error_line(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "kalshi_lab.cli", "summary"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = summary_in(tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: summary: reports/evaluation.json does not exist: run `dvc repro` first"

@@ -150,16 +150,11 @@ def test_period_report_and_headline():
     assert diff["estimate"] == pytest.approx(table["model"]["brier"] - table["recal"]["brier"])
     assert diff["upper"] < 0  # the truth beats a noisy market over 60 events
     top = headline(report, "settlement")
-    assert list(top) == [
-        "brier_model",
-        "brier_market",
-        "brier_recal",
-        "skill_vs_market",
-        "skill_vs_recal",
-        "brier_diff_recal_lower",
-        "brier_diff_recal_upper",
-        "auc_model",
-    ]
+    assert top == {
+        "skill_vs_recal": report["brier_skill"]["vs_recal"],
+        "p_no_skill": pytest.approx(1 - diff["share_below_zero"]),
+    }
+    assert top["p_no_skill"] <= 0.025  # the interval's upper end is below 0
     pooled = Scored.pooled([block, _block(1)])
     assert scores(pooled, "settlement")["n_rows"] == 2 * len(block.y)
 

@@ -6,9 +6,12 @@ params.yaml from conf/), is committed, and then driven with the real `dvc` comma
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,12 @@ SMALL_SIMULATOR = {
 }
 SMALL_RANGE = {"start": "2025-01-01", "end": "2025-03-15"}
 SMALL_MODEL = {"n_estimators": 60}
+
+#: the README's `dvc exp show` for a 120-column terminal (the test runs it as written there)
+EXP_SHOW = (
+    "dvc exp show --no-pager --only-changed "
+    "--drop 'Created|State|Executor|src/|data/|models/|model\\.params\\.'"
+)
 
 pytestmark = pytest.mark.slow
 
@@ -89,11 +98,11 @@ def git(copy: Path, *args: str) -> str:
     ).stdout
 
 
-def dvc(copy: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+def dvc(copy: Path, *args: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=copy,
-        env=env_for(copy),
+        env={**env_for(copy), **env},
         capture_output=True,
         text=True,
         timeout=600,
@@ -107,22 +116,43 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def run_queue(copy: Path, jobs: int, timeout: float = 300.0) -> str:
+    """`dvc queue start -j <jobs>`, then `dvc queue status` until nothing is queued or running."""
+    dvc(copy, "queue", "start", "-j", str(jobs))
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(1)
+        status = dvc(copy, "queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        assert time.monotonic() < deadline, f"the queue is still busy:\n{status}"
+
+
+def experiments(copy: Path) -> dict[str, dict]:
+    """The experiments on HEAD by name: their params.yaml and metrics, from `dvc exp show --json`."""
+    found = {}
+    for baseline in json.loads(dvc(copy, "exp", "show", "--json").stdout):
+        for exp in baseline.get("experiments") or []:
+            data = exp["revs"][0].get("data") or {}
+            found[exp["name"]] = {
+                "params": data.get("params", {}).get("params.yaml", {}).get("data", {}),
+                "metrics": {f: m.get("data", {}) for f, m in data.get("metrics", {}).items()},
+            }
+    return found
+
+
 def test_repro_then_nothing_to_do_then_experiments(repo):
     dvc(repo, "repro")
     metrics = read_json(repo / "reports" / "metrics.json")
     backtest = read_json(repo / "reports" / "backtest.json")
-    assert {"brier_model", "brier_market", "brier_recal", "skill_vs_recal"} <= set(metrics)
+    assert set(metrics) == {"skill_vs_recal", "p_no_skill"}
+    assert set(backtest) == {"return", "p_loss"}
     evaluation = read_json(repo / "reports" / "evaluation.json")
     assert {"validation", "test", "walk_forward"} <= set(evaluation)
-    assert {
-        "final_equity",
-        "total_return",
-        "max_drawdown",
-        "sharpe_daily",
-        "n_trades",
-        "fees_paid",
-        "hit_rate",
-    } <= set(backtest)
+    detail = read_json(repo / "reports" / "backtest_detail.json")
+    assert {"final_equity", "return_ci_low", "max_drawdown", "n_trades"} <= set(
+        detail["validation"]
+    )
     for figure in ("roc.png", "calibration.png", "importance.png", "equity.png"):
         assert (repo / "reports" / "figures" / figure).stat().st_size > 0
 
@@ -132,19 +162,46 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "baseline results")
 
-    dvc(repo, "exp", "run", "-n", "kf025", "-S", "strategy.kelly_fraction=0.25")
-    assert read_json(repo / "reports" / "backtest.json") != backtest
-    assert read_json(repo / "reports" / "metrics.json") == metrics  # only the backtest re-ran
-    assert yaml.safe_load((repo / "params.yaml").read_text())["strategy"]["kelly_fraction"] == 0.25
+    # the README's sweep: one queued experiment per value, run by two queue workers.
+    # Names of 10 characters, as long as DVC's generated ones, for the width check below.
+    dvc(repo, "exp", "run", "--queue", "-n", "sweep-kf", "-S", "strategy.kelly_fraction=0.1,0.25")
+    status = run_queue(repo, jobs=2)
+    assert status.count("Success") == 2, status
+    swept = {k: v for k, v in experiments(repo).items() if k.startswith("sweep-kf-")}
+    assert sorted(e["params"]["strategy"]["kelly_fraction"] for e in swept.values()) == [0.1, 0.25]
+    for exp in swept.values():
+        assert exp["metrics"]["reports/metrics.json"] == metrics  # only the backtest re-ran
+    returns = {e["metrics"]["reports/backtest.json"]["return"] for e in swept.values()}
+    assert len(returns) == 2 and backtest["return"] not in returns
+    assert read_json(repo / "reports" / "backtest.json") == backtest  # queued: workspace untouched
 
-    dvc(repo, "exp", "run", "-n", "logreg", "-S", "model=logreg")
-    assert read_json(repo / "reports" / "metrics.json")["brier_model"] != metrics["brier_model"]
+    dvc(repo, "exp", "run", "-n", "logreg-run", "-S", "model=logreg")
+    assert (
+        read_json(repo / "reports" / "metrics.json")["skill_vs_recal"]
+        != (metrics["skill_vs_recal"])
+    )
     assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["name"] == "logreg"
 
-    shown = dvc(repo, "exp", "show", "--md").stdout
-    assert "kf025" in shown and "logreg" in shown
-    diff = dvc(repo, "metrics", "diff", "--md").stdout
-    assert "brier_model" in diff and "validation.scores.model.log_loss" in diff
+    # the README's table fits a 120-column terminal: no line wider, no column cut to "…"
+    assert f"uv run {EXP_SHOW}" in (ROOT / "README.md").read_text()
+    table = dvc(repo, *shlex.split(EXP_SHOW)[1:], COLUMNS="120").stdout
+    assert max(len(line) for line in table.splitlines()) <= 120, table
+    assert "…" not in table, table
+    header = next(line for line in table.splitlines() if "Experiment" in line).split()
+    assert header == [
+        "Experiment",
+        "skill_vs_recal",
+        "p_no_skill",
+        "return",
+        "p_loss",
+        "model.name",
+        "strategy.kelly_fraction",
+    ], table
+    for name in ("sweep-kf-1", "sweep-kf-2", "logreg-run"):
+        assert name in table
+    diff = dvc(repo, "metrics", "diff", "--md").stdout.splitlines()
+    changed = {row.split("|")[2].strip() for row in diff if row.startswith("| reports/")}
+    assert {"skill_vs_recal", "return"} <= changed
 
 
 USER_STRATEGY = """
@@ -174,11 +231,11 @@ class BuyCheapYes(BaseMarketStrategy):
 
 
 def test_every_issue_six_override_and_a_users_own_strategy_change_the_backtest(repo):
-    """Each override re-runs only the backtest and moves its metrics; so does a class of the
-    user's own, in a file outside the package, chosen by a config group's _target_."""
+    """Each override re-runs only the backtest and moves its metrics (strategy.kelly_fraction is
+    swept in the first test); so does a class of the user's own, in a file outside the package,
+    chosen by a config group's _target_."""
     baseline = json.loads(git(repo, "show", "HEAD:reports/backtest.json"))
     for name, override in [
-        ("kf", "strategy.kelly_fraction=0.25"),
         ("edge", "strategy.min_edge=0.1"),
         ("stop", "strategy.stop_loss=0.2"),
         ("nested", "backtest.executor=nested"),
@@ -186,14 +243,14 @@ def test_every_issue_six_override_and_a_users_own_strategy_change_the_backtest(r
         dvc(repo, "exp", "run", "-n", name, "-S", override)
         changed = read_json(repo / "reports" / "backtest.json")
         assert changed != baseline, override
-        assert changed["final_equity"] != baseline["final_equity"], override
+        assert changed["return"] != baseline["return"], override
 
     (repo / "user_strategies.py").write_text(USER_STRATEGY)
     (repo / "conf" / "strategy" / "cheap_yes.yaml").write_text(
         "_target_: user_strategies.BuyCheapYes\ngap: 0.1\ncontracts: 7\n"
     )
     dvc(repo, "exp", "run", "-n", "mine", "-S", "strategy=cheap_yes")
-    mine = read_json(repo / "reports" / "backtest.json")
+    mine = read_json(repo / "reports" / "backtest_detail.json")["validation"]
     assert 0 < mine["n_contracts"] <= 7 * mine["n_orders"]
     assert yaml.safe_load((repo / "params.yaml").read_text())["strategy"]["_target_"] == (
         "user_strategies.BuyCheapYes"
@@ -213,7 +270,7 @@ def test_direction_target_with_directional_strategy(repo):
         "strategy=directional",
     )
     metrics = read_json(repo / "reports" / "metrics.json")
-    assert {"brier_model", "brier_persistence", "skill_vs_persistence"} <= set(metrics)
+    assert set(metrics) == {"skill_vs_persistence", "p_no_skill"}
     scored = read_json(repo / "reports" / "evaluation.json")["validation"]["scores"]
     assert set(scored) == {"model", "persistence", "base_rate"}
 
@@ -267,7 +324,7 @@ def test_kalshi_source_against_the_local_server(repo, tmp_path):
     print(proc.stdout, proc.stderr)
     assert served.requests.get("historical_candlesticks", 0) > 0
     assert served.requests.get("candlesticks", 0) > 0
-    backtest = read_json(repo / "reports" / "backtest.json")
+    backtest = read_json(repo / "reports" / "backtest_detail.json")["validation"]
     assert backtest["n_orders"] > 0
     assert backtest["n_fills_candle"] > 0 and backtest["n_fills_book"] == 0
     params = yaml.safe_load((repo / "params.yaml").read_text())

@@ -83,17 +83,13 @@ def period_report(block: Scored, target: str, params: EvaluationParams) -> dict[
 
 
 def headline(report: dict, target: str) -> dict[str, float]:
-    """The few validation scalars ``dvc exp show`` lists: Brier of model and references, skill,
-    the 95 % interval of model minus the strongest reference, and the model's AUC."""
-    table = report["scores"]
-    names = REFERENCES[target]
-    strongest = names[-1]
+    """The two validation scalars ``dvc exp show`` lists, beside the backtest's two: the Brier
+    skill against the strongest reference (the recalibrated market; persistence for
+    ``direction``) and ``p_no_skill``, the share of event-bootstrap resamples in which the
+    model's Brier score is not below that reference's. The rest is in evaluation.json."""
+    strongest = REFERENCES[target][-1]
     diff = report["bootstrap"][f"model_minus_{strongest}"]["brier_diff"]
     return {
-        "brier_model": table["model"]["brier"],
-        **{f"brier_{name}": table[name]["brier"] for name in names},
-        **{f"skill_vs_{name}": report["brier_skill"][f"vs_{name}"] for name in names},
-        f"brier_diff_{strongest}_lower": diff["lower"],
-        f"brier_diff_{strongest}_upper": diff["upper"],
-        "auc_model": table["model"]["roc_auc"],
+        f"skill_vs_{strongest}": report["brier_skill"][f"vs_{strongest}"],
+        "p_no_skill": 1.0 - diff["share_below_zero"],
     }

@@ -14,3 +14,10 @@ def _repo_root_cwd():
     os.chdir(ROOT)
     yield
     os.chdir(previous)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end files first: with a file per xdist worker, the longest file then
+    starts at once while the other worker takes the rest, instead of starting last and making
+    the whole run wait for it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: else as found

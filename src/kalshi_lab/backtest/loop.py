@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -84,6 +85,20 @@ def _explain(trader: Trader, exchange: SimulatedKalshiExchange) -> None:
         logger.warning("backtest filled none of its %d orders: %s", len(orders), unfilled)
 
 
+def _by_decision_time(predictions: pd.DataFrame) -> list[tuple[pd.Timestamp, pd.DataFrame]]:
+    """The predictions made at each as_of, in time order (rows in their given order within a
+    time), as groupby("as_of") gives them: slices of one stable sort, cheaper than groupby."""
+    ordered = predictions.sort_values("as_of", kind="stable")
+    times = ordered["as_of"].to_numpy()
+    starts = np.flatnonzero(np.concatenate([[True], times[1:] != times[:-1]]))
+    ends = np.append(starts[1:], len(ordered))
+    stamps = ordered["as_of"].iloc[starts]
+    return [
+        (ts, ordered.iloc[a:b])
+        for ts, a, b in zip(stamps, starts.tolist(), ends.tolist(), strict=True)
+    ]
+
+
 def run_backtest(
     predictions: pd.DataFrame,
     orderbook: pd.DataFrame,
@@ -124,8 +139,7 @@ def run_backtest(
     )
 
     rows: list[dict[str, object]] = []
-    groups = predictions.groupby("as_of", sort=True)
-    for ts, signals in tqdm(groups, total=groups.ngroups, desc="backtest", disable=None):
+    for ts, signals in tqdm(_by_decision_time(predictions), desc="backtest", disable=None):
         trader.step(ts, signals)
         rows.append(equity_row(ts, account))
 

@@ -151,7 +151,8 @@ def traded_signal_scores(
     Each buy counts once per (decision, market); the probability is that of the side bought.
     """
     buys = fills[fills["action"] == "buy"].drop_duplicates(["decided_at", "ticker"])
-    probs = predictions.set_index(["as_of", "ticker"])["prob"]
+    traded = predictions[predictions["ticker"].isin(buys["ticker"].unique())]  # index only those
+    probs = traded.set_index(["as_of", "ticker"])["prob"]
     key = pd.MultiIndex.from_arrays([buys["decided_at"], buys["ticker"]])
     yes_prob = probs.reindex(key).to_numpy()
     outcome = buys["ticker"].map(outcomes).to_numpy(dtype=float)

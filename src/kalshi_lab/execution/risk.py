@@ -88,9 +88,17 @@ class RiskManager:
             market_used[o.ticker] = market_used.get(o.ticker, 0) + o.cost_bound_cents
         kept: list[ContractOrder] = []
         refused: list[ContractOrder] = []
+        gated = p.kill_switch or self._halted
         for order in decision.orders:
             if order.action == "sell":
                 kept.append(order)
+                continue
+            if capital_room < 0 and not gated and order.cost_bound_cents > 0:
+                # the capital cap, applied last, refuses it whatever the other limits say (the
+                # common case once capital is deployed: no per-market or per-event sums then)
+                self.refused[CAPITAL] += 1
+                order.finish()
+                refused.append(order)
                 continue
             reason, count = None, order.count
             held = account.positions.get(order.ticker)

@@ -38,10 +38,10 @@ import pandas as pd
 
 from common import ROOT, data_args, data_params, run_child
 from kalshi_lab.backtest import run_backtest
-from kalshi_lab.backtest.loop import BOOK_COLUMNS, CANDLE_COLUMNS
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.execution import exchange as exchange_module
+from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS
 from kalshi_lab.params import params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages.parquet import write_tables

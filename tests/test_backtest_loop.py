@@ -257,12 +257,9 @@ def test_risk_limits_hold_in_the_loop_whatever_the_strategy_sizes():
 
 
 def test_the_backtest_reads_exactly_the_columns_the_exchange_needs(tmp_path):
-    from kalshi_lab.backtest.loop import BOOK_COLUMNS, CANDLE_COLUMNS
     from kalshi_lab.data.tables import read_table
-    from kalshi_lab.execution import quotes
+    from kalshi_lab.execution.quotes import CANDLE_COLUMNS
 
-    assert set(BOOK_COLUMNS) == quotes._BOOK_COLUMNS
-    assert set(CANDLE_COLUMNS) == quotes._CANDLE_COLUMNS
     table = candles([("A", D0, 0.38, 0.40, 1000.0), ("B", D0, 0.20, 0.25, 10.0)])
     assert len(table.columns) > len(CANDLE_COLUMNS)  # as the parquet stage writes it
     pq.write_table(pa.Table.from_pandas(table, schema=CANDLES), tmp_path / "candles.parquet")

@@ -38,6 +38,7 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 from kalshi_lab.execution.factory import build_strategy, make_executor
+from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS
 from kalshi_lab.execution.risk import RiskManager
 from kalshi_lab.execution.signals import check_predictions
 from kalshi_lab.execution.trader import Trader
@@ -45,17 +46,6 @@ from kalshi_lab.params import BacktestParams, Params, RiskParams, StrategyParams
 
 logger = logging.getLogger(__name__)
 
-#: the columns of the order book and candle tables the exchange reads (a test checks these
-#: are what QuoteIndex requires): the backtest reads no others
-BOOK_COLUMNS = ["ticker", "snapshot_ts", "side", "price", "count"]
-CANDLE_COLUMNS = [
-    "ticker",
-    "period_minutes",
-    "end_period_ts",
-    "yes_bid_close",
-    "yes_ask_close",
-    "volume",
-]
 _END_OF_TIME = pd.Timestamp.max.tz_localize("UTC")
 
 

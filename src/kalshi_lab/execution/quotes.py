@@ -43,15 +43,17 @@ QUOTE_COLUMNS = [
     "yes_ask",
     "no_ask",
 ]
-_BOOK_COLUMNS = {"ticker", "snapshot_ts", "side", "price", "count"}
-_CANDLE_COLUMNS = {
+#: the columns of the order book and candle tables a QuoteIndex reads: the backtest reads no
+#: others from the parquet tables
+BOOK_COLUMNS = ["ticker", "snapshot_ts", "side", "price", "count"]
+CANDLE_COLUMNS = [
     "ticker",
     "period_minutes",
     "end_period_ts",
     "yes_bid_close",
     "yes_ask_close",
     "volume",
-}
+]
 _NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 NEVER = np.iinfo(np.int64).max  # a missing time that means "not yet": a close that is not set
 _EPS = 1e-9  # slack for float sizes such as 0.3 * 10 = 2.9999999999999996
@@ -408,7 +410,7 @@ class _BookRows:
 
     @classmethod
     def read(cls, orderbook: pd.DataFrame) -> _BookRows:
-        missing = _BOOK_COLUMNS - set(orderbook.columns)
+        missing = set(BOOK_COLUMNS) - set(orderbook.columns)
         if missing:
             raise DataError(f"orderbook table lacks columns {sorted(missing)}")
         out = cls()
@@ -448,7 +450,7 @@ class _CandleRows:
 
     @classmethod
     def read(cls, candles: pd.DataFrame, max_volume_share: float) -> _CandleRows:
-        missing = _CANDLE_COLUMNS - set(candles.columns)
+        missing = set(CANDLE_COLUMNS) - set(candles.columns)
         if missing:
             raise DataError(f"candles table lacks columns {sorted(missing)}")
         yes_bid = cents_on_grid(candles["yes_bid_close"], "candles", candles["ticker"])

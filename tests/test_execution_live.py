@@ -40,6 +40,7 @@ from kalshi_lab.execution.live import (
     positions_from_api,
     settled_market,
 )
+from kalshi_lab.execution.quotes import CANDLE_COLUMNS
 from kalshi_lab.execution.reconcile import ReconciliationError, reconcile
 from kalshi_lab.server import Dataset, FaultConfig, LocalKalshiServer, ServerConfig
 from openapi_shapes import SPEC_PATH, extract, strategy
@@ -226,16 +227,7 @@ def test_the_quote_frame_has_the_simulator_s_columns_and_types(exchange):
          "close_time": [TS + pd.Timedelta(days=1)], "settlement_ts": [pd.NaT], "result": [None]}
     )  # fmt: skip
     series = pd.DataFrame({"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]})  # fmt: skip
-    candles = pd.DataFrame(
-        columns=[
-            "ticker",
-            "period_minutes",
-            "end_period_ts",
-            "yes_bid_close",
-            "yes_ask_close",
-            "volume",
-        ]  # fmt: skip
-    )
+    candles = pd.DataFrame(columns=CANDLE_COLUMNS)
     sim = SimulatedKalshiExchange(frame, candles, markets, series, 0.07, 1.0, 0.1, 0)
     simulated = sim.quotes([A], TS)
     live = exchange.quotes([A, B], TS)

@@ -16,6 +16,7 @@ from kalshi_lab.execution.exchange import (
     SimulatedKalshiExchange,
 )
 from kalshi_lab.execution.live import LiveKalshiExchange
+from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS
 from kalshi_lab.execution.reconcile import ReconciliationError, reconcile
 from test_execution_live import EVENT, START, TS, A, C, make_client, start_server, write_live_raw
 
@@ -98,7 +99,7 @@ def test_zero_contract_positions_are_no_positions():
 def test_a_backtest_that_books_what_the_simulated_venue_reports_reconciles():
     book = pd.DataFrame(
         [("A", T, "no", 0.55, 10.0), ("A", T, "yes", 0.40, 10.0)],
-        columns=["ticker", "snapshot_ts", "side", "price", "count"],
+        columns=BOOK_COLUMNS,
     )
     markets = pd.DataFrame(
         {"ticker": ["A"], "event_ticker": ["E"], "series_ticker": ["S"],
@@ -106,16 +107,7 @@ def test_a_backtest_that_books_what_the_simulated_venue_reports_reconciles():
          "settlement_ts": [T + pd.Timedelta(hours=6)], "result": ["yes"]}
     )  # fmt: skip
     series = pd.DataFrame({"series_ticker": ["S"], "fee_type": ["quadratic"], "fee_multiplier": [1.0]})  # fmt: skip
-    candles = pd.DataFrame(
-        columns=[
-            "ticker",
-            "period_minutes",
-            "end_period_ts",
-            "yes_bid_close",
-            "yes_ask_close",
-            "volume",
-        ]  # fmt: skip
-    )
+    candles = pd.DataFrame(columns=CANDLE_COLUMNS)
     venue = SimulatedKalshiExchange(book, candles, markets, series, 0.07, 1.0, 0.1, 10_000)
     account = KalshiAccount(10_000)
     for fill in venue.submit(ContractOrder("A", "E", "yes", "buy", 4, 50, T), T):

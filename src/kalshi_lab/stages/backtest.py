@@ -33,9 +33,12 @@ from kalshi_lab.stages.runner import logger, run_stage
 HEADLINE = {"return": "total_return", "p_loss": "p_loss"}
 
 
-def assess(result: BacktestResult, backtest: BacktestParams) -> dict[str, float | int]:
-    """The run's summary with its event-bootstrap interval, P(P&L <= 0) and concentration."""
-    pnl = event_pnl(result.positions)["pnl"].to_numpy()
+def assess(
+    result: BacktestResult, by_event: pd.DataFrame, backtest: BacktestParams
+) -> dict[str, float | int]:
+    """The run's summary with its event-bootstrap interval, P(P&L <= 0) and concentration,
+    from its P&L by event (:func:`event_pnl`)."""
+    pnl = by_event["pnl"].to_numpy()
     return {
         **result.summary,
         **bootstrap_return(
@@ -76,7 +79,8 @@ def main() -> None:
     predictions = read_predictions(paths.PREDICTIONS)
     tables = MarketTables.read()
     result = backtest_on(params, predictions, tables)
-    validation = assess(result, params.backtest)
+    by_event = event_pnl(result.positions)
+    validation = assess(result, by_event, params.backtest)
     latency = {
         f"{hours:g}h": _secondary(params, delayed(predictions, hours), tables).summary[
             "total_return"
@@ -92,7 +96,7 @@ def main() -> None:
         test_predictions = read_predictions(paths.PREDICTIONS_TEST)
         if len(test_predictions):
             test = _secondary(params, test_predictions, tables)
-            detail["test"] = assess(test, params.backtest)
+            detail["test"] = assess(test, event_pnl(test.positions), params.backtest)
     headline = {key: validation[source] for key, source in HEADLINE.items()}
 
     ts = pd.to_datetime(result.equity["ts"], utc=True)
@@ -100,7 +104,6 @@ def main() -> None:
     curve = result.equity.assign(ts=ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     curve.insert(0, "day", (ts - ts.iloc[0]) / pd.Timedelta(days=1))
     curve["drawdown"] = 1.0 - curve["equity"] / curve["equity"].cummax()
-    by_event = event_pnl(result.positions)
     by_price = pnl_by_price(result.fills, result.positions)
     title = f"{params.strategy.name}, {params.model.name}, {params.backtest.executor}"
     with StagedOutputs() as out:

@@ -79,7 +79,7 @@ def _by_decision_time(predictions: pd.DataFrame) -> list[tuple[pd.Timestamp, pd.
     """The predictions made at each as_of, in time order (rows in their given order within a
     time), as groupby("as_of") gives them: slices of one stable sort, cheaper than groupby."""
     ordered = predictions.sort_values("as_of", kind="stable")
-    times = ordered["as_of"].to_numpy()
+    times = ordered["as_of"].to_numpy("datetime64[ns]")  # UTC; not Timestamp objects
     starts = np.flatnonzero(np.concatenate([[True], times[1:] != times[:-1]]))
     ends = np.append(starts[1:], len(ordered))
     stamps = ordered["as_of"].iloc[starts]

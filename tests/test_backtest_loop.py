@@ -268,3 +268,6 @@ def test_the_backtest_reads_exactly_the_columns_the_exchange_needs(tmp_path):
     pd.testing.assert_frame_equal(
         read.astype({"ticker": object}), read_table("candles", tmp_path, CANDLE_COLUMNS)
     )
+    pq.write_table(pa.Table.from_pandas(table.drop(columns="volume")), tmp_path / "candles.parquet")
+    with pytest.raises(DataError, match=r"candles\.parquet lacks columns \['volume'\]"):
+        read_table("candles", tmp_path, CANDLE_COLUMNS, categorical=("ticker",))

@@ -20,7 +20,7 @@ from kalshi_lab.compose_params import compose
 from kalshi_lab.data.tables import CANDLES, ORDERBOOK, read_table
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
-from kalshi_lab.execution.quotes import QUOTE_COLUMNS, QuoteIndex
+from kalshi_lab.execution.quotes import QUOTE_COLUMNS, QuoteIndex, _capacity, _level_cents
 from kalshi_lab.params import params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages.parquet import write_tables
@@ -286,6 +286,36 @@ def test_invalid_tables_raise_the_exchanges_errors():
     assert kind is DataError and "candles prices off the one-cent grid" in message
     assert build_error(book, candles, (0.0, 0.1))[0] is ValueError
     assert build_error(book, candles, (1.0, 1.5))[0] is ValueError
+
+
+def test_an_unused_side_category_is_not_an_error():
+    book, candles = random_tables(4)
+    tickers = sorted(set(book["ticker"]))
+    plain = QuoteIndex(book, candles, 1.0, 0.1)
+    sides = pd.Categorical(book["side"], categories=["no", "maybe", "yes"])  # "maybe": unused
+    odd = QuoteIndex(book.assign(side=sides), candles, 1.0, 0.1)
+    for ts in sorted(set(book["snapshot_ts"]))[::4]:
+        pd.testing.assert_frame_equal(odd.top(tickers, ts), plain.top(tickers, ts))
+
+
+def test_book_prices_and_capacities_are_the_same_whatever_the_chunk():
+    """The build converts millions of rows a chunk at a time: chunk edges change nothing, and an
+    off-grid price in a later chunk is still found and named."""
+    rng = np.random.default_rng(5)
+    dollars = pd.Series(np.append(rng.integers(-2, 103, 1000) / 100.0, np.nan))
+    tickers = pd.Series([f"M{k % 7}" for k in range(len(dollars))])
+    whole = _level_cents(dollars, tickers, chunk=len(dollars))
+    expected = np.where((dollars >= 0.01) & (dollars <= 0.99), np.rint(dollars * 100), 0)
+    np.testing.assert_array_equal(whole, expected.astype(np.int8))
+    np.testing.assert_array_equal(_level_cents(dollars, tickers, chunk=7), whole)
+    with pytest.raises(DataError, match=r"orderbook prices off the one-cent grid.*\['M1'\]"):
+        _level_cents(dollars.where(dollars.index != 995, 0.425), tickers, chunk=7)
+
+    size = rng.integers(1, 40_000, 1000) + rng.random(1000).round(1)
+    for share in (1.0, 0.3):
+        capacity = _capacity(size, share, chunk=7)
+        np.testing.assert_array_equal(capacity, np.floor(share * size + 1e-9))
+        assert capacity.dtype == (np.int16 if share == 0.3 else np.int32)
 
 
 # --- the simulator's data -----------------------------------------------------------------------

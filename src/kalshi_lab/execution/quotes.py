@@ -142,33 +142,31 @@ class QuoteIndex:
         key += rows.is_no
         key <<= _PRICE_BITS
         key += rows.price
-        size = rows.size
-        used = (rows.rank >= 0) & (rows.price > 0) & (size > 0)  # a time, a price, a size
+        # the key's parts that later steps read, kept apart (narrower than the key)
+        size, price, is_no = rows.size, rows.price, rows.is_no
+        used = (rows.rank >= 0) & (price > 0) & (size > 0)  # a time, a price, a size
         rows.rank = rows.is_no = rows.price = rows.size = None
         if not used.all():
-            key, size = key[used], size[used]
+            key, size, price, is_no = key[used], size[used], price[used], is_no[used]
         del used
         if len(key) > 1 and not np.all(key[1:] >= key[:-1]):  # else sorted as books are written
             order = np.argsort(key, kind="stable")  # repeated levels keep their row order
-            key, size = key[order], size[order]
+            key, size, price, is_no = key[order], size[order], price[order], is_no[order]
             del order
         n_rows = len(key)
 
         # levels: runs of one key; their sizes summed
-        first = _run_starts(key)
-        if len(first) == n_rows:  # no level repeated
+        if n_rows < 2 or (key[1:] != key[:-1]).all():  # no level repeated
             level_key, level_size = key, size
         else:
+            first = _run_starts(key)
             level_key, level_size = key[first], _sum_runs(size, first)
+            price, is_no = price[first], is_no[first]
         del key, size
         n_levels = len(level_key)
-        self._level_price = (level_key & ((1 << _PRICE_BITS) - 1)).astype(np.int8)
-        capacity = np.floor(self.max_fill_share * level_size + _EPS)
-        self._level_cap = _narrow_int(capacity)
-        del capacity
-        level_key >>= _PRICE_BITS
-        is_yes = (level_key & 1) == 0
-        level_key >>= 1  # now the snapshot's key: market * n_times + rank of its time
+        self._level_price = price
+        self._level_cap = _capacity(level_size, self.max_fill_share)
+        level_key >>= _PRICE_BITS + 1  # now the snapshot's key: market * n_times + time's rank
 
         # snapshots: runs of one (market, time) among the levels
         first = _run_starts(level_key)
@@ -179,8 +177,8 @@ class QuoteIndex:
         self._book_n_times = n_times
         self._book_start = np.searchsorted(self._snap_key // n_times, np.arange(n_markets + 1))
         starts = np.append(first, n_levels)
-        n_yes = np.add.reduceat(is_yes, first, dtype=np.int64) if len(first) else first
-        del is_yes
+        n_yes = np.add.reduceat(~is_no, first, dtype=np.int64) if len(first) else first
+        del is_no
         mid = first + n_yes  # YES bids are starts[s]:mid[s], NO bids mid[s]:starts[s + 1]
         self._snap_start = _narrow_int(starts, at_least=np.int32)
         self._snap_mid = _narrow_int(mid, at_least=np.int32)
@@ -415,24 +413,19 @@ class _BookRows:
             raise DataError(f"orderbook table lacks columns {sorted(missing)}")
         out = cls()
         out.is_no = _is_no(orderbook["side"])
-        cents = cents_on_grid(orderbook["price"], "orderbook", orderbook["ticker"])
-        cents[~((cents >= 1) & (cents <= 99))] = 0  # NaN and prices outside 1..99: no level
-        out.price = cents.astype(np.int8)
-        del cents
+        out.price = _level_cents(orderbook["price"], orderbook["ticker"])
         n = len(orderbook)
         first, run_name, out.names = _factorize_runs(orderbook["ticker"])
         out.names = _as_str(out.names)
         out.run_name, out.run_length = run_name, np.diff(np.append(first, n))
         ts_first, ts_heads = _runs(orderbook["snapshot_ts"])  # a snapshot's rows are neighbours
         head_code, ts_values = pd.factorize(ts_heads)  # NaT: -1
-        ts_code = np.repeat(head_code, np.diff(np.append(ts_first, n)))
-        del head_code
         ts_ns = utc_ns(pd.Series(ts_values))
         known = ts_ns != NEVER
         out.times, rank = np.unique(ts_ns[known], return_inverse=True)
         rank_of = np.full(len(ts_ns) + 1, -1, dtype=np.int32)  # the last entry: NaT
         rank_of[np.flatnonzero(known)] = rank.reshape(-1)
-        out.rank = rank_of[ts_code]
+        out.rank = np.repeat(rank_of[head_code], np.diff(np.append(ts_first, n)))
         out.size = orderbook["count"].to_numpy(dtype=float)
         return out
 
@@ -468,15 +461,31 @@ class _CandleRows:
         return out
 
 
+def _level_cents(price: pd.Series, tickers: pd.Series, chunk: int = 1 << 20) -> np.ndarray:
+    """Book prices as int8 cents, 0 (no level) for NaN and prices outside 1..99; off the
+    one-cent grid: DataError. A chunk at a time: the float temporaries of millions of rows
+    at once cost more in fresh memory than in arithmetic."""
+    out = np.empty(len(price), dtype=np.int8)
+    for lo in range(0, len(price), chunk):
+        part = slice(lo, lo + chunk)
+        cents = cents_on_grid(price.iloc[part], "orderbook", tickers.iloc[part])
+        cents[~((cents >= 1) & (cents <= 99))] = 0
+        out[part] = cents
+    return out
+
+
 def _is_no(side: pd.Series) -> np.ndarray:
     """Per row, a NO bid (else YES); DataError for any other side. A categorical column is
     read through its integer codes, a plain one by runs (sides come grouped by snapshot)."""
     if isinstance(side.dtype, pd.CategoricalDtype):
         labels = side.cat.categories.to_numpy(dtype=object)
         codes = side.cat.codes.to_numpy()
-        used = np.bincount(codes.astype(np.int64) + 1, minlength=len(labels) + 1) > 0
-        if used[0] or not set(labels[used[1:]]) <= {"yes", "no"}:  # code -1: missing
-            raise DataError("orderbook side must be yes or no")
+        if len(codes):
+            low, high = int(codes.min()), int(codes.max())  # every label between: yes or no
+            if low < 0 or not set(labels[low : high + 1]) <= {"yes", "no"}:  # -1: missing
+                used = np.bincount(codes.astype(np.int64) + 1, minlength=len(labels) + 1) > 0
+                if used[0] or not set(labels[used[1:]]) <= {"yes", "no"}:
+                    raise DataError("orderbook side must be yes or no")
         no = np.flatnonzero(labels == "no")
         return codes == (no[0] if len(no) else -2)
     first, sides = _runs(side)
@@ -542,6 +551,20 @@ def _sum_runs(values: np.ndarray, first: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(np.repeat(several, lengths))  # the rows of those runs, in order
         sums = pd.Series(values[rows]).groupby(np.repeat(runs, lengths[runs]), sort=True).sum()
         out[sums.index.to_numpy()] = sums.to_numpy()
+    return out
+
+
+def _capacity(size: np.ndarray, share: float, chunk: int = 1 << 20) -> np.ndarray:
+    """``floor(share x size)`` (sizes > 0) as the narrowest integer type that holds the largest,
+    a chunk at a time (no float temporary of every level)."""
+    if len(size) == 0:
+        return np.empty(0, dtype=np.int8)
+    largest = np.floor(share * size.max(keepdims=True) + _EPS)  # floor(share x size) rises
+    out = np.empty(len(size), dtype=_narrow_int(largest).dtype)
+    for lo in range(0, len(size), chunk):
+        part = size[lo : lo + chunk] * share
+        part += _EPS
+        out[lo : lo + chunk] = np.floor(part, out=part)
     return out
 
 

@@ -166,6 +166,9 @@ def _highest_buy_limit(q: np.ndarray, rate: np.ndarray, min_edge: float) -> np.n
     return (q[:, None] - costs > min_edge).sum(axis=1)
 
 
+_SIDES = np.array(["no", "yes"], dtype=object)  # indexed by "YES is the better side"
+
+
 class DecisionGenerator:
     """Signals -> candidate buys, each priced at the price it would pay plus the taker fee.
 
@@ -209,7 +212,7 @@ class DecisionGenerator:
             edge = q - (ask + fee_per_contract(ask, rate))
             edges[side] = np.where((held == "") | (held == side), edge, np.nan)
         best_yes = np.isnan(edges["no"]) | (edges["yes"] >= edges["no"])
-        side = np.where(best_yes, "yes", "no").astype(object)
+        side = _SIDES[best_yes.astype(np.int8)]
         edge = np.where(best_yes, edges["yes"], edges["no"])
         q = np.where(best_yes, q_yes, 1.0 - q_yes)
         ask = np.where(best_yes, asks["yes"], asks["no"])
@@ -254,6 +257,8 @@ class DecisionGenerator:
         unit = candidates["cost"].to_numpy(dtype=float)
         cheapest = float(unit.min())
         left = available_capital
+        size_position = sizer.size_position
+        n_small = 0
         # Python floats and lists: the sizer is asked once per candidate, hundreds a step
         rows = zip(
             candidates.index.tolist(),
@@ -268,13 +273,13 @@ class DecisionGenerator:
         )
         for k, (ticker, edge, cost_each, q, held, event, side, limit) in enumerate(rows):
             if left < cheapest:  # not one more contract anywhere: the rest are all too small
-                self.skipped[SMALL] += len(candidates) - k
+                n_small += len(candidates) - k
                 break
-            _, cost = sizer.size_position(edge, cost_each, left, q)
+            _, cost = size_position(edge, cost_each, left, q)
             spend = min(cost - held, left)
             count = _floor(spend / cost_each) if spend > 0 else 0
             if count < 1:
-                self.skipped[SMALL] += 1
+                n_small += 1
                 continue
             budget = _floor(spend * 100)
             left -= budget / 100.0
@@ -290,6 +295,8 @@ class DecisionGenerator:
                     max_cost_cents=budget,
                 )
             )
+        if n_small:
+            self.skipped[SMALL] += n_small
         return orders
 
     def _skip(self, reason: str, mask: np.ndarray) -> None:

@@ -18,8 +18,8 @@ markets or rows and answered by binary search:
 Only numpy arrays are stored (and the ticker dict), in the narrowest exact dtype: prices int8,
 capacities in the narrowest integer type that holds them, sizes float32 when that is exact. For
 10,000 simulated markets over a year (8.3 M book levels, 1.1 M snapshots, 0.28 M candles) that
-is 65 MB; building it takes about 1.4 s and 0.3 GB beyond the tables
-(benchmarks/bench_quotes.py).
+is 65 MB; building it takes 0.45 - 0.75 s and 0.15 GB beyond the tables
+(benchmarks/bench_backtest.py, bench_quotes.py).
 """
 
 from __future__ import annotations

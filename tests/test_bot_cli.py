@@ -339,7 +339,7 @@ def test_bad_input_is_one_error_line_naming_what_is_wrong(
     )
 
     assert main(paper(server, tmp_path, "--models", str(tmp_path / "none"))) == 2
-    assert f"{tmp_path / 'none' / 'model.joblib'} does not exist" in error_line(capsys)
+    assert f"{tmp_path / 'none' / 'live.joblib'} does not exist" in error_line(capsys)
 
     other = tmp_path / "params.yaml"
     params = yaml.safe_load(Path("params.yaml").read_text())

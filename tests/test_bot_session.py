@@ -224,13 +224,13 @@ def test_prediction_columns_are_the_evaluate_stage_s():
 def test_the_model_must_fit_params_yaml(tmp_path):
     params = load_params()
     columns = feature_columns(params.features)
-    with pytest.raises(DataError, match=r"model\.joblib does not exist"):
+    with pytest.raises(DataError, match=r"live\.joblib does not exist"):
         load_model(tmp_path, params)
     fitted = LogisticRegression().fit(
         pd.DataFrame(np.random.default_rng(0).normal(size=(20, len(columns))), columns=columns),
         [0, 1] * 10,
     )
-    joblib.dump(fitted, tmp_path / "model.joblib")
+    joblib.dump(fitted, tmp_path / "live.joblib")
     meta = {"model": "logreg", "target": "settlement", "features": columns}
     (tmp_path / "model.json").write_text(json.dumps(meta))
     assert load_model(tmp_path, params).columns == columns

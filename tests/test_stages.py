@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,6 +102,13 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
     meta = json.loads((pipeline / paths.MODEL_META).read_text())
     assert meta["target"] == "settlement" and meta["n_train"] > 0
     assert len(meta["walk_forward"]) == 2 and meta["test"]["n_train"] > meta["n_train"]
+    # the model traded live is fit on every labelled row, the test period's included
+    features = pd.read_parquet(pipeline / paths.FEATURES)
+    labelled = features[features["target_settlement"].notna()]
+    assert meta["live"]["n_train"] == len(labelled) > meta["test"]["n_train"]
+    assert meta["live"]["last_labelled_as_of"] == labelled["as_of"].max().isoformat()
+    live = joblib.load(pipeline / paths.MODEL_LIVE)
+    assert live.n_features_in_ == len(meta["features"])
     metrics = json.loads((pipeline / paths.METRICS).read_text())
     assert set(metrics) == {"skill_vs_recal", "p_no_skill"}
     report = json.loads((pipeline / paths.EVALUATION).read_text())

@@ -27,6 +27,8 @@ BACKTEST_FILLS = Path("data/backtest/fills.parquet")
 MODEL = Path("models/model.joblib")
 #: {"folds": the earlier walk-forward folds' models, "test": the refit on train + validation}
 MODELS_WALK_FORWARD = Path("models/walk_forward.joblib")
+#: fit on every labelled row, validation and test included: what kalshi-bot trades (paper, live)
+MODEL_LIVE = Path("models/live.joblib")
 MODEL_META = Path("models/model.json")
 
 REPORTS = Path("reports")

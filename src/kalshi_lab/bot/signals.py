@@ -52,7 +52,8 @@ PREDICTION_COLUMNS = [*PREDICTION_CONTEXT, "prob", "known_close"]
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """The model of ``models/`` and what it was trained on (``model.json``)."""
+    """The model kalshi-bot trades (``models/live.joblib``, fit on every labelled row) and what
+    it was trained on (``model.json``)."""
 
     estimator: Any
     name: str
@@ -64,7 +65,7 @@ class TrainedModel:
 def load_model(models_dir: Path, params: Params) -> TrainedModel:
     """The model in ``models_dir``; a DataError names the file that is missing or does not
     fit params.yaml (another feature set, another target)."""
-    model_path = Path(models_dir) / paths.MODEL.name
+    model_path = Path(models_dir) / paths.MODEL_LIVE.name
     meta_path = Path(models_dir) / paths.MODEL_META.name
     for path in (model_path, meta_path):
         if not path.exists():

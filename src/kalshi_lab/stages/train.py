@@ -1,9 +1,12 @@
-"""train: fit the configured model once per walk-forward fold and once for the test period.
+"""train: fit the configured model once per walk-forward fold, once for the test period and
+once on everything for trading.
 
 The last walk-forward fold is the validation period: its model (fit on the training period)
 is ``models/model.joblib``, which evaluate scores on validation and the backtest replays. The
 earlier folds' models and the refit on train + validation that scores the test period go to
-``models/walk_forward.joblib``.
+``models/walk_forward.joblib``. ``models/live.joblib`` is fit on every labelled row, test period
+included: nothing scores it (the periods above measured the procedure that made it), and
+kalshi-bot trades it in paper and live mode, after the last labelled day.
 """
 
 import joblib
@@ -74,6 +77,13 @@ def main() -> None:
     test_model, test = fit(found.test, "the test period") if found.test else (None, None)
     if found.test is None:
         logger.warning("train: split.test_size=0 holds out no test period")
+    everything = features[labelled]
+    live_model = fit_model(
+        params.model, everything, everything[target].to_numpy(dtype=int), columns, "the live model"
+    )
+    logger.info(
+        "trained %s for trading on all %d labelled rows", params.model.name, len(everything)
+    )
     y = features.loc[found.validation.train & labelled, target]
     meta = {
         "model": params.model.name,
@@ -86,6 +96,10 @@ def main() -> None:
         "valid_end": validation["scored_until"],
         "walk_forward": {f"fold_{k}": d for k, (_, d) in zip(found.numbers, fits, strict=True)},
         "test": test,
+        "live": {
+            "n_train": len(everything),
+            "last_labelled_as_of": everything["as_of"].max().isoformat(),
+        },
     }
     with StagedOutputs() as out:
         out.write_with(paths.MODEL, lambda p: joblib.dump(model, p))
@@ -93,6 +107,7 @@ def main() -> None:
             paths.MODELS_WALK_FORWARD,
             lambda p: joblib.dump({"folds": [m for m, _ in fits[:-1]], "test": test_model}, p),
         )
+        out.write_with(paths.MODEL_LIVE, lambda p: joblib.dump(live_model, p))
         out.write_json(paths.MODEL_META, meta)
 
 

@@ -64,7 +64,8 @@ def shrink(copy: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
+def project_copy(tmp_path_factory) -> Path:
+    """The project's tracked files, shrunk, in a git repository of their own."""
     copy = tmp_path_factory.mktemp("pipeline") / "repo"
     for rel in project_files():
         if rel.startswith(("reports/", "dvc.lock")):
@@ -76,6 +77,16 @@ def repo(tmp_path_factory) -> Path:
     git(copy, "add", "-A")
     git(copy, "commit", "-q", "-m", "small pipeline")
     return copy
+
+
+@pytest.fixture(scope="module")
+def repo(project_copy) -> Path:
+    """The copy with its pipeline reproduced and the results committed: the baseline every
+    experiment below is compared with, whichever of the tests run."""
+    dvc(project_copy, "repro")
+    git(project_copy, "add", "-A")
+    git(project_copy, "commit", "-q", "-m", "baseline results")
+    return project_copy
 
 
 def env_for(copy: Path) -> dict[str, str]:
@@ -142,7 +153,6 @@ def experiments(copy: Path) -> dict[str, dict]:
 
 
 def test_repro_then_nothing_to_do_then_experiments(repo):
-    dvc(repo, "repro")
     metrics = read_json(repo / "reports" / "metrics.json")
     backtest = read_json(repo / "reports" / "backtest.json")
     assert set(metrics) == {"skill_vs_recal", "p_no_skill"}
@@ -158,9 +168,6 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
 
     again = dvc(repo, "repro")
     assert "Data and pipelines are up to date" in again.stdout
-
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "baseline results")
 
     # the README's sweep: one queued experiment per value, run by two queue workers.
     # Names of 10 characters, as long as DVC's generated ones, for the width check below.

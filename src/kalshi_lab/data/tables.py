@@ -170,7 +170,7 @@ def _read_by_column(path: Path, columns: list[str], categorical: tuple[str, ...]
     Reading the whole table at once holds every column twice (Arrow's chunks and pandas'
     merged copy) plus Arrow's decompression buffers: for the order book of 10,000 markets over
     a year (0.23 GB as pandas) the peak was 0.8 GB and Arrow's allocator kept 0.5 GB of it
-    after. One column at a time, and the allocator's free memory given back, peaks at 0.5 GB.
+    after. One column at a time, and the allocator's free memory given back: 0.59 GB.
     """
     frame = {}
     for name in columns:

@@ -160,6 +160,7 @@ def test_paper_once_places_orders_books_fills_reconciles_and_never_shows_the_key
         False,
     )
     assert report["series"] == SERIES and report["cycles"] == 1
+    assert Path(report["model"]["path"]).name == "live.joblib"  # the model fit on every row
     assert report["venue_started_at"] == pd.Timestamp(NOW).isoformat()  # the server's clock
     orders = report["orders"]
     assert orders["placed"] > 0 and orders["filled"] > 0 and report["fills"] > 0

@@ -453,7 +453,11 @@ class TradingSession:
             "stopped": self.stopped,
             "strategy": self.params.strategy.name,
             "executor": self.params.backtest.executor,
-            "model": {"name": self.model.name, "target": self.model.target},
+            "model": {
+                "name": self.model.name,
+                "target": self.model.target,
+                "path": str(self.model.path),
+            },
             "cycles": self.cycles,
             "cycles_skipped": self.cycles_skipped,
             "reconcile": self.reconciles,

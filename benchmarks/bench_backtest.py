@@ -81,8 +81,9 @@ def worker(engine: str, tables: Path, out: Path) -> None:
     logging.basicConfig(level=logging.WARNING)
     params = params_from_dict(compose([], ROOT / "conf"))
     began = time.perf_counter()
-    # read as the backtest stage reads them (backtest_pipeline): the columns used, tickers as
-    # categoricals
+    # read as the backtest stage reads them (MarketTables.read): the columns used, tickers as
+    # categoricals; every market is predicted here, so its filter to the predicted markets
+    # would keep every row
     orderbook = read_table("orderbook", tables, BOOK_COLUMNS, categorical=("ticker", "side"))
     candles = read_table("candles", tables, CANDLE_COLUMNS, categorical=("ticker",))
     markets, series = read_table("markets", tables), read_table("series", tables)

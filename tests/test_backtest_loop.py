@@ -271,3 +271,39 @@ def test_the_backtest_reads_exactly_the_columns_the_exchange_needs(tmp_path):
     pq.write_table(pa.Table.from_pandas(table.drop(columns="volume")), tmp_path / "candles.parquet")
     with pytest.raises(DataError, match=r"candles\.parquet lacks columns \['volume'\]"):
         read_table("candles", tmp_path, CANDLE_COLUMNS, categorical=("ticker",))
+
+
+def test_a_market_not_predicted_changes_nothing():
+    """Why the backtest reads only the predicted markets' rows: another market's book and
+    candles cannot change a run."""
+    other = pd.DataFrame(
+        [("C", D0 - H, "yes", 0.50, 10.0), ("C", D0, "no", 0.45, 99.0)], columns=BOOK.columns
+    )
+    with_other = run(book=pd.concat([other, BOOK], ignore_index=True),
+                     candles=candles([("C", D0, 0.40, 0.45, 500.0)]))  # fmt: skip
+    alone = run()
+    pd.testing.assert_frame_equal(with_other.equity, alone.equity)
+    pd.testing.assert_frame_equal(with_other.fills, alone.fills)
+    assert with_other.summary == alone.summary
+
+
+def test_read_table_keeps_the_rows_of_the_markets_asked_for(tmp_path):
+    from kalshi_lab.data.tables import read_table
+
+    book = pd.concat(
+        [BOOK, BOOK.assign(ticker="C"), BOOK.iloc[:2].assign(ticker=None)], ignore_index=True
+    )
+    pq.write_table(pa.Table.from_pandas(book, preserve_index=False), tmp_path / "orderbook.parquet")
+    columns = list(BOOK.columns)
+    full = read_table("orderbook", tmp_path, columns, categorical=("ticker", "side"))
+    for tickers in ({"A"}, {"A", "C", "unknown"}, set()):
+        read = read_table("orderbook", tmp_path, columns, ("ticker", "side"), tickers)
+        expected = full[full["ticker"].isin(list(tickers))].reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            read.astype({"ticker": object, "side": object}),
+            expected.astype({"ticker": object, "side": object}),
+        )
+    everything = read_table("orderbook", tmp_path, columns, ("ticker",), {"A", "B", "C"})
+    assert len(everything) == len(book) - 2  # rows without a ticker are no market's
+    plain = read_table("orderbook", tmp_path, columns, tickers={"B"})  # not categorical
+    assert plain["ticker"].tolist() == ["B"] * 4 and plain["side"].dtype == object

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,13 +170,27 @@ class MarketTables:
     series: pd.DataFrame
 
     @classmethod
-    def read(cls) -> MarketTables:
-        return cls(
-            read_table("orderbook", columns=BOOK_COLUMNS, categorical=("ticker", "side")),
-            read_table("candles", columns=CANDLE_COLUMNS, categorical=("ticker",)),
+    def read(cls, tickers: Collection[str] | None = None) -> MarketTables:
+        """The tables; with ``tickers`` (the markets predicted: nothing else can be bought,
+        held or quoted), only their order book and candle rows."""
+        tables = cls(
+            read_table(
+                "orderbook", columns=BOOK_COLUMNS, categorical=("ticker", "side"), tickers=tickers
+            ),
+            read_table("candles", columns=CANDLE_COLUMNS, categorical=("ticker",), tickers=tickers),
             read_table("markets"),
             read_table("series"),
         )
+        if tickers is not None:
+            logger.info(
+                "backtest: read the order book and candles of the %d markets predicted, of %d "
+                "(%d book rows, %d candles)",
+                len(set(tickers)),
+                len(tables.markets),
+                len(tables.orderbook),
+                len(tables.candles),
+            )
+        return tables
 
 
 def read_predictions(path: Path = paths.PREDICTIONS) -> pd.DataFrame:
@@ -215,4 +230,5 @@ def backtest_pipeline(
     """
     build_strategy(params.strategy, params.model.target)
     predictions = read_predictions()
-    return predictions, backtest_on(params, predictions, MarketTables.read(), backtest)
+    tables = MarketTables.read(set(predictions["ticker"]))
+    return predictions, backtest_on(params, predictions, tables, backtest)

@@ -77,7 +77,13 @@ def main() -> None:
     params = load_params()
     build_strategy(params.strategy, params.model.target)  # a bad strategy stops before reading
     predictions = read_predictions(paths.PREDICTIONS)
-    tables = MarketTables.read()
+    test_predictions = (
+        read_predictions(paths.PREDICTIONS_TEST) if paths.PREDICTIONS_TEST.exists() else None
+    )
+    predicted = set(predictions["ticker"])
+    if test_predictions is not None:
+        predicted |= set(test_predictions["ticker"])
+    tables = MarketTables.read(predicted)
     result = backtest_on(params, predictions, tables)
     by_event = event_pnl(result.positions)
     validation = assess(result, by_event, params.backtest)
@@ -92,11 +98,9 @@ def main() -> None:
         "validation": validation,
         "latency_total_return": {"0h": validation["total_return"], **latency},
     }
-    if paths.PREDICTIONS_TEST.exists():
-        test_predictions = read_predictions(paths.PREDICTIONS_TEST)
-        if len(test_predictions):
-            test = _secondary(params, test_predictions, tables)
-            detail["test"] = assess(test, event_pnl(test.positions), params.backtest)
+    if test_predictions is not None and len(test_predictions):
+        test = _secondary(params, test_predictions, tables)
+        detail["test"] = assess(test, event_pnl(test.positions), params.backtest)
     headline = {key: validation[source] for key, source in HEADLINE.items()}
 
     ts = pd.to_datetime(result.equity["ts"], utc=True)

@@ -204,6 +204,29 @@ def test_each_buy_is_sized_on_the_capital_the_earlier_ones_left():
     assert sum(o.max_cost_cents for o in d.orders) <= CAPITAL * 100
 
 
+def test_a_users_strategy_gets_the_same_buys_from_candidates_and_orders():
+    """DecisionGenerator's public face (a candidates frame, then orders) decides what
+    EdgeBasedStrategy decides (it passes the candidates on as arrays)."""
+    ex = exchange({"A": (0.38, 0.60), "B": (0.70, 0.28), "C": (0.20, 0.75)})
+    pos = held("C", contracts=100, cost=2_000, fees=0)
+    sig = signals(ex, {"A": 0.6, "B": 0.2, "C": 0.35}, positions=pos)
+    strat = kelly()
+    candidates = strat.generator.candidates(sig, pos)
+    assert list(candidates.columns) == [
+        "side",
+        "q",
+        "price",
+        "cost",
+        "edge",
+        "limit",
+        "event_ticker",
+    ]
+    mine = strat.generator.orders(candidates, strat.sizer, pos, 900.0, T0)
+    theirs = kelly().generate_trade_decision(sig, pos, 900.0, T0)
+    assert len(mine) == 3 and rows(PredictionMarketDecision(mine)) == rows(theirs)
+    assert strat.generator.orders(candidates.iloc[:0], strat.sizer, pos, 900.0, T0) == []
+
+
 @pytest.mark.parametrize(
     ("q", "c", "fraction", "capital"),
     [(0.6, 0.4168, 0.5, 10_000.0), (0.9, 0.2112, 1.0, 250.0), (0.51, 0.5, 0.25, 1e6)],

@@ -167,6 +167,8 @@ def _highest_buy_limit(q: np.ndarray, rate: np.ndarray, min_edge: float) -> np.n
 
 
 _SIDES = np.array(["no", "yes"], dtype=object)  # indexed by "YES is the better side"
+#: the candidates' columns DecisionGenerator.orders reads
+_SIZED = ("cost", "edge", "q", "event_ticker", "side", "limit")
 
 
 class DecisionGenerator:
@@ -194,6 +196,37 @@ class DecisionGenerator:
 
         Markets in ``exiting`` (sold by the same decision) are not candidates.
         """
+        index, columns = self._candidate_columns(signals, current_positions, exiting)
+        return pd.DataFrame(columns, index=index, copy=False)  # fresh arrays
+
+    def orders(
+        self,
+        candidates: pd.DataFrame,
+        sizer: BasePositionSizer,
+        current_positions: Mapping[str, ContractPosition],
+        available_capital: float,
+        current_time: pd.Timestamp,
+    ) -> list[ContractOrder]:
+        """Buys sized by ``sizer`` in candidate order, each spending from the capital left.
+
+        A market already held counts what it holds (its basis) against the size wanted. Each
+        order's budget (cost + fees, Kalshi's buy_max_cost) is what the sizer allotted.
+        """
+        columns = {c: candidates[c].to_numpy() for c in _SIZED}
+        return self._orders(
+            candidates.index, columns, sizer, current_positions, available_capital, current_time
+        )
+
+    # EdgeBasedStrategy calls the two below directly: the candidates as arrays, without the
+    # frame that candidates() builds and orders() takes apart again at every step
+
+    def _candidate_columns(
+        self,
+        signals: pd.DataFrame,
+        current_positions: Mapping[str, ContractPosition],
+        exiting: Collection[str],
+    ) -> tuple[pd.Index, dict[str, np.ndarray]]:
+        """:meth:`candidates` as its index and columns."""
         prob = signals["prob"].to_numpy(dtype=float)
         predicted = ~np.isnan(prob)
         if exiting:
@@ -221,59 +254,50 @@ class DecisionGenerator:
         keep = np.flatnonzero(edge > self.min_edge)
         keep = keep[np.argsort(-edge[keep], kind="stable")]  # by decreasing edge
         rate = rate[keep]
-        return pd.DataFrame(
-            {
-                "side": side[keep],
-                "q": q[keep],
-                "price": ask[keep],
-                "cost": ask[keep] + fee_per_contract(ask[keep], rate),
-                "edge": edge[keep],
-                "limit": _highest_buy_limit(q[keep], rate, self.min_edge),
-                "event_ticker": signals["event_ticker"].to_numpy()[rows[keep]],
-            },
-            index=signals.index[rows[keep]],
-            copy=False,  # fresh arrays
-        )
+        columns = {
+            "side": side[keep],
+            "q": q[keep],
+            "price": ask[keep],
+            "cost": ask[keep] + fee_per_contract(ask[keep], rate),
+            "edge": edge[keep],
+            "limit": _highest_buy_limit(q[keep], rate, self.min_edge),
+            "event_ticker": signals["event_ticker"].to_numpy()[rows[keep]],
+        }
+        return signals.index[rows[keep]], columns
 
-    def orders(
+    def _orders(
         self,
-        candidates: pd.DataFrame,
+        index: pd.Index,
+        columns: Mapping[str, np.ndarray],
         sizer: BasePositionSizer,
         current_positions: Mapping[str, ContractPosition],
         available_capital: float,
         current_time: pd.Timestamp,
     ) -> list[ContractOrder]:
-        """Buys sized by ``sizer`` in candidate order, each spending from the capital left.
-
-        A market already held counts what it holds (its basis) against the size wanted. Each
-        order's budget (cost + fees, Kalshi's buy_max_cost) is what the sizer allotted.
-        """
+        """:meth:`orders` of candidates given as their index and columns."""
         orders: list[ContractOrder] = []
-        if candidates.empty:
+        n = len(index)
+        if not n:
             return orders
-        basis = np.zeros(len(candidates))
-        at, positions = _held_rows(candidates.index, current_positions)
+        basis = np.zeros(n)
+        at, positions = _held_rows(index, current_positions)
         basis[at] = [pos.basis_cents / 100.0 for pos in positions]
-        unit = candidates["cost"].to_numpy(dtype=float)
+        unit = columns["cost"].astype(float, copy=False)
         cheapest = float(unit.min())
         left = available_capital
         size_position = sizer.size_position
         n_small = 0
         # Python floats and lists: the sizer is asked once per candidate, hundreds a step
         rows = zip(
-            candidates.index.tolist(),
-            candidates["edge"].tolist(),
-            unit.tolist(),
-            candidates["q"].tolist(),
+            index.tolist(),
+            *(columns[c].tolist() for c in ("edge", "cost", "q")),
             basis.tolist(),
-            candidates["event_ticker"].tolist(),
-            candidates["side"].tolist(),
-            candidates["limit"].tolist(),
+            *(columns[c].tolist() for c in ("event_ticker", "side", "limit")),
             strict=True,
         )
         for k, (ticker, edge, cost_each, q, held, event, side, limit) in enumerate(rows):
             if left < cheapest:  # not one more contract anywhere: the rest are all too small
-                n_small += len(candidates) - k
+                n_small += n - k
                 break
             _, cost = size_position(edge, cost_each, left, q)
             spend = min(cost - held, left)
@@ -569,9 +593,9 @@ class EdgeBasedStrategy(BaseMarketStrategy):
     ) -> PredictionMarketDecision:
         sells = self.exit.exit_orders(signals, current_positions, current_time)
         exiting = {o.ticker for o in sells}
-        candidates = self.generator.candidates(signals, current_positions, exiting)
-        buys = self.generator.orders(
-            candidates, self.sizer, current_positions, available_capital, current_time
+        index, candidates = self.generator._candidate_columns(signals, current_positions, exiting)
+        buys = self.generator._orders(
+            index, candidates, self.sizer, current_positions, available_capital, current_time
         )
         return _decision(sells + buys, current_time)
 

@@ -23,7 +23,8 @@ both engines give identical equity curves, trade logs and summaries. Reported: s
 the exchange, seconds to replay, market-days per second of the whole run (build included),
 and peak RSS. The engine runs ``--repeat`` times, each in a fresh process (on a shared VM one
 run can take half as long again as the next): its best and median runs are reported; the
-reference, 20 times slower, runs once.
+reference, 20 times slower, runs once. The time of a plain Python loop, before and after,
+says how fast the machine was meanwhile.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import ROOT, data_args, data_params, run_child
+from common import ROOT, data_args, data_params, python_loop_s, run_child
 from kalshi_lab.backtest import run_backtest
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data.tables import read_table
@@ -153,6 +154,7 @@ def main() -> None:
 
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    loop_before = python_loop_s()
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp:
         results = {}
         for engine in ENGINES:
@@ -194,6 +196,10 @@ def main() -> None:
         f"{new['orders']:,} orders, {new['fills']:,} fills"
     )
     print(f"speed-up: {old['total_s'] / new['total_s']:.1f}x")
+    print(
+        f"machine: a 10 M-step Python loop took {loop_before:.2f} s before the runs and "
+        f"{python_loop_s():.2f} s after (best of 3 each)"
+    )
     print(f"results: {'identical' if same else 'DIFFERENT'}")
     if not same:
         raise SystemExit(1)

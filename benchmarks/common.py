@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from kalshi_lab.compose_params import compose
@@ -32,6 +33,19 @@ def data_args(parser) -> None:
     parser.add_argument("--markets", type=int, default=10_000)
     parser.add_argument("--start", default="2025-01-01")
     parser.add_argument("--end", default="2025-12-31")
+
+
+def python_loop_s(steps: int = 10_000_000, tries: int = 3) -> float:
+    """Seconds a plain Python loop of ``steps`` additions takes, best of ``tries``: the speed of
+    the machine at the time, printed beside a benchmark's figures (a shared VM's varies by 2x)."""
+    best = float("inf")
+    for _ in range(tries):
+        began = time.perf_counter()
+        total = 0
+        for i in range(steps):
+            total += i
+        best = min(best, time.perf_counter() - began)
+    return best
 
 
 def run_child(script: Path, args: list[str]) -> dict:

@@ -307,3 +307,10 @@ def test_read_table_keeps_the_rows_of_the_markets_asked_for(tmp_path):
     assert len(everything) == len(book) - 2  # rows without a ticker are no market's
     plain = read_table("orderbook", tmp_path, columns, tickers={"B"})  # not categorical
     assert plain["ticker"].tolist() == ["B"] * 4 and plain["side"].dtype == object
+    prices = read_table("orderbook", tmp_path, ["price"], tickers={"B"})  # ticker not read
+    assert prices["price"].tolist() == BOOK.loc[BOOK["ticker"] == "B", "price"].tolist()
+    pq.write_table(
+        pa.Table.from_pandas(BOOK.drop(columns="ticker")), tmp_path / "orderbook.parquet"
+    )
+    with pytest.raises(DataError, match=r"orderbook\.parquet lacks columns \['ticker'\]"):
+        read_table("orderbook", tmp_path, ["price"], tickers={"B"})

@@ -160,7 +160,8 @@ def read_table(
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns])
     if categorical or tickers is not None:  # the file's own types
-        missing = set(schema.names) - set(pq.read_schema(path).names)
+        needed = {*schema.names, *(["ticker"] if tickers is not None else [])}
+        missing = needed - set(pq.read_schema(path).names)
         if missing:
             raise DataError(f"{path} lacks columns {sorted(missing)}")
         keep = None if tickers is None else _rows_of_markets(path, tickers)

@@ -164,17 +164,14 @@ def read_table(
         missing = needed - set(pq.read_schema(path).names)
         if missing:
             raise DataError(f"{path} lacks columns {sorted(missing)}")
-        keep = None if tickers is None else _rows_of_markets(path, tickers)
-        return _read_by_column(path, schema.names, categorical, keep)
+        return _read_by_column(path, schema.names, categorical, tickers)
     return pq.read_table(path, schema=schema, columns=columns).to_pandas()
 
 
-def _rows_of_markets(path: Path, tickers: Collection[str]) -> pa.ChunkedArray | None:
-    """Per row of the file, whether its ``ticker`` is one of ``tickers``; None if all are.
-
-    Decided per distinct ticker of each chunk (its dictionary), not per row."""
+def _rows_of_markets(column: pa.ChunkedArray, tickers: Collection[str]) -> pa.ChunkedArray | None:
+    """Per row of a dictionary-encoded ticker ``column``, whether it is one of ``tickers``; None
+    if all are. Decided per distinct ticker of each chunk (its dictionary), not per row."""
     wanted = pa.array(sorted(tickers), type=pa.string())
-    column = pq.read_table(path, columns=["ticker"], read_dictionary=["ticker"]).column(0)
     keep = pa.chunked_array(
         [
             pc.take(pc.is_in(chunk.dictionary, value_set=wanted), chunk.indices)
@@ -189,7 +186,7 @@ def _read_by_column(
     path: Path,
     columns: list[str],
     categorical: tuple[str, ...],
-    keep: pa.ChunkedArray | None,
+    tickers: Collection[str] | None,
 ) -> pd.DataFrame:
     """The columns of a parquet file read one at a time, each handed to pandas and freed.
 
@@ -197,12 +194,22 @@ def _read_by_column(
     merged copy) plus Arrow's decompression buffers: for the order book of 10,000 markets over
     a year (0.23 GB as pandas) the peak was 0.8 GB and Arrow's allocator kept 0.5 GB of it
     after. One column at a time, and the allocator's free memory given back: 0.59 GB.
-    ``keep``: the rows kept (all when None), filtered before pandas sees them.
+    With ``tickers``, only those markets' rows, filtered before pandas sees them; the ticker
+    column read to decide that is also the frame's when it is categorical (read once).
     """
+    keep, read_tickers = None, None
+    if tickers is not None:
+        read_tickers = pq.read_table(path, columns=["ticker"], read_dictionary=["ticker"])
+        keep = _rows_of_markets(read_tickers.column(0), tickers)
+        if "ticker" not in categorical:
+            read_tickers = None
     frame = {}
     for name in columns:
-        dictionary = [name] if name in categorical else None
-        table = pq.read_table(path, columns=[name], read_dictionary=dictionary)
+        if name == "ticker" and read_tickers is not None:
+            table, read_tickers = read_tickers, None
+        else:
+            dictionary = [name] if name in categorical else None
+            table = pq.read_table(path, columns=[name], read_dictionary=dictionary)
         if keep is not None:
             table = table.filter(keep, null_selection_behavior="drop")
         frame[name] = table.to_pandas(self_destruct=True, split_blocks=True)[name]

@@ -10,6 +10,7 @@ kalshi-bot trades it in paper and live mode, after the last labelled day.
 """
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from kalshi_lab import paths
@@ -62,28 +63,26 @@ def main() -> None:
     labelled = features[target].notna().to_numpy()
     columns = feature_columns(params.features)
 
-    def fit(split: Split, what: str):
-        rows = features[split.train & labelled]
+    def fit(train: np.ndarray, what: str):
+        rows = features[train & labelled]
         model = fit_model(params.model, rows, rows[target].to_numpy(dtype=int), columns, what)
         logger.info("trained %s for %s on %d rows", params.model.name, what, len(rows))
+        return model, rows
+
+    def fit_split(split: Split, what: str):
+        model, rows = fit(split.train, what)
         return model, _describe(split, len(rows))
 
     n = params.split.n_folds
     fits = [
-        fit(split, f"walk-forward fold {k} of {n}")
+        fit_split(split, f"walk-forward fold {k} of {n}")
         for k, split in zip(found.numbers, found.folds, strict=True)
     ]
     model, validation = fits[-1]
-    test_model, test = fit(found.test, "the test period") if found.test else (None, None)
+    test_model, test = fit_split(found.test, "the test period") if found.test else (None, None)
     if found.test is None:
         logger.warning("train: split.test_size=0 holds out no test period")
-    everything = features[labelled]
-    live_model = fit_model(
-        params.model, everything, everything[target].to_numpy(dtype=int), columns, "the live model"
-    )
-    logger.info(
-        "trained %s for trading on all %d labelled rows", params.model.name, len(everything)
-    )
+    live_model, everything = fit(labelled, "the live model (every labelled row)")
     y = features.loc[found.validation.train & labelled, target]
     meta = {
         "model": params.model.name,

@@ -235,7 +235,7 @@ def test_the_model_must_fit_params_yaml(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(meta))
     assert load_model(tmp_path, params).columns == columns
     (tmp_path / "model.json").write_text(json.dumps({**meta, "features": columns[:-1]}))
-    with pytest.raises(DataError, match=r"another feature set .*missing \['MID_SHARE'\]"):
+    with pytest.raises(DataError, match=r"another feature set .*missing \['LADDER_N_CROSSED'\]"):
         load_model(tmp_path, params)
     (tmp_path / "model.json").write_text(json.dumps({**meta, "target": "direction"}))
     with pytest.raises(DataError, match="predicts target 'direction'"):

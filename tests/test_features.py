@@ -39,6 +39,10 @@ def market(
     close: str = "2025-01-20",
     can_close_early: bool = False,
     latest: str | None = None,
+    structure: str = "binary",
+    strike_type: str | None = None,
+    floor: float | None = None,
+    cap: float | None = None,
 ) -> dict:
     return {
         "ticker": ticker,
@@ -50,6 +54,10 @@ def market(
         "settlement_ts": None,
         "can_close_early": can_close_early,
         "latest_expiration_time": None if latest is None else ts(latest),
+        "structure": structure,
+        "strike_type": strike_type,
+        "floor_strike": floor,
+        "cap_strike": cap,
     }
 
 
@@ -208,12 +216,15 @@ def test_settlement_target_comes_from_the_result():
     assert math.isnan(target["U"]) and math.isnan(target["V"])
 
 
-def test_event_features_sum_over_the_strikes_open_at_as_of():
+def test_bracket_features_sum_over_the_strikes_open_at_as_of():
+    brackets = {"event": "E", "structure": "bracket"}
     out = build(
         [
-            market("E-LOW", event="E"),
-            market("E-MID", event="E"),
-            market("E-HIGH", event="E", close="2025-01-02 06:00"),
+            market("E-LOW", **brackets, strike_type="less", cap=1.0),
+            market("E-MID", **brackets, strike_type="between", floor=1.0, cap=2.0),
+            market(
+                "E-HIGH", **brackets, strike_type="greater", floor=2.0, close="2025-01-02 06:00"
+            ),
             market("X", event="OTHER"),
         ],
         daily("E-LOW", [0.3, 0.3], bid=0.2, ask=0.4)
@@ -222,30 +233,121 @@ def test_event_features_sum_over_the_strikes_open_at_as_of():
         + daily("X", [0.9, 0.9], bid=0.8, ask=0.9),
     )
     jan2 = out[out["as_of"] == ts("2025-01-02")].set_index("ticker")
-    assert jan2.loc["E-LOW", "EVENT_MID_SUM"] == pytest.approx(0.3 + 0.45 + 0.3)
-    assert jan2.loc["E-MID", "EVENT_N_MARKETS"] == 3.0
-    assert jan2.loc["E-MID", "MID_SHARE"] == pytest.approx(0.45 / 1.05)
-    assert jan2.loc["X", "EVENT_MID_SUM"] == pytest.approx(0.85)  # its own event only
+    assert jan2.loc["E-LOW", "BRACKET_OVERROUND"] == pytest.approx(0.3 + 0.45 + 0.3 - 1)
+    assert jan2.loc["E-MID", "EVENT_N_OPEN"] == 3.0
+    assert jan2.loc["E-MID", "BRACKET_SHARE"] == pytest.approx(0.45 / 1.05)
+    # a binary has no bracket to sum over, and no ladder: only its count of open strikes
+    assert jan2.loc["X", "EVENT_N_OPEN"] == 1.0
+    assert jan2.loc["X", ["BRACKET_OVERROUND", "BRACKET_SHARE", "LADDER_Z"]].isna().all()
+    assert jan2.loc["E-MID", ["LADDER_Z", "LADDER_ARB_GAP", "ladder_mean"]].isna().all()
+    assert jan2.loc["E-MID", "structure"] == "bracket"
+    assert jan2.loc["E-MID", "strike_type"] == "between"
+    assert jan2.loc["E-MID", ["floor_strike", "cap_strike"]].tolist() == [1.0, 2.0]
     jan3 = out[out["as_of"] == ts("2025-01-03")].set_index("ticker")
     assert "E-HIGH" not in jan3.index  # closed: no row, and not in its siblings' sums
-    assert jan3.loc["E-LOW", "EVENT_MID_SUM"] == pytest.approx(0.75)
-    assert jan3.loc["E-LOW", "EVENT_N_MARKETS"] == 2.0
+    assert jan3.loc["E-LOW", "BRACKET_OVERROUND"] == pytest.approx(0.75 - 1)
+    assert jan3.loc["E-LOW", "EVENT_N_OPEN"] == 2.0
+
+
+#: a ladder on one day: (strike, bid, ask) with mids 0.8, 0.5, 0.2 "above" each strike
+LADDER_QUOTES = ((4.0, 0.79, 0.81), (4.1, 0.49, 0.51), (4.2, 0.19, 0.21))
+# its implied distribution by hand: buckets below 4.0 (0.2), 4.0-4.1 (0.3), 4.1-4.2 (0.3) and
+# above 4.2 (0.2) at 3.95, 4.05, 4.15, 4.25 (the tails one mean spacing, 0.1, wide), each
+# uniform over its 0.1: mean 4.1, variance 0.4 x 0.05^2 + 0.6 x 0.05^2 / 9 ... by the sum below
+LADDER_MEAN = 0.2 * 3.95 + 0.3 * 4.05 + 0.3 * 4.15 + 0.2 * 4.25
+LADDER_SD = math.sqrt(
+    sum(
+        q * ((v - LADDER_MEAN) ** 2 + 0.1**2 / 12)
+        for q, v in ((0.2, 3.95), (0.3, 4.05), (0.3, 4.15), (0.2, 4.25))
+    )
+)
+
+
+def ladder(kind: str, quotes=LADDER_QUOTES, **kw) -> tuple[list[dict], list[dict]]:
+    """A ladder of three strikes quoted on 2025-01-02; ``kind`` greater or less (then each
+    market's YES is the complement: P(below x) = 1 - P(above x))."""
+    markets, candles = [], []
+    for x, bid, ask in quotes:
+        strikes = {"floor": x} if kind == "greater" else {"cap": x}
+        markets.append(
+            market(f"L-{x}", event="L", structure="ladder", strike_type=kind, **strikes, **kw)
+        )
+        if kind != "greater":
+            bid, ask = round(1 - ask, 2), round(1 - bid, 2)
+        candles.append(candle(f"L-{x}", "2025-01-02", None, bid=bid, ask=ask))
+    return markets, candles
+
+
+def test_ladder_features_are_the_implied_distribution_by_hand():
+    out = build(*ladder("greater")).set_index("ticker")
+    assert out["ladder_mean"].tolist() == pytest.approx([LADDER_MEAN] * 3)
+    assert out["ladder_sd"].tolist() == pytest.approx([LADDER_SD] * 3)
+    # the mean lies above 4.0 (toward its YES), at 4.1, below 4.2
+    z = (LADDER_MEAN - np.array([4.0, 4.1, 4.2])) / LADDER_SD
+    assert out["LADDER_Z"].tolist() == pytest.approx(z.tolist())
+    assert out["LADDER_SD_STEPS"].tolist() == pytest.approx([LADDER_SD / 0.1] * 3)
+    # no sum of mids across cumulative strikes: no bracket features on a ladder
+    assert out[["BRACKET_OVERROUND", "BRACKET_SHARE"]].isna().all().all()
+    assert out["EVENT_N_OPEN"].tolist() == [3.0] * 3
+    # monotone: every higher strike's bid is below the lower one's ask (0.49 - 0.81, 0.19 - 0.51)
+    assert out["LADDER_ARB_GAP"].tolist() == pytest.approx([-0.32, -0.32, -0.32])
+    assert out["LADDER_N_CROSSED"].tolist() == [0.0] * 3
+
+
+def test_a_below_ladder_means_the_same_distribution_seen_from_its_yes_side():
+    above = build(*ladder("greater")).set_index("ticker")
+    below = build(*ladder("less")).set_index("ticker")
+    for name in ("ladder_mean", "ladder_sd", "LADDER_SD_STEPS", "LADDER_ARB_GAP"):
+        assert below[name].tolist() == pytest.approx(above[name].tolist()), name
+    # YES on "below 4.0" is the unlikely side: the mean lies on its NO side
+    assert below["LADDER_Z"].tolist() == pytest.approx((-above["LADDER_Z"]).tolist())
+
+
+def test_a_crossed_ladder_shows_its_executable_gap_and_a_clipped_distribution():
+    crossed = ((4.0, 0.79, 0.81), (4.1, 0.49, 0.52), (4.2, 0.55, 0.57))
+    out = build(*ladder("greater", crossed)).set_index("ticker")
+    # 4.2's bid 0.55 over 4.1's ask 0.52: buy "above 4.1", sell "above 4.2", 3 cents before fees
+    assert out.loc["L-4.0", "LADDER_ARB_GAP"] == pytest.approx(0.49 - 0.81)
+    assert out.loc["L-4.1", "LADDER_ARB_GAP"] == pytest.approx(0.03)
+    assert out.loc["L-4.2", "LADDER_ARB_GAP"] == pytest.approx(0.03)
+    assert out["LADDER_N_CROSSED"].tolist() == [1.0] * 3
+    # the negative 4.1-4.2 bucket counts 0; mass 0.2 + 0.295 + 0 + 0.56, renormalised
+    q = {3.95: 0.2, 4.05: 0.8 - 0.505, 4.25: 0.56}
+    mean = sum(v * w for v, w in q.items()) / sum(q.values())
+    assert out["ladder_mean"].tolist() == pytest.approx([mean] * 3)
+
+
+def test_ladder_features_need_two_quoted_strikes():
+    markets, candles = ladder("greater")
+    # the two higher strikes list (and are first quoted) a day later
+    later = [c | {"end_period_ts": ts("2025-01-03")} for c in candles[1:]]
+    out = build(markets, [candles[0], *later, candles[0] | {"end_period_ts": ts("2025-01-03")}])
+    first = row(out, "L-4.0", "2025-01-02")
+    assert first["EVENT_N_OPEN"] == 1.0
+    ladder_columns = ["LADDER_Z", "LADDER_SD_STEPS", "LADDER_ARB_GAP", "ladder_mean"]
+    assert first[ladder_columns].astype(float).isna().all()
+    assert not np.isnan(row(out, "L-4.0", "2025-01-03")["LADDER_Z"])
 
 
 def _random_tables(seed: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """A ladder A, B, C (above 1, 2, 3) of 12 days, randomly priced: sometimes crossed."""
     rng = np.random.default_rng(seed)
-    markets = [market(t, event="E") for t in ("A", "B", "C")]
+    markets = [
+        market(t, event="E", structure="ladder", strike_type="greater", floor=float(k))
+        for k, t in enumerate("ABC", start=1)
+    ]
     candles, trades = [], []
     for t in ("A", "B", "C"):
         for i in range(12):
             price = None if rng.random() < 0.3 else round(float(rng.uniform(0.05, 0.95)), 2)
+            bid = round(float(rng.uniform(0.05, 0.9)), 2)
             candles.append(
                 candle(
                     t,
                     str(ts("2025-01-02") + i * DAY),
                     price,
-                    bid=0.3 + 0.01 * i,
-                    ask=0.5 + 0.01 * i,
+                    bid=bid,
+                    ask=bid + 0.03,
                     oi=float(rng.integers(0, 100)),
                 )
             )
@@ -293,6 +395,7 @@ def test_no_feature_uses_a_later_candle_or_trade():
     before = original[original["as_of"] <= cutoff][known].reset_index(drop=True)
     after = perturbed[perturbed["as_of"] <= cutoff][known].reset_index(drop=True)
     assert len(before) == 3 * 6
+    assert before["LADDER_Z"].notna().all() and (before["LADDER_N_CROSSED"] > 0).any()
     pd.testing.assert_frame_equal(before, after)
     # ... while the perturbation does change the later rows and the targets.
     assert not original[TARGET_COLUMNS["direction"]].equals(perturbed[TARGET_COLUMNS["direction"]])

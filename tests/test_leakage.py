@@ -1,9 +1,10 @@
 """Leakage tests on simulated markets: nothing decided at t uses data after t.
 
 * Features computed from all the data equal features computed from the raw tables truncated at
-  a sampled ``as_of`` t (markets as known at t: unresolved if settled later, an early close
-  after t not yet known; candles ending and trades made at or before t), on every row with
-  ``as_of <= t``.
+  a sampled ``as_of`` t (markets as known at t: listed by t, unresolved if settled later, an
+  early close after t not yet known, the event's structure from the strikes listed by t;
+  candles ending and trades made at or before t), on every row with ``as_of <= t``: every
+  feature, the ladder and bracket ones included.
 * A model trained on shuffled labels, fit and scored through the pipeline's split, scores at
   chance on validation, while the same model on the true labels does not.
 """
@@ -16,6 +17,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from kalshi_lab.compose_params import compose
+from kalshi_lab.data.structure import classify
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.features import TARGET_COLUMNS, build_features, feature_columns
 from kalshi_lab.models import fit_model
@@ -78,6 +80,9 @@ def known_at(tables: dict[str, pd.DataFrame], t: pd.Timestamp) -> dict[str, pd.D
         & markets["latest_expiration_time"].notna()
     )
     markets.loc[moves, "close_time"] = markets.loc[moves, "latest_expiration_time"]
+    # an event's structure as its markets listed by t describe it (strikes listed later unknown)
+    flags = {"multivariate": False, "mutually_exclusive": markets["structure"] == "bracket"}
+    markets["structure"] = classify(markets.assign(**flags))
     candles, trades = tables["candles"], tables["trades"]
     return {
         "markets": markets,

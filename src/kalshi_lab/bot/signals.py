@@ -2,7 +2,7 @@
 builds them.
 
 One cycle records, with the client, what the fetch stage would record for the markets traded:
-the open markets of the series, every market of their events (the event features sum over an
+the open markets of the series, every market of their events (the event features read all of an
 event's strikes), each one's daily candles since it opened and its trades of the
 ``features.n_lags`` days up to ``as_of``. The responses go into a temporary raw directory
 (:class:`~kalshi_lab.data.raw_store.RawWriter`), are parsed by the parquet stage's
@@ -45,7 +45,20 @@ logger = logging.getLogger(__name__)
 DAILY = 1440
 #: the feature-table columns a prediction carries: kalshi_lab.stages.evaluate's
 #: PREDICTION_CONTEXT (tested equal; not imported, which would load the stage's plotting)
-PREDICTION_CONTEXT = ["ticker", "event_ticker", "series_ticker", "as_of", "mid", "market_prob"]
+PREDICTION_CONTEXT = [
+    "ticker",
+    "event_ticker",
+    "series_ticker",
+    "as_of",
+    "mid",
+    "market_prob",
+    # what the market pays on (kalshi_lab.data.structure): strategies skip structure "other"
+    # and pair a ladder's strikes; reports split by structure
+    "structure",
+    "strike_type",
+    "floor_strike",
+    "cap_strike",
+]
 #: the columns of a prediction frame (the evaluate stage's, without its label)
 PREDICTION_COLUMNS = [*PREDICTION_CONTEXT, "prob", "known_close"]
 

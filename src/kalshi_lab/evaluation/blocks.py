@@ -22,7 +22,20 @@ from kalshi_lab.split import Split
 log = logging.getLogger(__name__)
 
 #: columns of the features table copied into the predictions (what the backtest reads)
-PREDICTION_CONTEXT = ["ticker", "event_ticker", "series_ticker", "as_of", "mid", "market_prob"]
+PREDICTION_CONTEXT = [
+    "ticker",
+    "event_ticker",
+    "series_ticker",
+    "as_of",
+    "mid",
+    "market_prob",
+    # what the market pays on (kalshi_lab.data.structure): strategies skip structure "other"
+    # and pair a ladder's strikes; reports split by structure
+    "structure",
+    "strike_type",
+    "floor_strike",
+    "cap_strike",
+]
 
 
 def _scorable(rows: pd.DataFrame, target_name: str, what: str) -> np.ndarray:

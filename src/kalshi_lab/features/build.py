@@ -20,6 +20,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from kalshi_lab.data.structure import ABOVE, threshold
 from kalshi_lab.errors import DataError
 from kalshi_lab.features.candles import daily_candles
 from kalshi_lab.features.columns import CONTEXT_COLUMNS, KEY_COLUMNS, TARGET_COLUMNS, output_columns
@@ -46,6 +47,10 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "settlement_ts",
         "can_close_early",
         "latest_expiration_time",
+        "structure",
+        "strike_type",
+        "floor_strike",
+        "cap_strike",
     ),
     "candles": (
         "ticker",
@@ -59,9 +64,9 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "trades": ("ticker", "created_time", "count", "yes_price", "no_price", "taker_side"),
 }
 
-#: output columns that are not float64 (keys, close_time, settlement_ts): the first ones of
-#: ``output_columns``, every later column is float64
-_LEADING = (*KEY_COLUMNS, *CONTEXT_COLUMNS[:2])
+#: output columns that are not float64 (keys, close_time, settlement_ts, structure,
+#: strike_type): the first ones of ``output_columns``, every later column is float64
+_LEADING = (*KEY_COLUMNS, *CONTEXT_COLUMNS[:4])
 
 
 def _check_columns(name: str, frame: pd.DataFrame) -> None:
@@ -177,7 +182,21 @@ def build_features(
     floats.update({"FLOW_IMBALANCE": flow.imbalance})
     floats.update({"VOLATILITY": rolling_std(prices.ret, params.volatility_window, groups)})
     floats.update(quote_features(candle, mid, groups, params.min_price))
-    floats.update(event_features(_event_ids(markets)[m], day, mid))
+    kind = markets["strike_type"].to_numpy(dtype=object)
+    floor = markets["floor_strike"].to_numpy(dtype=float)
+    cap = markets["cap_strike"].to_numpy(dtype=float)
+    floats.update(
+        event_features(
+            _event_ids(markets)[m],
+            day,
+            markets["structure"].to_numpy(dtype=object)[m],
+            threshold(kind, floor, cap)[m],
+            np.isin(kind, ABOVE)[m],
+            candle.yes_bid,
+            candle.yes_ask,
+        )
+    )
+    floats.update({"floor_strike": floor[m], "cap_strike": cap[m]})
 
     out = floats.to_frame(
         {
@@ -187,6 +206,8 @@ def build_features(
             "as_of": pd.DatetimeIndex((day * DAY_NS).view("datetime64[ns]")).tz_localize("UTC"),
             "close_time": markets["close_time"].array.take(m),
             "settlement_ts": markets["settlement_ts"].array.take(m),
+            "structure": markets["structure"].to_numpy(dtype=object)[m],
+            "strike_type": markets["strike_type"].to_numpy(dtype=object)[m],
         }
     )
     log.info(

@@ -18,6 +18,16 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
     # closed early was not known before; rows exist only before it; never a feature
     "close_time",
     "settlement_ts",  # UTC, null while unsettled: for evaluation only, never a feature
+    # what the market pays on, from the markets table (kalshi_lab.data.structure): the
+    # event's structure (ladder, bracket, binary, other) and the market's strikes
+    "structure",
+    "strike_type",
+    "floor_strike",
+    "cap_strike",
+    # a ladder's implied distribution of the underlying at as_of, in the underlying's units
+    # (which differ by series: LADDER_Z and LADDER_SD_STEPS are their scale-free features)
+    "ladder_mean",
+    "ladder_sd",
     "price",  # daily mean trade price, forward-filled over days without trades (dollars)
     "yes_bid",  # close of the daily candle's best YES bid (dollars)
     "yes_ask",  # close of the daily candle's best YES ask (dollars)
@@ -55,9 +65,14 @@ SNAPSHOT_FEATURES: tuple[str, ...] = (
     "MID_DIST",  # |mid - 0.5|: distance from a coin flip
     "LOGIT_MID",  # log-odds of mid clipped to [min_price, 1 - min_price]
     "OI_CHANGE",  # open interest now minus a day earlier (contracts)
-    "EVENT_MID_SUM",  # sum of mids of the event's markets still open at as_of (overround + 1)
-    "EVENT_N_MARKETS",  # number of the event's markets in that sum
-    "MID_SHARE",  # mid / EVENT_MID_SUM: mid normalised over mutually exclusive strikes
+    # event features by structure (features.event): NaN where the structure has none
+    "EVENT_N_OPEN",  # the event's strikes open at as_of (every structure)
+    "BRACKET_OVERROUND",  # a bracket set's quoted mids summed, minus 1
+    "BRACKET_SHARE",  # mid / the bracket set's sum of mids: the overround removed
+    "LADDER_Z",  # a ladder's implied mean minus the strike, toward YES, in implied sds
+    "LADDER_SD_STEPS",  # a ladder's implied sd of the underlying, in strike spacings
+    "LADDER_ARB_GAP",  # largest "above" bid over an adjacent lower strike's ask (> 0: crossed)
+    "LADDER_N_CROSSED",  # the ladder's adjacent strike pairs crossed at executable prices
 )
 
 

@@ -253,7 +253,7 @@ def test_bracket_features_sum_over_the_strikes_open_at_as_of():
 LADDER_QUOTES = ((4.0, 0.79, 0.81), (4.1, 0.49, 0.51), (4.2, 0.19, 0.21))
 # its implied distribution by hand: buckets below 4.0 (0.2), 4.0-4.1 (0.3), 4.1-4.2 (0.3) and
 # above 4.2 (0.2) at 3.95, 4.05, 4.15, 4.25 (the tails one mean spacing, 0.1, wide), each
-# uniform over its 0.1: mean 4.1, variance 0.4 x 0.05^2 + 0.6 x 0.05^2 / 9 ... by the sum below
+# uniform over its 0.1: mean 4.1, variance 0.4 x 0.15^2 + 0.6 x 0.05^2 + 0.1^2 / 12
 LADDER_MEAN = 0.2 * 3.95 + 0.3 * 4.05 + 0.3 * 4.15 + 0.2 * 4.25
 LADDER_SD = math.sqrt(
     sum(

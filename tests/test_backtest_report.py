@@ -15,6 +15,7 @@ from kalshi_lab.backtest.report import (
     summarize,
     traded_signal_scores,
 )
+from kalshi_lab.backtest.uncertainty import pnl_by_structure
 from kalshi_lab.execution.account import KalshiAccount
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
@@ -80,3 +81,38 @@ def test_traded_signals_are_scored_against_the_market_price_paid():
     assert s["traded_model_brier"] == pytest.approx(((0.6 - 1) ** 2 + (0.8 - 0) ** 2) / 2)
     assert s["traded_market_brier"] == pytest.approx(((0.40 - 1) ** 2 + (0.70 - 0) ** 2) / 2)
     assert s["traded_model_log_loss"] == pytest.approx(-(math.log(0.6) + math.log(0.2)) / 2)
+
+
+def test_pnl_by_structure_puts_every_position_fee_and_contract_under_its_event_s_structure():
+    markets = pd.DataFrame(
+        {
+            "ticker": ["L-1", "L-2", "B-1", "S"],
+            "structure": ["ladder", "ladder", "bracket", "binary"],
+        }
+    )
+    fills = pd.DataFrame(
+        {
+            "ticker": ["L-1", "L-2", "L-2", "B-1", "GONE"],
+            "action": ["buy", "buy", "sell", "buy", "buy"],
+            "count": [10, 5, 5, 3, 2],
+            "fee": [0.10, 0.05, 0.04, 0.02, 0.01],
+        }
+    )
+    positions = pd.DataFrame(
+        {
+            "ticker": ["L-1", "L-2", "B-1", "GONE"],
+            "event_ticker": ["L", "L", "B", "G"],
+            "pnl": [2.50, -1.00, -0.30, 0.40],
+        }
+    )
+    parts = pnl_by_structure(fills, positions, markets)
+    assert list(parts) == ["ladder", "bracket", "other"]  # STRUCTURES order; unknown: other
+    assert parts["ladder"] == {
+        "n_events": 1,
+        "n_positions": 2,
+        "contracts": 15,  # bought; the sell is not a contract more
+        "fees_paid": pytest.approx(0.19),
+        "pnl": pytest.approx(1.50),
+    }
+    assert parts["other"]["pnl"] == pytest.approx(0.40) and parts["other"]["contracts"] == 2
+    assert "binary" not in parts  # listed, not traded

@@ -134,6 +134,7 @@ def _block(seed: int, n_events: int = 60) -> Scored:
             "base_rate": (np.full(len(y), 0.5), np.zeros(len(y), dtype=int)),
         },
         events=events,
+        structure=np.array(["ladder", "bracket", "binary"])[events % 3],
     )
 
 
@@ -157,6 +158,26 @@ def test_period_report_and_headline():
     assert top["p_no_skill"] <= 0.025  # the interval's upper end is below 0
     pooled = Scored.pooled([block, _block(1)])
     assert scores(pooled, "settlement")["n_rows"] == 2 * len(block.y)
+
+
+def test_period_report_splits_by_structure_on_the_same_rows():
+    block = _block(2, n_events=180)
+    # the model is the market itself on ladders: no edge there, all of it on the others
+    ladder = block.structure == "ladder"
+    block.prob[ladder] = block.baselines["market"][0][ladder]
+    params = EvaluationParams(bootstrap_samples=300, bootstrap_seed=0, reliability_bins=10)
+    report = period_report(block, "settlement", params)
+    parts = report["by_structure"]
+    assert list(parts) == ["ladder", "bracket", "binary"]
+    assert sum(p["n_rows"] for p in parts.values()) == report["n_rows"]
+    assert sum(p["n_events"] for p in parts.values()) == report["n_events"]
+    for name, part in parts.items():
+        rows = block.structure == name
+        brier = np.mean((block.prob[rows] - block.y[rows]) ** 2)
+        assert part["scores"]["model"]["brier"] == pytest.approx(brier)
+        assert "bootstrap" in part and "by_structure" not in part
+    assert parts["ladder"]["brier_skill"]["vs_market"] == pytest.approx(0.0)
+    assert parts["binary"]["bootstrap"]["model_minus_market"]["brier_diff"]["upper"] < 0
 
 
 def test_importance_is_gain_for_lightgbm_and_permutation_otherwise():

@@ -122,6 +122,10 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
             diff = block["bootstrap"][f"model_minus_{name}"]["brier_diff"]
             assert diff["lower"] <= diff["estimate"] <= diff["upper"]
     validation = report["validation"]
+    # split by event structure on the same rows: every scored row is in one structure
+    parts = validation["by_structure"]
+    assert {"bracket", "binary"} <= set(parts)
+    assert sum(p["n_rows"] for p in parts.values()) == validation["n_rows"]
     assert metrics["skill_vs_recal"] == validation["brier_skill"]["vs_recal"]
     beats = validation["bootstrap"]["model_minus_recal"]["brier_diff"]["share_below_zero"]
     assert metrics["p_no_skill"] == pytest.approx(1 - beats)
@@ -167,6 +171,10 @@ def test_backtest_report(pipeline):
     assert by_event["pnl"].sum() == pytest.approx(gain, abs=0.01)
     assert by_price["pnl"].sum() == pytest.approx(gain, abs=0.01)
     assert by_event["n_positions"].sum() == report["n_closed"] + report["n_open_positions"]
+    parts = report["by_structure"].values()
+    assert sum(p["pnl"] for p in parts) == pytest.approx(gain, abs=0.01)
+    assert sum(p["fees_paid"] for p in parts) == pytest.approx(report["fees_paid"], abs=0.01)
+    assert sum(p["n_events"] for p in parts) == len(by_event)
     for figure in (paths.EQUITY_FIGURE, paths.PNL_BY_EVENT_FIGURE, paths.PNL_BY_PRICE_FIGURE):
         assert (pipeline / figure).read_bytes()[:4] == b"\x89PNG"
 
@@ -330,6 +338,11 @@ def test_summary_reports_model_baselines_periods_and_backtest_from_the_reports(p
     assert f"Return {100 * detail['validation']['total_return']:+.1f} %" in validation
     assert f"Return {100 * detail['test']['total_return']:+.1f} %" in test
     assert "| fold 1 |" in validation and "| pooled |" in validation
+    bracket = evaluation["validation"]["by_structure"]["bracket"]
+    assert f"| bracket | {bracket['n_rows']:,} | {bracket['n_events']:,} |" in validation
+    traded = detail["validation"]["by_structure"]
+    name, part = next(iter(traded.items()))
+    assert f"| {name} | {part['n_events']} | {part['n_positions']} |" in validation
     assert "12h: " in validation and "(figures/equity.png)" in text
     assert "## Metrics changed" not in text  # no --ref: nothing to diff against
 

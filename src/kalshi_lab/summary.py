@@ -1,8 +1,8 @@
 """``kalshi-lab summary``: reports/summary.md, what a reviewer reads of a run.
 
 From the pipeline's reports (nothing is recomputed): the model beside the market and the
-recalibrated market with event-bootstrap intervals, per walk-forward fold and on the held-out
-test period; the backtest with its interval, P(P&L <= 0), concentration and latency; the
+recalibrated market with event-bootstrap intervals, per walk-forward fold, per event structure
+and on the held-out test period; the backtest (with its P&L per event structure) with its interval, P(P&L <= 0), concentration and latency; the
 metrics that changed against a git ref (``dvc metrics diff <ref> --md``); links to the figures.
 The CI workflow (.github/workflows/summary.yml) posts it on a pull request, as CML does.
 """
@@ -81,6 +81,26 @@ def _scores(period: Mapping[str, Any]) -> list[str]:
                 f"| {SCORERS[key]} | {_interval(diff['brier_diff'])} "
                 f"| {_interval(diff['log_loss_diff'])} |"
             )
+    return [*lines, "", *_by_structure(period.get("by_structure", {}))]
+
+
+def _by_structure(parts: Mapping[str, Any]) -> list[str]:
+    """One row per event structure: where the model's edge (or lack of it) comes from."""
+    if not parts:
+        return []
+    lines = [
+        "By event structure (model minus market price, Brier, 95 % interval over events):",
+        "",
+        "| structure | rows | events | Brier model | market | recalibrated | model minus market |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, part in parts.items():
+        s = part["scores"]
+        diff = part["bootstrap"]["model_minus_market"]["brier_diff"]
+        lines.append(
+            f"| {name} | {part['n_rows']:,} | {part['n_events']:,} | {s['model']['brier']:.4f} "
+            f"| {s['market']['brier']:.4f} | {s['recal']['brier']:.4f} | {_interval(diff)} |"
+        )
     return lines
 
 
@@ -100,7 +120,7 @@ def _folds(walk_forward: Mapping[str, Any]) -> list[str]:
 
 
 def _backtest(run: Mapping[str, Any]) -> list[str]:
-    return [
+    lines = [
         f"Return {_pct(run['total_return'])}, 95 % interval over events "
         f"[{_pct(run['return_ci_low'])}, {_pct(run['return_ci_high'])}]; "
         f"P(P&L <= 0) = {run['p_loss']:.2f}.",
@@ -109,6 +129,19 @@ def _backtest(run: Mapping[str, Any]) -> list[str]:
         f"{100 * run['max_drawdown']:.1f} %, fees ${run['fees_paid']:,.2f} "
         f"({100 * run['fee_share_of_gross_pnl']:.0f} % of the P&L before fees).",
     ]
+    parts = run.get("by_structure") or {}
+    if parts:
+        lines += [
+            "",
+            "| structure | events | positions | contracts | fees | P&L |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {name} | {p['n_events']} | {p['n_positions']} | {p['contracts']:,} "
+            f"| ${p['fees_paid']:,.2f} | ${p['pnl']:,.2f} |"
+            for name, p in parts.items()
+        ]
+    return lines
 
 
 def metrics_diff(ref: str) -> str:

@@ -5,7 +5,8 @@ together and the strategy's positions in them are correlated), so the P&L's samp
 estimated by resampling events with replacement: the total P&L of each resample, as a return
 on the initial capital, gives a 95 % interval and the probability of having lost money. A run
 whose gains come from two events is fragile however high its return: the share of the gains
-made by the few best events says so.
+made by the few best events says so. P&L by price paid and by event structure say where it
+came from.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import itertools
 
 import numpy as np
 import pandas as pd
+
+from kalshi_lab.data.structure import OTHER, STRUCTURES
 
 #: price paid per contract (dollars) bucket edges: longshots, the middle, favourites
 PRICE_BUCKETS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -79,6 +82,38 @@ def pnl_by_price(fills: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
     out = sides.groupby(bucket, observed=False)[["pnl", "n_positions", "contracts"]].sum()
     out.index = out.index.astype(str).rename("bucket")
     return out.reset_index().astype({"n_positions": int, "contracts": int})
+
+
+def pnl_by_structure(
+    fills: pd.DataFrame, positions: pd.DataFrame, markets: pd.DataFrame
+) -> dict[str, dict[str, float | int]]:
+    """P&L after fees by the structure of the markets' events (STRUCTURES order, those traded):
+    events, positions, contracts bought, fees paid and P&L (dollars) of each.
+
+    ``markets`` is the markets table (ticker, structure); a ticker missing from it counts as
+    ``other``.
+    """
+    of = pd.Series(markets["structure"].to_numpy(), index=markets["ticker"].astype(str))
+
+    def structure(tickers: pd.Series) -> pd.Series:
+        return tickers.astype(str).map(of).fillna(OTHER)
+
+    buys = fills[fills["action"] == "buy"]
+    by_fills = pd.DataFrame(
+        {"contracts": buys["count"].to_numpy(), "structure": structure(buys["ticker"]).to_numpy()}
+    ).groupby("structure")["contracts"].sum()
+    fees = fills.groupby(structure(fills["ticker"]).to_numpy())["fee"].sum()
+    held = positions.assign(structure=structure(positions["ticker"]).to_numpy())
+    out = {}
+    for name, group in held.groupby("structure", sort=False):
+        out[name] = {
+            "n_events": int(group["event_ticker"].nunique()),
+            "n_positions": len(group),
+            "contracts": int(by_fills.get(name, 0)),
+            "fees_paid": float(fees.get(name, 0.0)),
+            "pnl": float(group["pnl"].sum()),
+        }
+    return {name: out[name] for name in STRUCTURES if name in out}
 
 
 def delayed(predictions: pd.DataFrame, hours: float) -> pd.DataFrame:

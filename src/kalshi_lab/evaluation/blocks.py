@@ -87,5 +87,6 @@ def score_split(
         prob=predictions["prob"].to_numpy()[keep],
         baselines=baselines(target_name, train, train[target].to_numpy(dtype=int), scored),
         events=scored["event_ticker"].astype(str).to_numpy(),
+        structure=scored["structure"].astype(str).to_numpy(),
     )
     return block, predictions

@@ -2,7 +2,8 @@
 
 A block is reported as the model's scores beside every baseline's on the same rows, the Brier
 skill against each reference baseline (``baselines.REFERENCES``), and, for a period, the event
-bootstrap of the model-minus-baseline Brier score and log loss.
+bootstrap of the model-minus-baseline Brier score and log loss, on all its rows and on the rows
+of each event structure apart (ladder, bracket, binary, other: where an edge comes from).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kalshi_lab.data.structure import STRUCTURES
 from kalshi_lab.evaluation.baselines import REFERENCES, Baseline
 from kalshi_lab.evaluation.bootstrap import event_bootstrap
 from kalshi_lab.evaluation.metrics import brier_per_row, log_loss_per_row, score
@@ -25,6 +27,17 @@ class Scored:
     prob: np.ndarray
     baselines: dict[str, Baseline]
     events: np.ndarray
+    structure: np.ndarray  # the event's structure per row (kalshi_lab.data.structure)
+
+    def rows(self, mask: np.ndarray) -> Scored:
+        """The block's rows where ``mask`` holds."""
+        return Scored(
+            y=self.y[mask],
+            prob=self.prob[mask],
+            baselines={n: (p[mask], hard[mask]) for n, (p, hard) in self.baselines.items()},
+            events=self.events[mask],
+            structure=self.structure[mask],
+        )
 
     @staticmethod
     def pooled(blocks: list[Scored]) -> Scored:
@@ -40,6 +53,7 @@ class Scored:
                 for name in blocks[0].baselines
             },
             events=np.concatenate([b.events for b in blocks]),
+            structure=np.concatenate([b.structure for b in blocks]),
         )
 
 
@@ -60,7 +74,18 @@ def scores(block: Scored, target: str) -> dict[str, object]:
 
 
 def period_report(block: Scored, target: str, params: EvaluationParams) -> dict[str, object]:
-    """:func:`scores` plus the event-bootstrap intervals of model minus each reference."""
+    """:func:`scores` plus the event-bootstrap intervals of model minus each reference, on all
+    rows and (``by_structure``) on each structure's rows, in STRUCTURES order."""
+    out = _with_intervals(block, target, params)
+    out["by_structure"] = {
+        s: _with_intervals(block.rows(block.structure == s), target, params)
+        for s in STRUCTURES
+        if (block.structure == s).any()
+    }
+    return out
+
+
+def _with_intervals(block: Scored, target: str, params: EvaluationParams) -> dict[str, object]:
     out = scores(block, target)
     losses = {"brier_diff": brier_per_row, "log_loss_diff": log_loss_per_row}
     out["bootstrap"] = {

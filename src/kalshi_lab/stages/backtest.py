@@ -20,6 +20,7 @@ from kalshi_lab.backtest.uncertainty import (
     delayed,
     event_pnl,
     pnl_by_price,
+    pnl_by_structure,
     top_event_share,
 )
 from kalshi_lab.execution.factory import build_strategy
@@ -34,10 +35,13 @@ HEADLINE = {"return": "total_return", "p_loss": "p_loss"}
 
 
 def assess(
-    result: BacktestResult, by_event: pd.DataFrame, backtest: BacktestParams
-) -> dict[str, float | int]:
+    result: BacktestResult,
+    by_event: pd.DataFrame,
+    backtest: BacktestParams,
+    markets: pd.DataFrame,
+) -> dict[str, object]:
     """The run's summary with its event-bootstrap interval, P(P&L <= 0) and concentration,
-    from its P&L by event (:func:`event_pnl`)."""
+    from its P&L by event (:func:`event_pnl`), and its P&L by event structure."""
     pnl = by_event["pnl"].to_numpy()
     return {
         **result.summary,
@@ -46,6 +50,7 @@ def assess(
         ),
         "n_events": len(pnl),
         "gain_share_top3_events": top_event_share(pnl),
+        "by_structure": pnl_by_structure(result.fills, result.positions, markets),
     }
 
 
@@ -86,7 +91,7 @@ def main() -> None:
     tables = MarketTables.read(predicted)
     result = backtest_on(params, predictions, tables)
     by_event = event_pnl(result.positions)
-    validation = assess(result, by_event, params.backtest)
+    validation = assess(result, by_event, params.backtest, tables.markets)
     latency = {
         f"{hours:g}h": _secondary(params, delayed(predictions, hours), tables).summary[
             "total_return"
@@ -100,7 +105,7 @@ def main() -> None:
     }
     if test_predictions is not None and len(test_predictions):
         test = _secondary(params, test_predictions, tables)
-        detail["test"] = assess(test, event_pnl(test.positions), params.backtest)
+        detail["test"] = assess(test, event_pnl(test.positions), params.backtest, tables.markets)
     headline = {key: validation[source] for key, source in HEADLINE.items()}
 
     ts = pd.to_datetime(result.equity["ts"], utc=True)

@@ -20,9 +20,12 @@ from hypothesis import strategies as st
 from kalshi_lab.data import structure
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import RawWriter
+from kalshi_lab.features import build_features
+from kalshi_lab.params import FeatureParams
 from openapi_shapes import strategy
 
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+PARAMS = FeatureParams(n_lags=3, volatility_window=3, min_price=0.01)
 SERIES = ("KXU3", "KXHIGHNY", "KXFED", "KXRECSSN")
 # the unemployment ladder: "above X %", cumulative, not exclusive
 U3 = "KXU3-25JUN"
@@ -267,3 +270,102 @@ def test_spec_shaped_markets_keep_their_strikes_and_get_a_structure(
         assert got["structure"].iat[0] == "other"
     elif len(docs) == 1:
         assert got["structure"].iat[0] == "binary"
+
+
+# --- event features mean the same on real shapes and on the simulator --------------------
+
+
+def candle_doc(end: int, bid: int, ask: int, form: str) -> dict:
+    """A daily candle as Kalshi sends it: ``current`` (``*_dollars`` strings), ``legacy``
+    (integer cents, before 2026-03-12) or ``historical`` (unsuffixed dollar strings)."""
+
+    def side(cents: int) -> dict:
+        if form == "legacy":
+            return dict.fromkeys(("open", "low", "high", "close"), cents)
+        text = f"{cents / 100:.4f}"
+        suffix = "_dollars" if form == "current" else ""
+        return {f"{k}{suffix}": text for k in ("open", "low", "high", "close")}
+
+    volume = {"legacy": 3, "current": "3.00", "historical": "3.00"}[form]
+    count = "volume_fp" if form == "current" else "volume"
+    interest = "open_interest_fp" if form == "current" else "open_interest"
+    return {
+        "end_period_ts": end,
+        "yes_bid": side(bid),
+        "yes_ask": side(ask),
+        "price": {},
+        count: volume,
+        interest: volume,
+    }
+
+
+def check_event_features_mean_what_they_say(features: pd.DataFrame) -> dict[str, int]:
+    """The invariants that give the event features their meaning, on any data; returns how
+    many event-days of each structure it checked."""
+    quoted = features[features["mid"].notna()]
+    checked = {}
+    for (event, _), day in quoted.groupby(["event_ticker", "as_of"]):
+        structure_ = day["structure"].iat[0]
+        assert (day["EVENT_N_OPEN"] >= len(day)).all(), event
+        if structure_ == "ladder" and len(day) >= 2:
+            up = day["strike_type"].isin(structure.ABOVE)
+            strike = np.where(up, day["floor_strike"], day["cap_strike"])
+            # the implied mean lies further on YES's side the easier YES is: a lower "above"
+            # strike, a higher "below" strike
+            toward_yes = np.where(up, -strike, strike)
+            order = np.argsort(toward_yes)
+            assert np.all(np.diff(day["LADDER_Z"].to_numpy()[order]) > 0), event
+            spacing = np.ptp(strike) / (len(day) - 1)
+            mean = day["ladder_mean"].iat[0]
+            assert strike.min() - spacing <= mean <= strike.max() + spacing, event
+            assert day[["BRACKET_OVERROUND", "BRACKET_SHARE"]].isna().all().all(), event
+        elif structure_ == "bracket" and len(day) >= 2:
+            assert day["BRACKET_SHARE"].sum() == pytest.approx(1.0), event
+            assert day["BRACKET_OVERROUND"].iat[0] == pytest.approx(day["mid"].sum() - 1), event
+            assert day["LADDER_Z"].isna().all(), event
+        else:
+            assert day[["BRACKET_SHARE", "LADDER_Z"]].isna().all().all(), event
+        checked[structure_] = checked.get(structure_, 0) + 1
+    return checked
+
+
+def test_event_features_of_real_shapes(tmp_path):
+    """A U3 ladder and an NYC bracket set, candles in the API's three forms, through parse
+    and features: the features mean what they say, and a real crossing is seen."""
+    day0 = int(dt.datetime(2025, 6, 2, tzinfo=dt.UTC).timestamp())
+    # "above" mids 0.80, 0.62, 0.45, 0.30, 0.12; on day 2, T4.2's bid crosses T4.1's ask
+    quotes = {3.9: (79, 81), 4.0: (61, 63), 4.1: (44, 46), 4.2: (29, 31), 4.3: (11, 13)}
+    ny = {"T78": (9, 11), "B78.5": (30, 33), "B80.5": (44, 47), "T81": (20, 22)}
+    forms = ("current", "legacy", "historical")
+    with RawWriter(tmp_path) as w:
+        for s in ("KXU3", "KXHIGHNY"):
+            w.write("series", f"/series/{s}", {}, T0, {"series": {"ticker": s}})
+        for event, exclusive in ((U3, False), (NY, True)):
+            doc = {"event_ticker": event, "series_ticker": event.split("-")[0]}
+            doc["mutually_exclusive"] = exclusive
+            w.write("events", f"/events/{event}", {}, T0, {"event": doc, "markets": []})
+        page = {"markets": u3_ladder() + ny_brackets(), "cursor": ""}
+        w.write("markets", "/markets", {}, T0, page)
+        tickers = {f"{U3}-T{x:g}": q for x, q in quotes.items()}
+        tickers |= {f"{NY}-{s}": q for s, q in ny.items()}
+        for k, (ticker, (bid, ask)) in enumerate(tickers.items()):
+            form = forms[k % 3]
+            candles = [candle_doc(day0 + d * 86400, bid, ask, form) for d in range(2)]
+            if ticker == f"{U3}-T4.2":
+                candles.append(candle_doc(day0 + 2 * 86400, 47, 49, form))
+            else:
+                candles.append(candle_doc(day0 + 2 * 86400, bid, ask, form))
+            path = f"/series/{ticker.split('-')[0]}/markets/{ticker}/candlesticks"
+            if form == "historical":
+                path = f"/historical/markets/{ticker}/candlesticks"
+            body = {"ticker": ticker, "candlesticks": candles}
+            w.write("candlesticks", path, {"period_interval": 1440}, T0, body)
+    tables = {k: v.to_pandas() for k, v in parse_raw(tmp_path).items()}
+    features = build_features(tables["markets"], tables["candles"], tables["trades"], PARAMS)
+    assert check_event_features_mean_what_they_say(features) == {"ladder": 3, "bracket": 3}
+    crossed = features[features["as_of"] == pd.Timestamp(day0 + 2 * 86400, unit="s", tz="UTC")]
+    crossed = crossed.set_index("ticker")
+    assert crossed.loc[f"{U3}-T4.2", "LADDER_ARB_GAP"] == pytest.approx(0.47 - 0.46)
+    assert crossed.loc[f"{U3}-T3.9", "LADDER_N_CROSSED"] == 1
+    first = features[features["as_of"] == pd.Timestamp(day0, unit="s", tz="UTC")]
+    assert (first.loc[first["structure"] == "ladder", "LADDER_N_CROSSED"] == 0).all()

@@ -49,6 +49,10 @@ def synthetic_tables(
     strikes = rng.integers(1, 6, size=n_markets)
     event_of = np.repeat(np.arange(n_markets), strikes)[:n_markets]
     events = np.array([f"EV-{i:06d}" for i in range(n_markets)], dtype=object)[event_of]
+    first_of_event = np.flatnonzero(np.r_[True, event_of[1:] != event_of[:-1]])
+    size = np.diff(np.r_[first_of_event, n_markets])
+    position = np.arange(n_markets) - np.repeat(first_of_event, size)
+    ladder = np.repeat(size, size) > 1
     start = FIRST_DAY + rng.integers(0, n_days, size=n_markets)
 
     cell_market = np.repeat(np.arange(n_markets), n_days)
@@ -113,6 +117,11 @@ def synthetic_tables(
             "settlement_ts": _utc(last_as_of),
             "can_close_early": False,
             "latest_expiration_time": _utc(last_as_of + 7 * DAY_NS),
+            # an event of several strikes is a ladder ("above" its position), one a binary
+            "structure": np.where(ladder, "ladder", "binary").astype(object),
+            "strike_type": np.where(ladder, "greater", None).astype(object),
+            "floor_strike": np.where(ladder, position, np.nan),
+            "cap_strike": np.nan,
         }
     )
     return markets, candles, trades

@@ -20,11 +20,11 @@ import logging
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.data.structure import ABOVE, threshold
+from kalshi_lab.data.structure import ABOVE, BRACKET, LADDER, threshold
 from kalshi_lab.errors import DataError
 from kalshi_lab.features.candles import daily_candles
 from kalshi_lab.features.columns import CONTEXT_COLUMNS, KEY_COLUMNS, TARGET_COLUMNS, output_columns
-from kalshi_lab.features.event import event_features
+from kalshi_lab.features.event import EVENT_COLUMNS, event_features
 from kalshi_lab.features.flow import daily_flow
 from kalshi_lab.features.grouped import Groups, lag_into, rolling_std, select_rows
 from kalshi_lab.features.panel import DAY_NS, utc_ns
@@ -185,16 +185,17 @@ def build_features(
     kind = markets["strike_type"].to_numpy(dtype=object)
     floor = markets["floor_strike"].to_numpy(dtype=float)
     cap = markets["cap_strike"].to_numpy(dtype=float)
-    floats.update(
-        event_features(
-            _event_ids(markets)[m],
-            day,
-            markets["structure"].to_numpy(dtype=object)[m],
-            threshold(kind, floor, cap)[m],
-            np.isin(kind, ABOVE)[m],
-            candle.yes_bid,
-            candle.yes_ask,
-        )
+    structure = markets["structure"].to_numpy(dtype=object)
+    event_features(
+        _event_ids(markets)[m],
+        day,
+        (structure == BRACKET)[m],
+        (structure == LADDER)[m],
+        threshold(kind, floor, cap)[m],
+        np.isin(kind, ABOVE)[m],
+        candle.yes_bid,
+        candle.yes_ask,
+        {name: floats.column(name) for name in EVENT_COLUMNS},
     )
     floats.update({"floor_strike": floor[m], "cap_strike": cap[m]})
 

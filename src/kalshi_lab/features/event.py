@@ -29,14 +29,24 @@ over it, a tail one strike spacing (the ladder's mean spacing) beyond the outer 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.data.structure import BRACKET, LADDER
-
-_LADDER = ("LADDER_Z", "LADDER_SD_STEPS", "LADDER_ARB_GAP", "LADDER_N_CROSSED")
-#: context, not model inputs: in the underlying's units, which differ by series
-_LADDER_CONTEXT = ("ladder_mean", "ladder_sd")
+#: the columns :func:`event_features` fills; the last two are context, not model inputs (in
+#: the underlying's units, which differ by series)
+EVENT_COLUMNS = (
+    "EVENT_N_OPEN",
+    "BRACKET_OVERROUND",
+    "BRACKET_SHARE",
+    "LADDER_Z",
+    "LADDER_SD_STEPS",
+    "LADDER_ARB_GAP",
+    "LADDER_N_CROSSED",
+    "ladder_mean",
+    "ladder_sd",
+)
 #: an executable crossing smaller than this is float noise on a cent grid
 _CROSSED = 1e-9
 
@@ -50,41 +60,38 @@ def _event_days(event: np.ndarray, day: np.ndarray) -> np.ndarray:
     return group
 
 
-def _bracket(group: np.ndarray, counted: np.ndarray, mid: np.ndarray) -> dict[str, np.ndarray]:
-    total = np.bincount(group, weights=np.where(counted, mid, 0.0))[group]
-    n = np.bincount(group, weights=counted.astype(np.float64))[group]
-    valid = counted & (n >= 2) & (total > 0)
+def _bracket(group: np.ndarray, mid: np.ndarray) -> dict[str, np.ndarray]:
+    """Bracket features of quoted bracket rows (``group`` and ``mid`` of those rows only)."""
+    ids, slot = np.unique(group, return_inverse=True)
+    total = np.bincount(slot, weights=mid, minlength=len(ids))[slot]
+    n = np.bincount(slot, minlength=len(ids))[slot]
+    valid = (n >= 2) & (total > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = mid / total
-    return {
-        "BRACKET_OVERROUND": np.where(valid, total - 1.0, np.nan),
-        "BRACKET_SHARE": np.where(valid, share, np.nan),
-    }
+        return {
+            "BRACKET_OVERROUND": np.where(valid, total - 1.0, np.nan),
+            "BRACKET_SHARE": np.where(valid, mid / total, np.nan),
+        }
 
 
 def _ladder(
     group: np.ndarray,
-    rows: np.ndarray,
     strike: np.ndarray,
     yes_above: np.ndarray,
-    mid: np.ndarray,
     bid: np.ndarray,
     ask: np.ndarray,
-    n_rows: int,
-) -> dict[str, np.ndarray]:
-    """Ladder features of ``rows`` (quoted ladder strikes), NaN on every other row."""
-    out = {name: np.full(n_rows, np.nan) for name in (*_LADDER, *_LADDER_CONTEXT)}
-    if not len(rows):
-        return out
-    rows = rows[np.lexsort((strike[rows], group[rows]))]  # by event-day, strikes ascending
-    g, x = group[rows], strike[rows]
-    up = yes_above[rows]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(rows in the order of the values, ladder features and context) of quoted ladder
+    strikes, given as arrays of those rows only."""
+    order = np.lexsort((strike, group))  # by event-day, strikes ascending
+    g, x, up = group[order], strike[order], yes_above[order]
+    bid, ask = bid[order], ask[order]
     # everything in "above" terms: P(V above x), and the prices of that claim
-    p = np.where(up, mid[rows], 1.0 - mid[rows])
-    b = np.where(up, bid[rows], 1.0 - ask[rows])
-    a = np.where(up, ask[rows], 1.0 - bid[rows])
-    g_ids, first, count = np.unique(g, return_index=True, return_counts=True)
-    slot = np.searchsorted(g_ids, g)  # the row's ladder-day, 0..len(g_ids)-1
+    b = np.where(up, bid, 1.0 - ask)
+    a = np.where(up, ask, 1.0 - bid)
+    p = (b + a) / 2.0
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    count = np.diff(np.r_[first, len(g)])
+    slot = np.repeat(np.arange(len(first)), count)  # the row's ladder-day
     last = first + count - 1
     pair = g[1:] == g[:-1]  # (k, k+1) adjacent strikes of one ladder-day
     # buckets: above each strike up to the next one (the last: the upper tail), and the
@@ -97,7 +104,7 @@ def _ladder(
     upper = np.append(np.where(pair, x[1:], x[:-1] + h[:-1]), x[-1] + h[-1])
     value, width = (x + upper) / 2.0, upper - x
     low_value = x[first] - spacing / 2.0
-    n = len(g_ids)
+    n = len(first)
     mass = np.bincount(slot, weights=q, minlength=n) + q_low
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (np.bincount(slot, weights=q * value, minlength=n) + q_low * low_value) / mass
@@ -105,11 +112,9 @@ def _ladder(
         var = np.bincount(slot, weights=spread, minlength=n)
         var += q_low * ((low_value - mean) ** 2 + spacing**2 / 12.0)
         sd = np.sqrt(var / mass)
-        cross = b[1:] - a[:-1]  # the higher strike's bid over the lower one's ask
-        gap = np.full(len(rows), -np.inf)
-        gap[1:] = np.where(pair, cross, -np.inf)
-        gap[:-1] = np.maximum(gap[:-1], np.where(pair, cross, -np.inf))
-        crossed = np.bincount(slot[:-1], weights=pair & (cross > _CROSSED), minlength=n)
+        cross = np.where(pair, b[1:] - a[:-1], -np.inf)  # higher strike's bid, lower one's ask
+        gap = np.maximum(np.r_[-np.inf, cross], np.r_[cross, -np.inf])
+        crossed = np.bincount(slot[:-1], weights=cross > _CROSSED, minlength=n)
         side = np.where(up, mean[slot] - x, x - mean[slot])  # the mean's distance into YES
         valid = (count[slot] >= 2) & (mass[slot] > 0)
         values = {
@@ -120,36 +125,41 @@ def _ladder(
             "ladder_mean": mean[slot],
             "ladder_sd": sd[slot],
         }
-    for name, v in values.items():
-        out[name][rows] = np.where(valid, v, np.nan)
-    return out
+    return order, {name: np.where(valid, v, np.nan) for name, v in values.items()}
 
 
 def event_features(
     event: np.ndarray,
     day: np.ndarray,
-    structure: np.ndarray,
+    is_bracket: np.ndarray,
+    is_ladder: np.ndarray,
     strike: np.ndarray,
     yes_above: np.ndarray,
     bid: np.ndarray,
     ask: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """EVENT_N_OPEN, the bracket and the ladder features, and the ladder context, per row.
+    out: Mapping[str, np.ndarray],
+) -> None:
+    """Fill ``out[name]`` (one float64 array per EVENT_COLUMNS name, all rows) per row.
 
-    Per row: ``event`` an integer event id, ``day`` the as_of day number, ``structure`` the
-    event's structure, ``strike`` a threshold's strike (NaN otherwise, see
+    Per row: ``event`` an integer event id, ``day`` the as_of day number, whether the event is
+    a bracket set or a ladder, ``strike`` a threshold's strike (NaN otherwise, see
     :func:`kalshi_lab.data.structure.threshold`), ``yes_above`` whether YES pays above it, and
-    the YES ``bid`` / ``ask`` at as_of (NaN: none).
+    the YES ``bid`` / ``ask`` at as_of (NaN: none). Bracket and ladder features are computed on
+    their rows only and written into the caller's columns: at millions of rows, fresh
+    temporaries of every row are what costs time.
     """
-    n_rows = len(day)
-    if not n_rows:
-        names = ("EVENT_N_OPEN", "BRACKET_OVERROUND", "BRACKET_SHARE", *_LADDER, *_LADDER_CONTEXT)
-        return {name: np.empty(0) for name in names}
+    for name in EVENT_COLUMNS[1:]:
+        out[name].fill(np.nan)
+    if not len(day):
+        return
     group = _event_days(event, day)
-    mid = (bid + ask) / 2.0
-    quoted = ~np.isnan(mid)
-    out = {"EVENT_N_OPEN": np.bincount(group).astype(np.float64)[group]}
-    out.update(_bracket(group, quoted & (structure == BRACKET), mid))
-    ladder_rows = np.flatnonzero(quoted & (structure == LADDER) & ~np.isnan(strike))
-    out.update(_ladder(group, ladder_rows, strike, yes_above, mid, bid, ask, n_rows))
-    return out
+    out["EVENT_N_OPEN"][:] = np.bincount(group)[group]
+    quoted = ~(np.isnan(bid) | np.isnan(ask))
+    rows = np.flatnonzero(quoted & is_bracket)
+    for name, values in _bracket(group[rows], (bid[rows] + ask[rows]) / 2.0).items():
+        out[name][rows] = values
+    rows = np.flatnonzero(quoted & is_ladder & ~np.isnan(strike))
+    if len(rows):
+        order, values = _ladder(group[rows], strike[rows], yes_above[rows], bid[rows], ask[rows])
+        for name, v in values.items():
+            out[name][rows[order]] = v

@@ -1,8 +1,8 @@
 """Bootstrap over events: the uncertainty of a mean per-row loss difference.
 
-Rows of one event are far from independent (market-days of one market, and the mutually
-exclusive strikes of one event, share one outcome), so a row bootstrap would give intervals far
-too narrow. Events are resampled with replacement instead, each bringing all of its rows; the
+Rows of one event are far from independent (market-days of one market, and the strikes of one
+event, exclusive brackets or a ladder's cumulative thresholds, all settle on one value of one
+underlying), so a row bootstrap would give intervals far too narrow. Events are resampled with replacement instead, each bringing all of its rows; the
 statistic is the row-weighted mean difference over the resampled rows.
 """
 

@@ -5,8 +5,11 @@ available_capital, current_time)``. ``signals`` (see :mod:`kalshi_lab.execution.
 one row per market the strategy may act on at ``current_time``, indexed by ticker: every market
 with a prediction then and every market held, with the prediction (``prob``: the model's P(YES),
 NaN for a held market without one), the executable quotes in DOLLARS (yes_bid, yes_ask, no_bid,
-no_ask; NaN: none), the series' ``taker_rate``, ``event_ticker`` and ``known_close``. Markets
-that are closed or have an order still being worked are not in it. ``current_positions`` maps
+no_ask; NaN: none) and the contracts displayed at each ask (yes_ask_size, no_ask_size), the
+series' ``taker_rate``, ``event_ticker``, ``known_close`` and the market's place in its event
+(``structure``, ``strike_type``, ``floor_strike``, ``cap_strike``; missing: unknown). Markets
+that are closed, have an order still being worked or belong to an event of structure ``other``
+are not in it (one of the last that is held is, without its prediction). ``current_positions`` maps
 ticker -> ContractPosition; ``available_capital`` is the cash in dollars not committed to orders
 still being worked.
 

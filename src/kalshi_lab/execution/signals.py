@@ -59,11 +59,21 @@ def check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _labels(values: pd.Series) -> np.ndarray:
+    """A column of strings as an object array: as stored when it is one (missing: None or NaN,
+    which compare unequal to any label), else with None for missing (pandas' string and
+    categorical NA cannot be compared). The conversion costs a pass over the column, the
+    stored array nothing: the backtest asks at every step."""
+    if values.dtype == object:
+        return values.to_numpy()
+    return values.to_numpy(dtype=object, na_value=None)
+
+
 def _other(predictions: pd.DataFrame) -> np.ndarray | None:
     """Per prediction, whether its event is of structure ``other``; None without the column."""
     if "structure" not in predictions.columns:
         return None
-    return predictions["structure"].to_numpy(dtype=object, na_value=None) == OTHER
+    return _labels(predictions["structure"]) == OTHER
 
 
 def _utc(values: pd.Series) -> pd.Series:
@@ -78,7 +88,7 @@ def signal_tickers(
 ) -> list[str]:
     """The markets a step quotes: those predicted (first appearance), but for the markets of
     events of structure ``other``, which are not traded, and those held."""
-    tickers = predictions["ticker"]
+    tickers = predictions["ticker"].to_numpy(dtype=object)
     other = _other(predictions)
     if other is not None and other.any():
         tickers = tickers[~other]
@@ -107,29 +117,34 @@ def build_signals(
     exits still apply); other held markets without a prediction are not counted.
     """
     predicted = predictions["ticker"].to_numpy(dtype=object)
+    in_preds = set(predicted.tolist())
     take: np.ndarray | None = None  # the prediction rows used, when not all of them
-    if len(set(predicted.tolist())) < len(predicted):  # rare: pandas only then
+    if len(in_preds) < len(predicted):  # rare: pandas only then
         take = ~predictions["ticker"].duplicated(keep="last").to_numpy()
         skipped[DUPLICATE] += int(np.count_nonzero(~take))
     other = _other(predictions)
     if other is not None and other.any():
         skipped[OTHER_STRUCTURE] += int(np.count_nonzero(other if take is None else other & take))
         take = ~other if take is None else take & ~other
+        in_preds = set(predicted[take].tolist())
     if take is not None:
         predicted = predicted[take]
-    in_preds = set(predicted.tolist())
     held = [t for t in positions if t not in in_preds]
     tickers = np.concatenate([predicted, np.array(held, dtype=object)])
     if not np.array_equal(quotes.index.to_numpy(dtype=object), tickers):
         quotes = quotes.reindex(tickers)
     n_held = len(held)
 
-    def given(column: str, dtype: type, missing: object) -> np.ndarray:
-        """A prediction column over the rows used, then ``missing`` for each held market."""
-        values = predictions[column].to_numpy(dtype=dtype, na_value=missing)
+    def given(column: str, missing: object = np.nan) -> np.ndarray:
+        """A prediction column over the rows used (labels if ``missing`` is None, else floats),
+        then ``missing`` for each held market."""
+        if missing is None:
+            values = _labels(predictions[column])
+        else:
+            values = predictions[column].to_numpy(dtype=float, na_value=np.nan)
         if take is not None:
             values = values[take]
-        return np.concatenate([values, np.full(n_held, missing, dtype=dtype)])
+        return np.concatenate([values, np.full(n_held, missing, dtype=values.dtype)])
 
     columns: dict[str, np.ndarray | pd.DatetimeIndex] = {
         "event_ticker": np.concatenate(
@@ -140,8 +155,8 @@ def build_signals(
                 np.array([positions[t].event_ticker for t in held], dtype=object),
             ]
         ),
-        "prob": given("prob", float, np.nan),
-        "mid": given("mid", float, np.nan),
+        "prob": given("prob"),
+        "mid": given("mid"),
     }
     if "known_close" in predictions.columns:  # absent: a strategy that needs it says so
         known = predictions["known_close"].to_numpy("datetime64[ns]")  # UTC, by check_predictions
@@ -157,11 +172,13 @@ def build_signals(
     columns["no_ask_size"] = quotes["yes_bid_size"].to_numpy(dtype=float)
     columns["taker_rate"] = quotes["taker_rate"].to_numpy(dtype=float)
     for col in STRUCTURE_COLUMNS:
-        dtype, missing = (object, None) if col in _LABELS else (float, np.nan)
+        missing = None if col in _LABELS else np.nan
         if col in predictions.columns:
-            columns[col] = given(col, dtype, missing)
+            columns[col] = given(col, missing)
         else:
-            columns[col] = np.full(len(tickers), missing, dtype=dtype)
+            columns[col] = np.full(
+                len(tickers), missing, dtype=object if missing is None else float
+            )
     is_open = quotes["is_open"].to_numpy()
     if is_open.dtype != bool:  # a reindexed market unknown to the quotes: NaN is not open
         is_open = is_open == True  # noqa: E712

@@ -32,7 +32,12 @@ from kalshi_lab.execution import (
     build_strategy,
     signal_tickers,
 )
-from kalshi_lab.execution.signals import OTHER_STRUCTURE, STRUCTURE_COLUMNS, check_predictions
+from kalshi_lab.execution.signals import (
+    DUPLICATE,
+    OTHER_STRUCTURE,
+    STRUCTURE_COLUMNS,
+    check_predictions,
+)
 from kalshi_lab.execution.strategy import (
     HELD_OPPOSITE,
     NO_ARBITRAGE,
@@ -967,3 +972,19 @@ def test_a_pair_whose_fees_rounded_up_eat_its_profit_is_not_bought(depth, pairs)
 def test_bad_ladder_arbitrage_arguments_are_param_errors(kw):
     with pytest.raises(ParamError, match=r"^strategy\.(min_profit|pair_fraction)"):
         LadderArbitrageStrategy(**kw)
+
+
+def test_a_duplicated_prediction_counts_once_and_the_last_one_is_used():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60)})
+    preds = structured(
+        {"A": ("EA", "binary", None, NAN, NAN), "B": ("EB", "other", "custom", NAN, NAN)}
+    )
+    preds = pd.concat([preds, preds.iloc[[0]].assign(prob=0.7, structure="ladder")])
+    preds = pd.concat([preds, preds.iloc[[1]]], ignore_index=True)  # B twice, both other
+    skipped: Counter[str] = Counter()
+    sig = structured_signals(ex, preds, skipped=skipped)
+    assert list(sig.index) == ["A"] and sig.loc["A", ["prob", "structure"]].tolist() == [
+        0.7,
+        "ladder",
+    ]
+    assert dict(skipped) == {DUPLICATE: 2, OTHER_STRUCTURE: 1}

@@ -135,23 +135,23 @@ def build_signals(
         quotes = quotes.reindex(tickers)
     n_held = len(held)
 
+    def used(values: np.ndarray) -> np.ndarray:
+        """A prediction column's values on the rows used."""
+        return values if take is None else values[take]
+
     def given(column: str, missing: object = np.nan) -> np.ndarray:
-        """A prediction column over the rows used (labels if ``missing`` is None, else floats),
+        """A prediction column on the rows used (labels if ``missing`` is None, else floats),
         then ``missing`` for each held market."""
         if missing is None:
-            values = _labels(predictions[column])
+            values = used(_labels(predictions[column]))
         else:
-            values = predictions[column].to_numpy(dtype=float, na_value=np.nan)
-        if take is not None:
-            values = values[take]
+            values = used(predictions[column].to_numpy(dtype=float, na_value=np.nan))
         return np.concatenate([values, np.full(n_held, missing, dtype=values.dtype)])
 
     columns: dict[str, np.ndarray | pd.DatetimeIndex] = {
         "event_ticker": np.concatenate(
             [
-                predictions["event_ticker"].to_numpy(dtype=object)[
-                    slice(None) if take is None else take
-                ],
+                used(predictions["event_ticker"].to_numpy(dtype=object)),
                 np.array([positions[t].event_ticker for t in held], dtype=object),
             ]
         ),
@@ -159,9 +159,7 @@ def build_signals(
         "mid": given("mid"),
     }
     if "known_close" in predictions.columns:  # absent: a strategy that needs it says so
-        known = predictions["known_close"].to_numpy("datetime64[ns]")  # UTC, by check_predictions
-        if take is not None:
-            known = known[take]
+        known = used(predictions["known_close"].to_numpy("datetime64[ns]"))  # UTC
         columns["known_close"] = pd.DatetimeIndex(
             np.concatenate([known, np.full(n_held, np.datetime64("NaT", "ns"))]), tz="UTC"
         )

@@ -821,21 +821,22 @@ class LadderArbitrageStrategy(BaseMarketStrategy):
     """Buy a ladder's mispriced pairs of strikes, which pay more than they cost in every state.
 
     :meth:`DecisionGenerator.ladder_pairs` finds the pairs beating ``min_profit`` (dollars a
-    pair, after both legs' taker fees). Each is bought in the same decision as two IOC-style
-    limit orders at the asks quoted, YES on one strike and NO on the other, of equal count: at
-    most the pairs the displayed sizes at both asks allow, and at most ``pair_fraction`` of the
-    available capital for the pair (cost and fees of both legs, the fees rounded up to the cent
-    as Kalshi charges them), by decreasing profit until the capital is spent. A pair whose
-    rounded fees leave no profit beyond ``min_profit`` at that size is not bought. Positions
-    are held to settlement: the pair's payout is sure, no exit can beat it.
+    pair, after both legs' taker fees). Each is bought in one decision as two limit orders at
+    the asks quoted, YES on one strike and NO on the other, of equal count: at most the pairs
+    the displayed sizes at both asks allow, and at most ``pair_fraction`` of the available
+    capital for the pair (cost and fees of both legs, the fees rounded up to the cent as Kalshi
+    charges them), by decreasing profit until the capital is spent. A pair whose rounded fees
+    leave no more than ``min_profit`` at that size is not bought. Positions are held to
+    settlement, where the pair pays its sure dollar (no exit).
 
     Leg risk: the legs are sent one after the other. Against a book that moved in between, or
-    a share of the displayed size that the exchange does not give (``max_fill_share``, the
-    candle volume cap), an IOC leg can fill less than its twin, or nothing; the unmatched
-    contracts are then an ordinary position on their strike, held to settlement. Risk limits
-    cut or refuse each leg on its own (a per-market or event cap may bind on one leg only).
-    With ``order_ttl_hours`` > 0 or the nested executor the legs rest or are sliced over time:
-    more leg risk; the simple executor with ``order_ttl_hours: 0`` is the one to use.
+    a share of the displayed size the exchange does not give (``max_fill_share``, the candle
+    volume cap; in a backtest, a snapshot whose size earlier orders took: a quote shows the
+    displayed size), an immediate-or-cancel leg can fill less than its twin, or nothing; the
+    unmatched contracts are then an ordinary position on their strike, held to settlement.
+    Risk limits cut or refuse each leg on its own (a per-market or event cap may bind on one
+    leg only). With ``order_ttl_hours`` > 0 or the nested executor the legs rest or are sliced
+    over time: more leg risk; the simple executor with ``order_ttl_hours: 0`` is the one to use.
     """
 
     def __init__(self, min_profit: float, pair_fraction: float) -> None:

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kalshi_lab.backtest import run_backtest
+from kalshi_lab.backtest import loop, run_backtest
 from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.errors import DataError
+from kalshi_lab.execution.signals import OTHER_STRUCTURE, STRUCTURE_COLUMNS
 from kalshi_lab.params import BacktestParams, RiskParams, StrategyParams
 
 NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
@@ -67,11 +68,12 @@ def run(
     markets: pd.DataFrame = MARKETS,
     risk: RiskParams = CAPS,
     ttl_hours: float = 0.0,
+    strategy: StrategyParams = KELLY,
 ):
     # nested: 4 children a day apart, so that each meets the next day's book
     params = BacktestParams(1000.0, executor, ttl_hours, 4, 1440, 0.07, 1.0, 0.1, 200, 0, ())
     return run_backtest(
-        predictions, book, candles, markets, SERIES, KELLY, risk, params, "settlement"
+        predictions, book, candles, markets, SERIES, strategy, risk, params, "settlement"
     )
 
 
@@ -314,3 +316,168 @@ def test_read_table_keeps_the_rows_of_the_markets_asked_for(tmp_path):
     )
     with pytest.raises(DataError, match=r"orderbook\.parquet lacks columns \['ticker'\]"):
         read_table("orderbook", tmp_path, ["price"], tickers={"B"})
+
+
+# --- event structure ------------------------------------------------------------------------
+
+ARB = StrategyParams(
+    "kalshi_lab.execution.LadderArbitrageStrategy", {"min_profit": 0.01, "pair_fraction": 1.0}
+)
+LOOSE = RiskParams(10**9, 1.0, 1.0, 1.0, 1.0, kill_switch=False)
+NAN = float("nan")
+
+
+def placed(predictions: pd.DataFrame, places: dict[str, tuple]) -> pd.DataFrame:
+    """``predictions`` with their markets' places in their events: ticker -> (structure,
+    strike_type, floor_strike, cap_strike), the evaluate stage's columns."""
+    out = predictions.copy()
+    for k, column in enumerate(STRUCTURE_COLUMNS):
+        values = out["ticker"].map({t: p[k] for t, p in places.items()})
+        out[column] = values.astype(object if k < 2 else float)
+    return out
+
+
+def test_markets_of_structure_other_are_skipped_and_counted(caplog):
+    preds = placed(
+        PREDICTIONS, {"A": ("binary", None, NAN, NAN), "B": ("other", "custom", NAN, NAN)}
+    )
+    with caplog.at_level(logging.INFO, logger="kalshi_lab.backtest"):
+        result = run(predictions=preds)
+    # B would be bought (test_two_markets_by_hand); as a market of an "other" event it is not
+    assert result.fills["ticker"].tolist() == ["A"]
+    alone = run().fills.query("ticker == 'A'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(result.fills, alone)
+    (line,) = [
+        r.getMessage() for r in caplog.records if "signals without an order" in r.getMessage()
+    ]
+    assert f"1 {OTHER_STRUCTURE}" in line and "1 market closed" in line
+
+
+#: an "above" ladder: L pays above 4.0, U above 4.1; U's YES bid 0.50 is over L's YES ask 0.40
+LADDER_BOOK = pd.DataFrame(
+    [
+        ("L", D0, "yes", 0.38, 500.0),
+        ("L", D0, "no", 0.60, 100.0),  # YES ask 40, 100 contracts
+        ("U", D0, "yes", 0.50, 100.0),  # NO ask 50, 100 contracts
+        ("U", D0, "no", 0.45, 500.0),
+    ],
+    columns=BOOK.columns,
+)
+LADDER_PLACES = {"L": ("ladder", "greater", 4.0, NAN), "U": ("ladder", "greater", 4.1, NAN)}
+
+
+@pytest.mark.parametrize(
+    ("results", "both_win"),
+    [(["yes", "no"], True), (["yes", "yes"], False), (["no", "no"], False)],
+    ids=["between-the-strikes", "above-both", "below-both"],
+)
+def test_ladder_arbitrage_books_its_riskless_profit_at_settlement(results, both_win):
+    markets = MARKETS.assign(ticker=["L", "U"], event_ticker="EL", result=results)
+    preds = placed(
+        pd.DataFrame(
+            {"ticker": ["L", "U"], "event_ticker": "EL", "series_ticker": "S", "as_of": D0,
+             "prob": 0.5, "mid": 0.5}
+        ),
+        LADDER_PLACES,
+    )  # fmt: skip
+    result = run(predictions=preds, book=LADDER_BOOK, markets=markets, risk=LOOSE, strategy=ARB)
+    fills = result.fills.set_index("ticker")
+    # the depth, 100 pairs: YES L at 40 (fee 0.07 x 100 x 0.4 x 0.6 = $1.68) and NO U at 50
+    # (fee $1.75); profit per pair 1 - (0.40 + 0.0168) - (0.50 + 0.0175) = 0.0657
+    assert fills.loc["L", ["side", "count", "price", "fee"]].tolist() == ["yes", 100, 0.40, 1.68]
+    assert fills.loc["U", ["side", "count", "price", "fee"]].tolist() == ["no", 100, 0.50, 1.75]
+    pnl_cents = round(result.summary["final_equity"] * 100) - 100_000
+    # one leg pays $1 a pair whatever the value; both do when it ends between the strikes
+    assert pnl_cents == 100 * 657 // 100 + (100 * 100 if both_win else 0)
+    assert result.summary["n_settled"] == 2
+
+
+def _ladder_history(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """An "above" ladder (U1..U4, value 2.5) and a "below" one (D10..D30, value 25) quoted by
+    random books every 6 hours for three days (mispriced pairs at most times), predicted at
+    each book."""
+    rng = np.random.default_rng(seed)
+    places = {
+        **{f"U{x}": ("ladder", "greater", float(x), NAN) for x in (1, 2, 3, 4)},
+        **{f"D{x}": ("ladder", "less", NAN, float(x)) for x in (10, 20, 30)},
+    }
+    tickers = list(places)
+    event = ["EU"] * 4 + ["ED"] * 3
+    close = D0 + pd.Timedelta(days=3)
+    markets = pd.DataFrame(
+        {
+            "ticker": tickers,
+            "event_ticker": event,
+            "series_ticker": "S",
+            "close_time": close,
+            "settlement_ts": close + 2 * H,
+            "result": ["yes", "yes", "no", "no", "no", "no", "yes"],
+        }
+    )
+    times = pd.date_range(D0, close - H, freq="6h")
+    book = []
+    for ts in times:
+        for t in tickers:
+            yes = int(rng.integers(20, 70))
+            no = int(rng.integers(5, 97 - yes))
+            for side, best in (("yes", yes), ("no", no)):
+                book.append((t, ts, side, best / 100, float(rng.integers(10, 300))))
+    predictions = pd.DataFrame(
+        {
+            "ticker": np.tile(tickers, len(times)),
+            "event_ticker": np.tile(event, len(times)),
+            "series_ticker": "S",
+            "as_of": np.repeat(times, len(tickers)),
+            "prob": 0.5,
+            "mid": 0.5,
+        }
+    )
+    book = pd.DataFrame(book, columns=BOOK.columns)
+    return placed(predictions, places), book, markets
+
+
+def test_ladder_arbitrage_decisions_up_to_t_ignore_quotes_and_predictions_after_t(monkeypatch):
+    decided: list[tuple[pd.Timestamp, list[tuple]]] = []
+
+    class Recording(loop.Trader):
+        def step(self, ts, predictions):
+            decision = super().step(ts, predictions)
+            orders = [
+                (o.ticker, o.side, o.count, o.limit_cents, o.max_cost_cents) for o in decision
+            ]
+            decided.append((ts, orders))
+            return decision
+
+    monkeypatch.setattr(loop, "Trader", Recording)
+
+    def backtest(predictions, book, markets):
+        decided.clear()
+        result = run(predictions=predictions, book=book, markets=markets, risk=LOOSE, strategy=ARB)
+        return result, list(decided)
+
+    predictions, book, markets = _ladder_history(seed=3)
+    cutoff = D1
+    full, full_decisions = backtest(predictions, book, markets)
+    later_book = book["snapshot_ts"] > cutoff
+    later = predictions["as_of"] > cutoff
+    altered_book = book.copy()
+    altered_book.loc[later_book, "price"] = 0.97 - altered_book.loc[later_book, "price"]
+    altered_book.loc[later_book, "count"] = 1e6
+    altered = predictions.copy()
+    altered.loc[later, "structure"] = "bracket"
+    variants = [
+        (altered, altered_book),
+        (predictions[~later], book[~later_book]),  # dropped
+    ]
+    early = [(ts, orders) for ts, orders in full_decisions if ts <= cutoff]
+    assert sum(len(orders) for _, orders in early) >= 6  # pairs were bought before the cutoff
+    for new_predictions, new_book in variants:
+        result, decisions = backtest(new_predictions, new_book, markets)
+        assert [(ts, o) for ts, o in decisions if ts <= cutoff] == early
+        pd.testing.assert_frame_equal(
+            result.fills[result.fills["ts"] <= cutoff], full.fills[full.fills["ts"] <= cutoff]
+        )
+        pd.testing.assert_frame_equal(
+            result.equity[result.equity["ts"] <= cutoff], full.equity[full.equity["ts"] <= cutoff]
+        )
+        assert decisions != full_decisions  # the later data did matter later

@@ -301,3 +301,46 @@ def test_the_venue_clock_is_the_date_header(dataset):
         assert clock.now() == (pd.Timestamp(NOW), True)
         client.get_market(next(iter(dataset.markets)))
         assert clock.latest == pd.Timestamp(NOW)  # every answer tells it
+
+
+def test_a_cycle_skips_and_logs_the_markets_of_structure_other(
+    dataset, key, tmp_path, monkeypatch, caplog
+):
+    """Paper and live read the same signals as the backtest: a market of an event of structure
+    other is not traded, and the cycle's log line counts it with the other reasons."""
+    from kalshi_lab.bot import session as bot_session
+    from kalshi_lab.execution.signals import OTHER_STRUCTURE
+
+    params = load_params()
+
+    class Sure:  # an edge on YES in every market: all would be bought
+        def predict_proba(self, x):
+            return np.tile([0.01, 0.99], (len(x), 1))
+
+    model = TrainedModel(Sure(), "sure", "settlement", feature_columns(params.features), Path())
+    real = bot_session.predictions_now
+    other: list[str] = []
+
+    def placed(*args):
+        predictions, snapshot = real(*args)
+        is_other = np.arange(len(predictions)) % 2 == 0
+        other.extend(predictions["ticker"][is_other])
+        structure = np.where(is_other, "other", "binary").astype(object)
+        return predictions.assign(structure=structure), snapshot
+
+    monkeypatch.setattr(bot_session, "predictions_now", placed)
+    config = BotConfig(mode="paper", series=SERIES, once=True, report_root=tmp_path)
+    with serve(dataset, NOW, key) as srv:
+        client = KalshiClient(srv.base_url, signer=KalshiSigner(KEY_ID, key), reads_per_s=2000)
+        session = TradingSession(config, params, model, client, dt.datetime.now(dt.UTC))
+        session.start()
+        with caplog.at_level("INFO", logger="kalshi_lab.bot"):
+            session.cycle()
+    assert len(other) >= 2
+    assert session.trader is not None
+    decided = {o.ticker for o in session.trader.orders + session.trader.refused}
+    assert decided and not decided & set(other)
+    (line,) = [
+        r.getMessage() for r in caplog.records if "signals without an order" in r.getMessage()
+    ]
+    assert f"{len(other)} {OTHER_STRUCTURE}" in line

@@ -18,17 +18,34 @@ from kalshi_lab.execution import (
     BasePositionSizer,
     ContractOrder,
     ContractPosition,
+    DecisionGenerator,
     DirectionalStrategy,
     EdgeBasedStrategy,
     KalshiAccount,
     KalshiExecutor,
     KellyPositionSizer,
+    LadderArbitrageStrategy,
     PredictionMarketDecision,
     RiskManager,
     SimulatedKalshiExchange,
     build_signals,
     build_strategy,
     signal_tickers,
+)
+from kalshi_lab.execution.signals import (
+    DUPLICATE,
+    OTHER_STRUCTURE,
+    STRUCTURE_COLUMNS,
+    check_predictions,
+)
+from kalshi_lab.execution.strategy import (
+    HELD_OPPOSITE,
+    NO_ARBITRAGE,
+    NO_DEPTH,
+    NOT_LADDER,
+    ROUNDED,
+    SMALL,
+    TAKEN,
 )
 from kalshi_lab.execution.trader import Trader
 from kalshi_lab.params import RiskParams, StrategyParams
@@ -705,3 +722,269 @@ def test_the_decision_at_t_ignores_everything_after_t(strategy):
     moved = book.copy()
     moved.loc[at_t, "price"] = 1.0 - moved.loc[at_t, "price"]
     assert truncation_decision(moved, candles, "yes", strategy)[1] != decision
+
+
+# --- event structure: signals skip "other", ladder arbitrage ----------------------------------
+
+NAN = float("nan")
+
+
+def structured(
+    places: dict[str, tuple[str, str | None, str | None, float, float]], at=T0
+) -> pd.DataFrame:
+    """Predictions (prob 0.5) with their market's place in its event, as the evaluate stage
+    writes them: ticker -> (event_ticker, structure, strike_type, floor_strike, cap_strike)."""
+    out = predictions(dict.fromkeys(places, 0.5), at=at)
+    out["event_ticker"] = [p[0] for p in places.values()]
+    for k, column in enumerate(STRUCTURE_COLUMNS, start=1):
+        out[column] = pd.Series([p[k] for p in places.values()], dtype=object if k < 3 else float)
+    return out
+
+
+def above(event: str, *strikes: float) -> list[tuple]:
+    """The places of an "above" ladder's strikes."""
+    return [(event, "ladder", "greater", x, NAN) for x in strikes]
+
+
+def below(event: str, *strikes: float) -> list[tuple]:
+    """The places of a "below" ladder's strikes."""
+    return [(event, "ladder", "less", NAN, x) for x in strikes]
+
+
+def sized_exchange(levels: dict[str, tuple[float, float, float, float]]) -> SimulatedKalshiExchange:
+    """One level a side: ticker -> (YES bid, its size, NO bid, its size); the YES ask's size is
+    the NO bid's and the NO ask's the YES bid's."""
+    rows = [
+        row
+        for t, (yes, yes_size, no, no_size) in levels.items()
+        for row in ((t, T0, "yes", yes, yes_size), (t, T0, "no", no, no_size))
+    ]
+    book = pd.DataFrame(rows, columns=BOOK_COLUMNS)
+    return SimulatedKalshiExchange(book, NO_CANDLES, markets(levels), SERIES, 0.07, 1.0, 0.1, 0)
+
+
+def structured_signals(ex, preds, positions=None, skipped=None) -> pd.DataFrame:
+    positions = positions or {}
+    return build_signals(
+        preds,
+        ex.quotes(signal_tickers(preds, positions), T0),
+        positions,
+        set(),
+        Counter() if skipped is None else skipped,
+    )
+
+
+def test_signals_carry_the_structure_and_the_sizes_at_the_asks():
+    ex = sized_exchange({"L": (0.48, 30.0, 0.50, 70.0), "H": (0.20, 5.0, 0.75, 9.0)})
+    preds = structured({"L": ("E", "ladder", "greater_or_equal", 4.0, NAN)})
+    pos = held("H", "no", 10, 700, 10)
+    sig = structured_signals(ex, preds, pos)
+    assert list(sig.index) == ["L", "H"]
+    place = sig.loc["L", list(STRUCTURE_COLUMNS)].tolist()
+    assert place[:3] == ["ladder", "greater_or_equal", 4.0] and np.isnan(place[3])
+    assert sig.loc["L", ["yes_ask", "yes_ask_size", "no_ask", "no_ask_size"]].tolist() == (
+        pytest.approx([0.50, 70.0, 0.52, 30.0])
+    )
+    # a held market without a prediction: its place is not known here
+    assert sig.loc["H", ["structure", "strike_type"]].tolist() == [None, None]
+    assert sig.loc["H", ["floor_strike", "cap_strike"]].isna().all()
+    # predictions without the columns (a user's own): every market of unknown structure
+    plain = structured_signals(ex, preds.drop(columns=list(STRUCTURE_COLUMNS)), pos)
+    assert plain[["structure", "strike_type"]].isna().all().all()
+    assert plain[["floor_strike", "cap_strike"]].isna().all().all()
+    pd.testing.assert_frame_equal(
+        plain.drop(columns=list(STRUCTURE_COLUMNS)), sig.drop(columns=list(STRUCTURE_COLUMNS))
+    )
+
+
+def test_markets_of_structure_other_are_skipped_counted_and_not_quoted():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60), "C": (0.38, 0.60)})
+    preds = structured(
+        {
+            "A": ("EA", "binary", None, NAN, NAN),
+            "B": ("EB", "other", "custom", NAN, NAN),  # a scalar or candidate list
+            "C": ("EC", "other", "functional", NAN, NAN),
+        }
+    ).assign(prob=0.9)  # a wide edge everywhere
+    pos = held("C", "yes", 10, 400, 10)
+    assert signal_tickers(preds, pos) == ["A", "C"]  # B is not even quoted
+    skipped: Counter[str] = Counter()
+    sig = structured_signals(ex, preds, pos, skipped)
+    assert dict(skipped) == {OTHER_STRUCTURE: 2}
+    # C stays as a held market without a prediction: its exits still apply, nothing is bought
+    assert list(sig.index) == ["A", "C"] and np.isnan(sig.loc["C", "prob"])
+    assert sig.loc["C", "structure"] is None
+    d = kelly().generate_trade_decision(sig, pos, CAPITAL, T0)
+    assert [(o.ticker, o.action) for o in d.orders] == [("A", "buy")]
+
+
+def test_predictions_of_an_unknown_structure_are_refused():
+    preds = structured({"A": ("EA", "binary", None, NAN, NAN), "B": ("EB", None, None, NAN, NAN)})
+    assert check_predictions(preds)["structure"].tolist() == ["binary", None]
+    with pytest.raises(DataError, match=r"structure must be one of .* got \['ladders'\]"):
+        check_predictions(preds.assign(structure=["ladders", None]))
+
+
+#: an "above" ladder, strikes 1 to 4: (YES bid, NO bid); YES ask = 1 - NO bid, NO ask = 1 - YES bid
+ABOVE_QUOTES = {
+    "S1": (0.48, 0.50),  # YES ask 0.50
+    "S2": (0.53, 0.45),  # YES ask 0.55, NO ask 0.47
+    "S3": (0.65, 0.33),  # YES ask 0.67, NO ask 0.35
+    "S4": (0.75, 0.23),  # NO ask 0.25
+}
+ABOVE_LADDER = dict(zip(ABOVE_QUOTES, above("E", 1.0, 2.0, 3.0, 4.0), strict=True))
+
+
+def pairs_of(quotes, places, min_profit=0.01, positions=None) -> tuple[pd.DataFrame, Counter]:
+    generator = DecisionGenerator(min_profit=min_profit)
+    sig = structured_signals(exchange(quotes), structured(places), positions)
+    return generator.ladder_pairs(sig, positions or {}), generator.skipped
+
+
+def test_an_above_ladder_s_mispriced_pairs_each_market_in_one_pair():
+    pairs, skipped = pairs_of(ABOVE_QUOTES, ABOVE_LADDER)
+    # YES on the lower strike at its ask, NO on the higher at 1 - its YES bid; profit per pair
+    # 1 - (ask + 0.07 ask (1 - ask)) - (no_ask + 0.07 no_ask (1 - no_ask)):
+    # (S1, S4): 1 - (0.50 + 0.0175) - (0.25 + 0.013125) = 0.219375, the best
+    # (S2, S4) 0.16955 and (S1, S3) 0.116575 share a market with it; then
+    # (S2, S3): 1 - (0.55 + 0.017325) - (0.35 + 0.015925) = 0.06675; (S3, S4) 0.051398 shares;
+    # (S1, S2): 1 - 0.5175 - (0.47 + 0.017437) = -0.004937, no arbitrage after the fees
+    assert pairs[["yes_ticker", "no_ticker"]].values.tolist() == [["S1", "S4"], ["S2", "S3"]]
+    assert pairs["profit"].tolist() == pytest.approx([0.219375, 0.06675])
+    assert pairs.loc[0, ["yes_price", "no_price", "yes_fee", "no_fee", "cost"]].tolist() == (
+        pytest.approx([0.50, 0.25, 0.0175, 0.013125, 0.780625])
+    )
+    assert pairs["event_ticker"].tolist() == ["E", "E"] and pairs["depth"].tolist() == [10**6] * 2
+    assert not skipped
+
+
+def test_a_below_ladder_mirrors_the_legs():
+    # P(below 10) <= P(below 20): L10's YES bid 0.60 above L20's YES ask 0.50 is the gap
+    quotes = {"L10": (0.60, 0.38), "L20": (0.45, 0.50)}
+    generator = DecisionGenerator(min_profit=0.01)
+    places = dict(zip([*quotes, "L30"], below("E", 10.0, 20.0, 30.0), strict=True))
+    sig = structured_signals(exchange(quotes, unquoted=("L30",)), structured(places))
+    pairs = generator.ladder_pairs(sig, {})
+    assert pairs[["yes_ticker", "no_ticker"]].values.tolist() == [["L20", "L10"]]
+    # 1 - (0.50 + 0.0175) - (0.40 + 0.0168)
+    assert pairs["profit"].tolist() == pytest.approx([0.0657])
+    assert dict(generator.skipped) == {NO_DEPTH: 1}  # L30: no quote to buy at
+    # the same prices as an "above" ladder are no arbitrage: YES 10 at 0.62 + NO 20 at 0.55
+    pairs, skipped = pairs_of(quotes, dict(zip(quotes, above("E", 10.0, 20.0), strict=True)))
+    assert pairs.empty and dict(skipped) == {NO_ARBITRAGE: 2}
+
+
+@pytest.mark.parametrize(("min_profit", "found"), [(0.0, True), (0.065, True), (0.066, False)])
+def test_a_pair_must_beat_min_profit_after_both_fees(min_profit, found):
+    quotes = {"L10": (0.60, 0.38), "L20": (0.45, 0.50)}  # profit 0.0657 a pair, as above
+    pairs, _ = pairs_of(quotes, dict(zip(quotes, below("E", 10.0, 20.0), strict=True)), min_profit)
+    assert len(pairs) == int(found)
+
+
+def test_no_pair_when_the_fees_eat_the_gap():
+    # S2's YES bid 0.56 is a cent above S1's YES ask 0.55: YES S1 + NO S2 cost 0.99 before fees,
+    # 0.99 + 0.017325 + 0.017248 = 1.024573 after
+    quotes = {"S1": (0.50, 0.45), "S2": (0.56, 0.40)}
+    pairs, skipped = pairs_of(quotes, dict(zip(quotes, above("E", 1.0, 2.0), strict=True)), 0.0)
+    assert pairs.empty and dict(skipped) == {NO_ARBITRAGE: 2}
+
+
+@pytest.mark.parametrize(
+    ("places", "reason"),
+    [
+        (
+            [("E1", "ladder", "greater", 1.0, NAN), ("E2", "ladder", "greater", 4.0, NAN)],
+            NO_ARBITRAGE,
+        ),
+        (
+            [("E", "bracket", "between", 1.0, 2.0), ("E", "bracket", "between", 4.0, 5.0)],
+            NOT_LADDER,
+        ),
+        ([("E1", "binary", None, NAN, NAN), ("E2", "binary", None, NAN, NAN)], NOT_LADDER),
+        ([("E", None, "greater", 1.0, NAN), ("E", None, "greater", 4.0, NAN)], NOT_LADDER),
+        ([("E", "ladder", "greater", NAN, NAN), ("E", "ladder", "greater", NAN, NAN)], NOT_LADDER),
+        (
+            [("E", "ladder", "greater", 1.0, NAN), ("E", "ladder", "greater_or_equal", 1.0, NAN)],
+            NO_ARBITRAGE,
+        ),
+    ],
+    ids=["two-events", "bracket", "binaries", "unknown-structure", "no-strikes", "one-strike"],
+)
+def test_no_pair_across_events_or_outside_a_ladder(places, reason):
+    # S1 and S4's prices are the best pair of the ladder above, only not one ladder's strikes;
+    # nor two markets at one strike (no ladder: YES above 1 and NO at or above 1 both lose at 1)
+    quotes = {t: ABOVE_QUOTES[t] for t in ("S1", "S4")}
+    pairs, skipped = pairs_of(quotes, dict(zip(quotes, places, strict=True)))
+    assert pairs.empty and dict(skipped) == {reason: 2}
+
+
+def test_a_pair_never_buys_the_side_opposite_a_position_held():
+    pos = held("S1", "no", 10, 500, 10)
+    pairs, skipped = pairs_of(ABOVE_QUOTES, ABOVE_LADDER, positions=pos)
+    # S1 would be bought YES in each of its pairs: the best left is (S2, S4), and S3's pairs
+    # share S2 or S4 with it
+    assert pairs[["yes_ticker", "no_ticker"]].values.tolist() == [["S2", "S4"]]
+    assert dict(skipped) == {HELD_OPPOSITE: 1, TAKEN: 1}
+
+
+def test_ladder_arbitrage_buys_both_legs_equally_within_depth_and_capital():
+    ex = sized_exchange(
+        {
+            "L10": (0.60, 120.0, 0.38, 1e6),  # NO ask 0.40 for 120 contracts
+            "L20": (0.45, 1e6, 0.50, 300.0),  # YES ask 0.50 for 300
+        }
+    )
+    preds = structured(dict(zip(["L10", "L20"], below("E", 10.0, 20.0), strict=True)))
+    sig = structured_signals(ex, preds)
+    strat = LadderArbitrageStrategy(min_profit=0.01, pair_fraction=0.05)
+    # depth: 120 pairs; YES 120 x 50 + ceil(120 x 1.75) = 6210, NO 120 x 40 + ceil(120 x 1.68)
+    # = 5002 cents, within 5 % of $10,000
+    assert rows(strat.generate_trade_decision(sig, {}, CAPITAL, T0)) == [
+        ("L20", "E", "yes", "buy", 120, 50, 6210),
+        ("L10", "E", "no", "buy", 120, 40, 5002),
+    ]
+    # capital: 5 % of $1,000 = 5,000 cents; a pair costs 93.43 cents: 53 pairs, whose legs
+    # cost 53 x 50 + ceil(92.75) = 2743 and 53 x 40 + ceil(89.04) = 2210, 4953 cents in all
+    assert rows(strat.generate_trade_decision(sig, {}, 1000.0, T0)) == [
+        ("L20", "E", "yes", "buy", 53, 50, 2743),
+        ("L10", "E", "no", "buy", 53, 40, 2210),
+    ]
+    assert strat.generate_trade_decision(sig, {}, 0.5, T0).orders == []
+    assert strat.skipped[SMALL] == 2
+
+
+@pytest.mark.parametrize(("depth", "pairs"), [(1.0, 0), (1000.0, 1000)])
+def test_a_pair_whose_fees_rounded_up_eat_its_profit_is_not_bought(depth, pairs):
+    # YES 0.50 + NO 0.46: 0.96 + 0.0175 + 0.017388 = 0.994888, 0.51 cents a pair before the
+    # cent ceilings; one pair pays 50 + 2 + 46 + 2 = 100 cents, 1,000 pairs 99,489 for 100,000
+    ex = sized_exchange({"A": (0.48, 1e6, 0.50, depth), "B": (0.54, depth, 0.44, 1e6)})
+    preds = structured(dict(zip("AB", above("E", 1.0, 2.0), strict=True)))
+    strat = LadderArbitrageStrategy(min_profit=0.0, pair_fraction=1.0)
+    d = strat.generate_trade_decision(structured_signals(ex, preds), {}, CAPITAL, T0)
+    assert [o.count for o in d.orders] == [pairs, pairs][: 2 if pairs else 0]
+    assert dict(strat.skipped) == ({} if pairs else {ROUNDED: 2})
+
+
+@pytest.mark.parametrize(
+    "kw", [{"min_profit": 1.0, "pair_fraction": 0.1}, {"min_profit": -0.01, "pair_fraction": 0.1},
+           {"min_profit": 0.01, "pair_fraction": 0.0}, {"min_profit": 0.01, "pair_fraction": 1.5}],
+)  # fmt: skip
+def test_bad_ladder_arbitrage_arguments_are_param_errors(kw):
+    with pytest.raises(ParamError, match=r"^strategy\.(min_profit|pair_fraction)"):
+        LadderArbitrageStrategy(**kw)
+
+
+def test_a_duplicated_prediction_counts_once_and_the_last_one_is_used():
+    ex = exchange({"A": (0.38, 0.60), "B": (0.38, 0.60)})
+    preds = structured(
+        {"A": ("EA", "binary", None, NAN, NAN), "B": ("EB", "other", "custom", NAN, NAN)}
+    )
+    preds = pd.concat([preds, preds.iloc[[0]].assign(prob=0.7, structure="ladder")])
+    preds = pd.concat([preds, preds.iloc[[1]]], ignore_index=True)  # B twice, both other
+    skipped: Counter[str] = Counter()
+    sig = structured_signals(ex, preds, skipped=skipped)
+    assert list(sig.index) == ["A"] and sig.loc["A", ["prob", "structure"]].tolist() == [
+        0.7,
+        "ladder",
+    ]
+    assert dict(skipped) == {DUPLICATE: 2, OTHER_STRUCTURE: 1}

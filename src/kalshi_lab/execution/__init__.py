@@ -35,6 +35,7 @@ from kalshi_lab.execution.strategy import (
     ExitStrategy,
     FixedFractionSizer,
     KellyPositionSizer,
+    LadderArbitrageStrategy,
 )
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "KalshiAccount",
     "KalshiExecutor",
     "KellyPositionSizer",
+    "LadderArbitrageStrategy",
     "NestedKalshiExecutor",
     "OverdraftError",
     "PredictionMarketDecision",

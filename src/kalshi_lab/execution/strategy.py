@@ -5,8 +5,11 @@ available_capital, current_time)``. ``signals`` (see :mod:`kalshi_lab.execution.
 one row per market the strategy may act on at ``current_time``, indexed by ticker: every market
 with a prediction then and every market held, with the prediction (``prob``: the model's P(YES),
 NaN for a held market without one), the executable quotes in DOLLARS (yes_bid, yes_ask, no_bid,
-no_ask; NaN: none), the series' ``taker_rate``, ``event_ticker`` and ``known_close``. Markets
-that are closed or have an order still being worked are not in it. ``current_positions`` maps
+no_ask; NaN: none) and the contracts displayed at each ask (yes_ask_size, no_ask_size), the
+series' ``taker_rate``, ``event_ticker``, ``known_close`` and the market's place in its event
+(``structure``, ``strike_type``, ``floor_strike``, ``cap_strike``; missing: unknown). Markets
+that are closed, have an order still being worked or belong to an event of structure ``other``
+are not in it (one of the last that is held is, without its prediction). ``current_positions`` maps
 ticker -> ContractPosition; ``available_capital`` is the cash in dollars not committed to orders
 still being worked.
 
@@ -18,6 +21,8 @@ The pieces: :class:`DecisionGenerator` prices every edge against the price the o
 (YES at the YES ask, NO at the NO ask = 1 - best YES bid) plus the taker fee, never the mid;
 a :class:`BasePositionSizer` (:class:`KellyPositionSizer`) turns an edge into contracts;
 :class:`ExitStrategy` decides sells at the bid. :class:`EdgeBasedStrategy` composes them.
+:class:`LadderArbitrageStrategy` reads no probability: it buys the pairs of a ladder's strikes
+that :meth:`DecisionGenerator.ladder_pairs` finds priced below the dollar they surely pay.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import pandas as pd
 
+from kalshi_lab.data.structure import ABOVE, LADDER, threshold
 from kalshi_lab.errors import ParamError
 from kalshi_lab.execution.account import ContractPosition
 from kalshi_lab.execution.decision import ContractOrder, PredictionMarketDecision
@@ -42,6 +48,13 @@ logger = logging.getLogger(__name__)
 _CENTS = np.arange(1, 100)  # every tradable price in cents
 NO_QUOTE = "no ask to buy at (no book snapshot or candle quote)"
 SMALL = "under one contract after sizing"
+
+NOT_LADDER = "not a threshold of a ladder (or of unknown structure)"
+NO_DEPTH = "no ask with a displayed size to buy at"
+NO_ARBITRAGE = "no ladder pair beats min_profit after both legs' fees"
+HELD_OPPOSITE = "its profitable ladder pairs would buy the side opposite a position held"
+TAKEN = "its ladder pairs share a market with a more profitable pair"
+ROUNDED = "fees rounded up to the cent leave no profit at the size allowed"
 
 TIME_EXIT = "close near"
 STOP_LOSS = "stop loss"
@@ -56,6 +69,12 @@ _HOUR_NS = 3_600_000_000_000
 def _floor(x: float) -> int:
     """Floor that forgives float noise: 0.2 / 0.5 * 25_000 = 9999.999... is 10_000."""
     return math.floor(x + 1e-9)
+
+
+def _ceil(x: float) -> int:
+    """Ceiling that forgives float noise: 0.07 x 100 x 0.4 x 0.6 x 100 = 168.00000000000003
+    is 168 cents, as Kalshi's exact fee is."""
+    return math.ceil(x - 1e-9)
 
 
 def _check(ok: bool, key: str, rule: str, value: object) -> None:
@@ -166,6 +185,18 @@ def _highest_buy_limit(q: np.ndarray, rate: np.ndarray, min_edge: float) -> np.n
     return (q[:, None] - costs > min_edge).sum(axis=1)
 
 
+def _pairs_within(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j), i < j, with group[i] == group[j], of ``group`` sorted so that equal codes
+    (non-negative) are adjacent: one numpy pass per distance j - i, up to the largest group."""
+    largest = int(np.bincount(group).max()) if len(group) else 0
+    first, second = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for d in range(1, largest):
+        same = np.flatnonzero(group[:-d] == group[d:])
+        first.append(same)
+        second.append(same + d)
+    return np.concatenate(first), np.concatenate(second)
+
+
 _SIDES = np.array(["no", "yes"], dtype=object)  # indexed by "YES is the better side"
 #: the candidates' columns DecisionGenerator.orders reads
 _SIZED = ("cost", "edge", "q", "event_ticker", "side", "limit")
@@ -179,11 +210,17 @@ class DecisionGenerator:
     opposite a position held. Candidates with an edge above ``min_edge`` come out by decreasing
     edge, with the limit the order may walk up to: the highest price whose own edge still beats
     ``min_edge``. :meth:`orders` sizes them with a sizer.
+
+    :meth:`ladder_pairs` finds the other kind of candidate, which needs no model: pairs of a
+    ladder's strikes whose prices break the ladder's order, each surely worth more than it
+    costs by over ``min_profit`` a pair.
     """
 
-    def __init__(self, min_edge: float) -> None:
+    def __init__(self, min_edge: float = 0.0, min_profit: float = 0.0) -> None:
         _check(0.0 <= min_edge < 1.0, "min_edge", "must be in [0, 1)", min_edge)
+        _check(0.0 <= min_profit < 1.0, "min_profit", "must be in [0, 1)", min_profit)
         self.min_edge = min_edge
+        self.min_profit = min_profit
         self.skipped: Counter[str] = Counter()
 
     def candidates(
@@ -215,6 +252,105 @@ class DecisionGenerator:
         columns = {c: candidates[c].to_numpy() for c in _SIZED}
         return self._orders(
             candidates.index, columns, sizer, current_positions, available_capital, current_time
+        )
+
+    def ladder_pairs(
+        self, signals: pd.DataFrame, current_positions: Mapping[str, ContractPosition]
+    ) -> pd.DataFrame:
+        """Ladder arbitrage: pairs of one ladder's strikes that cost less than the $1 they pay.
+
+        In an "above" ladder, YES above the higher strike X_hi implies YES above the lower X_lo,
+        so P(above X_hi) <= P(above X_lo). When X_hi's YES bid exceeds X_lo's YES ask, buying
+        YES on X_lo at its ask and NO on X_hi at its NO ask (1 - that bid) pays $1 whatever the
+        value (at least one leg wins; both do when it ends between the strikes) for less. In a
+        "below" ladder the roles swap: YES on the higher strike, NO on the lower. Per pair:
+        ``profit = 1 - (yes_price + yes_fee) - (no_price + no_fee)``, fees by
+        :func:`~kalshi_lab.execution.fees.fee_per_contract` at each leg's ask.
+
+        Legs are markets of structure ``ladder`` with a threshold strike (``strike_type`` and
+        ``floor_strike`` / ``cap_strike``), in one event and one direction, at an ask with a
+        displayed size. Every pair of every ladder is priced at once (a numpy pass per distance
+        between strikes; a ladder has at most a dozen or so); those beating ``min_profit`` are
+        taken by decreasing profit, each market in one pair at most (a decision holds one order
+        per market), never buying the side opposite a position held.
+
+        Columns: event_ticker, yes_ticker and no_ticker (the legs), yes_price and no_price (the
+        asks, dollars), yes_fee and no_fee (per contract, before the cent ceiling), cost (per
+        pair, both fees in), profit (per pair) and depth (pairs the displayed sizes at both
+        asks allow). Markets in no pair are counted in ``skipped`` by reason.
+        """
+        n = len(signals)
+        kind = signals["strike_type"].to_numpy(dtype=object)
+        strike = threshold(
+            kind,
+            signals["floor_strike"].to_numpy(dtype=float),
+            signals["cap_strike"].to_numpy(dtype=float),
+        )
+        ladder = (signals["structure"].to_numpy(dtype=object) == LADDER) & ~np.isnan(strike)
+        price = {side: signals[f"{side}_ask"].to_numpy(dtype=float) for side in ("yes", "no")}
+        size = {side: signals[f"{side}_ask_size"].to_numpy(dtype=float) for side in ("yes", "no")}
+        with np.errstate(invalid="ignore"):
+            buyable = {side: ~np.isnan(price[side]) & (size[side] >= 1) for side in price}
+        leg = ladder & (buyable["yes"] | buyable["no"])
+        self._skip(NOT_LADDER, ~ladder)
+        self._skip(NO_DEPTH, ladder & ~leg)
+
+        rows = np.flatnonzero(leg)
+        above = np.isin(kind, ABOVE)
+        event = pd.factorize(signals["event_ticker"].to_numpy(dtype=object)[rows])[0]
+        ladder_of = event * 2 + above[rows]  # one ladder: one event, one direction
+        by_strike = np.lexsort((strike[rows], ladder_of))
+        rows, ladder_of = rows[by_strike], ladder_of[by_strike]
+        first, second = _pairs_within(ladder_of)
+        lo, hi = rows[first], rows[second]  # lo's strike <= hi's
+        # YES on the market whose YES region holds the other's, NO on the other
+        wide = np.where(above[lo], lo, hi)
+        narrow = np.where(above[lo], hi, lo)
+        rate = signals["taker_rate"].to_numpy(dtype=float)
+        yes_price, no_price = price["yes"][wide], price["no"][narrow]
+        yes_fee = fee_per_contract(yes_price, rate[wide])
+        no_fee = fee_per_contract(no_price, rate[narrow])
+        cost = yes_price + yes_fee + no_price + no_fee
+        profit = 1.0 - cost
+        depth = np.floor(np.minimum(size["yes"][wide], size["no"][narrow]))
+        with np.errstate(invalid="ignore"):
+            good = (strike[lo] < strike[hi]) & (profit > self.min_profit) & (depth >= 1)
+        held = np.full(n, "", dtype=object)
+        at, positions = _held_rows(signals.index, current_positions)
+        held[at] = [pos.side for pos in positions]
+        allowed = good & (held[wide] != "no") & (held[narrow] != "yes")
+
+        chosen: list[int] = []  # by decreasing profit; only the profitable pairs, few
+        used = np.zeros(n, dtype=bool)
+        for k in np.flatnonzero(allowed)[np.argsort(-profit[allowed], kind="stable")].tolist():
+            if not (used[wide[k]] or used[narrow[k]]):
+                used[wide[k]] = used[narrow[k]] = True
+                chosen.append(k)
+
+        def in_pairs(mask: np.ndarray) -> np.ndarray:
+            out = np.zeros(n, dtype=bool)
+            out[wide[mask]] = out[narrow[mask]] = True
+            return out
+
+        priced, unblocked = in_pairs(good), in_pairs(allowed)
+        self._skip(NO_ARBITRAGE, leg & ~priced)
+        self._skip(HELD_OPPOSITE, priced & ~unblocked)
+        self._skip(TAKEN, unblocked & ~used)
+        k = np.array(chosen, dtype=np.int64)
+        tickers = signals.index.to_numpy(dtype=object)
+        return pd.DataFrame(
+            {
+                "event_ticker": signals["event_ticker"].to_numpy(dtype=object)[wide[k]],
+                "yes_ticker": tickers[wide[k]],
+                "no_ticker": tickers[narrow[k]],
+                "yes_price": yes_price[k],
+                "no_price": no_price[k],
+                "yes_fee": yes_fee[k],
+                "no_fee": no_fee[k],
+                "cost": cost[k],
+                "profit": profit[k],
+                "depth": depth[k].astype(np.int64),
+            }
         )
 
     # EdgeBasedStrategy calls the two below directly: the candidates as arrays, without the
@@ -679,3 +815,84 @@ class DirectionalStrategy(BaseMarketStrategy):
         n = int(np.count_nonzero(mask))
         if n:
             self.skipped[reason] += n
+
+
+class LadderArbitrageStrategy(BaseMarketStrategy):
+    """Buy a ladder's mispriced pairs of strikes, which pay more than they cost in every state.
+
+    :meth:`DecisionGenerator.ladder_pairs` finds the pairs beating ``min_profit`` (dollars a
+    pair, after both legs' taker fees). Each is bought in one decision as two limit orders at
+    the asks quoted, YES on one strike and NO on the other, of equal count: at most the pairs
+    the displayed sizes at both asks allow, and at most ``pair_fraction`` of the available
+    capital for the pair (cost and fees of both legs, the fees rounded up to the cent as Kalshi
+    charges them), by decreasing profit until the capital is spent. A pair whose rounded fees
+    leave no more than ``min_profit`` at that size is not bought. Positions are held to
+    settlement, where the pair pays its sure dollar (no exit).
+
+    Leg risk: the legs are sent one after the other. Against a book that moved in between, or
+    a share of the displayed size the exchange does not give (``max_fill_share``, the candle
+    volume cap; in a backtest, a snapshot whose size earlier orders took: a quote shows the
+    displayed size), an immediate-or-cancel leg can fill less than its twin, or nothing; the
+    unmatched contracts are then an ordinary position on their strike, held to settlement.
+    Risk limits cut or refuse each leg on its own (a per-market or event cap may bind on one
+    leg only). With ``order_ttl_hours`` > 0 or the nested executor the legs rest or are sliced
+    over time: more leg risk; the simple executor with ``order_ttl_hours: 0`` is the one to use.
+    """
+
+    def __init__(self, min_profit: float, pair_fraction: float) -> None:
+        super().__init__()
+        _check(0.0 < pair_fraction <= 1.0, "pair_fraction", "must be in (0, 1]", pair_fraction)
+        self.generator = DecisionGenerator(min_profit=min_profit)
+        self.pair_fraction = pair_fraction
+        self.skipped = self.generator.skipped
+
+    def generate_trade_decision(
+        self,
+        signals: pd.DataFrame,
+        current_positions: Mapping[str, ContractPosition],
+        available_capital: float,
+        current_time: pd.Timestamp,
+    ) -> PredictionMarketDecision:
+        pairs = self.generator.ladder_pairs(signals, current_positions)
+        left = _floor(available_capital * 100)  # cents
+        per_pair = _floor(self.pair_fraction * available_capital * 100)
+        min_profit = self.generator.min_profit
+        orders: list[ContractOrder] = []
+        for pair in pairs.itertuples(index=False):  # the few pairs found, not the markets
+            limits = [round(pair.yes_price * 100), round(pair.no_price * 100)]  # the asks, cents
+            fees = [pair.yes_fee * 100, pair.no_fee * 100]  # cents a contract, before the ceiling
+            room = min(per_pair, left)
+            count = min(int(pair.depth), _floor(room / (pair.cost * 100)))
+            if count >= 1 and sum(_leg_cents(count, limits, fees)) > room:
+                count -= 1  # the two ceilings add under 2 cents: one pair fewer always fits
+            if count < 1:
+                self.skipped[SMALL] += 2
+                continue
+            spend = _leg_cents(count, limits, fees)
+            if count * 100 - sum(spend) <= _floor(count * min_profit * 100):
+                self.skipped[ROUNDED] += 2
+                continue
+            left -= sum(spend)
+            for ticker, side, limit, budget in zip(
+                (pair.yes_ticker, pair.no_ticker), ("yes", "no"), limits, spend, strict=True
+            ):
+                orders.append(
+                    ContractOrder(
+                        ticker=str(ticker),
+                        event_ticker=str(pair.event_ticker),
+                        side=side,
+                        action="buy",
+                        count=count,
+                        limit_cents=limit,
+                        decided_at=current_time,
+                        max_cost_cents=budget,
+                    )
+                )
+        return _decision(orders, current_time)
+
+
+def _leg_cents(count: int, limits: list[int], fees: list[float]) -> list[int]:
+    """Per leg, what ``count`` contracts cost at its limit (cents) with its taker fee
+    (``fees``: cents per contract before the ceiling) rounded up to the cent, as Kalshi charges
+    one order: the leg's budget (buy_max_cost)."""
+    return [count * limit + _ceil(count * fee) for limit, fee in zip(limits, fees, strict=True)]

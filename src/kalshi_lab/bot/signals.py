@@ -34,6 +34,7 @@ from kalshi_lab.client import ApiResponse, KalshiClient
 from kalshi_lab.client.records import Market
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import RawWriter
+from kalshi_lab.data.structure import STRUCTURE_COLUMNS
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.live import is_open
 from kalshi_lab.features import build_features, feature_columns
@@ -52,12 +53,9 @@ PREDICTION_CONTEXT = [
     "as_of",
     "mid",
     "market_prob",
-    # what the market pays on (kalshi_lab.data.structure): strategies skip structure "other"
-    # and pair a ladder's strikes; reports split by structure
-    "structure",
-    "strike_type",
-    "floor_strike",
-    "cap_strike",
+    # what the market pays on: strategies skip structure "other" and pair a ladder's strikes;
+    # reports split by structure
+    *STRUCTURE_COLUMNS,
 ]
 #: the columns of a prediction frame (the evaluate stage's, without its label)
 PREDICTION_COLUMNS = [*PREDICTION_CONTEXT, "prob", "known_close"]

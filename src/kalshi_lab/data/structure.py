@@ -41,6 +41,10 @@ STRUCTURES = (LADDER, BRACKET, BINARY, OTHER)
 #: strategy trades and whose event risk is computed from the strikes
 TRADED = (LADDER, BRACKET, BINARY)
 
+#: the columns that carry a market's place in its event, in the markets table, the feature
+#: table, predictions and signals
+STRUCTURE_COLUMNS = ("structure", "strike_type", "floor_strike", "cap_strike")
+
 ABOVE = ("greater", "greater_or_equal")  # YES when the value is above floor_strike
 BELOW = ("less", "less_or_equal")  # YES when the value is below cap_strike
 RANGE = "between"  # YES when floor_strike <= value <= cap_strike

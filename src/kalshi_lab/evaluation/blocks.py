@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kalshi_lab.data.structure import STRUCTURE_COLUMNS
 from kalshi_lab.evaluation.baselines import baselines
 from kalshi_lab.evaluation.report import Scored
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE
@@ -29,12 +30,9 @@ PREDICTION_CONTEXT = [
     "as_of",
     "mid",
     "market_prob",
-    # what the market pays on (kalshi_lab.data.structure): strategies skip structure "other"
-    # and pair a ladder's strikes; reports split by structure
-    "structure",
-    "strike_type",
-    "floor_strike",
-    "cap_strike",
+    # what the market pays on: strategies skip structure "other" and pair a ladder's strikes;
+    # reports split by structure
+    *STRUCTURE_COLUMNS,
 ]
 
 

@@ -21,14 +21,13 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.data.structure import OTHER, STRUCTURES
+from kalshi_lab.data.structure import OTHER, STRUCTURE_COLUMNS, STRUCTURES
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import ContractPosition
 
 PREDICTION_COLUMNS = ("ticker", "event_ticker", "as_of", "prob", "mid")
 #: optional prediction columns, as in the markets table: the event's structure, what YES pays on
 #: and the strikes (missing: unknown); every signal frame has them
-STRUCTURE_COLUMNS = ("structure", "strike_type", "floor_strike", "cap_strike")
 _LABELS = ("structure", "strike_type")  # STRUCTURE_COLUMNS of strings (the others are floats)
 OTHER_STRUCTURE = "event of structure other (scalar, custom or multivariate payoff): not traded"
 CLOSED = "market closed (or unknown to the exchange)"

@@ -65,7 +65,7 @@ SMALL = {
     "seed": 3,
     "n_markets": 130,
     "max_strikes": 4,
-    "binary_event_share": 0.4,
+    "event_shares": {"ladder": 0.4, "bracket": 0.3, "binary": 0.3},
     "min_duration_days": 4,
     "max_duration_days": 12,
     "information_rate": 1.2,

@@ -93,6 +93,45 @@ def _broken_rule(model: str, key: str, message: str, value: Any) -> ValidationEr
     return ValidationError.from_exception_data(model, [error])
 
 
+#: the three ways a Kalshi event lists its markets, in the order of ``event_shares``
+EVENT_STRUCTURES: tuple[str, ...] = ("ladder", "bracket", "binary")
+#: a bracket set lists both open tails and at least one range between them
+MIN_BRACKET_STRIKES = 3
+#: how far from 1 the shares may sum (YAML decimals such as 0.55 + 0.15 + 0.3 are not exact)
+SHARES_TOLERANCE = 1e-9
+
+
+@section("data.synthetic.event_shares")
+class EventShares:
+    """Share of simulated events of each structure (``data.synthetic.event_shares``).
+
+    Kalshi lists an event's outcomes in one of three ways: a threshold *ladder* ("above X" for
+    several X; several resolve YES, the event is not mutually exclusive), a *bracket* set of
+    exclusive ranges (exactly one resolves YES) or a single YES/NO *binary* market.
+    """
+
+    ladder: Annotated[StrictFloat, Field(ge=0)]
+    bracket: Annotated[StrictFloat, Field(ge=0)]
+    binary: Annotated[StrictFloat, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> EventShares:
+        total = self.ladder + self.bracket + self.binary
+        if abs(total - 1.0) > SHARES_TOLERANCE:
+            # reported at the mapping itself: no one share is the wrong one
+            error = InitErrorDetails(
+                type=PydanticCustomError("rule", f"must sum to 1 (they sum to {total:g})"),
+                loc=(),
+                input=dataclasses.asdict(self),
+            )
+            raise ValidationError.from_exception_data("EventShares", [error])
+        return self
+
+    def ordered(self) -> tuple[float, float, float]:
+        """The shares in the order of :data:`EVENT_STRUCTURES`."""
+        return (self.ladder, self.bracket, self.binary)
+
+
 @section("data.synthetic")
 class SyntheticParams:
     """Knobs of the offline market simulator (``data.synthetic``)."""
@@ -100,7 +139,7 @@ class SyntheticParams:
     seed: StrictInt
     n_markets: Annotated[StrictInt, Field(ge=1, le=100_000)]
     max_strikes: Annotated[StrictInt, Field(ge=2)]
-    binary_event_share: Annotated[StrictFloat, Field(ge=0, le=1)]
+    event_shares: EventShares
     min_duration_days: Annotated[StrictInt, Field(ge=2)]
     max_duration_days: Annotated[StrictInt, Field(ge=2)]
     information_rate: Annotated[StrictFloat, Field(gt=0)]
@@ -126,6 +165,14 @@ class SyntheticParams:
                 "max_duration_days",
                 f"must be >= data.synthetic.min_duration_days ({self.min_duration_days})",
                 self.max_duration_days,
+            )
+        if self.event_shares.bracket > 0 and self.max_strikes < MIN_BRACKET_STRIKES:
+            raise _broken_rule(
+                "SyntheticParams",
+                "max_strikes",
+                f"must be >= {MIN_BRACKET_STRIKES} when data.synthetic.event_shares.bracket > 0 "
+                "(a bracket set lists two open tails and at least one range)",
+                self.max_strikes,
             )
         return self
 

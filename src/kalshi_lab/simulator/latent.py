@@ -16,6 +16,11 @@ the real exchange (Bürgi, Deng & Whelan 2025: prices become more accurate towar
 earlier clock (``T (t/T)^3`` with ``mu^2 T`` in total) settled most outcomes days before close,
 so that the last days, where real markets trade most, had nothing left to price.
 
+A market pays on one bucket (bracket sets, binary events) or, on a threshold ladder, on every
+bucket at and above its strike's: its latent probability is then the sum of those buckets'
+posteriors, itself the calibrated posterior of "above the strike", and the strikes of one
+ladder, all driven by the one W, resolve together and stay ordered at every hour.
+
 Research on the simulated data thus has a known ground truth: a model can at best recover ``p``,
 and the market price is ``p`` distorted (see :mod:`kalshi_lab.simulator.quotes`).
 """
@@ -40,8 +45,8 @@ MIN_PRIOR = 1e-6
 @dataclass(frozen=True)
 class Latent:
     winner: np.ndarray  # per event: index of the outcome that happens
-    prior: np.ndarray  # per market: p0 of its outcome
-    prob: np.ndarray  # per grid element: posterior probability of the market's outcome
+    prior: np.ndarray  # per market: p0 of what its YES pays on
+    prob: np.ndarray  # per grid element: posterior probability that the market resolves YES
 
 
 def information_clock(pos: np.ndarray, life_h: np.ndarray, floor_h: float) -> np.ndarray:
@@ -87,6 +92,26 @@ def _softmax(logit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     return weight / np.bincount(group, weights=weight, minlength=n_groups)[group]
 
 
+def _tail_sums(values: np.ndarray, row_pos: np.ndarray, row_len: np.ndarray) -> np.ndarray:
+    """Per (outcome row, hour) the sum of ``values`` over that row and every later row of its
+    event at the same hour: P(W >= k) from P(W = k).
+
+    Rows of an event are consecutive segments of equal length (its life), so the same hour of
+    the next row is ``row_len`` elements ahead. One vectorised pass per outcome position, from
+    the last down: a loop over at most K positions, not over events or hours.
+    """
+    elem_pos = np.repeat(row_pos, row_len)
+    elem_len = np.repeat(row_len, row_len)
+    # the next row is of the same event iff its position is one more than this row's
+    next_pos = np.append(row_pos[1:], 0)
+    has_next = np.repeat(next_pos == row_pos + 1, row_len)
+    tail = values.copy()
+    for k in range(int(row_pos.max(initial=0)) - 1, -1, -1):
+        at = np.flatnonzero((elem_pos == k) & has_next)
+        tail[at] += tail[at + elem_len[at]]
+    return tail
+
+
 def simulate_latent(
     universe: Universe, grid: MarketGrid, syn: SyntheticParams, rng: np.random.Generator
 ) -> Latent:
@@ -95,12 +120,23 @@ def simulate_latent(
     row_event = np.repeat(np.arange(len(k)), k)
     prior, winner = _prior_and_winner(k, row_event, rng)
     row_len = life[row_event]
-    wins = positions(k) == winner[row_event]
+    row_pos = positions(k)
+    wins = row_pos == winner[row_event]
     logit = _log_posterior(prior, wins, row_len, syn, rng)
     # group = (event, hour of its life); outcome rows of one event share its hours
     group = np.repeat(starts_of(life)[row_event], row_len) + positions(row_len)
     prob_rows = _softmax(logit, group, int(life.sum()))
-    # gather each listed market's outcome row onto the market grid
+    # gather each listed market's outcome row onto the market grid; a ladder strike takes the
+    # tail sum of its bucket and the buckets above it
     row_of_market = starts_of(k)[universe.market_event] + universe.market_outcome
     elem_of_market = np.repeat(starts_of(row_len)[row_of_market], grid.lengths) + grid.pos
-    return Latent(winner=winner, prior=prior[row_of_market], prob=prob_rows[elem_of_market])
+    prob = prob_rows[elem_of_market]
+    market_prior = prior[row_of_market]
+    ladder = universe.pays_above
+    if ladder.any():
+        tail = _tail_sums(prob_rows, row_pos, row_len)
+        on_ladder = ladder[grid.market]
+        prob[on_ladder] = tail[elem_of_market[on_ladder]]
+        prior_tail = _tail_sums(prior, row_pos, np.ones_like(row_len))
+        market_prior[ladder] = prior_tail[row_of_market[ladder]]
+    return Latent(winner=winner, prior=market_prior, prob=prob)

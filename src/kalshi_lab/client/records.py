@@ -113,6 +113,11 @@ class Market(Record):
     settlement_ts: dt.datetime | None = None
     can_close_early: bool = False
     result: str | None = None  # yes | no | scalar | void; None while unresolved
+    # what YES pays on: greater / greater_or_equal (above floor_strike), less / less_or_equal
+    # (below cap_strike), between (both, inclusive), custom, functional, structured
+    strike_type: str | None = None
+    floor_strike: float | None = None
+    cap_strike: float | None = None
     yes_bid: Decimal | None = None
     yes_ask: Decimal | None = None
     no_bid: Decimal | None = None

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalshi_lab.data import fast_parse, tables
+from kalshi_lab.data import fast_parse, structure, tables
 from kalshi_lab.data.raw_store import KINDS, ORDERBOOK_PATH, iter_records, raw_path
 from kalshi_lab.errors import DataError
 
@@ -274,16 +274,19 @@ _MARKET_TIMES = {
 def parse_markets(raw_dir: Path, events: pa.Table) -> pa.Table:
     """Markets from the /markets pages; the latest observation of a ticker wins.
 
-    A Market document has no series ticker: it comes from the market's event in ``events``.
+    A Market document has no series ticker: it comes from the market's event in ``events``,
+    as does the event's ``mutually_exclusive`` flag, which with the markets' strikes gives the
+    event's ``structure`` (:func:`kalshi_lab.data.structure.classify`).
     """
-    series_of = dict(
-        zip(
-            events.column("event_ticker").to_pylist(),
-            events.column("series_ticker").to_pylist(),
-            strict=True,
-        )
+    event_tickers = events.column("event_ticker").to_pylist()
+    series_of = dict(zip(event_tickers, events.column("series_ticker").to_pylist(), strict=True))
+    exclusive_of = dict(
+        zip(event_tickers, events.column("mutually_exclusive").to_pylist(), strict=True)
     )
-    rows: dict[str, list[Any]] = {n: [] for n in tables.MARKETS.names if n not in _MARKET_TIMES}
+    rows: dict[str, list[Any]] = {
+        n: [] for n in tables.MARKETS.names if n not in _MARKET_TIMES and n != "structure"
+    }
+    multivariate: list[bool] = []
     times: dict[str, list[str | None]] = {n: [] for n in _MARKET_TIMES}
     locs: list[Loc] = []
     for loc, m in _items(raw_dir, "markets", "markets", many=True):
@@ -301,16 +304,38 @@ def parse_markets(raw_dir: Path, events: pa.Table) -> pa.Table:
         for name, required in _MARKET_TIMES.items():
             times[name].append(text(m, name, loc, required=required))
         rows["can_close_early"].append(flag(m, "can_close_early", loc))
+        rows["strike_type"].append(text(m, "strike_type", loc, required=False) or None)
         rows["floor_strike"].append(number(m, "floor_strike", loc))
         rows["cap_strike"].append(number(m, "cap_strike", loc))
         rows["last_price"].append(dollars(m, "last_price", loc, required=False))
         rows["volume"].append(count(m, "volume", loc, required=False))
         rows["open_interest"].append(count(m, "open_interest", loc, required=False))
-        structure = text(m, "price_level_structure", loc, required=False)
-        rows["price_level_structure"].append(structure or "linear_cent")
+        levels = text(m, "price_level_structure", loc, required=False)
+        rows["price_level_structure"].append(levels or "linear_cent")
+        multivariate.append(_multivariate(m, loc))
     columns = {**rows, **{name: _utc(values, locs, name) for name, values in times.items()}}
+    columns["structure"] = [None] * len(locs)
     table = pa.table({n: columns[n] for n in tables.MARKETS.names}, schema=tables.MARKETS)
-    return table.filter(_unique("markets", table, ["ticker"], keep="last"))
+    keep = _unique("markets", table, ["ticker"], keep="last")
+    table = table.filter(keep)
+    kept = table.select(
+        ["event_ticker", "market_type", "strike_type", "floor_strike", "cap_strike"]
+    ).to_pandas()
+    kept["multivariate"] = np.asarray(multivariate, dtype=bool)[keep]
+    kept["mutually_exclusive"] = [exclusive_of[e] for e in kept["event_ticker"]]
+    column = tables.MARKETS.get_field_index("structure")
+    return table.set_column(
+        column, "structure", pa.array(structure.classify(kept), type=pa.string())
+    )
+
+
+def _multivariate(m: Doc, loc: Loc) -> bool:
+    """A combo market of a multivariate event collection (its payoff is a parlay's)."""
+    collection = text(m, "mve_collection_ticker", loc, required=False)
+    legs = m.get("mve_selected_legs")
+    if legs is not None and not isinstance(legs, list):
+        raise loc.error("mve_selected_legs", f"expected a list, got {legs!r}")
+    return bool(collection) or bool(legs)
 
 
 def _period(record: Doc, loc: Loc) -> int:

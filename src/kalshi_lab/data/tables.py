@@ -78,8 +78,14 @@ MARKETS = pa.schema(
         # its close when it did, so only the contract's latest expiration was known beforehand
         ("can_close_early", pa.bool_()),
         ("latest_expiration_time", UTC_TS),  # null in documents that lack it (older records)
+        # what YES pays on (Market.strike_type: greater, greater_or_equal, less, less_or_equal,
+        # between, custom, functional, structured; null when absent) and its strikes
+        ("strike_type", pa.string()),
         ("floor_strike", pa.float64()),
         ("cap_strike", pa.float64()),
+        # the event's structure, classified from its markets (kalshi_lab.data.structure):
+        # ladder | bracket | binary | other
+        ("structure", pa.string()),
         ("last_price", pa.float64()),
         ("volume", pa.float64()),
         ("open_interest", pa.float64()),

@@ -25,7 +25,13 @@ from kalshi_lab.simulator.formats import (
 )
 from kalshi_lab.simulator.simulate import Simulation
 from kalshi_lab.simulator.trades import Trades
-from kalshi_lab.simulator.universe import SERIES, SETTLEMENT_TIMER_S, SeriesSpec, bucket_low
+from kalshi_lab.simulator.universe import (
+    SERIES,
+    SETTLEMENT_TIMER_S,
+    VALUE_DECIMALS,
+    SeriesSpec,
+    bucket_low,
+)
 
 #: every market quotes in whole cents from 0 to 1 dollar
 PRICE_RANGES = ({"start": "0.0000", "end": "1.0000", "step": "0.0100"},)
@@ -100,8 +106,8 @@ def _expiration_value(sim: Simulation, e: int) -> str:
     if u.binary[e]:
         return "Yes" if sim.latent.winner[e] == 0 else "No"
     lo = bucket_low(u.level[e], u.step[e], u.n_outcomes[e], sim.latent.winner[e])
-    inside = 0.05 + 0.9 * u.value_u[e]  # clear of both edges, also after rounding to cents
-    return f"{lo + inside * u.step[e]:.2f}"
+    inside = 0.05 + 0.9 * u.value_u[e]  # clear of both edges, also after rounding to a tick
+    return f"{lo + inside * u.step[e]:.{VALUE_DECIMALS}f}"
 
 
 def market_doc(sim: Simulation, m: int) -> Doc:
@@ -164,11 +170,20 @@ def market_doc(sim: Simulation, m: int) -> Doc:
 
 
 def _rules(sim: Simulation, m: int, e: int) -> str:
+    """The contract's YES condition in words, from the strikes (Kalshi: ``greater`` is strictly
+    above ``floor_strike``, ``less`` strictly below ``cap_strike``, ``between`` inclusive)."""
     u = sim.universe
     day = _day(int(u.close_ts[e]))
     if u.binary[e]:
         return f"If event {u.event_ticker[e]} happens by {day}, then the market resolves to Yes."
-    return f"If the {SERIES[u.event_series[e]].title.lower()} value on {day} is {u.yes_sub_title[m].lower()}, then the market resolves to Yes."
+    floor, cap = u.floor_strike[m], u.cap_strike[m]
+    condition = {
+        "greater": f"above {floor:g}",
+        "less": f"below {cap:g}",
+        "between": f"between {floor:g} and {cap:g}, both included",
+    }[u.strike_type[m]]
+    subject = SERIES[u.event_series[e]].title.lower()
+    return f"If the {subject} value on {day} is {condition}, then the market resolves to Yes."
 
 
 _TRADE = (

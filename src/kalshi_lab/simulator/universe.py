@@ -12,8 +12,9 @@ one of ``K`` adjacent buckets, and lists its markets in one of Kalshi's three st
   ticker ``-T<strike>``) and resolves YES iff the winning bucket ``W >= j``, so several
   resolve YES together and the event is not mutually exclusive;
 * a **bracket** set of ``K`` exclusive ranges, one market per bucket: the open tails ``less`` and
-  ``greater`` (tickers ``-T``) and the ranges ``between`` (tickers ``-B``); exactly one
-  resolves YES;
+  ``greater`` (tickers ``-T<strike>``) and the ranges ``between`` (tickers ``-B<midpoint>``,
+  both strikes included, so a range's cap is one reporting tick below the next floor); exactly
+  one resolves YES;
 * a **binary** event: one YES/NO market on a two-outcome underlying. Times are whole hours counted from ``data.start`` 00:00 UTC (the hourly
 grid every other module uses); a market is open during hours ``open_h <= h < close_h``.
 """
@@ -37,6 +38,10 @@ SETTLEMENT_TIMER_S = 3600
 LAST_CLOSE_HOUR = 20
 MAX_DETERMINATION_S = 2 * 3600
 STRIKE_STEPS = np.array([0.5, 1.0, 2.0, 5.0, 10.0])
+#: the underlying is reported (``expiration_value``) to this many decimals, so a ``between``
+#: range, which includes both its strikes, ends one tick below the next range's floor
+VALUE_DECIMALS = 2
+VALUE_TICK = 10.0**-VALUE_DECIMALS
 #: event structures, coded as their index in ``data.synthetic.event_shares`` (EVENT_STRUCTURES)
 LADDER, BRACKET, BINARY = 0, 1, 2
 #: fewest markets each structure lists: a ladder two strikes, a bracket both tails and a range
@@ -305,11 +310,12 @@ def _strikes(
             strike_type.append("less")
             cap[m] = hi[m]
             sub_title.append(f"Below {hi[m]:g}")
-        else:
-            ticker.append(f"{base}-B{lo[m]:g}")
+        else:  # Kalshi's between is inclusive at both ends: the range stops a tick short
+            top = round(hi[m] - VALUE_TICK, VALUE_DECIMALS)
+            ticker.append(f"{base}-B{lo[m] + step[ev] / 2:g}")
             strike_type.append("between")
-            floor[m], cap[m] = lo[m], hi[m]
-            sub_title.append(f"{lo[m]:g} to {hi[m]:g}")
+            floor[m], cap[m] = lo[m], top
+            sub_title.append(f"{lo[m]:g} to {top:g}")
     return {
         "ticker": ticker,
         "strike_type": strike_type,

@@ -22,7 +22,7 @@ from kalshi_lab.params import DataParams, params_from_dict
 from kalshi_lab.simulator import Simulation, simulate, write_synthetic_raw
 from kalshi_lab.simulator import quotes as quotes_module
 from kalshi_lab.simulator.grid import MarketGrid
-from kalshi_lab.simulator.quotes import cap_ladder, ladder_strike
+from kalshi_lab.simulator.quotes import cap_ladder
 from kalshi_lab.simulator.universe import BINARY, BRACKET, LADDER, build_universe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +180,7 @@ def test_bracket_mids_sum_to_one_plus_an_overround(default_raw):
 def hourly_ladder_pairs(sim: Simulation) -> tuple[np.ndarray, np.ndarray]:
     """Grid elements (higher strike, lower strike) of every adjacent ladder pair at every hour."""
     g = sim.grid
-    higher = np.flatnonzero(ladder_strike(sim.universe)[g.market] >= 1)
+    higher = np.flatnonzero(sim.universe.ladder_strike[g.market] >= 1)
     return higher, higher - g.lengths[g.market[higher]]
 
 

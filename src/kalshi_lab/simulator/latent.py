@@ -92,24 +92,22 @@ def _softmax(logit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     return weight / np.bincount(group, weights=weight, minlength=n_groups)[group]
 
 
-def _tail_sums(values: np.ndarray, row_pos: np.ndarray, row_len: np.ndarray) -> np.ndarray:
-    """Per (outcome row, hour) the sum of ``values`` over that row and every later row of its
-    event at the same hour: P(W >= k) from P(W = k).
+def _ladder_tails(values: np.ndarray, universe: Universe, grid: MarketGrid | None) -> None:
+    """Turn, in place, each ladder strike's P(W = j) into P(W >= j) by adding the strikes
+    above it, from the highest down (the highest strike's bucket is its ladder's last).
 
-    Rows of an event are consecutive segments of equal length (its life), so the same hour of
-    the next row is ``row_len`` elements ahead. One vectorised pass per outcome position, from
-    the last down: a loop over at most K positions, not over events or hours.
+    ``values`` are per grid element (``grid`` given) or per market (``grid`` None). A loop over
+    strike positions, each step one vectorised update of every ladder at every hour.
     """
-    elem_pos = np.repeat(row_pos, row_len)
-    elem_len = np.repeat(row_len, row_len)
-    # the next row is of the same event iff its position is one more than this row's
-    next_pos = np.append(row_pos[1:], 0)
-    has_next = np.repeat(next_pos == row_pos + 1, row_len)
-    tail = values.copy()
-    for k in range(int(row_pos.max(initial=0)) - 1, -1, -1):
-        at = np.flatnonzero((elem_pos == k) & has_next)
-        tail[at] += tail[at + elem_len[at]]
-    return tail
+    strike, above = universe.ladder_strike, universe.has_strike_above
+    for s in range(int(strike.max(initial=0)) - 1, -1, -1):
+        markets = np.flatnonzero((strike == s) & above)
+        if grid is None:
+            values[markets] += values[markets + 1]
+        else:
+            lengths = grid.lengths[markets]
+            elems = grid.elements(markets)
+            values[elems] += values[elems + np.repeat(lengths, lengths)]
 
 
 def simulate_latent(
@@ -120,23 +118,17 @@ def simulate_latent(
     row_event = np.repeat(np.arange(len(k)), k)
     prior, winner = _prior_and_winner(k, row_event, rng)
     row_len = life[row_event]
-    row_pos = positions(k)
-    wins = row_pos == winner[row_event]
+    wins = positions(k) == winner[row_event]
     logit = _log_posterior(prior, wins, row_len, syn, rng)
     # group = (event, hour of its life); outcome rows of one event share its hours
     group = np.repeat(starts_of(life)[row_event], row_len) + positions(row_len)
     prob_rows = _softmax(logit, group, int(life.sum()))
-    # gather each listed market's outcome row onto the market grid; a ladder strike takes the
-    # tail sum of its bucket and the buckets above it
+    # gather each listed market's outcome row onto the market grid; a ladder strike then takes
+    # the sum of its bucket and the buckets above it
     row_of_market = starts_of(k)[universe.market_event] + universe.market_outcome
     elem_of_market = np.repeat(starts_of(row_len)[row_of_market], grid.lengths) + grid.pos
     prob = prob_rows[elem_of_market]
     market_prior = prior[row_of_market]
-    ladder = universe.pays_above
-    if ladder.any():
-        tail = _tail_sums(prob_rows, row_pos, row_len)
-        on_ladder = ladder[grid.market]
-        prob[on_ladder] = tail[elem_of_market[on_ladder]]
-        prior_tail = _tail_sums(prior, row_pos, np.ones_like(row_len))
-        market_prior[ladder] = prior_tail[row_of_market[ladder]]
+    _ladder_tails(prob, universe, grid)
+    _ladder_tails(market_prior, universe, None)
     return Latent(winner=winner, prior=market_prior, prob=prob)

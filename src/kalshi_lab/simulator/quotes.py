@@ -118,31 +118,26 @@ def quoted_mid(
     return 1.0 / (1.0 + np.exp(-(bias * _logit(lagged) + scale * noise)))
 
 
-def ladder_strike(universe: Universe) -> np.ndarray:
-    """Per market: its position on its ladder (0 = lowest strike), -1 off ladders."""
-    return np.where(universe.pays_above, universe.market_outcome - 1, -1)
-
-
 def cap_ladder(
     bid: np.ndarray, ask: np.ndarray, grid: MarketGrid, strike: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shift a ladder strike's quote down, spread kept, wherever its mid exceeds the mid of the
     strike below it by more than the wider of their two spreads; returns the new (bid, ask).
 
-    Strikes are visited from the lowest up, each against the final quote of the one below, so
-    that one pass guarantees the bound for every adjacent pair at every event-hour; the loop
-    runs over strike positions, each step vectorised over all ladders and hours. The strikes of
-    an event are consecutive markets of equal life, so the same hour of the strike below is
-    ``lengths`` elements back. Mids are compared in half cents (``bid + ask``) to stay exact.
-    A shift never takes the bid below 1 cent (the lower strike's mid is at least 1 cent plus
-    half its spread) and only lowers the ask.
+    ``strike`` is each market's position on its ladder (-1 off ladders). Strikes are visited
+    from the lowest up, each against the final quote of the one below, so that one pass
+    guarantees the bound for every adjacent pair at every event-hour; the loop runs over strike
+    positions, each step vectorised over all ladders and hours. The strikes of an event are
+    consecutive markets of equal life, so the same hour of the strike below is ``lengths``
+    elements back. Mids are compared in half cents (``bid + ask``) to stay exact. A shift never
+    takes the bid below 1 cent (the lower strike's mid is at least 1 cent plus half its
+    spread) and only lowers the ask.
     """
     bid, ask = bid.copy(), ask.copy()
-    elem_strike = strike[grid.market]
-    back = grid.lengths[grid.market]
     for j in range(1, int(strike.max(initial=0)) + 1):
-        hi = np.flatnonzero(elem_strike == j)
-        lo = hi - back[hi]
+        markets = np.flatnonzero(strike == j)
+        hi = grid.elements(markets)
+        lo = hi - np.repeat(grid.lengths[markets], grid.lengths[markets])
         wider = np.maximum(ask[hi] - bid[hi], ask[lo] - bid[lo])
         excess = (bid[hi] + ask[hi]) - (bid[lo] + ask[lo]) - 2 * wider  # in half cents
         shift = np.maximum(excess + 1, 0) // 2  # whole cents, rounded up
@@ -169,5 +164,5 @@ def simulate_quotes(
     spread = 1 + rng.poisson(extra)
     bid = np.clip(np.floor(100 * mid - spread / 2 + 0.5), 1, 98).astype(np.int64)
     ask = np.minimum(bid + spread, 99)
-    bid, ask = cap_ladder(bid, ask, grid, ladder_strike(universe))
+    bid, ask = cap_ladder(bid, ask, grid, universe.ladder_strike)
     return Quotes(liquidity=liquidity, bid=bid, ask=ask)

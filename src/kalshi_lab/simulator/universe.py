@@ -149,6 +149,21 @@ class Universe:
         return self.structure == LADDER
 
     @cached_property
+    def ladder_strike(self) -> np.ndarray:
+        """Per market: its position on its ladder (0 = lowest strike), -1 off ladders.
+
+        A ladder's strikes are consecutive markets of one event, so they share its hours: on the
+        grid, the same hour of the next strike is one market length further on.
+        """
+        return np.where(self.pays_above, self.market_outcome - 1, -1)
+
+    @cached_property
+    def has_strike_above(self) -> np.ndarray:
+        """Per market: a ladder strike that is not its ladder's highest."""
+        strike = self.ladder_strike
+        return (strike >= 0) & np.append(strike[1:] == strike[:-1] + 1, False)
+
+    @cached_property
     def mutually_exclusive(self) -> np.ndarray:
         """Per event: at most one market resolves YES (brackets only: a binary event's one
         market is reported as Kalshi reports it, ``false``)."""

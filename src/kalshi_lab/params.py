@@ -84,12 +84,14 @@ def section(key: str, config: ConfigDict = SECTION) -> Callable[[type[T]], type[
     return wrap
 
 
-def _broken_rule(model: str, key: str, message: str, value: Any) -> ValidationError:
-    """A rule spanning fields, reported at ``key`` (pydantic prefixes the section's location).
+def _broken_rule(model: str, key: str | None, message: str, value: Any) -> ValidationError:
+    """A rule spanning fields, reported at ``key`` (pydantic prefixes the section's location),
+    or at the section itself when ``key`` is None (a rule on all its fields alike).
 
     A plain ``ValueError`` from a model validator would name only the section.
     """
-    error = InitErrorDetails(type=PydanticCustomError("rule", message), loc=(key,), input=value)
+    loc = () if key is None else (key,)
+    error = InitErrorDetails(type=PydanticCustomError("rule", message), loc=loc, input=value)
     return ValidationError.from_exception_data(model, [error])
 
 
@@ -97,7 +99,7 @@ def _broken_rule(model: str, key: str, message: str, value: Any) -> ValidationEr
 EVENT_STRUCTURES: tuple[str, ...] = ("ladder", "bracket", "binary")
 #: a bracket set lists both open tails and at least one range between them
 MIN_BRACKET_STRIKES = 3
-#: how far from 1 the shares may sum (YAML decimals such as 0.55 + 0.15 + 0.3 are not exact)
+#: how far from 1 the shares may sum (in floating point 0.7 + 0.2 + 0.1 is 0.9999999999999999)
 SHARES_TOLERANCE = 1e-9
 
 
@@ -119,12 +121,12 @@ class EventShares:
         total = self.ladder + self.bracket + self.binary
         if abs(total - 1.0) > SHARES_TOLERANCE:
             # reported at the mapping itself: no one share is the wrong one
-            error = InitErrorDetails(
-                type=PydanticCustomError("rule", f"must sum to 1 (they sum to {total:g})"),
-                loc=(),
-                input=dataclasses.asdict(self),
+            raise _broken_rule(
+                "EventShares",
+                None,
+                f"must sum to 1 (they sum to {total:g})",
+                dataclasses.asdict(self),
             )
-            raise ValidationError.from_exception_data("EventShares", [error])
         return self
 
     def ordered(self) -> tuple[float, float, float]:

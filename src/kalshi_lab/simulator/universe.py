@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from kalshi_lab.params import MIN_BRACKET_STRIKES, DataParams, SyntheticParams
+from kalshi_lab.params import EVENT_STRUCTURES, MIN_BRACKET_STRIKES, DataParams, SyntheticParams
 from kalshi_lab.simulator.segments import positions
 
 #: the exchange's determination-to-settlement delay (``settlement_timer_seconds``)
@@ -42,8 +42,8 @@ STRIKE_STEPS = np.array([0.5, 1.0, 2.0, 5.0, 10.0])
 #: range, which includes both its strikes, ends one tick below the next range's floor
 VALUE_DECIMALS = 2
 VALUE_TICK = 10.0**-VALUE_DECIMALS
-#: event structures, coded as their index in ``data.synthetic.event_shares`` (EVENT_STRUCTURES)
-LADDER, BRACKET, BINARY = 0, 1, 2
+#: event structures, coded as their index in ``data.synthetic.event_shares``
+LADDER, BRACKET, BINARY = (EVENT_STRUCTURES.index(s) for s in ("ladder", "bracket", "binary"))
 #: fewest markets each structure lists: a ladder two strikes, a bracket both tails and a range
 MIN_LISTED = np.array([2, MIN_BRACKET_STRIKES, 1])
 

@@ -203,7 +203,7 @@ def write_simulated_raw(raw: Path) -> Path:
             seed=11,
             n_markets=40,
             max_strikes=4,
-            binary_event_share=0.4,
+            event_shares={"ladder": 0.4, "bracket": 0.3, "binary": 0.3},
             min_duration_days=4,
             max_duration_days=10,
             information_rate=1.2,

@@ -56,8 +56,11 @@ RULES = [
     ("data.synthetic.n_markets", 100_001, "Input should be less than or equal to 100000"),
     ("data.synthetic.n_markets", True, "Input should be a valid integer, got True"),
     ("data.synthetic.max_strikes", 1, "Input should be greater than or equal to 2"),
-    ("data.synthetic.binary_event_share", 1.1, "Input should be less than or equal to 1"),
-    ("data.synthetic.binary_event_share", -0.1, "Input should be greater than or equal to 0"),
+    ("data.synthetic.max_strikes", 2, "must be >= 3 when data.synthetic.event_shares.bracket > 0"),
+    ("data.synthetic.event_shares.ladder", -0.1, "Input should be greater than or equal to 0"),
+    ("data.synthetic.event_shares.bracket", "0.15", "Input should be a valid number"),
+    ("data.synthetic.event_shares.other", 0.0, "Unexpected keyword argument"),
+    ("data.synthetic.binary_event_share", 0.4, "Unexpected keyword argument"),
     ("data.synthetic.min_duration_days", 1, "Input should be greater than or equal to 2"),
     ("data.synthetic.max_duration_days", 9, "must be >= data.synthetic.min_duration_days (10)"),
     ("data.synthetic.information_rate", 0, "Input should be greater than 0"),
@@ -143,6 +146,28 @@ def test_invalid_kalshi_value_names_the_parameter(kalshi, key, value, reason):
         params_from_dict(with_value(kalshi, key, value))
     # a list item is named by its index: data.series[0]
     assert re.match(re.escape(key) + r"(\[0\])?: ", str(caught.value)), caught.value
+
+
+def test_event_shares_must_sum_to_one_and_the_error_names_the_mapping(default):
+    raw = with_value(default, "data.synthetic.event_shares.binary", 0.4)
+    with pytest.raises(ParamError) as caught:
+        params_from_dict(raw)
+    assert str(caught.value) == (
+        "data.synthetic.event_shares: must sum to 1 (they sum to 1.1), "
+        "got {'ladder': 0.55, 'bracket': 0.15, 'binary': 0.4}"
+    )
+    raw = with_value(default, "data.synthetic.event_shares", {"ladder": 0.7, "bracket": 0.3})
+    with pytest.raises(
+        ParamError, match=r"^data\.synthetic\.event_shares\.binary: Field required$"
+    ):
+        params_from_dict(raw)
+    # one structure only; decimals whose float sum is 0.9999999999999999
+    for shares in (
+        {"ladder": 0.0, "bracket": 0.0, "binary": 1.0},
+        {"ladder": 0.7, "bracket": 0.2, "binary": 0.1},
+    ):
+        ok = params_from_dict(with_value(default, "data.synthetic.event_shares", shares))
+        assert ok.data.synthetic.event_shares.ordered() == tuple(shares.values())
 
 
 def test_missing_key_is_named_and_one_line_counts_the_other_errors(default):

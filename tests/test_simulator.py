@@ -65,7 +65,7 @@ SMALL = {
     "seed": 3,
     "n_markets": 130,
     "max_strikes": 4,
-    "binary_event_share": 0.4,
+    "event_shares": {"ladder": 0.4, "bracket": 0.3, "binary": 0.3},
     "min_duration_days": 4,
     "max_duration_days": 12,
     "information_rate": 1.2,
@@ -287,24 +287,82 @@ def test_trade_pages_chain_per_ticker_and_sometimes_repeat_a_trade(raw, markets)
 # --- events, outcomes, settlement -------------------------------------------------------------
 
 
-def test_multi_strike_events_have_exactly_one_yes_inside_its_bucket(raw, markets):
-    n_multi = n_binary = 0
+def structure_of(event: dict[str, Any], listed: list[dict[str, Any]]) -> str:
+    """The structure an event's documents claim: the flag, then the listing."""
+    if event["mutually_exclusive"]:
+        return "bracket"
+    if len(listed) == 1 and "strike_type" not in listed[0]:
+        return "binary"
+    return "ladder"
+
+
+def check_ladder(event: dict[str, Any], listed: list[dict[str, Any]]) -> int:
+    """Thresholds "above X", ascending, settled together by one value; returns the YES count."""
+    assert event["collateral_return_type"] == ""
+    assert 2 <= len(listed) <= SMALL["max_strikes"]
+    floors = [m["floor_strike"] for m in listed]
+    assert floors == sorted(set(floors))  # strictly increasing
+    value = float(listed[0]["expiration_value"])
+    for m in listed:
+        assert m["strike_type"] == "greater" and "cap_strike" not in m
+        assert m["ticker"] == f"{event['event_ticker']}-T{m['floor_strike']:g}"
+        assert m["yes_sub_title"] == f"Above {m['floor_strike']:g}"
+        assert m["expiration_value"] == listed[0]["expiration_value"]
+        assert m["result"] == ("yes" if value > m["floor_strike"] else "no")
+    results = [m["result"] for m in listed]
+    n_yes = results.count("yes")
+    assert results == ["yes"] * n_yes + ["no"] * (len(listed) - n_yes)  # YES below every NO
+    return n_yes
+
+
+def check_bracket(event: dict[str, Any], listed: list[dict[str, Any]]) -> None:
+    """Open tails around adjacent inclusive ranges; exactly one holds the settled value."""
+    assert event["collateral_return_type"] == "MECNET"
+    assert 3 <= len(listed) <= SMALL["max_strikes"]
+    kinds = [m["strike_type"] for m in listed]
+    assert kinds == ["less"] + ["between"] * (len(listed) - 2) + ["greater"]
+    low, *ranges, high = listed
+    base = event["event_ticker"]
+    assert low["ticker"] == f"{base}-T{low['cap_strike']:g}" and "floor_strike" not in low
+    assert high["ticker"] == f"{base}-T{high['floor_strike']:g}" and "cap_strike" not in high
+    # each range starts where the one below ends (a tail's strike is open, a range includes its
+    # cap, so the next floor is one reporting tick, 0.01, above it)
+    edges = [low["cap_strike"]]
+    for m in ranges:
+        assert m["floor_strike"] == pytest.approx(edges[-1])
+        assert m["ticker"].startswith(f"{base}-B") and m["floor_strike"] < m["cap_strike"]
+        edges.append(m["cap_strike"] + 0.01)
+    assert high["floor_strike"] == pytest.approx(edges[-1])
+    value = float(low["expiration_value"])
+    holds = [
+        value < low["cap_strike"],
+        *(m["floor_strike"] <= value <= m["cap_strike"] for m in ranges),
+        value > high["floor_strike"],
+    ]
+    assert sum(holds) == 1
+    assert [m["result"] for m in listed] == ["yes" if h else "no" for h in holds]
+
+
+def test_events_are_ladders_brackets_or_binaries_settled_by_one_value(raw, markets):
+    seen: dict[str, int] = defaultdict(int)
+    several_yes = 0
     for r in records(raw, "events"):
         event, listed = r["response"]["event"], r["response"]["markets"]
         assert all(m == markets[m["ticker"]] for m in listed)  # the same documents as /markets
         assert len({(m["open_time"], m["close_time"]) for m in listed}) == 1
-        if not event["mutually_exclusive"]:
-            n_binary += 1
-            assert len(listed) == 1 and "strike_type" not in listed[0]
-            continue
-        n_multi += 1
-        assert 2 <= len(listed) <= SMALL["max_strikes"]
-        winners = [m for m in listed if m["result"] == "yes"]
-        assert len(winners) == 1 and all(m["result"] == "no" for m in listed if m not in winners)
-        won, value = winners[0], float(winners[0]["expiration_value"])
-        assert won["strike_type"] in ("less", "between", "greater")
-        assert won.get("floor_strike", -np.inf) <= value < won.get("cap_strike", np.inf)
-    assert n_multi > 0 and n_binary > 0
+        kind = structure_of(event, listed)
+        seen[kind] += 1
+        if kind == "ladder":
+            several_yes += check_ladder(event, listed) >= 2
+        elif kind == "bracket":
+            check_bracket(event, listed)
+        else:
+            (m,) = listed
+            assert event["collateral_return_type"] == ""
+            assert m["ticker"] == f"{event['event_ticker']}-Y"
+            assert m["expiration_value"] == ("Yes" if m["result"] == "yes" else "No")
+    assert min(seen["ladder"], seen["bracket"], seen["binary"]) > 0, seen
+    assert several_yes > 0  # a ladder is not mutually exclusive: strikes resolve YES together
 
 
 def test_every_market_has_closed_and_settled_by_the_snapshot(raw, markets):
@@ -441,6 +499,27 @@ def test_latent_probability_is_calibrated_and_resolves_by_close(medium):
         z = (y.sum() - p.sum()) / np.sqrt((p * (1 - p)).sum())
         assert abs(z) < 4, (share, z)
     assert np.mean(np.abs(latent[g.last] - medium.yes)) < 0.05
+
+
+def test_a_ladder_strike_is_the_calibrated_probability_of_its_bucket_or_above(medium):
+    """Its latent is the tail sum of its event's buckets: calibrated against "winner >= j",
+    ordered across the strikes at every hour, and at close the strikes agree with one winner."""
+    u, g, latent = medium.universe, medium.grid, medium.latent.prob
+    ladder = u.pays_above
+    assert ladder.sum() > 300
+    on = ladder[g.market]
+    yes = medium.yes[g.market]
+    for share in (0.0, 0.3, 0.6, 0.9):
+        at = on & (g.pos == (share * g.lengths[g.market]).astype(int))
+        p, y = latent[at], yes[at]
+        z = (y.sum() - p.sum()) / np.sqrt((p * (1 - p)).sum())
+        assert abs(z) < 4, (share, z)
+    higher = np.flatnonzero(on & (u.market_outcome[g.market] >= 2))
+    # the strike below, same hour: the event's markets are consecutive and equally long
+    assert np.all(latent[higher] <= latent[higher - g.lengths[g.market[higher]]] + 1e-12)
+    strikes_yes = np.bincount(u.market_event[ladder], medium.yes[ladder], minlength=u.n_events)
+    winner = medium.latent.winner[u.ladder]
+    assert np.array_equal(strikes_yes[u.ladder], winner)  # buckets 1..W are the YES strikes
 
 
 def test_prices_carry_most_but_not_all_of_the_latent_information(medium):

@@ -84,13 +84,54 @@ def section(key: str, config: ConfigDict = SECTION) -> Callable[[type[T]], type[
     return wrap
 
 
-def _broken_rule(model: str, key: str, message: str, value: Any) -> ValidationError:
-    """A rule spanning fields, reported at ``key`` (pydantic prefixes the section's location).
+def _broken_rule(model: str, key: str | None, message: str, value: Any) -> ValidationError:
+    """A rule spanning fields, reported at ``key`` (pydantic prefixes the section's location),
+    or at the section itself when ``key`` is None (a rule on all its fields alike).
 
     A plain ``ValueError`` from a model validator would name only the section.
     """
-    error = InitErrorDetails(type=PydanticCustomError("rule", message), loc=(key,), input=value)
+    loc = () if key is None else (key,)
+    error = InitErrorDetails(type=PydanticCustomError("rule", message), loc=loc, input=value)
     return ValidationError.from_exception_data(model, [error])
+
+
+#: the three ways a Kalshi event lists its markets, in the order of ``event_shares``
+EVENT_STRUCTURES: tuple[str, ...] = ("ladder", "bracket", "binary")
+#: a bracket set lists both open tails and at least one range between them
+MIN_BRACKET_STRIKES = 3
+#: how far from 1 the shares may sum (in floating point 0.7 + 0.2 + 0.1 is 0.9999999999999999)
+SHARES_TOLERANCE = 1e-9
+
+
+@section("data.synthetic.event_shares")
+class EventShares:
+    """Share of simulated events of each structure (``data.synthetic.event_shares``).
+
+    Kalshi lists an event's outcomes in one of three ways: a threshold *ladder* ("above X" for
+    several X; several resolve YES, the event is not mutually exclusive), a *bracket* set of
+    exclusive ranges (exactly one resolves YES) or a single YES/NO *binary* market.
+    """
+
+    ladder: Annotated[StrictFloat, Field(ge=0)]
+    bracket: Annotated[StrictFloat, Field(ge=0)]
+    binary: Annotated[StrictFloat, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> EventShares:
+        total = self.ladder + self.bracket + self.binary
+        if abs(total - 1.0) > SHARES_TOLERANCE:
+            # reported at the mapping itself: no one share is the wrong one
+            raise _broken_rule(
+                "EventShares",
+                None,
+                f"must sum to 1 (they sum to {total:g})",
+                dataclasses.asdict(self),
+            )
+        return self
+
+    def ordered(self) -> tuple[float, float, float]:
+        """The shares in the order of :data:`EVENT_STRUCTURES`."""
+        return (self.ladder, self.bracket, self.binary)
 
 
 @section("data.synthetic")
@@ -100,7 +141,7 @@ class SyntheticParams:
     seed: StrictInt
     n_markets: Annotated[StrictInt, Field(ge=1, le=100_000)]
     max_strikes: Annotated[StrictInt, Field(ge=2)]
-    binary_event_share: Annotated[StrictFloat, Field(ge=0, le=1)]
+    event_shares: EventShares
     min_duration_days: Annotated[StrictInt, Field(ge=2)]
     max_duration_days: Annotated[StrictInt, Field(ge=2)]
     information_rate: Annotated[StrictFloat, Field(gt=0)]
@@ -126,6 +167,14 @@ class SyntheticParams:
                 "max_duration_days",
                 f"must be >= data.synthetic.min_duration_days ({self.min_duration_days})",
                 self.max_duration_days,
+            )
+        if self.event_shares.bracket > 0 and self.max_strikes < MIN_BRACKET_STRIKES:
+            raise _broken_rule(
+                "SyntheticParams",
+                "max_strikes",
+                f"must be >= {MIN_BRACKET_STRIKES} when data.synthetic.event_shares.bracket > 0 "
+                "(a bracket set lists two open tails and at least one range)",
+                self.max_strikes,
             )
         return self
 

@@ -25,7 +25,13 @@ from kalshi_lab.simulator.formats import (
 )
 from kalshi_lab.simulator.simulate import Simulation
 from kalshi_lab.simulator.trades import Trades
-from kalshi_lab.simulator.universe import SERIES, SETTLEMENT_TIMER_S, SeriesSpec
+from kalshi_lab.simulator.universe import (
+    SERIES,
+    SETTLEMENT_TIMER_S,
+    VALUE_DECIMALS,
+    SeriesSpec,
+    bucket_low,
+)
 
 #: every market quotes in whole cents from 0 to 1 dollar
 PRICE_RANGES = ({"start": "0.0000", "end": "1.0000", "step": "0.0100"},)
@@ -72,16 +78,19 @@ def _event_text(sim: Simulation, e: int) -> tuple[str, str]:
 
 
 def event_doc(sim: Simulation, e: int) -> Doc:
+    """An ``EventData``: only a bracket set is mutually exclusive (one market resolves YES), so
+    only it nets collateral across its markets (``MECNET``); a ladder's strikes can all resolve
+    YES together and, like a single binary, it reports ``false`` and no netting."""
     u = sim.universe
     title, sub_title = _event_text(sim, e)
-    multi = not u.binary[e]
+    exclusive = bool(u.mutually_exclusive[e])
     return {
         "event_ticker": u.event_ticker[e],
         "series_ticker": SERIES[u.event_series[e]].ticker,
         "sub_title": sub_title,
         "title": title,
-        "collateral_return_type": "MECNET" if multi else "",
-        "mutually_exclusive": bool(multi),
+        "collateral_return_type": "MECNET" if exclusive else "",
+        "mutually_exclusive": exclusive,
         "available_on_brokers": True,
         "product_metadata": None,
         "strike_date": timestamp(int(u.close_ts[e])),
@@ -90,13 +99,15 @@ def event_doc(sim: Simulation, e: int) -> Doc:
 
 
 def _expiration_value(sim: Simulation, e: int) -> str:
-    """The settled value of the event's underlying: inside the winning bucket by construction."""
+    """The settled value of the event's underlying: inside the winning bucket by construction,
+    so that every market of the event agrees with it (a ladder strike is YES iff the value is
+    above its floor_strike, a bracket iff the value is in its range)."""
     u = sim.universe
     if u.binary[e]:
         return "Yes" if sim.latent.winner[e] == 0 else "No"
-    lo = u.level[e] + (sim.latent.winner[e] - u.n_outcomes[e] / 2) * u.step[e]
-    inside = 0.05 + 0.9 * u.value_u[e]  # clear of both edges, also after rounding to cents
-    return f"{lo + inside * u.step[e]:.2f}"
+    lo = bucket_low(u.level[e], u.step[e], u.n_outcomes[e], sim.latent.winner[e])
+    inside = 0.05 + 0.9 * u.value_u[e]  # clear of both edges, also after rounding to a tick
+    return f"{lo + inside * u.step[e]:.{VALUE_DECIMALS}f}"
 
 
 def market_doc(sim: Simulation, m: int) -> Doc:
@@ -159,11 +170,20 @@ def market_doc(sim: Simulation, m: int) -> Doc:
 
 
 def _rules(sim: Simulation, m: int, e: int) -> str:
+    """The contract's YES condition in words, from the strikes (Kalshi: ``greater`` is strictly
+    above ``floor_strike``, ``less`` strictly below ``cap_strike``, ``between`` inclusive)."""
     u = sim.universe
     day = _day(int(u.close_ts[e]))
     if u.binary[e]:
         return f"If event {u.event_ticker[e]} happens by {day}, then the market resolves to Yes."
-    return f"If the {SERIES[u.event_series[e]].title.lower()} value on {day} is {u.yes_sub_title[m].lower()}, then the market resolves to Yes."
+    floor, cap = u.floor_strike[m], u.cap_strike[m]
+    condition = {
+        "greater": f"above {floor:g}",
+        "less": f"below {cap:g}",
+        "between": f"between {floor:g} and {cap:g}, both included",
+    }[u.strike_type[m]]
+    subject = SERIES[u.event_series[e]].title.lower()
+    return f"If the {subject} value on {day} is {condition}, then the market resolves to Yes."
 
 
 _TRADE = (

@@ -35,6 +35,12 @@ class MarketGrid:
     def size(self) -> int:
         return len(self.market)
 
+    def elements(self, markets: np.ndarray) -> np.ndarray:
+        """The elements of ``markets``, market after market, each in time order: the cost is
+        that of the output, not of a pass over the whole grid."""
+        lengths = self.lengths[markets]
+        return np.repeat(self.starts[markets], lengths) + positions(lengths)
+
     @property
     def last(self) -> np.ndarray:
         """Element of each market's last open hour (the quote at close)."""

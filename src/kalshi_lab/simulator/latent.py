@@ -16,6 +16,11 @@ the real exchange (Bürgi, Deng & Whelan 2025: prices become more accurate towar
 earlier clock (``T (t/T)^3`` with ``mu^2 T`` in total) settled most outcomes days before close,
 so that the last days, where real markets trade most, had nothing left to price.
 
+A market pays on one bucket (bracket sets, binary events) or, on a threshold ladder, on every
+bucket at and above its strike's: its latent probability is then the sum of those buckets'
+posteriors, itself the calibrated posterior of "above the strike", and the strikes of one
+ladder, all driven by the one W, resolve together and stay ordered at every hour.
+
 Research on the simulated data thus has a known ground truth: a model can at best recover ``p``,
 and the market price is ``p`` distorted (see :mod:`kalshi_lab.simulator.quotes`).
 """
@@ -40,8 +45,8 @@ MIN_PRIOR = 1e-6
 @dataclass(frozen=True)
 class Latent:
     winner: np.ndarray  # per event: index of the outcome that happens
-    prior: np.ndarray  # per market: p0 of its outcome
-    prob: np.ndarray  # per grid element: posterior probability of the market's outcome
+    prior: np.ndarray  # per market: p0 of what its YES pays on
+    prob: np.ndarray  # per grid element: posterior probability that the market resolves YES
 
 
 def information_clock(pos: np.ndarray, life_h: np.ndarray, floor_h: float) -> np.ndarray:
@@ -87,6 +92,24 @@ def _softmax(logit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     return weight / np.bincount(group, weights=weight, minlength=n_groups)[group]
 
 
+def _ladder_tails(values: np.ndarray, universe: Universe, grid: MarketGrid | None) -> None:
+    """Turn, in place, each ladder strike's P(W = j) into P(W >= j) by adding the strikes
+    above it, from the highest down (the highest strike's bucket is its ladder's last).
+
+    ``values`` are per grid element (``grid`` given) or per market (``grid`` None). A loop over
+    strike positions, each step one vectorised update of every ladder at every hour.
+    """
+    strike, above = universe.ladder_strike, universe.has_strike_above
+    for s in range(int(strike.max(initial=0)) - 1, -1, -1):
+        markets = np.flatnonzero((strike == s) & above)
+        if grid is None:
+            values[markets] += values[markets + 1]
+        else:
+            lengths = grid.lengths[markets]
+            elems = grid.elements(markets)
+            values[elems] += values[elems + np.repeat(lengths, lengths)]
+
+
 def simulate_latent(
     universe: Universe, grid: MarketGrid, syn: SyntheticParams, rng: np.random.Generator
 ) -> Latent:
@@ -100,7 +123,12 @@ def simulate_latent(
     # group = (event, hour of its life); outcome rows of one event share its hours
     group = np.repeat(starts_of(life)[row_event], row_len) + positions(row_len)
     prob_rows = _softmax(logit, group, int(life.sum()))
-    # gather each listed market's outcome row onto the market grid
+    # gather each listed market's outcome row onto the market grid; a ladder strike then takes
+    # the sum of its bucket and the buckets above it
     row_of_market = starts_of(k)[universe.market_event] + universe.market_outcome
     elem_of_market = np.repeat(starts_of(row_len)[row_of_market], grid.lengths) + grid.pos
-    return Latent(winner=winner, prior=prior[row_of_market], prob=prob_rows[elem_of_market])
+    prob = prob_rows[elem_of_market]
+    market_prior = prior[row_of_market]
+    _ladder_tails(prob, universe, grid)
+    _ladder_tails(market_prior, universe, None)
+    return Latent(winner=winner, prior=market_prior, prob=prob)

@@ -54,9 +54,11 @@ class Simulation:
 
     @cached_property
     def yes(self) -> np.ndarray:
-        """Per market: True when it resolves YES (its outcome is the event's winner)."""
+        """Per market: True when it resolves YES: its bucket is the event's winner or, for a
+        ladder strike, the winner is its bucket or one above (every strike below a YES is YES)."""
         u = self.universe
-        return self.latent.winner[u.market_event] == u.market_outcome
+        winner = self.latent.winner[u.market_event]
+        return np.where(u.pays_above, winner >= u.market_outcome, winner == u.market_outcome)
 
     def candles(self, period_hours: int) -> Candles:
         return build_candles(self.grid, self.quotes, self.trades, self.universe.t0, period_hours)
@@ -79,7 +81,7 @@ def simulate(data: DataParams) -> Simulation:
     universe = build_universe(data, stream(syn.seed, "universe"))
     grid = MarketGrid.of(universe)
     latent = simulate_latent(universe, grid, syn, stream(syn.seed, "latent"))
-    quotes = simulate_quotes(latent.prob, grid, syn, stream(syn.seed, "quotes"))
+    quotes = simulate_quotes(latent.prob, grid, universe, syn, stream(syn.seed, "quotes"))
     trades = simulate_trades(
         latent.prob, grid, quotes, universe.t0, syn, stream(syn.seed, "trades")
     )

@@ -1,7 +1,21 @@
 """What is listed: series, events and markets, with their tickers, strikes and schedules.
 
 Nothing here depends on prices or outcomes, so the listing of a seed stays the same when the
-price model changes. Times are whole hours counted from ``data.start`` 00:00 UTC (the hourly
+price model changes.
+
+Every event has one latent underlying (a temperature, a rate, an index level) that settles in
+one of ``K`` adjacent buckets, and lists its markets in one of Kalshi's three structures
+(``data.synthetic.event_shares``):
+
+* a threshold **ladder** of ``n`` strikes, ``K = n + 1`` buckets: market ``j = 1..n`` is
+  "above the boundary between buckets ``j - 1`` and ``j``" (``strike_type`` ``greater``,
+  ticker ``-T<strike>``) and resolves YES iff the winning bucket ``W >= j``, so several
+  resolve YES together and the event is not mutually exclusive;
+* a **bracket** set of ``K`` exclusive ranges, one market per bucket: the open tails ``less`` and
+  ``greater`` (tickers ``-T<strike>``) and the ranges ``between`` (tickers ``-B<midpoint>``,
+  both strikes included, so a range's cap is one reporting tick below the next floor); exactly
+  one resolves YES;
+* a **binary** event: one YES/NO market on a two-outcome underlying. Times are whole hours counted from ``data.start`` 00:00 UTC (the hourly
 grid every other module uses); a market is open during hours ``open_h <= h < close_h``.
 """
 
@@ -10,10 +24,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
-from kalshi_lab.params import DataParams, SyntheticParams
+from kalshi_lab.params import EVENT_STRUCTURES, MIN_BRACKET_STRIKES, DataParams, SyntheticParams
 from kalshi_lab.simulator.segments import positions
 
 #: the exchange's determination-to-settlement delay (``settlement_timer_seconds``)
@@ -23,6 +38,14 @@ SETTLEMENT_TIMER_S = 3600
 LAST_CLOSE_HOUR = 20
 MAX_DETERMINATION_S = 2 * 3600
 STRIKE_STEPS = np.array([0.5, 1.0, 2.0, 5.0, 10.0])
+#: the underlying is reported (``expiration_value``) to this many decimals, so a ``between``
+#: range, which includes both its strikes, ends one tick below the next range's floor
+VALUE_DECIMALS = 2
+VALUE_TICK = 10.0**-VALUE_DECIMALS
+#: event structures, coded as their index in ``data.synthetic.event_shares``
+LADDER, BRACKET, BINARY = (EVENT_STRUCTURES.index(s) for s in ("ladder", "bracket", "binary"))
+#: fewest markets each structure lists: a ladder two strikes, a bracket both tails and a range
+MIN_LISTED = np.array([2, MIN_BRACKET_STRIKES, 1])
 
 
 @dataclass(frozen=True)
@@ -91,20 +114,21 @@ class Universe:
     # events
     event_ticker: list[str]
     event_series: np.ndarray  # index into SERIES
-    n_outcomes: np.ndarray  # K: mutually exclusive outcomes (binary events: 2, one listed)
-    binary: np.ndarray  # a single YES/NO market
+    structure: np.ndarray  # LADDER, BRACKET or BINARY
+    n_outcomes: np.ndarray  # K: buckets of the underlying (ladder: strikes + 1; binary: 2)
     open_h: np.ndarray
     close_h: np.ndarray
     created_s: np.ndarray  # seconds before open_time the markets were created
     determined_s: np.ndarray  # seconds after close_time the outcome was determined
-    # strike ladder of multi-strike events: bucket k spans level + (k - K/2) step, one step wide
+    # the underlying's buckets: bucket k spans level + (k - K/2) step, one step wide
     level: np.ndarray
     step: np.ndarray
     value_u: np.ndarray  # where inside the winning bucket the underlying settled, in [0, 1)
     # markets
     ticker: list[str]
     market_event: np.ndarray
-    market_outcome: np.ndarray  # outcome k of its event that this market's YES pays on
+    market_outcome: np.ndarray  # lowest bucket of its event that this market's YES pays on
+    pays_above: np.ndarray  # ladder strikes: YES also pays on every bucket above market_outcome
     strike_type: list[str | None]
     floor_strike: np.ndarray  # NaN when the strike type has no floor
     cap_strike: np.ndarray  # NaN when it has no cap
@@ -113,6 +137,37 @@ class Universe:
     @property
     def n_events(self) -> int:
         return len(self.event_ticker)
+
+    @cached_property
+    def binary(self) -> np.ndarray:
+        """Per event: a single YES/NO market."""
+        return self.structure == BINARY
+
+    @cached_property
+    def ladder(self) -> np.ndarray:
+        """Per event: a threshold ladder (cumulative strikes, not mutually exclusive)."""
+        return self.structure == LADDER
+
+    @cached_property
+    def ladder_strike(self) -> np.ndarray:
+        """Per market: its position on its ladder (0 = lowest strike), -1 off ladders.
+
+        A ladder's strikes are consecutive markets of one event, so they share its hours: on the
+        grid, the same hour of the next strike is one market length further on.
+        """
+        return np.where(self.pays_above, self.market_outcome - 1, -1)
+
+    @cached_property
+    def has_strike_above(self) -> np.ndarray:
+        """Per market: a ladder strike that is not its ladder's highest."""
+        strike = self.ladder_strike
+        return (strike >= 0) & np.append(strike[1:] == strike[:-1] + 1, False)
+
+    @cached_property
+    def mutually_exclusive(self) -> np.ndarray:
+        """Per event: at most one market resolves YES (brackets only: a binary event's one
+        market is reported as Kalshi reports it, ``false``)."""
+        return self.structure == BRACKET
 
     @cached_property
     def life_h(self) -> np.ndarray:
@@ -139,19 +194,29 @@ def _unix(day: dt.date) -> int:
 def _event_sizes(
     syn: SyntheticParams, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(binary, K, listed) per event, with exactly ``n_markets`` listed markets in total."""
+    """(structure, K, listed) per event, with exactly ``n_markets`` listed markets in total.
+
+    Structures are drawn with ``event_shares``; ladders list 2..max_strikes strikes, brackets
+    3..max_strikes markets. The last event is cut to the markets still missing; when that leaves
+    too few for its structure, it takes the structure that fits with the largest share (a
+    one-market remainder is a binary event).
+    """
     n = syn.n_markets
-    binary = rng.random(n) < syn.binary_event_share
-    k = np.where(binary, 2, rng.integers(2, syn.max_strikes + 1, n))
-    listed = np.where(binary, 1, k)
+    shares = np.array(syn.event_shares.ordered())
+    # n events are always enough: every event lists at least one market
+    structure = np.searchsorted(np.cumsum(shares)[:-1], rng.random(n), side="right")
+    ladder_n = rng.integers(MIN_LISTED[LADDER], syn.max_strikes + 1, n)
+    bracket_n = rng.integers(MIN_BRACKET_STRIKES, max(syn.max_strikes, MIN_BRACKET_STRIKES) + 1, n)
+    listed = np.choose(structure, [ladder_n, bracket_n, np.ones(n, dtype=np.int64)])
     total = np.cumsum(listed)
     n_events = int(np.searchsorted(total, n)) + 1
-    binary, k, listed = binary[:n_events].copy(), k[:n_events].copy(), listed[:n_events].copy()
+    structure, listed = structure[:n_events].copy(), listed[:n_events].copy()
     listed[-1] -= int(total[n_events - 1]) - n  # trim the last event to hit n_markets exactly
-    if listed[-1] == 1 and not binary[-1]:
-        binary[-1] = True  # a one-market remainder is a binary event
-    k[-1] = 2 if binary[-1] else listed[-1]
-    return binary, k, listed
+    if listed[-1] < MIN_LISTED[structure[-1]]:
+        fits = listed[-1] >= MIN_LISTED
+        structure[-1] = int(np.argmax(np.where(fits, shares, -1.0)))
+    k = np.choose(structure, [listed + 1, listed, np.full(n_events, 2)])
+    return structure, k, listed
 
 
 def build_universe(data: DataParams, rng: np.random.Generator) -> Universe:
@@ -163,7 +228,7 @@ def build_universe(data: DataParams, rng: np.random.Generator) -> Universe:
     # DataParams already rejects a range with fewer than min_duration_days + 1 days
     longest = min(syn.max_duration_days, n_days - 1)
     assert longest >= syn.min_duration_days, "DataParams validates the date range"
-    binary, k, listed = _event_sizes(syn, rng)
+    structure, k, listed = _event_sizes(syn, rng)
     n_events = len(k)
     duration = rng.integers(syn.min_duration_days, longest + 1, n_events)
     open_day = rng.integers(0, n_days - duration)
@@ -180,8 +245,8 @@ def build_universe(data: DataParams, rng: np.random.Generator) -> Universe:
     }
     # number events in the order they open, as an exchange would list them
     order = np.lexsort((close_h, open_h))
-    binary, k, listed, open_h, close_h, step, level = (
-        a[order] for a in (binary, k, listed, open_h, close_h, step, level)
+    structure, k, listed, open_h, close_h, step, level = (
+        a[order] for a in (structure, k, listed, open_h, close_h, step, level)
     )
     drawn = {name: a[order] for name, a in drawn.items()}
 
@@ -193,43 +258,17 @@ def build_universe(data: DataParams, rng: np.random.Generator) -> Universe:
         event_ticker.append(f"{SERIES[drawn['series'][i]].ticker}-{stamp}-{i:0{width}d}")
 
     market_event = np.repeat(np.arange(n_events), listed)
-    market_outcome = positions(listed)
-    lo = level[market_event] + (market_outcome - k[market_event] / 2) * step[market_event]
-    hi = lo + step[market_event]
-    ticker: list[str] = []
-    strike_type: list[str | None] = []
-    sub_title: list[str] = []
-    floor = np.full(len(market_event), np.nan)
-    cap = np.full(len(market_event), np.nan)
-    for m, (e, j) in enumerate(zip(market_event.tolist(), market_outcome.tolist(), strict=True)):
-        base = event_ticker[e]
-        if binary[e]:
-            ticker.append(f"{base}-Y")
-            strike_type.append(None)
-            sub_title.append("Yes")
-        elif j == 0:
-            ticker.append(f"{base}-L{hi[m]:g}")
-            strike_type.append("less")
-            cap[m] = hi[m]
-            sub_title.append(f"Below {hi[m]:g}")
-        elif j == k[e] - 1:
-            ticker.append(f"{base}-T{lo[m]:g}")
-            strike_type.append("greater")
-            floor[m] = lo[m]
-            sub_title.append(f"{lo[m]:g} or above")
-        else:
-            ticker.append(f"{base}-B{lo[m]:g}")
-            strike_type.append("between")
-            floor[m], cap[m] = lo[m], hi[m]
-            sub_title.append(f"{lo[m]:g} to {hi[m]:g}")
-
+    ladder = structure[market_event] == LADDER
+    # a ladder's strike j sits on the lower edge of bucket j, so its strikes are buckets 1..n
+    market_outcome = positions(listed) + ladder
+    strikes = _strikes(structure, k, level, step, market_event, market_outcome, event_ticker)
     return Universe(
         t0=_unix(data.start),
         snapshot=_unix(data.end + dt.timedelta(days=1)),
         event_ticker=event_ticker,
         event_series=drawn["series"],
+        structure=structure,
         n_outcomes=k,
-        binary=binary,
         open_h=open_h,
         close_h=close_h,
         created_s=drawn["created_s"],
@@ -237,11 +276,65 @@ def build_universe(data: DataParams, rng: np.random.Generator) -> Universe:
         level=level,
         step=step,
         value_u=drawn["value_u"],
-        ticker=ticker,
         market_event=market_event,
         market_outcome=market_outcome,
-        strike_type=strike_type,
-        floor_strike=floor,
-        cap_strike=cap,
-        yes_sub_title=sub_title,
+        pays_above=ladder,
+        **strikes,
     )
+
+
+def bucket_low(
+    level: np.ndarray, step: np.ndarray, k: np.ndarray, bucket: np.ndarray
+) -> np.ndarray:
+    """Lower edge of ``bucket`` of an event with ``k`` buckets: level + (bucket - k/2) step."""
+    return level + (bucket - k / 2) * step
+
+
+def _strikes(
+    structure: np.ndarray,
+    k: np.ndarray,
+    level: np.ndarray,
+    step: np.ndarray,
+    market_event: np.ndarray,
+    market_outcome: np.ndarray,
+    event_ticker: list[str],
+) -> dict[str, Any]:
+    """Ticker, strike type, strikes and YES sub-title of every market (the ``Market`` fields)."""
+    e = market_event
+    lo = bucket_low(level[e], step[e], k[e], market_outcome)
+    hi = lo + step[e]
+    ticker: list[str] = []
+    strike_type: list[str | None] = []
+    sub_title: list[str] = []
+    floor = np.full(len(e), np.nan)
+    cap = np.full(len(e), np.nan)
+    rows = zip(structure[e].tolist(), e.tolist(), market_outcome.tolist(), strict=True)
+    for m, (kind, ev, j) in enumerate(rows):
+        base = event_ticker[ev]
+        if kind == BINARY:
+            ticker.append(f"{base}-Y")
+            strike_type.append(None)
+            sub_title.append("Yes")
+        elif kind == LADDER or j == k[ev] - 1:  # above a threshold: a ladder strike, a top tail
+            ticker.append(f"{base}-T{lo[m]:g}")
+            strike_type.append("greater")
+            floor[m] = lo[m]
+            sub_title.append(f"Above {lo[m]:g}")
+        elif j == 0:
+            ticker.append(f"{base}-T{hi[m]:g}")
+            strike_type.append("less")
+            cap[m] = hi[m]
+            sub_title.append(f"Below {hi[m]:g}")
+        else:  # Kalshi's between is inclusive at both ends: the range stops a tick short
+            top = round(hi[m] - VALUE_TICK, VALUE_DECIMALS)
+            ticker.append(f"{base}-B{lo[m] + step[ev] / 2:g}")
+            strike_type.append("between")
+            floor[m], cap[m] = lo[m], top
+            sub_title.append(f"{lo[m]:g} to {top:g}")
+    return {
+        "ticker": ticker,
+        "strike_type": strike_type,
+        "floor_strike": floor,
+        "cap_strike": cap,
+        "yes_sub_title": sub_title,
+    }

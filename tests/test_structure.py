@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,13 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kalshi_lab.compose_params import compose
 from kalshi_lab.data import structure
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import RawWriter
 from kalshi_lab.features import build_features
-from kalshi_lab.params import FeatureParams
+from kalshi_lab.params import FeatureParams, params_from_dict
+from kalshi_lab.simulator import write_synthetic_raw
 from openapi_shapes import strategy
 
+ROOT = Path(__file__).resolve().parents[1]
 T0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 PARAMS = FeatureParams(n_lags=3, volatility_window=3, min_price=0.01)
 SERIES = ("KXU3", "KXHIGHNY", "KXFED", "KXRECSSN")
@@ -369,3 +373,25 @@ def test_event_features_of_real_shapes(tmp_path):
     assert crossed.loc[f"{U3}-T3.9", "LADDER_N_CROSSED"] == 1
     first = features[features["as_of"] == pd.Timestamp(day0, unit="s", tz="UTC")]
     assert (first.loc[first["structure"] == "ladder", "LADDER_N_CROSSED"] == 0).all()
+
+
+def test_event_features_of_the_simulator_mean_the_same(tmp_path):
+    """The default simulator's ladders, brackets and binaries, through the same parse and
+    features, pass the same invariants as the real shapes above."""
+    params = params_from_dict(
+        compose(
+            [
+                "data.end=2025-03-31",
+                "data.synthetic.n_markets=240",
+                "data.synthetic.min_duration_days=8",
+                "data.synthetic.max_duration_days=20",
+                "data.orderbook_snapshots_per_day=1",
+            ],
+            ROOT / "conf",
+        )
+    )
+    write_synthetic_raw(params.data, tmp_path)
+    tables = {k: v.to_pandas() for k, v in parse_raw(tmp_path).items()}
+    features = build_features(tables["markets"], tables["candles"], tables["trades"], PARAMS)
+    checked = check_event_features_mean_what_they_say(features)
+    assert checked["ladder"] > 100 and checked["bracket"] > 20 and checked["binary"] > 100

@@ -53,10 +53,11 @@ _NO_STATE = np.iinfo(np.int64).min  # the max over no state: nothing constrains
 
 @dataclass(frozen=True)
 class _Event:
-    """One event's number of states and, per market, the states in which YES wins."""
+    """One event's number of states and, per market, the states where YES wins and where NO
+    does (the complement: both kept, a buy is checked against one or the other)."""
 
     n_states: int
-    yes: dict[str, np.ndarray]
+    wins: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 class EventPayoffs:
@@ -95,7 +96,7 @@ class EventPayoffs:
             self._events.pop(event, None)
         binary = known & (structure == BINARY)
         for event, ticker in zip(events[binary].tolist(), tickers[binary].tolist(), strict=True):
-            self._events[event] = _Event(2, {ticker: BINARY_YES})
+            self._events[event] = _Event(2, {ticker: (BINARY_YES, ~BINARY_YES)})
         struck = known & ~binary
         self._learn_struck(events[struck], tickers[struck], _rows(region, struck))
         logger.info(
@@ -149,12 +150,13 @@ class EventPayoffs:
         )
         in_interval = (v_lo >= lo) & (v_hi <= hi)
         pays = np.where(s_point[state], at_point, in_interval)
-        yes: list[dict[str, np.ndarray]] = [{} for _ in range(n_events)]
-        rows = np.split(pays, np.cumsum(per_market)[:-1])
+        wins: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(n_events)]
+        ends = np.cumsum(per_market)[:-1]
+        rows = zip(np.split(pays, ends), np.split(~pays, ends), strict=True)
         for c, ticker, row in zip(code.tolist(), tickers.tolist(), rows, strict=True):
-            yes[c][ticker] = row
+            wins[c][ticker] = row
         for c, event in enumerate(names.tolist()):
-            self._events[event] = _Event(int(n_states[c]), yes[c])
+            self._events[event] = _Event(int(n_states[c]), wins[c])
 
     def n_states(self, event: str) -> int:
         """States of the event's underlying (1 for an event whose payoffs are not known)."""
@@ -164,10 +166,18 @@ class EventPayoffs:
     def wins(self, ticker: str, event: str, side: str) -> np.ndarray:
         """(states,) bool: where ``side`` of ``ticker`` wins; nowhere when not known."""
         known = self._events.get(event)
-        yes = None if known is None else known.yes.get(ticker)
-        if yes is None:
+        pair = None if known is None else known.wins.get(ticker)
+        if pair is None:
             return np.zeros(self.n_states(event), dtype=bool)
-        return yes if side == "yes" else ~yes
+        return pair[side == "no"]
+
+    def loses(self, ticker: str, event: str, side: str) -> np.ndarray:
+        """(states,) bool: where ``side`` of ``ticker`` loses; everywhere when not known."""
+        known = self._events.get(event)
+        pair = None if known is None else known.wins.get(ticker)
+        if pair is None:
+            return np.ones(self.n_states(event), dtype=bool)
+        return pair[side == "yes"]
 
     def loss(
         self,
@@ -176,10 +186,11 @@ class EventPayoffs:
         buys: Iterable[ContractOrder] = (),
     ) -> EventLoss:
         """The event's loss per state from its held ``positions`` and unfilled ``buys``."""
-        out = EventLoss(self, event, np.zeros(self.n_states(event), dtype=np.int64))
+        out = EventLoss(self, event)
         for pos in positions:
-            out.cents += pos.basis_cents
-            out.cents -= (100 * pos.contracts) * self.wins(pos.ticker, event, pos.side)
+            cents = out.cents
+            cents += pos.basis_cents
+            cents -= (100 * pos.contracts) * self.wins(pos.ticker, event, pos.side)
         for order in buys:
             out.add(order.ticker, order.side, order.cost_bound_cents)
         return out
@@ -192,13 +203,24 @@ def _rows(region: YesRegion, mask: np.ndarray) -> YesRegion:
     )
 
 
-@dataclass
 class EventLoss:
-    """Per state of one event's underlying, the most its positions and buys lose, in cents."""
+    """Per state of one event's underlying, the most its positions and buys lose, in cents.
 
-    payoffs: EventPayoffs
-    event: str
-    cents: np.ndarray  # (states,) int64
+    Most events a decision touches hold nothing yet: their states are only made (zeros) when
+    something is counted, so that checking a buy there costs no array.
+    """
+
+    def __init__(self, payoffs: EventPayoffs, event: str) -> None:
+        self.payoffs = payoffs
+        self.event = event
+        self._cents: np.ndarray | None = None  # None: nothing counted, no loss anywhere
+
+    @property
+    def cents(self) -> np.ndarray:
+        """(states,) int64: the loss in each state."""
+        if self._cents is None:
+            self._cents = np.zeros(self.payoffs.n_states(self.event), dtype=np.int64)
+        return self._cents
 
     @property
     def worst_cents(self) -> int:
@@ -210,10 +232,12 @@ class EventLoss:
         loses in ends above ``cap_cents`` (its loss is its bound there and nothing elsewhere:
         a buy that loses only where the event has room, a hedge, is not held back by the
         states where the event is at its cap)."""
-        loses = ~self.payoffs.wins(ticker, self.event, side)
-        return cap_cents - int(self.cents.max(where=loses, initial=_NO_STATE))
+        if self._cents is None:  # every side of a market loses somewhere
+            return cap_cents
+        loses = self.payoffs.loses(ticker, self.event, side)
+        return cap_cents - int(self._cents.max(where=loses, initial=_NO_STATE))
 
     def add(self, ticker: str, side: str, bound_cents: int) -> None:
         """Count an unfilled buy: its cost bound in every state where its side loses."""
-        loses = ~self.payoffs.wins(ticker, self.event, side)
+        loses = self.payoffs.loses(ticker, self.event, side)
         np.add(self.cents, bound_cents, out=self.cents, where=loses)

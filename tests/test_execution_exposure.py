@@ -2,9 +2,9 @@
 are the strikes, the open intervals between them and the tails, exactly; markets whose payoff is
 not known lose everything in every state (the sum of the costs).
 
-The markets tables here are classified as the parquet stage classifies them
-(:func:`kalshi_lab.data.structure.classify`), with Kalshi's ticker conventions: ``-T4.0`` a
-threshold of a ladder, ``-B15`` a range of a bracket set.
+The markets tables (tests/event_books.py) are classified as the parquet stage classifies them;
+the property test checks the states against a brute force over every strike, a value between
+each pair and beyond either end, and drawn values.
 """
 
 from __future__ import annotations
@@ -45,13 +45,8 @@ def test_a_range_bet_on_a_ladder_loses_only_outside_the_range_never_its_sum():
     no_high = held("U-T4.2", "no", 100, 6000, 100)  # basis 6,100
     loss = payoffs.loss("U", [yes_low, no_high])
     basis = 13_200
-    assert loss.cents.tolist() == [
-        basis - 10_000,
-        basis - 10_000,
-        basis - 20_000,
-        basis - 10_000,
-        basis - 10_000,
-    ]
+    one, both = basis - 10_000, basis - 20_000  # one side wins; both win
+    assert loss.cents.tolist() == [one, one, both, one, one]
     assert loss.worst_cents == 3200  # not the 13,200 the two cost
 
 

@@ -46,9 +46,10 @@ logger = logging.getLogger(__name__)
 
 #: structures whose states are enumerated from the strikes (a binary needs none)
 STRUCK = (LADDER, BRACKET)
-#: the states of a binary event: YES wins, NO wins
+#: a binary event's two states, YES wins and NO wins: where its YES wins
 BINARY_YES = np.array([True, False])
-_NO_STATE = np.iinfo(np.int64).min  # the max over no state: nothing constrains
+#: where a masked max starts (numpy needs one): below any loss, so that no state is no limit
+_NO_STATE = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,8 @@ class EventPayoffs:
         struck = known & ~binary
         self._learn_struck(events[struck], tickers[struck], _rows(region, struck))
         logger.info(
-            "risk: the payoffs of %d events (%d markets) are known: their worst-case loss is "
-            "limited; %d markets of other or incomplete structure count every cost as lost",
+            "risk: the event limit knows the payoffs of %d events (%d markets); %d markets of "
+            "other or incomplete structure count their whole cost as lost",
             len(set(events[known].tolist())),
             int(known.sum()),
             int((~known).sum()),

@@ -1,5 +1,6 @@
 """run_backtest end to end on markets whose every cent can be checked by hand."""
 
+import dataclasses
 import json
 import logging
 
@@ -111,6 +112,26 @@ def test_two_markets_by_hand():
     assert (s["n_trades"], s["n_contracts"], s["n_settled"], s["hit_rate"]) == (2, 277, 2, 1.0)
     assert s["fees_paid"] == pytest.approx(4.33)
     json.dumps(s, allow_nan=False)
+
+
+def test_the_event_limit_reads_each_event_s_structure_from_the_markets_table():
+    """A and B as two rungs of one ladder: YES above 4.0 and NO above 4.2 never lose together,
+    so a 6 % event cap leaves both at their 5 % market caps; markets of unknown structure count
+    both costs as lost, and the cap cuts B."""
+    ladder = MARKETS.assign(
+        event_ticker="E",
+        strike_type="greater",
+        floor_strike=[4.0, 4.2],
+        cap_strike=np.nan,
+        structure="ladder",
+    )
+    predictions = PREDICTIONS.assign(event_ticker="E")
+    caps = dataclasses.replace(CAPS, max_event_frac=0.06)
+    exact = run(predictions=predictions, markets=ladder, risk=caps).fills
+    assert exact.set_index("ticker")["count"].to_dict() == {"A": 119, "B": 158}  # as by hand
+    unknown = run(predictions=predictions, markets=ladder.drop(columns="structure"), risk=caps)
+    # B first (5,000 cents of budget), then A: (6,000 - 5,000) // 41.68 cents a contract
+    assert unknown.fills.set_index("ticker")["count"].to_dict() == {"A": 23, "B": 158}
 
 
 def test_nested_run_is_deterministic_and_never_overdraws():

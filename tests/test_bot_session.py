@@ -265,6 +265,10 @@ def test_a_trade_the_bot_did_not_make_fails_the_reconciliation(dataset, key, tmp
         session.cycle()
         assert session.trader is not None and session.trader.orders == []
         assert session.trader.refused  # decided, refused by the risk limits
+        # the event limit learned the structure of the events the cycle read
+        opened = [m for m in dataset.markets.values() if m.trading_at(srv.now)]
+        learned = {session.trader.risk.payoffs.n_states(m.event_ticker) for m in opened}
+        assert 2 in learned and max(learned) > 2  # binaries have 2 states, brackets more
         # someone else trades on the account
         ticker = next(t for t, m in dataset.markets.items() if m.trading_at(srv.now))
         other = KalshiClient(srv.base_url, signer=signer, reads_per_s=2000)

@@ -27,7 +27,6 @@ def test_buy_pays_cost_and_fee_and_opens_a_position():
     assert acct.cash_cents == 1000 - 400 - 2 and acct.fees_paid_cents == 2
     assert (pos.contracts, pos.cost_cents, pos.fees_cents, pos.basis_cents) == (10, 400, 2, 402)
     assert acct.equity_cents == 598 + 400  # marked at the fill price until quoted
-    assert acct.event_basis_cents("E") == 402
 
 
 def test_cash_never_goes_negative():

@@ -106,7 +106,8 @@ def run_backtest(
     ``predictions`` has one row per market and decision time (columns signals.PREDICTION_COLUMNS;
     ``prob`` is the model's probability that ``target`` is 1); ``orderbook``, ``candles``,
     ``markets`` and ``series`` are the typed tables of kalshi_lab.data.tables. Candles quote
-    the markets that have no book snapshot (recorded history).
+    the markets that have no book snapshot (recorded history); ``markets`` also gives the risk
+    limits each event's payoff structure (its strikes).
     """
     predictions = check_predictions(predictions)
     initial_cents = round(backtest.initial_cash * 100)
@@ -123,7 +124,7 @@ def run_backtest(
     account = KalshiAccount(initial_cents)
     trader = Trader(
         build_strategy(strategy, target),
-        RiskManager(risk),
+        RiskManager(risk, markets),
         make_executor(backtest, exchange, account),
         exchange,
         account,

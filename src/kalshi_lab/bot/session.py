@@ -14,7 +14,9 @@ executor the backtest builds (:mod:`kalshi_lab.execution.factory`) driven by the
   at their cost (``market_exposure``); resting orders it did not place stop it; then the
   account is reconciled with the exchange;
 * each cycle, at the venue's time ``now``: predictions for the open markets of the series
-  (:mod:`kalshi_lab.bot.signals`), ``Trader.step(now, predictions)``, and a reconciliation.
+  (:mod:`kalshi_lab.bot.signals`), the risk limits taught the structure of the events read
+  (events never read, e.g. of adopted positions, count every cost as lost),
+  ``Trader.step(now, predictions)``, and a reconciliation.
   Every decision (signals, orders with their reasons, refusals by the risk limits), order and
   fill is logged at INFO. A reconciliation that fails stops trading (ReconciliationError).
 """
@@ -324,6 +326,8 @@ class TradingSession:
         predictions, snapshot = predictions_now(
             self.client, self.model, self.params, list(self.config.series), now
         )
+        if "markets" in snapshot.tables:  # the events' structure, for the event limit
+            trader.risk.learn(snapshot.tables["markets"])
         before = {
             "skipped": trader.skipped + strategy.skipped,
             "exits": Counter(strategy.exits),

@@ -3,8 +3,9 @@
 One concept per module: ``decision`` (ContractOrder, Fill, PredictionMarketDecision) <- ``fees``
 <- ``account`` (cash and positions) <- ``exchange`` (market rules: quotes, depth, fills, fees,
 settlement; simulated here, live in ``live``) <- ``signals`` (predictions joined with quotes)
--> ``strategy`` (signals -> a decision) -> ``risk`` (limits) -> ``executor`` (a decision -> the
-exchange -> the account). Money is integer cents inside.
+-> ``strategy`` (signals -> a decision) -> ``risk`` (limits; an event's worst-case loss from
+its structure in ``exposure``) -> ``executor`` (a decision -> the exchange -> the account). Money
+is integer cents inside.
 """
 
 from kalshi_lab.execution.account import (

@@ -129,10 +129,6 @@ class KalshiAccount:
         """Cost and buy fees of everything held: the money the positions tie up."""
         return sum(p.basis_cents for p in self.positions.values())
 
-    def event_basis_cents(self, event_ticker: str) -> int:
-        """Cost basis held in all markets of one event (its strikes exclude each other)."""
-        return sum(p.basis_cents for p in self.positions.values() if p.event_ticker == event_ticker)
-
     def mark(self, quotes: pd.DataFrame) -> None:
         """Mark each held position at its side's bid.
 

@@ -5,9 +5,18 @@ executor sees it, and is cut down or refused when it would break a limit of ``Ri
 
 * ``max_contracts_per_market``: contracts held in a market after the buy (a decision holds at
   most one order per market);
-* ``max_position_frac`` / ``max_event_frac``: cost basis held in the market / in all markets
-  of its event (an event's strikes are mutually exclusive), plus working buys there, plus the
-  buy, as a share of equity;
+* ``max_position_frac``: cost basis held in the market, plus working buys there, plus the buy,
+  as a share of equity;
+* ``max_event_frac``: the worst-case loss of the event's positions, working buys and the buy,
+  over the values its underlying can settle at (:mod:`kalshi_lab.execution.exposure`), as a
+  share of equity. On a ladder or bracket set it is exact from the strikes: YES on a low strike
+  and NO on a high one of a ladder never lose together, nor do NO on two brackets, so neither
+  is capped as if both could; on a binary it is the larger of the two outcomes' losses. Markets
+  of other structure or not in the markets table the manager learned count every cost as lost
+  (the sum of the costs). A buy not yet filled counts its cost bound where it loses and nothing
+  where it wins (it may not fill), so a buy is cut to keep every state it loses in within the
+  cap, and a hedge (a buy that loses only where the event's positions win) passes whatever the
+  event's worst case;
 * ``max_capital_frac``: cost basis of all open positions, plus what buys still being worked
   may yet spend, plus this decision's buys, as a share of equity (marked at the bid);
 * ``max_daily_loss_frac``: once equity at a decision is that share below the equity at the UTC
@@ -32,8 +41,9 @@ from dataclasses import replace
 
 import pandas as pd
 
-from kalshi_lab.execution.account import KalshiAccount
+from kalshi_lab.execution.account import ContractPosition, KalshiAccount
 from kalshi_lab.execution.decision import FEE_BOUND_CENTS, ContractOrder, PredictionMarketDecision
+from kalshi_lab.execution.exposure import EventLoss, EventPayoffs
 from kalshi_lab.execution.quotes import ns
 from kalshi_lab.params import RiskParams
 
@@ -45,19 +55,29 @@ DAY_NS = 86_400 * 10**9
 CONTRACTS = "max_contracts_per_market"
 CAPITAL = "max_capital_frac (cost basis of open positions and working buys)"
 POSITION = "max_position_frac (cost basis in the market)"
-EVENT = "max_event_frac (cost basis in the event's markets)"
+EVENT = "max_event_frac (worst-case loss of the event's positions and buys)"
 
 
 class RiskManager:
-    """Applies ``params`` to each decision in time order; remembers the day's opening equity."""
+    """Applies ``params`` to each decision in time order; remembers the day's opening equity.
 
-    def __init__(self, params: RiskParams) -> None:
+    ``markets`` (the markets table, ``kalshi_lab.data.tables.MARKETS``) tells the event limit
+    the payoff structure of their events; :meth:`learn` adds or refreshes events later (the bot
+    learns the markets it reads each cycle). Events it never learned count every cost as lost.
+    """
+
+    def __init__(self, params: RiskParams, markets: pd.DataFrame | None = None) -> None:
         self.params = params
+        self.payoffs = EventPayoffs(markets)
         self.refused: Counter[str] = Counter()  # buys refused, by reason
         self.reduced: Counter[str] = Counter()  # buys cut down, by the limit that cut them
         self._day: int | None = None
         self._day_open_cents = 0
         self._halted = False
+
+    def learn(self, markets: pd.DataFrame) -> None:
+        """Learn, or relearn, the payoff structure of the events listed in ``markets``."""
+        self.payoffs.learn(markets)
 
     def check(
         self,
@@ -78,14 +98,15 @@ class RiskManager:
         capital_room = math.floor(p.max_capital_frac * max(equity, 0)) - deployed
         market_cap = math.floor(p.max_position_frac * max(equity, 0))
         event_cap = math.floor(p.max_event_frac * max(equity, 0))
-        event_held: Counter[str] = Counter()  # basis per event, summed once, not per buy
+        event_held: dict[str, list[ContractPosition]] = {}
         for pos in account.positions.values():
-            event_held[pos.event_ticker] += pos.basis_cents
-        event_used: dict[str, int] = {}
+            event_held.setdefault(pos.event_ticker, []).append(pos)
+        event_working: dict[str, list[ContractOrder]] = {}
         market_used: dict[str, int] = {}
         for o in working_buys:
-            event_used[o.event_ticker] = event_used.get(o.event_ticker, 0) + o.cost_bound_cents
+            event_working.setdefault(o.event_ticker, []).append(o)
             market_used[o.ticker] = market_used.get(o.ticker, 0) + o.cost_bound_cents
+        event_loss: dict[str, EventLoss] = {}  # per event, made at its first buy checked
         kept: list[ContractOrder] = []
         refused: list[ContractOrder] = []
         gated = p.kill_switch or self._halted
@@ -95,7 +116,7 @@ class RiskManager:
                 continue
             if capital_room < 0 and not gated and order.cost_bound_cents > 0:
                 # the capital cap, applied last, refuses it whatever the other limits say (the
-                # common case once capital is deployed: no per-market or per-event sums then)
+                # common case once capital is deployed: no per-market or per-event room then)
                 self.refused[CAPITAL] += 1
                 order.finish()
                 refused.append(order)
@@ -113,10 +134,14 @@ class RiskManager:
                 order.ticker, 0
             )
             event = order.event_ticker
-            event_basis = event_held[event] + event_used.get(event, 0)
+            loss = event_loss.get(event)
+            if loss is None:
+                loss = event_loss[event] = self.payoffs.loss(
+                    event, event_held.get(event, ()), event_working.get(event, ())
+                )
             for why, room_cents in (
                 (POSITION, market_cap - held_basis),
-                (EVENT, event_cap - event_basis),
+                (EVENT, loss.room_cents(order.ticker, order.side, event_cap)),
                 (CAPITAL, capital_room),
             ):
                 if budget > room_cents:
@@ -135,7 +160,7 @@ class RiskManager:
                 order.max_cost_cents = budget
             spend = order.cost_bound_cents
             capital_room -= spend
-            event_used[event] = event_used.get(event, 0) + spend
+            loss.add(order.ticker, order.side, spend)
             market_used[order.ticker] = market_used.get(order.ticker, 0) + spend
             kept.append(order)
         return replace(decision, orders=kept), refused

@@ -130,3 +130,5 @@ def test_every_stage_depends_on_the_code_it_imports(name):
     assert not missing, f"dvc.yaml: stage {name} imports these, add them to its deps: {missing}"
     unused = [str(d.relative_to(ROOT)) for d in deps if not any(covers(d, f) for f in imported)]
     assert not unused, f"dvc.yaml: stage {name} never imports these deps: {unused}"
+    listed = STAGES[name]["deps"]
+    assert len(listed) == len(set(listed)), f"dvc.yaml: stage {name} lists a dep twice"

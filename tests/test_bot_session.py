@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from kalshi_lab.client.records import Orderbook
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import iter_records
 from kalshi_lab.errors import DataError
+from kalshi_lab.execution.decision import ContractOrder
 from kalshi_lab.execution.reconcile import ReconciliationError
 from kalshi_lab.features import build_features, feature_columns
 from kalshi_lab.params import load_params
@@ -348,3 +350,17 @@ def test_a_cycle_skips_and_logs_the_markets_of_structure_other(
         r.getMessage() for r in caplog.records if "signals without an order" in r.getMessage()
     ]
     assert f"{len(other)} {OTHER_STRUCTURE}" in line
+
+
+def test_an_order_is_logged_with_its_strategy_s_note_or_else_the_model_s_edge():
+    signals = pd.DataFrame(
+        {"prob": [0.70], "yes_ask": [0.60], "no_ask": [0.42], "taker_rate": [0.07]},
+        index=pd.Index(["M"], name="ticker"),
+    )
+    order = ContractOrder("M", "E", "yes", "buy", 3, 60, pd.Timestamp("2025-03-01", tz="UTC"))
+    # 0.70 - 0.60 - 0.07 x 0.6 x 0.4
+    assert TradingSession._why(order, signals, Counter()) == (
+        "model P(yes) 0.700 vs ask 0.60: edge +0.083 after the fee"
+    )
+    order.note = "ladder pair: YES M + NO N at 0.9500 a pair after fees, pays at least $1"
+    assert TradingSession._why(order, signals, Counter()) == order.note

@@ -939,10 +939,14 @@ def test_ladder_arbitrage_buys_both_legs_equally_within_depth_and_capital():
     strat = LadderArbitrageStrategy(min_profit=0.01, pair_fraction=0.05)
     # depth: 120 pairs; YES 120 x 50 + ceil(120 x 1.75) = 6210, NO 120 x 40 + ceil(120 x 1.68)
     # = 5002 cents, within 5 % of $10,000
-    assert rows(strat.generate_trade_decision(sig, {}, CAPITAL, T0)) == [
+    decision = strat.generate_trade_decision(sig, {}, CAPITAL, T0)
+    assert rows(decision) == [
         ("L20", "E", "yes", "buy", 120, 50, 6210),
         ("L10", "E", "no", "buy", 120, 40, 5002),
     ]
+    # what the bot logs beside each leg: the pair, not a model's edge
+    expected = "ladder pair: YES L20 + NO L10 at 0.9343 a pair after fees, pays at least $1"
+    assert [o.note for o in decision.orders] == [expected] * 2
     # capital: 5 % of $1,000 = 5,000 cents; a pair costs 93.43 cents: 53 pairs, whose legs
     # cost 53 x 50 + ceil(92.75) = 2743 and 53 x 40 + ceil(89.04) = 2210, 4953 cents in all
     assert rows(strat.generate_trade_decision(sig, {}, 1000.0, T0)) == [

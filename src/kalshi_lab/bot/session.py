@@ -384,7 +384,10 @@ class TradingSession:
 
     @staticmethod
     def _why(order: ContractOrder, signals: pd.DataFrame, exits: Counter[str]) -> str:
-        """The signal behind an order: the edge of a buy, the exit reasons of a sell."""
+        """The signal behind an order: the strategy's own note, else the edge of a buy, the exit
+        reasons of a sell."""
+        if order.note:
+            return order.note
         if order.ticker not in signals.index:
             return "no signal row"
         s = signals.loc[order.ticker]

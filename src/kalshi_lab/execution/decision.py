@@ -116,6 +116,7 @@ class ContractOrder:
     max_cost_cents: int | None = None  # buys: cap on cost + fees (Kalshi's buy_max_cost)
     time_in_force: str = "ioc"  # TIME_IN_FORCE
     client_order_id: str = ""
+    note: str = ""  # why the strategy decided it, for the bot's log (empty: a model's edge)
     # --- filled in by the executor
     filled: int = 0
     cost_cents: int = 0

@@ -873,6 +873,10 @@ class LadderArbitrageStrategy(BaseMarketStrategy):
                 self.skipped[ROUNDED] += 2
                 continue
             left -= sum(spend)
+            note = (
+                f"ladder pair: YES {pair.yes_ticker} + NO {pair.no_ticker} at "
+                f"{pair.cost:.4f} a pair after fees, pays at least $1"
+            )
             for ticker, side, limit, budget in zip(
                 (pair.yes_ticker, pair.no_ticker), ("yes", "no"), limits, spend, strict=True
             ):
@@ -886,6 +890,7 @@ class LadderArbitrageStrategy(BaseMarketStrategy):
                         limit_cents=limit,
                         decided_at=current_time,
                         max_cost_cents=budget,
+                        note=note,
                     )
                 )
         return _decision(orders, current_time)

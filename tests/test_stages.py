@@ -122,14 +122,16 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
             diff = block["bootstrap"][f"model_minus_{name}"]["brier_diff"]
             assert diff["lower"] <= diff["estimate"] <= diff["upper"]
     validation = report["validation"]
+    predictions = pd.read_parquet(pipeline / paths.PREDICTIONS)
     # split by event structure on the same rows: every scored row is in one structure
     parts = validation["by_structure"]
-    assert {"bracket", "binary"} <= set(parts)
+    # the default simulator lists all three structures, and each is scored apart
+    assert set(features["structure"]) == {"ladder", "bracket", "binary"}
+    assert set(parts) == set(predictions["structure"])
     assert sum(p["n_rows"] for p in parts.values()) == validation["n_rows"]
     assert metrics["skill_vs_recal"] == validation["brier_skill"]["vs_recal"]
     beats = validation["bootstrap"]["model_minus_recal"]["brier_diff"]["share_below_zero"]
     assert metrics["p_no_skill"] == pytest.approx(1 - beats)
-    predictions = pd.read_parquet(pipeline / paths.PREDICTIONS)
     assert predictions["as_of"].min() >= pd.Timestamp(meta["valid_start"])
     assert predictions["as_of"].max() < pd.Timestamp(meta["valid_end"])
     assert predictions["prob"].between(0, 1).all() and set(predictions["period"]) == {"validation"}

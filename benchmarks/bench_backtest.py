@@ -39,15 +39,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import ROOT, data_args, data_params, python_loop_s, run_child
+from common import ROOT, data_args, prepare_data, python_loop_s, run_child
 from kalshi_lab.backtest import run_backtest
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.execution import exchange as exchange_module
 from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS
 from kalshi_lab.params import params_from_dict
-from kalshi_lab.simulator import write_synthetic_raw
-from kalshi_lab.stages.parquet import write_tables
 from reference_quotes import ReferenceQuotes
 
 ENGINES = ("reference", "engine")
@@ -146,11 +144,7 @@ def main() -> None:
     if args.worker:
         worker(args.worker, tables, args.out)
         return
-    if not args.raw.exists():
-        write_synthetic_raw(data_params(args.markets, args.start, args.end), args.raw)
-    if not tables.exists():
-        tables.mkdir(parents=True)
-        write_tables(args.raw, tables)
+    prepare_data(args, tables)
 
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")

@@ -44,9 +44,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from common import data_args, data_params, run_child
+from common import data_args, prepare_data, run_child
 from kalshi_lab.data.tables import TABLES
-from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages.parquet import write_tables
 
 READERS = {"by-record": False, "columnar": True}
@@ -71,11 +70,7 @@ def main() -> None:
         worker(args.worker, args.raw, args.out)
         return
 
-    if not args.raw.exists():
-        began = time.perf_counter()
-        write_synthetic_raw(data_params(args.markets, args.start, args.end), args.raw)
-        took = time.perf_counter() - began
-        print(f"simulated {args.markets:,} markets into {args.raw} in {took:.0f} s")
+    prepare_data(args)
     size = sum(p.stat().st_size for p in args.raw.iterdir()) / 1e6
     print(f"raw data: {args.raw} ({size:.0f} MB gzipped)")
 

@@ -40,13 +40,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import ROOT, data_args, data_params, run_child
+from common import ROOT, data_args, prepare_data, run_child
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.execution.quotes import QUOTE_COLUMNS, QuoteIndex
 from kalshi_lab.params import params_from_dict
-from kalshi_lab.simulator import write_synthetic_raw
-from kalshi_lab.stages.parquet import write_tables
 from reference_quotes import ReferenceQuotes
 
 IMPLEMENTATIONS = ("reference", "index")
@@ -170,15 +168,7 @@ def main() -> None:
         worker(args.worker, tables, args.out, args.repeat)
         return
 
-    if not args.raw.exists():
-        began = time.perf_counter()
-        write_synthetic_raw(data_params(args.markets, args.start, args.end), args.raw)
-        took = time.perf_counter() - began
-        print(f"simulated {args.markets:,} markets into {args.raw} in {took:.0f} s")
-    if not tables.exists():
-        tables.mkdir(parents=True)
-        rows = write_tables(args.raw, tables)
-        print(f"tables in {tables}: {rows}")
+    prepare_data(args, tables)
 
     with tempfile.TemporaryDirectory(prefix="bench-quotes-") as tmp:
         results = {}

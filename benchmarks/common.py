@@ -7,6 +7,7 @@ from ``os.wait4``, not from this process, which only waits).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -63,3 +64,32 @@ def run_child(script: Path, args: list[str]) -> dict:
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
+
+
+def _write_data(markets: int, start: str, end: str, raw: Path, tables: Path | None) -> None:
+    from kalshi_lab.simulator import write_synthetic_raw
+    from kalshi_lab.stages.parquet import write_tables
+
+    if not raw.exists():
+        began = time.perf_counter()
+        write_synthetic_raw(data_params(markets, start, end), raw)
+        print(f"simulated {markets:,} markets into {raw} in {time.perf_counter() - began:.0f} s")
+    if tables is not None and not tables.exists():
+        tables.mkdir(parents=True)
+        print(f"tables in {tables}: {write_tables(raw, tables)}")
+
+
+def prepare_data(args, tables: Path | None = None) -> None:
+    """Simulate ``args.raw`` (``--markets``, ``--start``, ``--end``) and write its parquet
+    ``tables``, whichever is missing, in a spawned process. Done here, the simulation's 1.5 GB
+    would be this process's, and a child forked from it counts its parent's pages in its own
+    peak RSS until it execs: the first run's children would report that peak, not theirs."""
+    if args.raw.exists() and (tables is None or tables.exists()):
+        return
+    child = multiprocessing.get_context("spawn").Process(
+        target=_write_data, args=(args.markets, args.start, args.end, args.raw, tables)
+    )
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"simulating {args.raw} failed with exit code {child.exitcode}")

@@ -74,20 +74,24 @@ def _bracket(group: np.ndarray, mid: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _ladder(
+    rows: np.ndarray,
     group: np.ndarray,
     strike: np.ndarray,
     yes_above: np.ndarray,
     bid: np.ndarray,
     ask: np.ndarray,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(rows in the order of the values, ladder features and context) of quoted ladder
-    strikes, given as arrays of those rows only."""
+    out: Mapping[str, np.ndarray],
+) -> None:
+    """Write the ladder features and context of quoted ladder strikes into ``out`` at
+    ``rows``; the other arguments are arrays of those rows only. Everything that is one value
+    per ladder-day (its distribution, spacing, crossings) is computed once per ladder-day and
+    gathered; only the strike's own distance and gap are per row."""
     order = np.lexsort((strike, group))  # by event-day, strikes ascending
-    g, x, up = group[order], strike[order], yes_above[order]
-    bid, ask = bid[order], ask[order]
-    # everything in "above" terms: P(V above x), and the prices of that claim
-    b = np.where(up, bid, 1.0 - ask)
-    a = np.where(up, ask, 1.0 - bid)
+    target, g, x = rows[order], group[order], strike[order]
+    up = yes_above[order]
+    b, a = bid[order], ask[order]
+    if not up.all():  # everything in "above" terms: P(V above x), and the prices of that claim
+        b, a = np.where(up, b, 1.0 - a), np.where(up, a, 1.0 - b)
     p = (b + a) / 2.0
     first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     count = np.diff(np.r_[first, len(g)])
@@ -96,36 +100,36 @@ def _ladder(
     pair = g[1:] == g[:-1]  # (k, k+1) adjacent strikes of one ladder-day
     # buckets: above each strike up to the next one (the last: the upper tail), and the
     # lower tail below each ladder-day's first strike; negative ones (a crossed ladder) are 0
-    above_next = np.append(np.where(pair, p[1:], 0.0), 0.0)
-    q = np.maximum(p - above_next, 0.0)
+    q = np.maximum(p - np.append(np.where(pair, p[1:], 0.0), 0.0), 0.0)
     q_low = np.maximum(1.0 - p[first], 0.0)
     spacing = (x[last] - x[first]) / np.maximum(count - 1, 1)
-    h = spacing[slot]
-    upper = np.append(np.where(pair, x[1:], x[:-1] + h[:-1]), x[-1] + h[-1])
+    upper = np.append(np.where(pair, x[1:], x[:-1] + spacing[slot[:-1]]), x[-1] + spacing[-1])
     value, width = (x + upper) / 2.0, upper - x
     low_value = x[first] - spacing / 2.0
     n = len(first)
     mass = np.bincount(slot, weights=q, minlength=n) + q_low
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (np.bincount(slot, weights=q * value, minlength=n) + q_low * low_value) / mass
-        spread = q * ((value - mean[slot]) ** 2 + width**2 / 12.0)
-        var = np.bincount(slot, weights=spread, minlength=n)
+        value -= mean[slot]
+        var = np.bincount(slot, weights=q * (value * value + width * width / 12.0), minlength=n)
         var += q_low * ((low_value - mean) ** 2 + spacing**2 / 12.0)
         sd = np.sqrt(var / mass)
         cross = np.where(pair, b[1:] - a[:-1], -np.inf)  # higher strike's bid, lower one's ask
-        gap = np.maximum(np.r_[-np.inf, cross], np.r_[cross, -np.inf])
         crossed = np.bincount(slot[:-1], weights=cross > _CROSSED, minlength=n)
-        side = np.where(up, mean[slot] - x, x - mean[slot])  # the mean's distance into YES
-        valid = (count[slot] >= 2) & (mass[slot] > 0)
-        values = {
-            "LADDER_Z": side / sd[slot],
-            "LADDER_SD_STEPS": sd[slot] / h,
-            "LADDER_ARB_GAP": gap,
-            "LADDER_N_CROSSED": crossed[slot],
-            "ladder_mean": mean[slot],
-            "ladder_sd": sd[slot],
-        }
-    return order, {name: np.where(valid, v, np.nan) for name, v in values.items()}
+        invalid = (count < 2) | ~(mass > 0)
+        for per_day in (mean, sd, crossed):
+            per_day[invalid] = np.nan
+        # the mean's distance into YES from the strike, in sds: value now holds bucket - mean
+        side = mean[slot] - x
+        np.negative(side, out=side, where=~up)
+        gap = np.maximum(np.r_[-np.inf, cross], np.r_[cross, -np.inf])
+        gap[np.repeat(invalid, count)] = np.nan
+        out["LADDER_Z"][target] = side / sd[slot]
+        out["LADDER_SD_STEPS"][target] = (sd / spacing)[slot]
+        out["LADDER_ARB_GAP"][target] = gap
+        out["LADDER_N_CROSSED"][target] = crossed[slot]
+        out["ladder_mean"][target] = mean[slot]
+        out["ladder_sd"][target] = sd[slot]
 
 
 def event_features(
@@ -160,6 +164,4 @@ def event_features(
         out[name][rows] = values
     rows = np.flatnonzero(quoted & is_ladder & ~np.isnan(strike))
     if len(rows):
-        order, values = _ladder(group[rows], strike[rows], yes_above[rows], bid[rows], ask[rows])
-        for name, v in values.items():
-            out[name][rows[order]] = v
+        _ladder(rows, group[rows], strike[rows], yes_above[rows], bid[rows], ask[rows], out)

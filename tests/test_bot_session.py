@@ -217,12 +217,6 @@ def test_features_for_now_are_the_pipeline_s_row_of_the_day(dataset, raw):
     assert predict(model, rows.iloc[:0]).empty
 
 
-def test_prediction_columns_are_the_evaluate_stage_s():
-    from kalshi_lab.stages.evaluate import PREDICTION_CONTEXT as EVALUATE
-
-    assert PREDICTION_CONTEXT == EVALUATE
-
-
 def test_the_model_must_fit_params_yaml(tmp_path):
     params = load_params()
     columns = feature_columns(params.features)

@@ -34,8 +34,8 @@ from kalshi_lab.client import ApiResponse, KalshiClient
 from kalshi_lab.client.records import Market
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import RawWriter
-from kalshi_lab.data.structure import STRUCTURE_COLUMNS
 from kalshi_lab.errors import DataError
+from kalshi_lab.evaluation.blocks import PREDICTION_CONTEXT
 from kalshi_lab.execution.live import is_open
 from kalshi_lab.features import build_features, feature_columns
 from kalshi_lab.params import Params
@@ -44,20 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: daily candles, as the features stage reads them
 DAILY = 1440
-#: the feature-table columns a prediction carries: kalshi_lab.stages.evaluate's
-#: PREDICTION_CONTEXT (tested equal; not imported, which would load the stage's plotting)
-PREDICTION_CONTEXT = [
-    "ticker",
-    "event_ticker",
-    "series_ticker",
-    "as_of",
-    "mid",
-    "market_prob",
-    # what the market pays on: strategies skip structure "other" and pair a ladder's strikes;
-    # reports split by structure
-    *STRUCTURE_COLUMNS,
-]
-#: the columns of a prediction frame (the evaluate stage's, without its label)
+#: the columns of a prediction frame: the evaluate stage's context (the feature-table columns
+#: a prediction carries), prob and the close known in advance, without its label
 PREDICTION_COLUMNS = [*PREDICTION_CONTEXT, "prob", "known_close"]
 
 

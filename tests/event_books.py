@@ -27,7 +27,9 @@ def markets(*rows: tuple) -> pd.DataFrame:
     frame = pd.DataFrame(
         rows, columns=["ticker", "event_ticker", "strike_type", "floor_strike", "cap_strike"]
     ).astype({"floor_strike": float, "cap_strike": float})
-    frame = frame.assign(market_type="binary", multivariate=False, mutually_exclusive=False)
+    frame = frame.assign(
+        market_type="binary", multivariate=False, mutually_exclusive=False, yes_sub_title=None
+    )
     return frame.assign(structure=classify(frame))
 
 

@@ -79,7 +79,10 @@ def legacy(doc: dict) -> dict:
 
 
 def u3_ladder() -> list[dict]:
-    return [market(f"{U3}-T{x:g}", U3, "greater", floor=x) for x in U3_STRIKES]
+    return [
+        market(f"{U3}-T{x:g}", U3, "greater", floor=x, yes_sub_title=f"Above {x:g}%")
+        for x in U3_STRIKES
+    ]
 
 
 def ny_brackets() -> list[dict]:
@@ -132,6 +135,7 @@ def frame(docs: list[dict], exclusive: bool, **extra) -> pd.DataFrame:
             "strike_type": [d.get("strike_type") for d in docs],
             "floor_strike": [d.get("floor_strike", np.nan) for d in docs],
             "cap_strike": [d.get("cap_strike", np.nan) for d in docs],
+            "yes_sub_title": [d.get("yes_sub_title") for d in docs],
         }
     )
     rows["floor_strike"] = rows["floor_strike"].astype(float)
@@ -192,6 +196,30 @@ def frame(docs: list[dict], exclusive: bool, **extra) -> pd.DataFrame:
             False,
             "other",
             id="a-threshold-without-its-strike",
+        ),
+        pytest.param(
+            [
+                market("B-T100000", "B", "greater", 99999.99, yes_sub_title="$100,000 or above"),
+                market("B-T102500", "B", "greater", 102499.99, yes_sub_title="$102,500 or above"),
+            ],
+            False,
+            "ladder",
+            id="crypto-ladder",
+        ),
+        pytest.param(
+            [
+                market("S-KC8", "S", "greater", 7.5, yes_sub_title="Kansas City wins by over 7.5"),
+                market("S-DEN4", "S", "greater", 3.5, yes_sub_title="Denver wins by over 3.5"),
+            ],
+            False,
+            "other",
+            id="spread-thresholds-on-two-margins",
+        ),
+        pytest.param(
+            [market(f"E-T{x}", "E", "greater", float(x), yes_sub_title=None) for x in (1, 2)],
+            False,
+            "ladder",
+            id="ladder-without-sub-titles",
         ),
         pytest.param([market("E-1", "E")], False, "binary", id="binary-without-strike"),
         pytest.param([market("E-T9", "E", "greater", floor=9)], False, "binary", id="lone-strike"),

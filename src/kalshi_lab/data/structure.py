@@ -12,6 +12,10 @@ maximum "expiration value that leads to a YES settlement"), and ``custom`` / ``f
 * a **ladder**: two or more thresholds on one underlying, all in one direction, at distinct
   strikes (``KXU3-25JUN-T4.0``, ``-T4.1``, ...). Cumulative: P(above 4.1) <= P(above 4.0), and
   several strikes resolve YES together. Most Kalshi economics and crypto events are ladders.
+  The API names no underlying, so "one underlying" is read from the markets' ``yes_sub_title``
+  being one text but for its numbers ("Above 4.1%", "Above 4.2%"): a spread event listing
+  "Kansas City wins by over 7.5" beside "Denver wins by over 3.5" has thresholds on two
+  margins, and a risk limit that took them for one ladder would miss that both can lose.
 * a **bracket** set: two or more ranges that do not overlap (``between`` ranges, ``-B4.15``,
   and open tails ``less`` / ``greater``): at most one resolves YES (weather highs).
 * a **binary**: a single listed YES/NO market (most sports and politics questions).
@@ -28,6 +32,7 @@ siblings is a binary here.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,9 +131,9 @@ def classify(markets: pd.DataFrame) -> np.ndarray:
     """The structure of each market's event (one of STRUCTURES), per row of ``markets``.
 
     ``markets`` has ``event_ticker``, ``mutually_exclusive`` (its event's flag), ``market_type``,
-    ``strike_type``, ``floor_strike``, ``cap_strike`` and ``multivariate`` (a combo market, from
-    ``mve_collection_ticker`` / ``mve_selected_legs``). What disagrees with the events' own
-    ``mutually_exclusive`` is logged.
+    ``strike_type``, ``floor_strike``, ``cap_strike``, ``yes_sub_title`` and ``multivariate`` (a
+    combo market, from ``mve_collection_ticker`` / ``mve_selected_legs``). What disagrees with
+    the events' own ``mutually_exclusive`` is logged.
     """
     n = len(markets)
     if not n:
@@ -149,12 +154,14 @@ def classify(markets: pd.DataFrame) -> np.ndarray:
             "below": np.isin(kind, BELOW) & ~np.isnan(strike),
             "ranged": region.known,
             "strike": strike,
+            "subject": _without_numbers(markets["yes_sub_title"]),
         }
     )
     frame["disjoint"] = _disjoint(event, region) & region.known
     by_event = frame.groupby("event", sort=False)
     size = by_event["event"].transform("size").to_numpy()
     distinct = by_event["strike"].transform("nunique").to_numpy() == size
+    one_subject = by_event["subject"].transform("nunique", dropna=False).to_numpy() == 1
 
     def every(column: str) -> np.ndarray:
         return by_event[column].transform("all").to_numpy(dtype=bool)
@@ -163,7 +170,7 @@ def classify(markets: pd.DataFrame) -> np.ndarray:
         [
             by_event["unpriceable"].transform("any").to_numpy(dtype=bool),
             size == 1,
-            (every("above") | every("below")) & distinct,
+            (every("above") | every("below")) & distinct & one_subject,
             every("ranged") & every("disjoint"),
         ],
         [OTHER, BINARY, LADDER, BRACKET],
@@ -171,6 +178,15 @@ def classify(markets: pd.DataFrame) -> np.ndarray:
     ).astype(object)
     _log_summary(event, structure, markets["mutually_exclusive"].to_numpy(dtype=bool))
     return structure
+
+
+#: a number as sub-titles write it: "-0.1", "4.1", "100,000"
+_NUMBER = re.compile(r"[-+]?\d[\d.,]*")
+
+
+def _without_numbers(titles: pd.Series) -> pd.Series:
+    """Each title with its numbers replaced by ``#``; a missing one as an empty text."""
+    return titles.fillna("").astype(str).str.replace(_NUMBER, "#", regex=True)
 
 
 def _log_summary(event: np.ndarray, structure: np.ndarray, exclusive: np.ndarray) -> None:

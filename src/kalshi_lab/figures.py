@@ -77,19 +77,37 @@ def importance(path: Path, frame: pd.DataFrame, title: str, xlabel: str, top: in
     _save(fig, path)
 
 
+def _broken_at_gaps(ts: pd.Series, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``values`` over ``ts`` with a NaN inserted wherever the time to the next point is over
+    three times the median step: nothing was marked there, and a line drawn across the gap
+    (weeks from the last decision to the last settlement) would show a path that never was."""
+    if len(ts) < 3:
+        return ts, values
+    step = ts.diff()
+    gap = np.flatnonzero((step > 3 * step.median()).to_numpy())  # a gap before these points
+    if not len(gap):
+        return ts, values
+    middle = (ts.iloc[gap] - step.iloc[gap] / 2).to_numpy()  # where the line stops
+    times = np.insert(ts.to_numpy(), gap, middle)
+    return pd.Series(times), pd.Series(np.insert(values.to_numpy(dtype=float), gap, np.nan))
+
+
 def equity_curve(path: Path, equity: pd.DataFrame, title: str, initial: float) -> None:
-    """Equity over time against the starting capital, and the drawdown beneath it."""
+    """Equity over time against the starting capital, and the drawdown beneath it; the line
+    stops where the marks stop (see :func:`_broken_at_gaps`), points show every mark."""
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(8, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    ts = pd.to_datetime(equity["ts"])
-    peak = equity["equity"].cummax()
-    top.plot(ts, equity["equity"], label="equity (marked at the bid)")
+    ts = pd.to_datetime(equity["ts"]).reset_index(drop=True)
+    value = equity["equity"].reset_index(drop=True)
+    drawdown = -100 * (1 - value / value.cummax())
+    line_ts, line = _broken_at_gaps(ts, value)
+    top.plot(line_ts, line, label="equity (marked at the bid)")
+    top.plot(ts, value, linestyle="none", marker=".", markersize=3, color="C0")
     top.axhline(initial, color="grey", linestyle="--", linewidth=1, label="starting capital")
-    top.fill_between(ts, equity["equity"], peak, color="red", alpha=0.2, label="below the peak")
     top.set(title=title, ylabel="dollars")
     top.legend(loc="best")
-    bottom.fill_between(ts, -100 * (1 - equity["equity"] / peak), 0, color="red", alpha=0.5)
+    bottom.plot(*_broken_at_gaps(ts, drawdown), color="red")
     bottom.set(xlabel="as-of (UTC)", ylabel="drawdown %")
     fig.autofmt_xdate()
     _save(fig, path)

@@ -7,10 +7,10 @@ from kalshi_lab import figures
 
 
 def test_the_equity_line_stops_across_a_gap_and_nowhere_else():
-    days = pd.to_datetime(["2025-04-02", "2025-04-03", "2025-04-04", "2025-04-05", "2025-05-20"])
-    ts, values = figures._broken_at_gaps(
-        pd.Series(days, dtype="datetime64[ns, UTC]"), pd.Series([1.0, 2, 3, 4, 5])
+    days = pd.to_datetime(
+        ["2025-04-02", "2025-04-03", "2025-04-04", "2025-04-05", "2025-05-20"], utc=True
     )
+    ts, values = figures._broken_at_gaps(pd.Series(days), pd.Series([1.0, 2, 3, 4, 5]))
     # one NaN between the last decision and the settlement weeks later, inside the gap
     assert np.isnan(values).tolist() == [False] * 4 + [True, False]
     assert ts[3] < ts[4] < ts[5]

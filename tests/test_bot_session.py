@@ -187,9 +187,9 @@ def test_features_for_now_are_the_pipeline_s_row_of_the_day(dataset, raw):
     )
     now = pd.Timestamp(NOW)
     with serve(dataset, NOW) as srv, KalshiClient(srv.base_url, reads_per_s=2000) as client:
-        snapshot = record_markets(client, SERIES, now, params.features.n_lags)
+        snapshot = record_markets(client, SERIES, now, params.features)
         later = pd.Timestamp("2025-02-01", tz="UTC")  # nothing is open: nothing to read
-        nothing = record_markets(client, SERIES, later, params.features.n_lags)
+        nothing = record_markets(client, SERIES, later, params.features)
     assert nothing.open_markets == {} and features_now(nothing, params).empty
     assert snapshot.as_of == pd.Timestamp("2025-01-15", tz="UTC")
     rows = features_now(snapshot, params)

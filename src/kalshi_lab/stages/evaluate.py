@@ -2,7 +2,8 @@
 
 Writes the headline validation metrics (``reports/metrics.json``, what ``dvc exp show`` lists),
 the detail (``reports/evaluation.json``: every period's scores, skill and event-bootstrap
-intervals; each walk-forward fold and the folds pooled), ROC, reliability and importance plots
+intervals; each walk-forward fold and the folds pooled; the user features and their look-ahead
+check, from the features stage), ROC, reliability and importance plots
 of the validation period, and the predictions: validation for the backtest, test apart.
 """
 

@@ -43,7 +43,9 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.decision import ContractOrder
 from kalshi_lab.execution.reconcile import ReconciliationError
 from kalshi_lab.features import build_features, feature_columns
-from kalshi_lab.params import load_params
+from kalshi_lab.features.columns import KEY_COLUMNS
+from kalshi_lab.features.user import compute_user_features, user_features
+from kalshi_lab.params import Params, UserFeatureParams, load_params
 from kalshi_lab.server import Dataset, LocalKalshiServer, ServerConfig
 from kalshi_lab.server.dataset import MarketEntry
 from kalshi_lab.server.lifecycle import market_at
@@ -187,9 +189,9 @@ def test_features_for_now_are_the_pipeline_s_row_of_the_day(dataset, raw):
     )
     now = pd.Timestamp(NOW)
     with serve(dataset, NOW) as srv, KalshiClient(srv.base_url, reads_per_s=2000) as client:
-        snapshot = record_markets(client, SERIES, now, params.features.n_lags)
+        snapshot = record_markets(client, SERIES, now, params.features)
         later = pd.Timestamp("2025-02-01", tz="UTC")  # nothing is open: nothing to read
-        nothing = record_markets(client, SERIES, later, params.features.n_lags)
+        nothing = record_markets(client, SERIES, later, params.features)
     assert nothing.open_markets == {} and features_now(nothing, params).empty
     assert snapshot.as_of == pd.Timestamp("2025-01-15", tz="UTC")
     rows = features_now(snapshot, params)
@@ -215,6 +217,55 @@ def test_features_for_now_are_the_pipeline_s_row_of_the_day(dataset, raw):
     close = rows["as_of"] + pd.to_timedelta(rows["DAYS_TO_CLOSE"], unit="D")
     assert predictions["known_close"].tolist() == close.tolist()
     assert predict(model, rows.iloc[:0]).empty
+
+
+def with_user_features(params: Params, *entries: tuple[str, str], **more) -> Params:
+    """``params`` with ``features.extra`` of tests/feature_examples.py's (function, column)s
+    and ``more`` other features keys."""
+    extra = tuple(
+        UserFeatureParams(_target_=f"feature_examples.{f}", columns=[c]) for f, c in entries
+    )
+    features = dataclasses.replace(params.features, extra=extra, **more)
+    return dataclasses.replace(params, features=features)
+
+
+def test_user_features_for_now_are_the_pipeline_s(dataset, raw):
+    """Computed on what a cycle records: every trade since each market opened (the pipeline's
+    trades table holds them all), not only the n_lags days the built-in features read."""
+    params = with_user_features(
+        load_params(), ("trades_so_far", "TRADES_SO_FAR"), ("mean_mid", "MEAN_MID"), n_lags=3
+    )
+    tables = {n: t.to_pandas() for n, t in parse_raw(raw).items()}
+    pipeline = build_features(
+        tables["markets"], tables["candles"], tables["trades"], params.features
+    )
+    values = compute_user_features(
+        user_features(params.features), tables, pipeline[list(KEY_COLUMNS)]
+    )
+    with serve(dataset, NOW) as srv, KalshiClient(srv.base_url, reads_per_s=2000) as client:
+        snapshot = record_markets(client, SERIES, pd.Timestamp(NOW), params.features)
+    rows = features_now(snapshot, params).set_index("ticker").sort_index()
+    at = (pipeline["as_of"] == snapshot.as_of).to_numpy()
+    expected = values[at].set_index(pipeline["ticker"][at]).loc[rows.index]
+    assert len(rows) > 0 and (expected["TRADES_SO_FAR"] > 0).all()
+    pd.testing.assert_frame_equal(rows[list(values.columns)], expected, check_names=False)
+    # some market traded before the n_lags days the built-in features read
+    lags = snapshot.as_of - pd.Timedelta(days=params.features.n_lags)
+    traded = tables["trades"][tables["trades"]["ticker"].isin(rows.index)]
+    assert (traded["created_time"] <= lags).any()
+
+
+def test_a_user_feature_of_the_order_book_is_refused_for_now(dataset):
+    params = with_user_features(load_params(), ("book_depth", "BOOK_DEPTH"))
+    with serve(dataset, NOW) as srv, KalshiClient(srv.base_url, reads_per_s=2000) as client:
+        snapshot = record_markets(client, SERIES, pd.Timestamp(NOW), params.features)
+    with pytest.raises(DataError) as caught:
+        features_now(snapshot, params)
+    assert str(caught.value) == (
+        "features.extra[0] (feature_examples.book_depth): kalshi-bot cannot give it the "
+        "orderbook table: a cycle records no order book history, the features stage's table "
+        "holds every snapshot"
+    )
 
 
 def test_the_model_must_fit_params_yaml(tmp_path):

@@ -1,10 +1,11 @@
 """Leakage tests on simulated markets: nothing decided at t uses data after t.
 
 * Features computed from all the data equal features computed from the raw tables truncated at
-  a sampled ``as_of`` t (markets as known at t: listed by t, unresolved if settled later, an
-  early close after t not yet known, the event's structure from the strikes listed by t;
-  candles ending and trades made at or before t), on every row with ``as_of <= t``: every
-  feature, the ladder and bracket ones included.
+  a sampled ``as_of`` t (``kalshi_lab.features.truncate``, the definition the features stage's
+  check of the user features uses: markets as known at t, listed by t, unresolved if settled
+  later, an early close after t not yet known, the event's structure from the strikes listed
+  by t; candles ending and trades made at or before t), on every row with ``as_of <= t``:
+  every feature, the ladder and bracket ones included.
 * A model trained on shuffled labels, fit and scored through the pipeline's split, scores at
   chance on validation, while the same model on the true labels does not.
 """
@@ -17,9 +18,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from kalshi_lab.compose_params import compose
-from kalshi_lab.data.structure import classify
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.features import TARGET_COLUMNS, build_features, feature_columns
+from kalshi_lab.features.truncate import TablesAt
 from kalshi_lab.models import fit_model
 from kalshi_lab.params import Params, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
@@ -68,31 +69,6 @@ def sim(tmp_path_factory) -> tuple[Params, dict[str, pd.DataFrame]]:
     return params, tables
 
 
-def known_at(tables: dict[str, pd.DataFrame], t: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """The raw tables as they stood at ``t``."""
-    markets = tables["markets"]
-    markets = markets[markets["open_time"] <= t].copy()
-    later = ~(markets["settlement_ts"] <= t)
-    markets.loc[later, "result"] = None
-    markets.loc[later, "settlement_ts"] = pd.NaT
-    # an early close after t is not known at t: the close then known is the contract's bound
-    moves = (
-        (markets["close_time"] > t)
-        & markets["can_close_early"].fillna(False).astype(bool)
-        & markets["latest_expiration_time"].notna()
-    )
-    markets.loc[moves, "close_time"] = markets.loc[moves, "latest_expiration_time"]
-    # an event's structure as its markets listed by t describe it (strikes listed later unknown)
-    flags = {"multivariate": False, "mutually_exclusive": markets["structure"] == "bracket"}
-    markets["structure"] = classify(markets.assign(**flags))
-    candles, trades = tables["candles"], tables["trades"]
-    return {
-        "markets": markets,
-        "candles": candles[candles["end_period_ts"] <= t],
-        "trades": trades[trades["created_time"] <= t],
-    }
-
-
 def test_features_at_each_as_of_equal_features_from_data_truncated_there(sim):
     params, tables = sim
     full = build_features(tables["markets"], tables["candles"], tables["trades"], params.features)
@@ -103,7 +79,7 @@ def test_features_at_each_as_of_equal_features_from_data_truncated_there(sim):
     cutoffs = rng.choice(days[:-5], size=N_CUTOFFS, replace=False)
     columns = ["ticker", "as_of", *KNOWN_AT_AS_OF, *feature_columns(params.features)]
     for t in map(pd.Timestamp, cutoffs):
-        known = known_at(tables, t)
+        known = TablesAt(tables, t)
         assert len(known["candles"]) < len(tables["candles"])  # the truncation removed data
         truncated = build_features(
             known["markets"], known["candles"], known["trades"], params.features

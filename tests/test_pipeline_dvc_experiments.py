@@ -1,14 +1,17 @@
 """End to end, as a user runs it: the experiments issue 6 asks for (`dvc exp run -S ...` of a
-strategy, a stop, the nested executor and a user's own strategy class), a bad override, and
-`data=kalshi` against the local server, in a temporary git copy (tests/dvc_copy.py)."""
+strategy, a stop, the nested executor and a user's own strategy class), the README's own
+feature, a bad override, and `data=kalshi` against the local server, in a temporary git copy
+(tests/dvc_copy.py)."""
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
 import yaml
 
-from dvc_copy import dvc, git, read_json, reproduced_copy
+from dvc_copy import ROOT, dvc, git, read_json, reproduced_copy
 from kalshi_lab.compose_params import compose_text
 
 pytestmark = pytest.mark.slow
@@ -70,6 +73,24 @@ def test_every_issue_six_override_and_a_users_own_strategy_change_the_backtest(r
     assert yaml.safe_load((repo / "params.yaml").read_text())["strategy"]["_target_"] == (
         "user_strategies.BuyCheapYes"
     )
+
+
+def test_the_readme_s_own_feature_is_checked_and_becomes_a_model_input(repo):
+    """The README's my_features.py and its `dvc exp run -S 'features.extra=[...]'`, as written."""
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(
+        r"```python\n(# my_features\.py, at the repository root\n.*?)```", readme, re.S
+    )
+    (repo / "my_features.py").write_text(code.group(1))
+    command = re.search(r"^uv run (dvc exp run -S 'features\.extra=.*)$", readme, re.M).group(1)
+    dvc(repo, *shlex.split(command)[1:])
+    params = yaml.safe_load((repo / "params.yaml").read_text())["features"]
+    assert params["extra"] == [
+        {"_target_": "my_features.mean_mid", "columns": ["MEAN_MID"], "days": 3}
+    ]
+    record = read_json(repo / "reports" / "evaluation.json")["features"]
+    assert record["leak_check"]["result"] == "passed" and len(record["leak_check"]["cutoffs"]) == 3
+    assert read_json(repo / "models" / "model.json")["features"][-1] == "MEAN_MID"
 
 
 def test_invalid_override_fails_clearly_and_keeps_the_last_results(repo):

@@ -7,6 +7,7 @@ output.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,7 +113,9 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
     metrics = json.loads((pipeline / paths.METRICS).read_text())
     assert set(metrics) == {"skill_vs_recal", "p_no_skill"}
     report = json.loads((pipeline / paths.EVALUATION).read_text())
-    assert set(report) == {"validation", "test", "walk_forward"}
+    assert set(report) == {"validation", "test", "walk_forward", "features"}
+    assert report["features"]["user_features"] == []  # the default: none, nothing checked
+    assert report["features"]["leak_check"]["result"] == "not run: no user features"
     assert set(report["walk_forward"]) == {"fold_1", "fold_2", "pooled"}
     assert report["walk_forward"]["fold_2"]["scores"] == report["validation"]["scores"]
     for period in ("validation", "test"):
@@ -243,6 +246,21 @@ def test_a_backtest_that_places_no_order_says_why(pipeline, tmp_path):
         ("validate", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),
         ("validate", "split.train_size=1.0", "split.train_size: Input should be less than 1"),
         ("validate", "model.target=direction", "model.target must be settlement for Edge"),
+        (
+            "validate",
+            "features.extra=[{_target_:nosuch.f,columns:[X]}]",
+            "features.extra[0] (nosuch.f): _target_ cannot be used: Error loading 'nosuch.f'",
+        ),
+        (
+            "features",
+            "features.extra=[{_target_:nosuch.f,columns:[RET_1]}]",
+            "features.extra[0] (nosuch.f): columns ['RET_1'] are built-in features",
+        ),
+        (
+            "features",
+            "features.extra=[{_target_:nosuch.f,columns:[low]}]",
+            "features.extra[0].columns[0]: String should match pattern",
+        ),
     ],
 )
 def test_bad_parameter_stops_with_a_clear_message_and_no_output(tmp_path, stage, override, message):
@@ -252,6 +270,81 @@ def test_bad_parameter_stops_with_a_clear_message_and_no_output(tmp_path, stage,
     assert message in proc.stderr
     assert proc.stderr.count("error:") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def _features_copy(pipeline: Path, workdir: Path, overrides: list[str]) -> Path:
+    """The pipeline's parquet tables in a fresh directory, with the user's feature functions
+    in a file at its root (tests/feature_examples.py), as a user keeps them."""
+    shutil.copytree(pipeline / paths.PARQUET_DIR, workdir / paths.PARQUET_DIR)
+    shutil.copy(ROOT / "tests" / "feature_examples.py", workdir)
+    write_params(workdir, overrides)
+    return workdir
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column", "result"),
+    [
+        (
+            ["features.extra=[{_target_:feature_examples.mean_mid,columns:[MEAN_MID],days:3}]"],
+            "MEAN_MID",
+            "passed",
+        ),
+        (
+            [
+                "features.extra=[{_target_:feature_examples.outcome_noise,columns:[OUTCOME_NOISE]}]",
+                "features.leak_check.enabled=false",
+            ],
+            "OUTCOME_NOISE",
+            "not run: features.leak_check.enabled is false",
+        ),
+    ],
+    ids=["honest", "leaky-unchecked"],
+)
+def test_a_user_feature_is_a_model_input_end_to_end(pipeline, tmp_path, overrides, column, result):
+    workdir = _features_copy(pipeline, tmp_path, overrides)
+    logs = {}
+    for name in ("features", "train", "evaluate"):
+        proc = run_stage(workdir, name)
+        assert proc.returncode == 0, f"{name} failed:\n{proc.stderr}"
+        logs[name] = proc.stderr
+    features = pd.read_parquet(workdir / paths.FEATURES)
+    assert features[column].notna().mean() > 0.5
+    assert json.loads((workdir / paths.MODEL_META).read_text())["features"][-1] == column
+    assert column in set(pd.read_csv(workdir / paths.IMPORTANCE)["feature"])
+    record = json.loads((workdir / paths.EVALUATION).read_text())["features"]
+    assert record == json.loads((workdir / paths.USER_FEATURES).read_text())
+    assert record["user_features"][0]["columns"] == [column]
+    check = record["leak_check"]
+    assert check["result"] == result and check["ran"] == (result == "passed")
+    warning = (
+        f"WARNING features.leak_check.enabled is false: the user features ['{column}'] are NOT "
+        "checked for look-ahead"
+    )
+    if check["ran"]:
+        assert len(check["cutoffs"]) == 3 and warning not in logs["features"]
+        assert "leak check passed: 1 user features at 3 cut-offs" in logs["features"]
+    else:
+        assert check["cutoffs"] == [] and warning in logs["features"]
+
+
+@pytest.mark.parametrize(
+    ("function", "column"), [("outcome_noise", "OUTCOME_NOISE"), ("next_mid", "NEXT_MID")]
+)
+def test_a_leaky_user_feature_stops_the_features_stage(pipeline, tmp_path, function, column):
+    target = f"feature_examples.{function}"
+    workdir = _features_copy(
+        pipeline, tmp_path, [f"features.extra=[{{_target_:{target},columns:[{column}]}}]"]
+    )
+    proc = run_stage(workdir, "features")
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, proc.stderr
+    assert re.match(
+        rf"error: features: features\.extra\[0\] \({re.escape(target)}\) looks ahead: "
+        rf"{column} on \S+ at as_of \S+ is ",
+        errors[0],
+    ), errors[0]
+    assert not (workdir / paths.FEATURES.parent).exists()  # nothing written
 
 
 def test_missing_input_names_the_stage_to_run(tmp_path):

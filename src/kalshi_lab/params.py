@@ -275,13 +275,84 @@ class DataParams:
         return self
 
 
+#: a model input's name: upper case, as the built-in features (``RET_1``, ``DAYS_TO_CLOSE``);
+#: keys, context and targets are lower case, so a user feature can never take one's place
+FeatureName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+
+
+@section("features.extra", SECTION | ConfigDict(validate_by_name=True))
+class UserFeatureParams:
+    """One entry of ``features.extra``: a function ``f(tables, rows, **kwargs) -> DataFrame``
+    (Hydra's ``_target_``), the model inputs it returns (``columns``) and its keyword
+    arguments (every other key).
+
+    The columns are declared, not only returned, so that every stage knows the model's inputs
+    from params.yaml alone (``feature_columns``) without running or even importing user code;
+    the features stage checks that the function returns exactly these. Only the shape is
+    checked here: the function is imported by the stages that run it
+    (:mod:`kalshi_lab.features.user`).
+    """
+
+    target: str = Field(alias="_target_", pattern=r"^\w+(\.\w+)+$")
+    columns: tuple[FeatureName, ...] = Field(min_length=1)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_config(cls, data: Any) -> Any:
+        """The config's flat mapping ``{_target_, columns, **kwargs}`` (a constructor call
+        passes through)."""
+        if isinstance(data, ArgsKwargs) or not isinstance(data, Mapping):
+            return data
+        own = ("_target_", "columns")
+        return {k: data[k] for k in own if k in data} | {
+            "kwargs": {k: v for k, v in data.items() if k not in own}
+        }
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> UserFeatureParams:
+        if len(set(self.columns)) < len(self.columns):
+            raise _broken_rule(
+                "UserFeatureParams", "columns", "must not repeat a name", list(self.columns)
+            )
+        return self
+
+
+@section("features.leak_check")
+class LeakCheckParams:
+    """The features stage's look-ahead check of the user features (``features.leak_check``,
+    :mod:`kalshi_lab.features.leak_check`); the defaults are conf/features/base.yaml's."""
+
+    enabled: StrictBool = True
+    cutoffs: Annotated[StrictInt, Field(ge=1)] = 3  # sampled times the tables are truncated at
+    seed: StrictInt = 0  # of the sampling
+    min_rows: Annotated[StrictInt, Field(ge=1)] = 100  # rows a cut-off must already have
+
+
 @section("features")
 class FeatureParams:
-    """Daily panel and lag features (``features``)."""
+    """Daily panel and lag features (``features``), and the user's own (``extra``)."""
 
     n_lags: Annotated[StrictInt, Field(ge=1, le=60)]
     volatility_window: Annotated[StrictInt, Field(ge=2)]
     min_price: Annotated[StrictFloat, Field(gt=0, lt=1)]
+    extra: tuple[UserFeatureParams, ...] = ()
+    leak_check: LeakCheckParams = Field(default_factory=LeakCheckParams)
+
+    @model_validator(mode="after")
+    def _distinct_user_columns(self) -> FeatureParams:
+        seen: set[str] = set()
+        for i, entry in enumerate(self.extra):
+            again = sorted(seen.intersection(entry.columns))
+            if again:
+                raise _broken_rule(
+                    "FeatureParams",
+                    "extra",
+                    f"entry {i} ({entry.target}) returns {again}, which an earlier entry returns",
+                    [e.target for e in self.extra],
+                )
+            seen.update(entry.columns)
+        return self
 
 
 @section("split")

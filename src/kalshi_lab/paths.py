@@ -17,6 +17,8 @@ RAW_DIR = Path("data/raw")
 CACHE_DIR = Path("data/cache")
 PARQUET_DIR = Path("data/parquet")
 FEATURES = Path("data/features/features.parquet")
+#: the user features (features.extra) and their look-ahead check; evaluate copies it
+USER_FEATURES = Path("data/features/user_features.json")
 #: validation-period predictions: what the backtest replays (users tune on this period)
 PREDICTIONS = Path("data/predictions/predictions.parquet")
 #: test-period predictions of the model refit on train + validation (backtested separately)

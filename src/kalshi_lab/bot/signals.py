@@ -4,7 +4,8 @@ builds them.
 One cycle records, with the client, what the fetch stage would record for the markets traded:
 the open markets of the series, every market of their events (the event features read all of an
 event's strikes), each one's daily candles since it opened and its trades of the
-``features.n_lags`` days up to ``as_of``. The responses go into a temporary raw directory
+``features.n_lags`` days up to ``as_of`` (with user features, ``features.extra``, every trade
+of every one of those markets since it opened: a user feature may read any). The responses go into a temporary raw directory
 (:class:`~kalshi_lab.data.raw_store.RawWriter`), are parsed by the parquet stage's
 :func:`~kalshi_lab.data.parse.parse_raw` and turned into features by the features stage's
 :func:`~kalshi_lab.features.build_features`, as :mod:`kalshi_lab.analyzer` does for a notebook.
@@ -14,6 +15,11 @@ day) is then the pipeline's row of that market and day: prices are forward-fille
 life, the volume lags see the trades of their days. The model is applied as the evaluate stage
 applies it, and a prediction's ``known_close`` is ``as_of + DAYS_TO_CLOSE``, the close known in
 advance.
+
+User features are computed by the features stage's code on the tables the cycle recorded. A
+cycle records no order book history and only daily candles: a user feature that reads the
+``orderbook`` table (or ``candles``, when the pipeline's data has hourly ones) is refused with
+an error naming it, since its value for now could differ from the one the model learnt from.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +44,9 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.evaluation.blocks import PREDICTION_CONTEXT
 from kalshi_lab.execution.live import is_open
 from kalshi_lab.features import build_features, feature_columns
-from kalshi_lab.params import Params
+from kalshi_lab.features.columns import KEY_COLUMNS
+from kalshi_lab.features.user import compute_user_features, user_features
+from kalshi_lab.params import FeatureParams, Params
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +125,7 @@ def _unix(ts: pd.Timestamp) -> int:
 
 
 def record_markets(
-    client: KalshiClient, series: Sequence[str], now: pd.Timestamp, n_lags: int
+    client: KalshiClient, series: Sequence[str], now: pd.Timestamp, features: FeatureParams
 ) -> MarketSnapshot:
     """Read the open markets of ``series`` and what their features need, as the fetch stage
     records it (see the module docstring)."""
@@ -153,24 +161,58 @@ def record_markets(
                 markets += [Market.model_validate(d) for p in pages for d in p.body["markets"]]
             for series_ticker in sorted(set(series_of.values())):
                 keep("series", [client.series_response(series_ticker)])
-            for m in markets:  # every market with a row at as_of, for the event features
-                if m.open_time < now and m.close_time > as_of:
-                    keep(
-                        "candlesticks",
-                        client.candlestick_responses(
-                            series_of[m.event_ticker],
-                            m.ticker,
-                            _unix(pd.Timestamp(m.open_time)),
-                            now_s,
-                            DAILY,
-                        ),
-                    )
-            # the features at as_of see the trades of the n_lags days ending then
-            since, until = _unix(as_of - pd.Timedelta(days=n_lags)), _unix(as_of)
-            for ticker in sorted(open_markets):
-                keep("trades", client.trade_responses(ticker, since, until))
+            # every market with a row at as_of, for the event features
+            with_rows = [m for m in markets if m.open_time < now and m.close_time > as_of]
+            for m in with_rows:
+                keep(
+                    "candlesticks",
+                    client.candlestick_responses(
+                        series_of[m.event_ticker],
+                        m.ticker,
+                        _unix(pd.Timestamp(m.open_time)),
+                        now_s,
+                        DAILY,
+                    ),
+                )
+            until = _unix(as_of)
+            if features.extra:  # a user feature may read any trade up to as_of, as in the stage
+                for m in with_rows:
+                    since = _unix(pd.Timestamp(m.open_time))
+                    keep("trades", client.trade_responses(m.ticker, since, until))
+            else:  # the built-in features at as_of see the trades of the n_lags days ending then
+                since = _unix(as_of - pd.Timedelta(days=features.n_lags))
+                for ticker in sorted(open_markets):
+                    keep("trades", client.trade_responses(ticker, since, until))
         tables = {name: t.to_pandas() for name, t in parse_raw(raw).items()}
     return MarketSnapshot(now, as_of, open_markets, tables)
+
+
+class RecordedTables(Mapping[str, pd.DataFrame]):
+    """A cycle's tables, as the user features read them: a table the cycle does not record as
+    the features stage's tables hold it is a DataError (see the module docstring)."""
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame], hourly_candles: bool) -> None:
+        self.tables = tables
+        self.refused = {
+            "orderbook": "a cycle records no order book history, the features stage's table "
+            "holds every snapshot"
+        }
+        if hourly_candles:
+            self.refused["candles"] = (
+                "a cycle records daily candles only, the pipeline's data (data.hourly_candles) "
+                "hourly ones too"
+            )
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name in self.refused:
+            raise DataError(f"kalshi-bot cannot give it the {name} table: {self.refused[name]}")
+        return self.tables[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tables)
+
+    def __len__(self) -> int:
+        return len(self.tables)
 
 
 def features_now(snapshot: MarketSnapshot, params: Params) -> pd.DataFrame:
@@ -181,6 +223,12 @@ def features_now(snapshot: MarketSnapshot, params: Params) -> pd.DataFrame:
         rows = pd.DataFrame(columns=["ticker", "as_of"])
     else:
         features = build_features(t["markets"], t["candles"], t["trades"], params.features)
+        recorded = RecordedTables(t, params.data.hourly_candles)
+        values = compute_user_features(
+            user_features(params.features), recorded, features[list(KEY_COLUMNS)]
+        )
+        for column in values:
+            features[column] = values[column].to_numpy()
         open_now = features["ticker"].isin(list(snapshot.open_markets))
         rows = features[open_now & (features["as_of"] == snapshot.as_of)]
     missing = sorted(set(snapshot.open_markets) - set(rows["ticker"]))
@@ -218,7 +266,7 @@ def predictions_now(
     now: pd.Timestamp,
 ) -> tuple[pd.DataFrame, MarketSnapshot]:
     """The model's predictions for the open markets of ``series`` at ``now``."""
-    snapshot = record_markets(client, series, now, params.features.n_lags)
+    snapshot = record_markets(client, series, now, params.features)
     predictions = predict(model, features_now(snapshot, params))
     logger.info(
         "%d open markets of %s; %d predictions from the daily candles ending %s",

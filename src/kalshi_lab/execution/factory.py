@@ -4,8 +4,6 @@ executors. Backtest and the bot build them here, so both trade the same objects.
 from __future__ import annotations
 
 import inspect
-import os
-import sys
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +24,7 @@ from kalshi_lab.execution.executor import (
 )
 from kalshi_lab.execution.strategy import BaseMarketStrategy
 from kalshi_lab.params import BacktestParams, StrategyParams
+from kalshi_lab.user_code import make_repository_importable
 
 
 def build_strategy(params: StrategyParams, target: str) -> BaseMarketStrategy:
@@ -35,9 +34,7 @@ def build_strategy(params: StrategyParams, target: str) -> BaseMarketStrategy:
     there is found without installing it. A strategy that reads settlement probabilities
     (``signal_target``) refuses a model of another target.
     """
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.append(cwd)
+    make_repository_importable()
     try:
         cls = get_class(params.target)
     except Exception as exc:  # hydra raises ImportError or ValueError, with the cause

@@ -6,6 +6,10 @@ Public API, used by the features, train, evaluate and backtest stages::
     feature_columns(params) -> list[str]   # the model's inputs, in order
     TARGET_COLUMNS = {"settlement": "target_settlement", "direction": "target_direction"}
     UNLABELLED_BECAUSE[target] -> why a row of that target has no label (for logs)
+
+The user's own features (``features.extra``) are in :mod:`kalshi_lab.features.user`, their
+look-ahead check in :mod:`kalshi_lab.features.leak_check` (on the tables as known at a time,
+:mod:`kalshi_lab.features.truncate`) and its record in :mod:`kalshi_lab.features.record`.
 """
 
 from kalshi_lab.features.build import build_features

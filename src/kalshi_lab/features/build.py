@@ -23,7 +23,12 @@ import pandas as pd
 from kalshi_lab.data.structure import ABOVE, BRACKET, LADDER, threshold
 from kalshi_lab.errors import DataError
 from kalshi_lab.features.candles import daily_candles
-from kalshi_lab.features.columns import CONTEXT_COLUMNS, KEY_COLUMNS, TARGET_COLUMNS, output_columns
+from kalshi_lab.features.columns import (
+    CONTEXT_COLUMNS,
+    KEY_COLUMNS,
+    TARGET_COLUMNS,
+    builtin_output_columns,
+)
 from kalshi_lab.features.event import EVENT_COLUMNS, event_features
 from kalshi_lab.features.flow import daily_flow
 from kalshi_lab.features.grouped import Groups, lag_into, rolling_std, select_rows
@@ -65,7 +70,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 #: output columns that are not float64 (keys, close_time, settlement_ts, structure,
-#: strike_type): the first ones of ``output_columns``, every later column is float64
+#: strike_type): the first ones of ``builtin_output_columns``, every later column is float64
 _LEADING = (*KEY_COLUMNS, *CONTEXT_COLUMNS[:4])
 
 
@@ -130,7 +135,8 @@ def build_features(
 
     Inputs have the columns of ``tables.MARKETS``, ``tables.CANDLES`` and ``tables.TRADES``
     (trades already de-duplicated); only daily candles are used. Columns are
-    ``output_columns(params)``: keys, context, ``TARGET_COLUMNS`` and ``feature_columns``.
+    ``builtin_output_columns(params)``: keys, context, ``TARGET_COLUMNS`` and the built-in
+    features; the user's (``features.extra``) are added by :func:`add_user_features`.
     """
     for name, frame in (("markets", markets), ("candles", candles), ("trades", trades)):
         _check_columns(name, frame)
@@ -155,7 +161,7 @@ def build_features(
     candle, flow, prices = (select_rows(x, keep) for x in (candle, flow, prices))
     mid = mid_quote(candle)
 
-    floats = FloatBlock(output_columns(params)[len(_LEADING) :], len(keep))
+    floats = FloatBlock(builtin_output_columns(params)[len(_LEADING) :], len(keep))
     for k in range(1, params.n_lags + 1):
         lag_into(floats.column(f"RET_{k}"), prices.ret, k - 1, groups)
         lag_into(floats.column(f"VOLUME_{k}"), flow.yes_value, k - 1, groups)

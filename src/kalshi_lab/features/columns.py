@@ -2,7 +2,8 @@
 
 Every other stage codes against these names, so they live in one place. Feature names are
 upper case (as in the reference research code, ``RET_1``, ``VOLUME_1``); keys, context and
-targets are lower case, so ``feature_columns`` is the only list a model may train on.
+targets are lower case, so ``feature_columns`` is the only list a model may train on. The
+user's features (``features.extra``) follow the same rule, which params.py enforces.
 """
 
 from __future__ import annotations
@@ -81,8 +82,8 @@ def lag_columns(prefix: str, n_lags: int) -> list[str]:
     return [f"{prefix}_{k}" for k in range(1, n_lags + 1)]
 
 
-def feature_columns(params: FeatureParams) -> list[str]:
-    """The model's input columns, in order: return lags, volume lags, snapshot features."""
+def builtin_feature_columns(params: FeatureParams) -> list[str]:
+    """The package's own model inputs, in order: return lags, volume lags, snapshot features."""
     return [
         *lag_columns("RET", params.n_lags),
         *lag_columns("VOLUME", params.n_lags),
@@ -90,11 +91,26 @@ def feature_columns(params: FeatureParams) -> list[str]:
     ]
 
 
-def output_columns(params: FeatureParams) -> list[str]:
-    """Every column of the feature table, in order."""
+def user_feature_columns(params: FeatureParams) -> list[str]:
+    """The columns of ``features.extra``, entry by entry (:mod:`kalshi_lab.features.user`)."""
+    return [name for entry in params.extra for name in entry.columns]
+
+
+def feature_columns(params: FeatureParams) -> list[str]:
+    """The model's input columns, in order: the built-in ones, then the user's."""
+    return [*builtin_feature_columns(params), *user_feature_columns(params)]
+
+
+def builtin_output_columns(params: FeatureParams) -> list[str]:
+    """The columns ``build_features`` writes, in order: all but the user features."""
     return [
         *KEY_COLUMNS,
         *CONTEXT_COLUMNS,
         *TARGET_COLUMNS.values(),
-        *feature_columns(params),
+        *builtin_feature_columns(params),
     ]
+
+
+def output_columns(params: FeatureParams) -> list[str]:
+    """Every column of the feature table, in order."""
+    return [*builtin_output_columns(params), *user_feature_columns(params)]

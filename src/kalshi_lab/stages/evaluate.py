@@ -2,7 +2,8 @@
 
 Writes the headline validation metrics (``reports/metrics.json``, what ``dvc exp show`` lists),
 the detail (``reports/evaluation.json``: every period's scores, skill and event-bootstrap
-intervals; each walk-forward fold and the folds pooled), ROC, reliability and importance plots
+intervals; each walk-forward fold and the folds pooled; the user features and their look-ahead
+check, from the features stage), ROC, reliability and importance plots
 of the validation period, and the predictions: validation for the backtest, test apart.
 """
 
@@ -17,6 +18,7 @@ from kalshi_lab.evaluation.importance import feature_importance
 from kalshi_lab.evaluation.metrics import reliability, roc_points
 from kalshi_lab.evaluation.report import Scored, headline, period_report, scores
 from kalshi_lab.features import TARGET_COLUMNS, feature_columns
+from kalshi_lab.features.record import read_user_features_record
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import Params, load_params
 from kalshi_lab.split import periods
@@ -114,6 +116,8 @@ def main() -> None:
             },
             "pooled": period_report(Scored.pooled([block for block, _ in folds]), target, ev),
         },
+        # the user features and their look-ahead check (or that it was turned off)
+        "features": read_user_features_record(),
     }
     test_predictions = predictions.iloc[:0]
     if found.test is not None:

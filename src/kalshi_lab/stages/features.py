@@ -1,11 +1,21 @@
-"""features: typed tables -> one row per market and UTC day, keyed by its as-of time."""
+"""features: typed tables -> one row per market and UTC day, keyed by its as-of time.
+
+The built-in features, then the user's own (``features.extra``), each checked for look-ahead on
+the tables truncated at sampled times (``features.leak_check``); what was checked, and how, is
+written beside the feature table for the evaluate stage's report.
+"""
+
+import time
 
 import pandas as pd
 
 from kalshi_lab import paths
-from kalshi_lab.data.tables import read_table
 from kalshi_lab.errors import DataError
 from kalshi_lab.features import build_features
+from kalshi_lab.features.columns import KEY_COLUMNS
+from kalshi_lab.features.leak_check import check_user_features, sample_cutoffs
+from kalshi_lab.features.record import user_features_record
+from kalshi_lab.features.user import ParquetTables, compute_user_features, user_features
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import load_params
 from kalshi_lab.stages.runner import logger, run_stage
@@ -13,15 +23,41 @@ from kalshi_lab.stages.runner import logger, run_stage
 
 def main() -> None:
     params = load_params()
+    extra = user_features(params.features)  # a bad entry stops here, before any work
+    tables = ParquetTables()
     features = build_features(
-        read_table("markets"), read_table("candles"), read_table("trades"), params.features
+        tables["markets"], tables["candles"], tables["trades"], params.features
     )
     if features.empty:
         raise DataError(
             "the features table is empty: no market has a daily candle before its close"
         )
+    rows = features[list(KEY_COLUMNS)]
+    values = compute_user_features(extra, tables, rows)
+    check = params.features.leak_check
+    cutoffs = []
+    if extra and check.enabled:
+        started = time.perf_counter()
+        cutoffs = sample_cutoffs(features["as_of"], check)
+        check_user_features(extra, tables, rows, values, cutoffs)
+        logger.info(
+            "leak check passed: %d user features at %d cut-offs in %.1f s",
+            len(extra),
+            len(cutoffs),
+            time.perf_counter() - started,
+        )
+    elif extra:
+        logger.warning(
+            "features.leak_check.enabled is false: the user features %s are NOT checked for "
+            "look-ahead; recorded in %s and reports/evaluation.json",
+            values.columns.tolist(),
+            paths.USER_FEATURES,
+        )
+    for column in values:
+        features[column] = values[column].to_numpy()
     with StagedOutputs() as out:
         out.write_parquet(paths.FEATURES, features)
+        out.write_json(paths.USER_FEATURES, user_features_record(params.features, cutoffs))
     span = pd.to_datetime(features["as_of"])
     logger.info(
         "%d rows, %d markets, as_of %s .. %s",

@@ -9,6 +9,7 @@ here, with every other output in place.
 
 from kalshi_lab import paths
 from kalshi_lab.execution import build_strategy
+from kalshi_lab.features.user import user_features
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import Params, load_params
 from kalshi_lab.stages.runner import logger, run_stage
@@ -20,8 +21,10 @@ VALID = "params.yaml passed validation\n"
 
 def check(params: Params) -> None:
     """The rules the sections cannot check alone: the strategy builds from its arguments and
-    reads the model's target (the class checks its own arguments, see build_strategy)."""
+    reads the model's target (the class checks its own arguments, see build_strategy); each
+    user feature's function imports and takes its keys, its columns are not built-in ones."""
     build_strategy(params.strategy, params.model.target)
+    user_features(params.features)
 
 
 def main() -> None:

@@ -56,27 +56,13 @@ def tables(
         for hour in range(0, DAYS * 24 + 1):
             at = D0 + hour * H
             bid = 44 if t in flat else int(rng.integers(30, 60))
-            quote = {"yes_bid_close": bid / 100, "yes_ask_close": (bid + 2) / 100}
-            if hour % 24 == 0:
+            period = 1440 if hour % 24 == 0 else 60 if hourly else None
+            if period:
                 candles.append(
-                    {
-                        "ticker": t,
-                        "period_minutes": 1440,
-                        "end_period_ts": at,
-                        "volume": 5000.0,
-                        **quote,
-                    }
-                )
-            elif hourly:
-                candles.append(
-                    {
-                        "ticker": t,
-                        "period_minutes": 60,
-                        "end_period_ts": at,
-                        "volume": 500.0,
-                        **quote,
-                    }
-                )
+                    {"ticker": t, "period_minutes": period, "end_period_ts": at,
+                     "yes_bid_close": bid / 100, "yes_ask_close": (bid + 2) / 100,
+                     "volume": 5.0 * period}
+                )  # fmt: skip
             if t in books and hour % 6 == 0:
                 for side, price in (("yes", bid), ("no", 98 - bid)):
                     book.append(

@@ -100,17 +100,16 @@ def worker(impl: str, tables: Path, out: Path, repeat: int) -> None:
     peak_reset = _reset_peak()
 
     began = time.perf_counter()
+    shares = (backtest.max_fill_share, backtest.max_volume_share, backtest.max_quote_age_hours)
     if impl == "reference":
-        venue = ReferenceQuotes(
-            orderbook, candles, backtest.max_fill_share, backtest.max_volume_share
-        )
+        venue = ReferenceQuotes(orderbook, candles, *shares)
 
         def top(tickers: list, ts: pd.Timestamp) -> pd.DataFrame:
             return venue.top(tickers, ts)[QUOTE_COLUMNS]
 
         levels = venue.levels
     else:
-        venue = QuoteIndex(orderbook, candles, backtest.max_fill_share, backtest.max_volume_share)
+        venue = QuoteIndex(orderbook, candles, *shares)
         top, levels = venue.top, venue.levels
     build_s = time.perf_counter() - began
     build_peak = _status("VmHWM") if peak_reset else float("nan")

@@ -35,12 +35,16 @@ class ReferenceQuotes:
         candles: pd.DataFrame,
         max_fill_share: float,
         max_volume_share: float,
+        max_quote_age_hours: float | None = None,
     ) -> None:
         if not 0.0 < max_fill_share <= 1.0:
             raise ValueError(f"max_fill_share must be in (0, 1], got {max_fill_share}")
         if not 0.0 < max_volume_share <= 1.0:
             raise ValueError(f"max_volume_share must be in (0, 1], got {max_volume_share}")
+        if max_quote_age_hours is not None and not max_quote_age_hours > 0:
+            raise ValueError(f"max_quote_age_hours must be > 0, got {max_quote_age_hours}")
         self.max_fill_share = max_fill_share
+        self.max_quote_age_hours = max_quote_age_hours
         book = _prepare_orderbook(orderbook)
         self._snapshots = _split_by_ticker(book)
         self._top = _top_of_book(book)
@@ -66,15 +70,26 @@ class ReferenceQuotes:
     def n_candles(self) -> int:
         return len(self._candle_top)
 
+    def _too_old(self, quote_ns: int, ts_ns: int) -> bool:
+        """A quote at ``quote_ns`` is older than max_quote_age_hours at ``ts_ns``."""
+        age = self.max_quote_age_hours
+        return age is not None and pd.Timedelta(ts_ns - quote_ns) > pd.Timedelta(hours=age)
+
     def top(self, tickers: list[str], ts: pd.Timestamp) -> pd.DataFrame:
-        """As QuoteIndex.top: one merge_asof per source."""
+        """As QuoteIndex.top: one merge_asof per source, the fresher kept (the book at a tie),
+        then the quotes too old dropped."""
         left = pd.DataFrame({"ticker": pd.Series(tickers, dtype=object)})
         left["ts"] = pd.Timestamp(ns(ts), tz="UTC")
         out = _as_of(left, self._top)
         candle = _as_of(left, self._candle_top)
-        use = out["quote_ts"].isna() & candle["quote_ts"].notna()
+        use = candle["quote_ts"].notna() & (
+            out["quote_ts"].isna() | (candle["quote_ts"] > out["quote_ts"])
+        )
         for col in _QUOTE_COLUMNS:
             out[col] = out[col].where(~use, candle[col])
+        too_old = [pd.notna(q) and self._too_old(q.value, ns(ts)) for q in out["quote_ts"].tolist()]
+        for col in _QUOTE_COLUMNS:
+            out[col] = out[col].mask(pd.Series(too_old, index=out.index, dtype=bool))
         out = out.set_index("ticker")
         out["yes_ask"] = 100.0 - out["no_bid"]
         out["no_ask"] = 100.0 - out["yes_bid"]
@@ -93,25 +108,29 @@ class ReferenceQuotes:
     frame = staticmethod(QuoteIndex.frame)
 
     def times(self, ticker: str) -> np.ndarray:
-        """As QuoteIndex.times: candle ends before the first snapshot, then the snapshots."""
+        """As QuoteIndex.times: every candle end and snapshot time, sorted, each once."""
         snaps, candles = self._snapshots.get(ticker), self._candles.get(ticker)
         book_times = _NO_TIMES if snaps is None else snaps.times
         candle_times = _NO_TIMES if candles is None else candles.times
-        if len(book_times):
-            candle_times = candle_times[candle_times < book_times[0]]
-        return np.concatenate([candle_times, book_times])
+        return np.array(sorted({*book_times.tolist(), *candle_times.tolist()}), dtype=np.int64)
 
     def levels(
         self, ticker: str, ts_ns: int, book_side: str
     ) -> tuple[str, int, list[Level]] | None:
         """Source, quote time and bid levels (best first) of one side at ``ts_ns``, or None.
 
-        The snapshot at or before ``ts_ns`` if the market has one, else the latest candle that
-        ended at or before it; None without either.
+        The fresher of the latest snapshot and the latest candle ended at or before ``ts_ns``
+        (the snapshot at a tie); None without either or when it is older than
+        max_quote_age_hours.
         """
-        snaps = self._snapshots.get(ticker)
+        snaps, candles = self._snapshots.get(ticker), self._candles.get(ticker)
         k = None if snaps is None else _index_at(snaps.times, ts_ns)
-        if snaps is not None and k is not None:
+        j = None if candles is None else _index_at(candles.times, ts_ns)
+        book_ns = None if k is None else int(snaps.times[k])
+        candle_ns = None if j is None else int(candles.times[j])
+        if book_ns is not None and (candle_ns is None or book_ns >= candle_ns):
+            if self._too_old(book_ns, ts_ns):
+                return None
             prices, sizes = snaps.bids(k, book_side)
             levels = [
                 (
@@ -121,14 +140,12 @@ class ReferenceQuotes:
                 )
                 for bid, size in zip(prices[::-1], sizes[::-1], strict=True)
             ]
-            return "book", int(snaps.times[k]), levels
-        candles = self._candles.get(ticker)
-        k = None if candles is None else _index_at(candles.times, ts_ns)
-        if candles is None or k is None:
+            return "book", book_ns, levels
+        if candle_ns is None or self._too_old(candle_ns, ts_ns):
             return None
-        bid = candles.bid(k, book_side)
-        levels = [(bid, (ticker, "candle", k), int(candles.cap[k]))] if bid > 0 else []
-        return "candle", int(candles.times[k]), levels
+        bid = candles.bid(j, book_side)
+        levels = [(bid, (ticker, "candle", j), int(candles.cap[j]))] if bid > 0 else []
+        return "candle", candle_ns, levels
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,12 @@ def run(
     risk: RiskParams = CAPS,
     ttl_hours: float = 0.0,
     strategy: StrategyParams = KELLY,
+    max_age: float = 24.0,
 ):
     # nested: 4 children a day apart, so that each meets the next day's book
-    params = BacktestParams(1000.0, executor, ttl_hours, 4, 1440, 0.07, 1.0, 0.1, 200, 0, ())
+    params = BacktestParams(
+        1000.0, executor, ttl_hours, 4, 1440, 0.07, 1.0, 0.1, max_age, 200, 0, ()
+    )
     return run_backtest(
         predictions, book, candles, markets, SERIES, strategy, risk, params, "settlement"
     )
@@ -112,6 +115,13 @@ def test_two_markets_by_hand():
     assert (s["n_trades"], s["n_contracts"], s["n_settled"], s["hit_rate"]) == (2, 277, 2, 1.0)
     assert s["fees_paid"] == pytest.approx(4.33)
     json.dumps(s, allow_nan=False)
+    # what each prediction's market showed at its decision: A is closed at D1, its D0 book
+    # (24 h old, at most backtest.max_quote_age_hours) still quoted
+    seen = result.decision_quotes
+    assert seen.values.tolist() == [["A", D0, True, D0], ["B", D0, True, D0], ["A", D1, False, D0]]
+    assert str(seen["as_of"].dtype) == str(seen["quote_ts"].dtype) == "datetime64[ns, UTC]"
+    aged = run(max_age=23.0).decision_quotes  # A's book is then too old at D1: no quote
+    assert aged["quote_ts"].isna().tolist() == [False, False, True]
 
 
 def test_the_event_limit_reads_each_event_s_structure_from_the_markets_table():
@@ -195,8 +205,9 @@ def test_a_run_whose_orders_all_fail_says_why(caplog):
 
 
 def _history(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Three markets over four days: A and C quoted by hourly candles only, B by 6-hourly books
-    from D1 on (candles before); predictions every 6 hours with a wide edge somewhere."""
+    """Three markets over four days: A and C quoted by hourly candles only (a fifth of the
+    hours missing), B by 6-hourly books from D1 on and the same candles; predictions every 5
+    hours (on and between B's books) with a wide edge somewhere."""
     rng = np.random.default_rng(seed)
     tickers = ["A", "B", "C"]
     close = D0 + pd.Timedelta(days=4)
@@ -214,14 +225,16 @@ def _history(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Da
     for t in tickers:
         for hour in range(-2, 96):
             bid = int(rng.integers(20, 70))
-            rows.append((t, D0 + hour * H, bid / 100, (bid + 3) / 100, float(rng.integers(0, 900))))
+            volume = float(rng.integers(0, 900))
+            if rng.random() < 0.8:
+                rows.append((t, D0 + hour * H, bid / 100, (bid + 3) / 100, volume))
     book = [
         (t, D1 + hour * H, side, int(rng.integers(20, 45)) / 100, float(rng.integers(10, 400)))
         for t in ("B",)
         for hour in range(0, 72, 6)
         for side in ("yes", "no")
     ]
-    times = pd.date_range(D0, close - H, freq="6h")
+    times = pd.date_range(D0, close - H, freq="5h")
     predictions = pd.DataFrame(
         {
             "ticker": np.tile(tickers, len(times)),
@@ -236,13 +249,15 @@ def _history(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Da
     return predictions, book, candles(rows), markets
 
 
+@pytest.mark.parametrize("max_age", [24.0, 1.0])
 @pytest.mark.parametrize("executor", ["simple", "resting", "nested"])
-def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor):
+def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor, max_age):
+    """Whatever quotes (a book, a fresher candle) and however old a quote may be."""
     predictions, book, candle_table, markets = _history(seed=5)
     cutoff = D1 + 12 * H
     ttl = 30.0 if executor == "resting" else 0.0
     executor = "simple" if executor == "resting" else executor
-    full = run(executor, predictions, book, candle_table, markets, ttl_hours=ttl)
+    full = run(executor, predictions, book, candle_table, markets, ttl_hours=ttl, max_age=max_age)
     later = candle_table["end_period_ts"] > cutoff
     altered = (
         candle_table[later].iloc[::2].assign(yes_bid_close=0.01, yes_ask_close=0.02, volume=1e6)
@@ -255,9 +270,10 @@ def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor):
         pd.concat([candle_table[~later], altered]),
         markets,
         ttl_hours=ttl,
+        max_age=max_age,
     )
     early = full.fills["ts"] <= cutoff
-    assert set(full.fills.loc[early, "source"]) == ({"candle"} if ttl else {"book", "candle"})
+    assert set(full.fills.loc[early, "source"]) == {"book", "candle"}
     if ttl:  # resting orders filled as maker before the cutoff
         assert (full.fills.loc[early, "liquidity"] == "maker").any()
     pd.testing.assert_frame_equal(
@@ -267,7 +283,24 @@ def test_fills_and_equity_up_to_t_ignore_candles_and_books_after_t(executor):
         truncated.equity[truncated.equity["ts"] <= cutoff],
         full.equity[full.equity["ts"] <= cutoff],
     )
+    seen, seen_truncated = full.decision_quotes, truncated.decision_quotes
+    pd.testing.assert_frame_equal(
+        seen_truncated[seen_truncated["as_of"] <= cutoff], seen[seen["as_of"] <= cutoff]
+    )
+    assert (seen["quote_ts"].dropna() <= seen.loc[seen["quote_ts"].notna(), "as_of"]).all()
     assert not truncated.fills.equals(full.fills)  # the later data did matter later
+    # B, quoted by books and candles: between its books an hourly candle quoted it
+    b = seen[(seen["ticker"] == "B") & (seen["as_of"] > D1)]
+    on_book = b["as_of"].dt.hour % 6 == 0
+    assert (b.loc[~on_book, "quote_ts"] > b.loc[~on_book, "as_of"].dt.floor("6h")).any()
+    if max_age == 1.0:  # the gaps in the candles left decisions without a quote
+        assert (
+            seen["quote_ts"].isna().sum()
+            > run(executor, predictions, book, candle_table, markets, ttl_hours=ttl)
+            .decision_quotes["quote_ts"]
+            .isna()
+            .sum()
+        )
 
 
 def test_risk_limits_hold_in_the_loop_whatever_the_strategy_sizes():

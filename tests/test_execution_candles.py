@@ -1,8 +1,9 @@
-"""Candle fallback of the exchange: recorded history has no books, so candles quote and fill.
+"""Candles on the exchange: recorded history has no books, so candles quote and fill.
 
-A candle is known from its END (``end_period_ts``, inclusive) on; it quotes a market only where
-no book snapshot exists at or before the time asked; its fills are capped at a share of its
-traded volume, shared by all orders against it.
+A candle is known from its END (``end_period_ts``, inclusive) on; of it and the latest book
+snapshot the fresher quotes (the snapshot at a tie), neither when older than
+``max_quote_age_hours``; its fills are capped at a share of its traded volume, shared by all
+orders against it.
 """
 
 import numpy as np
@@ -67,7 +68,7 @@ CASH = 10_000_000  # the venue's balance in cents
 
 
 def exchange(
-    candles=CANDLE_ROWS, book=BOOK_ROWS, volume_share=0.1, markets=MARKETS
+    candles=CANDLE_ROWS, book=BOOK_ROWS, volume_share=0.1, markets=MARKETS, max_age=None
 ) -> SimulatedKalshiExchange:
     return SimulatedKalshiExchange(
         table(book, ORDERBOOK),
@@ -78,6 +79,7 @@ def exchange(
         1.0,
         volume_share,
         CASH,
+        max_age,
     )
 
 
@@ -111,7 +113,7 @@ def test_the_latest_ended_candle_quotes_a_market_without_a_snapshot():
     assert pd.isna(before["quote_ts"]) and pd.isna(before["yes_ask"]) and pd.isna(before["source"])
 
 
-def test_a_snapshot_at_or_before_the_time_wins_over_candles():
+def test_a_snapshot_fresher_than_the_latest_candle_quotes():
     ex = exchange()
     q = ex.quotes(["B"], T0 + 2 * H - US).loc["B"]
     assert (q["source"], q["yes_bid"]) == ("candle", 20)
@@ -119,6 +121,59 @@ def test_a_snapshot_at_or_before_the_time_wins_over_candles():
     assert (q["source"], q["quote_ts"], q["yes_bid"], q["yes_ask"]) == ("book", T0 + 2 * H, 30, 35)
     fill = take(ex, order("B", count=5), T0 + 3 * H)
     assert (fill.source, fill.quote_ts, fill.cost_cents) == ("book", T0 + 2 * H, 5 * 35)
+
+
+def test_a_candle_fresher_than_the_latest_snapshot_quotes_and_a_tie_is_the_snapshot_s():
+    later = [
+        candle("B", T0 + 2 * H, 0.10, 0.12, 900.0),  # ends with the snapshot: the book quotes
+        candle("B", T0 + 3 * H, 0.50, 0.53, 900.0),  # an hour after it: the candle quotes
+    ]
+    ex = exchange(CANDLE_ROWS + later)
+    q = ex.quotes(["B"], T0 + 3 * H - US).loc["B"]
+    assert (q["source"], q["quote_ts"], q["yes_bid"]) == ("book", T0 + 2 * H, 30)
+    assert take(ex, order("B", count=5), T0 + 2 * H).source == "book"
+    q = ex.quotes(["B"], T0 + 3 * H).loc["B"]
+    assert (q["source"], q["quote_ts"], q["yes_bid"], q["yes_ask"]) == (
+        "candle",
+        T0 + 3 * H,
+        50,
+        53,
+    )
+    fill = take(ex, order("B", count=5), T0 + 4 * H)
+    assert (fill.source, fill.quote_ts, fill.cost_cents) == ("candle", T0 + 3 * H, 5 * 53)
+
+
+def test_hourly_candles_quote_between_daily_ones():
+    """With hourly candles in the table (``data.hourly_candles``) a send in the afternoon is
+    quoted by the hour that just ended, not by the day that ended at midnight."""
+    days = [candle("A", T0 + h * H, 0.40, 0.45, 5000.0, period=1440) for h in (0, 24)]
+    hours = [candle("A", T0 + h * H, 0.40 + h / 100, 0.45 + h / 100, 300.0) for h in range(1, 24)]
+    q = exchange(days, book=[]).quotes(["A"], T0 + 15 * H + 20 * MINUTE).loc["A"]
+    assert (q["quote_ts"], q["yes_ask"], q["yes_bid_size"]) == (T0, 45, 500)
+    ex = exchange(days + hours, book=[])
+    q = ex.quotes(["A"], T0 + 15 * H + 20 * MINUTE).loc["A"]
+    assert (q["quote_ts"], q["yes_ask"], q["yes_bid_size"]) == (T0 + 15 * H, 60, 30)
+    fill = take(ex, order(count=50), T0 + 15 * H + 20 * MINUTE)
+    assert (fill.quote_ts, fill.count, fill.cost_cents) == (T0 + 15 * H, 30, 30 * 60)
+
+
+def test_a_quote_older_than_max_quote_age_hours_is_no_quote_and_fills_nothing():
+    ex = exchange(max_age=6.0)  # A's last candle ends at T0 + 1h, B has a book at T0 + 2h
+    q = ex.quotes(["A", "B"], T0 + 7 * H).loc["A"]
+    assert (q["source"], q["quote_ts"], q["yes_ask"]) == ("candle", T0 + H, 62)  # 6 h: still
+    assert take(ex, order(count=1), T0 + 7 * H).quote_ts == T0 + H
+    stale = ex.quotes(["A", "B"], T0 + 7 * H + US)
+    assert pd.isna(stale.loc["A", "source"]) and pd.isna(stale.loc["A", "yes_ask"])
+    assert stale.loc["B", "source"] == "book"  # 5 h old
+    assert take(ex, order(count=1), T0 + 7 * H + US) is None
+    assert take(ex, order(count=1), T0 - H) is None
+    assert ex.unfilled == {
+        "the latest book snapshot or candle is older than max_quote_age_hours": 1,
+        "no book snapshot or candle at or before the send": 1,
+    }
+    assert take(exchange(), order(count=1), T0 + 7 * H + US).quote_ts == T0 + H  # any age
+    # a stale book does not let an older candle quote either
+    assert exchange(max_age=6.0).quotes(["B"], T0 + 8 * H + US).loc["B", "quote_ts"] is pd.NaT
 
 
 def test_candle_fills_at_the_ask_or_bid_of_their_side_with_the_taker_fee():

@@ -146,7 +146,7 @@ def test_what_an_executor_does_up_to_t_ignores_everything_after_t(name):
 
 def test_make_executor_by_name():
     def params(executor: str, ttl: float = 0.0) -> BacktestParams:
-        return BacktestParams(1000.0, executor, ttl, 3, 30, 0.07, 1.0, 0.1, 200, 0, ())
+        return BacktestParams(1000.0, executor, ttl, 3, 30, 0.07, 1.0, 0.1, 24.0, 200, 0, ())
 
     ex, acct = exchange([5]), KalshiAccount(100)
     nested = make_executor(params("nested"), ex, acct)

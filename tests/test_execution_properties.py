@@ -90,6 +90,7 @@ class Case:
     cash: int
     # (minute, kind, payload): submit (OrderSpec), cancel (order id) or poll (None)
     events: tuple[tuple[int, str, object], ...]
+    max_quote_age_minutes: int | None = None  # None: a quote of any age
 
 
 # Hypothesis starts from the simplest values (the first branch, the bound nearest 0): they are
@@ -159,12 +160,15 @@ def markets(draw, ticker: str, min_snapshots: int) -> Market:
 
 
 def offered(m: Market, side: str, action: str, minute: int) -> set[int]:
-    """The prices a market shows to an order sent at ``minute`` (asks to a buy, bids to a
-    sell, in cents): its latest snapshot by then, else its latest candle, else all of them."""
+    """The prices a market may show to an order sent at ``minute`` (asks to a buy, bids to a
+    sell, in cents): its latest snapshot by then (all of them without one), and its candles
+    unless that snapshot is newer than all of them."""
     book_side = ("no" if side == "yes" else "yes") if action == "buy" else side
-    snaps = [rows for t, rows in m.snapshots if t <= minute][-1:] or [r for _, r in m.snapshots]
-    bids = {p for rows in snaps for s, p, _ in rows if s == book_side}
-    if not any(t <= minute for t, _ in m.snapshots):
+    snaps = [(t, rows) for t, rows in m.snapshots if t <= minute][-1:] or list(m.snapshots)
+    bids = {p for _, rows in snaps for s, p, _ in rows if s == book_side}
+    if not any(t <= minute for t, _ in m.snapshots) or any(
+        snaps[-1][0] < c[0] <= minute for c in m.candles
+    ):
         for _, _, yes_bid, yes_ask, _ in m.candles:
             bids.add(yes_bid if book_side == "yes" else 100 - yes_ask)
     return {100 - b if action == "buy" else b for b in bids if 1 <= b <= 99}
@@ -271,6 +275,9 @@ def cases(draw) -> Case:
         # plenty, or little enough that orders compete for it
         cash=draw(st.one_of(*[st.integers(20_000, 500_000), st.integers(0, 3_000)])),
         events=tuple(events),
+        # any age, or ages that leave some sends without a quote (snapshots come minutes or
+        # hours apart, candles end anywhere in the first ten hours)
+        max_quote_age_minutes=draw(st.one_of(st.none(), st.sampled_from([30, 120, 600]))),
     )
 
 
@@ -387,6 +394,7 @@ def build_exchange(case: Case) -> SimulatedKalshiExchange:
         case.max_fill_share,
         case.max_volume_share,
         case.cash,
+        None if case.max_quote_age_minutes is None else case.max_quote_age_minutes / 60,
     )
 
 
@@ -527,14 +535,19 @@ class Reference:
         return next(m for m in self.case.markets if m.ticker == ticker)
 
     def quote(self, ticker: str, ts: pd.Timestamp) -> tuple[str, pd.Timestamp] | None:
-        """(source, quote time) at ts: the latest snapshot at or before it, else the latest
-        candle that ended at or before it."""
+        """(source, quote time) at ts: the fresher of the latest snapshot at or before it and
+        the latest candle that ended at or before it (the snapshot at a tie); None without
+        either, or when it is older than the case's maximum age."""
         m = self.market(ticker)
-        snaps = [at(t) for t, _ in m.snapshots if at(t) <= ts]
-        if snaps:
-            return "book", max(snaps)
-        ends = [at(c[0]) for c in m.candles if at(c[0]) <= ts]
-        return ("candle", max(ends)) if ends else None
+        quotes = [("book", at(t)) for t, _ in m.snapshots if at(t) <= ts]
+        quotes += [("candle", at(c[0])) for c in m.candles if at(c[0]) <= ts]
+        if not quotes:
+            return None
+        source, quote_ts = max(quotes, key=lambda q: (q[1], q[0] == "book"))
+        age = self.case.max_quote_age_minutes
+        if age is not None and ts - quote_ts > age * MINUTE:
+            return None
+        return source, quote_ts
 
     def levels(self, fill: Fill) -> list[tuple[int, tuple[object, ...], int]]:
         """(price paid or received, consumption key, capacity) of the levels the fill's quote

@@ -122,12 +122,13 @@ def assert_same_quotes(
     fill_share: float = 1.0,
     volume_share: float = 0.1,
     level_tickers: list[str] | None = None,
+    max_age: float | None = None,
 ) -> None:
     known = sorted(set(book["ticker"]) | set(candles["ticker"]))
-    reference = ReferenceQuotes(book, candles, fill_share, volume_share)
-    index = QuoteIndex(book, candles, fill_share, volume_share)
+    reference = ReferenceQuotes(book, candles, fill_share, volume_share, max_age)
+    index = QuoteIndex(book, candles, fill_share, volume_share, max_age)
     exchange = SimulatedKalshiExchange(
-        book, candles, markets(known), SERIES, 0.07, fill_share, volume_share
+        book, candles, markets(known), SERIES, 0.07, fill_share, volume_share, 0, max_age
     )
     for ts in times:
         got = index.top(tickers, ts)
@@ -151,17 +152,32 @@ def test_random_books_and_candles_quote_as_the_exchange(seed):
     tickers += [str(t) for t in rng.choice(tickers, size=3)]  # a ticker asked twice
     # 0.29 x 100 = 28.999999999999996: capacities are floored with the exchange's slack
     fill_share, volume_share = rng.choice([1.0, 0.5, 0.29]), rng.choice([1.0, 0.1, 0.29])
-    assert_same_quotes(book, candles, tickers, query_times(), fill_share, volume_share)
+    # any age, or ages that drop some quotes: an hour (the grid's step) exactly, or between
+    max_age = [None, 1.0, 0.5, 2.25][seed % 4]
+    assert_same_quotes(
+        book, candles, tickers, query_times(), fill_share, volume_share, None, max_age
+    )
 
 
 def test_the_random_tables_cover_the_cases():
-    """The generator makes what the comparison above is meant to exercise."""
+    """The generator makes what the comparison above is meant to exercise: both sources, a
+    candle fresher than a snapshot and a snapshot fresher than a candle, quotes too old."""
     book, candles = random_tables(0)
     ex = SimulatedKalshiExchange(book, candles, markets(KNOWN), SERIES, 0.07, 1.0, 0.1)
-    sources = set()
+    aged = SimulatedKalshiExchange(book, candles, markets(KNOWN), SERIES, 0.07, 1.0, 0.1, 0, 0.5)
+    sources, fresher, dropped = set(), set(), 0
     for ts in query_times():
+        q = ex.quotes(BOTH, ts)
         sources |= set(ex.quotes(KNOWN + UNKNOWN, ts)["source"].dropna())
+        for ticker in BOTH:
+            book_at = book[(book["ticker"] == ticker) & (book["snapshot_ts"] <= ts)]
+            candle_at = candles[(candles["ticker"] == ticker) & (candles["end_period_ts"] <= ts)]
+            if len(book_at) and len(candle_at):
+                fresher.add(q.loc[ticker, "source"])
+        dropped += int((q["quote_ts"].notna() & aged.quotes(BOTH, ts)["quote_ts"].isna()).sum())
     assert sources == {"book", "candle"}
+    assert fresher == {"book", "candle"}  # markets with both: each source quoted sometimes
+    assert dropped > 0
     assert book.duplicated(["ticker", "snapshot_ts", "side", "price"]).any()
     assert candles.duplicated(["ticker", "end_period_ts"]).any()
     assert book.groupby("snapshot_ts")["ticker"].nunique().max() > 1

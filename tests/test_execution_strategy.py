@@ -300,7 +300,7 @@ def test_signals_without_an_order_are_counted_by_reason():
     }
     assert dict(strat.skipped) == {
         "edge at the ask not above min_edge 0.03": 1,
-        "no ask to buy at (no book snapshot or candle quote)": 1,
+        "no ask to buy at (no book snapshot or candle quote, or one older than max_quote_age_hours)": 1,
     }
     poor = kelly()
     assert poor.generate_trade_decision(sig.loc[["A"]], {}, 1.0, T0).orders == []

@@ -103,6 +103,8 @@ RULES = [
     ("backtest.taker_fee_rate", 1.0, "Input should be less than 1"),
     ("backtest.max_fill_share", 0.0, "Input should be greater than 0"),
     ("backtest.max_volume_share", 1.5, "Input should be less than or equal to 1"),
+    ("backtest.max_quote_age_hours", 0, "Input should be greater than 0"),
+    ("backtest.max_quote_age_hours", "a day", "Input should be a valid number"),
     ("backtest.typo", 1, "Unexpected keyword argument"),
 ]
 

@@ -162,7 +162,14 @@ def test_backtest_report(pipeline):
         "executor": "simple",
         "data": "synthetic",
     }
-    assert list(detail["latency_total_return"]) == ["0h", "6h", "12h"]
+    latency = detail["latency_total_return"]
+    assert list(latency) == ["0h", "6h", "12h"]
+    assert latency["0h"]["return"] == report["total_return"]
+    # the simulator's books, 4 a day, are newer 6 and 12 hours after each midnight decision
+    for k in ("6h", "12h"):
+        assert latency[k]["measurable"] is True and latency[k]["reason"] is None
+        assert isinstance(latency[k]["return"], float)
+        assert latency[k]["fresh_quote_share"] > 0.9 and latency[k]["fresh_fill_share"] > 0.9
     assert detail["test"]["n_orders"] > 0  # the held-out period, backtested apart
     equity = pd.read_csv(pipeline / paths.EQUITY)
     assert len(equity) > 1 and (equity["cash"] >= 0).all()
@@ -212,10 +219,19 @@ def test_backtest_on_recorded_history_without_books_fills_from_candles(pipeline,
     pq.write_table(pq.read_table(book).slice(0, 0), book)  # real history: no books
     proc = run_stage(workdir, "backtest")
     assert proc.returncode == 0, proc.stderr
-    report = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())["validation"]
+    detail = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())
+    report = detail["validation"]
     assert report["n_fills_book"] == 0 and report["n_fills_candle"] > 0
     fills = pd.read_parquet(workdir / paths.BACKTEST_FILLS)
     assert set(fills["source"]) == {"candle"} and (fills["quote_ts"] <= fills["ts"]).all()
+    # daily candles alone: 6 and 12 hours later the decisions see the same midnight candles
+    latency = detail["latency_total_return"]
+    assert latency["0h"]["return"] == report["total_return"]
+    for k in ("6h", "12h"):
+        assert latency[k]["measurable"] is False and latency[k]["return"] is None
+        assert latency[k]["fresh_quote_share"] == 0.0
+        assert "replay the quotes the undelayed run saw" in latency[k]["reason"]
+    assert "6h: not measurable (0% of the delayed decisions' quotes" in proc.stderr
 
 
 def test_a_backtest_that_places_no_order_says_why(pipeline, tmp_path):

@@ -463,6 +463,8 @@ class BacktestParams:
     taker_fee_rate: Annotated[StrictFloat, Field(ge=0, lt=1)]
     max_fill_share: Annotated[StrictFloat, Field(gt=0, le=1)]
     max_volume_share: Annotated[StrictFloat, Field(gt=0, le=1)]
+    # the oldest a book snapshot or candle may be at a send and still quote (hours)
+    max_quote_age_hours: Annotated[StrictFloat, Field(gt=0)]
     bootstrap_samples: Annotated[StrictInt, Field(ge=100)]  # event resamples of the P&L
     bootstrap_seed: StrictInt
     # the same decisions acted on this many hours later: each a backtest of its own

@@ -175,7 +175,10 @@ def render(evaluation: Mapping[str, Any], backtest: Mapping[str, Any], diff: str
         *_backtest(backtest["validation"]),
         "",
         "Total return when every decision is acted on later: "
-        + ", ".join(f"{k}: {_pct(v)}" for k, v in backtest["latency_total_return"].items())
+        + ", ".join(
+            f"{k}: {_pct(v['return'])}" if v["measurable"] else f"{k}: not measurable"
+            for k, v in backtest["latency_total_return"].items()
+        )
         + ".",
     ]
     if "test" in evaluation:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from kalshi_lab import paths
 from kalshi_lab.backtest.report import (
+    DECISION_QUOTE_COLUMNS,
     EQUITY_COLUMNS,
     BacktestResult,
     equity_row,
@@ -39,7 +40,7 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 from kalshi_lab.execution.factory import build_strategy, make_executor
-from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS
+from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS, ns
 from kalshi_lab.execution.risk import RiskManager
 from kalshi_lab.execution.signals import check_predictions
 from kalshi_lab.execution.trader import Trader
@@ -90,6 +91,43 @@ def _by_decision_time(predictions: pd.DataFrame) -> list[tuple[pd.Timestamp, pd.
     ]
 
 
+class _DecisionQuotes:
+    """The quote each prediction's market showed at its decision, gathered step by step as
+    arrays (a frame per step would cost more than the step's own quote lookup)."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []
+
+    def add(self, ts: pd.Timestamp, predictions: pd.DataFrame, quotes: pd.DataFrame) -> None:
+        """The rows of ``predictions`` (made at ``ts``) in ``quotes``, the step's quotes (one
+        row per market, the predicted ones first: a market not quoted, e.g. of an event of
+        structure other, has no quote)."""
+        tickers = predictions["ticker"].to_numpy(dtype=object)
+        n = len(tickers)
+        if not np.array_equal(quotes.index.to_numpy(dtype=object)[:n], tickers):
+            quotes = quotes.reindex(tickers)  # rare: a market predicted twice or not quoted
+        quote_ns = quotes["quote_ts"].to_numpy("datetime64[ns]")[:n].view(np.int64)
+        is_open = quotes["is_open"].to_numpy()[:n] == True  # noqa: E712 (NaN: not quoted)
+        self._parts.append((tickers, ns(ts), is_open, quote_ns))
+
+    def frame(self) -> pd.DataFrame:
+        """DECISION_QUOTE_COLUMNS, one row per prediction, in decision order."""
+        if not self._parts:
+            return pd.DataFrame(columns=DECISION_QUOTE_COLUMNS)
+        tickers, times, is_open, quote_ns = zip(*self._parts, strict=True)
+        sizes = [len(t) for t in tickers]
+        as_of = np.repeat(np.array(times, dtype=np.int64), sizes)
+        return pd.DataFrame(
+            {
+                "ticker": np.concatenate(tickers),
+                "as_of": pd.DatetimeIndex(as_of.view("M8[ns]"), tz="UTC"),
+                "is_open": np.concatenate(is_open),
+                "quote_ts": pd.DatetimeIndex(np.concatenate(quote_ns).view("M8[ns]"), tz="UTC"),
+            },
+            columns=DECISION_QUOTE_COLUMNS,
+        )
+
+
 def run_backtest(
     predictions: pd.DataFrame,
     orderbook: pd.DataFrame,
@@ -120,6 +158,7 @@ def run_backtest(
         backtest.max_fill_share,
         backtest.max_volume_share,
         initial_cents,
+        backtest.max_quote_age_hours,
     )
     account = KalshiAccount(initial_cents)
     trader = Trader(
@@ -131,8 +170,10 @@ def run_backtest(
     )
 
     rows: list[dict[str, object]] = []
+    seen = _DecisionQuotes()
     for ts, signals in tqdm(_by_decision_time(predictions), desc="backtest", disable=None):
         trader.step(ts, signals)
+        seen.add(ts, signals, trader.last_quotes)
         rows.append(equity_row(ts, account))
 
     last = rows[-1]["ts"]
@@ -158,7 +199,13 @@ def run_backtest(
         summary.update(traded_signal_scores(fills, predictions, outcomes))
     logger.info("backtest %s/%s: %s", strategy.name, backtest.executor, summary)
     positions = positions_frame(account)
-    return BacktestResult(equity=equity, fills=fills, positions=positions, summary=summary)
+    return BacktestResult(
+        equity=equity,
+        fills=fills,
+        positions=positions,
+        summary=summary,
+        decision_quotes=seen.frame(),
+    )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,13 @@ FILL_COLUMNS = [
     "liquidity",  # taker | maker
     "order_id",  # the order's client_order_id (a nested child's carries its parent's)
 ]
+#: one row per prediction, in decision order: what its market showed at its decision time
+DECISION_QUOTE_COLUMNS = [
+    "ticker",
+    "as_of",  # the decision time
+    "is_open",  # the market was open then (a closed market's quote cannot be traded)
+    "quote_ts",  # the snapshot, or the END of the candle, quoting it then (NaT: no quote)
+]
 #: every position of a run; ``how`` is sold, settled, void, or open (still held at the end,
 #: its P&L marked at the bid, closed_at NaT); pnl after all fees, dollars
 POSITION_COLUMNS = ["ticker", "event_ticker", "side", "opened_at", "closed_at", "how", "pnl"]
@@ -47,6 +54,9 @@ class BacktestResult:
     fills: pd.DataFrame  # one row per fill: FILL_COLUMNS
     positions: pd.DataFrame  # one row per position, closed or still open: POSITION_COLUMNS
     summary: dict[str, float | int]
+    # the quote each prediction's market showed at its decision: DECISION_QUOTE_COLUMNS (how
+    # fresh the quotes a run acted on were: backtest.latency)
+    decision_quotes: pd.DataFrame
 
 
 def equity_row(ts: pd.Timestamp, account: KalshiAccount) -> dict[str, object]:

@@ -99,9 +99,16 @@ def pnl_by_structure(
         return tickers.astype(str).map(of).fillna(OTHER)
 
     buys = fills[fills["action"] == "buy"]
-    by_fills = pd.DataFrame(
-        {"contracts": buys["count"].to_numpy(), "structure": structure(buys["ticker"]).to_numpy()}
-    ).groupby("structure")["contracts"].sum()
+    by_fills = (
+        pd.DataFrame(
+            {
+                "contracts": buys["count"].to_numpy(),
+                "structure": structure(buys["ticker"]).to_numpy(),
+            }
+        )
+        .groupby("structure")["contracts"]
+        .sum()
+    )
     fees = fills.groupby(structure(fills["ticker"]).to_numpy())["fee"].sum()
     held = positions.assign(structure=structure(positions["ticker"]).to_numpy())
     out = {}
@@ -114,9 +121,3 @@ def pnl_by_structure(
             "pnl": float(group["pnl"].sum()),
         }
     return {name: out[name] for name in STRUCTURES if name in out}
-
-
-def delayed(predictions: pd.DataFrame, hours: float) -> pd.DataFrame:
-    """The same predictions acted on ``hours`` later: each decision at as_of + hours, against
-    the quotes then (the close known at the prediction unchanged). How fast an edge decays."""
-    return predictions.assign(as_of=predictions["as_of"] + pd.Timedelta(hours=hours))

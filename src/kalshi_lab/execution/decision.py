@@ -1,9 +1,9 @@
 """Orders, fills and trade decisions: the value objects passed between the layers.
 
 Time semantics: an order is *decided* at ``decided_at`` (a prediction's as_of) and *filled*
-against the quote known when it is sent (``Fill.ts``): the orderbook snapshot at or before then,
-or without one the latest candle that ended at or before then (``Fill.quote_ts``), never a later
-one.
+against the quote known when it is sent (``Fill.ts``): the fresher of the orderbook snapshot at
+or before then and the latest candle that ended at or before then (``Fill.quote_ts``), never a
+later one.
 Prices are integer cents and counts integer contracts at this boundary; the data tables' dollar
 floats are converted once, in the exchange.
 """

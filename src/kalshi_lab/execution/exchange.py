@@ -6,10 +6,15 @@ latest snapshot with ``snapshot_ts <= ts`` (never a later one): an order decided
 against the book that was visible at as_of.
 
 Recorded history has no books (the API only returns the current book, empty once a market
-closed). For a market without a snapshot at or before ``ts`` the exchange quotes from the latest
-candle that ENDED at or before ``ts`` (``end_period_ts`` is the inclusive end of its period, so
-its close is known from then on), the shortest period at a tie: its ``yes_bid_close`` is the YES
-bid and ``1 - yes_ask_close`` the NO bid, one price level each.
+closed), so candles quote too: the latest candle that ENDED at or before ``ts``
+(``end_period_ts`` is the inclusive end of its period, so its close is known from then on) of
+any period in the table, the shortest period at a tie (its close is the latest price): its
+``yes_bid_close`` is the YES bid and ``1 - yes_ask_close`` the NO bid, one price level each. Of
+the latest snapshot and the latest candle the FRESHER quotes (the snapshot at a tie: it shows
+the depth): a daily candle ending at midnight does not hide a book taken at 06:00, nor a 06:00
+book an hourly candle ending at 07:00. A quote older than ``max_quote_age_hours`` at ``ts`` is
+no quote: a price that old is not one anybody could still trade at, and an order against it
+fills nothing (counted in ``unfilled``).
 
 Orders that cross fill as taker at the displayed prices (buy at the ask, sell at the bid, never
 at the mid), walking levels from the best toward the order's limit; a good-till-cancelled rest
@@ -43,6 +48,9 @@ from kalshi_lab.execution.quotes import Level, QuoteIndex, ns, utc_ns
 logger = logging.getLogger(__name__)
 
 _UNKNOWN = np.iinfo(np.int64).min  # close_time of a market missing from the markets table
+#: why a send filled nothing without a quote (``unfilled``)
+NO_QUOTE = "no book snapshot or candle at or before the send"
+STALE_QUOTE = "the latest book snapshot or candle is older than max_quote_age_hours"
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,7 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         max_fill_share: float,
         max_volume_share: float,
         initial_cash_cents: int = 0,
+        max_quote_age_hours: float | None = None,
     ) -> None:
         if not 0.0 < max_fill_share <= 1.0:
             raise ValueError(f"max_fill_share must be in (0, 1], got {max_fill_share}")
@@ -133,7 +142,9 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             raise ValueError(f"max_volume_share must be in (0, 1], got {max_volume_share}")
         self.max_fill_share = max_fill_share
         self.max_volume_share = max_volume_share
-        self._index = QuoteIndex(orderbook, candles, max_fill_share, max_volume_share)
+        self._index = QuoteIndex(
+            orderbook, candles, max_fill_share, max_volume_share, max_quote_age_hours
+        )
         schedules = {
             row.series_ticker: FeeSchedule.for_series(
                 row.fee_type, float(row.fee_multiplier), taker_fee_rate
@@ -167,13 +178,15 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         #: why sends filled nothing, by reason: read by the backtest loop's report
         self.unfilled: Counter[str] = Counter()
         logger.info(
-            "exchange: %d markets with %d book snapshots; %d markets with %d candles, which "
-            "quote a market without a snapshot (fills up to %g of a candle's volume)",
+            "exchange: %d markets with %d book snapshots; %d markets with %d candles (fills up "
+            "to %g of a candle's volume); the fresher of snapshot and candle quotes, if at most "
+            "%s old",
             self._index.n_book_markets,
             self._index.n_snapshots,
             self._index.n_candle_markets,
             self._index.n_candles,
             max_volume_share,
+            "any time" if max_quote_age_hours is None else f"{max_quote_age_hours:g} h",
         )
 
     # --- market rules -------------------------------------------------------------------------
@@ -204,8 +217,8 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         bids, or for a candle the contracts its volume cap allows, on either side); quote_ts
         (the snapshot, or the end of the candle, quoted; NaT without either) and source (book,
         candle, or NaN); is_open, and taker_rate (the series' rate x multiplier, NaN without a
-        series). A candle quotes only a market without a snapshot at or before ``ts``, as in
-        :meth:`submit`.
+        series). The fresher of snapshot and candle quotes, none older than
+        ``max_quote_age_hours``, as in :meth:`submit`.
         """
         tickers = list(tickers)
         # one dict lookup per market (not Index.get_indexer: a few hundred lookups a step cost
@@ -228,9 +241,10 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
     ) -> tuple[str, int, list[Level]] | None:
         """Source, quote time and bid levels (best first) of one side at ``ts_ns``, or None.
 
-        The snapshot at or before ``ts_ns`` if the market has one, else the latest candle that
-        ended at or before it; None without either. A level is (bid cents, the key its use is
-        counted under, the contracts all orders together may take there).
+        The fresher of the latest snapshot and the latest candle ended at or before ``ts_ns``;
+        None without either or when it is older than ``max_quote_age_hours``. A level is (bid
+        cents, the key its use is counted under, the contracts all orders together may take
+        there).
         """
         return self._index.levels(ticker, ts_ns, book_side)
 
@@ -249,7 +263,8 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         book_side = ("no" if order.side == "yes" else "yes") if buy else order.side
         quote = self._levels(order.ticker, ns(ts), book_side)
         if quote is None:
-            self.unfilled["no book snapshot or candle at or before the send"] += 1
+            stale = self._index.latest(order.ticker, ns(ts)) is not None
+            self.unfilled[STALE_QUOTE if stale else NO_QUOTE] += 1
             return None
         source, quote_ns, levels = quote
         fees = self.fee_schedule(order.ticker)

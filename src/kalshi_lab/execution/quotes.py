@@ -2,9 +2,10 @@
 
 The same inputs, validation and answers as the quote side of
 :class:`~kalshi_lab.execution.exchange.SimulatedKalshiExchange` (see its module for the rules:
-ORDERBOOK holds bids only, the snapshot at or before ``ts`` quotes, else the latest candle that
-ENDED at or before ``ts``, the shortest period at a tie), built once without a Python loop over
-markets or rows and answered by binary search:
+ORDERBOOK holds bids only; of the latest snapshot at or before ``ts`` and the latest candle
+that ENDED at or before ``ts`` (the shortest period at a tie), the fresher quotes, the snapshot
+at a tie; neither if it is older than ``max_quote_age_hours``), built once without a Python
+loop over markets or rows and answered by binary search:
 
 * markets are integer codes (a dict from ticker to code);
 * book levels are sorted once by (market, snapshot time, side, price), repeated levels summed;
@@ -64,6 +65,21 @@ _NO_TIMES = np.empty(0, dtype=np.int64)
 Level = tuple[int, tuple[object, ...], int]
 
 
+def max_age_ns(hours: float | None) -> int:
+    """``max_quote_age_hours`` in nanoseconds (NEVER for None: any age); ValueError unless > 0."""
+    if hours is None:
+        return NEVER
+    if not hours > 0:
+        raise ValueError(f"max_quote_age_hours must be > 0, got {hours}")
+    return min(round(hours * 3_600_000_000_000), NEVER)
+
+
+def oldest_ns(ts_ns: int, age_ns: int) -> int:
+    """The earliest quote time usable at ``ts_ns`` with a maximum age ``age_ns`` (no overflow:
+    with any age allowed, every time is usable)."""
+    return max(ts_ns - age_ns, _NAT + 1)
+
+
 def ns(ts: pd.Timestamp) -> int:
     """Nanoseconds since the epoch of a tz-aware timestamp; ValueError for a naive one."""
     if ts.tzinfo is None:
@@ -100,7 +116,8 @@ class QuoteIndex:
 
     ``orderbook`` and ``candles`` are the typed ORDERBOOK and CANDLES tables as
     SimulatedKalshiExchange receives them; ``max_fill_share`` caps what all orders together may
-    take of a level per snapshot, ``max_volume_share`` of a candle's volume.
+    take of a level per snapshot, ``max_volume_share`` of a candle's volume;
+    ``max_quote_age_hours`` is the oldest a quote may be at the time asked (None: any age).
     """
 
     def __init__(
@@ -109,6 +126,7 @@ class QuoteIndex:
         candles: pd.DataFrame,
         max_fill_share: float,
         max_volume_share: float,
+        max_quote_age_hours: float | None = None,
     ) -> None:
         if not 0.0 < max_fill_share <= 1.0:
             raise ValueError(f"max_fill_share must be in (0, 1], got {max_fill_share}")
@@ -116,6 +134,8 @@ class QuoteIndex:
             raise ValueError(f"max_volume_share must be in (0, 1], got {max_volume_share}")
         self.max_fill_share = max_fill_share
         self.max_volume_share = max_volume_share
+        self.max_quote_age_hours = max_quote_age_hours
+        self._max_age_ns = max_age_ns(max_quote_age_hours)
         book = _BookRows.read(orderbook)
         candle = _CandleRows.read(candles, max_volume_share)
         # codes in order of appearance: books written market by market are then sorted already
@@ -280,22 +300,28 @@ class QuoteIndex:
         snap = self._find(
             c, ts_ns, self._snap_key, self._book_times, self._book_n_times, self._book_start
         )
-        has = snap >= 0
-        rows, snap = known[has], snap[has]
-        quote_ns[rows] = self._snap_ns[snap]
+        k = self._find(
+            c, ts_ns, self._candle_key, self._candle_times, self._candle_n_times, self._candle_start
+        )
+        book_ns = np.full(len(c), _NAT, dtype=np.int64)
+        book_ns[snap >= 0] = self._snap_ns[snap[snap >= 0]]
+        candle_ns = np.full(len(c), _NAT, dtype=np.int64)
+        candle_ns[k >= 0] = self._candle_ns[k[k >= 0]]
+        # the fresher of the two quotes, the snapshot at a tie (it shows depth); none too old
+        oldest = oldest_ns(ts_ns, self._max_age_ns)
+        by_book = (snap >= 0) & (book_ns >= candle_ns) & (book_ns >= oldest)
+        by_candle = (k >= 0) & (candle_ns > book_ns) & (candle_ns >= oldest)
+
+        rows, snap = known[by_book], snap[by_book]
+        quote_ns[rows] = book_ns[by_book]
         yes_bid[rows] = self._top_yes[snap]
         no_bid[rows] = self._top_no[snap]
         yes_size[rows] = self._top_yes_size[snap]
         no_size[rows] = self._top_no_size[snap]
         source[rows] = 1
 
-        known, c = known[~has], c[~has]  # a candle quotes only a market without a snapshot
-        k = self._find(
-            c, ts_ns, self._candle_key, self._candle_times, self._candle_n_times, self._candle_start
-        )
-        has = k >= 0
-        rows, k = known[has], k[has]
-        quote_ns[rows] = self._candle_ns[k]
+        rows, k = known[by_candle], k[by_candle]
+        quote_ns[rows] = candle_ns[by_candle]
         yes_bid[rows] = self._candle_yes[k]
         no_bid[rows] = self._candle_no[k]
         yes_size[rows] = no_size[rows] = self._candle_cap[k]
@@ -335,56 +361,68 @@ class QuoteIndex:
         row = np.searchsorted(keys, codes * n_times + r, side="left") - 1
         return np.where(row >= start[codes], row, -1)
 
+    def latest(self, ticker: str, ts_ns: int) -> tuple[str, int, int] | None:
+        """The fresher of the market's latest snapshot and latest candle ended at or before
+        ``ts_ns`` (the snapshot at a tie), however old: (source, its index among the market's
+        snapshots or candles, quote time in int ns); None without either."""
+        c = self._code.get(ticker)
+        if c is None:
+            return None
+        lo, hi = self._book_start[c : c + 2].tolist()
+        s = int(self._snap_ns[lo:hi].searchsorted(ts_ns, side="right")) - 1
+        lo_c, hi_c = self._candle_start[c : c + 2].tolist()
+        k = int(self._candle_ns[lo_c:hi_c].searchsorted(ts_ns, side="right")) - 1
+        book_ns = int(self._snap_ns[lo + s]) if s >= 0 else None
+        candle_ns = int(self._candle_ns[lo_c + k]) if k >= 0 else None
+        if book_ns is not None and (candle_ns is None or book_ns >= candle_ns):
+            return "book", s, book_ns
+        if candle_ns is not None:
+            return "candle", k, candle_ns
+        return None
+
     def levels(
         self, ticker: str, ts_ns: int, book_side: str
     ) -> tuple[str, int, list[Level]] | None:
         """Source, quote time (int ns) and bid levels (best first) of one side at ``ts_ns``.
 
-        The snapshot at or before ``ts_ns`` if the market has one, else the latest candle that
-        ended at or before it; None without either. A level is (bid cents, consumption key,
-        capacity): book levels are keyed ``(ticker, "book", k, book_side, bid)`` with ``k`` the
-        snapshot's index among the market's snapshots, a candle ``(ticker, "candle", k)`` with
-        ``k`` its index among the market's candles; capacity is ``floor(max_fill_share x
-        size)``, or the candle's volume cap (a candle without a bid on the side has no level).
+        The quote of :meth:`latest` if it is at most ``max_quote_age_hours`` old, else None. A
+        level is (bid cents, consumption key, capacity): book levels are keyed ``(ticker,
+        "book", k, book_side, bid)`` with ``k`` the snapshot's index among the market's
+        snapshots, a candle ``(ticker, "candle", k)`` with ``k`` its index among the market's
+        candles; capacity is ``floor(max_fill_share x size)``, or the candle's volume cap (a
+        candle without a bid on the side has no level).
         """
-        c = self._code.get(ticker)
-        if c is None:
+        quote = self.latest(ticker, ts_ns)
+        if quote is None or quote[2] < oldest_ns(ts_ns, self._max_age_ns):
             return None
-        lo, hi = self._book_start[c : c + 2].tolist()
-        if hi > lo:
-            k = int(self._snap_ns[lo:hi].searchsorted(ts_ns, side="right")) - 1
-            if k >= 0:
-                s = lo + k
-                first, end = self._snap_start[s : s + 2].tolist()
-                mid = int(self._snap_mid[s])
-                a, b = (first, mid) if book_side == "yes" else (mid, end)
-                bids = self._level_price[a:b].tolist()
-                caps = self._level_cap[a:b].tolist()
-                levels = [
-                    (bid, (ticker, "book", k, book_side, bid), cap)
-                    for bid, cap in zip(reversed(bids), reversed(caps), strict=True)
-                ]
-                return "book", int(self._snap_ns[s]), levels
-        lo, hi = self._candle_start[c : c + 2].tolist()
-        k = int(self._candle_ns[lo:hi].searchsorted(ts_ns, side="right")) - 1
-        if k < 0:
-            return None
-        j = lo + k
+        source, k, quote_ns = quote
+        c = self._code[ticker]
+        if source == "book":
+            s = int(self._book_start[c]) + k
+            first, end = self._snap_start[s : s + 2].tolist()
+            mid = int(self._snap_mid[s])
+            a, b = (first, mid) if book_side == "yes" else (mid, end)
+            bids = self._level_price[a:b].tolist()
+            caps = self._level_cap[a:b].tolist()
+            levels = [
+                (bid, (ticker, "book", k, book_side, bid), cap)
+                for bid, cap in zip(reversed(bids), reversed(caps), strict=True)
+            ]
+            return "book", quote_ns, levels
+        j = int(self._candle_start[c]) + k
         bid = int(self._candle_yes[j] if book_side == "yes" else self._candle_no[j])
         levels = [(bid, (ticker, "candle", k), int(self._candle_cap[j]))] if bid > 0 else []
-        return "candle", int(self._candle_ns[j]), levels
+        return "candle", quote_ns, levels
 
     def times(self, ticker: str) -> np.ndarray:
         """Times (int64 ns, ascending) when the market's quote changes: the end times of its
-        candles before its first snapshot, then its snapshot times. Empty if unknown."""
+        candles and its snapshot times, each once. Empty if unknown."""
         c = self._code.get(ticker)
         if c is None:
             return _NO_TIMES.copy()
         book = self._snap_ns[self._book_start[c] : self._book_start[c + 1]]
         candles = self._candle_ns[self._candle_start[c] : self._candle_start[c + 1]]
-        if len(book):
-            candles = candles[candles < book[0]]
-        return np.concatenate([candles, book])
+        return np.union1d(candles, book).astype(np.int64, copy=False)
 
 
 # --- reading the tables -----------------------------------------------------------------------

@@ -46,7 +46,9 @@ from kalshi_lab.params import TARGETS
 logger = logging.getLogger(__name__)
 
 _CENTS = np.arange(1, 100)  # every tradable price in cents
-NO_QUOTE = "no ask to buy at (no book snapshot or candle quote)"
+NO_QUOTE = (
+    "no ask to buy at (no book snapshot or candle quote, or one older than max_quote_age_hours)"
+)
 SMALL = "under one contract after sizing"
 
 NOT_LADDER = "not a threshold of a ladder (or of unknown structure)"

@@ -48,6 +48,9 @@ class Trader:
         self.n_signals = 0  # (market, time) predictions seen
         self.skipped: Counter[str] = Counter()  # signals the strategy never saw, by reason
         self.last_settled: pd.Timestamp | None = None
+        #: the last step's quotes (its signals were built from them): the backtest reads which
+        #: quote each decision saw
+        self.last_quotes: pd.DataFrame | None = None
 
     def catch_up(self, until: pd.Timestamp) -> None:
         """Everything due up to ``until``, in time order: executor work, then settlements."""
@@ -75,6 +78,7 @@ class Trader:
         """
         self.catch_up(ts)
         quotes = self.exchange.quotes(signal_tickers(predictions, self.account.positions), ts)
+        self.last_quotes = quotes
         self.account.mark(quotes)
         self.n_signals += len(predictions)
         signals = build_signals(

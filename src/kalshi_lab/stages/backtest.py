@@ -2,7 +2,8 @@
 
 Beside the run itself: a 95 % interval of its return and the chance it lost money (an event
 bootstrap), the share of its gains from its best events, its return when every decision is
-acted on ``backtest.latency_hours`` later, and the same strategy on the held-out test period
+acted on ``backtest.latency_hours`` later (only where the later decisions found fresher quotes:
+:mod:`kalshi_lab.backtest.latency`), and the same strategy on the held-out test period
 (reported apart, in backtest_detail.json only: nothing should be tuned on it).
 """
 
@@ -14,10 +15,10 @@ import pandas as pd
 
 from kalshi_lab import figures, paths
 from kalshi_lab.backtest import BacktestResult
+from kalshi_lab.backtest.latency import delayed, latency_row, undelayed_row
 from kalshi_lab.backtest.loop import MarketTables, backtest_on, read_predictions
 from kalshi_lab.backtest.uncertainty import (
     bootstrap_return,
-    delayed,
     event_pnl,
     pnl_by_price,
     pnl_by_structure,
@@ -92,16 +93,14 @@ def main() -> None:
     result = backtest_on(params, predictions, tables)
     by_event = event_pnl(result.positions)
     validation = assess(result, by_event, params.backtest, tables.markets)
-    latency = {
-        f"{hours:g}h": _secondary(params, delayed(predictions, hours), tables).summary[
-            "total_return"
-        ]
+    latency = {"0h": undelayed_row(result)} | {
+        f"{hours:g}h": latency_row(_secondary(params, delayed(predictions, hours), tables), hours)
         for hours in params.backtest.latency_hours
     }
     detail: dict[str, object] = {
         "run": run_info(params),
         "validation": validation,
-        "latency_total_return": {"0h": validation["total_return"], **latency},
+        "latency_total_return": latency,
     }
     if test_predictions is not None and len(test_predictions):
         test = _secondary(params, test_predictions, tables)
@@ -139,9 +138,19 @@ def main() -> None:
             ),
         )
     logger.info("backtest: %s", headline)
-    logger.info("backtest: total return by latency: %s", detail["latency_total_return"])
+    logger.info("backtest: total return by latency: %s", _latency_line(latency))
     if "test" in detail:
         logger.info("backtest, held-out test period: %s", detail["test"])
+
+
+def _latency_line(latency: dict[str, dict[str, object]]) -> str:
+    """``0h: +1.20 %; 6h: -0.40 %; 12h: not measurable (reason)``."""
+    return "; ".join(
+        f"{k}: {row['return']:+.2%}"
+        if row["measurable"]
+        else f"{k}: not measurable ({row['reason']})"
+        for k, row in latency.items()
+    )
 
 
 def _best_and_worst(by_event: pd.DataFrame, n: int = 10) -> pd.DataFrame:

@@ -59,8 +59,7 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
 
     dvc(repo, "exp", "run", "-n", "logreg-run", "-S", "model=logreg")
     assert (
-        read_json(repo / "reports" / "metrics.json")["skill_vs_best"]
-        != (metrics["skill_vs_best"])
+        read_json(repo / "reports" / "metrics.json")["skill_vs_best"] != (metrics["skill_vs_best"])
     )
     assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["name"] == "logreg"
 

@@ -112,9 +112,16 @@ def pnl_by_structure(
         return tickers.astype(str).map(of).fillna(OTHER)
 
     buys = fills[fills["action"] == "buy"]
-    by_fills = pd.DataFrame(
-        {"contracts": buys["count"].to_numpy(), "structure": structure(buys["ticker"]).to_numpy()}
-    ).groupby("structure")["contracts"].sum()
+    by_fills = (
+        pd.DataFrame(
+            {
+                "contracts": buys["count"].to_numpy(),
+                "structure": structure(buys["ticker"]).to_numpy(),
+            }
+        )
+        .groupby("structure")["contracts"]
+        .sum()
+    )
     fees = fills.groupby(structure(fills["ticker"]).to_numpy())["fee"].sum()
     held = positions.assign(structure=structure(positions["ticker"]).to_numpy())
     out = {}

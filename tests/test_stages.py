@@ -21,6 +21,7 @@ import yaml
 from kalshi_lab import paths
 from kalshi_lab.data.tables import TABLES
 from kalshi_lab.params import load_params
+from kalshi_lab.resolution import release_clusters
 from kalshi_lab.simulator import simulate
 from kalshi_lab.split import periods
 from stage_support import ROOT, STAGES, run_stage, write_composed_params
@@ -135,6 +136,11 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
     scored = [set(features.loc[s.valid, "event_ticker"]) for _, _, s in found.named()]
     for a, b in itertools.combinations(scored, 2):
         assert not a & b
+    # the intervals resample releases (a series family's events closing on one date)
+    releases = pd.Series(release_clusters(features), index=features.index)
+    rows = found.validation.valid & features["target_settlement"].notna().to_numpy()
+    n_releases = releases[rows].nunique()
+    assert validation["bootstrap"]["n_releases"] == n_releases < validation["n_events"]
     assert predictions["as_of"].min() >= pd.Timestamp(meta["valid_start"])
     assert predictions["as_of"].max() < pd.Timestamp(meta["valid_end"])
     assert predictions["prob"].between(0, 1).all() and set(predictions["period"]) == {"validation"}
@@ -154,6 +160,11 @@ def test_backtest_report(pipeline):
     assert report["final_equity"] > 0
     assert report["return_ci_low"] <= report["total_return"] <= report["return_ci_high"]
     assert 0 <= report["p_loss"] <= 1 and 0 <= report["gain_share_top3_events"] <= 1
+    # the return's interval resamples the releases of the events traded
+    markets = pd.read_parquet(paths.parquet_table("markets", pipeline / paths.PARQUET_DIR))
+    release = dict(zip(markets["event_ticker"], release_clusters(markets), strict=True))
+    traded = pd.read_csv(pipeline / paths.PNL_BY_EVENT)["event_ticker"]
+    assert report["n_releases"] == len({release[e] for e in traded}) < report["n_events"]
     assert detail["run"] == {
         "model": "lightgbm",
         "target": "settlement",

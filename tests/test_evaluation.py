@@ -262,3 +262,29 @@ def test_importance_is_gain_for_lightgbm_and_permutation_otherwise():
         assert frame["feature"].tolist() == ["signal", "noise"], kind
         assert frame["importance"].iloc[0] > 10 * max(frame["importance"].iloc[1], 1e-6)
     assert "permuted" in kind
+
+
+def test_a_periods_intervals_resample_its_releases():
+    # two events per release: in each, the model beats the market on one by as much as it
+    # loses on the other, so every resample of releases has a mean difference of exactly 0
+    events = np.repeat(np.arange(20), 5)
+    even = events % 2 == 0
+    model, market = np.where(even, 0.9, 0.8), np.where(even, 0.8, 0.9)
+    block = Scored(
+        y=np.ones(len(events), dtype=int),
+        prob=model,
+        baselines={
+            "market": (market, np.ones(len(events), dtype=int)),
+            "recal": (market, np.ones(len(events), dtype=int)),
+            "base_rate": (np.full(len(events), 0.5), np.zeros(len(events), dtype=int)),
+        },
+        events=events,
+        clusters=events // 2,
+        structure=np.full(len(events), "binary"),
+    )
+    params = EvaluationParams(bootstrap_samples=300, bootstrap_seed=0, reliability_bins=10)
+    report = period_report(with_best(block, "settlement"), "settlement", params)
+    diff = report["bootstrap"]["model_minus_market"]["brier_diff"]
+    assert diff["lower"] == pytest.approx(0.0, abs=1e-12)
+    assert diff["upper"] == pytest.approx(0.0, abs=1e-12)
+    assert report["bootstrap"]["n_releases"] == 10

@@ -1,10 +1,12 @@
 """``kalshi-lab summary``: reports/summary.md, what a reviewer reads of a run.
 
-From the pipeline's reports (nothing is recomputed): the model beside the market, the
-recalibrated market and the better of the two with release-bootstrap intervals, per walk-forward fold, per event structure
-and on the held-out test period; the backtest (with its P&L per event structure) with its interval, P(P&L <= 0), concentration and latency; the
-metrics that changed against a git ref (``dvc metrics diff <ref> --md``); links to the figures.
-The CI workflow (.github/workflows/summary.yml) posts it on a pull request, as CML does.
+From the pipeline's reports (nothing is recomputed): how the periods are made; the model beside
+the market, the recalibrated market and the better of the two with release-bootstrap
+intervals, what each period scored, per walk-forward fold (a skipped one with its reason, never
+a skill), per event structure and on the held-out test period; the backtest (with its P&L per
+event structure) with its interval, P(P&L <= 0), concentration and latency; the metrics that
+changed against a git ref (``dvc metrics diff <ref> --md``); links to the figures. The CI
+workflow (.github/workflows/summary.yml) posts it on a pull request, as CML does.
 """
 
 from __future__ import annotations

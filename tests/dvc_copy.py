@@ -27,6 +27,9 @@ SMALL_SIMULATOR = {
 }
 SMALL_RANGE = {"start": "2025-01-01", "end": "2025-03-15"}
 SMALL_MODEL = {"n_estimators": 60}
+#: the small copy holds about 30 events (validation scores 4 of them for model.target=direction):
+#: the guards' defaults would skip validation
+SMALL_SPLIT = {"min_train_events": 10, "min_scored_events": 3}
 
 
 def project_files() -> list[str]:
@@ -41,7 +44,8 @@ def project_files() -> list[str]:
 
 
 def shrink(copy: Path) -> None:
-    """A small simulator and model so that each run takes seconds."""
+    """A small simulator and model so that each run takes seconds, and guards for its few
+    events."""
     sim = copy / "conf" / "data" / "synthetic.yaml"
     cfg = yaml.safe_load(sim.read_text())
     cfg.update(SMALL_RANGE)
@@ -51,6 +55,10 @@ def shrink(copy: Path) -> None:
     cfg = yaml.safe_load(lgbm.read_text())
     cfg["params"].update(SMALL_MODEL)
     lgbm.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    split = copy / "conf" / "split" / "chronological.yaml"
+    cfg = yaml.safe_load(split.read_text())
+    cfg.update(SMALL_SPLIT)
+    split.write_text(yaml.safe_dump(cfg, sort_keys=False))
     (copy / "params.yaml").write_text(compose_text([], copy / "conf"))
 
 

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,7 +16,7 @@ from kalshi_lab.backtest.report import (
     summarize,
     traded_signal_scores,
 )
-from kalshi_lab.backtest.uncertainty import pnl_by_structure
+from kalshi_lab.backtest.uncertainty import bootstrap_return, pnl_by_structure, release_pnl
 from kalshi_lab.execution.account import KalshiAccount
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
@@ -116,3 +117,31 @@ def test_pnl_by_structure_puts_every_position_fee_and_contract_under_its_event_s
     }
     assert parts["other"]["pnl"] == pytest.approx(0.40) and parts["other"]["contracts"] == 2
     assert "binary" not in parts  # listed, not traded
+
+
+def test_the_return_interval_resamples_releases_so_two_events_of_one_release_move_together():
+    # U3 and KXU3 events closing on one date are one release: their P&L is summed first
+    markets = pd.DataFrame(
+        {
+            "event_ticker": ["U3-A", "U3-A", "KXU3-A", "U3-B", "CPI-A"],
+            "series_ticker": ["U3", "U3", "KXU3", "U3", "CPI"],
+            "close_time": pd.to_datetime(
+                ["2025-03-07 13:30"] * 3 + ["2025-04-04 13:30", "2025-03-07 13:30"], utc=True
+            ),
+        }
+    )
+    by_event = pd.DataFrame(
+        {
+            "event_ticker": ["U3-A", "KXU3-A", "U3-B", "CPI-A", "UNLISTED"],
+            "pnl": [100.0, -100.0, 50.0, -50.0, 7.0],
+            "n_positions": [1, 1, 1, 1, 1],
+        }
+    )
+    pnl = release_pnl(by_event, markets)
+    # releases sorted by key: CPI 03-07, U3 03-07 (100 - 100), U3 04-04, the unlisted event
+    assert pnl.tolist() == [-50.0, 0.0, 50.0, 7.0]
+    # the two events of one release cancel: resampled together they never move the return
+    hedged = bootstrap_return(np.array([0.0, 0.0]), 1000.0, 500, 0)
+    assert hedged == {"return_ci_low": 0.0, "return_ci_high": 0.0, "p_loss": 1.0}
+    apart = bootstrap_return(np.array([100.0, -100.0]), 1000.0, 500, 0)
+    assert apart["return_ci_low"] < -0.1 and apart["return_ci_high"] > 0.1

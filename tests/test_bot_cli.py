@@ -76,6 +76,9 @@ def project(tmp_path_factory, key) -> Path:
         "data=kalshi",
         f"data.series=[{','.join(SERIES)}]",
         "split.n_folds=1",
+        # a fixture of 17 events: the guards' defaults would skip every period
+        "split.min_train_events=5",
+        "split.min_scored_events=3",
     ]
     (root / "params.yaml").write_text(yaml.safe_dump(compose(overrides, ROOT / "conf")))
     (root / "key.pem").write_bytes(pem_of(key))

@@ -7,10 +7,10 @@ from lightgbm import LGBMClassifier
 from sklearn.linear_model import LogisticRegression
 
 from kalshi_lab.evaluation.baselines import baselines, recalibrated_market
-from kalshi_lab.evaluation.bootstrap import event_bootstrap
+from kalshi_lab.evaluation.bootstrap import cluster_bootstrap
 from kalshi_lab.evaluation.importance import feature_importance
 from kalshi_lab.evaluation.metrics import reliability, roc_points, score, wilson
-from kalshi_lab.evaluation.report import Scored, headline, period_report, scores
+from kalshi_lab.evaluation.report import Scored, headline, period_report, scores, with_best
 from kalshi_lab.params import EvaluationParams
 
 
@@ -92,28 +92,28 @@ def test_reliability_bins_hold_equal_counts_even_when_predictions_crowd_near_zer
     assert roc.iloc[-1].tolist() == [1.0, 1.0]
 
 
-def test_event_bootstrap_resamples_events_not_rows():
+def test_cluster_bootstrap_resamples_clusters_not_rows():
     rng = np.random.default_rng(0)
     # 40 events of 50 rows; all rows of an event share one difference
     events = np.repeat(np.arange(40), 50)
     per_event = rng.normal(0.0, 1.0, 40)
     diff = per_event[events]
-    out = event_bootstrap(events, diff, 2000, seed=1)
+    out = cluster_bootstrap(events, diff, 2000, seed=1)
     assert out["estimate"] == pytest.approx(diff.mean())
     assert out["lower"] < out["estimate"] < out["upper"]
     # the interval is about +-1.96 sd/sqrt(40 events), not sd/sqrt(2000 rows)
     half = (out["upper"] - out["lower"]) / 2
     assert half == pytest.approx(1.96 * per_event.std() / np.sqrt(40), rel=0.2)
-    assert out == event_bootstrap(events, diff, 2000, seed=1)  # seeded
+    assert out == cluster_bootstrap(events, diff, 2000, seed=1)  # seeded
     # one event: nothing to resample, no uncertainty between events
-    single = event_bootstrap(np.zeros(10), np.arange(10.0), 500, seed=0)
+    single = cluster_bootstrap(np.zeros(10), np.arange(10.0), 500, seed=0)
     assert single["lower"] == single["upper"] == pytest.approx(4.5)
 
 
-def test_event_bootstrap_weights_events_by_their_rows():
+def test_cluster_bootstrap_weights_clusters_by_their_rows():
     events = np.array(["a"] * 9 + ["b"])
     diff = np.array([1.0] * 9 + [-9.0])
-    out = event_bootstrap(events, diff, 1000, seed=0)
+    out = cluster_bootstrap(events, diff, 1000, seed=0)
     assert out["estimate"] == pytest.approx(0.0)
     # resamples of two a's give 1.0, of two b's -9.0; about a quarter each
     assert 0.15 < out["share_below_zero"] < 0.35
@@ -134,12 +134,24 @@ def _block(seed: int, n_events: int = 60) -> Scored:
             "base_rate": (np.full(len(y), 0.5), np.zeros(len(y), dtype=int)),
         },
         events=events,
+        clusters=events // 2,  # two events per release
         structure=np.array(["ladder", "bracket", "binary"])[events % 3],
     )
 
 
+def test_two_events_of_one_release_move_together():
+    # releases of two events whose differences cancel: resampled together, every resample's
+    # mean is 0; resampled as events apart, it is not
+    events = np.repeat(np.arange(40), 5)
+    diff = np.where(events % 2 == 0, 1.0, -1.0)
+    together = cluster_bootstrap(events // 2, diff, 500, seed=0)
+    assert together["lower"] == together["upper"] == pytest.approx(0.0)
+    apart = cluster_bootstrap(events, diff, 500, seed=0)
+    assert apart["upper"] - apart["lower"] > 0.3
+
+
 def test_period_report_and_headline():
-    block = _block(0)
+    block = with_best(_block(0), "settlement")
     params = EvaluationParams(bootstrap_samples=500, bootstrap_seed=0, reliability_bins=10)
     report = period_report(block, "settlement", params)
     table = report["scores"]
@@ -150,18 +162,78 @@ def test_period_report_and_headline():
     diff = report["bootstrap"]["model_minus_recal"]["brier_diff"]
     assert diff["estimate"] == pytest.approx(table["model"]["brier"] - table["recal"]["brier"])
     assert diff["upper"] < 0  # the truth beats a noisy market over 60 events
-    top = headline(report, "settlement")
+    assert report["bootstrap"]["n_releases"] == 30
+    top = headline(report)
+    best = report["bootstrap"]["model_minus_best"]["brier_diff"]
     assert top == {
-        "skill_vs_recal": report["brier_skill"]["vs_recal"],
-        "p_no_skill": pytest.approx(1 - diff["share_below_zero"]),
+        "skill_vs_best": report["brier_skill"]["vs_best"],
+        "p_no_skill": pytest.approx(1 - best["share_below_zero"]),
     }
     assert top["p_no_skill"] <= 0.025  # the interval's upper end is below 0
-    pooled = Scored.pooled([block, _block(1)])
+    pooled = Scored.pooled([block, with_best(_block(1), "settlement")])
     assert scores(pooled, "settlement")["n_rows"] == 2 * len(block.y)
+    assert headline({"skipped": "too few events"}) == {"skill_vs_best": None, "p_no_skill": None}
+
+
+def _with_recal(block: Scored, recal: np.ndarray) -> Scored:
+    return Scored(
+        y=block.y,
+        prob=block.prob,
+        baselines={**block.baselines, "recal": (recal, (recal > 0.5).astype(int))},
+        events=block.events,
+        clusters=block.clusters,
+        structure=block.structure,
+    )
+
+
+def test_the_best_baseline_is_the_better_of_market_and_recalibrated_market_per_period():
+    params = EvaluationParams(bootstrap_samples=200, bootstrap_seed=0, reliability_bins=10)
+    block = _block(3)
+    truth = block.prob
+    market = block.baselines["market"][0]
+    # a recalibration fit on few events, far off: worse than the raw price, flagged, no bar
+    bad = with_best(_with_recal(block, np.clip(1 - market, 0.01, 0.99)), "settlement")
+    report = period_report(bad, "settlement", params)
+    assert bad.best == report["best_baseline"] == "market"
+    assert report["recal_worse_than_market"] is True
+    assert report["brier_skill"]["vs_best"] == report["brier_skill"]["vs_market"]
+    # against the bad fit alone, the model would look far better than it is
+    assert report["brier_skill"]["vs_recal"] > report["brier_skill"]["vs_best"] + 0.3
+    # a recalibration near the truth: the bar is the recalibrated market
+    good = with_best(_with_recal(block, np.clip(truth + 0.01, 0.01, 0.99)), "settlement")
+    report = period_report(good, "settlement", params)
+    assert report["best_baseline"] == "recal" and report["recal_worse_than_market"] is False
+    assert report["brier_skill"]["vs_best"] == report["brier_skill"]["vs_recal"]
+    assert headline(report)["skill_vs_best"] == report["brier_skill"]["vs_recal"]
+    # pooled folds keep each fold's own best baseline, row by row
+    pooled = Scored.pooled([bad, good])
+    assert pooled.best == "market, recal"
+    n = len(bad.y)
+    assert np.array_equal(pooled.baselines["best"][0][:n], market)
+    assert np.array_equal(pooled.baselines["best"][0][n:], good.baselines["recal"][0])
+
+
+def test_direction_compares_with_persistence_its_only_reference():
+    block = _block(4)
+    block = Scored(
+        y=block.y,
+        prob=block.prob,
+        baselines={
+            "persistence": block.baselines["market"],
+            "base_rate": block.baselines["base_rate"],
+        },
+        events=block.events,
+        clusters=block.clusters,
+        structure=block.structure,
+    )
+    params = EvaluationParams(bootstrap_samples=200, bootstrap_seed=0, reliability_bins=10)
+    report = period_report(with_best(block, "direction"), "direction", params)
+    assert report["best_baseline"] == "persistence" and "recal_worse_than_market" not in report
+    assert report["brier_skill"]["vs_best"] == report["brier_skill"]["vs_persistence"]
 
 
 def test_period_report_splits_by_structure_on_the_same_rows():
-    block = _block(2, n_events=180)
+    block = with_best(_block(2, n_events=180), "settlement")
     # the model is the market itself on ladders: no edge there, all of it on the others
     ladder = block.structure == "ladder"
     block.prob[ladder] = block.baselines["market"][0][ladder]
@@ -190,3 +262,29 @@ def test_importance_is_gain_for_lightgbm_and_permutation_otherwise():
         assert frame["feature"].tolist() == ["signal", "noise"], kind
         assert frame["importance"].iloc[0] > 10 * max(frame["importance"].iloc[1], 1e-6)
     assert "permuted" in kind
+
+
+def test_a_periods_intervals_resample_its_releases():
+    # two events per release: in each, the model beats the market on one by as much as it
+    # loses on the other, so every resample of releases has a mean difference of exactly 0
+    events = np.repeat(np.arange(20), 5)
+    even = events % 2 == 0
+    model, market = np.where(even, 0.9, 0.8), np.where(even, 0.8, 0.9)
+    block = Scored(
+        y=np.ones(len(events), dtype=int),
+        prob=model,
+        baselines={
+            "market": (market, np.ones(len(events), dtype=int)),
+            "recal": (market, np.ones(len(events), dtype=int)),
+            "base_rate": (np.full(len(events), 0.5), np.zeros(len(events), dtype=int)),
+        },
+        events=events,
+        clusters=events // 2,
+        structure=np.full(len(events), "binary"),
+    )
+    params = EvaluationParams(bootstrap_samples=300, bootstrap_seed=0, reliability_bins=10)
+    report = period_report(with_best(block, "settlement"), "settlement", params)
+    diff = report["bootstrap"]["model_minus_market"]["brier_diff"]
+    assert diff["lower"] == pytest.approx(0.0, abs=1e-12)
+    assert diff["upper"] == pytest.approx(0.0, abs=1e-12)
+    assert report["bootstrap"]["n_releases"] == 10

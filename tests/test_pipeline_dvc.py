@@ -30,7 +30,7 @@ def repo(tmp_path_factory) -> Path:
 def test_repro_then_nothing_to_do_then_experiments(repo):
     metrics = read_json(repo / "reports" / "metrics.json")
     backtest = read_json(repo / "reports" / "backtest.json")
-    assert set(metrics) == {"skill_vs_recal", "p_no_skill"}
+    assert set(metrics) == {"skill_vs_best", "p_no_skill"}
     assert set(backtest) == {"return", "p_loss"}
     evaluation = read_json(repo / "reports" / "evaluation.json")
     assert {"validation", "test", "walk_forward"} <= set(evaluation)
@@ -59,8 +59,7 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
 
     dvc(repo, "exp", "run", "-n", "logreg-run", "-S", "model=logreg")
     assert (
-        read_json(repo / "reports" / "metrics.json")["skill_vs_recal"]
-        != (metrics["skill_vs_recal"])
+        read_json(repo / "reports" / "metrics.json")["skill_vs_best"] != (metrics["skill_vs_best"])
     )
     assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["name"] == "logreg"
 
@@ -72,7 +71,7 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
     header = next(line for line in table.splitlines() if "Experiment" in line).split()
     assert header == [
         "Experiment",
-        "skill_vs_recal",
+        "skill_vs_best",
         "p_no_skill",
         "return",
         "p_loss",
@@ -83,7 +82,7 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
         assert name in table
     diff = dvc(repo, "metrics", "diff", "--md").stdout.splitlines()
     changed = {row.split("|")[2].strip() for row in diff if row.startswith("| reports/")}
-    assert {"skill_vs_recal", "return"} <= changed
+    assert {"skill_vs_best", "return"} <= changed
 
 
 def test_direction_target_with_directional_strategy(repo):
@@ -99,6 +98,9 @@ def test_direction_target_with_directional_strategy(repo):
         "strategy=directional",
     )
     metrics = read_json(repo / "reports" / "metrics.json")
-    assert set(metrics) == {"skill_vs_persistence", "p_no_skill"}
-    scored = read_json(repo / "reports" / "evaluation.json")["validation"]["scores"]
-    assert set(scored) == {"model", "persistence", "base_rate"}
+    assert set(metrics) == {"skill_vs_best", "p_no_skill"}
+    validation = read_json(repo / "reports" / "evaluation.json")["validation"]
+    assert set(validation["scores"]) == {"model", "persistence", "base_rate"}
+    # the best of its references: persistence, its only one
+    assert validation["best_baseline"] == "persistence"
+    assert metrics["skill_vs_best"] == validation["brier_skill"]["vs_persistence"]

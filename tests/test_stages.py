@@ -5,8 +5,8 @@ each stage wrote, and that bad input stops a stage with exit code 2, one clear m
 output.
 """
 
+import itertools
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -20,40 +20,27 @@ import pytest
 import yaml
 
 from kalshi_lab import paths
-from kalshi_lab.compose_params import compose
 from kalshi_lab.data.tables import TABLES
 from kalshi_lab.params import load_params
+from kalshi_lab.resolution import release_clusters
 from kalshi_lab.simulator import simulate
+from kalshi_lab.split import periods
+from stage_support import ROOT, STAGES, run_stage, write_composed_params
 
-ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["validate", "fetch", "parquet", "features", "train", "evaluate", "backtest"]
 SMALL = [
     "data.start=2025-01-01",
-    "data.end=2025-03-10",
-    "data.synthetic.n_markets=60",
+    "data.end=2025-04-30",
+    # about 70 events: enough for validation and test to pass the guards' defaults
+    "data.synthetic.n_markets=200",
     "data.synthetic.min_duration_days=8",
     "data.synthetic.max_duration_days=20",
     "model.params.n_estimators=40",
-    "split.n_folds=2",  # 69 days: folds of 15 days from day 26, test from day 56
+    "split.n_folds=2",  # 120 days: folds of 24 days from day 48, test from day 96
 ]
 
 
-def run_stage(workdir: Path, name: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    return subprocess.run(
-        [sys.executable, "-m", f"kalshi_lab.stages.{name}", *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def write_params(workdir: Path, overrides: list[str]) -> None:
-    (workdir / "params.yaml").write_text(
-        yaml.safe_dump(compose(SMALL + overrides, ROOT / "conf"), sort_keys=False)
-    )
+    write_composed_params(workdir, SMALL + overrides)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +98,7 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
     live = joblib.load(pipeline / paths.MODEL_LIVE)
     assert live.n_features_in_ == len(meta["features"])
     metrics = json.loads((pipeline / paths.METRICS).read_text())
-    assert set(metrics) == {"skill_vs_recal", "p_no_skill"}
+    assert set(metrics) == {"skill_vs_best", "p_no_skill"}
     report = json.loads((pipeline / paths.EVALUATION).read_text())
     assert set(report) == {"validation", "test", "walk_forward", "features"}
     assert report["features"]["user_features"] == []  # the default: none, nothing checked
@@ -120,10 +107,19 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
     assert report["walk_forward"]["fold_2"]["scores"] == report["validation"]["scores"]
     for period in ("validation", "test"):
         block = report[period]
+        assert block["skipped"] is None
         assert set(block["scores"]) == {"model", "market", "recal", "base_rate"}
-        for name in ("market", "recal"):
+        for name in ("market", "recal", "best"):
             diff = block["bootstrap"][f"model_minus_{name}"]["brier_diff"]
             assert diff["lower"] <= diff["estimate"] <= diff["upper"]
+        # the best baseline is the better of the two on the period's rows
+        best = min(("market", "recal"), key=lambda n: block["scores"][n]["brier"])
+        assert block["best_baseline"] == best
+        assert block["brier_skill"]["vs_best"] == block["brier_skill"][f"vs_{best}"]
+        # every row of the window is scored or counted with its reason
+        not_scored = sum(block["not_scored"].values())
+        assert block["n_rows"] + not_scored == block["n_window_rows"]
+        assert block["share_scored"] == pytest.approx(block["n_rows"] / block["n_window_rows"])
     validation = report["validation"]
     predictions = pd.read_parquet(pipeline / paths.PREDICTIONS)
     # split by event structure on the same rows: every scored row is in one structure
@@ -132,13 +128,25 @@ def test_train_and_evaluate_report_model_beside_baselines(pipeline):
     assert set(features["structure"]) == {"ladder", "bracket", "binary"}
     assert set(parts) == set(predictions["structure"])
     assert sum(p["n_rows"] for p in parts.values()) == validation["n_rows"]
-    assert metrics["skill_vs_recal"] == validation["brier_skill"]["vs_recal"]
-    beats = validation["bootstrap"]["model_minus_recal"]["brier_diff"]["share_below_zero"]
+    assert metrics["skill_vs_best"] == validation["brier_skill"]["vs_best"]
+    beats = validation["bootstrap"]["model_minus_best"]["brier_diff"]["share_below_zero"]
     assert metrics["p_no_skill"] == pytest.approx(1 - beats)
+    # no event is scored (nor predicted for the backtest) in two periods
+    test = pd.read_parquet(pipeline / paths.PREDICTIONS_TEST)
+    assert not set(predictions["event_ticker"]) & set(test["event_ticker"])
+    params = load_params(pipeline / "params.yaml")
+    found = periods(features, params.split, params.model.target)
+    scored = [set(features.loc[s.valid, "event_ticker"]) for _, _, s in found.named()]
+    for a, b in itertools.combinations(scored, 2):
+        assert not a & b
+    # the intervals resample releases (a series family's events closing on one date)
+    releases = pd.Series(release_clusters(features), index=features.index)
+    rows = found.validation.valid & features["target_settlement"].notna().to_numpy()
+    n_releases = releases[rows].nunique()
+    assert validation["bootstrap"]["n_releases"] == n_releases < validation["n_events"]
     assert predictions["as_of"].min() >= pd.Timestamp(meta["valid_start"])
     assert predictions["as_of"].max() < pd.Timestamp(meta["valid_end"])
     assert predictions["prob"].between(0, 1).all() and set(predictions["period"]) == {"validation"}
-    test = pd.read_parquet(pipeline / paths.PREDICTIONS_TEST)
     assert test["as_of"].min() >= pd.Timestamp(meta["test"]["scored_from"])
     assert set(test["period"]) == {"test"} and list(test.columns) == list(predictions.columns)
     for figure in (paths.ROC_FIGURE, paths.CALIBRATION_FIGURE, paths.IMPORTANCE_FIGURE):
@@ -155,6 +163,11 @@ def test_backtest_report(pipeline):
     assert report["final_equity"] > 0
     assert report["return_ci_low"] <= report["total_return"] <= report["return_ci_high"]
     assert 0 <= report["p_loss"] <= 1 and 0 <= report["gain_share_top3_events"] <= 1
+    # the return's interval resamples the releases of the events traded
+    markets = pd.read_parquet(paths.parquet_table("markets", pipeline / paths.PARQUET_DIR))
+    release = dict(zip(markets["event_ticker"], release_clusters(markets), strict=True))
+    traded = pd.read_csv(pipeline / paths.PNL_BY_EVENT)["event_ticker"]
+    assert report["n_releases"] == len({release[e] for e in traded}) < report["n_events"]
     assert detail["run"] == {
         "model": "lightgbm",
         "target": "settlement",
@@ -446,6 +459,9 @@ def test_summary_reports_model_baselines_periods_and_backtest_from_the_reports(p
         assert f"| model | {block['scores']['model']['brier']:.4f} |" in period
         assert f"| recalibrated market | {block['scores']['recal']['brier']:.4f} |" in period
         assert f"[{recal['lower']:+.4f}, {recal['upper']:+.4f}]" in period
+        assert f"**{100 * block['brier_skill']['vs_best']:+.1f} % against the best baseline**" in (
+            period
+        )
     assert f"Return {100 * detail['validation']['total_return']:+.1f} %" in validation
     assert f"Return {100 * detail['test']['total_return']:+.1f} %" in test
     assert "| fold 1 |" in validation and "| pooled |" in validation

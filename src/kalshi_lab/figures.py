@@ -18,6 +18,16 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
+def notice(path: Path, title: str, text: str) -> None:
+    """A figure that says why there is nothing to draw (e.g. the period was skipped), so that
+    every declared PNG exists and says so where a reader looks."""
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    _save(fig, path)
+
+
 def roc(path: Path, frames: dict[str, pd.DataFrame], aucs: dict[str, float], title: str) -> None:
     """One ROC curve per labelled frame (fpr, tpr), its AUC in the legend, and the chance line."""
     fig, ax = plt.subplots(figsize=(5, 5))

@@ -360,13 +360,17 @@ class SplitParams:
     """Chronological train / validation / test periods and walk-forward folds (``split``).
 
     The defaults of ``test_size`` and ``n_folds`` give the plain train/validation split that
-    callers outside the pipeline (the analyzer) ask for.
+    callers outside the pipeline (the analyzer) ask for. ``min_train_events`` and
+    ``min_scored_events`` are the least a period must hold to be scored rather than skipped
+    (:mod:`kalshi_lab.guards`): fewer events make artifacts, not evidence.
     """
 
     train_size: Annotated[StrictFloat, Field(gt=0, lt=1)]
     embargo_days: Annotated[StrictInt, Field(ge=0)]
     test_size: Annotated[StrictFloat, Field(ge=0, lt=1)] = 0.0
     n_folds: Annotated[StrictInt, Field(ge=1)] = 1
+    min_train_events: Annotated[StrictInt, Field(ge=1)] = 20
+    min_scored_events: Annotated[StrictInt, Field(ge=1)] = 10
 
     @model_validator(mode="after")
     def _periods_fit(self) -> SplitParams:

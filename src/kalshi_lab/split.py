@@ -1,24 +1,33 @@
-"""Chronological periods with an embargo, shared by train, evaluate and the analyzer.
+"""Chronological periods of whole events with an embargo, shared by train, evaluate and the
+analyzer.
 
-The dated range (the sorted unique ``as_of``) is cut into three periods: train, validation (what
+The dated range (the sorted unique ``as_of``) is cut into windows: train, validation (what
 ``dvc exp`` comparisons and tuning read) and a final test period that nothing tunes on. Within
 train + validation, ``split.n_folds`` walk-forward folds, each as long as validation and the
-last one being validation itself, score one block of days with a model fit on every row
-labelled before that block (an expanding window). The test period is scored by a model refit on
-train + validation.
+last one being validation itself, each score one window with a model fit on every row labelled
+before it (an expanding window). The test period is scored by a model refit on train +
+validation. Windows are cut by decision time (``as_of``), never by row number.
 
-The cut is by decision time (``as_of``), never by row number, so one date is never on both
-sides. Let S be the first scored day of a fold. A training row must have its label known before
-S minus the embargo:
+**Each event is scored in one period only**, the one whose window holds the time it resolves
+(:func:`kalshi_lab.resolution.event_resolution`: its last settlement, or the latest close
+known in advance while a strike is unsettled; the last window is open-ended). A period scores
+the rows of its own events that lie in its window: the decisions made while that period's
+model was the one in use. An event whose rows straddle a window's start (decided in one window,
+resolved in a later one) is purged from the earlier window: those rows are scored nowhere, and
+counted (reason ``PURGED``). So no outcome is scored twice, validation never scores an event
+that resolves in the test period, and each period's scores are independent of the others'.
+Events that resolve before the first window are training rows only.
+
+Let S be a window's start. A training row must have its label known before S minus the
+embargo:
 * ``direction``: the label is the next day's price, known at ``as_of + 1 day``;
 * ``settlement``: the label is known at the market's settlement, so a market (and with it every
   strike of its event, which settle together) trains only if the whole event settled before
-  S - embargo.
-Scored rows are every row with ``as_of`` in the fold's block, whatever their label status. An
-earlier walk-forward fold with no training row (a short history) is skipped with a WARNING;
-validation and test without one are errors. The split logs how many rows, markets and events it keeps out of training, and why: on real data
-most markets can be left out (an event trains only once all its strikes settled), and that must
-be visible.
+  S - embargo: training events resolve before S, in an earlier period or before the first.
+The split logs how many rows, markets and events it keeps out of training and scoring, and why:
+on real data most markets can be left out (an event trains only once all its strikes settled),
+and that must be visible. Whether a period has enough to be scored at all is
+:mod:`kalshi_lab.guards`' decision, not the split's.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import pandas as pd
 
 from kalshi_lab.errors import DataError
 from kalshi_lab.params import SplitParams
+from kalshi_lab.resolution import event_resolution
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +49,31 @@ TRAIN = "train"
 VALIDATION = "validation"
 TEST = "test"
 LATER = "after the scored period"
+PURGED = "purged: in the window, but its event resolves in a later period (scored there only)"
 EMBARGO = "embargo: as_of between the training labels' cut-off and the first scored day"
 UNSETTLED = "event not fully settled: a strike has no settlement_ts (an event trains whole)"
 SETTLED_LATE = "event settled at or after the cut-off: label unknown before the embargo"
 NEXT_DAY_LATE = "next day's price (the label) known only at or after the cut-off"
-_REASONS = (TRAIN, VALIDATION, TEST, LATER, EMBARGO, UNSETTLED, SETTLED_LATE, NEXT_DAY_LATE)
+_REASONS = (
+    TRAIN,
+    VALIDATION,
+    TEST,
+    LATER,
+    PURGED,
+    EMBARGO,
+    UNSETTLED,
+    SETTLED_LATE,
+    NEXT_DAY_LATE,
+)
 
 
 @dataclass(frozen=True)
 class Split:
-    """Boolean row masks over one features frame: rows to fit on and rows to score."""
+    """Boolean row masks over one features frame: rows to fit on, rows to score, rows purged."""
 
     train: np.ndarray
-    valid: np.ndarray  # the scored rows (validation, a walk-forward block or the test period)
+    valid: np.ndarray  # the scored rows: the period's own events' rows inside its window
+    purged: np.ndarray  # rows inside the window whose event resolves in a later period
     valid_start: pd.Timestamp
     train_end: pd.Timestamp  # labels of training rows are known strictly before this
     valid_end: pd.Timestamp | None = None  # scored rows have as_of before this (None: no end)
@@ -59,19 +81,33 @@ class Split:
 
 @dataclass(frozen=True)
 class Periods:
-    """Walk-forward folds (expanding window, the last one is validation) and the test split."""
+    """Walk-forward folds (expanding window, the last is validation) and the test period."""
 
     folds: tuple[Split, ...]
-    numbers: tuple[int, ...]  # each fold's number (1-based) among split.n_folds
     test: Split | None
 
     @property
     def validation(self) -> Split:
         return self.folds[-1]
 
+    def named(self) -> list[tuple[str, str, Split]]:
+        """Every scored period as (key in the reports, name in the logs, split): ``fold_1``
+        .. ``fold_n`` (``fold_n`` is validation), then ``test``."""
+        n = len(self.folds)
+        out = [
+            (f"fold_{k}", "validation" if k == n else f"walk-forward fold {k} of {n}", split)
+            for k, split in enumerate(self.folds, start=1)
+        ]
+        return out + ([("test", "test", self.test)] if self.test is not None else [])
 
-def _why(features: pd.DataFrame, target: str, split: Split, scored: str) -> np.ndarray:
-    """Per row, TRAIN, ``scored``, or why it is neither (LATER, EMBARGO, or its label)."""
+
+def _why(
+    features: pd.DataFrame, target: str, split: Split, owned: np.ndarray, scored: str
+) -> np.ndarray:
+    """Per row, TRAIN, ``scored``, or why it is neither (LATER, PURGED, EMBARGO, its label).
+
+    ``owned``: the rows whose event resolves in this period (the split's own events).
+    """
     as_of = features["as_of"]
     if target == "direction":
         late = [((as_of + DAY) >= split.train_end, NEXT_DAY_LATE)]
@@ -88,17 +124,15 @@ def _why(features: pd.DataFrame, target: str, split: Split, scored: str) -> np.n
         raise DataError(f"unknown target {target!r}")
     no_end = pd.Series(False, index=as_of.index)
     after = as_of >= split.valid_end if split.valid_end is not None else no_end
+    window = (as_of >= split.valid_start).to_numpy(dtype=bool)
     rules = [
-        (after, LATER),
-        (as_of >= split.valid_start, scored),
-        (as_of >= split.train_end, EMBARGO),
-        *late,
+        (after.to_numpy(dtype=bool), LATER),
+        (window & owned, scored),
+        (window, PURGED),
+        ((as_of >= split.train_end).to_numpy(dtype=bool), EMBARGO),
+        *((mask.to_numpy(dtype=bool), reason) for mask, reason in late),
     ]
-    return np.select(
-        [mask.to_numpy(dtype=bool) for mask, _ in rules],
-        [reason for _, reason in rules],
-        default=TRAIN,
-    )
+    return np.select([mask for mask, _ in rules], [reason for _, reason in rules], default=TRAIN)
 
 
 def _log_split(
@@ -144,25 +178,23 @@ def _log_split(
     )
 
 
-def _fold(
+def _period(
     features: pd.DataFrame,
     target: str,
     start: pd.Timestamp,
     end: pd.Timestamp | None,
+    owned: np.ndarray,
     embargo_days: int,
 ) -> tuple[Split, np.ndarray]:
-    """The split scoring ``[start, end)`` after fitting on labels known before start - embargo."""
-    bounds = Split(
-        train=np.zeros(0, dtype=bool),
-        valid=np.zeros(0, dtype=bool),
-        valid_start=start,
-        train_end=start - embargo_days * DAY,
-        valid_end=end,
-    )
-    why = _why(features, target, bounds, VALIDATION)
+    """The split scoring the ``owned`` rows in ``[start, end)`` after fitting on labels known
+    before start - embargo, and each row's reason (:func:`_why`)."""
+    empty = np.zeros(0, dtype=bool)
+    bounds = Split(empty, empty, empty, start, start - embargo_days * DAY, end)
+    why = _why(features, target, bounds, owned, VALIDATION)
     split = Split(
         train=why == TRAIN,
         valid=why == VALIDATION,
+        purged=why == PURGED,
         valid_start=start,
         train_end=bounds.train_end,
         valid_end=end,
@@ -170,22 +202,26 @@ def _fold(
     return split, why
 
 
-def _no_training_rows(split: Split, knobs: str) -> DataError:
-    return DataError(
-        f"no training rows: nothing is labelled before {split.train_end:%Y-%m-%d} ({knobs})"
+def _log_fold(features: pd.DataFrame, split: Split, name: str) -> None:
+    """One INFO line for an earlier walk-forward fold: what it trains on, scores and purges."""
+    events = features["event_ticker"]
+    log.info(
+        "split: %s: %d training rows (labels before %s); %d scored rows of %d events from %s "
+        "to %s; %d rows of %d events purged (they resolve in a later period)",
+        name,
+        int(split.train.sum()),
+        f"{split.train_end:%Y-%m-%d}",
+        int(split.valid.sum()),
+        events[split.valid].nunique(),
+        f"{split.valid_start:%Y-%m-%d}",
+        f"{split.valid_end:%Y-%m-%d}",
+        int(split.purged.sum()),
+        events[split.purged].nunique(),
     )
 
 
-def periods(features: pd.DataFrame, params: SplitParams, target: str) -> Periods:
-    """Walk-forward folds and test split for ``features`` (columns ticker, as_of, event_ticker,
-    settlement_ts) and ``target``.
-
-    Logs, for validation and test, the rows, markets and events on each side and why the others
-    are not trained on; one line per earlier walk-forward fold.
-    """
-    if features.empty:
-        raise DataError("no feature rows to split: the data range holds no market-days")
-    days = pd.DatetimeIndex(np.sort(features["as_of"].unique()))
+def _starts(days: pd.DatetimeIndex, params: SplitParams) -> list[pd.Timestamp]:
+    """The first day of each walk-forward fold's window, then of the test period's (if any)."""
     n = len(days)
     cut = int(np.floor(n * params.train_size))
     test_cut = n - int(np.floor(n * params.test_size))
@@ -203,51 +239,38 @@ def periods(features: pd.DataFrame, params: SplitParams, target: str) -> Periods
             f"need more than {(params.n_folds - 1) * length} days before validation; "
             f"there are {cut}"
         )
-    test_start = days[test_cut] if test_cut < n else None
-    folds, numbers = [], []
-    for k in range(params.n_folds):
-        start = days[first + k * length]
-        end = days[first + (k + 1) * length] if first + (k + 1) * length < n else None
-        split, why = _fold(features, target, start, end, params.embargo_days)
+    folds = [days[first + k * length] for k in range(params.n_folds)]
+    return folds + ([days[test_cut]] if test_cut < n else [])
+
+
+def periods(features: pd.DataFrame, params: SplitParams, target: str) -> Periods:
+    """Walk-forward folds and test period for ``features`` (columns ticker, as_of,
+    event_ticker, settlement_ts, DAYS_TO_CLOSE) and ``target``.
+
+    Every event belongs to the period whose window holds its resolution (module docstring).
+    Logs, for validation and test, the rows, markets and events on each side and why the others
+    are not trained on or scored; one line per earlier walk-forward fold.
+    """
+    if features.empty:
+        raise DataError("no feature rows to split: the data range holds no market-days")
+    days = pd.DatetimeIndex(np.sort(features["as_of"].unique()))
+    starts = _starts(days, params)
+    ends: list[pd.Timestamp | None] = [*starts[1:], None]
+    resolves = pd.DatetimeIndex(event_resolution(features)).asi8
+    # the period each row's event resolves in; -1: before the first window (training only)
+    owner = np.searchsorted(np.array([s.value for s in starts]), resolves, side="right") - 1
+    splits = []
+    for k, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        split, why = _period(features, target, start, end, owner == k, params.embargo_days)
         if k == params.n_folds - 1:
             _log_split(features, why, target, split, VALIDATION)
-            if not split.train.any():
-                raise _no_training_rows(
-                    split,
-                    f"split.train_size={params.train_size}, "
-                    f"split.embargo_days={params.embargo_days}",
-                )
-        elif not split.train.any():
-            # an early fold of a short history: skipped, not fatal; the others still tell
-            log.warning(
-                "split: walk-forward fold %d of %d skipped: no row is labelled before %s "
-                "(fewer split.n_folds would start later)",
-                k + 1,
-                params.n_folds,
-                f"{split.train_end:%Y-%m-%d}",
-            )
-            continue
+        elif k == params.n_folds:
+            _log_split(features, np.where(why == VALIDATION, TEST, why), target, split, TEST)
         else:
-            log.info(
-                "split: walk-forward fold %d of %d: %d training rows (labels before %s), "
-                "%d scored rows from %s to %s",
-                k + 1,
-                params.n_folds,
-                int(split.train.sum()),
-                f"{split.train_end:%Y-%m-%d}",
-                int(split.valid.sum()),
-                f"{start:%Y-%m-%d}",
-                f"{end:%Y-%m-%d}",
-            )
-        folds.append(split)
-        numbers.append(k + 1)
-    test = None
-    if test_start is not None:
-        test, why = _fold(features, target, test_start, None, params.embargo_days)
-        _log_split(features, np.where(why == VALIDATION, TEST, why), target, test, TEST)
-        if not test.train.any():
-            raise _no_training_rows(test, f"split.test_size={params.test_size}")
-    return Periods(folds=tuple(folds), numbers=tuple(numbers), test=test)
+            _log_fold(features, split, f"walk-forward fold {k + 1} of {params.n_folds}")
+        splits.append(split)
+    test = splits[params.n_folds] if len(splits) > params.n_folds else None
+    return Periods(folds=tuple(splits[: params.n_folds]), test=test)
 
 
 def chronological_split(features: pd.DataFrame, params: SplitParams, target: str) -> Split:

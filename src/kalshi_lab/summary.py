@@ -1,10 +1,12 @@
 """``kalshi-lab summary``: reports/summary.md, what a reviewer reads of a run.
 
-From the pipeline's reports (nothing is recomputed): the model beside the market and the
-recalibrated market with event-bootstrap intervals, per walk-forward fold, per event structure
-and on the held-out test period; the backtest (with its P&L per event structure) with its interval, P(P&L <= 0), concentration and latency; the
-metrics that changed against a git ref (``dvc metrics diff <ref> --md``); links to the figures.
-The CI workflow (.github/workflows/summary.yml) posts it on a pull request, as CML does.
+From the pipeline's reports (nothing is recomputed): how the periods are made; the model beside
+the market, the recalibrated market and the better of the two with release-bootstrap
+intervals, what each period scored, per walk-forward fold (a skipped one with its reason, never
+a skill), per event structure and on the held-out test period; the backtest (with its P&L per
+event structure) with its interval, P(P&L <= 0), concentration and latency; the metrics that
+changed against a git ref (``dvc metrics diff <ref> --md``); links to the figures. The CI
+workflow (.github/workflows/summary.yml) posts it on a pull request, as CML does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ SCORERS = {
     "market": "market price",
     "recal": "recalibrated market",
     "base_rate": "base rate",
+    "best": "best baseline",
 }
+#: how the periods are made, stated where their figures are read (README, "Three periods")
+PERIOD_RULE = (
+    "Each event is scored in one period only, the one whose window holds its resolution (its "
+    "last settlement); its rows in an earlier window are purged, not scored. A period with too "
+    "few events, one class or a constant model is skipped and left out of pooled figures. "
+    "Skill is against the better, per period, of the market price and the recalibrated market; "
+    "intervals resample releases (a series family's events closing on one date)."
+)
 FIGURES = (
     ("ROC", paths.ROC_FIGURE),
     ("reliability", paths.CALIBRATION_FIGURE),
@@ -49,8 +60,22 @@ def _interval(block: Mapping[str, float]) -> str:
     return f"{block['estimate']:+.4f} [{block['lower']:+.4f}, {block['upper']:+.4f}]"
 
 
+def _coverage(period: Mapping[str, Any]) -> str:
+    """What of the period's window was scored, and why the rest was not."""
+    rest = "; ".join(f"{n:,} {why}" for why, n in period["not_scored"].items())
+    return (
+        f"Scored {period['n_rows']:,} of the {period['n_window_rows']:,} rows in its window "
+        f"({100 * period['share_scored']:.0f} %), {period['n_events']:,} events; "
+        f"trained on {period['n_train_events']:,} events."
+        + (f" Not scored: {rest}." if rest else "")
+    )
+
+
 def _scores(period: Mapping[str, Any]) -> list[str]:
-    """The scorers' table of one period, and the model-minus-market intervals under it."""
+    """The scorers' table of one period, and the model-minus-baseline intervals under it; a
+    skipped period's reason instead."""
+    if period["skipped"]:
+        return [f"**Skipped, not scored**: {period['skipped']}.", "", _coverage(period)]
     lines = ["| | Brier | log loss | AUC |", "|---|---:|---:|---:|"]
     for key, name in SCORERS.items():
         s = period["scores"].get(key)
@@ -61,21 +86,29 @@ def _scores(period: Mapping[str, Any]) -> list[str]:
     skill = period["brier_skill"]
     lines += [
         "",
-        f"Brier skill: {_pct(skill['vs_market'])} against the market price, "
-        f"{_pct(skill['vs_recal'])} against the recalibrated market "
-        f"({period['n_rows']:,} rows, {period['n_events']:,} events).",
+        f"Brier skill: **{_pct(skill['vs_best'])} against the best baseline** "
+        f"({SCORERS[period['best_baseline']]}), {_pct(skill['vs_market'])} against the market "
+        f"price, {_pct(skill['vs_recal'])} against the recalibrated market.",
+        "",
+        _coverage(period),
     ]
+    if period["recal_worse_than_market"]:
+        lines += [
+            "",
+            "The recalibrated market scores worse than the raw price here (fit on "
+            f"{period['n_train_events']:,} training events): it is no bar.",
+        ]
     boot = period.get("bootstrap")
     if boot:
         lines += [
             "",
-            f"Model minus baseline, 95 % interval over events ({boot['n_samples']:,} resamples; "
-            "below 0: the model is better):",
+            f"Model minus baseline, 95 % interval over {boot['n_releases']:,} releases "
+            f"({boot['n_samples']:,} resamples; below 0: the model is better):",
             "",
             "| against | Brier difference | log-loss difference |",
             "|---|---:|---:|",
         ]
-        for key in ("market", "recal"):
+        for key in ("market", "recal", "best"):
             diff = boot[f"model_minus_{key}"]
             lines.append(
                 f"| {SCORERS[key]} | {_interval(diff['brier_diff'])} "
@@ -89,7 +122,7 @@ def _by_structure(parts: Mapping[str, Any]) -> list[str]:
     if not parts:
         return []
     lines = [
-        "By event structure (model minus market price, Brier, 95 % interval over events):",
+        "By event structure (model minus market price, Brier, 95 % interval over releases):",
         "",
         "| structure | rows | events | Brier model | market | recalibrated | model minus market |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -106,22 +139,27 @@ def _by_structure(parts: Mapping[str, Any]) -> list[str]:
 
 def _folds(walk_forward: Mapping[str, Any]) -> list[str]:
     lines = [
-        "| fold | rows | events | Brier model | market | recalibrated | skill vs recalibrated |",
+        "| fold | rows | events | Brier model | market | recalibrated | skill vs best |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, fold in walk_forward.items():
+        if fold["skipped"]:
+            lines.append(f"| {name.replace('_', ' ')} | skipped: {fold['skipped']} | | | | | |")
+            continue
         s = fold["scores"]
         lines.append(
             f"| {name.replace('_', ' ')} | {fold['n_rows']:,} | {fold['n_events']:,} "
             f"| {s['model']['brier']:.4f} | {s['market']['brier']:.4f} "
-            f"| {s['recal']['brier']:.4f} | {_pct(fold['brier_skill']['vs_recal'])} |"
+            f"| {s['recal']['brier']:.4f} | {_pct(fold['brier_skill']['vs_best'])} |"
         )
     return lines
 
 
 def _backtest(run: Mapping[str, Any]) -> list[str]:
+    if "skipped" in run:
+        return [f"No backtest: {run['skipped']}."]
     lines = [
-        f"Return {_pct(run['total_return'])}, 95 % interval over events "
+        f"Return {_pct(run['total_return'])}, 95 % interval over releases "
         f"[{_pct(run['return_ci_low'])}, {_pct(run['return_ci_high'])}]; "
         f"P(P&L <= 0) = {run['p_loss']:.2f}.",
         f"{run['n_trades']} trades in {run['n_events']} events; the best 3 events made "
@@ -162,6 +200,8 @@ def render(evaluation: Mapping[str, Any], backtest: Mapping[str, Any], diff: str
         f"Model **{run['model']}** (target `{run['target']}`), strategy **{run['strategy']}**, "
         f"executor `{run['executor']}`, data `{run['data']}`.",
         "",
+        PERIOD_RULE,
+        "",
         "## Validation period (what `dvc exp` compares and tuning uses)",
         "",
         *_scores(evaluation["validation"]),
@@ -173,15 +213,18 @@ def render(evaluation: Mapping[str, Any], backtest: Mapping[str, Any], diff: str
         "### Backtest",
         "",
         *_backtest(backtest["validation"]),
-        "",
-        "Total return when every decision is acted on later: "
-        + ", ".join(
-            f"{k}: {_pct(v['return'])}" if v["measurable"] else f"{k}: not measurable"
-            for k, v in backtest["latency_total_return"].items()
-        )
-        + ".",
     ]
-    if "test" in evaluation:
+    if backtest["latency_total_return"]:
+        lines += [
+            "",
+            "Total return when every decision is acted on later: "
+            + ", ".join(
+                f"{k}: {_pct(v['return'])}" if v["measurable"] else f"{k}: not measurable"
+                for k, v in backtest["latency_total_return"].items()
+            )
+            + ".",
+        ]
+    if evaluation.get("test"):
         lines += [
             "",
             "## Held-out test period (nothing is tuned on it: read it once)",

@@ -1,12 +1,13 @@
-"""How much a backtest's P&L can be trusted: an event bootstrap, concentration, price buckets.
+"""How much a backtest's P&L can be trusted: a release bootstrap, concentration, price buckets.
 
-A backtest is one path. Its events are the independent units (an event's strikes settle
-together and the strategy's positions in them are correlated), so the P&L's sampling error is
-estimated by resampling events with replacement: the total P&L of each resample, as a return
-on the initial capital, gives a 95 % interval and the probability of having lost money. A run
-whose gains come from two events is fragile however high its return: the share of the gains
-made by the few best events says so. P&L by price paid and by event structure say where it
-came from.
+A backtest is one path. Its events are not independent units: an event's strikes settle
+together, and so do the events of one data release (one series family closing on one date,
+:mod:`kalshi_lab.resolution`), and the strategy's positions in them are correlated. So the
+P&L's sampling error is estimated by resampling releases with replacement: the total P&L of
+each resample, as a return on the initial capital, gives a 95 % interval and the probability of
+having lost money. A run whose gains come from two events is fragile however high its return:
+the share of the gains made by the few best events says so. P&L by price paid and by event
+structure say where it came from.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from kalshi_lab.data.structure import OTHER, STRUCTURES
+from kalshi_lab.resolution import release_clusters
 
 #: price paid per contract (dollars) bucket edges: longshots, the middle, favourites
 PRICE_BUCKETS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -34,14 +36,25 @@ def event_pnl(positions: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("pnl", ascending=False, kind="stable").reset_index()
 
 
-def bootstrap_return(
-    pnl_by_event: np.ndarray, initial_cash: float, samples: int, seed: int
-) -> dict[str, float]:
-    """Event-bootstrap interval of the total return, and the share of resamples that lost.
+def release_pnl(by_event: pd.DataFrame, markets: pd.DataFrame) -> np.ndarray:
+    """P&L per release from the P&L per event (:func:`event_pnl`): the resampling unit of
+    :func:`bootstrap_return`. ``markets`` (event_ticker, series_ticker, close_time) gives each
+    event's release; an event missing from it is a release of its own."""
+    release = pd.Series(release_clusters(markets), index=markets["event_ticker"].astype(str))
+    events = by_event["event_ticker"].astype(str)
+    keys = events.map(release[~release.index.duplicated()]).fillna(events)
+    return by_event.groupby(keys.to_numpy(), sort=True)["pnl"].sum().to_numpy()
 
-    Without events (no trade) the return is 0 with certainty.
+
+def bootstrap_return(
+    pnl_by_release: np.ndarray, initial_cash: float, samples: int, seed: int
+) -> dict[str, float]:
+    """Release-bootstrap interval of the total return (:func:`release_pnl`), and the share of
+    resamples that lost.
+
+    Without releases (no trade) the return is 0 with certainty.
     """
-    pnl = np.asarray(pnl_by_event, dtype=float)
+    pnl = np.asarray(pnl_by_release, dtype=float)
     if len(pnl) == 0:
         return {"return_ci_low": 0.0, "return_ci_high": 0.0, "p_loss": 0.0}
     rng = np.random.default_rng(seed)

@@ -319,7 +319,14 @@ def parse_markets(raw_dir: Path, events: pa.Table) -> pa.Table:
     keep = _unique("markets", table, ["ticker"], keep="last")
     table = table.filter(keep)
     kept = table.select(
-        ["event_ticker", "market_type", "yes_sub_title", "strike_type", "floor_strike", "cap_strike"]
+        [
+            "event_ticker",
+            "market_type",
+            "yes_sub_title",
+            "strike_type",
+            "floor_strike",
+            "cap_strike",
+        ]
     ).to_pandas()
     kept["multivariate"] = np.asarray(multivariate, dtype=bool)[keep]
     kept["mutually_exclusive"] = [exclusive_of[e] for e in kept["event_ticker"]]

@@ -1,9 +1,10 @@
-"""One split's predictions: the model on every scored row, baselines on the labelled ones.
+"""One period's predictions: the model on every scored row, baselines on the labelled ones.
 
-Baselines are fit on the split's own training rows (the ones its model was fit on), never on
+Baselines are fit on the period's own training rows (the ones its model was fit on), never on
 the rows they score. A scored row is kept for the scores only if it has a label and, for the
-settlement target, a market price (the market baselines need one); the rows left out and why
-are logged, and every scored row still gets a prediction for the backtest.
+settlement target, a market price (the market baselines need one; kalshi_lab.guards); the rows
+left out and why are logged and counted (:func:`coverage`), and every scored row still gets a
+prediction for the backtest.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import pandas as pd
 
 from kalshi_lab.data.structure import STRUCTURE_COLUMNS
 from kalshi_lab.evaluation.baselines import baselines
-from kalshi_lab.evaluation.report import Scored
+from kalshi_lab.evaluation.report import Scored, with_best
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE
-from kalshi_lab.split import Split
+from kalshi_lab.guards import scorable
+from kalshi_lab.resolution import release_clusters
+from kalshi_lab.split import PURGED, Split
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +37,13 @@ PREDICTION_CONTEXT = [
     # reports split by structure
     *STRUCTURE_COLUMNS,
 ]
+NO_PRICE = "no market price (the market baselines need a quote)"
+SKIPPED = "period skipped (see skipped)"
 
 
-def _scorable(rows: pd.DataFrame, target_name: str, what: str) -> np.ndarray:
+def _scored_rows(rows: pd.DataFrame, target_name: str, what: str) -> np.ndarray:
     """Rows with a label (and a market price for settlement); logs how many are not."""
-    labelled = rows[TARGET_COLUMNS[target_name]].notna().to_numpy()
+    labelled, priced = scorable(rows, target_name)
     log.info(
         "%s: %d of %d rows have no %s label, predicted but not scored: %s",
         what,
@@ -47,9 +52,6 @@ def _scorable(rows: pd.DataFrame, target_name: str, what: str) -> np.ndarray:
         target_name,
         UNLABELLED_BECAUSE[target_name],
     )
-    if target_name != "settlement":
-        return labelled
-    priced = rows["market_prob"].notna().to_numpy()
     if (labelled & ~priced).any():
         log.info(
             "%s: %d labelled rows have no market price, predicted but not scored: the market "
@@ -60,6 +62,21 @@ def _scorable(rows: pd.DataFrame, target_name: str, what: str) -> np.ndarray:
     return labelled & priced
 
 
+def _predictions(rows: pd.DataFrame, prob: np.ndarray, target_name: str) -> pd.DataFrame:
+    """``rows``' context, the model's probability ``prob`` and the label, one row each."""
+    return rows[PREDICTION_CONTEXT].assign(
+        prob=prob,
+        label=rows[TARGET_COLUMNS[target_name]].to_numpy(),
+        # the close known at as_of (DAYS_TO_CLOSE is measured to it), for exits before the close
+        known_close=rows["as_of"] + pd.to_timedelta(rows["DAYS_TO_CLOSE"], unit="D"),
+    )
+
+
+def no_predictions(features: pd.DataFrame, target_name: str) -> pd.DataFrame:
+    """The predictions of a skipped period: none, in the columns of a scored one."""
+    return _predictions(features.iloc[:0], np.zeros(0), target_name)
+
+
 def score_split(
     features: pd.DataFrame,
     split: Split,
@@ -68,23 +85,52 @@ def score_split(
     columns: list[str],
     what: str,
 ) -> tuple[Scored, pd.DataFrame]:
-    """The scored block of ``split`` and the predictions of all its scored rows."""
+    """The scored block of ``split`` (with its best baseline) and the predictions of all its
+    scored rows."""
     target = TARGET_COLUMNS[target_name]
     train = features[split.train & features[target].notna().to_numpy()]
     rows = features[split.valid]
-    predictions = rows[PREDICTION_CONTEXT].assign(
-        prob=model.predict_proba(rows[columns])[:, 1],
-        label=rows[target].to_numpy(),
-        # the close known at as_of (DAYS_TO_CLOSE is measured to it), for exits before the close
-        known_close=rows["as_of"] + pd.to_timedelta(rows["DAYS_TO_CLOSE"], unit="D"),
-    )
-    keep = _scorable(rows, target_name, what)
+    predictions = _predictions(rows, model.predict_proba(rows[columns])[:, 1], target_name)
+    keep = _scored_rows(rows, target_name, what)
     scored = rows[keep]
     block = Scored(
         y=scored[target].to_numpy(dtype=int),
         prob=predictions["prob"].to_numpy()[keep],
         baselines=baselines(target_name, train, train[target].to_numpy(dtype=int), scored),
         events=scored["event_ticker"].astype(str).to_numpy(),
+        clusters=release_clusters(features)[split.valid][keep],
         structure=scored["structure"].astype(str).to_numpy(),
     )
-    return block, predictions
+    return with_best(block, target_name), predictions
+
+
+def coverage(
+    features: pd.DataFrame, split: Split, target_name: str, skipped: str | None
+) -> dict[str, object]:
+    """What of the period's window is scored and why the rest is not: rows and events scored,
+    rows in the window and the share scored, rows not scored by reason (purged, unlabelled,
+    unpriced, the period skipped), events purged, and events trained on."""
+    labelled, priced = scorable(features, target_name)
+    events = features["event_ticker"]
+    scored = split.valid & labelled & priced
+    not_scored = {
+        PURGED: int(split.purged.sum()),
+        f"no {target_name} label: {UNLABELLED_BECAUSE[target_name]}": int(
+            (split.valid & ~labelled).sum()
+        ),
+        NO_PRICE: int((split.valid & labelled & ~priced).sum()),
+        SKIPPED: int(scored.sum()) if skipped else 0,
+    }
+    n_window = int((split.valid | split.purged).sum())
+    if skipped:
+        scored = np.zeros_like(scored)
+    return {
+        "skipped": skipped,
+        "n_rows": int(scored.sum()),
+        "n_events": int(events[scored].nunique()),
+        "n_window_rows": n_window,
+        "share_scored": int(scored.sum()) / n_window if n_window else 0.0,
+        "not_scored": {reason: n for reason, n in not_scored.items() if n},
+        "n_purged_events": int(events[split.purged].nunique()),
+        "n_train_events": int(events[split.train & labelled].nunique()),
+    }

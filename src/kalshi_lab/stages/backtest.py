@@ -17,11 +17,13 @@ from kalshi_lab import figures, paths
 from kalshi_lab.backtest import BacktestResult
 from kalshi_lab.backtest.latency import delayed, latency_row, undelayed_row
 from kalshi_lab.backtest.loop import MarketTables, backtest_on, read_predictions
+from kalshi_lab.backtest.report import EQUITY_COLUMNS, FILL_COLUMNS
 from kalshi_lab.backtest.uncertainty import (
     bootstrap_return,
     event_pnl,
     pnl_by_price,
     pnl_by_structure,
+    release_pnl,
     top_event_share,
 )
 from kalshi_lab.execution.factory import build_strategy
@@ -41,15 +43,17 @@ def assess(
     backtest: BacktestParams,
     markets: pd.DataFrame,
 ) -> dict[str, object]:
-    """The run's summary with its event-bootstrap interval, P(P&L <= 0) and concentration,
+    """The run's summary with its release-bootstrap interval, P(P&L <= 0) and concentration,
     from its P&L by event (:func:`event_pnl`), and its P&L by event structure."""
     pnl = by_event["pnl"].to_numpy()
+    by_release = release_pnl(by_event, markets)
     return {
         **result.summary,
         **bootstrap_return(
-            pnl, backtest.initial_cash, backtest.bootstrap_samples, backtest.bootstrap_seed
+            by_release, backtest.initial_cash, backtest.bootstrap_samples, backtest.bootstrap_seed
         ),
         "n_events": len(pnl),
+        "n_releases": len(by_release),
         "gain_share_top3_events": top_event_share(pnl),
         "by_structure": pnl_by_structure(result.fills, result.positions, markets),
     }
@@ -90,6 +94,9 @@ def main() -> None:
     if test_predictions is not None:
         predicted |= set(test_predictions["ticker"])
     tables = MarketTables.read(predicted)
+    if predictions.empty:
+        _nothing_to_replay(params, test_predictions, tables)
+        return
     result = backtest_on(params, predictions, tables)
     by_event = event_pnl(result.positions)
     validation = assess(result, by_event, params.backtest, tables.markets)
@@ -151,6 +158,44 @@ def _latency_line(latency: dict[str, dict[str, object]]) -> str:
         else f"{k}: not measurable ({row['reason']})"
         for k, row in latency.items()
     )
+
+
+#: why a run has no validation backtest: the evaluate stage predicted nothing there
+SKIPPED_VALIDATION = (
+    "the validation period was skipped (reports/evaluation.json says why): no prediction to replay"
+)
+
+
+def _nothing_to_replay(
+    params: Params, test_predictions: pd.DataFrame | None, tables: MarketTables
+) -> None:
+    """The outputs when validation was skipped: no headline (None), the reason, empty curves
+    and figures that say so; the test period is still backtested apart when it has
+    predictions."""
+    logger.warning("backtest: %s", SKIPPED_VALIDATION)
+    detail: dict[str, object] = {
+        "run": run_info(params),
+        "validation": {"skipped": SKIPPED_VALIDATION},
+        "latency_total_return": {},
+    }
+    if test_predictions is not None and len(test_predictions):
+        test = _secondary(params, test_predictions, tables)
+        detail["test"] = assess(test, event_pnl(test.positions), params.backtest, tables.markets)
+    empty = {
+        paths.EQUITY: ["day", *EQUITY_COLUMNS, "drawdown"],
+        paths.PNL_BY_EVENT: ["event_ticker", "pnl", "n_positions"],
+        paths.PNL_BY_PRICE: ["bucket", "pnl", "n_positions", "contracts"],
+    }
+    with StagedOutputs() as out:
+        out.write_json(paths.BACKTEST_REPORT, dict.fromkeys(HEADLINE))
+        out.write_json(paths.BACKTEST_DETAIL, detail)
+        for path, columns in empty.items():
+            out.write_csv(path, pd.DataFrame(columns=columns))
+        out.write_parquet(paths.BACKTEST_FILLS, pd.DataFrame(columns=FILL_COLUMNS))
+        for path in (paths.EQUITY_FIGURE, paths.PNL_BY_EVENT_FIGURE, paths.PNL_BY_PRICE_FIGURE):
+            out.write_with(
+                path, lambda p: figures.notice(p, "no validation backtest", SKIPPED_VALIDATION)
+            )
 
 
 def _best_and_worst(by_event: pd.DataFrame, n: int = 10) -> pd.DataFrame:

@@ -4,9 +4,11 @@ once on everything for trading.
 The last walk-forward fold is the validation period: its model (fit on the training period)
 is ``models/model.joblib``, which evaluate scores on validation and the backtest replays. The
 earlier folds' models and the refit on train + validation that scores the test period go to
-``models/walk_forward.joblib``. ``models/live.joblib`` is fit on every labelled row, test period
-included: nothing scores it (the periods above measured the procedure that made it), and
-kalshi-bot trades it in paper and live mode, after the last labelled day.
+``models/walk_forward.joblib``, with every period's reason to be skipped (kalshi_lab.guards):
+a skipped period has no model (None) and is not scored; the stage fails only when every period
+is skipped. ``models/live.joblib`` is fit on every labelled row, test period included: nothing
+scores it (the periods above measured the procedure that made it), and kalshi-bot trades it in
+paper and live mode, after the last labelled day.
 """
 
 import joblib
@@ -16,6 +18,7 @@ import pandas as pd
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
+from kalshi_lab.guards import constant_model_reason, nothing_scorable, skip_reason
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.models import fit_model
 from kalshi_lab.params import load_params
@@ -45,12 +48,13 @@ def log_unlabelled(rows: pd.DataFrame, target_name: str, side: str, consequence:
     )
 
 
-def _describe(split: Split, n_train: int) -> dict[str, object]:
+def _describe(split: Split, n_train: int, skipped: str | None) -> dict[str, object]:
     return {
         "n_train": n_train,
         "train_labels_before": split.train_end.isoformat(),
         "scored_from": split.valid_start.isoformat(),
         "scored_until": split.valid_end.isoformat() if split.valid_end is not None else None,
+        "skipped": skipped,
     }
 
 
@@ -69,43 +73,52 @@ def main() -> None:
         logger.info("trained %s for %s on %d rows", params.model.name, what, len(rows))
         return model, rows
 
-    def fit_split(split: Split, what: str):
-        model, rows = fit(split.train, what)
-        return model, _describe(split, len(rows))
-
-    n = params.split.n_folds
-    fits = [
-        fit_split(split, f"walk-forward fold {k} of {n}")
-        for k, split in zip(found.numbers, found.folds, strict=True)
-    ]
-    model, validation = fits[-1]
-    test_model, test = fit_split(found.test, "the test period") if found.test else (None, None)
+    models, skipped, described = {}, {}, {}
+    for key, what, split in found.named():
+        model, n_train = None, 0
+        reason = skip_reason(features, split, params.model.target, params.split)
+        if reason is None:
+            model, rows = fit(split.train, what)
+            n_train = len(rows)
+            reason = constant_model_reason(model.predict_proba(rows[columns])[:, 1])
+        if reason is not None:
+            logger.warning("train: %s skipped, not scored: %s", what, reason)
+            model = None
+        models[key], skipped[key] = model, reason
+        described[key] = _describe(split, n_train, reason)
+    if all(reason is not None for reason in skipped.values()):
+        raise nothing_scorable(features, skipped, params.split)
     if found.test is None:
         logger.warning("train: split.test_size=0 holds out no test period")
     live_model, everything = fit(labelled, "the live model (every labelled row)")
+    folds = [key for key, _, _ in found.named() if key != "test"]
+    validation = described[folds[-1]]
     y = features.loc[found.validation.train & labelled, target]
     meta = {
         "model": params.model.name,
         "target": params.model.target,
         "features": columns,
         "n_train": validation["n_train"],
-        "train_positive_rate": float(y.mean()),
+        "train_positive_rate": float(y.mean()) if len(y) else None,
         "train_labels_before": validation["train_labels_before"],
         "valid_start": validation["scored_from"],
         "valid_end": validation["scored_until"],
-        "walk_forward": {f"fold_{k}": d for k, (_, d) in zip(found.numbers, fits, strict=True)},
-        "test": test,
+        "skipped": validation["skipped"],
+        "walk_forward": {key: described[key] for key in folds},
+        "test": described.get("test"),
         "live": {
             "n_train": len(everything),
             "last_labelled_as_of": everything["as_of"].max().isoformat(),
         },
     }
+    others = {
+        "folds": [models[key] for key in folds[:-1]],
+        "test": models.get("test"),
+        "skipped": skipped,
+    }
     with StagedOutputs() as out:
-        out.write_with(paths.MODEL, lambda p: joblib.dump(model, p))
-        out.write_with(
-            paths.MODELS_WALK_FORWARD,
-            lambda p: joblib.dump({"folds": [m for m, _ in fits[:-1]], "test": test_model}, p),
-        )
+        out.write_with(paths.MODEL, lambda p: joblib.dump(models[folds[-1]], p))
+        out.write_with(paths.MODELS_WALK_FORWARD, lambda p: joblib.dump(others, p))
         out.write_with(paths.MODEL_LIVE, lambda p: joblib.dump(live_model, p))
         out.write_json(paths.MODEL_META, meta)
 

@@ -96,6 +96,18 @@ def dvc(copy: Path, *args: str, ok: bool = True, **env: str) -> subprocess.Compl
     return proc
 
 
+def summary(copy: Path, *args: str) -> subprocess.CompletedProcess:
+    """``kalshi-lab summary`` in the copy, on its code."""
+    return subprocess.run(
+        [sys.executable, "-m", "kalshi_lab.cli", "summary", *args],
+        cwd=copy,
+        env=env_for(copy),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 

@@ -18,6 +18,7 @@ from kalshi_lab.backtest.report import (
 )
 from kalshi_lab.backtest.uncertainty import bootstrap_return, pnl_by_structure, release_pnl
 from kalshi_lab.execution.account import KalshiAccount
+from kalshi_lab.execution.decision import Fill
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 
@@ -145,3 +146,26 @@ def test_the_return_interval_resamples_releases_so_two_events_of_one_release_mov
     assert hedged == {"return_ci_low": 0.0, "return_ci_high": 0.0, "p_loss": 1.0}
     apart = bootstrap_return(np.array([100.0, -100.0]), 1000.0, 500, 0)
     assert apart["return_ci_low"] < -0.1 and apart["return_ci_high"] > 0.1
+
+
+def test_a_losing_run_has_no_fee_share_and_open_positions_show_as_unsettled_pnl():
+    acct = KalshiAccount(100_000)
+    # settled: 10 YES at 40 cents plus 2 cents of fees, lost: -402 cents
+    acct.apply(Fill(T0, T0, "A", "yes", "buy", 10, 400, 2, "book"), "EA")
+    acct.settle("A", "no", T0 + pd.Timedelta(days=1))
+    # still open at the end: 20 YES at 50 cents, marked at a 30-cent bid: -400 cents unsettled
+    acct.apply(Fill(T0, T0, "B", "yes", "buy", 20, 1000, 0, "book"), "EB")
+    acct.mark(pd.DataFrame({"yes_bid": [30.0], "no_bid": [70.0]}, index=["B"]))
+    equity = pd.DataFrame(
+        {
+            "ts": [T0, T0 + pd.Timedelta(days=2)],
+            "cash": [1000.0, acct.cash_cents / 100],
+            "positions_value": [0.0, acct.positions_value_cents / 100],
+            "equity": [1000.0, acct.equity_cents / 100],
+        }
+    )
+    s = summarize(equity, [], acct, 100_000)
+    assert s["gross_pnl"] == pytest.approx(-8.00) and s["fee_share_of_gross_pnl"] is None
+    assert s["unsettled_pnl"] == pytest.approx(-4.00)
+    assert s["unsettled_share_of_pnl"] == pytest.approx(400 / (400 + 402))
+    json.dumps(s, allow_nan=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dvc_copy import ROOT, dvc, experiments, read_json, reproduced_copy, run_queue
+from dvc_copy import ROOT, dvc, experiments, read_json, reproduced_copy, run_queue, summary
 
 #: the README's `dvc exp show` for a 120-column terminal (the test runs it as written there)
 EXP_SHOW = (
@@ -104,3 +104,11 @@ def test_direction_target_with_directional_strategy(repo):
     # the best of its references: persistence, its only one
     assert validation["best_baseline"] == "persistence"
     assert metrics["skill_vs_best"] == validation["brier_skill"]["vs_persistence"]
+    # the summary reads a direction run too, against the committed baseline: the params and
+    # metrics that changed come first
+    proc = summary(repo, "--ref", "HEAD")
+    assert proc.returncode == 0, proc.stderr
+    text = (repo / "reports" / "summary.md").read_text()
+    changed = text[text.index("## What changed") : text.index("## Headline")]
+    assert "model.target" in changed and "skill_vs_best" in changed
+    assert "against the best baseline (persistence)" in text

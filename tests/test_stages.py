@@ -471,7 +471,27 @@ def test_summary_reports_model_baselines_periods_and_backtest_from_the_reports(p
     name, part = next(iter(traded.items()))
     assert f"| {name} | {part['n_events']} | {part['n_positions']} |" in validation
     assert "12h: " in validation and "(figures/equity.png)" in text
-    assert "## Metrics changed" not in text  # no --ref: nothing to diff against
+    assert "## What changed" not in text  # no --ref: nothing to diff against
+    # one screen: the headline of each period and backtest above the collapsed detail
+    top = text[: text.index("<details>")]
+    assert len(top.splitlines()) <= 25
+    for name in ("validation", "test"):
+        skill = evaluation[name]["brier_skill"]["vs_best"]
+        assert f"skill {100 * skill:+.1f} % against the best baseline" in top
+        assert f"return {100 * detail[name]['total_return']:+.1f} %" in top
+    assert text.rstrip().endswith("</details>")
+
+
+def test_summary_against_a_ref_that_is_not_there_is_one_error_line(pipeline):
+    cmd = [sys.executable, "-m", "kalshi_lab.cli", "summary", "--ref", "no-such-branch"]
+    (pipeline / paths.SUMMARY).unlink(missing_ok=True)
+    proc = subprocess.run(cmd, cwd=pipeline, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: summary: --ref 'no-such-branch' is not a git commit, branch or tag of this "
+        "repository"
+    )
+    assert not (pipeline / paths.SUMMARY).exists()  # no file with an error pasted in
 
 
 def test_summary_without_reports_is_one_error_line(tmp_path):

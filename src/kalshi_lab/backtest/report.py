@@ -1,7 +1,8 @@
 """The backtest's outputs: equity curve, fills, closed positions and a JSON-ready summary.
 
 Money leaves the ledger here: the account keeps integer cents, the reports show dollars (the
-unit of the data tables). Every summary value is a plain float or int, never NaN.
+unit of the data tables). Every summary value is a plain float or int, never NaN; a share that
+would mean nothing (fees over a P&L that is not positive) is None.
 """
 
 from __future__ import annotations
@@ -221,8 +222,10 @@ def summarize(
         "n_contracts": int(sum(o.filled for o in traded)),
         **_by_source(fills),
         "fees_paid": fees,
-        # fees over the P&L before fees; 1.0 when fees took all of it (or there was none)
-        "fee_share_of_gross_pnl": min(1.0, fees / gross) if gross > 0 else 1.0 if fees else 0.0,
+        "gross_pnl": gross,
+        # fees over the P&L before fees; None when that P&L is not positive (a share of a loss
+        # reads as nonsense: "fees 100 % of the P&L")
+        "fee_share_of_gross_pnl": fees / gross if gross > 0 else None,
         "turnover": traded_value / initial,  # dollars bought and sold per dollar of capital
         "mean_exposure": mean_exposure,
         "peak_exposure": peak_exposure,
@@ -231,4 +234,15 @@ def summarize(
         "hit_rate": float((pnl > 0).mean()) if len(pnl) else 0.0,
         "n_settled": sum(c.how in ("settled", "void") for c in account.closed),
         "n_open_positions": len(account.positions),
+        # positions never settled in the data, valued at their last bid: a P&L not yet real
+        "unsettled_pnl": account.unrealized_pnl_cents / 100,
+        "unsettled_share_of_pnl": _unsettled_share(account),
     }
+
+
+def _unsettled_share(account: KalshiAccount) -> float:
+    """Share of the positions' absolute P&L (after fees) that sits in positions still open at
+    the end, marked at their bids: 0 when every position was settled or sold."""
+    held = sum(abs(p.pnl_cents) for p in account.positions.values())
+    total = held + sum(abs(c.pnl_cents) for c in account.closed)
+    return held / total if total else 0.0

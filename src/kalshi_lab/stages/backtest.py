@@ -120,7 +120,17 @@ def main() -> None:
     curve.insert(0, "day", (ts - ts.iloc[0]) / pd.Timedelta(days=1))
     curve["drawdown"] = 1.0 - curve["equity"] / curve["equity"].cummax()
     by_price = pnl_by_price(result.fills, result.positions)
-    title = f"{params.strategy.name}, {params.model.name}, {params.backtest.executor}"
+    first, last = predictions["as_of"].min(), predictions["as_of"].max()
+    title = (
+        f"{params.strategy.name}, {params.model.name}, {params.backtest.executor}\n"
+        f"validation period: decisions {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+    )
+    shown = _best_and_worst(by_event)
+    events = (
+        f"all {len(by_event)} events"
+        if len(shown) == len(by_event)
+        else f"the best and worst {len(shown) // 2} of {len(by_event)} events"
+    )
     with StagedOutputs() as out:
         out.write_json(paths.BACKTEST_REPORT, headline)
         out.write_json(paths.BACKTEST_DETAIL, detail)
@@ -135,7 +145,7 @@ def main() -> None:
         out.write_with(
             paths.PNL_BY_EVENT_FIGURE,
             lambda p: figures.pnl_bars(
-                p, _best_and_worst(by_event), "event_ticker", f"P&L by event: {title}", "event"
+                p, shown, "event_ticker", f"P&L by event ({events}): {title}", "event"
             ),
         )
         out.write_with(

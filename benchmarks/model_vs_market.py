@@ -16,13 +16,14 @@ on that period (the best baseline), and ``p_no_skill``: the share of event-boots
 
 The injected-edge experiment adds ``EDGE = outcome + N(0, EDGE_SD^2)`` (seeded; NaN where the
 row has no label) to the features and fits every variant with it: a model that cannot report an
-edge this strong as significant would miss a real one.
+edge this strong as significant would miss a real one. Beside them, ``edge_likelihood`` (and a
+quarter of it) adds the edge's exact log-likelihood ratio to the market's log-odds, fitting
+nothing: how much there is to find.
 
-``--select`` is how ``conf/model/lightgbm_offset.yaml`` was chosen, without the validation or
-test rows: each candidate of ``CANDIDATES`` is scored by 5-fold cross-validation grouped by
-event on the validation period's training rows (the recalibrated market refit in each fold),
-with and without the edge; the choice is the best skill with the edge among the candidates
-that do not lose to the best baseline without it.
+``--select`` is how ``conf/model/lightgbm_offset.yaml``'s regularisation was chosen, without
+the validation or test rows: each candidate of ``CANDIDATES`` is scored on the walk-forward
+folds before validation (pooled), with and without the edge; the choice is the best skill with
+the edge among the candidates that do not lose to the best baseline without it.
 """
 
 from __future__ import annotations
@@ -32,12 +33,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold
 
 from common import ROOT
 from kalshi_lab import paths
 from kalshi_lab.compose_params import compose
-from kalshi_lab.evaluation.baselines import market, recalibrated_market
 from kalshi_lab.evaluation.blocks import score_split
 from kalshi_lab.evaluation.bootstrap import event_bootstrap
 from kalshi_lab.evaluation.metrics import brier_per_row
@@ -53,6 +52,8 @@ VARIANTS: dict[str, list[str]] = {
     "lightgbm": ["model=lightgbm"],
     "logreg": ["model=logreg"],
     "offset": [OFFSET],
+    # the strongest shrinkage of CANDIDATES: close to the market whatever the data
+    "offset_strong": [OFFSET, "model.params.reg_lambda=10000.0"],
     # the offset model with the plain LightGBM's regularisation (conf/model/lightgbm.yaml)
     "offset_loose": [
         OFFSET,
@@ -72,10 +73,10 @@ CANDIDATES: list[list[str]] = [
         f"model.params.extra_trees={extra}",
     ]
     for leaves in (2, 4)
-    for reg in (300.0, 1000.0, 3000.0)
+    for reg in (300.0, 1000.0, 3000.0, 10000.0)
     for extra in ("false", "true")
 ]
-CV_FOLDS = 5
+VALIDATION = "validation"
 EDGE = "EDGE"
 EDGE_SD = 2.0
 EDGE_SEED = 14
@@ -124,66 +125,70 @@ def measure(block: Scored, params: Params) -> dict[str, float]:
     }
 
 
-def run_variant(name: str, features: pd.DataFrame, edge: bool) -> list[Row]:
-    """``name`` fit and scored on every period, with ``EDGE`` among its inputs if ``edge``."""
-    params = config(VARIANTS[name])
+class EdgeLikelihood:
+    """Not a model: the market's log-odds plus ``share`` of the log-likelihood ratio that
+    ``EDGE`` carries, ``(EDGE - 1/2) / EDGE_SD^2``; what an edge-finding model could reach."""
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        ratio = (X[EDGE].to_numpy() - 0.5) / EDGE_SD**2
+        yes = 1.0 / (1.0 + np.exp(-(X["LOGIT_MID"].to_numpy() + self.share * ratio)))
+        return np.column_stack([1.0 - yes, yes])
+
+
+def scored_periods(
+    overrides: list[str], features: pd.DataFrame, edge: bool, fixed: object | None = None
+) -> tuple[Params, list[tuple[str, Scored]]]:
+    """The config of ``overrides`` fit and scored on every period, each with its own training
+    rows, with ``EDGE`` among its inputs if ``edge``; ``fixed`` is scored instead of a fit."""
+    params = config(overrides)
     target = params.model.target
     labels = TARGET_COLUMNS[target]
     columns = feature_columns(params.features) + ([EDGE] if edge else [])
     found = periods(features, params.split, target)
     labelled = features[labels].notna().to_numpy()
     named = [(f"fold {k}", s) for k, s in zip(found.numbers[:-1], found.folds[:-1], strict=True)]
-    named += [("validation", found.validation)] + ([("test", found.test)] if found.test else [])
-    rows = []
+    named += [(VALIDATION, found.validation)] + ([("test", found.test)] if found.test else [])
+    blocks = []
     for period, split in named:
         train = features[split.train & labelled]
-        model = fit_model(params.model, train, train[labels].to_numpy(dtype=int), columns, period)
-        block, _ = score_split(features, split, model, target, columns, period)
-        scores = measure(block, params)
-        rows.append(Row(name, edge, period, len(block.y), len(set(block.events)), **scores))
-    return rows
+        y = train[labels].to_numpy(dtype=int)
+        model = fit_model(params.model, train, y, columns, period) if fixed is None else fixed
+        blocks.append((period, score_split(features, split, model, target, columns, period)[0]))
+    return params, blocks
 
 
-def cross_validated(overrides: list[str], rows: pd.DataFrame, edge: bool) -> dict[str, float]:
-    """``overrides``' model scored out of fold on ``rows`` (labelled, priced), folds grouped by
-    event, beside the market and the recalibrated market refit on each fold's training part."""
-    params = config(overrides)
-    labels = TARGET_COLUMNS[params.model.target]
-    columns = feature_columns(params.features) + ([EDGE] if edge else [])
-    y = rows[labels].to_numpy(dtype=int)
-    events = rows["event_ticker"].astype(str).to_numpy()
-    prob, recal = np.empty(len(rows)), np.empty(len(rows))
-    for fit_on, held in GroupKFold(CV_FOLDS).split(rows, y, events):
-        train, scored = rows.iloc[fit_on], rows.iloc[held]
-        model = fit_model(params.model, train, y[fit_on], columns, "a cross-validation fold")
-        prob[held] = model.predict_proba(scored[columns])[:, 1]
-        recal[held] = recalibrated_market(train, y[fit_on], scored)[0]
-    baselines = {"market": market(rows), "recal": (recal, (recal > 0.5).astype(int))}
-    structure = rows["structure"].astype(str).to_numpy()
-    return measure(Scored(y, prob, baselines, events, structure), params)
+def run_variant(
+    name: str, features: pd.DataFrame, edge: bool, fixed: object | None = None
+) -> list[Row]:
+    """One row per period for variant ``name`` (or ``fixed``, scored under that name)."""
+    params, blocks = scored_periods(VARIANTS.get(name, []), features, edge, fixed)
+    return [
+        Row(name, edge, period, len(block.y), len(set(block.events)), **measure(block, params))
+        for period, block in blocks
+    ]
 
 
 def select(features: pd.DataFrame) -> pd.DataFrame:
-    """Every candidate cross-validated on the validation period's training rows, with and
-    without the edge; the chosen one marked."""
-    params = config([OFFSET])
-    labels = TARGET_COLUMNS[params.model.target]
-    split = periods(features, params.split, params.model.target).validation
-    usable = split.train & features[labels].notna().to_numpy()
-    usable &= features["market_prob"].notna().to_numpy()
-    rows = with_edge(features, params.model.target)[usable].reset_index(drop=True)
+    """Every candidate on the walk-forward folds before validation, pooled, with and without
+    the edge; the chosen one marked. Only those folds are scored: their rows and labels all
+    precede the validation period."""
+    target = config([OFFSET]).model.target
+    edged = with_edge(features, target)
     records = []
     for overrides in CANDIDATES:
-        plain, edged = (cross_validated(overrides, rows, edge) for edge in (False, True))
-        records.append(
-            {
-                "candidate": " ".join(o.removeprefix("model.params.") for o in overrides[1:]),
-                "skill": plain["skill"],
-                "p_no_skill": plain["p_no_skill"],
-                "skill_edge": edged["skill"],
-                "p_no_skill_edge": edged["p_no_skill"],
+        record = {"candidate": " ".join(o.removeprefix("model.params.") for o in overrides[1:])}
+        for frame, suffix in ((features, ""), (edged, "_edge")):
+            params, blocks = scored_periods(overrides, frame, edge=bool(suffix))
+            early = Scored.pooled([b for period, b in blocks if period.startswith("fold")])
+            scores = measure(early, params)
+            record |= {
+                f"skill{suffix}": scores["skill"],
+                f"p_no_skill{suffix}": scores["p_no_skill"],
             }
-        )
+        records.append(record)
     table = pd.DataFrame(records)
     fair = table[table["skill"] >= 0]
     table["chosen"] = table.index == (fair["skill_edge"].idxmax() if len(fair) else -1)
@@ -202,14 +207,16 @@ def main() -> None:
     else:
         target = config([]).model.target
         runs = [(features, False)] + ([] if args.no_edge else [(with_edge(features, target), True)])
-        table = pd.DataFrame(
-            [
-                asdict(row)
-                for frame, edge in runs
-                for name in args.variants
-                for row in run_variant(name, frame, edge)
-            ]
-        )
+        rows = [
+            row
+            for frame, edge in runs
+            for name in args.variants
+            for row in run_variant(name, frame, edge)
+        ]
+        if not args.no_edge:
+            for share, name in ((1.0, "edge_likelihood"), (0.25, "edge_likelihood/4")):
+                rows += run_variant(name, runs[1][0], True, EdgeLikelihood(share))
+        table = pd.DataFrame([asdict(row) for row in rows])
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(table.round(4).to_string(index=False))
 

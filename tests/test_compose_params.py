@@ -69,5 +69,5 @@ def test_the_command_line_gives_no_traceback(repo):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         "error: In 'config': Could not find 'model/nope'; "
-        "Available options in 'model': hist_gb, lightgbm, logreg"
+        "Available options in 'model': hist_gb, lightgbm, lightgbm_offset, logreg"
     ]

@@ -83,7 +83,11 @@ RULES = [
     ("split.train_size", 1.0, "Input should be less than 1"),
     ("split.train_size", "0.5", "Input should be a valid number, got '0.5'"),
     ("split.embargo_days", -1, "Input should be greater than or equal to 0"),
-    ("model.name", "xgboost", "Input should be 'lightgbm', 'logreg' or 'hist_gb'"),
+    (
+        "model.name",
+        "xgboost",
+        "Input should be 'lightgbm', 'logreg', 'hist_gb' or 'lightgbm_offset'",
+    ),
     ("model.target", "price", "Input should be 'settlement' or 'direction'"),
     ("model.seed", "0", "Input should be a valid integer"),
     ("model.params", [1], "Input should be a valid dictionary"),

@@ -36,11 +36,13 @@ from pydantic_core import ArgsKwargs, InitErrorDetails, PydanticCustomError
 from kalshi_lab.errors import ParamError
 from kalshi_lab.paths import PARAMS
 
-ModelName = Literal["lightgbm", "logreg", "hist_gb"]
+ModelName = Literal["lightgbm", "logreg", "hist_gb", "lightgbm_offset"]
 Target = Literal["settlement", "direction"]
 DataSource = Literal["synthetic", "kalshi"]
 ExecutorName = Literal["simple", "nested"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+#: models whose prediction starts from the market's price of YES: no meaning for ``direction``
+SETTLEMENT_ONLY_MODELS: tuple[str, ...] = ("lightgbm_offset",)
 TARGETS: tuple[str, ...] = get_args(Target)
 DATA_SOURCES: tuple[str, ...] = get_args(DataSource)
 EXECUTORS: tuple[str, ...] = get_args(ExecutorName)
@@ -398,12 +400,26 @@ class ModelParams:
     """The classifier, its target and its hyper-parameters (``model``).
 
     ``params`` go to the estimator as they are: the estimator checks its own arguments.
+    ``lightgbm_offset`` starts from the market's probability of YES, so it predicts only the
+    ``settlement`` target.
     """
 
     name: ModelName
     target: Target
     seed: StrictInt
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _offset_needs_settlement(self) -> ModelParams:
+        if self.name in SETTLEMENT_ONLY_MODELS and self.target != "settlement":
+            raise _broken_rule(
+                "ModelParams",
+                "target",
+                f"must be settlement for model.name={self.name} (it starts from the market's "
+                "probability of YES); use model=lightgbm for direction",
+                self.target,
+            )
+        return self
 
 
 @section("strategy", SECTION | ConfigDict(validate_by_name=True))

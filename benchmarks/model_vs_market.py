@@ -12,7 +12,7 @@ of the default split: the walk-forward folds before validation, validation, and 
 (fit on train + validation). Per period it prints the model's Brier score, the market price's
 and the recalibrated market's on the same rows, the Brier skill against the better of the two
 on that period (the best baseline), and ``p_no_skill``: the share of event-bootstrap resamples
-(``evaluation.bootstrap_*``) in which the model's Brier score is not below the best baseline's.
+(``evaluation.bootstrap_*``, resampling releases as the evaluate stage does) in which the model's Brier score is not below the best baseline's.
 
 The injected-edge experiment adds ``EDGE = outcome + N(0, EDGE_SD^2)`` (seeded; NaN where the
 row has no label) to the features and fits every variant with it: a model that cannot report an
@@ -38,7 +38,7 @@ from common import ROOT
 from kalshi_lab import paths
 from kalshi_lab.compose_params import compose
 from kalshi_lab.evaluation.blocks import score_split
-from kalshi_lab.evaluation.bootstrap import event_bootstrap
+from kalshi_lab.evaluation.bootstrap import cluster_bootstrap
 from kalshi_lab.evaluation.metrics import brier_per_row
 from kalshi_lab.evaluation.report import Scored
 from kalshi_lab.features import TARGET_COLUMNS, feature_columns
@@ -49,6 +49,7 @@ from kalshi_lab.split import periods
 OFFSET = "model=lightgbm_offset"
 #: variant -> Hydra overrides of the default config
 VARIANTS: dict[str, list[str]] = {
+    "anchored": ["model=anchored_logit"],
     "lightgbm": ["model=lightgbm"],
     "logreg": ["model=logreg"],
     "offset": [OFFSET],
@@ -118,7 +119,7 @@ def measure(block: Scored, params: Params) -> dict[str, float]:
     best = min(("market", "recal"), key=brier.__getitem__)
     diff = brier_per_row(block.y, block.prob) - brier_per_row(block.y, block.baselines[best][0])
     ev = params.evaluation
-    boot = event_bootstrap(block.events, diff, ev.bootstrap_samples, ev.bootstrap_seed)
+    boot = cluster_bootstrap(block.clusters, diff, ev.bootstrap_samples, ev.bootstrap_seed)
     return brier | {
         "skill": 1.0 - brier["model"] / brier[best],
         "p_no_skill": 1.0 - boot["share_below_zero"],
@@ -149,11 +150,15 @@ def scored_periods(
     columns = feature_columns(params.features) + ([EDGE] if edge else [])
     found = periods(features, params.split, target)
     labelled = features[labels].notna().to_numpy()
-    named = [(f"fold {k}", s) for k, s in zip(found.numbers[:-1], found.folds[:-1], strict=True)]
-    named += [(VALIDATION, found.validation)] + ([("test", found.test)] if found.test else [])
+    named = [
+        (name if name in (VALIDATION, "test") else f"fold {key[5:]}", split)
+        for key, name, split in found.named()
+    ]
     blocks = []
     for period, split in named:
         train = features[split.train & labelled]
+        if train["event_ticker"].nunique() < params.split.min_train_events or not split.valid.any():
+            continue  # the pipeline skips it too (kalshi_lab.guards)
         y = train[labels].to_numpy(dtype=int)
         model = fit_model(params.model, train, y, columns, period) if fixed is None else fixed
         blocks.append((period, score_split(features, split, model, target, columns, period)[0]))

@@ -45,7 +45,13 @@ def project_files() -> list[str]:
 
 def shrink(copy: Path) -> None:
     """A small simulator and model so that each run takes seconds, and guards for its few
-    events."""
+    events. The copy's default model is LightGBM: the project's default, anchored_logit, is
+    the market itself on data without an edge and places no order, and these tests are about
+    how experiments change a backtest."""
+    config = copy / "conf" / "config.yaml"
+    text = config.read_text()
+    assert "  - model: anchored_logit" in text, "conf/config.yaml's default model moved"
+    config.write_text(text.replace("  - model: anchored_logit", "  - model: lightgbm"))
     sim = copy / "conf" / "data" / "synthetic.yaml"
     cfg = yaml.safe_load(sim.read_text())
     cfg.update(SMALL_RANGE)

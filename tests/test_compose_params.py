@@ -29,7 +29,10 @@ def repo(tmp_path, monkeypatch) -> Path:
     ("override", "message"),
     [
         ("bad.override=1", "Could not override 'bad.override'; To append to your config use"),
-        ("model=nope", "Could not find 'model/nope'; Available options in 'model': hist_gb, "),
+        (
+            "model=nope",
+            "Could not find 'model/nope'; Available options in 'model': anchored_logit, hist_gb, ",
+        ),
         ("x=[1", "no viable alternative at input '[1'"),
         ("~nothere", "Could not delete from config. 'nothere' does not exist"),
         ("model.target=${nope}", "Interpolation key 'nope' not found"),
@@ -69,5 +72,5 @@ def test_the_command_line_gives_no_traceback(repo):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         "error: In 'config': Could not find 'model/nope'; "
-        "Available options in 'model': hist_gb, lightgbm, lightgbm_offset, logreg"
+        "Available options in 'model': anchored_logit, hist_gb, lightgbm, lightgbm_offset, logreg"
     ]

@@ -43,7 +43,9 @@ def test_every_group_combination_composes_and_validates(choice):
 
 
 def test_direction_target_with_directional_strategy_composes():
-    params = params_from_dict(compose(["model.target=direction", "strategy=directional"], CONF))
+    params = params_from_dict(
+        compose(["model=lightgbm", "model.target=direction", "strategy=directional"], CONF)
+    )
     assert (params.model.target, params.strategy.name) == ("direction", "DirectionalStrategy")
     assert build_strategy(params.strategy, "direction").target == "direction"  # ${model.target}
 

@@ -86,7 +86,7 @@ RULES = [
     (
         "model.name",
         "xgboost",
-        "Input should be 'lightgbm', 'logreg', 'hist_gb' or 'lightgbm_offset'",
+        "Input should be 'lightgbm', 'logreg', 'hist_gb', 'lightgbm_offset' or 'anchored_logit'",
     ),
     ("model.target", "price", "Input should be 'settlement' or 'direction'"),
     ("model.seed", "0", "Input should be a valid integer"),

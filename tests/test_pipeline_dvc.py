@@ -93,6 +93,8 @@ def test_direction_target_with_directional_strategy(repo):
         "-n",
         "direction",
         "-S",
+        "model=lightgbm",
+        "-S",
         "model.target=direction",
         "-S",
         "strategy=directional",

@@ -28,7 +28,6 @@ FEW_EVENTS = [
     "data.synthetic.event_shares.ladder=0.4",
     "data.synthetic.event_shares.bracket=0.1",
     "data.synthetic.event_shares.binary=0.5",
-    "model.params.n_estimators=40",
 ]
 MODELLED = ["train", "evaluate", "backtest"]
 
@@ -164,7 +163,8 @@ def test_nothing_scorable_is_one_error_line_with_the_counts(data, defaults, tmp_
         needed = read(defaults, paths.EVALUATION)["test"]["n_train_events"] + 1
         overrides, why = [f"split.min_train_events={needed}"], f"split.min_train_events={needed}"
     else:  # leaves of at least 100,000 rows: LightGBM splits nowhere
-        overrides, why = ["model.params.min_child_samples=100000"], "the fitted model is constant"
+        overrides = ["model=lightgbm", "model.params.min_child_samples=100000"]
+        why = "the fitted model is constant"
     logs = modelled(data, tmp_path, overrides)
     assert logs["returncode"] == "2" and list(logs) == ["train", "returncode"]
     errors = [line for line in logs["train"].splitlines() if "error:" in line]

@@ -36,13 +36,13 @@ from pydantic_core import ArgsKwargs, InitErrorDetails, PydanticCustomError
 from kalshi_lab.errors import ParamError
 from kalshi_lab.paths import PARAMS
 
-ModelName = Literal["lightgbm", "logreg", "hist_gb", "lightgbm_offset"]
+ModelName = Literal["lightgbm", "logreg", "hist_gb", "lightgbm_offset", "anchored_logit"]
 Target = Literal["settlement", "direction"]
 DataSource = Literal["synthetic", "kalshi"]
 ExecutorName = Literal["simple", "nested"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 #: models whose prediction starts from the market's price of YES: no meaning for ``direction``
-SETTLEMENT_ONLY_MODELS: tuple[str, ...] = ("lightgbm_offset",)
+SETTLEMENT_ONLY_MODELS: tuple[str, ...] = ("lightgbm_offset", "anchored_logit")
 TARGETS: tuple[str, ...] = get_args(Target)
 DATA_SOURCES: tuple[str, ...] = get_args(DataSource)
 EXECUTORS: tuple[str, ...] = get_args(ExecutorName)
@@ -400,8 +400,8 @@ class ModelParams:
     """The classifier, its target and its hyper-parameters (``model``).
 
     ``params`` go to the estimator as they are: the estimator checks its own arguments.
-    ``lightgbm_offset`` starts from the market's probability of YES, so it predicts only the
-    ``settlement`` target.
+    ``lightgbm_offset`` and ``anchored_logit`` start from the market's probability of YES, so
+    they predict only the ``settlement`` target.
     """
 
     name: ModelName

@@ -15,6 +15,9 @@ import pandas as pd
 
 #: resamples drawn at once: bounds memory at CHUNK x n_clusters counts on real data
 CHUNK = 250
+#: a mean loss difference closer to 0 than this is float rounding, a tie: a model that *is*
+#: the market (the anchored model without a feature) must not count as beating it
+TIE = 1e-12
 
 
 def cluster_bootstrap(
@@ -23,7 +26,8 @@ def cluster_bootstrap(
     """Mean of ``diff`` (model loss minus baseline loss per row) with its 95 % interval, rows
     resampled by their cluster (release) label in ``clusters``.
 
-    ``share_below_zero`` is the share of resamples in which the model's loss is lower.
+    ``share_below_zero`` is the share of resamples in which the model's loss is lower (by more
+    than :data:`TIE`).
     """
     codes, uniques = pd.factorize(np.asarray(clusters))
     n_clusters = len(uniques)
@@ -41,5 +45,5 @@ def cluster_bootstrap(
         "estimate": float(sums.sum() / sizes.sum()),
         "lower": float(lower),
         "upper": float(upper),
-        "share_below_zero": float(np.mean(means < 0)),
+        "share_below_zero": float(np.mean(means < -TIE)),
     }

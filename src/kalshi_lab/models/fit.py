@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -23,5 +24,9 @@ def fit_model(
             f"({len(y)} rows)"
         )
     model = build_model(params)
-    model.fit(rows[columns], y)
+    if "groups" in inspect.signature(model.fit).parameters:
+        # a model that counts evidence in events, not rows (MarketAnchoredLogit)
+        model.fit(rows[columns], y, groups=rows["event_ticker"].to_numpy())
+    else:
+        model.fit(rows[columns], y)
     return model

@@ -4,7 +4,8 @@ Every builder returns an unfitted scikit-learn compatible classifier, seeded by
 ``model.seed``, that accepts NaN in its inputs (lag features are NaN before a market has
 enough history): the tree models handle NaN natively, logistic regression imputes first.
 ``lightgbm_offset`` is LightGBM boosted from the market's log-odds
-(:mod:`kalshi_lab.models.market_offset`).
+(:mod:`kalshi_lab.models.market_offset`); ``anchored_logit`` the market's log-odds plus the
+features a clustered score test selects (:mod:`kalshi_lab.models.anchored_logit`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from kalshi_lab.errors import ParamError
+from kalshi_lab.models.anchored_logit import MarketAnchoredLogit
 from kalshi_lab.models.market_offset import MarketOffsetLGBMClassifier
 from kalshi_lab.params import MODEL_NAMES, ModelParams
 
@@ -48,11 +50,16 @@ def _hist_gb(params: dict[str, Any], seed: int) -> ClassifierMixin:
     return HistGradientBoostingClassifier(random_state=seed, **params)
 
 
+def _anchored_logit(params: dict[str, Any], seed: int) -> ClassifierMixin:
+    return MarketAnchoredLogit(**params)  # deterministic: no seed to take
+
+
 MODEL_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     "lightgbm": _lightgbm,
     "logreg": _logreg,
     "hist_gb": _hist_gb,
     "lightgbm_offset": _lightgbm_offset,
+    "anchored_logit": _anchored_logit,
 }
 assert tuple(MODEL_BUILDERS) == MODEL_NAMES, "params.MODEL_NAMES and the registry must agree"
 
@@ -61,6 +68,7 @@ _ESTIMATOR_CLASSES = {
     "logreg": LogisticRegression,
     "hist_gb": HistGradientBoostingClassifier,
     "lightgbm_offset": MarketOffsetLGBMClassifier,
+    "anchored_logit": MarketAnchoredLogit,
 }
 
 #: LightGBM parameters outside LGBMClassifier's signature that a config may set (LightGBM

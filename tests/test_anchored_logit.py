@@ -1,0 +1,104 @@
+"""The anchored logistic model: the market price unless a feature is significant across events,
+then that feature at full strength; evidence counted in events, not rows."""
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from kalshi_lab.evaluation.bootstrap import cluster_bootstrap
+from kalshi_lab.evaluation.metrics import brier_per_row
+from kalshi_lab.models import MarketAnchoredLogit, build_model, fit_model
+from kalshi_lab.models.market_offset import OFFSET_FEATURE, sigmoid
+from kalshi_lab.params import ModelParams
+
+
+def events(n_events: int, days: int, seed: int, edge: float = 0.0, shock: float = 0.0):
+    """``days`` rows per event: the market's log-odds, a signal worth ``edge`` log-odds per unit
+    that the price misses, an event-level noise column (one value per event, many rows: the
+    trap a row count falls into) and a row-level one; one outcome per event, shifted by a
+    common ``shock`` the price misses on these events only."""
+    rng = np.random.default_rng(seed)
+    market = rng.normal(0.0, 1.5, n_events)
+    signal = rng.normal(0.0, 1.0, n_events)
+    outcome = rng.uniform(size=n_events) < sigmoid(market + edge * signal + shock)
+    event = np.repeat(np.arange(n_events), days)
+    X = pd.DataFrame(
+        {
+            OFFSET_FEATURE: market[event] + rng.normal(0, 0.05, len(event)),
+            "SIGNAL": signal[event],
+            "EVENT_NOISE": rng.normal(size=n_events)[event],
+            "ROW_NOISE": rng.normal(size=len(event)),
+        }
+    )
+    return X, outcome[event].astype(int), event
+
+
+def test_without_a_significant_feature_it_is_the_market_and_not_better_than_it():
+    X, y, event = events(300, 20, 0, shock=-0.4)
+    model = MarketAnchoredLogit().fit(X, y, groups=event)
+    assert model.selected_features_ == []
+    market = sigmoid(X[OFFSET_FEATURE].to_numpy())
+    np.testing.assert_allclose(model.predict_proba(X)[:, 1], market, rtol=0, atol=1e-15)
+    # the common shock is not learned: there is no intercept
+    diff = brier_per_row(y, model.predict_proba(X)[:, 1]) - brier_per_row(y, market)
+    assert cluster_bootstrap(event, diff, 200, 0)["share_below_zero"] == 0.0  # a tie, no skill
+
+
+def test_a_feature_the_market_misses_enters_at_full_strength():
+    X, y, event = events(600, 10, 1, edge=1.0)
+    model = MarketAnchoredLogit().fit(X, y, groups=event)
+    assert model.selected_features_ == ["SIGNAL"]
+    # per standard deviation of SIGNAL (about 1): close to the true 1.0, not shrunk toward 0
+    assert model.coef_[0] == pytest.approx(1.0, abs=0.25)
+    fresh, y_fresh, _ = events(600, 10, 2, edge=1.0)
+    market = sigmoid(fresh[OFFSET_FEATURE].to_numpy())
+    gain = brier_per_row(y_fresh, market) - brier_per_row(y_fresh, model.predict_proba(fresh)[:, 1])
+    assert gain.mean() > 0.005
+
+
+def test_evidence_is_counted_in_events_not_rows():
+    """An event-level noise column repeated over 200 days per event looks significant by rows
+    and is not by events: with groups it stays out."""
+    picked = {True: 0, False: 0}
+    for seed in range(10):
+        X, y, event = events(60, 200, seed)
+        picked[True] += (
+            "EVENT_NOISE" in MarketAnchoredLogit().fit(X, y, groups=event).selected_features_
+        )
+        picked[False] += "EVENT_NOISE" in MarketAnchoredLogit().fit(X, y).selected_features_
+    assert picked[True] <= 1 and picked[False] >= 5
+
+
+def test_no_price_starts_from_the_training_base_rate_and_missing_values_from_the_median():
+    X, y, event = events(300, 5, 3, edge=1.0)
+    model = MarketAnchoredLogit().fit(X, y, groups=event)
+    row = X.iloc[:1].copy()
+    row[OFFSET_FEATURE] = np.nan
+    row["SIGNAL"] = np.nan
+    base = np.log(y.mean() / (1 - y.mean()))
+    at_median = (np.nanmedian(X["SIGNAL"]) - X["SIGNAL"].mean()) / X["SIGNAL"].std(ddof=0)
+    expected = sigmoid(base + model.coef_[0] * at_median)
+    assert model.predict_proba(row)[0, 1] == pytest.approx(expected)
+
+
+def test_the_stages_pass_events_and_the_fit_repeats_and_pickles(tmp_path):
+    X, y, event = events(300, 5, 4, edge=1.0)
+    rows = X.assign(event_ticker=[f"E{e}" for e in event])
+    params = ModelParams(name="anchored_logit", target="settlement", seed=0, params={})
+    model = fit_model(params, rows, y, list(X.columns), "a test")
+    direct = MarketAnchoredLogit().fit(X, y, groups=event)
+    np.testing.assert_array_equal(model.predict_proba(X), direct.predict_proba(X))
+    joblib.dump(model, tmp_path / "m.joblib")
+    again = joblib.load(tmp_path / "m.joblib")
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    assert clone(model).get_params() == model.get_params()
+    assert isinstance(build_model(params), MarketAnchoredLogit)
+
+
+@pytest.mark.parametrize("bad", [{"alpha": 0.0}, {"alpha": 1.5}, {"max_features": -1}])
+def test_bad_settings_are_refused(bad):
+    X, y, event = events(50, 2, 5)
+    with pytest.raises(ValueError):
+        MarketAnchoredLogit(**bad).fit(X, y, groups=event)

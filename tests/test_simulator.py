@@ -573,3 +573,25 @@ def test_markets_without_any_trade_are_simulated(tmp_path):
     data = make_data(n_markets=30, trades_per_day=0.05)
     counts = write_synthetic_raw(data, tmp_path)
     assert counts["markets"] > 0 and counts["candlesticks"] > 0
+
+
+def test_a_candle_closes_on_the_quote_a_book_snapshot_shows_at_its_end():
+    """Both are the market's state at the candle's END: a daily close an hour stale would show
+    a model priced off candles 'edges' against the book that are only the last hour's news."""
+    sim = simulate(make_data())
+    books = sim.books()
+    for hours in (24, 1):
+        candles = sim.candles(hours)
+        at = zip(books.market.tolist(), books.ts.tolist(), strict=True)
+        key = {pair: snap for snap, pair in enumerate(at)}
+        matched = 0
+        ends = zip(candles.market.tolist(), candles.end_ts.tolist(), strict=True)
+        for row, (m, end) in enumerate(ends):
+            snap = key.get((m, end))
+            if snap is None:
+                continue  # no snapshot at the end: the market closed within the period
+            matched += 1
+            assert candles.bid[row, 3] == books.yes_price[snap, 0], (hours, m, end)
+            assert candles.ask[row, 3] == 100 - books.no_price[snap, 0], (hours, m, end)
+            assert candles.bid[row, 1] <= candles.bid[row, 3] <= candles.bid[row, 2]
+        assert matched > 100

@@ -2,8 +2,13 @@
 
 A candle covers one UTC period (an hour or a day) of one market's open life and is keyed by the
 period's END (``end_period_ts``), the first instant its close is known. Quote OHLC are over the
-hourly quotes of the period; trade-price OHLC, mean and volume are over its trades, and only
-defined when the period has a trade (the API then returns null prices).
+quotes standing in the period through its end: a quote on the hourly grid is the market's state
+at the start of its hour, so the close is the quote of the hour that starts at the END, the
+state at that instant, as the API's close is the last quote before the end (the grid's last
+hour of the period would be an hour stale, a price a book snapshot taken at the end has already
+moved past). The market's last period closes on its last quote. Trade-price OHLC, mean and
+volume are over the period's trades, and only defined when it has a trade (the API then returns
+null prices).
 """
 
 from __future__ import annotations
@@ -55,6 +60,22 @@ def _carry(values: np.ndarray, has: np.ndarray, first_of_market: np.ndarray) -> 
     return np.where(ok, values[np.maximum(idx, 0)], -1)
 
 
+def _through_end(
+    values: np.ndarray, ohlc: np.ndarray, bounds: np.ndarray, grid: MarketGrid
+) -> np.ndarray:
+    """``ohlc`` with the close moved to the quote standing at each period's end (the element
+    after the period, when it is the same market's) and the low and high widened to it."""
+    after = np.append(bounds[1:], grid.size)  # the element after each period
+    same = after < grid.size
+    same[same] = grid.market[after[same]] == grid.market[bounds[same]]
+    close = np.where(same, values[np.minimum(after, grid.size - 1)], ohlc[:, 3])
+    out = ohlc.copy()
+    out[:, 3] = close
+    out[:, 1] = np.minimum(out[:, 1], close)
+    out[:, 2] = np.maximum(out[:, 2], close)
+    return out
+
+
 def build_candles(
     grid: MarketGrid, quotes: Quotes, trades: Trades, t0: int, period_hours: int
 ) -> Candles:
@@ -83,8 +104,8 @@ def build_candles(
         period_minutes=60 * period_hours,
         market=market,
         end_ts=t0 + 3600 * period_hours * (period[bounds] + 1),
-        bid=_ohlc(quotes.bid, bounds),
-        ask=_ohlc(quotes.ask, bounds),
+        bid=_through_end(quotes.bid, _ohlc(quotes.bid, bounds), bounds, grid),
+        ask=_through_end(quotes.ask, _ohlc(quotes.ask, bounds), bounds, grid),
         n_trades=n_trades,
         price=price,
         mean_price=mean_price,

@@ -513,9 +513,7 @@ class Portfolio:
         through the order's limit (the backtest's rule: :mod:`kalshi_lab.execution.fills`)."""
         request = order.request
         market = self.dataset.markets[request.ticker]
-        book = self.books.book(market, t)
-        if book.snapshot_ts != t:
-            return
+        book = self.books.book(market, t)  # the snapshot taken at t (empty once closed)
         buy = request.action == "buy"
         book_side = _book_side(request)
         bids = list(reversed(book.side(book_side)))

@@ -24,8 +24,8 @@ from pathlib import Path
 from kalshi_lab import paths
 from kalshi_lab.errors import KalshiLabError
 from kalshi_lab.server import FaultConfig, LocalKalshiServer, ServerConfig
-from kalshi_lab.server.config import DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT_S
 from kalshi_lab.server.auth import load_public_key
+from kalshi_lab.server.config import DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT_S
 from kalshi_lab.summary import write_summary
 
 Command = Callable[[argparse.Namespace], int]
@@ -101,8 +101,7 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--max-connections",
         type=int,
         default=DEFAULT_MAX_CONNECTIONS,
-        help="connections (threads) at once; the longest-idle one makes room "
-        "(default %(default)s)",
+        help="connections (threads) at once; the longest-idle one makes room (default %(default)s)",
     )
     conns.add_argument(
         "--read-timeout",

@@ -14,7 +14,7 @@ What a client cannot do to it:
   next request (an idle keep-alive connection, which any client must expect to lose, and
   whose pool reconnects), or, when every one is busy answering, is itself answered 503;
 * stall a thread: every read waits at most ``read_timeout_s`` (an idle connection is closed
-  then), and a request body must arrive whole within that time;
+  then), and a request body must arrive whole within that time (else 408);
 * crash the answer: a malformed request line, header or Content-Length is a 400 (414, 431 for
   oversized ones) with Kalshi's error JSON ``{"code", "message", "details", "service"}``,
   never a 500 nor a dropped connection.
@@ -64,7 +64,7 @@ class KalshiHTTPServer(ThreadingHTTPServer):
     """One thread per connection, at most ``max_connections`` (see the module docstring)."""
 
     daemon_threads = True
-    request_queue_size = 128
+    request_queue_size = 1024  # a burst of connections waits to be accepted, not dropped
 
     def __init__(
         self,
@@ -203,6 +203,7 @@ class KalshiRequestHandler(BaseHTTPRequestHandler):
         one, an unknown method), as Kalshi's error JSON rather than an HTML page."""
         status = HTTPStatus(code)
         text = (message or status.phrase)[:_MAX_MESSAGE]
+        self.request_version = self.protocol_version  # a status line even to a garbled request
         name = "invalid_parameters" if code == 400 else status.phrase.lower().replace(" ", "_")
         self.close_connection = True
         self._write(error_reply(ApiError(code, name, text)))
@@ -266,6 +267,11 @@ class KalshiRequestHandler(BaseHTTPRequestHandler):
         except ApiError as error:
             self.close_connection = True  # the body was not read: the stream is out of step
             self._write(error_reply(error))
+            return
+        except TimeoutError:
+            self.close_connection = True
+            message = f"the request body did not arrive within {self.server.read_timeout_s:g} s"
+            self._write(error_reply(ApiError(408, "request_timeout", message)))
             return
         headers = {k.upper(): v for k, v in self.headers.items()}
         decision = app.decide(self.command, self.path, headers, body)

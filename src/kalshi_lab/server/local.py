@@ -164,6 +164,11 @@ class LocalKalshiServer:
         """Requests per route kind, answers per status, faults per kind, 429s from the limiter."""
         return self._stats.snapshot()
 
+    @property
+    def open_connections(self) -> int:
+        """Connections held now, each by a thread (at most ``config.max_connections``)."""
+        return 0 if self._httpd is None else self._httpd.open_connections
+
     def set_faults(self, faults: FaultConfig) -> None:
         """Swap the fault configuration while serving (the seed restarts the draws)."""
         self.faults.configure(faults)

@@ -3,11 +3,13 @@ given, stops on SIGTERM, and refuses what it must refuse with one clear line and
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import signal
 import subprocess
 import sys
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,9 @@ def test_the_installed_command_serves_until_sigterm(raw, tmp_path):
     )
     args = [COMMAND, "--log-level", "WARNING", "serve", "--raw", str(raw), "--port", "0",
             "--cutoff", "2025-01-04T00:00:00Z", "--public-key", str(pem), "--key-id", KEY_ID,
-            "--balance-cents", "1234", "--fault-502", "1", "--fault-path", "/series"]  # fmt: skip
+            "--balance-cents", "1234", "--fault-502", "1", "--fault-path", "/series",
+            "--now", "2025-01-05T00:00:00Z", "--clock-speed", "36000", "--max-connections", "4",
+            "--read-timeout", "5", "--fault-late-fill", "1", "--late-fill-delay", "0.5"]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -55,6 +59,13 @@ def test_the_installed_command_serves_until_sigterm(raw, tmp_path):
         session = requests.Session()
         session.auth = KalshiAuth(KalshiSigner(KEY_ID, key))
         assert session.get(base + "/portfolio/balance", timeout=5).json()["balance"] == 1234
+        # --now and --clock-speed: the clock started on Jan 5 and runs 10 hours a second
+        date = parsedate_to_datetime(
+            requests.get(base + "/exchange/status", timeout=5).headers["Date"]
+        )
+        assert (
+            dt.datetime(2025, 1, 5, tzinfo=dt.UTC) < date < dt.datetime(2025, 1, 8, tzinfo=dt.UTC)
+        )
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
@@ -76,6 +87,7 @@ def test_the_installed_command_serves_until_sigterm(raw, tmp_path):
             ["/nonexistent/key.pem", "cannot be read"],
         ),
         (["--fault-500", "0.7", "--fault-reset", "0.7"], ["add up to at most 1"]),
+        (["--max-connections", "0"], ["max_connections must be >= 1"]),
     ],
 )
 def test_refusals_are_one_line_and_exit_code_2(raw, capsys, args, words):
@@ -91,8 +103,17 @@ def test_a_missing_raw_directory_is_refused(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_bad_option_values_are_usage_errors(raw, capsys):
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["--fault-slow", "1.5"], "probability"),
+        (["--fault-late-fill", "2"], "probability"),
+        (["--clock-speed", "-1"], ">= 0"),
+        (["--read-timeout", "0"], "> 0"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(raw, capsys, args, word):
     with pytest.raises(SystemExit) as exc:
-        main(["serve", "--raw", str(raw), "--fault-slow", "1.5"])
+        main(["serve", "--raw", str(raw), *args])
     assert exc.value.code == 2
-    assert "probability" in capsys.readouterr().err
+    assert word in capsys.readouterr().err

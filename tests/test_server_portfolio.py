@@ -153,8 +153,7 @@ def test_bad_signatures_are_401_naming_the_header_and_echoing_nothing(account, p
         "KALSHI-ACCESS-TIMESTAMP": [
             signed_headers(private_key, "GET", path, skew_s=-120),  # stale
             signed_headers(private_key, "GET", path, skew_s=+120),  # from the future
-            {**good, "KALSHI-ACCESS-TIMESTAMP": "yesterday"},
-        ],
+        ],  # a timestamp that is no number at all is a 400: test_server_hardening
         "KALSHI-ACCESS-KEY": [signed_headers(private_key, "GET", path, key_id="someone-else")],
     }
     for header in ("KALSHI-ACCESS-KEY", "KALSHI-ACCESS-TIMESTAMP", "KALSHI-ACCESS-SIGNATURE"):
@@ -177,7 +176,7 @@ def test_portfolio_endpoints_are_closed_without_a_configured_key(handmade):
 # --- matching, fees, balance -------------------------------------------------------------------
 
 
-def test_a_buy_takes_the_asks_best_first_pays_fee_per_fill_and_consumes_depth(account):
+def test_a_buy_takes_the_asks_best_first_pays_one_fee_and_consumes_depth(account):
     # A's NO bids 0.53 x 4, 0.52 x 10, 0.50 x 8 are YES asks 0.47 x 4, 0.48 x 10, 0.50 x 8
     order = account.buy(OPEN_A, "yes", 10, "0.4800", client_order_id="b1")
     assert order["status"] == "executed"
@@ -187,7 +186,8 @@ def test_a_buy_takes_the_asks_best_first_pays_fee_per_fill_and_consumes_depth(ac
         "10.00",
     )
     assert order["taker_fill_cost_dollars"] == "4.7600"  # 4 * 0.47 + 6 * 0.48
-    # ceil(7 * 4 * 0.47 * 0.53) = ceil(6.97) = 7 cents; ceil(7 * 6 * 0.48 * 0.52) = ceil(10.48) = 11
+    # one fee: ceil(7 * (4 * 0.47 * 0.53 + 6 * 0.48 * 0.52)) = ceil(17.458) = 18 cents, listed
+    # as the accumulator charges it: ceil(6.97) = 7 at the first level, 18 - 7 = 11 at the next
     assert order["taker_fees_dollars"] == "0.1800"
     fills = account.fills(order_id=order["order_id"])
     assert [

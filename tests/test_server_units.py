@@ -7,24 +7,37 @@ from decimal import Decimal as D
 
 import pytest
 
-from kalshi_lab.server.books import Book, parse_levels
+from kalshi_lab.execution.fees import FeeSchedule, quadratic_units
+from kalshi_lab.execution.fills import room_through, spread, take
+from kalshi_lab.server.books import parse_levels
 from kalshi_lab.server.errors import ApiError
 from kalshi_lab.server.historical import historical_candle
-from kalshi_lab.server.matching import match
 from kalshi_lab.server.paging import CursorCodec, page
-from kalshi_lab.server.portfolio import Position, fee_cents, floor_cents
+from kalshi_lab.server.positions import Position, floor_cents
 from kalshi_lab.server.query import Query
 from kalshi_lab.server.units import cents_text, count_text, dollars_text
 
 
-def test_fees_are_exact_cent_ceilings():
-    rate = D("0.07")
-    assert fee_cents(rate, D(100), D("0.50")) == 175  # exactly 175, never 176 from a float
-    assert fee_cents(rate, D(10), D("0.50")) == 18  # ceil(17.5)
-    assert fee_cents(rate, D(1), D("0.50")) == 2  # ceil(1.75)
-    assert fee_cents(D("0.035"), D(100), D("0.50")) == 88  # half rate: ceil(87.5)
-    assert fee_cents(rate, D("2.50"), D("0.015")) == 1  # sub-penny price, fractional count
+def test_fees_are_exact_cent_ceilings_on_decimal_counts_and_prices():
+    full, half = FeeSchedule(D("0.07")), FeeSchedule(D("0.035"))
+    assert full.taker_fee_cents(quadratic_units(D(100), D(50))) == 175  # never 176 from a float
+    assert full.taker_fee_cents(quadratic_units(D(10), D(50))) == 18  # ceil(17.5)
+    assert full.taker_fee_cents(quadratic_units(D(1), D(50))) == 2  # ceil(1.75)
+    assert half.taker_fee_cents(quadratic_units(D(100), D(50))) == 88  # half rate: ceil(87.5)
+    # a fractional count at a sub-penny price: ceil(0.07 * 2.5 * 1.5 * 98.5 / 100) = ceil(0.26)
+    assert full.taker_fee_cents(quadratic_units(D("2.50"), D("1.5"))) == 1
     assert floor_cents(D("-1.235")) == -124 and floor_cents(D("1.235")) == 123
+
+
+def test_level_fees_are_what_the_accumulator_charges_and_add_up_to_one_fee():
+    # 10 @ 3c + 10 @ 4c: ceil(2.037) = 3 at the first level, ceil(4.725) - 3 = 2 at the second:
+    # 5 cents for the order, where a fee per level would charge ceil(2.037) + ceil(2.688) = 6
+    fees = FeeSchedule(D("0.07"))
+    levels = [quadratic_units(10, 3), quadratic_units(10, 4)]
+    assert fees.level_fees_cents(levels) == [3, 2]
+    assert fees.level_fees_cents(levels, maker=True) == [0, 0]  # this series charges no maker
+    makers = FeeSchedule(D("0.07"), D("0.0175"))
+    assert makers.level_fees_cents([quadratic_units(D(40), D(50))], maker=True) == [18]  # 17.5
 
 
 def test_positions_net_through_zero_with_fifo_costs():
@@ -37,19 +50,23 @@ def test_positions_net_through_zero_with_fifo_costs():
     assert p.trade(True, D(3), D("0.50")) == D("1.50")
     assert (p.side, p.realized, p.exposure) == (None, D("0.10"), D(0))
     assert count_text(p.signed) == "0.00"  # not "-0.00"
+    p.trade(True, D(4), D("0.30"))
+    p.settle(400, ts=7)  # 4 YES paid $1 each: realized + 4.00 - 1.20
+    assert (p.size, p.side, p.realized, p.updated_ts) == (D(0), None, D("2.90"), 7)
 
 
-def test_matching_takes_the_best_levels_within_the_limit():
-    book = Book(
-        yes=((D("0.40"), D(10)), (D("0.45"), D(20))),
-        no=((D("0.50"), D(8)), (D("0.53"), D(4))),
-        snapshot_ts=0,
-    )
-    up = match(book, True, D("0.49"), D(10))  # buy YES: NO bids 0.53, 0.50 are asks 0.47, 0.50
-    assert [(t.book_side, t.count, t.yes_price) for t in up] == [("no", D(4), D("0.47"))]
-    down = match(book, False, D("0.40"), D(25))  # sell YES down to 0.40
-    assert [(t.count, t.yes_price) for t in down] == [(D(20), D("0.45")), (D(5), D("0.40"))]
-    assert match(book, False, D("0.46"), D(1)) == []
+def test_the_shared_fill_rules_work_on_decimal_levels():
+    # levels are (price of the order's side in cents, contracts), best first
+    asks = [(D(47), D(4)), (D("50"), D(8))]  # YES asks: NO bids at 0.53 and 0.50
+    assert take(asks, True, D(49), D(10)) == [D(4)]  # stops at the first ask over the limit
+    assert take(asks, True, D(50), D("5.5")) == [D(4), D("1.5")]
+    bids = [(D(45), D(20)), (D(40), D(10))]
+    assert take(bids, False, D(40), D(25)) == [D(20), D(5)]  # a sell walks down to its limit
+    assert take(bids, False, D(46), D(1)) == []
+    # a resting buy at 50 is traded through by the 47 ask only (not the 50: strictly better)
+    assert room_through(asks, True, D(50)) == D(4)
+    assert room_through(bids, False, D(44)) == D(20)
+    assert spread(D("6.5"), [D(4), D(8)]) == [D(4), D("2.5")]
 
 
 def test_orderbook_levels_in_every_recorded_format():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ from kalshi_lab import paths
 from kalshi_lab.errors import KalshiLabError
 from kalshi_lab.server import FaultConfig, LocalKalshiServer, ServerConfig
 from kalshi_lab.server.auth import load_public_key
+from kalshi_lab.server.config import DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT_S
 from kalshi_lab.summary import write_summary
 
 Command = Callable[[argparse.Namespace], int]
@@ -59,6 +61,16 @@ def positive_number(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return value
+
+
 def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "serve",
@@ -73,8 +85,29 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--now",
         type=_time,
-        help="server clock: market statuses, books and orders as of then (default: when the "
-        "data was recorded, its latest received_at)",
+        help="where the server clock starts: market statuses, books and orders as of then "
+        "(default: when the data was recorded, its latest received_at)",
+    )
+    p.add_argument(
+        "--clock-speed",
+        type=_non_negative,
+        default=0.0,
+        help="server seconds per wall-clock second: 0 stops the clock (default), 1 is real "
+        "time, 60 plays an hour a minute; books, statuses, resting-order fills and "
+        "settlements follow it",
+    )
+    conns = p.add_argument_group("connections")
+    conns.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="connections (threads) at once; the longest-idle one makes room (default %(default)s)",
+    )
+    conns.add_argument(
+        "--read-timeout",
+        type=positive_number,
+        default=DEFAULT_READ_TIMEOUT_S,
+        help="seconds any read waits; idle connections close then (default %(default)g)",
     )
     limits = p.add_argument_group("rate limit (token buckets with a 1 s burst)")
     limits.add_argument("--reads-per-s", type=positive_number, default=20.0)
@@ -100,6 +133,15 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     faults.add_argument("--fault-reset", type=_probability, default=0.0, help="connection reset")
     faults.add_argument("--fault-path", help="only paths under this prefix, e.g. /portfolio")
     faults.add_argument("--fault-seed", type=int, default=0)
+    faults.add_argument(
+        "--fault-late-fill",
+        type=_probability,
+        default=0.0,
+        help="probability (per fill) that GET /portfolio/fills lists a fill late",
+    )
+    faults.add_argument(
+        "--late-fill-delay", type=positive_number, default=2.0, help="seconds (default 2)"
+    )
     p.set_defaults(run=run_serve)
 
 
@@ -112,6 +154,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         cutoff=args.cutoff,
         now=args.now,
+        clock_speed=args.clock_speed,
         rate_limit=not args.no_rate_limit,
         reads_per_s=args.reads_per_s,
         writes_per_s=args.writes_per_s,
@@ -125,10 +168,14 @@ def run_serve(args: argparse.Namespace) -> int:
             slow_delay_s=args.slow_delay,
             path_prefix=args.fault_path,
             seed=args.fault_seed,
+            late_fill=args.fault_late_fill,
+            late_fill_delay_s=args.late_fill_delay,
         ),
         public_key=None if args.public_key is None else load_public_key(args.public_key),
         key_id=args.key_id,
         starting_balance_cents=args.balance_cents,
+        max_connections=args.max_connections,
+        read_timeout_s=args.read_timeout,
     )
     stop = threading.Event()
     with LocalKalshiServer(args.raw, config) as server:

@@ -43,6 +43,7 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import RESULTS, KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.fees import FeeSchedule, quadratic_units
+from kalshi_lab.execution.fills import affordable, room_through, spread, take
 from kalshi_lab.execution.quotes import Level, QuoteIndex, ns, utc_ns
 
 logger = logging.getLogger(__name__)
@@ -268,28 +269,26 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             return None
         source, quote_ns, levels = quote
         fees = self.fee_schedule(order.ticker)
-        budget = order.remaining_budget_cents
-        count = cost = units = within = capacity = room = 0
-        for bid, key, cap in levels:
-            price = 100 - bid if buy else bid
-            if (buy and price > order.limit_cents) or (not buy and price < order.limit_cents):
-                break
-            available = cap - self._consumed.get(key, 0)
-            within += 1
-            capacity += cap
-            room += max(available, 0)
-            n = min(available, order.remaining - count)
-            if budget is not None:
-                n = _affordable(n, price, cost, units, budget, fees)
+        offered = [
+            (100 - bid if buy else bid, cap - self._consumed.get(key, 0))
+            for bid, key, cap in levels
+        ]
+        taken = take(
+            offered, buy, order.limit_cents, order.remaining, order.remaining_budget_cents, fees
+        )
+        count = cost = units = 0
+        for (_, key, _), (price, _), n in zip(levels, offered, taken, strict=False):
             if n > 0:
                 self._consumed[key] = self._consumed.get(key, 0) + n
                 count += n
                 cost += n * price
                 units += quadratic_units(n, price)
-            if count == order.remaining or (budget is not None and n < available):
-                break
         if count == 0:
-            self.unfilled[_unfilled_reason(source, bool(levels), within, capacity, room)] += 1
+            reached = range(len(taken))  # the levels within the limit the walk reached
+            capacity = sum(levels[i][2] for i in reached)
+            room = sum(max(offered[i][1], 0) for i in reached)
+            reason = _unfilled_reason(source, bool(levels), len(taken), capacity, room)
+            self.unfilled[reason] += 1
             return None
         return Fill(
             ts=ts,
@@ -414,30 +413,23 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         if quote_ns != t_ns:
             return None
         price = order.limit_cents
-        room = 0
-        for bid, key, cap in levels:
-            through = (100 - bid < price) if buy else (bid > price)
-            if not through:
-                break
-            room += max(cap - self._consumed.get(key, 0), 0)
+        available = [cap - self._consumed.get(key, 0) for _, key, cap in levels]
+        offered = [
+            (100 - bid if buy else bid, a) for (bid, _, _), a in zip(levels, available, strict=True)
+        ]
         fees = self.fee_schedule(order.ticker)
-        n = min(room, order.remaining)
+        n = min(room_through(offered, buy, price), order.remaining)
         if buy:  # within the order's budget and the venue's cash
             cash = self._ledger.cash_cents
             budget = order.remaining_budget_cents
             budget = cash if budget is None else min(budget, cash)
-            n = _affordable(n, price, 0, 0, budget, fees, maker=True)
+            n = affordable(n, price, 0, 0, budget, fees, maker=True)
         else:  # never more than is held
             n = min(n, self.positions()[order.ticker][1])
         if n <= 0:
             return None
-        left = n
-        for _, key, cap in levels:  # consume the crossed levels, best first
-            take = min(left, max(cap - self._consumed.get(key, 0), 0))
-            self._consumed[key] = self._consumed.get(key, 0) + take
-            left -= take
-            if not left:
-                break
+        for (_, key, _), took in zip(levels, spread(n, available), strict=False):
+            self._consumed[key] = self._consumed.get(key, 0) + took
         ts = pd.Timestamp(t_ns, tz="UTC")
         return Fill(
             ts=ts,
@@ -492,25 +484,6 @@ def _unfilled_reason(source: str, has_levels: bool, within: int, capacity: int, 
     if room == 0:
         return f"{source}: what the {source} allowed was taken by earlier orders"
     return f"{source}: budget below one contract"
-
-
-def _affordable(
-    n: int, price: int, cost: int, units: int, budget: int, fees: FeeSchedule, maker: bool = False
-) -> int:
-    """Largest m <= n such that the fill so far plus m more at ``price`` costs <= budget."""
-    fee = fees.maker_fee_cents if maker else fees.taker_fee_cents
-
-    def total(m: int) -> int:
-        return cost + m * price + fee(units + quadratic_units(m, price))
-
-    lo, hi = 0, max(n, 0)
-    while lo < hi:  # total() grows with m: binary search for the last affordable m
-        mid = (lo + hi + 1) // 2
-        if total(mid) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def _settlement_queue(markets: pd.DataFrame) -> list[tuple[int, str, str]]:

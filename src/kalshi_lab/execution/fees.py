@@ -7,8 +7,15 @@ is exactly 175 cents, never 176 from a float that came out at 175.00000000000003
 
 An order that walks several price levels pays one fee on the sum of its levels' ``C * P * (1-P)``,
 not one ceiling per level: Kalshi's per-order fee accumulator refunds the rounding overpayment of
-split fills (docs.kalshi.com/getting_started/fee_rounding), so the whole order costs what one
-equivalent fill would.
+split fills (https://docs.kalshi.com/getting_started/fee_rounding), so the whole order costs what
+one equivalent fill would: 10 @ 3c + 10 @ 4c is ceil(0.07 x (10 x .03 x .97 + 10 x .04 x .96)
+x 100) = ceil(4.725) = 5 cents, not ceil(2.037) + ceil(2.688) = 6. Where the fills of one
+execution are listed one per price level (the local server's ``GET /portfolio/fills``), each
+shows what the accumulator charged when it came (:meth:`FeeSchedule.level_fees_cents`), and
+the listed fees add up to that one fee.
+
+Counts and prices are integers (whole contracts, cents) in the backtest; the local server passes
+``Decimal`` ones for fractional contracts and sub-penny prices, and the arithmetic stays exact.
 
 Orders that cross a displayed price pay the taker rate; a resting limit order that the market
 later trades through pays the maker rate, which is 0.0175 on series whose ``fee_type`` is
@@ -18,8 +25,10 @@ later trades through pays the maker rate, which is 0.0175 on series whose ``fee_
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
+from typing import TypeVar
 
 import numpy as np
 
@@ -32,7 +41,12 @@ MAKER_FEE_RATE = 0.0175
 FEE_TYPES = ("quadratic", "quadratic_with_maker_fees", "flat")
 
 
-def quadratic_units(count: int, price_cents: int) -> int:
+#: a count or a price in cents: int in the backtest, Decimal for fractional or sub-penny markets
+Number = int | Decimal
+N = TypeVar("N", int, Decimal)
+
+
+def quadratic_units(count: N, price_cents: N) -> N:
     """``C * P * (1 - P)`` of one fill in cent-squared units: ``C * p * (100 - p)``, exact."""
     if not 0 <= price_cents <= 100:
         raise ValueError(f"price must be in [0, 100] cents, got {price_cents}")
@@ -76,13 +90,26 @@ class FeeSchedule:
             taker_rate=_to_decimal(taker_fee_rate) * multiplier, maker_rate=maker * multiplier
         )
 
-    def taker_fee_cents(self, units: int) -> int:
+    def taker_fee_cents(self, units: Number) -> int:
         """Taker fee in cents of an order whose fills sum to ``units`` (see quadratic_units)."""
         return _ceil_cents(self.taker_rate, units)
 
-    def maker_fee_cents(self, units: int) -> int:
+    def maker_fee_cents(self, units: Number) -> int:
         """Maker fee in cents of a resting order's fill (0 unless the series charges makers)."""
         return _ceil_cents(self.maker_rate, units)
+
+    def level_fees_cents(self, level_units: Iterable[Number], *, maker: bool = False) -> list[int]:
+        """The fee each price level of ONE execution is listed with: what Kalshi's per-order
+        accumulator has charged after the level minus what it had charged before it, so the
+        levels add up to the one fee of the whole execution (see the module docstring)."""
+        fee = self.maker_fee_cents if maker else self.taker_fee_cents
+        out, units, charged = [], 0, 0
+        for u in level_units:
+            units += u
+            total = fee(units)
+            out.append(total - charged)
+            charged = total
+        return out
 
     @property
     def taker_rate_float(self) -> float:
@@ -90,7 +117,7 @@ class FeeSchedule:
         return float(self.taker_rate)
 
 
-def _ceil_cents(rate: Decimal, units: int) -> int:
+def _ceil_cents(rate: Decimal, units: Number) -> int:
     # units are cent^2 (p * (100 - p)); one factor of 100 converts them to cents
     return int((rate * units / 100).to_integral_value(rounding=ROUND_CEILING))
 

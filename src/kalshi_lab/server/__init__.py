@@ -2,15 +2,18 @@
 
 It serves recorded (or simulated) API documents through the Trade API v2's paths, query
 parameters, cursor pagination and JSON, splits them into live and ``/historical/*`` by a
-cutoff, enforces the rate limit, checks request signatures on the portfolio endpoints, matches
-orders against the recorded books at its clock ``now``, and injects seeded faults, so that a
-client can be tested against everything Kalshi does to it without a network or a key.
+cutoff, enforces the rate limit per key, checks request signatures on the portfolio endpoints,
+matches orders against the recorded books at its clock by the backtest's venue rules (taker
+and maker fills, fees, settlement: :mod:`kalshi_lab.execution.fills`), and injects seeded
+faults, so that a client can be tested against everything Kalshi does to it without a network
+or a key.
 
 Modules, from the data up: ``units`` (exact formats), ``dataset`` (the indexed raw data),
-``books``, ``tapes``, ``historical`` (the cutoff), ``paging``, ``query``, ``routes``,
-``market_data`` (public endpoints), ``orders``, ``matching``, ``portfolio``,
-``portfolio_api`` (signed endpoints), ``auth``, ``limits``, ``faults``, ``stats``, ``app``
-(one request's decisions), ``handler`` (the socket), ``config`` and ``local`` (the server).
+``clock``, ``books``, ``tapes``, ``historical`` (the cutoff), ``paging``, ``query``,
+``routes``, ``lifecycle`` and ``market_data`` (public endpoints), ``orders``, ``positions``,
+``records``, ``portfolio``, ``portfolio_api`` (signed endpoints), ``auth``, ``limits``,
+``faults``, ``stats``, ``app`` (one request's decisions), ``handler`` (the socket),
+``config`` and ``local`` (the server).
 """
 
 from kalshi_lab.server.config import ServerConfig

@@ -1,4 +1,4 @@
-"""What happens to one request, apart from the socket: route, rate limit, fault, signature,
+"""What happens to one request, apart from the socket: route, signature, rate limit, fault,
 handler. :mod:`kalshi_lab.server.handler` does the I/O and acts out the faults this decides.
 """
 
@@ -8,10 +8,10 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from kalshi_lab.server.auth import SignatureVerifier, unauthorized
+from kalshi_lab.server.auth import KEY_HEADER, SignatureVerifier, unauthorized
 from kalshi_lab.server.errors import ApiError
 from kalshi_lab.server.faults import Fault, FaultInjector
-from kalshi_lab.server.limits import TOO_MANY_REQUESTS, RequestLimiter
+from kalshi_lab.server.limits import ANONYMOUS, TOO_MANY_REQUESTS, RequestLimiter
 from kalshi_lab.server.query import Query
 from kalshi_lab.server.routes import Reply, Request, Route, Router
 from kalshi_lab.server.stats import ServerStats
@@ -55,11 +55,13 @@ class KalshiApp:
     def decide(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Decision:
         """The answer to ``method target`` (target = path and query string).
 
-        The route is looked up first only to count the request under its kind; then come the
-        rate limiter (a refused request costs no handler time), the fault draw, the signature
-        and the handler. Faults other than ``slow`` answer without running the handler, except
-        that a truncated GET is the real answer cut short (reading changes nothing); a
-        truncated write is a 500 cut short, the write not applied.
+        The route is looked up first to count the request under its kind; then the signature
+        is checked (signed routes, and any request that carries a key), which names the
+        principal whose bucket the rate limiter draws on (a refused request costs no handler
+        time); then come the fault draw, the answer to a failed signature, and the handler.
+        Faults other than ``slow`` answer without running the handler, except that a truncated
+        GET is the real answer cut short (reading changes nothing); a truncated write is a 500
+        cut short, the write not applied.
         """
         path, _, query_string = target.partition("?")
         route: Route | None = None
@@ -70,7 +72,8 @@ class KalshiApp:
         except ApiError as error:
             routing_error = error
         self.stats.request(route.kind if route else UNROUTED)
-        if not self.limiter.allow(write=method != "GET"):
+        principal, auth_error = self.authenticate(route, method, path, headers)
+        if not self.limiter.allow(principal, write=method != "GET"):
             self.stats.rate_limit()
             return Decision(Reply(429, TOO_MANY_REQUESTS))
         fault, delay_s = self.faults.draw(path), self.faults.config.slow_delay_s
@@ -83,6 +86,8 @@ class KalshiApp:
         if route is None:
             assert routing_error is not None
             return Decision(error_reply(routing_error), fault)
+        if auth_error is not None:
+            return Decision(error_reply(auth_error), fault)
         request = Request(
             method,
             path,
@@ -95,16 +100,34 @@ class KalshiApp:
             self.dispatch(route, request), fault, delay_s if fault is Fault.SLOW else 0.0
         )
 
-    def dispatch(self, route: Route, request: Request) -> Reply:
-        """Run a route's handler (after the signature check); errors become ErrorResponses."""
+    def authenticate(
+        self, route: Route | None, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[str, ApiError | None]:
+        """The request's principal (the key id if its signature verifies, else ANONYMOUS) and,
+        for a signed route, why it is refused (None: it may go on).
+
+        A public route is served whatever its headers say; a signature on it only decides the
+        bucket it draws on.
+        """
+        signed = route is not None and route.signed
+        if self.verifier is None:
+            if not signed:
+                return ANONYMOUS, None
+            return ANONYMOUS, unauthorized(
+                "portfolio endpoints are disabled: the server was started without a public key "
+                "(--public-key, --key-id)"
+            )
+        if not signed and KEY_HEADER not in headers:
+            return ANONYMOUS, None
         try:
-            if route.signed:
-                if self.verifier is None:
-                    raise unauthorized(
-                        "portfolio endpoints are disabled: the server was started without a "
-                        "public key (--public-key, --key-id)"
-                    )
-                self.verifier.verify(request.method, request.path, request.headers)
+            self.verifier.verify(method, path, headers)
+        except ApiError as error:
+            return ANONYMOUS, error if signed else None
+        return self.verifier.key_id, None
+
+    def dispatch(self, route: Route, request: Request) -> Reply:
+        """Run a route's handler; errors become ErrorResponses."""
+        try:
             return route.handler(request)
         except ApiError as error:
             return error_reply(error)

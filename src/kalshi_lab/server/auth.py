@@ -5,7 +5,9 @@ milliseconds) and ``KALSHI-ACCESS-SIGNATURE``: base64 RSA-PSS (SHA-256, MGF1 SHA
 long as the digest) over ``timestamp + METHOD + path`` with the query string cut off, the
 message :func:`kalshi_lab.client.auth.signed_message` builds on the client side.
 
-Every refusal is a 401 naming the header at fault; no header value is ever echoed back.
+Every refusal is a 401 naming the header at fault, except a timestamp that is not a number of
+milliseconds at all (not ASCII digits, or more than :data:`MAX_STAMP_DIGITS` of them): that is a
+malformed request, 400. No header value is ever echoed back.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_lab.client.auth import PSS, signed_message
-from kalshi_lab.server.errors import ApiError, ServerSetupError
+from kalshi_lab.server.errors import ApiError, ServerSetupError, bad_request
 
 KEY_HEADER = "KALSHI-ACCESS-KEY"
 TIMESTAMP_HEADER = "KALSHI-ACCESS-TIMESTAMP"
 SIGNATURE_HEADER = "KALSHI-ACCESS-SIGNATURE"
 #: how far a request's timestamp may be from the server's wall clock
 MAX_SKEW_S = 60.0
+#: Unix milliseconds have 13 digits until the year 2286
+MAX_STAMP_DIGITS = 16
 
 
 def unauthorized(message: str) -> ApiError:
@@ -75,6 +79,11 @@ class SignatureVerifier:
     def __repr__(self) -> str:
         return "SignatureVerifier(<key hidden>)"
 
+    @property
+    def key_id(self) -> str:
+        """The API key whose signatures are accepted: the principal they are rate-limited as."""
+        return self._key_id
+
     def verify(self, method: str, path: str, headers: Mapping[str, str]) -> None:
         """Return if the request is signed by our key; raise a 401 ApiError otherwise."""
         key_id = headers.get(KEY_HEADER)
@@ -90,8 +99,11 @@ class SignatureVerifier:
         assert key_id is not None and stamp is not None and signature is not None
         if not hmac.compare_digest(key_id.encode(), self._key_id.encode()):
             raise unauthorized(f"header {KEY_HEADER} names an API key this server does not know")
-        if not stamp.isdigit():
-            raise unauthorized(f"header {TIMESTAMP_HEADER} must be Unix time in milliseconds")
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= MAX_STAMP_DIGITS):
+            raise bad_request(
+                f"header {TIMESTAMP_HEADER} must be Unix time in milliseconds: at most "
+                f"{MAX_STAMP_DIGITS} ASCII digits"
+            )
         skew_ms = abs(self._clock() * 1000 - int(stamp))
         if skew_ms > self._max_skew_ms:
             raise unauthorized(

@@ -1,5 +1,6 @@
 """The orderbooks the server shows and trades against: the latest recorded snapshot at or
-before the server's clock, minus the depth the portfolio's orders already took.
+before the server's clock, minus the depth the portfolio's orders already took from it (taken
+depth stays taken until the next snapshot, which is fresh, as in the backtest).
 
 Only bids exist (API.md section 2): a YES bid at p is a NO ask at 1 - p. Levels are kept as
 the API lists them, ascending by price, so the best bid is the LAST level. A market that is not
@@ -102,6 +103,15 @@ class BookStore:
                 self._remaining(market.ticker, ts, "no", recorded.no),
                 ts,
             )
+
+    def times_between(self, ticker: str, after: int, until: int) -> list[int]:
+        """Snapshot times of a market in ``(after, until]``: when its book changes."""
+        history = self._books.get(ticker)
+        if history is None:
+            return []
+        return history.times[
+            bisect_right(history.times, after) : bisect_right(history.times, until)
+        ]
 
     def _remaining(
         self, ticker: str, ts: int, side: BookSide, levels: Iterable[Level]

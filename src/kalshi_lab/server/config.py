@@ -7,6 +7,7 @@ and serves a dataset that may be private, and it is a test fixture, not a servic
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -20,6 +21,10 @@ LOOPBACK_NAMES = (LOOPBACK, "localhost")
 DEFAULT_PORT = 8765
 #: $1,000
 DEFAULT_BALANCE_CENTS = 100_000
+#: a client's pool holds ~10 connections; a few clients at once fit
+DEFAULT_MAX_CONNECTIONS = 64
+#: an idle keep-alive connection is closed after this long (load balancers use 60 s)
+DEFAULT_READ_TIMEOUT_S = 30.0
 
 
 def _unix(value: dt.datetime | None, name: str) -> int | None:
@@ -38,9 +43,11 @@ class ServerConfig:
     port: int = 0  # 0: any free port
     #: the historical cutoff (default: the median settlement time of the served markets)
     cutoff: dt.datetime | None = None
-    #: the server's clock for market statuses, orderbooks and orders (default: when the data
-    #: was recorded, its latest received_at)
+    #: where the server's clock starts, for market statuses, orderbooks and orders (default:
+    #: when the data was recorded, its latest received_at)
     now: dt.datetime | None = None
+    #: server seconds per wall-clock second: 0 stops the clock, 1 is real time
+    clock_speed: float = 0.0
     rate_limit: bool = True
     reads_per_s: float = 20.0
     writes_per_s: float = 10.0
@@ -49,6 +56,9 @@ class ServerConfig:
     public_key: rsa.RSAPublicKey | None = None
     key_id: str | None = None
     starting_balance_cents: int = DEFAULT_BALANCE_CENTS
+    #: connections (one thread each) served at once, and how long any read may wait
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_NAMES:
@@ -66,6 +76,12 @@ class ServerConfig:
             raise ServerSetupError(
                 f"the starting balance must be >= 0 cents, got {self.starting_balance_cents}"
             )
+        if not (self.clock_speed >= 0 and math.isfinite(self.clock_speed)):
+            raise ServerSetupError(f"the clock speed must be >= 0, got {self.clock_speed}")
+        if self.max_connections < 1:
+            raise ServerSetupError(f"max_connections must be >= 1, got {self.max_connections}")
+        if not (self.read_timeout_s > 0 and math.isfinite(self.read_timeout_s)):
+            raise ServerSetupError(f"read_timeout_s must be > 0, got {self.read_timeout_s}")
         _unix(self.cutoff, "cutoff")
         _unix(self.now, "now")
 

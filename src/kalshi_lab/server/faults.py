@@ -14,10 +14,18 @@ its own probability:
 
 Only ``slow`` lets a request change state: every other fault answers instead of the handler,
 so a faulted POST is never half-applied (a truncated GET body is the real answer, cut).
+
+One fault is drawn per fill rather than per request: ``late_fill``, the probability that a fill
+shows in ``GET /portfolio/fills`` only ``late_fill_delay_s`` (wall-clock) seconds after it
+happened. Kalshi's fills listing lags its matching engine: the order (and the answer to the
+create) counts the fill at once, the listing catches up later, and a client that books fills
+from the listing must take them when they come (:mod:`kalshi_lab.server.portfolio`). It has
+its own seeded stream, so late fills do not shift the per-request draws.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import dataclass
@@ -51,6 +59,9 @@ class FaultConfig:
     #: only paths under this prefix (relative to /trade-api/v2, e.g. "/portfolio") draw faults
     path_prefix: str | None = None
     seed: int = 0
+    #: probability that a fill is listed late, and how late (seconds of wall-clock time)
+    late_fill: float = 0.0
+    late_fill_delay_s: float = 2.0
 
     def __post_init__(self) -> None:
         for fault in Fault:
@@ -61,8 +72,12 @@ class FaultConfig:
                 )
         if sum(self.probabilities().values()) > 1.0 + 1e-12:
             raise ServerSetupError("fault probabilities must add up to at most 1")
-        if not self.slow_delay_s > 0:
-            raise ServerSetupError(f"slow_delay_s must be > 0, got {self.slow_delay_s}")
+        if not 0.0 <= self.late_fill <= 1.0:
+            raise ServerSetupError(f"late_fill must be in [0, 1], got {self.late_fill}")
+        for name in ("slow_delay_s", "late_fill_delay_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ServerSetupError(f"{name} must be a finite number > 0, got {value}")
         if self.path_prefix is not None and not self.path_prefix.startswith("/"):
             raise ServerSetupError(
                 f"fault path prefix must start with '/', got {self.path_prefix!r}"
@@ -94,6 +109,16 @@ class FaultInjector:
         with self._lock:
             self._config = config
             self._rng = random.Random(config.seed)
+            self._fill_rng = random.Random(f"late fills {config.seed}")
+
+    def listing_delay(self) -> float:
+        """Seconds until a new fill is listed: ``late_fill_delay_s`` with probability
+        ``late_fill``, else 0."""
+        with self._lock:
+            config = self._config
+            if config.late_fill and self._fill_rng.random() < config.late_fill:
+                return config.late_fill_delay_s
+            return 0.0
 
     def draw(self, path: str) -> Fault | None:
         """The fault this request gets, if any."""

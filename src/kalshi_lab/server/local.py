@@ -13,6 +13,7 @@ from kalshi_lab.data.raw_store import API_PREFIX
 from kalshi_lab.server.app import KalshiApp
 from kalshi_lab.server.auth import SignatureVerifier
 from kalshi_lab.server.books import BookStore
+from kalshi_lab.server.clock import ServerClock
 from kalshi_lab.server.config import LOOPBACK, ServerConfig
 from kalshi_lab.server.dataset import Dataset
 from kalshi_lab.server.errors import ServerSetupError
@@ -34,11 +35,13 @@ logger = logging.getLogger(__name__)
 class LocalKalshiServer:
     """Serves ``raw`` (a raw directory, or a Dataset already loaded, to share between servers).
 
-    Times: ``now`` is ``config.now``, else when the data was recorded (its latest
+    Times: the clock starts at ``config.now``, else when the data was recorded (its latest
     ``received_at``, which is also at or after its latest orderbook snapshot), so that by
-    default every document is served as recorded; the cutoff is ``config.cutoff``, else the
-    median settlement time. Markets are shown as they stand at ``now``
-    (:mod:`kalshi_lab.server.lifecycle`), and every answer's ``Date`` header is ``now``.
+    default every document is served as recorded, and runs at ``config.clock_speed``
+    (:mod:`kalshi_lab.server.clock`; :meth:`advance` moves it on). The cutoff is
+    ``config.cutoff``, else the median settlement time. Markets are shown as they stand at the
+    clock (:mod:`kalshi_lab.server.lifecycle`), the account is caught up with it before each
+    request (:mod:`kalshi_lab.server.portfolio`), and every answer's ``Date`` header is it.
     Each server has its own portfolio, book depth, counters and cursors.
     """
 
@@ -48,18 +51,26 @@ class LocalKalshiServer:
         if not self.dataset.markets:
             raise ServerSetupError("the raw data holds no markets: there is nothing to serve")
         data_now = max(self.dataset.last_book_ts or 0, self.dataset.last_received_ts)
-        self.now: int = self.config.now_ts if self.config.now_ts is not None else data_now
+        start = self.config.now_ts if self.config.now_ts is not None else data_now
+        self.clock = ServerClock(start, self.config.clock_speed)
         cutoff = self.config.cutoff_ts
         self.cutoff = Cutoff(cutoff if cutoff is not None else default_cutoff(self.dataset))
         self.books = BookStore(self.dataset.books)
+        self.faults = FaultInjector(self.config.faults)
         self.portfolio = Portfolio(
-            self.dataset, self.books, self.now, self.config.starting_balance_cents
+            self.dataset,
+            self.books,
+            self.clock,
+            self.config.starting_balance_cents,
+            listing_delay=self.faults.listing_delay,
         )
         self._stats = ServerStats()
-        self.faults = FaultInjector(self.config.faults)
         cursors = CursorCodec()
         router = Router()
-        MarketData(self.dataset, self.cutoff, self.books, self.now, cursors).register(router)
+        market_data = MarketData(
+            self.dataset, self.cutoff, self.books, self.portfolio.catch_up, cursors
+        )
+        market_data.register(router)
         PortfolioApi(self.portfolio, cursors).register(router)
         verifier = None
         if self.config.public_key is not None and self.config.key_id is not None:
@@ -78,7 +89,11 @@ class LocalKalshiServer:
             raise RuntimeError("the server is already running")
         try:
             self._httpd = KalshiHTTPServer(
-                (LOOPBACK, self.config.port), self.app, clock=lambda: self.now
+                (LOOPBACK, self.config.port),
+                self.app,
+                clock=self.clock.now,
+                max_connections=self.config.max_connections,
+                read_timeout_s=self.config.read_timeout_s,
             )
         except OSError as exc:
             raise ServerSetupError(
@@ -92,7 +107,11 @@ class LocalKalshiServer:
         )
         self._thread.start()
         logger.info(
-            "serving %s (now %s, cutoff %s)", self.base_url, iso(self.now), iso(self.cutoff.ts)
+            "serving %s (now %s, clock speed %g, cutoff %s)",
+            self.base_url,
+            iso(self.now),
+            self.clock.speed,
+            iso(self.cutoff.ts),
         )
         return self
 
@@ -114,6 +133,19 @@ class LocalKalshiServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # --- the clock ----------------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        """The server's time (Unix seconds)."""
+        return self.clock.now()
+
+    def advance(self, seconds: int) -> int:
+        """Move the clock on by ``seconds`` and do what falls due (fills of resting orders,
+        cancels at expiry and close, settlements); returns the new time."""
+        self.clock.advance(seconds)
+        return self.portfolio.catch_up()
+
     # --- what tests look at -----------------------------------------------------------------
 
     @property
@@ -131,6 +163,11 @@ class LocalKalshiServer:
     def stats(self) -> StatsSnapshot:
         """Requests per route kind, answers per status, faults per kind, 429s from the limiter."""
         return self._stats.snapshot()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections held now, each by a thread (at most ``config.max_connections``)."""
+        return 0 if self._httpd is None else self._httpd.open_connections
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Swap the fault configuration while serving (the seed restarts the draws)."""

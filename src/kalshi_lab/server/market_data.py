@@ -3,8 +3,9 @@ the exchange status and the ``/historical/*`` archive, with the API's paths, que
 cursor pagination and JSON (shapes from Kalshi's OpenAPI spec v3.13).
 
 Documents are served as recorded, except a market's status (and, for a document recorded after
-``now``, its outcome and quotes), which are those at the server's clock ``now``
-(:mod:`~kalshi_lab.server.lifecycle`). What the server decides itself: which markets, candles
+``now``, its outcome and quotes), which are those at the server's clock ``now``, read once per
+request: the clock may move (:mod:`~kalshi_lab.server.clock`), and a market opens, closes and
+settles with it (:mod:`~kalshi_lab.server.lifecycle`). What the server decides itself: which markets, candles
 and trades are archived (:class:`~kalshi_lab.server.historical.Cutoff`), and the orderbook at
 its clock ``now`` (:class:`~kalshi_lab.server.books.BookStore`).
 
@@ -15,14 +16,14 @@ ticker, trades newest first.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kalshi_lab.server.books import BookStore
 from kalshi_lab.server.dataset import Dataset, MarketEntry
 from kalshi_lab.server.errors import bad_request, not_found
 from kalshi_lab.server.historical import Cutoff, historical_candle
-from kalshi_lab.server.lifecycle import MarketAtNow, market_at, served_doc
+from kalshi_lab.server.lifecycle import market_at, served_doc
 from kalshi_lab.server.paging import CursorCodec, page
 from kalshi_lab.server.query import Query
 from kalshi_lab.server.routes import Reply, Request, Router, ok
@@ -92,18 +93,15 @@ class MarketData:
         dataset: Dataset,
         cutoff: Cutoff,
         books: BookStore,
-        now: int,
+        now: Callable[[], int],
         cursors: CursorCodec,
     ) -> None:
         self.dataset = dataset
         self.cutoff = cutoff
         self.books = books
+        #: the server's time, the account caught up with it (what fell due is done)
         self.now = now
         self.cursors = cursors
-        #: every market's status at now (see kalshi_lab.server.lifecycle)
-        self.at_now: dict[str, MarketAtNow] = {
-            t: market_at(m, now) for t, m in dataset.markets.items()
-        }
         newest_first = sorted(dataset.markets.values(), key=lambda m: (-m.created_ts, m.ticker))
         #: a market's position in the listing order: its cursor key
         self._rank = {m.ticker: i for i, m in enumerate(newest_first)}
@@ -154,15 +152,11 @@ class MarketData:
     def historical_cutoff(self, request: Request) -> Reply:
         return ok(self.cutoff.doc())
 
-    def doc(self, market: MarketEntry) -> dict[str, Any]:
-        """The market's document as served at now."""
-        at_now = self.at_now[market.ticker]
-        book = self.books.book(market, self.now) if at_now.from_future else None
+    def doc(self, market: MarketEntry, now: int) -> dict[str, Any]:
+        """The market's document as served at ``now``."""
+        at_now = market_at(market, now)
+        book = self.books.book(market, now) if at_now.from_future else None
         return served_doc(market, at_now, book)
-
-    def status(self, market: MarketEntry) -> str:
-        """The market's status at now, in the query vocabulary."""
-        return self.at_now[market.ticker].query_status
 
     # --- series -----------------------------------------------------------------------------
 
@@ -193,10 +187,12 @@ class MarketData:
 
     # --- events -----------------------------------------------------------------------------
 
-    def _live_markets_of(self, event_ticker: str) -> list[dict[str, Any]]:
+    def _live_markets_of(self, event_ticker: str, now: int) -> list[dict[str, Any]]:
         """An event's markets as the live API shows them: archived markets left out."""
         return [
-            self.doc(m) for m in self._by_event.get(event_ticker, []) if not self.cutoff.archived(m)
+            self.doc(m, now)
+            for m in self._by_event.get(event_ticker, [])
+            if not self.cutoff.archived(m)
         ]
 
     def event(self, request: Request) -> Reply:
@@ -204,7 +200,7 @@ class MarketData:
         doc = self.dataset.events.get(ticker)
         if doc is None:
             raise not_found(f"event {ticker}")
-        markets = self._live_markets_of(ticker)
+        markets = self._live_markets_of(ticker, self.now())
         if request.query.boolean("with_nested_markets"):
             doc = {**doc, "markets": markets}
         return ok({"event": doc, "markets": markets})
@@ -222,13 +218,15 @@ class MarketData:
         milestones = q.boolean("with_milestones")
         scope = q.scope("events", "series_ticker", "status", "min_close_ts", "min_updated_ts")
         after = _cursor_after(self.cursors, q, scope)
+        now = self.now()
         chosen = []
         for ticker in self.event_tickers:
             doc = self.dataset.events[ticker]
             markets = self._by_event.get(ticker, [])
             if series is not None and doc.get("series_ticker") != series:
                 continue
-            if status is not None and _event_status(map(self.status, markets)) != status:
+            shown = (market_at(m, now).query_status for m in markets)
+            if status is not None and _event_status(shown) != status:
                 continue
             if min_close is not None and not any(m.close_ts >= min_close for m in markets):
                 continue
@@ -237,7 +235,7 @@ class MarketData:
             chosen.append(ticker)
         tickers, last = page(chosen, lambda t: t, limit, after)
         docs = [
-            {**self.dataset.events[t], "markets": self._live_markets_of(t)}
+            {**self.dataset.events[t], "markets": self._live_markets_of(t, now)}
             if nested
             else self.dataset.events[t]
             for t in tickers
@@ -262,14 +260,15 @@ class MarketData:
         return market
 
     def market(self, request: Request) -> Reply:
-        return ok({"market": self.doc(self._live_market(request.params["ticker"]))})
+        return ok({"market": self.doc(self._live_market(request.params["ticker"]), self.now())})
 
     def markets(self, request: Request) -> Reply:
         q = request.query
         limit = q.limit(*MARKETS_LIMIT)
-        test = _market_test(q, self.at_now)
+        now = self.now()
+        test = _market_test(q, now)
         scope = q.scope("markets", *MARKET_FILTERS)
-        return self._market_page(self.live, test, limit, q, scope)
+        return self._market_page(self.live, test, limit, q, scope, now)
 
     def historical_markets(self, request: Request) -> Reply:
         """``GET /historical/markets``: tickers, event_ticker or series_ticker (one at a time)."""
@@ -279,27 +278,35 @@ class MarketData:
         given = [n for n in ("tickers", "event_ticker", "series_ticker") if q.has(n)]
         if len(given) > 1:
             raise bad_request(f"filters are mutually exclusive: got {' and '.join(given)}")
-        test = _market_test(q, self.at_now)
+        now = self.now()
+        test = _market_test(q, now)
         scope = q.scope(
             "historical_markets", "tickers", "event_ticker", "series_ticker", "mve_filter"
         )
-        return self._market_page(self.archived, test, limit, q, scope)
+        return self._market_page(self.archived, test, limit, q, scope, now)
 
     def _market_page(
-        self, markets: list[MarketEntry], test: MarketTest, limit: int, q: Query, scope: str
+        self,
+        markets: list[MarketEntry],
+        test: MarketTest,
+        limit: int,
+        q: Query,
+        scope: str,
+        now: int,
     ) -> Reply:
         after = _cursor_after(self.cursors, q, scope)
         chosen = [m for m in markets if test(m)]
         items, last = page(chosen, lambda m: self._rank[m.ticker], limit, after)
         return ok(
             {
-                "markets": [self.doc(m) for m in items],
+                "markets": [self.doc(m, now) for m in items],
                 "cursor": _cursor_text(self.cursors, scope, last),
             }
         )
 
     def historical_market(self, request: Request) -> Reply:
-        return ok({"market": self.doc(self._archived_market(request.params["ticker"]))})
+        market = self._archived_market(request.params["ticker"])
+        return ok({"market": self.doc(market, self.now())})
 
     # --- orderbook --------------------------------------------------------------------------
 
@@ -307,7 +314,7 @@ class MarketData:
         """The book at ``now``; ``depth`` 0 or negative is every level, 1..100 the best N."""
         market = self._live_market(request.params["ticker"])
         depth = request.query.integer("depth", maximum=100) or 0
-        return ok(self.books.book(market, self.now).doc(depth))
+        return ok(self.books.book(market, self.now()).doc(depth))
 
     # --- candlesticks -----------------------------------------------------------------------
 
@@ -375,12 +382,12 @@ def _updated_after(doc: dict[str, Any], ts: int) -> bool:
         return False
 
 
-def _market_test(q: Query, at_now: Mapping[str, MarketAtNow]) -> MarketTest:
+def _market_test(q: Query, now: int) -> MarketTest:
     """The filter of ``GET /markets`` (and the subset ``/historical/markets`` takes), with the
     spec's exclusions: one status at a time, one timestamp-filter family at a time, each only
     with the statuses it allows, ``min_updated_ts`` with nothing but ``mve_filter=exclude``.
 
-    ``status`` matches the status served at the clock (``at_now``), in the query's vocabulary
+    ``status`` matches the status served at the clock (``now``), in the query's vocabulary
     (``active`` is ``open``, ``finalized`` is ``settled``, ...), and a market not settled by
     then has no settlement time to filter on; time bounds are inclusive.
     """
@@ -420,7 +427,7 @@ def _market_test(q: Query, at_now: Mapping[str, MarketAtNow]) -> MarketTest:
             return False
         if wanted is not None and m.ticker not in wanted:
             return False
-        shown = at_now[m.ticker]
+        shown = market_at(m, now)
         if status is not None and shown.query_status != status:
             return False
         if mve is not None and m.is_mve != (mve == "only"):

@@ -25,7 +25,12 @@ Action = Literal["buy", "sell"]
 TIME_IN_FORCE = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
 STP_TYPES = ("taker_at_cross", "maker")
 PRICE_FIELDS = ("yes_price", "no_price", "yes_price_dollars", "no_price_dollars")
-_COUNT_FP = re.compile(r"^\d+(\.\d{1,2})?$")
+#: the last second an RFC 3339 time can show (9999-12-31T23:59:59Z)
+MAX_TS = 253_402_300_799
+_COUNT_FP = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")  # ASCII digits, as the API writes them
+#: the most contracts one order may ask for: the local server's bound, which keeps every
+#: count and cost it writes within Decimal's 28 digits
+MAX_COUNT = 10**9
 #: tick grids of the price level structures, for markets whose document has no price_ranges
 STRUCTURES = {
     "linear_cent": (("0", "1", "0.01"),),
@@ -76,7 +81,9 @@ def _bool(body: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _int(body: dict[str, Any], name: str, minimum: int | None = None) -> int | None:
+def _int(
+    body: dict[str, Any], name: str, minimum: int | None = None, maximum: int | None = None
+) -> int | None:
     value = body.get(name)
     if value is None:
         return None
@@ -84,6 +91,8 @@ def _int(body: dict[str, Any], name: str, minimum: int | None = None) -> int | N
         raise bad_request(f"{name} must be an integer")
     if minimum is not None and value < minimum:
         raise bad_request(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise bad_request(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -99,9 +108,9 @@ def _enum(
 
 
 def _count(body: dict[str, Any]) -> Decimal:
-    count = _int(body, "count", minimum=1)
+    count = _int(body, "count", minimum=1, maximum=MAX_COUNT)
     text = body.get("count_fp")
-    if text is not None and (not isinstance(text, str) or not _COUNT_FP.match(text)):
+    if text is not None and (not isinstance(text, str) or not _COUNT_FP.fullmatch(text)):
         raise bad_request('count_fp must be a string with at most 2 decimals, e.g. "10.00"')
     fp = None if text is None else Decimal(text)
     if count is None and fp is None:
@@ -109,8 +118,8 @@ def _count(body: dict[str, Any]) -> Decimal:
     if count is not None and fp is not None and Decimal(count) != fp:
         raise bad_request(f"count {count} and count_fp {text} do not match")
     value = fp if fp is not None else Decimal(count or 0)
-    if value <= ZERO:
-        raise bad_request("the order count must be positive")
+    if not ZERO < value <= MAX_COUNT:
+        raise bad_request(f"the order count must be in (0, {MAX_COUNT}]")
     return value
 
 
@@ -133,6 +142,10 @@ def _price(body: dict[str, Any], side: Side) -> Decimal:
             price = decimal_of(raw)
         except ValueError:
             raise bad_request(f"{name} is not a number", code="invalid_price") from None
+        if not ZERO < price < ONE:  # first: quantizing 0.5e99999999 would overflow
+            raise bad_request(
+                f"{name} must be strictly between 0 and 1 dollar", code="invalid_price"
+            )
         if price != price.quantize(PRICE_PRECISION):
             raise bad_request(f"{name} has more than 6 decimals", code="invalid_price")
     else:
@@ -189,7 +202,7 @@ def parse_order_request(raw: bytes) -> OrderRequest:
         price=_price(body, side),
         client_order_id=client_order_id,
         time_in_force=tif,
-        expiration_ts=_int(body, "expiration_ts", minimum=0),
+        expiration_ts=_int(body, "expiration_ts", minimum=0, maximum=MAX_TS),
         buy_max_cost_cents=buy_max_cost,
         post_only=post_only,
         reduce_only=_bool(body, "reduce_only") or (floor == 0 and action == "sell"),

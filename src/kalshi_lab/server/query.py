@@ -8,12 +8,15 @@ Parameters the spec does not define are ignored, as the real API ignores them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 import orjson
 
 from kalshi_lab.server.errors import bad_request
 
+#: what an int64 query parameter can be: ASCII digits, at most 19 of them (Go's strconv)
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
@@ -36,10 +39,9 @@ class Query:
         raw = self._params.get(name)
         if raw is None:
             return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise bad_request(f"{name} must be an integer, got {raw!r}") from None
+        if not _INTEGER.fullmatch(raw):
+            raise bad_request(f"{name} must be an integer, got {raw[:40]!r}")
+        value = int(raw)
         if minimum is not None and value < minimum:
             raise bad_request(f"{name} must be >= {minimum}, got {value}")
         if maximum is not None and value > maximum:

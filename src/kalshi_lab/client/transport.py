@@ -4,9 +4,10 @@ What happens to one call, in order:
 
 1. each attempt takes a token from the read or write bucket (GET reads; POST and DELETE
    write), shared by every thread using this transport;
-2. a signed call is signed for THIS attempt: Kalshi checks ``KALSHI-ACCESS-TIMESTAMP`` against
-   its clock (https://docs.kalshi.com/getting_started/api_keys), so a retry sent with the first
-   attempt's headers after a slow answer and a few backoffs would be refused as unauthenticated.
+2. a signed call is signed for THIS attempt: the signature covers the request's timestamp
+   (``KALSHI-ACCESS-TIMESTAMP``, https://docs.kalshi.com/getting_started/api_keys), which Kalshi
+   refuses once it is about a minute old, so a retry sent with the first attempt's headers after
+   a slow answer and a few backoffs would be refused as unauthenticated.
    That is why the retries run here, one ``requests`` call (a fresh prepared request) per
    attempt, and not inside urllib3, which resends the headers it was given;
 3. ``requests`` sends it with a (connect, read) timeout; what to retry and how long to wait is

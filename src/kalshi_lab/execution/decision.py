@@ -65,8 +65,9 @@ def client_order_id(decided_ns: int, ticker: str, action: str, side: str) -> str
     ``action``/``side`` in ``ticker``: the same key always gives the same id.
 
     A UUID (36 characters, what Kalshi prefers) whatever the ticker's length or characters
-    (real tickers hold dots, ``KXU3-25JUN-B4.15``, which Kalshi refuses in an id). The key puts
-    the ticker last behind fields of fixed form, so two different keys never name alike.
+    (real tickers hold dots, ``KXU3-25JUN-B4.15``, which Kalshi refuses in an id). The hashed
+    text puts the ticker last, behind fields that hold no ``/``, so two different keys never
+    hash the same text (the 122 bits of the hash make a collision negligible).
     """
     return str(uuid.uuid5(ORDER_ID_NAMESPACE, f"{decided_ns}/{action}/{side}/{ticker}"))
 

@@ -10,12 +10,15 @@ from kalshi_lab.client.client import DEMO_URL, PRODUCTION_URL, KalshiClient, can
 from kalshi_lab.client.errors import (
     AuthError,
     ConflictError,
+    ConnectRefusedError,
     CredentialsError,
+    HostNotFoundError,
     KalshiAPIError,
     KalshiError,
     NotFoundError,
     PaginationError,
     RateLimitedError,
+    RequestTimedOutError,
     TransportError,
 )
 from kalshi_lab.client.transport import ApiResponse
@@ -26,14 +29,17 @@ __all__ = [
     "ApiResponse",
     "AuthError",
     "ConflictError",
+    "ConnectRefusedError",
     "CredentialsError",
     "KalshiAPIError",
     "KalshiClient",
     "KalshiError",
     "KalshiSigner",
+    "HostNotFoundError",
     "NotFoundError",
     "PaginationError",
     "RateLimitedError",
+    "RequestTimedOutError",
     "TransportError",
     "candle_windows",
 ]

@@ -44,7 +44,31 @@ class ConflictError(KalshiAPIError):
 
 
 class TransportError(KalshiError):
-    """Connection failures, timeouts and unreadable bodies that outlasted every retry."""
+    """No usable answer after every retry: the network failed, or the body was unreadable.
+
+    ``host`` is the API's host (name and port, never a user or password of the URL). The
+    subclasses tell apart what a user fixes differently; a reset connection, a TLS failure or
+    an unreadable body is a TransportError itself.
+    """
+
+    def __init__(self, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+
+
+class HostNotFoundError(TransportError):
+    """The host name does not resolve (DNS): a typo in the base URL, or no network or DNS."""
+
+
+class ConnectRefusedError(TransportError):
+    """The host refused the connection: nothing listens on that port (a local server not
+    started, a wrong port, a firewall that rejects)."""
+
+
+class RequestTimedOutError(TransportError):
+    """No connection, or no answer, within the timeout: the host or the network is slow or
+    down. A write that timed out may have been applied (an order's retry resolves that by its
+    client_order_id)."""
 
 
 class PaginationError(KalshiError):

@@ -2,15 +2,21 @@
 
 What happens to one call, in order:
 
-1. it takes a token from the read or write bucket (GET reads; POST and DELETE write), shared by
-   every thread using this transport;
-2. ``requests`` sends it with a (connect, read) timeout; urllib3's ``Retry`` (mounted through
-   an ``HTTPAdapter``) retries 429, 500, 502, 503, 504, connection resets and timeouts with
-   exponential backoff and jitter, honouring ``Retry-After`` when the server sends one (Kalshi
-   usually does not), and each retry takes a token too;
-3. a body that arrives truncated or is not JSON is retried here, as urllib3 has handed the
-   response over by the time its body is read;
-4. an HTTP error that outlasted its retries becomes a typed :mod:`~kalshi_lab.client.errors`.
+1. each attempt takes a token from the read or write bucket (GET reads; POST and DELETE
+   write), shared by every thread using this transport;
+2. a signed call is signed for THIS attempt: the signature covers the request's timestamp
+   (``KALSHI-ACCESS-TIMESTAMP``, https://docs.kalshi.com/getting_started/api_keys), which Kalshi
+   refuses once it is about a minute old, so a retry sent with the first attempt's headers after
+   a slow answer and a few backoffs would be refused as unauthenticated.
+   That is why the retries run here, one ``requests`` call (a fresh prepared request) per
+   attempt, and not inside urllib3, which resends the headers it was given;
+3. ``requests`` sends it with a (connect, read) timeout; what to retry and how long to wait is
+   urllib3's ``Retry``, used as the policy: 429, 500, 502, 503, 504, failed connections, resets
+   and timeouts, with exponential backoff and jitter, honouring ``Retry-After`` when the server
+   sends one (Kalshi usually does not); a body that arrives truncated or is not JSON counts as
+   a failed read;
+4. a failure that outlasted its retries becomes a typed :mod:`~kalshi_lab.client.errors` error:
+   an HTTP error by status, a network one by what happened (DNS, refused, timed out).
 
 POST is retried like GET because every POST this client sends is idempotent: an order carries
 its ``client_order_id``, and the client resolves the 409 a repeated one gets.
@@ -20,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,18 +35,30 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
-import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
 from kalshi_lab.client.auth import KalshiSigner
 from kalshi_lab.client.errors import (
     AuthError,
     ConflictError,
+    ConnectRefusedError,
+    HostNotFoundError,
     KalshiAPIError,
     NotFoundError,
     PaginationError,
     RateLimitedError,
+    RequestTimedOutError,
     TransportError,
 )
 from kalshi_lab.client.ratelimit import TokenBucket
@@ -82,31 +99,12 @@ class TransportStats:
                 setattr(self, name, getattr(self, name) + value)
 
 
-class _PacedRetry(Retry):
-    """urllib3's Retry whose every retry first takes a rate-limit token (``pace(method)``)."""
-
-    def __init__(self, *args: Any, pace: Callable[[str], None] | None = None, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.pace = pace
-        self.method = "GET"
-
-    def new(self, **kw: Any) -> _PacedRetry:
-        kw.setdefault("pace", self.pace)
-        return super().new(**kw)
-
-    def increment(self, method: str | None = None, *args: Any, **kw: Any) -> _PacedRetry:
-        new = super().increment(method, *args, **kw)
-        new.method = (method or "GET").upper()
-        return new
-
-    def sleep(self, response: Any = None) -> None:
-        super().sleep(response)
-        if self.pace is not None:
-            self.pace(self.method)
-
-
 class Transport:
-    """Paced, retried JSON requests to one API base URL (e.g. ``.../trade-api/v2``)."""
+    """Paced, retried JSON requests to one API base URL (e.g. ``.../trade-api/v2``).
+
+    ``clock`` (Unix seconds) stamps responses; ``sleep`` waits between attempts (a test passes
+    one that moves a fake clock instead of waiting out Kalshi's timestamp tolerance).
+    """
 
     def __init__(
         self,
@@ -121,22 +119,26 @@ class Transport:
         backoff_max_s: float = 30.0,
         signer: KalshiSigner | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.prefix = urlsplit(self.base_url).path  # signed paths include it
+        parts = urlsplit(self.base_url)
+        self.prefix = parts.path  # signed paths include it
+        #: the host as errors name it: name and port, never a user or password of the URL
+        self.host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
-        self.backoff_factor = backoff_factor
-        self.backoff_max_s = backoff_max_s
         self.signer = signer
         self.clock = clock
+        self.sleep = sleep
         self.stats = TransportStats()
         # one token of burst: a steady pace never trips a server whose bucket refills as fast
         self._buckets = {
             "read": TokenBucket(reads_per_s, capacity=1.0),
             "write": TokenBucket(writes_per_s, capacity=1.0),
         }
-        retry = _PacedRetry(
+        #: the retry policy; immutable: each request counts down its own copy (``increment``)
+        self.retry = Retry(
             total=max_retries,
             connect=max_retries,
             read=max_retries,
@@ -148,13 +150,10 @@ class Transport:
             backoff_factor=backoff_factor,
             backoff_max=backoff_max_s,
             backoff_jitter=backoff_factor,
-            raise_on_status=False,  # hand back the last answer: it becomes a typed error here
             respect_retry_after_header=True,
-            pace=self._pace_retry,
         )
-        adapter = HTTPAdapter(
-            max_retries=retry, pool_connections=1, pool_maxsize=max(concurrency, 1)
-        )
+        # urllib3 itself retries nothing: every attempt comes back here to be signed again
+        adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=max(concurrency, 1))
         self.session = requests.Session()
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -163,19 +162,9 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
-    # --- pacing ------------------------------------------------------------------------------
-
     def _pace(self, method: str) -> None:
         bucket = self._buckets["write" if method.upper() in WRITE_METHODS else "read"]
         self.stats.add(requests=1, waited_s=bucket.acquire())
-
-    def _pace_retry(self, method: str) -> None:
-        self.stats.add(retries=1)
-        self._pace(method)
-
-    def _backoff(self, attempt: int) -> None:
-        delay = min(self.backoff_max_s, self.backoff_factor * 2**attempt)
-        time.sleep(delay + random.uniform(0, self.backoff_factor))
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -192,53 +181,114 @@ class Transport:
         method = method.upper()
         query = {k: v for k, v in (params or {}).items() if v is not None}
         what = f"{method} {self.prefix}{path}"
+        url = self.base_url + path
         if signed and self.signer is None:
             raise AuthError(what, 401, "", "no API key configured for an authenticated endpoint")
         data = None if json_body is None else orjson.dumps(dict(json_body))
-        for attempt in range(self.max_retries + 1):
+        retry = self.retry
+        while True:
             headers = {"Content-Type": "application/json"} if data is not None else {}
             if signed:
                 assert self.signer is not None
                 headers.update(self.signer.headers(method, self.prefix + path))
             self._pace(method)
+            response: requests.Response | None = None
             try:
                 response = self.session.request(
-                    method,
-                    self.base_url + path,
-                    params=query,
-                    data=data,
-                    headers=headers,
-                    timeout=self.timeout_s,
+                    method, url, params=query, data=data, headers=headers, timeout=self.timeout_s
                 )
                 content = response.content
             except _BODY_ERRORS as exc:
-                self._retry_body(what, attempt, f"body cut short ({type(exc).__name__})")
-                continue
+                failure: Exception = ProtocolError(f"body cut short ({type(exc).__name__})")
             except requests.exceptions.RequestException as exc:
-                raise TransportError(f"{what}: {_reason(exc)} after retries") from None
-            history = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
-            throttled = sum(h.status == 429 for h in history) + (response.status_code == 429)
-            if throttled:
-                self.stats.add(throttled=throttled)
-            if response.status_code >= 400:
-                raise _api_error(what, response.status_code, content, signed)
+                failure = _urllib3_cause(exc)
+                try:
+                    retry = retry.increment(method, url, error=failure)
+                except Urllib3Error:  # out of retries, or an error never retried
+                    raise self._network_error(what, failure, len(retry.history)) from None
+                self._wait(what, retry, None, type(failure).__name__)
+                continue
+            else:
+                status = response.status_code
+                if status == 429:
+                    self.stats.add(throttled=1)
+                if status >= 400:
+                    if retry.is_retry(method, status, "Retry-After" in response.headers):
+                        try:
+                            retry = retry.increment(method, url, response=response.raw)
+                        except MaxRetryError:
+                            raise _api_error(what, status, content, signed) from None
+                        self._wait(what, retry, response, f"HTTP {status}")
+                        continue
+                    raise _api_error(what, status, content, signed)
+                body = _json_object(content)
+                if body is not None:
+                    received = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+                    return ApiResponse(method, path, query, received, status, body)
+                failure = ProtocolError("body is not a JSON object")
+            # an unreadable body: the server answered, the answer was lost (a failed read)
             try:
-                body = orjson.loads(content)
-            except orjson.JSONDecodeError:
-                self._retry_body(what, attempt, "body is not JSON")
-                continue
-            if not isinstance(body, dict):
-                self._retry_body(what, attempt, "body is not a JSON object")
-                continue
-            received = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-            return ApiResponse(method, path, query, received, response.status_code, body)
-        raise TransportError(f"{what}: unreadable body after {self.max_retries} retries")
+                retry = retry.increment(method, url, error=failure)
+            except Urllib3Error:
+                raise TransportError(
+                    f"{what}: the answer from {self.host} was unreadable ({failure}; "
+                    f"{_after(len(retry.history))})",
+                    self.host,
+                ) from None
+            self._wait(what, retry, response, str(failure))
 
-    def _retry_body(self, what: str, attempt: int, reason: str) -> None:
-        logger.debug("%s: %s; retrying", what, reason)
-        if attempt < self.max_retries:
-            self.stats.add(retries=1)
-            self._backoff(attempt)
+    def _network_error(self, what: str, error: Exception, retries: int) -> TransportError:
+        """The typed error of a request the network failed: the host and what happened, in
+        words (never the exception's own text, which may quote headers or the full URL)."""
+        after = _after(retries)
+        host = self.host
+        if isinstance(error, NameResolutionError):
+            return HostNotFoundError(
+                f"{what}: host {host} not found (its name does not resolve: DNS lookup failed; "
+                f"{after})",
+                host,
+            )
+        if isinstance(error, NewConnectionError):  # before ConnectTimeoutError: a subclass
+            if isinstance(error.__cause__, ConnectionRefusedError):
+                return ConnectRefusedError(
+                    f"{what}: {host} refused the connection (nothing listens there; {after})",
+                    host,
+                )
+            reason = getattr(error.__cause__, "strerror", None) or type(error.__cause__).__name__
+            return TransportError(f"{what}: cannot connect to {host} ({reason}; {after})", host)
+        if isinstance(error, ConnectTimeoutError):
+            return RequestTimedOutError(
+                f"{what}: no connection to {host} within {self.timeout_s:g} s (timed out; {after})",
+                host,
+            )
+        if isinstance(error, ReadTimeoutError):
+            return RequestTimedOutError(
+                f"{what}: {host} sent no answer within {self.timeout_s:g} s (timed out; {after})",
+                host,
+            )
+        if isinstance(error, ProtocolError):
+            return TransportError(
+                f"{what}: the connection to {host} was lost before the answer ({after})", host
+            )
+        return TransportError(f"{what}: {type(error).__name__} talking to {host} ({after})", host)
+
+    def _wait(
+        self, what: str, retry: Retry, response: requests.Response | None, reason: str
+    ) -> None:
+        """Wait before a retry: ``Retry-After`` when the answer has one, else the policy's backoff
+        with jitter (what urllib3's ``Retry.sleep`` waits, through this transport's ``sleep``)."""
+        delay = None
+        if response is not None and retry.respect_retry_after_header:
+            try:
+                delay = retry.get_retry_after(response.raw)
+            except InvalidHeader:
+                delay = None
+        if not delay:
+            delay = retry.get_backoff_time()
+        logger.debug("%s: %s; retry %d in %.2f s", what, reason, len(retry.history), delay)
+        self.stats.add(retries=1)
+        if delay > 0:
+            self.sleep(delay)
 
     def get(self, path: str, params: Mapping[str, Any] | None = None, **kw: Any) -> ApiResponse:
         return self.request("GET", path, params, **kw)
@@ -264,16 +314,26 @@ class Transport:
             query = {**query, "cursor": cursor}
 
 
-def _reason(exc: requests.exceptions.RequestException) -> str:
-    """What failed, in words; urllib3 wraps a last timeout in a connection error."""
-    cause = exc.args[0] if exc.args else None
-    if isinstance(exc, requests.exceptions.Timeout) or isinstance(
-        getattr(cause, "reason", None), TimeoutError | urllib3.exceptions.TimeoutError
-    ):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed"
-    return type(exc).__name__
+def _urllib3_cause(exc: requests.exceptions.RequestException) -> Exception:
+    """The urllib3 error under a ``requests`` one (what the Retry policy classifies): requests
+    wraps it, directly or inside the MaxRetryError of an adapter that retries nothing."""
+    cause = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
+    if isinstance(cause, MaxRetryError) and cause.reason is not None:
+        return cause.reason
+    return cause
+
+
+def _after(retries: int) -> str:
+    return {0: "not retried", 1: "after 1 retry"}.get(retries, f"after {retries} retries")
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, None when it is not one."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _api_error(what: str, status: int, content: bytes, signed: bool) -> KalshiAPIError:

@@ -5,7 +5,8 @@ One concept per module: ``decision`` (ContractOrder, Fill, PredictionMarketDecis
 settlement; simulated here, live in ``live``) <- ``signals`` (predictions joined with quotes)
 -> ``strategy`` (signals -> a decision) -> ``risk`` (limits; an event's worst-case loss from
 its structure in ``exposure``) -> ``executor`` (a decision -> the exchange -> the account). Money
-is integer cents inside.
+is integer cents inside. ``LiveKalshiExchange`` (``live``: the exchange of paper and live
+trading) is imported when first asked for.
 """
 
 from kalshi_lab.execution.account import (
@@ -39,6 +40,17 @@ from kalshi_lab.execution.strategy import (
     LadderArbitrageStrategy,
 )
 
+
+def __getattr__(name: str) -> object:
+    """``LiveKalshiExchange`` on first use (PEP 562): it imports the HTTP client (requests,
+    cryptography; about 0.12 s), which the backtest and the other stages never use."""
+    if name == "LiveKalshiExchange":
+        from kalshi_lab.execution.live import LiveKalshiExchange
+
+        return LiveKalshiExchange
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BaseExecutor",
     "BaseKalshiExchange",
@@ -58,6 +70,7 @@ __all__ = [
     "KalshiExecutor",
     "KellyPositionSizer",
     "LadderArbitrageStrategy",
+    "LiveKalshiExchange",
     "NestedKalshiExecutor",
     "OverdraftError",
     "PredictionMarketDecision",

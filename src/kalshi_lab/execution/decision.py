@@ -11,7 +11,8 @@ floats are converted once, in the exchange.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -48,11 +49,75 @@ def _check_utc(name: str, ts: pd.Timestamp) -> None:
         raise ValueError(f"{name} must be a tz-aware pandas Timestamp (UTC), got {ts!r}")
 
 
-@functools.lru_cache(maxsize=64)
-def _stamp(decided_ns: int) -> str:
-    """A decision time (ns since the epoch) as a client_order_id prefix: one strftime per
-    decision, not per order (keyed by the integer: hashing a Timestamp costs more)."""
-    return pd.Timestamp(decided_ns, tz="UTC").strftime("%Y%m%dT%H%M%S")
+#: Kalshi's rule for a client order id (ClOrdID in https://docs.kalshi.com/fix/order-entry; the
+#: REST API's ``client_order_id`` is the same key): at most 64 characters, each a letter, a digit
+#: or one of ``-_:+=/``. ASCII: Kalshi's ``\w`` is not Unicode's.
+CLIENT_ORDER_ID_MAX = 64
+CLIENT_ORDER_ID_PATTERN = re.compile(r"[\-\w:+=/]*", re.ASCII)
+#: Fixed for good: an id is uuid5 of this namespace and the decision's key, so a changed namespace
+#: would give a restarted bot new ids for orders it already sent (and Kalshi would place them
+#: again instead of answering 409).
+ORDER_ID_NAMESPACE = uuid.UUID("85cf5e62-f9d1-4a66-9944-5f49c3046909")
+
+
+def client_order_id(decided_ns: int, ticker: str, action: str, side: str) -> str:
+    """The id of the order a decision at ``decided_ns`` (ns since the epoch) makes for
+    ``action``/``side`` in ``ticker``: the same key always gives the same id.
+
+    A UUID (36 characters, what Kalshi prefers) whatever the ticker's length or characters
+    (real tickers hold dots, ``KXU3-25JUN-B4.15``, which Kalshi refuses in an id). The hashed
+    text puts the ticker last, behind fields that hold no ``/``, so two different keys never
+    hash the same text (the 122 bits of the hash make a collision negligible).
+    """
+    return str(uuid.uuid5(ORDER_ID_NAMESPACE, f"{decided_ns}/{action}/{side}/{ticker}"))
+
+
+def child_order_id(parent_id: str, step: int) -> str:
+    """The id of the child a parent order sends at ``step`` (a nested executor's slice).
+
+    ``{parent_id}-{step}`` while that fits Kalshi's 64 characters, so a child names its parent
+    (every parent this package makes: a UUID); else a UUID derived from the same text.
+    """
+    child = f"{parent_id}-{step}"
+    if len(child) <= CLIENT_ORDER_ID_MAX:
+        return child
+    return str(uuid.uuid5(ORDER_ID_NAMESPACE, child))
+
+
+def check_client_order_id(value: str) -> None:
+    """Raise ValueError unless Kalshi would accept ``value`` as a client order id."""
+    if len(value) > CLIENT_ORDER_ID_MAX or not CLIENT_ORDER_ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"client_order_id must be at most {CLIENT_ORDER_ID_MAX} characters, each a letter, a "
+            f"digit or one of -_:+=/ (Kalshi's rule), got {value!r}"
+        )
+
+
+class _DerivedOrderId:
+    """The ``client_order_id`` field: as given (checked against Kalshi's rule), else derived
+    from the order's decision by :func:`client_order_id` when first read.
+
+    Derived lazily because most orders a strategy decides never need one: the risk limits
+    refuse them before anything is sent (a year of 10,000 simulated markets decides about
+    16,000 orders and sends about 2,000), and a UUID costs microseconds each.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = f"_{name}"
+
+    def __get__(self, order: ContractOrder | None, owner: type | None = None) -> str:
+        if order is None:
+            return ""  # the dataclass default: derive
+        oid: str = order.__dict__.get(self._key, "")
+        if not oid:
+            oid = client_order_id(order.decided_at.value, order.ticker, order.action, order.side)
+            order.__dict__[self._key] = oid
+        return oid
+
+    def __set__(self, order: ContractOrder, value: str) -> None:
+        if value:
+            check_client_order_id(value)
+        order.__dict__[self._key] = value
 
 
 @dataclass(frozen=True)
@@ -100,9 +165,10 @@ class ContractOrder:
     """A limit order, decided by a strategy and worked by an executor.
 
     Compared by identity: an order is a thing being worked, not a value. ``client_order_id``
-    is derived from the decision (market, side, action, time) unless given: the same decision
-    sent twice is the same order to Kalshi, which refuses the second (409), so a retried or
-    restarted send never places a second order; and a backtest stays deterministic.
+    is derived from the decision (market, side, action, time; :func:`client_order_id`) unless
+    given: the same decision sent twice is the same order to Kalshi, which refuses the second
+    (409), so a retried or restarted send never places a second order; and a backtest stays
+    deterministic. A given id must be one Kalshi accepts (:func:`check_client_order_id`).
     """
 
     # --- set by the strategy
@@ -115,7 +181,7 @@ class ContractOrder:
     decided_at: pd.Timestamp
     max_cost_cents: int | None = None  # buys: cap on cost + fees (Kalshi's buy_max_cost)
     time_in_force: str = "ioc"  # TIME_IN_FORCE
-    client_order_id: str = ""
+    client_order_id: _DerivedOrderId = _DerivedOrderId()  # a str; "" derives it
     note: str = ""  # why the strategy decided it, for the bot's log (empty: a model's edge)
     # --- filled in by the executor
     filled: int = 0
@@ -142,9 +208,6 @@ class ContractOrder:
             raise ValueError(
                 f"time_in_force must be one of {TIME_IN_FORCE}, got {self.time_in_force!r}"
             )
-        if not self.client_order_id:
-            stamp = _stamp(self.decided_at.value)
-            self.client_order_id = f"{stamp}-{self.ticker}-{self.action}-{self.side}"
 
     @property
     def remaining(self) -> int:

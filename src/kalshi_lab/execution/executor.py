@@ -26,7 +26,12 @@ from abc import ABC, abstractmethod
 import pandas as pd
 
 from kalshi_lab.execution.account import KalshiAccount
-from kalshi_lab.execution.decision import ContractOrder, Fill, PredictionMarketDecision
+from kalshi_lab.execution.decision import (
+    ContractOrder,
+    Fill,
+    PredictionMarketDecision,
+    child_order_id,
+)
 from kalshi_lab.execution.exchange import BaseKalshiExchange
 
 logger = logging.getLogger(__name__)
@@ -269,5 +274,5 @@ class NestedKalshiExecutor(BaseExecutor):
             limit_cents=parent.limit_cents,
             decided_at=t,
             max_cost_cents=parent.remaining_budget_cents,
-            client_order_id=f"{parent.client_order_id}-{k}",
+            client_order_id=child_order_id(parent.client_order_id, k),
         )

@@ -3,8 +3,9 @@
 Whatever a strategy decides (the project's or a user's), every BUY passes here before an
 executor sees it, and is cut down or refused when it would break a limit of ``RiskParams``:
 
-* ``max_contracts_per_market``: contracts held in a market after the buy (a decision holds at
-  most one order per market);
+* ``max_contracts_per_market``: contracts held in a market, plus those its working buys may
+  still buy, plus the buy (a decision holds at most one order per market; a strategy may still
+  order a market an earlier order is being worked in, e.g. a resting buy);
 * ``max_position_frac``: cost basis held in the market, plus working buys there, plus the buy,
   as a share of equity;
 * ``max_event_frac``: the worst-case loss of the event's positions, working buys and the buy,
@@ -102,10 +103,12 @@ class RiskManager:
         for pos in account.positions.values():
             event_held.setdefault(pos.event_ticker, []).append(pos)
         event_working: dict[str, list[ContractOrder]] = {}
-        market_used: dict[str, int] = {}
+        market_used: dict[str, int] = {}  # cents working buys may still spend, per market
+        market_working: dict[str, int] = {}  # contracts working buys may still buy, per market
         for o in working_buys:
             event_working.setdefault(o.event_ticker, []).append(o)
             market_used[o.ticker] = market_used.get(o.ticker, 0) + o.cost_bound_cents
+            market_working[o.ticker] = market_working.get(o.ticker, 0) + o.remaining
         event_loss: dict[str, EventLoss] = {}  # per event, made at its first buy checked
         kept: list[ContractOrder] = []
         refused: list[ContractOrder] = []
@@ -123,7 +126,11 @@ class RiskManager:
                 continue
             reason, count = None, order.count
             held = account.positions.get(order.ticker)
-            room = p.max_contracts_per_market - (held.contracts if held is not None else 0)
+            room = (
+                p.max_contracts_per_market
+                - (held.contracts if held is not None else 0)
+                - market_working.get(order.ticker, 0)
+            )
             if count > room:
                 reason, count = CONTRACTS, max(room, 0)
             # money limits cut the budget (cost + fees; Kalshi's buy_max_cost), which the
@@ -162,6 +169,7 @@ class RiskManager:
             capital_room -= spend
             loss.add(order.ticker, order.side, spend)
             market_used[order.ticker] = market_used.get(order.ticker, 0) + spend
+            market_working[order.ticker] = market_working.get(order.ticker, 0) + order.count
             kept.append(order)
         return replace(decision, orders=kept), refused
 

@@ -27,6 +27,7 @@ that :meth:`DecisionGenerator.ladder_pairs` finds priced below the dollar they s
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from abc import ABC, abstractmethod
@@ -658,13 +659,21 @@ class BaseMarketStrategy(ABC):
     ``signal_target`` names the model target whose probabilities the strategy reads (None: any);
     the backtest refuses a model of another target. ``skipped`` counts signals that led to no
     order, by reason, and ``exits`` sells by exit reason, so a quiet run can say why.
+
+    The counters are made when first read, so a subclass whose ``__init__`` does not call
+    ``super().__init__()`` still runs (a user's strategy owes the base class nothing); a
+    subclass may also assign its own (e.g. its generator's).
     """
 
     signal_target: str | None = None
 
-    def __init__(self) -> None:
-        self.skipped: Counter[str] = Counter()
-        self.exits: Counter[str] = Counter()
+    @functools.cached_property
+    def skipped(self) -> Counter[str]:
+        return Counter()
+
+    @functools.cached_property
+    def exits(self) -> Counter[str]:
+        return Counter()
 
     @abstractmethod
     def generate_trade_decision(

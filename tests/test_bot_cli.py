@@ -18,8 +18,10 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -172,8 +174,14 @@ def test_paper_once_places_orders_books_fills_reconciles_and_never_shows_the_key
     )
     stats = server.stats.requests
     assert stats["create_order"] == orders["placed"]
-    assert [c["after"] for c in report["reconcile"]] == ["start", "cycle 1"]
+    assert [c["after"] for c in report["reconcile"]] == ["start", "cycle 1", "exit"]
     assert all(c["ok"] and c["cash_checked"] for c in report["reconcile"])
+    # the journal explains every order the server holds and every fill it made
+    with closing(sqlite3.connect(folder / "journal.sqlite")) as db:
+        journaled = dict(db.execute("SELECT client_order_id, state FROM venue_orders"))
+        fill_ids = {r[0] for r in db.execute("SELECT key FROM ledger WHERE kind = 'fill'")}
+    assert journaled == {d["client_order_id"]: "placed" for _, d in server.portfolio.order_docs()}
+    assert fill_ids == {d["fill_id"] for _, d in server.portfolio.fill_docs()}
 
     # the exchange's account is the report's: cash, positions, fills, fees
     assert report["start"]["cash"] == BALANCE / 100
@@ -279,7 +287,7 @@ def test_positions_on_the_account_stop_the_bot_unless_adopted_and_capital_sets_t
     assert all(c["ok"] for c in report["reconcile"])
 
 
-def test_a_failed_reconciliation_stops_trading_with_exit_code_1_and_the_report_written(
+def test_a_fill_the_bot_did_not_make_stops_trading_at_once_with_exit_code_1(
     env, server, key, tmp_path, monkeypatch, capsys
 ):
     import kalshi_lab.bot.session as session_module
@@ -294,14 +302,21 @@ def test_a_failed_reconciliation_stops_trading_with_exit_code_1_and_the_report_w
 
     monkeypatch.setattr(session_module, "predictions_now", a_stranger_trades_too)
     reports = tmp_path / "reports"
-    # no --once: the loop would go on, the failed reconciliation stops it
-    assert main(paper(server, reports, "--interval", "0.01", "--dry-run")) == 1
+    # no --once: the loop would go on; the fill the bot did not make stops it at once, in the
+    # cycle's catch-up, before it decides anything (the only order placed is the stranger's)
+    assert main(paper(server, reports, "--interval", "0.01")) == 1
     line = error_line(capsys)
-    assert "reconciliation after cycle 1 failed, trading stopped" in line
-    assert f"{ticker}: ours nothing, exchange 2 YES" in line
+    assert "trading stopped in cycle 1: 1 fill(s) of orders the bot did not place" in line
+    assert f"buy 2 YES {ticker}" in line and f"{ticker}: ours nothing, exchange 2 YES" in line
+    assert server.stats.requests["create_order"] == 1
     report, _ = the_report(reports)
-    assert report["cycles"] == 1 and report["stopped"] == "reconciliation failed after cycle 1"
-    assert [c["ok"] for c in report["reconcile"]] == [True, False]
+    assert report["cycles"] == 1 and report["stopped"] == "trading stopped in cycle 1"
+    assert report["orders"]["decided"] == 0
+    assert [(c["after"], c["ok"]) for c in report["reconcile"]] == [
+        ("start", True),
+        ("cycle 1", False),
+        ("exit", False),  # still the stranger's position: named again at the exit
+    ]
 
 
 # --- refusals: one line, exit code 2 -----------------------------------------------------------
@@ -396,7 +411,7 @@ def test_ctrl_c_ends_the_loop_cleanly_with_the_report_written(env, server, tmp_p
     assert signal.getsignal(signal.SIGINT) is previous  # the bot's handlers are gone
     report, _ = the_report(reports)
     assert report["stopped"] == "interrupted" and report["cycles"] == 2
-    assert [c["after"] for c in report["reconcile"]] == ["start", "cycle 1", "cycle 2"]
+    assert [c["after"] for c in report["reconcile"]] == ["start", "cycle 1", "cycle 2", "exit"]
 
 
 def test_backtest_mode_is_the_backtest_stage_s_run_with_the_capital(env, tmp_path, capsys):

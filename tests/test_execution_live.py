@@ -36,7 +36,6 @@ from kalshi_lab.execution.live import (
     LiveKalshiExchange,
     book_quote,
     fill_from_api,
-    merge_fills,
     positions_from_api,
     settled_market,
 )
@@ -172,6 +171,15 @@ def order(ticker=A, side="yes", action="buy", count=10, limit=48, **kw) -> Contr
     return ContractOrder(ticker, EVENT[ticker], side, action, count, limit, TS, **kw)
 
 
+def total(fills: list[Fill]) -> tuple[int, int, int]:
+    """Contracts, cost and fees of several fills, in cents."""
+    return (
+        sum(f.count for f in fills),
+        sum(f.cost_cents for f in fills),
+        sum(f.fee_cents for f in fills),
+    )
+
+
 def book(account: KalshiAccount, o: ContractOrder, fills: list[Fill]) -> None:
     for f in fills:
         account.apply(f, o.event_ticker)
@@ -240,40 +248,46 @@ def test_the_quote_frame_has_the_simulator_s_columns_and_types(exchange):
 
 def test_an_ioc_buy_that_crosses_fills_exactly_and_is_booked(exchange, client, server):
     o = order(count=10, limit=48)  # takes NO bids 0.53 x 4 and 0.52 x 6: 4 @ 47c, 6 @ 48c
-    (fill,) = exchange.submit(o, TS)
-    assert fill == Fill(
-        ts=TS,
-        quote_ts=TS,
-        ticker=A,
-        side="yes",
-        action="buy",
-        count=10,
-        cost_cents=4 * 47 + 6 * 48,
-        fee_cents=7 + 11,  # per level: ceil(6.97), ceil(10.48)
-        source="book",
-        order_id=o.client_order_id,
-        liquidity="taker",
-    )
+    fills = exchange.submit(o, TS)
+    # one Fill per venue fill, each with its own fee: ceil(6.97), ceil(10.48)
+    assert fills == [
+        Fill(
+            ts=TS,
+            quote_ts=TS,
+            ticker=A,
+            side="yes",
+            action="buy",
+            count=count,
+            cost_cents=count * cents,
+            fee_cents=fee,
+            source="book",
+            order_id=o.client_order_id,
+            liquidity="taker",
+        )
+        for count, cents, fee in ((4, 47, 7), (6, 48, 11))
+    ]
     order_id = exchange.exchange_order_id(o.client_order_id)
     listed = client.get_fills(order_id=order_id)
-    assert fill.count == sum(f.count for f in listed)
-    assert fill.cost_cents == sum(f.count * f.yes_price * 100 for f in listed)
-    assert fill.fee_cents == sum(f.fee_cost * 100 for f in listed)
+    assert total(fills) == (
+        sum(f.count for f in listed),
+        sum(f.count * f.yes_price * 100 for f in listed),
+        sum(f.fee_cost * 100 for f in listed),
+    )
     assert all(f.is_taker for f in listed)
     (placed,) = server_orders(server, o.client_order_id)
     assert placed["status"] == "executed"
     account = KalshiAccount(START)
-    book(account, o, [fill])
+    book(account, o, fills)
     reconcile(account, exchange)
     assert exchange.positions() == {A: ("yes", 10)}
     assert exchange.balance_cents() == account.cash_cents == START - 476 - 18
     assert exchange.fills(TS) == []  # reported by submit, never again
+    assert exchange.unresolved() == {} and exchange.resolve(TS) == []
 
 
 def test_the_rest_of_an_ioc_order_is_cancelled(exchange, server):
     o = order(count=30, limit=48)  # only 4 + 10 within 48c
-    (fill,) = exchange.submit(o, TS)
-    assert (fill.count, fill.cost_cents, fill.fee_cents) == (14, 4 * 47 + 10 * 48, 7 + 18)
+    assert total(exchange.submit(o, TS)) == (14, 4 * 47 + 10 * 48, 7 + 18)
     (placed,) = server_orders(server, o.client_order_id)
     assert (placed["status"], placed["remaining_count_fp"]) == ("canceled", "0.00")
 
@@ -296,9 +310,9 @@ def test_a_gtc_order_rests_until_cancelled(exchange, server, client):
     exchange.cancel(order(count=1, limit=20, client_order_id="never-sent"), TS)
     # part fills at once, the rest rests; a restarted exchange finds and cancels it by its id
     partial = order(count=20, limit=48, time_in_force="gtc", client_order_id="partial")
-    (fill,) = exchange.submit(partial, TS)
-    book(account, partial, [fill])
-    assert fill.count == 14
+    fills = exchange.submit(partial, TS)
+    book(account, partial, fills)
+    assert total(fills)[0] == 14
     (placed,) = server_orders(server, partial.client_order_id)
     assert (placed["status"], placed["remaining_count_fp"]) == ("resting", "6.00")
     LiveKalshiExchange(client, since=TS).cancel(partial, TS)
@@ -314,8 +328,7 @@ def test_positions_and_balance_read_back_equal_the_booked_account(exchange):
         order(A, "yes", "sell", 4, 44),  # hits the 45c YES bid
         order(C, "no", "buy", 3, 70),  # YES bid 35c x 4 is a NO ask at 65c; half fee rate
     ):
-        (fill,) = exchange.submit(o, TS)
-        book(account, o, [fill])
+        book(account, o, exchange.submit(o, TS))
         reconcile(account, exchange)
     assert exchange.positions() == {A: ("yes", 6), C: ("no", 3)}
     # 476 + 18 paid, 4 * 45 - ceil(6.93) received, 3 * 65 + ceil(2.39) paid
@@ -330,8 +343,8 @@ def test_a_budget_caps_the_count_sent_at_the_worst_case_cost(exchange, server):
     # at 48c a contract costs at most 48 + fee: 6 contracts 288 + 11 = 299 <= 300, 7 do not
     o = order(count=10, limit=48, max_cost_cents=300)
     assert exchange.affordable_count(o) == 6
-    (fill,) = exchange.submit(o, TS)
-    assert (fill.count, fill.cost_cents + fill.fee_cents) == (6, 4 * 47 + 2 * 48 + 7 + 4)
+    count, cost, fee = total(exchange.submit(o, TS))
+    assert (count, cost + fee) == (6, 4 * 47 + 2 * 48 + 7 + 4)
     assert server_orders(server, o.client_order_id)[0]["initial_count_fp"] == "6.00"
     poor = order(count=1, limit=48, max_cost_cents=49, client_order_id="poor")  # needs 48 + 2
     assert exchange.submit(poor, TS) == []
@@ -352,13 +365,13 @@ def test_a_reset_create_order_is_retried_and_placed_once(exchange, server):
         FaultConfig(reset=0.5, seed=_seed(0.5, [True, False]), path_prefix="/portfolio/orders")
     )
     o = order(count=10, limit=48)
-    (fill,) = exchange.submit(o, TS)
+    fills = exchange.submit(o, TS)
     server.set_faults(FaultConfig())
     assert server.stats.faults["reset"] >= 1
     assert server.stats.requests["create_order"] >= 2
     assert len(server_orders(server, o.client_order_id)) == 1
     assert len(server.portfolio.order_docs()) == 1
-    assert (fill.count, fill.cost_cents, fill.fee_cents) == (10, 476, 18)
+    assert total(fills) == (10, 476, 18)
 
 
 def test_an_order_placed_but_unanswered_is_read_back_not_placed_again(server, private_key):
@@ -371,12 +384,12 @@ def test_an_order_placed_but_unanswered_is_read_back_not_placed_again(server, pr
         FaultConfig(slow=0.5, slow_delay_s=0.6, seed=seed, path_prefix="/portfolio/orders")
     )
     o = order(count=10, limit=48)
-    (fill,) = exchange.submit(o, TS)
+    fills = exchange.submit(o, TS)
     server.set_faults(FaultConfig())
     assert server.stats.faults["slow"] >= 1
     assert server.stats.statuses.get(409, 0) >= 1
     assert len(server.portfolio.order_docs()) == 1
-    assert (fill.count, fill.cost_cents, fill.fee_cents) == (10, 476, 18)
+    assert total(fills) == (10, 476, 18)
     assert exchange.fills(TS) == []
 
 
@@ -460,19 +473,6 @@ def test_spec_shaped_fills_map_to_exact_cents_or_refuse(body, data):
         assert fill.order_id == "c1"
         if "created_time" in doc:
             assert fill.ts == pd.Timestamp(doc["created_time"])
-
-
-def test_fills_of_one_order_merge_into_one():
-    doc = {"fill_id": "f", "order_id": "o", "ticker": A, "side": "no", "action": "buy",
-           "count_fp": "3.00", "yes_price_dollars": "0.3500", "no_price_dollars": "0.6500",
-           "is_taker": True, "fee_cost": "0.0300", "created_time": "2025-01-06T00:00:00Z"}  # fmt: skip
-    one = fill_from_api(ApiFill.model_validate(doc), "c", TS)
-    legacy = {**doc, "count": 2, "yes_price": 30, "no_price": 70, "fee_cost": "0.0200"}
-    for key in ("count_fp", "yes_price_dollars", "no_price_dollars"):
-        del legacy[key]
-    two = fill_from_api(ApiFill.model_validate(legacy), "c", TS)
-    merged = merge_fills([one, two])
-    assert (merged.count, merged.cost_cents, merged.fee_cents) == (5, 3 * 65 + 2 * 70, 5)
 
 
 @SPEC

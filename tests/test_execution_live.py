@@ -31,6 +31,7 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.exchange import SettledMarket, SimulatedKalshiExchange
+from kalshi_lab.execution.lifecycle import OrderMismatchError
 from kalshi_lab.execution.live import (
     QUOTE_COLUMNS,
     LiveKalshiExchange,
@@ -589,3 +590,148 @@ def test_the_client_sends_buy_max_cost_which_makes_an_order_fill_or_kill(client,
         client.create_order(A, "yes", "buy", 10, buy_max_cost=475, **kw)
     assert server.portfolio.order_docs() == []
     assert client.create_order(A, "yes", "buy", 10, buy_max_cost=476, **kw).fill_count == 10
+
+
+# --- orders until the venue says they are done (kalshi_lab.execution.lifecycle) ---------------
+
+
+class LaggingListing(KalshiClient):
+    """The real client, whose fills listings do what a lagging venue's do: for the first
+    ``hidden`` listings of an order's fills, and in every listing of the whole account, the
+    fills of ``lagging`` orders (by the venue's order id) are missing; the others come twice
+    and newest last. ``backdate`` moves the lagging fills' times back (listed late, made
+    early)."""
+
+    def __init__(self, *args: Any, hidden: int, backdate: pd.Timedelta, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.hidden = hidden
+        self.backdate = backdate
+        self.lagging: set[str] = set()
+        self.by_order: dict[str, int] = {}
+
+    def get_fills(self, ticker=None, order_id=None, min_ts=None, max_ts=None):
+        docs = super().get_fills(ticker=ticker, order_id=order_id, min_ts=min_ts, max_ts=max_ts)
+        if order_id is not None:
+            self.by_order[order_id] = self.by_order.get(order_id, 0) + 1
+            if order_id in self.lagging and self.by_order[order_id] <= self.hidden:
+                return []
+        late = [d for d in docs if d.order_id in self.lagging]
+        if order_id is None:
+            late = []
+        for i, doc in enumerate(late):
+            late[i] = doc.model_copy(update={"created_time": doc.created_time - self.backdate})
+        shown = [d for d in docs if d.order_id not in self.lagging] + late
+        return shown[::-1] + shown  # each twice, oldest first then newest first
+
+
+def lagging_exchange(server, private_key, hidden: int, **kw) -> LiveKalshiExchange:
+    client = LaggingListing(
+        server.base_url,
+        signer=KalshiSigner(KEY_ID, private_key),
+        backoff_factor=0.01,
+        reads_per_s=1000,
+        writes_per_s=1000,
+        hidden=hidden,
+        backdate=pd.Timedelta(minutes=30),
+    )
+
+    def create_order(*args, **kwargs):  # each order placed is one whose fills lag
+        placed = KalshiClient.create_order(client, *args, **kwargs)
+        if kwargs.get("client_order_id", "").startswith("lag"):
+            client.lagging.add(placed.order_id)
+        return placed
+
+    client.create_order = create_order  # type: ignore[method-assign]
+    return LiveKalshiExchange(client, since=TS - pd.Timedelta(hours=2), **kw)
+
+
+def test_fills_counted_but_not_listed_are_asked_for_each_step_and_reported_once(
+    server, private_key
+):
+    exchange = lagging_exchange(server, private_key, hidden=2, max_listing_lag=3)
+    first = order(C, "no", "buy", 3, 70, client_order_id="first")  # listed at once
+    (listed,) = exchange.submit(first, TS)
+    lag = order(count=10, limit=48, client_order_id="lag-1")
+    # the venue says 10 filled, its listing shows none of them yet: unresolved, A blocked
+    assert exchange.submit(lag, TS) == []
+    assert exchange.unresolved() == {"lag-1": A}
+    assert exchange.positions()[A] == ("yes", 10)
+    assert exchange.resolve(TS) == [] and exchange.overdue() == []  # still hidden
+    fills = exchange.resolve(TS)  # listed now, twice over: each fill once
+    assert total(fills) == (10, 476, 18) and {f.order_id for f in fills} == {"lag-1"}
+    assert exchange.unresolved() == {}
+    # made half an hour before the fill already reported, reported after it, in time order
+    assert all(f.ts == TS - pd.Timedelta(minutes=30) < listed.ts for f in fills)
+    assert [f.cost_cents for f in fills] == [4 * 47, 6 * 48]
+    # the account's listing repeats every fill: none is reported again
+    assert exchange.fills(TS + pd.Timedelta(hours=1)) == []
+    assert exchange.resolve(TS) == [] and exchange.submit(lag, TS) == []  # never sent twice
+    account = KalshiAccount(START)
+    book(account, first, [listed])
+    book(account, lag, fills)
+    reconcile(account, exchange)
+
+
+def test_a_venue_that_never_lists_counted_fills_is_overdue_after_its_bound(server, private_key):
+    exchange = lagging_exchange(server, private_key, hidden=100, max_listing_lag=2)
+    lag = order(count=10, limit=48, client_order_id="lag-2")
+    exchange.submit(lag, TS)
+    for _ in range(2):
+        exchange.resolve(TS)
+        assert exchange.overdue() == []
+    exchange.resolve(TS)
+    (late,) = exchange.overdue()
+    assert late.endswith("(lag-2): 10 contracts filled, 0 listed after 3 steps")
+
+
+def test_an_order_whose_answer_is_lost_is_unknown_until_a_lookup_finds_it(server, private_key):
+    # every request on /portfolio/orders is processed, then answered after the client gave
+    # up: the POST lands, the lookups by client_order_id time out
+    client = make_client(server, private_key, timeout_s=0.3, max_retries=0)
+    exchange = LiveKalshiExchange(client, since=TS, lookup_attempts=2, lookup_backoff_s=0.01)
+    server.set_faults(FaultConfig(slow=1.0, slow_delay_s=0.5, path_prefix="/portfolio/orders"))
+    o = order(count=10, limit=48)
+    assert exchange.submit(o, TS) == []
+    assert exchange.orders[o.client_order_id].state == "unknown"
+    assert exchange.unresolved() == {o.client_order_id: A}
+    assert exchange.resolve(TS) == []  # the venue still does not answer
+    server.set_faults(FaultConfig())
+    fills = exchange.resolve(TS)
+    assert total(fills) == (10, 476, 18) and exchange.unresolved() == {}
+    assert exchange.orders[o.client_order_id].state == "placed"
+    assert len(server_orders(server, o.client_order_id)) == 1
+    assert exchange.submit(o, TS) == []  # never sent again
+    assert len(server.portfolio.order_docs()) == 1
+
+
+def test_a_post_that_never_landed_is_absent_and_blocks_nothing(server, private_key):
+    client = make_client(server, private_key, max_retries=0)
+    exchange = LiveKalshiExchange(client, since=TS, lookup_attempts=2, lookup_backoff_s=0.01)
+    seed = _seed(0.5, [True, False])  # the POST is reset unanswered, the lookup answers
+    server.set_faults(FaultConfig(reset=0.5, seed=seed, path_prefix="/portfolio/orders"))
+    o = order(count=10, limit=48)
+    assert exchange.submit(o, TS) == []
+    server.set_faults(FaultConfig())
+    assert exchange.orders[o.client_order_id].state == "absent"
+    assert exchange.unresolved() == {} and server.portfolio.order_docs() == []
+
+
+def test_a_409_is_the_same_order_only_if_it_is_the_order_sent(exchange, client, server):
+    kw = {"yes_price": Decimal("0.47"), "time_in_force": "immediate_or_cancel"}
+    client.create_order(A, "yes", "buy", 3, client_order_id="older", **kw)
+    client.create_order(C, "no", "buy", 1, no_price=Decimal("0.70"), client_order_id="elsewhere")
+    # the same id, another count: the order found under it is not ours
+    with pytest.raises(OrderMismatchError, match=r"count 10 vs 3"):
+        exchange.submit(order(count=10, limit=47, client_order_id="older"), TS)
+    assert exchange.orders["older"].state == "conflict"
+    # the same id on another market: the venue has it, not on A
+    with pytest.raises(OrderMismatchError, match=r"holds none on KXTEST-E1-A"):
+        exchange.submit(order(count=1, limit=47, client_order_id="elsewhere"), TS)
+    assert len(server.portfolio.order_docs()) == 2  # nothing placed twice
+    # their fills are the account's, listed as such, never counted as the orders sent
+    assert sorted(f.order_id for f in exchange.fills(TS)) == ["elsewhere", "older"]
+    assert exchange.orders["older"].listed == exchange.orders["elsewhere"].listed == 0
+    # the same id, the same order (a retry whose first POST landed): ours
+    again = order(count=3, limit=47, client_order_id="older")
+    fresh = LiveKalshiExchange(client, since=TS)
+    assert total(fresh.submit(again, TS)) == (3, 141, 6)

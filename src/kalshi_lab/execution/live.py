@@ -73,7 +73,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.client import AuthError, KalshiAPIError, KalshiClient, KalshiError, NotFoundError
+from kalshi_lab.client import (
+    AuthError,
+    ConflictError,
+    KalshiAPIError,
+    KalshiClient,
+    KalshiError,
+    NotFoundError,
+)
 from kalshi_lab.client.client import Settlement
 from kalshi_lab.client.records import Fill as ApiFill
 from kalshi_lab.client.records import Market, MarketPosition, Order, Orderbook
@@ -446,7 +453,16 @@ class LiveKalshiExchange(BaseKalshiExchange):
             venue.client_order_id,
             exc,
         )
-        return self._look_up(venue, self.lookup_attempts)
+        placed = self._look_up(venue, self.lookup_attempts)
+        if isinstance(exc, ConflictError) and venue.state == ABSENT:
+            venue.state = CONFLICT
+            venue.reason = "409: the venue holds an order under its client_order_id elsewhere"
+            self._record(venue)
+            raise OrderMismatchError(
+                f"order {venue.client_order_id}: the venue answered 409 (an order under this "
+                f"client_order_id exists) but holds none on {venue.ticker}: not ours to book"
+            )
+        return placed
 
     def _look_up(self, venue: VenueOrder, attempts: int) -> Order | None:
         """The venue's order carrying ``venue``'s client_order_id, ``attempts`` tries; None
@@ -681,7 +697,7 @@ class LiveKalshiExchange(BaseKalshiExchange):
         known = order_id if doc is None or not doc.client_order_id else doc.client_order_id
         self._client_ids[order_id] = known
         venue = self.orders.get(known)
-        if doc is not None and venue is not None and venue.state != PLACED:
+        if doc is not None and venue is not None and venue.state in (INTENT, UNKNOWN, ABSENT):
             self._acknowledge(venue, doc)  # the listing tells what the lost answer did not
         return known
 
@@ -699,7 +715,7 @@ class LiveKalshiExchange(BaseKalshiExchange):
                 continue
             fill = fill_from_api(doc, client_order_id, fallback)
             venue = self.orders.get(client_order_id)
-            if venue is not None:
+            if venue is not None and venue.state != CONFLICT:  # else another's order
                 if self.journal is not None:
                     self.journal.record_fill(key, fill)
                 venue.listed += fill.count

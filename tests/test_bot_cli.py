@@ -436,3 +436,86 @@ def test_backtest_mode_is_the_backtest_stage_s_run_with_the_capital(env, tmp_pat
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "trades.parquet"), expected.fills)
     out = capsys.readouterr().out
     assert "kalshi-bot backtest:" in out and f"{expected.summary['final_equity']:,.2f}" in out
+
+
+# --- unknown outcomes, restarts, kills ---------------------------------------------------------
+
+
+def journal_of(folder: Path) -> dict[str, Any]:
+    """What a session's journal holds: orders by state, fill ids, decisions."""
+    with closing(sqlite3.connect(folder / "journal.sqlite")) as db:
+        return {
+            "orders": dict(db.execute("SELECT client_order_id, state FROM venue_orders")),
+            "fills": {r[0] for r in db.execute("SELECT key FROM ledger WHERE kind = 'fill'")},
+            "decided": [r[0] for r in db.execute("SELECT client_order_id FROM decisions")],
+        }
+
+
+def assert_the_report_is_the_server_s(report: dict[str, Any], folder: Path, srv) -> None:
+    """Every order and fill of the server is the session's, and its end is the server's."""
+    journal = journal_of(folder)
+    orders = [d for _, d in srv.portfolio.order_docs()]
+    ids = [d["client_order_id"] for d in orders]
+    assert len(ids) == len(set(ids)), "an order was placed twice"
+    assert journal["orders"] == dict.fromkeys(ids, "placed")
+    fills = [d for _, d in srv.portfolio.fill_docs()]
+    assert journal["fills"] == {d["fill_id"] for d in fills}
+    trades = pd.read_parquet(folder / "trades.parquet")
+    assert len(trades) == report["fills"] == len(fills)
+    assert trades["count"].sum() == sum(Decimal(d["count_fp"]) for d in fills)
+    assert report["orders"]["placed"] == len(ids)
+    assert round(report["end"]["cash"] * 100) == srv.portfolio.balance_cents
+    held = {t: Decimal(p["contracts"]) * (1 if p["side"] == "yes" else -1)
+            for t, p in report["end"]["positions"].items()}  # fmt: skip
+    assert held == {t: n for t, n in srv.portfolio.positions().items() if n}
+
+
+@pytest.fixture
+def quick_retries(monkeypatch) -> None:
+    """The bot's client retries after 10 ms, not half a second: the faults cost less time."""
+    from kalshi_lab.bot import venue
+
+    def make_client(base_url, signer, tier, timeout_s, max_retries):
+        reads, writes = venue.TIERS[tier]
+        return KalshiClient(
+            base_url,
+            signer=signer,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            reads_per_s=reads,
+            writes_per_s=writes,
+            concurrency=1,
+            backoff_factor=0.01,
+        )
+
+    monkeypatch.setattr(venue, "make_client", make_client)
+
+
+@pytest.mark.parametrize("seed", [7, 8, 11])
+def test_unknown_outcomes_under_faults_never_double_order_and_the_report_is_the_server_s(
+    env, server, tmp_path, seed, quick_retries, caplog
+):
+    """On /portfolio/orders, 40 % of the requests are processed and answered too late, 25 %
+    get a 500; two retries. A POST lands, its answer times out, the retry gets 409 and the
+    lookup that should resolve it fails; one lookup of its own fails too (``--lookups 1``): its
+    outcome is unknown, its market blocked, and the exit brings it to its outcome. (Seeds whose
+    first GET /portfolio/orders fails three times stop at the start, exit code 2: safe.)"""
+    faults = FaultConfig(
+        slow=0.4, server_error=0.25, slow_delay_s=0.3, seed=seed, path_prefix="/portfolio/orders"
+    )
+    server.set_faults(faults)
+    reports = tmp_path / "reports"
+    flags = ["--once", "--timeout", "0.2", "--max-retries", "2", "--lookups", "1"]
+    flags += ["--lookup-wait", "0.05"]
+    caplog.set_level(logging.WARNING, logger="kalshi_lab.execution.live")
+    code = main(paper(server, reports, *flags))
+    server.set_faults(FaultConfig())
+    report, folder = the_report(reports)
+    assert code == 0, report["reconcile"]
+    assert server.stats.faults["slow"] > 0 and server.stats.statuses[409] > 0
+    unknown = [r for r in caplog.records if "outcome unknown" in r.getMessage()]
+    assert unknown, "no outcome was unknown: the seed no longer tests it"
+    assert report["orders"]["unknown"] == 0
+    assert_the_report_is_the_server_s(report, folder, server)
+    assert report["orders"]["filled"] > 0 and report["fills"] > 0
+    assert all(c["ok"] for c in report["reconcile"])

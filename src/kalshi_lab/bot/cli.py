@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="lookups by client_order_id of an order whose POST's answer was lost, before its "
         f"outcome is unknown and its market blocked (default {LOOKUP_ATTEMPTS})",
     )
+    p.add_argument(
+        "--lookup-wait",
+        type=positive_number,
+        default=0.5,
+        help="seconds before the second lookup, doubling for each next one (default 0.5)",
+    )
     p.add_argument("--params", type=Path, default=paths.PARAMS, help="default: params.yaml")
     p.add_argument(
         "--models", type=Path, default=paths.MODEL.parent, help="model directory (models/)"
@@ -206,6 +212,7 @@ def run_trading(args: argparse.Namespace, started: dt.datetime) -> int:
         adopt_positions=args.adopt_positions,
         report_root=args.reports,
         lookup_attempts=args.lookups,
+        lookup_backoff_s=args.lookup_wait,
     )
     model = load_model(args.models, params)
     build_strategy(params.strategy, model.target)  # a bad strategy stops before any request

@@ -21,6 +21,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -519,3 +520,128 @@ def test_unknown_outcomes_under_faults_never_double_order_and_the_report_is_the_
     assert_the_report_is_the_server_s(report, folder, server)
     assert report["orders"]["filled"] > 0 and report["fills"] > 0
     assert all(c["ok"] for c in report["reconcile"])
+
+
+def test_a_restart_concludes_orders_sent_before_it_and_never_sends_them_again(
+    env, server, tmp_path, quick_retries, caplog, monkeypatch
+):
+    """The first session dies after its cycle (its journal never closed) with orders whose
+    outcome it never learned; the next start looks them up, books their fills in the first
+    session's journal and report, carries its positions over, and sends none of its orders
+    again (the server's clock stands still: the next cycle decides the very same orders)."""
+    from kalshi_lab.bot.session import TradingSession
+
+    reports = tmp_path / "reports"
+    flags = ["--once", "--timeout", "0.2", "--max-retries", "2", "--lookups", "1"]
+    faults = FaultConfig(
+        slow=0.4, server_error=0.25, slow_delay_s=0.3, seed=7, path_prefix="/portfolio/orders"
+    )
+    server.set_faults(faults)
+    caplog.set_level(logging.WARNING, logger="kalshi_lab.execution.live")
+    with monkeypatch.context() as m:  # killed: nothing of the exit runs
+        m.setattr(TradingSession, "close", lambda session: session.journal.release())
+        assert main(paper(server, reports, *flags)) == 0
+    server.set_faults(FaultConfig())
+    (first,) = reports.iterdir()
+    assert not (first / "report.json").exists()
+    unresolved = [c for c, state in journal_of(first)["orders"].items() if state != "placed"]
+    assert unresolved, "every outcome was known: the seed no longer tests a restart"
+    placed_before = len(server.portfolio.order_docs())
+
+    assert main(paper(server, reports, "--once")) == 0
+    second = max(reports.iterdir())
+    assert second != first
+    # the first session: its orders concluded, its fills journaled, its report rebuilt
+    earlier = json.loads((first / "report.json").read_text())
+    assert earlier["stopped"].startswith("killed: the session ended without closing its journal")
+    assert set(journal_of(first)["orders"].values()) == {"placed"}
+    # nothing sent twice: the second session decided the same orders and sent none of them
+    assert len(server.portfolio.order_docs()) == placed_before
+    later = json.loads((second / "report.json").read_text())
+    assert later["carried_from"] == first.name and later["orders"]["decided"] > 0
+    assert later["orders"]["sent"] == 0  # the positions carried over are at the risk limits
+    # between them, the two journals explain every order and fill of the server
+    assert journal_of(first)["fills"] == {d["fill_id"] for _, d in server.portfolio.fill_docs()}
+    ids = {d["client_order_id"] for _, d in server.portfolio.order_docs()}
+    assert set(journal_of(first)["orders"]) == ids
+    # and the second's end is the server's account, positions carried at their cost
+    assert round(later["end"]["cash"] * 100) == server.portfolio.balance_cents
+    held = {t: Decimal(p["contracts"]) * (1 if p["side"] == "yes" else -1)
+            for t, p in later["end"]["positions"].items()}  # fmt: skip
+    assert held == {t: n for t, n in server.portfolio.positions().items() if n}
+
+    def basis(state):
+        return {t: (p["side"], p["contracts"], p["cost"], p["fees"]) for t, p in state.items()}
+
+    assert basis(later["start"]["positions"]) == basis(earlier["end"]["positions"])
+    assert later["start"]["positions"]
+    assert all(c["ok"] for c in later["reconcile"])
+
+
+def wait_for_intent(reports: Path, proc: subprocess.Popen, deadline_s: float = 90.0) -> Path:
+    """The session folder once its journal holds an order whose POST is in flight."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+        for path in reports.glob("*/journal.sqlite"):
+            try:
+                with closing(sqlite3.connect(path, timeout=5)) as db:
+                    row = db.execute("SELECT 1 FROM venue_orders WHERE state = 'intent'").fetchone()
+            except sqlite3.OperationalError:  # the tables are not there yet
+                continue
+            if row is not None:
+                return path.parent
+        time.sleep(0.02)
+    raise AssertionError("no order was sent in time")
+
+
+def test_a_killed_bot_s_journal_explains_every_order_and_the_next_start_rebuilds_its_report(
+    env, server, tmp_path
+):
+    """SIGKILL while a POST is in flight (every /portfolio/orders request is processed, then
+    answered a second late): nothing is left outside the session's folder, and the next start
+    learns the order's outcome, books its fills and writes the killed session's report."""
+    reports, scratch = tmp_path / "reports", tmp_path / "tmp"
+    scratch.mkdir()
+    server.set_faults(FaultConfig(slow=1.0, slow_delay_s=1.0, path_prefix="/portfolio/orders"))
+    assert COMMAND is not None
+    args = paper(server, reports, "--interval", "0.05", "--timeout", "5")
+    proc = subprocess.Popen(
+        [COMMAND, *args],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        folder = wait_for_intent(reports, proc)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert list(scratch.iterdir()) == []  # its temporary files live in its folder
+    assert not (folder / "report.json").exists()
+    in_flight = [c for c, state in journal_of(folder)["orders"].items() if state == "intent"]
+    assert len(in_flight) == 1
+    server.set_faults(FaultConfig())
+
+    assert main(paper(server, reports, "--once")) == 0
+    killed = json.loads((folder / "report.json").read_text())
+    assert killed["stopped"].startswith("killed: the session ended without closing its journal")
+    first = journal_of(folder)
+    assert first["orders"][in_flight[0]] == "placed"  # the POST had landed
+    assert set(first["orders"].values()) == {"placed"}
+    # the journals of the two sessions explain every order and every fill of the server, once
+    second = journal_of(max(reports.iterdir()))
+    ids = [d["client_order_id"] for _, d in server.portfolio.order_docs()]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == set(first["orders"]) | set(second["orders"])
+    assert not set(first["orders"]) & set(second["orders"])
+    fills = {d["fill_id"] for _, d in server.portfolio.fill_docs()}
+    assert fills == first["fills"] | second["fills"] and not first["fills"] & second["fills"]
+    trades = pd.read_parquet(folder / "trades.parquet")
+    assert len(trades) == killed["fills"] == len(first["fills"]) > 0
+    assert set(trades["order_id"]) <= set(first["orders"])
+    assert not list(reports.glob("*/.cycle-*"))

@@ -731,6 +731,12 @@ def test_a_409_is_the_same_order_only_if_it_is_the_order_sent(exchange, client, 
     # their fills are the account's, listed as such, never counted as the orders sent
     assert sorted(f.order_id for f in exchange.fills(TS)) == ["elsewhere", "older"]
     assert exchange.orders["older"].listed == exchange.orders["elsewhere"].listed == 0
+    # an id an earlier session used is never sent again
+    fresh = LiveKalshiExchange(client, since=TS)
+    fresh.restore((), used_ids={"earlier"})
+    assert fresh.submit(order(count=1, client_order_id="earlier"), TS) == []
+    assert fresh.unfilled == {"client_order_id already sent": 1}
+    assert len(server.portfolio.order_docs()) == 2
     # the same id, the same order (a retry whose first POST landed): ours
     again = order(count=3, limit=47, client_order_id="older")
     fresh = LiveKalshiExchange(client, since=TS)

@@ -322,11 +322,14 @@ def test_a_trade_the_bot_did_not_make_fails_the_reconciliation(dataset, key, tmp
         other.create_order(ticker, "yes", "buy", 2, yes_price=Decimal("0.99"))
         with pytest.raises(ReconciliationError, match=rf"{ticker}: ours nothing, exchange 2 YES"):
             session.cycle()
-        report, path = session.write_report()
+        closed = session.close()
+    assert closed is not None and isinstance(closed.failure, ReconciliationError)
+    report, path = closed.report, closed.path
     assert path == tmp_path / "paper-20260102T030405Z" / "report.json"
-    assert [c["ok"] for c in report["reconcile"]] == [True, True, False]
-    assert report["stopped"] == "reconciliation failed after cycle 2"
-    assert "cash: ours" in report["reconcile"][-1]["message"]
+    assert [c["ok"] for c in report["reconcile"]] == [True, True, False, False]
+    assert report["stopped"] == "trading stopped in cycle 2"
+    assert "of orders the bot did not place" in report["reconcile"][2]["message"]
+    assert "cash: ours" in report["reconcile"][-1]["message"]  # the exit compares cash too
     # a second session started the same second gets a folder of its own
     assert rep.new_report_dir(tmp_path, "paper", started).name == "paper-20260102T030405Z-2"
 
@@ -337,6 +340,7 @@ def test_a_trade_the_bot_did_not_make_fails_the_reconciliation(dataset, key, tmp
         fresh = TradingSession(config, params, model, client, started)
         with pytest.raises(SessionError, match=rf"{ticker} 2 YES; .*--adopt-positions"):
             fresh.start()
+        fresh.close()
         adopting = dataclasses.replace(config, adopt_positions=True)
         session = TradingSession(adopting, params, model, client, started)
         session.start()
@@ -344,6 +348,7 @@ def test_a_trade_the_bot_did_not_make_fails_the_reconciliation(dataset, key, tmp
         held = session.account.positions[ticker]
         assert (held.side, held.contracts) == ("yes", 2)
         assert session.account.cash_cents == srv.portfolio.balance_cents
+        session.close()
 
 
 def test_the_venue_clock_is_the_date_header(dataset):
@@ -387,6 +392,7 @@ def test_a_cycle_skips_and_logs_the_markets_of_structure_other(
         session.start()
         with caplog.at_level("INFO", logger="kalshi_lab.bot"):
             session.cycle()
+        session.close()
     assert len(other) >= 2
     assert session.trader is not None
     decided = {o.ticker for o in session.trader.orders + session.trader.refused}

@@ -31,12 +31,12 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.exchange import SettledMarket, SimulatedKalshiExchange
+from kalshi_lab.execution.lifecycle import OrderMismatchError
 from kalshi_lab.execution.live import (
     QUOTE_COLUMNS,
     LiveKalshiExchange,
     book_quote,
     fill_from_api,
-    merge_fills,
     positions_from_api,
     settled_market,
 )
@@ -172,6 +172,15 @@ def order(ticker=A, side="yes", action="buy", count=10, limit=48, **kw) -> Contr
     return ContractOrder(ticker, EVENT[ticker], side, action, count, limit, TS, **kw)
 
 
+def total(fills: list[Fill]) -> tuple[int, int, int]:
+    """Contracts, cost and fees of several fills, in cents."""
+    return (
+        sum(f.count for f in fills),
+        sum(f.cost_cents for f in fills),
+        sum(f.fee_cents for f in fills),
+    )
+
+
 def book(account: KalshiAccount, o: ContractOrder, fills: list[Fill]) -> None:
     for f in fills:
         account.apply(f, o.event_ticker)
@@ -240,40 +249,46 @@ def test_the_quote_frame_has_the_simulator_s_columns_and_types(exchange):
 
 def test_an_ioc_buy_that_crosses_fills_exactly_and_is_booked(exchange, client, server):
     o = order(count=10, limit=48)  # takes NO bids 0.53 x 4 and 0.52 x 6: 4 @ 47c, 6 @ 48c
-    (fill,) = exchange.submit(o, TS)
-    assert fill == Fill(
-        ts=TS,
-        quote_ts=TS,
-        ticker=A,
-        side="yes",
-        action="buy",
-        count=10,
-        cost_cents=4 * 47 + 6 * 48,
-        fee_cents=7 + 11,  # per level: ceil(6.97), ceil(10.48)
-        source="book",
-        order_id=o.client_order_id,
-        liquidity="taker",
-    )
+    fills = exchange.submit(o, TS)
+    # one Fill per venue fill, each with its own fee: ceil(6.97), ceil(10.48)
+    assert fills == [
+        Fill(
+            ts=TS,
+            quote_ts=TS,
+            ticker=A,
+            side="yes",
+            action="buy",
+            count=count,
+            cost_cents=count * cents,
+            fee_cents=fee,
+            source="book",
+            order_id=o.client_order_id,
+            liquidity="taker",
+        )
+        for count, cents, fee in ((4, 47, 7), (6, 48, 11))
+    ]
     order_id = exchange.exchange_order_id(o.client_order_id)
     listed = client.get_fills(order_id=order_id)
-    assert fill.count == sum(f.count for f in listed)
-    assert fill.cost_cents == sum(f.count * f.yes_price * 100 for f in listed)
-    assert fill.fee_cents == sum(f.fee_cost * 100 for f in listed)
+    assert total(fills) == (
+        sum(f.count for f in listed),
+        sum(f.count * f.yes_price * 100 for f in listed),
+        sum(f.fee_cost * 100 for f in listed),
+    )
     assert all(f.is_taker for f in listed)
     (placed,) = server_orders(server, o.client_order_id)
     assert placed["status"] == "executed"
     account = KalshiAccount(START)
-    book(account, o, [fill])
+    book(account, o, fills)
     reconcile(account, exchange)
     assert exchange.positions() == {A: ("yes", 10)}
     assert exchange.balance_cents() == account.cash_cents == START - 476 - 18
     assert exchange.fills(TS) == []  # reported by submit, never again
+    assert exchange.unresolved() == {} and exchange.resolve(TS) == []
 
 
 def test_the_rest_of_an_ioc_order_is_cancelled(exchange, server):
     o = order(count=30, limit=48)  # only 4 + 10 within 48c
-    (fill,) = exchange.submit(o, TS)
-    assert (fill.count, fill.cost_cents, fill.fee_cents) == (14, 4 * 47 + 10 * 48, 7 + 18)
+    assert total(exchange.submit(o, TS)) == (14, 4 * 47 + 10 * 48, 7 + 18)
     (placed,) = server_orders(server, o.client_order_id)
     assert (placed["status"], placed["remaining_count_fp"]) == ("canceled", "0.00")
 
@@ -296,9 +311,9 @@ def test_a_gtc_order_rests_until_cancelled(exchange, server, client):
     exchange.cancel(order(count=1, limit=20, client_order_id="never-sent"), TS)
     # part fills at once, the rest rests; a restarted exchange finds and cancels it by its id
     partial = order(count=20, limit=48, time_in_force="gtc", client_order_id="partial")
-    (fill,) = exchange.submit(partial, TS)
-    book(account, partial, [fill])
-    assert fill.count == 14
+    fills = exchange.submit(partial, TS)
+    book(account, partial, fills)
+    assert total(fills)[0] == 14
     (placed,) = server_orders(server, partial.client_order_id)
     assert (placed["status"], placed["remaining_count_fp"]) == ("resting", "6.00")
     LiveKalshiExchange(client, since=TS).cancel(partial, TS)
@@ -314,8 +329,7 @@ def test_positions_and_balance_read_back_equal_the_booked_account(exchange):
         order(A, "yes", "sell", 4, 44),  # hits the 45c YES bid
         order(C, "no", "buy", 3, 70),  # YES bid 35c x 4 is a NO ask at 65c; half fee rate
     ):
-        (fill,) = exchange.submit(o, TS)
-        book(account, o, [fill])
+        book(account, o, exchange.submit(o, TS))
         reconcile(account, exchange)
     assert exchange.positions() == {A: ("yes", 6), C: ("no", 3)}
     # 476 + 18 paid, 4 * 45 - ceil(6.93) received, 3 * 65 + ceil(2.39) paid
@@ -330,8 +344,8 @@ def test_a_budget_caps_the_count_sent_at_the_worst_case_cost(exchange, server):
     # at 48c a contract costs at most 48 + fee: 6 contracts 288 + 11 = 299 <= 300, 7 do not
     o = order(count=10, limit=48, max_cost_cents=300)
     assert exchange.affordable_count(o) == 6
-    (fill,) = exchange.submit(o, TS)
-    assert (fill.count, fill.cost_cents + fill.fee_cents) == (6, 4 * 47 + 2 * 48 + 7 + 4)
+    count, cost, fee = total(exchange.submit(o, TS))
+    assert (count, cost + fee) == (6, 4 * 47 + 2 * 48 + 7 + 4)
     assert server_orders(server, o.client_order_id)[0]["initial_count_fp"] == "6.00"
     poor = order(count=1, limit=48, max_cost_cents=49, client_order_id="poor")  # needs 48 + 2
     assert exchange.submit(poor, TS) == []
@@ -352,13 +366,13 @@ def test_a_reset_create_order_is_retried_and_placed_once(exchange, server):
         FaultConfig(reset=0.5, seed=_seed(0.5, [True, False]), path_prefix="/portfolio/orders")
     )
     o = order(count=10, limit=48)
-    (fill,) = exchange.submit(o, TS)
+    fills = exchange.submit(o, TS)
     server.set_faults(FaultConfig())
     assert server.stats.faults["reset"] >= 1
     assert server.stats.requests["create_order"] >= 2
     assert len(server_orders(server, o.client_order_id)) == 1
     assert len(server.portfolio.order_docs()) == 1
-    assert (fill.count, fill.cost_cents, fill.fee_cents) == (10, 476, 18)
+    assert total(fills) == (10, 476, 18)
 
 
 def test_an_order_placed_but_unanswered_is_read_back_not_placed_again(server, private_key):
@@ -371,12 +385,12 @@ def test_an_order_placed_but_unanswered_is_read_back_not_placed_again(server, pr
         FaultConfig(slow=0.5, slow_delay_s=0.6, seed=seed, path_prefix="/portfolio/orders")
     )
     o = order(count=10, limit=48)
-    (fill,) = exchange.submit(o, TS)
+    fills = exchange.submit(o, TS)
     server.set_faults(FaultConfig())
     assert server.stats.faults["slow"] >= 1
     assert server.stats.statuses.get(409, 0) >= 1
     assert len(server.portfolio.order_docs()) == 1
-    assert (fill.count, fill.cost_cents, fill.fee_cents) == (10, 476, 18)
+    assert total(fills) == (10, 476, 18)
     assert exchange.fills(TS) == []
 
 
@@ -460,19 +474,6 @@ def test_spec_shaped_fills_map_to_exact_cents_or_refuse(body, data):
         assert fill.order_id == "c1"
         if "created_time" in doc:
             assert fill.ts == pd.Timestamp(doc["created_time"])
-
-
-def test_fills_of_one_order_merge_into_one():
-    doc = {"fill_id": "f", "order_id": "o", "ticker": A, "side": "no", "action": "buy",
-           "count_fp": "3.00", "yes_price_dollars": "0.3500", "no_price_dollars": "0.6500",
-           "is_taker": True, "fee_cost": "0.0300", "created_time": "2025-01-06T00:00:00Z"}  # fmt: skip
-    one = fill_from_api(ApiFill.model_validate(doc), "c", TS)
-    legacy = {**doc, "count": 2, "yes_price": 30, "no_price": 70, "fee_cost": "0.0200"}
-    for key in ("count_fp", "yes_price_dollars", "no_price_dollars"):
-        del legacy[key]
-    two = fill_from_api(ApiFill.model_validate(legacy), "c", TS)
-    merged = merge_fills([one, two])
-    assert (merged.count, merged.cost_cents, merged.fee_cents) == (5, 3 * 65 + 2 * 70, 5)
 
 
 @SPEC
@@ -589,3 +590,154 @@ def test_the_client_sends_buy_max_cost_which_makes_an_order_fill_or_kill(client,
         client.create_order(A, "yes", "buy", 10, buy_max_cost=475, **kw)
     assert server.portfolio.order_docs() == []
     assert client.create_order(A, "yes", "buy", 10, buy_max_cost=476, **kw).fill_count == 10
+
+
+# --- orders until the venue says they are done (kalshi_lab.execution.lifecycle) ---------------
+
+
+class LaggingListing(KalshiClient):
+    """The real client, whose fills listings do what a lagging venue's do: for the first
+    ``hidden`` listings of an order's fills, and in every listing of the whole account, the
+    fills of ``lagging`` orders (by the venue's order id) are missing; the others come twice
+    and newest last. ``backdate`` moves the lagging fills' times back (listed late, made
+    early)."""
+
+    def __init__(self, *args: Any, hidden: int, backdate: pd.Timedelta, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.hidden = hidden
+        self.backdate = backdate
+        self.lagging: set[str] = set()
+        self.by_order: dict[str, int] = {}
+
+    def get_fills(self, ticker=None, order_id=None, min_ts=None, max_ts=None):
+        docs = super().get_fills(ticker=ticker, order_id=order_id, min_ts=min_ts, max_ts=max_ts)
+        if order_id is not None:
+            self.by_order[order_id] = self.by_order.get(order_id, 0) + 1
+            if order_id in self.lagging and self.by_order[order_id] <= self.hidden:
+                return []
+        late = [d for d in docs if d.order_id in self.lagging]
+        if order_id is None:
+            late = []
+        for i, doc in enumerate(late):
+            late[i] = doc.model_copy(update={"created_time": doc.created_time - self.backdate})
+        shown = [d for d in docs if d.order_id not in self.lagging] + late
+        return shown[::-1] + shown  # each twice, oldest first then newest first
+
+
+def lagging_exchange(server, private_key, hidden: int, **kw) -> LiveKalshiExchange:
+    client = LaggingListing(
+        server.base_url,
+        signer=KalshiSigner(KEY_ID, private_key),
+        backoff_factor=0.01,
+        reads_per_s=1000,
+        writes_per_s=1000,
+        hidden=hidden,
+        backdate=pd.Timedelta(minutes=30),
+    )
+
+    def create_order(*args, **kwargs):  # each order placed is one whose fills lag
+        placed = KalshiClient.create_order(client, *args, **kwargs)
+        if kwargs.get("client_order_id", "").startswith("lag"):
+            client.lagging.add(placed.order_id)
+        return placed
+
+    client.create_order = create_order  # type: ignore[method-assign]
+    return LiveKalshiExchange(client, since=TS - pd.Timedelta(hours=2), **kw)
+
+
+def test_fills_counted_but_not_listed_are_asked_for_each_step_and_reported_once(
+    server, private_key
+):
+    exchange = lagging_exchange(server, private_key, hidden=2, max_listing_lag=3)
+    first = order(C, "no", "buy", 3, 70, client_order_id="first")  # listed at once
+    (listed,) = exchange.submit(first, TS)
+    lag = order(count=10, limit=48, client_order_id="lag-1")
+    # the venue says 10 filled, its listing shows none of them yet: unresolved, A blocked
+    assert exchange.submit(lag, TS) == []
+    assert exchange.unresolved() == {"lag-1": A}
+    assert exchange.positions()[A] == ("yes", 10)
+    assert exchange.resolve(TS) == [] and exchange.overdue() == []  # still hidden
+    fills = exchange.resolve(TS)  # listed now, twice over: each fill once
+    assert total(fills) == (10, 476, 18) and {f.order_id for f in fills} == {"lag-1"}
+    assert exchange.unresolved() == {}
+    # made half an hour before the fill already reported, reported after it, in time order
+    assert all(f.ts == TS - pd.Timedelta(minutes=30) < listed.ts for f in fills)
+    assert [f.cost_cents for f in fills] == [4 * 47, 6 * 48]
+    # the account's listing repeats every fill: none is reported again
+    assert exchange.fills(TS + pd.Timedelta(hours=1)) == []
+    assert exchange.resolve(TS) == [] and exchange.submit(lag, TS) == []  # never sent twice
+    account = KalshiAccount(START)
+    book(account, first, [listed])
+    book(account, lag, fills)
+    reconcile(account, exchange)
+
+
+def test_a_venue_that_never_lists_counted_fills_is_overdue_after_its_bound(server, private_key):
+    exchange = lagging_exchange(server, private_key, hidden=100, max_listing_lag=2)
+    lag = order(count=10, limit=48, client_order_id="lag-2")
+    exchange.submit(lag, TS)
+    for _ in range(2):
+        exchange.resolve(TS)
+        assert exchange.overdue() == []
+    exchange.resolve(TS)
+    (late,) = exchange.overdue()
+    assert late.endswith("(lag-2): 10 contracts filled, 0 listed after 3 steps")
+
+
+def test_an_order_whose_answer_is_lost_is_unknown_until_a_lookup_finds_it(server, private_key):
+    # every request on /portfolio/orders is processed, then answered after the client gave
+    # up: the POST lands, the lookups by client_order_id time out
+    client = make_client(server, private_key, timeout_s=0.3, max_retries=0)
+    exchange = LiveKalshiExchange(client, since=TS, lookup_attempts=2, lookup_backoff_s=0.01)
+    server.set_faults(FaultConfig(slow=1.0, slow_delay_s=0.5, path_prefix="/portfolio/orders"))
+    o = order(count=10, limit=48)
+    assert exchange.submit(o, TS) == []
+    assert exchange.orders[o.client_order_id].state == "unknown"
+    assert exchange.unresolved() == {o.client_order_id: A}
+    assert exchange.resolve(TS) == []  # the venue still does not answer
+    server.set_faults(FaultConfig())
+    fills = exchange.resolve(TS)
+    assert total(fills) == (10, 476, 18) and exchange.unresolved() == {}
+    assert exchange.orders[o.client_order_id].state == "placed"
+    assert len(server_orders(server, o.client_order_id)) == 1
+    assert exchange.submit(o, TS) == []  # never sent again
+    assert len(server.portfolio.order_docs()) == 1
+
+
+def test_a_post_that_never_landed_is_absent_and_blocks_nothing(server, private_key):
+    client = make_client(server, private_key, max_retries=0)
+    exchange = LiveKalshiExchange(client, since=TS, lookup_attempts=2, lookup_backoff_s=0.01)
+    seed = _seed(0.5, [True, False])  # the POST is reset unanswered, the lookup answers
+    server.set_faults(FaultConfig(reset=0.5, seed=seed, path_prefix="/portfolio/orders"))
+    o = order(count=10, limit=48)
+    assert exchange.submit(o, TS) == []
+    server.set_faults(FaultConfig())
+    assert exchange.orders[o.client_order_id].state == "absent"
+    assert exchange.unresolved() == {} and server.portfolio.order_docs() == []
+
+
+def test_a_409_is_the_same_order_only_if_it_is_the_order_sent(exchange, client, server):
+    kw = {"yes_price": Decimal("0.47"), "time_in_force": "immediate_or_cancel"}
+    client.create_order(A, "yes", "buy", 3, client_order_id="older", **kw)
+    client.create_order(C, "no", "buy", 1, no_price=Decimal("0.70"), client_order_id="elsewhere")
+    # the same id, another count: the order found under it is not ours
+    with pytest.raises(OrderMismatchError, match=r"count 10 vs 3"):
+        exchange.submit(order(count=10, limit=47, client_order_id="older"), TS)
+    assert exchange.orders["older"].state == "conflict"
+    # the same id on another market: the venue has it, not on A
+    with pytest.raises(OrderMismatchError, match=r"holds none on KXTEST-E1-A"):
+        exchange.submit(order(count=1, limit=47, client_order_id="elsewhere"), TS)
+    assert len(server.portfolio.order_docs()) == 2  # nothing placed twice
+    # their fills are the account's, listed as such, never counted as the orders sent
+    assert sorted(f.order_id for f in exchange.fills(TS)) == ["elsewhere", "older"]
+    assert exchange.orders["older"].listed == exchange.orders["elsewhere"].listed == 0
+    # an id an earlier session used is never sent again
+    fresh = LiveKalshiExchange(client, since=TS)
+    fresh.restore((), used_ids={"earlier"})
+    assert fresh.submit(order(count=1, client_order_id="earlier"), TS) == []
+    assert fresh.unfilled == {"client_order_id already sent": 1}
+    assert len(server.portfolio.order_docs()) == 2
+    # the same id, the same order (a retry whose first POST landed): ours
+    again = order(count=3, limit=47, client_order_id="older")
+    fresh = LiveKalshiExchange(client, since=TS)
+    assert total(fresh.submit(again, TS)) == (3, 141, 6)

@@ -13,11 +13,14 @@ part of one is logged or reported. ``--dry-run`` logs the orders it would send a
 ``--once`` runs one cycle, otherwise a cycle runs every ``--interval`` seconds until Ctrl-C
 (or SIGTERM), which ends the session after the cycle under way, with its report written.
 
-Every session writes ``reports/bot/<mode>-<UTC start>/`` (see :mod:`kalshi_lab.bot.report`)
-and prints a short summary. Bad input (an unknown mode, a missing model or key, an unreachable
-server) is one line ``error: kalshi-bot: <message naming the flag, file or variable>`` and exit
-code 2, as the stages report it; a reconciliation that fails stops trading with an ``error:``
-line and exit code 1, after the report is written.
+Every session writes ``reports/bot/<mode>-<UTC start>/`` (see :mod:`kalshi_lab.bot.report`;
+paper and live keep their order journal there, :mod:`kalshi_lab.bot.journal`, and continue the
+previous session's, :mod:`kalshi_lab.bot.restart`) and prints a short summary. Bad input (an
+unknown mode, a missing model or key, an unreachable server) is one line ``error: kalshi-bot:
+<message naming the flag, file or variable>`` and exit code 2, as the stages report it; a
+reconciliation that fails, or an order's life at the venue that contradicts the bot's books
+(:mod:`kalshi_lab.execution.lifecycle`), stops trading with an ``error:`` line and exit code
+1, after the report is written.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from kalshi_lab.bot.venue import DEFAULT_URLS, MODES, TIERS
 from kalshi_lab.cli import positive_number
 from kalshi_lab.client import KalshiError, KalshiSigner
 from kalshi_lab.errors import KalshiLabError
+from kalshi_lab.execution.live import LOOKUP_ATTEMPTS
 from kalshi_lab.execution.reconcile import ReconciliationError
 from kalshi_lab.params import Params, load_params
 
@@ -63,6 +67,13 @@ def _retries(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _retries(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
@@ -113,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_number, default=10.0, help="seconds per request")
     p.add_argument(
         "--max-retries", type=_retries, default=6, help="per request (429, 5xx, resets, ...)"
+    )
+    p.add_argument(
+        "--lookups",
+        type=_positive_int,
+        default=LOOKUP_ATTEMPTS,
+        help="lookups by client_order_id of an order whose POST's answer was lost, before its "
+        f"outcome is unknown and its market blocked (default {LOOKUP_ATTEMPTS})",
+    )
+    p.add_argument(
+        "--lookup-wait",
+        type=positive_number,
+        default=0.5,
+        help="seconds before the second lookup, doubling for each next one (default 0.5)",
     )
     p.add_argument("--params", type=Path, default=paths.PARAMS, help="default: params.yaml")
     p.add_argument(
@@ -187,6 +211,8 @@ def run_trading(args: argparse.Namespace, started: dt.datetime) -> int:
         dry_run=args.dry_run,
         adopt_positions=args.adopt_positions,
         report_root=args.reports,
+        lookup_attempts=args.lookups,
+        lookup_backoff_s=args.lookup_wait,
     )
     model = load_model(args.models, params)
     build_strategy(params.strategy, model.target)  # a bad strategy stops before any request
@@ -215,9 +241,11 @@ def run_trading(args: argparse.Namespace, started: dt.datetime) -> int:
                 failure = exc
         if failure is not None and not isinstance(failure, ReconciliationError):
             session.stopped = f"error: {failure}"
-        report, path = session.write_report()
-    for line in rep.summary_lines(report, path):
-        print(line, flush=True)
+        closed = session.close()  # every way out: the exit's reconciliation, the report
+    if closed is not None:
+        for line in rep.summary_lines(closed.report, closed.path):
+            print(line, flush=True)
+        failure = failure or closed.failure
     if failure is not None:
         raise failure
     return 0

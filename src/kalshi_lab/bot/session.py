@@ -7,18 +7,30 @@ risk and backtest settings and ``--capital`` as the initial cash.
 Paper and live (:class:`TradingSession`) trade through :class:`BotExchange`, a
 :class:`~kalshi_lab.execution.live.LiveKalshiExchange`, with the SAME strategy, risk limits and
 executor the backtest builds (:mod:`kalshi_lab.execution.factory`) driven by the same
-:class:`~kalshi_lab.execution.trader.Trader`:
+:class:`~kalshi_lab.execution.trader.Trader`. Everything the session does to orders is written
+to its journal (:mod:`kalshi_lab.bot.journal`) as it happens, and its report is built from the
+journal, however it ends.
 
-* start: the account adopts the exchange's available balance (``--capital`` sets the rest
-  aside); positions the bot does not know stop it unless ``--adopt-positions`` takes them over
-  at their cost (``market_exposure``); resting orders it did not place stop it; then the
-  account is reconciled with the exchange;
+* start: the session's folder and journal are made; the previous session on the account is
+  concluded and continued (:mod:`kalshi_lab.bot.restart`); the account adopts the exchange's
+  available balance (``--capital`` sets the rest aside) and the positions carried over;
+  positions nothing explains stop it unless ``--adopt-positions`` takes them over at their cost
+  (``market_exposure``); resting orders it did not place stop it; then the account is
+  reconciled with the exchange;
 * each cycle, at the venue's time ``now``: predictions for the open markets of the series
   (:mod:`kalshi_lab.bot.signals`), the risk limits taught the structure of the events read
-  (events never read, e.g. of adopted positions, count every cost as lost),
-  ``Trader.step(now, predictions)``, and a reconciliation.
-  Every decision (signals, orders with their reasons, refusals by the risk limits), order and
-  fill is logged at INFO. A reconciliation that fails stops trading (ReconciliationError).
+  (events never read, e.g. of adopted positions, count every cost as lost), the catch-up
+  (resting and late fills, one round of asking the venue about unresolved orders,
+  settlements; a fill of an order the bot did not place stops trading here, before anything
+  is decided), a reconciliation when it booked fills, ``Trader.step(now, predictions)`` (the
+  decision journaled before anything is sent), and a reconciliation. Every decision (signals,
+  orders with their reasons, refusals by the risk limits), order and fill is logged at INFO;
+* exit (:meth:`TradingSession.close`, on every way out): the unresolved orders are brought to
+  their outcome with the whole lookup budget, a last reconciliation, the journal's replay
+  checked against the account, the journal closed, the report written from it.
+
+A failed reconciliation or a lifecycle error (:mod:`kalshi_lab.execution.lifecycle`) stops
+trading: a ReconciliationError, exit code 1.
 """
 
 from __future__ import annotations
@@ -36,8 +48,9 @@ from typing import Any
 import pandas as pd
 
 from kalshi_lab.backtest import backtest_pipeline
-from kalshi_lab.backtest.report import fills_frame
 from kalshi_lab.bot import report as rep
+from kalshi_lab.bot.journal import ADOPTED, CARRIED, JOURNAL, Journal
+from kalshi_lab.bot.restart import Carried, RestartError, conclude_previous, find_previous
 from kalshi_lab.bot.signals import TrainedModel, predictions_now
 from kalshi_lab.bot.venue import VenueClock
 from kalshi_lab.client import KalshiClient
@@ -46,7 +59,11 @@ from kalshi_lab.execution import build_strategy, make_executor
 from kalshi_lab.execution.account import ContractPosition, KalshiAccount
 from kalshi_lab.execution.decision import ContractOrder, Fill, PredictionMarketDecision
 from kalshi_lab.execution.fees import fee_per_contract
-from kalshi_lab.execution.live import LiveKalshiExchange
+from kalshi_lab.execution.lifecycle import (
+    LifecycleError,
+    UnresolvedOrdersError,
+)
+from kalshi_lab.execution.live import LOOKUP_ATTEMPTS, LiveKalshiExchange
 from kalshi_lab.execution.reconcile import ReconciliationError, reconcile
 from kalshi_lab.execution.risk import RiskManager
 from kalshi_lab.execution.strategy import BaseMarketStrategy
@@ -54,9 +71,6 @@ from kalshi_lab.execution.trader import Trader
 from kalshi_lab.params import Params
 
 logger = logging.getLogger(__name__)
-
-#: client_order_id of the fills that book positions adopted at the start
-ADOPTED = "adopted"
 
 
 class SessionError(KalshiLabError):
@@ -76,6 +90,10 @@ class BotConfig:
     dry_run: bool = False
     adopt_positions: bool = False
     report_root: Path = Path("reports/bot")
+    #: lookups by client_order_id of an order whose POST's answer was lost, and the first
+    #: wait between two (doubling)
+    lookup_attempts: int = LOOKUP_ATTEMPTS
+    lookup_backoff_s: float = 0.5
 
 
 def _reasons(counts: Counter[str]) -> str:
@@ -147,12 +165,11 @@ class ObservedStrategy(BaseMarketStrategy):
 
 class BotExchange(LiveKalshiExchange):
     """LiveKalshiExchange that keeps ``set_aside_cents`` of the balance out of the bot's reach
-    (``--capital``) and records what became of every send."""
+    (``--capital``)."""
 
     def __init__(self, client: KalshiClient, **kw: Any) -> None:
         super().__init__(client, **kw)
         self.set_aside_cents = 0
-        self.sends: Counter[str] = Counter()  # placed, refused by the exchange, not sent, ...
 
     def venue_balance_cents(self) -> int:
         return super().balance_cents()
@@ -160,24 +177,30 @@ class BotExchange(LiveKalshiExchange):
     def balance_cents(self) -> int:
         return self.venue_balance_cents() - self.set_aside_cents
 
-    def submit(self, order: ContractOrder, ts: pd.Timestamp) -> list[Fill]:
-        known = self.exchange_order_id(order.client_order_id) is not None
-        unfilled = Counter(self.unfilled)
-        fills = super().submit(order, ts)
-        if self.dry_run:
-            self.sends["dry run: logged, not sent"] += 1
-        elif not known and self.exchange_order_id(order.client_order_id) is not None:
-            self.sends["placed"] += 1
-        else:
-            for reason in self.unfilled - unfilled:
-                key = "refused by the exchange" if reason.startswith("refused") else "not sent"
-                self.sends[key] += 1
-        return fills
-
 
 def _positions(account: KalshiAccount) -> str:
     held = [f"{t} {p.contracts} {p.side.upper()}" for t, p in sorted(account.positions.items())]
     return ", ".join(held) or "none"
+
+
+def _ledger(account: KalshiAccount) -> dict[str, Any]:
+    """What a journal replay must reproduce exactly: cash and each position's basis."""
+    return {
+        "cash": account.cash_cents,
+        "positions": {
+            t: (p.side, p.contracts, p.cost_cents, p.fees_cents)
+            for t, p in sorted(account.positions.items())
+        },
+    }
+
+
+@dataclass
+class Closed:
+    """What :meth:`TradingSession.close` wrote, and the failure the exit itself found."""
+
+    report: dict[str, Any]
+    path: Path
+    failure: Exception | None
 
 
 class TradingSession:
@@ -197,6 +220,7 @@ class TradingSession:
         self.client = client
         self.started = started
         self.clock = VenueClock(client)
+        self.journal: Journal | None = None
         self.exchange: BotExchange | None = None
         self.account: KalshiAccount | None = None
         self.trader: Trader | None = None
@@ -205,29 +229,76 @@ class TradingSession:
         self.venue_last: pd.Timestamp | None = None
         self.cycles = 0
         self.cycles_skipped = 0
-        self.reconciles: list[dict[str, Any]] = []
-        self.start_state: dict[str, Any] | None = None
-        self.adopted: list[str] = []
         self.stopped = "not started"
         self.notes: dict[int, str] = {}  # id(order) -> why it was decided or refused
         self._logged_fills: set[int] = set()
+        self._before: dict[str, Any] = {}  # the counters before the cycle's step
+
+    @property
+    def folder(self) -> Path | None:
+        """The session's report directory (its journal's), once it started."""
+        return None if self.journal is None else self.journal.path.parent
 
     # --- start --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Read the account, adopt it (or refuse), build the trader and reconcile."""
+        """Open the journal, continue the previous session, adopt the account (or refuse),
+        build the trader and reconcile."""
         now, _ = self.clock.now()
         self.venue_start = self.venue_last = now
         client, config = self.client, self.config
-        exchange = BotExchange(client, dry_run=config.dry_run, since=now)
+        base_url = client.transport.base_url
+        previous = find_previous(config.report_root, base_url)
+        folder = rep.new_report_dir(config.report_root, config.mode, self.started)
+        self.journal = journal = Journal.create(folder / JOURNAL, self._session(now))
+        carried = Carried()
+        if previous is not None:
+            try:
+                carried = conclude_previous(
+                    previous,
+                    client,
+                    now,
+                    folder.name,
+                    lookup_attempts=config.lookup_attempts,
+                    lookup_backoff_s=config.lookup_backoff_s,
+                )
+            except RestartError as exc:
+                raise SessionError(str(exc)) from None
+            journal.set_meta("carried_from", carried.source)
+            journal.add_used_ids(carried.used_ids)
+        exchange = BotExchange(
+            client,
+            dry_run=config.dry_run,
+            since=now,
+            journal=journal,
+            lookup_attempts=config.lookup_attempts,
+            lookup_backoff_s=config.lookup_backoff_s,
+        )
+        exchange.restore((), used_ids=carried.used_ids)
+        self.exchange = exchange
+        exchange.skip_listed(now)  # in the balance and positions taken over below
         held = exchange.positions()
-        if held and not config.adopt_positions:
-            listed = ", ".join(f"{t} {n} {s.upper()}" for t, (s, n) in sorted(held.items()))
-            raise SessionError(
-                f"the exchange holds positions the bot does not know: {listed}; close them, or "
-                "pass --adopt-positions to take them over at their cost"
+        kept = {t: p for t, p in carried.positions.items() if held.get(t) == (p.side, p.contracts)}
+        for ticker in sorted(set(carried.positions) - set(kept)):
+            p = carried.positions[ticker]
+            logger.warning(
+                "%s: %s carried %d %s, the exchange holds %s: not carried over",
+                ticker,
+                carried.source,
+                p.contracts,
+                p.side.upper(),
+                "nothing" if ticker not in held else f"{held[ticker][1]} {held[ticker][0]}",
             )
-        resting = client.get_orders(status="resting")
+        unexplained = {t: h for t, h in held.items() if t not in kept}
+        if unexplained and not config.adopt_positions:
+            listed = ", ".join(f"{t} {n} {s.upper()}" for t, (s, n) in sorted(unexplained.items()))
+            why = "" if carried.source is None else f" (the journal of {carried.source} does not"
+            raise SessionError(
+                f"the exchange holds positions the bot does not know: {listed}"
+                f"{why + ' explain them)' if why else ''}; close them, or pass "
+                "--adopt-positions to take them over at their cost"
+            )
+        resting = exchange.resting_orders()
         if resting:
             o = resting[0]
             raise SessionError(
@@ -247,17 +318,41 @@ class TradingSession:
                 )
             exchange.set_aside_cents = max(0, balance - capital)
         cash = balance - exchange.set_aside_cents
-        adopted = self._adoptions(held, now) if held else []
-        account = KalshiAccount(cash + sum(f.cost_cents for f, _ in adopted))
-        for fill, event in adopted:
+        openings = self._carried(kept, now) + (
+            self._adoptions(unexplained, now) if unexplained else []
+        )
+        initial = cash + sum(f.cost_cents + f.fee_cents for f, _ in openings)
+        account = KalshiAccount(initial)
+        for fill, event in openings:
             account.apply(fill, event)
-        self.adopted = [f"{f.ticker} {f.count} {f.side.upper()}" for f, _ in adopted]
+            journal.record_opening(fill, event)
+        adopted = [
+            f"{f.ticker} {f.count} {f.side.upper()}" for f, _ in openings if f.order_id == ADOPTED
+        ]
         strategy = ObservedStrategy(build_strategy(self.params.strategy, self.model.target))
         executor = make_executor(self.params.backtest, exchange, account)
+        journal.decision_of = executor.decision_of
         self.exchange, self.account, self.strategy = exchange, account, strategy
-        self.trader = Trader(strategy, RiskManager(self.params.risk), executor, exchange, account)
+        self.trader = Trader(
+            strategy,
+            RiskManager(self.params.risk),
+            executor,
+            exchange,
+            account,
+            on_decision=self._journal_decision,
+        )
         self.trader.mark(now)
-        self.start_state = rep.account_state(account, exchange.set_aside_cents)
+        journal.set_meta(
+            "start",
+            {
+                "state": rep.account_state(account, exchange.set_aside_cents),
+                "initial_cash_cents": initial,
+                "set_aside_cents": exchange.set_aside_cents,
+                "adopted": adopted,
+                "carried": [f"{t} {p.contracts} {p.side.upper()}" for t, p in sorted(kept.items())],
+                "marks": {t: p.mark_cents for t, p in account.positions.items()},
+            },
+        )
         logger.info(
             "start at %s (venue time): cash $%.2f%s, positions %s%s",
             now.isoformat(),
@@ -266,9 +361,52 @@ class TradingSession:
             if exchange.set_aside_cents
             else "",
             _positions(account),
-            f" (adopted: {', '.join(self.adopted)})" if self.adopted else "",
+            f" (adopted: {', '.join(adopted)})" if adopted else "",
         )
+        self._write_progress()
         self._reconcile("start", now)
+
+    def _session(self, now: pd.Timestamp) -> dict[str, Any]:
+        """The journal's ``session``: what the report says of the run (no credential)."""
+        return {
+            "mode": self.config.mode,
+            "base_url": self.client.transport.base_url,
+            "dry_run": self.config.dry_run,
+            "series": list(self.config.series),
+            "started_at": rep.iso(self.started),
+            "venue_started_at": rep.iso(now),
+            "strategy": self.params.strategy.name,
+            "executor": self.params.backtest.executor,
+            "model": {
+                "name": self.model.name,
+                "target": self.model.target,
+                "path": str(self.model.path),
+            },
+        }
+
+    @staticmethod
+    def _carried(
+        positions: Mapping[str, ContractPosition], now: pd.Timestamp
+    ) -> list[tuple[Fill, str]]:
+        """One buy fill per carried position at its basis (cost and buy fees)."""
+        return [
+            (
+                Fill(
+                    ts=now,
+                    quote_ts=now,
+                    ticker=ticker,
+                    side=p.side,
+                    action="buy",
+                    count=p.contracts,
+                    cost_cents=p.cost_cents,
+                    fee_cents=p.fees_cents,
+                    source="book",
+                    order_id=CARRIED,
+                ),
+                p.event_ticker,
+            )
+            for ticker, p in sorted(positions.items())
+        ]
 
     def _adoptions(
         self, held: dict[str, tuple[str, int]], now: pd.Timestamp
@@ -312,7 +450,7 @@ class TradingSession:
         self.stopped = "interrupted"
 
     def cycle(self) -> None:
-        """One decision at the venue's time, then a reconciliation."""
+        """One decision at the venue's time, reconciled after every fill event."""
         assert self.trader is not None and self.strategy is not None
         trader, strategy = self.trader, self.strategy
         now, trading = self.clock.now()
@@ -322,13 +460,15 @@ class TradingSession:
         if not trading:
             self.cycles_skipped += 1
             logger.warning("cycle %d at %s: the exchange is not trading: skipped", n, now)
+            self._write_progress()
             return
         predictions, snapshot = predictions_now(
-            self.client, self.model, self.params, list(self.config.series), now
+            self.client, self.model, self.params, list(self.config.series), now, self.folder
         )
         if "markets" in snapshot.tables:  # the events' structure, for the event limit
             trader.risk.learn(snapshot.tables["markets"])
-        before = {
+        booked = trader.executor.booked
+        self._before = before = {
             "skipped": trader.skipped + strategy.skipped,
             "exits": Counter(strategy.exits),
             "refused": Counter(trader.risk.refused),
@@ -336,10 +476,16 @@ class TradingSession:
             "n_refused": len(trader.refused),
             "signals": trader.n_signals,
         }
-        trader.step(now, predictions)
+        try:
+            trader.catch_up(now)  # nothing is decided before the venue's news is booked
+            self._log_fills()
+            if trader.executor.booked > booked:
+                self._reconcile(f"cycle {n} fills", now)
+            trader.step(now, predictions, caught_up=True)
+        except LifecycleError as exc:
+            self._halt(f"cycle {n}", now, exc)
         orders = trader.orders[before["orders"] :]
         refused = trader.refused[before["n_refused"] :]
-        exits = strategy.exits - before["exits"]
         skipped = (trader.skipped + strategy.skipped) - before["skipped"]
         signals = strategy.signals if strategy.signals is not None else pd.DataFrame()
         logger.info(
@@ -353,15 +499,11 @@ class TradingSession:
             len(refused),
             _reasons(skipped),
         )
-        for order in orders:
-            self.notes[id(order)] = self._why(order, signals, exits)
-            logger.info("order %s: %s", self._describe(order), self.notes[id(order)])
-        why_refused = trader.risk.refused - before["refused"]
-        for order in refused:
-            self.notes[id(order)] = f"refused by risk ({_reasons(why_refused)})"
+        for order in [*orders, *refused]:
             logger.info("order %s: %s", self._describe(order), self.notes[id(order)])
         self._log_fills()
         self._reconcile(f"cycle {n}", now)
+        self._write_progress()
         assert self.account is not None
         logger.info(
             "cycle %d done: cash $%.2f, equity $%.2f, positions %s (%d open markets read)",
@@ -371,6 +513,24 @@ class TradingSession:
             _positions(self.account),
             len(snapshot.open_markets),
         )
+
+    def _journal_decision(
+        self, decision: PredictionMarketDecision, refused: list[ContractOrder]
+    ) -> None:
+        """The Trader's ``on_decision``: every order decided, with why, journaled before any
+        is sent."""
+        assert self.strategy is not None and self.trader is not None and self.journal
+        signals = self.strategy.signals if self.strategy.signals is not None else pd.DataFrame()
+        exits = self.strategy.exits - self._before.get("exits", Counter())
+        why_refused = self.trader.risk.refused - self._before.get("refused", Counter())
+        rows = []
+        for order in decision.orders:
+            self.notes[id(order)] = self._why(order, signals, exits)
+            rows.append((order, False, self.notes[id(order)]))
+        for order in refused:
+            self.notes[id(order)] = f"refused by risk ({_reasons(why_refused)})"
+            rows.append((order, True, self.notes[id(order)]))
+        self.journal.record_decisions(rows)
 
     @staticmethod
     def _describe(order: ContractOrder) -> str:
@@ -419,98 +579,122 @@ class TradingSession:
                     fill.order_id,
                 )
 
-    def _reconcile(self, after: str, now: pd.Timestamp) -> None:
-        """Reconcile; cash only while no buy rests (the venue holds its cost back)."""
+    # --- reconciliation -----------------------------------------------------------------
+
+    def _entry(self, after: str, now: pd.Timestamp | None, **kw: Any) -> dict[str, Any]:
+        return {"after": after, "at": rep.iso(now), "ok": True, "message": None, **kw}
+
+    def _reconcile(self, after: str, now: pd.Timestamp | None) -> None:
+        """Reconcile; markets with unresolved orders are not compared, cash only while no buy
+        rests and no order is unresolved (the venue holds back a resting buy's cost)."""
         assert self.account is not None and self.exchange is not None and self.trader is not None
-        check_cash = not any(o.action == "buy" for o in self.trader.executor.working)
-        entry: dict[str, Any] = {
-            "after": after,
-            "at": rep.iso(now),
-            "cash_checked": check_cash,
-            "ok": True,
-            "message": None,
-        }
-        self.reconciles.append(entry)
+        assert self.journal is not None
+        unresolved = self.exchange.unresolved()
+        check_cash = not unresolved and not any(
+            o.action == "buy" for o in self.trader.executor.working
+        )
+        skip = sorted(set(unresolved.values()))
+        entry = self._entry(after, now, cash_checked=check_cash, not_compared=skip)
         try:
-            reconcile(self.account, self.exchange, check_cash=check_cash)
+            reconcile(self.account, self.exchange, check_cash=check_cash, skip=skip)
         except ReconciliationError as exc:
             entry.update(ok=False, message=str(exc))
-            self.stopped = f"reconciliation failed after {after}"
+            self.journal.record_reconciliation(entry)
+            if after != "exit":  # the exit's findings do not change why the session stopped
+                self.stopped = f"reconciliation failed after {after}"
             raise ReconciliationError(
                 f"reconciliation after {after} failed, trading stopped: {exc}"
             ) from None
+        self.journal.record_reconciliation(entry)
         logger.info(
-            "reconciled after %s: positions%s agree with the exchange",
+            "reconciled after %s: positions%s agree with the exchange%s",
             after,
             " and cash" if check_cash else "",
+            f" ({', '.join(skip)} not compared: orders unresolved)" if skip else "",
         )
 
-    # --- report -------------------------------------------------------------------------
+    def _halt(self, after: str, now: pd.Timestamp, exc: LifecycleError) -> None:
+        """Stop trading at once on a lifecycle error, the reconciliation's differences named."""
+        assert self.account is not None and self.exchange is not None and self.journal
+        message = str(exc)
+        try:
+            reconcile(self.account, self.exchange, check_cash=False)
+        except ReconciliationError as diff:
+            message = f"{message}; {diff}"
+        self.journal.record_reconciliation(self._entry(after, now, ok=False, message=message))
+        self.stopped = f"trading stopped in {after}"
+        raise LifecycleError(f"trading stopped in {after}: {message}") from None
 
-    def report(self) -> dict[str, Any]:
-        account, exchange, trader = self.account, self.exchange, self.trader
-        base: dict[str, Any] = {
-            "mode": self.config.mode,
-            "base_url": self.client.transport.base_url,
-            "dry_run": self.config.dry_run,
-            "series": list(self.config.series),
-            "started_at": rep.iso(self.started),
-            "venue_started_at": rep.iso(self.venue_start),
-            "venue_last_cycle_at": rep.iso(self.venue_last),
-            "stopped": self.stopped,
-            "strategy": self.params.strategy.name,
-            "executor": self.params.backtest.executor,
-            "model": {
-                "name": self.model.name,
-                "target": self.model.target,
-                "path": str(self.model.path),
-            },
+    # --- exit ---------------------------------------------------------------------------
+
+    def _write_progress(self) -> None:
+        assert self.journal is not None
+        progress: dict[str, Any] = {
             "cycles": self.cycles,
             "cycles_skipped": self.cycles_skipped,
-            "reconcile": self.reconciles,
+            "venue_last_cycle_at": rep.iso(self.venue_last),
+            "stopped": self.stopped,
         }
-        if account is None or exchange is None or trader is None:
-            return {
-                **base,
-                "orders": dict.fromkeys(["decided", "refused_by_risk", "sent", "filled"], 0),
-                "fills": 0,
-                "contracts": 0,
-                "fees": 0.0,
-                "start": None,
-                "end": None,
+        if self.trader is not None and self.account is not None:
+            progress |= {
+                "refused_by_risk_reasons": dict(self.trader.risk.refused),
+                "cut_by_risk": dict(self.trader.risk.reduced),
+                "marks": {t: p.mark_cents for t, p in self.account.positions.items()},
             }
-        fills = [f for o in trader.orders for f in o.fills]
-        sends = exchange.sends
-        return {
-            **base,
-            "adopted_positions": self.adopted,
-            "orders": {
-                "decided": len(trader.orders) + len(trader.refused),
-                "refused_by_risk": len(trader.refused),
-                "refused_by_risk_reasons": dict(trader.risk.refused),
-                "cut_by_risk": dict(trader.risk.reduced),
-                "sent": sends["placed"] + sends["refused by the exchange"],
-                "placed": sends["placed"],
-                "refused_by_exchange": sends["refused by the exchange"],
-                "not_sent": sends["not sent"],
-                "dry_run_not_sent": sends["dry run: logged, not sent"],
-                "filled": sum(o.filled > 0 for o in trader.orders),
-                "still_working": len(trader.executor.working),
-                "unfilled_reasons": dict(exchange.unfilled),
-            },
-            "fills": len(fills),
-            "contracts": int(sum(f.count for f in fills)),
-            "fees": sum(f.fee_cents for f in fills) / 100,
-            "start": self.start_state,
-            "end": rep.account_state(account, exchange.set_aside_cents),
-        }
+            self.journal.set_working(o.client_order_id for o in self.trader.executor.working)
+        self.journal.set_meta("progress", progress)
 
-    def write_report(self) -> tuple[dict[str, Any], Path]:
-        report = self.report()
-        orders = self.trader.orders if self.trader is not None else []
-        refused = self.trader.refused if self.trader is not None else []
-        out_dir = rep.new_report_dir(self.config.report_root, self.config.mode, self.started)
-        path = rep.write_report(
-            out_dir, report, fills_frame(orders), rep.orders_frame(orders, refused, self.notes)
-        )
-        return report, path
+    def close(self) -> Closed | None:
+        """End the session however it went: bring the unresolved orders to their outcome,
+        reconcile, check the journal against the account, close the journal and write the
+        report from it. None when the session never got as far as its journal."""
+        journal = self.journal
+        if journal is None:
+            return None
+        failure: Exception | None = None
+        try:
+            if self.trader is not None:
+                failure = self._conclude()
+            self._write_progress()
+            journal.close(self.stopped, self.venue_last)
+            report, path = rep.write_from_journal(journal)
+        finally:
+            journal.release()
+        return Closed(report, path, failure)
+
+    def _conclude(self) -> Exception | None:
+        """The exit's venue work: the failure it finds (None: the books are the venue's)."""
+        assert self.trader is not None and self.exchange is not None and self.journal
+        assert self.account is not None
+        now = self.venue_last
+        try:
+            self.trader.executor.book_reported(self.exchange.conclude(now))
+            self._log_fills()
+            unresolved = self.exchange.unresolved()
+            self._reconcile("exit", now)
+            if unresolved:
+                described = "; ".join(self.exchange.orders[c].describe() for c in unresolved)
+                raise UnresolvedOrdersError(
+                    f"{len(unresolved)} order(s) without a known outcome at the exit "
+                    f"({described}): the next start concludes them"
+                )
+        except ReconciliationError as exc:  # recorded by _reconcile, or a lifecycle error
+            if isinstance(exc, LifecycleError):
+                self.journal.record_reconciliation(
+                    self._entry("exit", now, ok=False, message=str(exc))
+                )
+            return exc
+        except KalshiLabError as exc:  # the venue did not answer: the journal stays right
+            self.journal.record_reconciliation(
+                self._entry("exit", now, ok=False, message=f"not reconciled: {exc}")
+            )
+            return exc
+        replayed = self.journal.replay()
+        if replayed is None or _ledger(replayed) != _ledger(self.account):
+            message = (
+                "the journal's replay differs from the account: "
+                f"{None if replayed is None else _ledger(replayed)} vs {_ledger(self.account)}"
+            )
+            logger.error(message)
+            return LifecycleError(message)
+        return None

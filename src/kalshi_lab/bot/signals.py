@@ -49,6 +49,8 @@ from kalshi_lab.features.user import compute_user_features, user_features
 from kalshi_lab.params import FeatureParams, Params
 
 logger = logging.getLogger(__name__)
+#: the temporary directory a cycle records the API's answers in
+SCRATCH_PREFIX = ".cycle-"
 
 #: daily candles, as the features stage reads them
 DAILY = 1440
@@ -125,10 +127,18 @@ def _unix(ts: pd.Timestamp) -> int:
 
 
 def record_markets(
-    client: KalshiClient, series: Sequence[str], now: pd.Timestamp, features: FeatureParams
+    client: KalshiClient,
+    series: Sequence[str],
+    now: pd.Timestamp,
+    features: FeatureParams,
+    scratch: Path | None = None,
 ) -> MarketSnapshot:
     """Read the open markets of ``series`` and what their features need, as the fetch stage
-    records it (see the module docstring)."""
+    records it (see the module docstring).
+
+    The responses are recorded in a temporary directory under ``scratch`` (the session's
+    report directory: a bot killed meanwhile leaves it there, where the next start removes
+    it; ``SCRATCH_PREFIX``), or under the system's temporary directory."""
     as_of = now.floor("D")
     now_s = _unix(now)
     open_markets: dict[str, Market] = {}
@@ -142,7 +152,8 @@ def record_markets(
         logger.info("no market of %s is open at %s", ",".join(series), now.isoformat())
         return MarketSnapshot(now, as_of, {}, {})
     events = sorted({m.event_ticker for m in open_markets.values()})
-    with tempfile.TemporaryDirectory(prefix="kalshi-bot-") as tmp:
+    prefix = "kalshi-bot-" if scratch is None else SCRATCH_PREFIX
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=scratch) as tmp:
         raw = Path(tmp)
         with RawWriter(raw) as writer:
 
@@ -264,9 +275,11 @@ def predictions_now(
     params: Params,
     series: Sequence[str],
     now: pd.Timestamp,
+    scratch: Path | None = None,
 ) -> tuple[pd.DataFrame, MarketSnapshot]:
-    """The model's predictions for the open markets of ``series`` at ``now``."""
-    snapshot = record_markets(client, series, now, params.features)
+    """The model's predictions for the open markets of ``series`` at ``now`` (``scratch``:
+    see :func:`record_markets`)."""
+    snapshot = record_markets(client, series, now, params.features, scratch)
     predictions = predict(model, features_now(snapshot, params))
     logger.info(
         "%d open markets of %s; %d predictions from the daily candles ending %s",

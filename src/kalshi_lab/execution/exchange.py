@@ -108,6 +108,24 @@ class BaseKalshiExchange(ABC):
     def balance_cents(self) -> int:
         """The venue's cash balance in cents."""
 
+    # --- orders whose outcome the venue has not told in full (kalshi_lab.execution.lifecycle):
+    # a simulated venue answers every send in full, so it never has any
+
+    def unresolved(self) -> dict[str, str]:
+        """client_order_id -> ticker of the orders whose outcome is not known in full yet
+        (the POST's answer lost, fills counted but not listed, a cancel not confirmed)."""
+        return {}
+
+    def resolve(self, until: pd.Timestamp) -> list[Fill]:
+        """One round of asking the venue about the unresolved orders; the fills it now lists
+        that were not reported before (called once per decision step)."""
+        return []
+
+    def overdue(self) -> list[str]:
+        """The unresolved orders the venue has kept waiting longer than it may (described):
+        the caller stops trading."""
+        return []
+
 
 @dataclass
 class _Resting:

@@ -15,6 +15,15 @@ scheduled (cancelling a resting order after its time-to-live, sending a child or
 No executor reads anything about a time later than the one it acts at: a child's size at t
 depends on the clock and on what its parent filled by t, never on when quotes will change.
 Before each buy the budget sent is cut to the cash the account has, so a fill never overdraws.
+
+An order the executor is done with is kept, by client_order_id, for as long as the venue may
+still report fills of it (kalshi_lab.execution.lifecycle): a fill listed after the send
+returned, or after a time-to-live cancel, is booked whenever it comes, in the account and in
+its order. A fill of an order the executor never worked raises UnknownFillError at once, after
+the known fills of the same listing are booked: the caller stops before it decides anything
+more. Orders the venue has not told the whole outcome of (``exchange.unresolved()``) count as
+working: their markets get no new order, and their cost stays committed. A simulated venue
+answers every send in full, so none of this changes a backtest.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 
@@ -33,6 +43,7 @@ from kalshi_lab.execution.decision import (
     child_order_id,
 )
 from kalshi_lab.execution.exchange import BaseKalshiExchange
+from kalshi_lab.execution.lifecycle import ListingLagError, UnknownFillError
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +57,12 @@ class BaseExecutor(ABC):
         self.exchange = exchange
         self.account = account
         self._working: dict[str, ContractOrder] = {}  # by client_order_id, not done yet
+        #: done here, by client_order_id: the venue may still report fills of them
+        self._done: dict[str, ContractOrder] = {}
+        #: called with (order, fill) when a fill of a done order is booked (a parent learns
+        #: of its child's late fill)
+        self.on_late_fill: Callable[[ContractOrder, Fill], None] | None = None
+        self.booked = 0  # fills booked so far (a caller reconciles when it grew)
 
     @abstractmethod
     def execute(self, decision: PredictionMarketDecision) -> list[ContractOrder]:
@@ -62,15 +79,25 @@ class BaseExecutor(ABC):
 
     @property
     def working(self) -> list[ContractOrder]:
-        """Orders still being worked."""
-        return list(self._working.values())
+        """Orders still being worked, and those done here whose outcome the venue has not
+        told in full (they may still fill)."""
+        return [*self._working.values(), *self._unresolved()]
+
+    def _unresolved(self) -> list[ContractOrder]:
+        unresolved = self.exchange.unresolved()
+        return [self._done[c] for c in unresolved if c in self._done] if unresolved else []
 
     def working_tickers(self) -> set[str]:
-        return {o.ticker for o in self._working.values()}
+        """Markets with an order being worked or unresolved at the venue: no new order."""
+        return {o.ticker for o in self._working.values()} | set(self.exchange.unresolved().values())
 
     def committed_cents(self) -> int:
         """What the working buys may still spend (cost + fees): cash the strategy cannot use."""
-        return sum(o.cost_bound_cents for o in self._working.values() if o.action == "buy")
+        return sum(o.cost_bound_cents for o in self.working if o.action == "buy")
+
+    def decision_of(self, client_order_id: str) -> str:
+        """The client_order_id of the decided order that a venue order works: itself."""
+        return client_order_id
 
     # --- shared mechanics -----------------------------------------------------------------
 
@@ -90,9 +117,15 @@ class BaseExecutor(ABC):
             self._book(order, fill)
         return fills
 
+    def _finish(self, order: ContractOrder) -> None:
+        """Done here: whatever is not filled is cancelled; later venue fills still book."""
+        order.finish()
+        self._done[order.client_order_id] = order
+
     def _book(self, order: ContractOrder, fill: Fill) -> None:
         self.account.apply(fill, order.event_ticker)
         order.record(fill)
+        self.booked += 1
         logger.debug(
             "%s %d %s %s @ %.1fc fee %dc at %s (%s)",
             fill.action,
@@ -106,18 +139,50 @@ class BaseExecutor(ABC):
         )
 
     def _collect(self, until: pd.Timestamp) -> list[ContractOrder]:
-        """Book the exchange's fills of resting orders up to ``until``."""
-        touched = []
-        for fill in self.exchange.fills(until):
+        """Book the exchange's fills of resting orders up to ``until`` (late ones too)."""
+        return self.book_reported(self.exchange.fills(until))
+
+    def book_reported(self, fills: Iterable[Fill]) -> list[ContractOrder]:
+        """Book fills the venue reported after their send; UnknownFillError, once the known
+        ones are booked, if one is of an order this executor never worked."""
+        touched, strangers = [], []
+        for fill in fills:
             order = self._working.get(fill.order_id)
-            if order is None:
-                logger.warning("fill of an order this executor does not work: %s", fill.order_id)
+            if order is not None:
+                self._book(order, fill)
+                if order.remaining == 0:
+                    self._finish(order)
+                    del self._working[fill.order_id]
+            elif (order := self._done.get(fill.order_id)) is not None:
+                self._book(order, fill)
+                order.finish()  # still done: record() reopened it
+                logger.info(
+                    "late fill of %s: %d %s %s booked (the venue listed it after the send)",
+                    fill.order_id,
+                    fill.count,
+                    fill.side,
+                    fill.ticker,
+                )
+                if self.on_late_fill is not None:
+                    self.on_late_fill(order, fill)
+            else:
+                strangers.append(fill)
                 continue
-            self._book(order, fill)
-            if order.remaining == 0:
-                order.finish()
-                del self._working[fill.order_id]
             touched.append(order)
+        if strangers:
+            raise UnknownFillError(strangers)
+        return touched
+
+    def resolve(self, until: pd.Timestamp) -> list[ContractOrder]:
+        """Once per decision step: book what the venue now tells of the orders it had not
+        told in full; ListingLagError when one has kept it waiting too long."""
+        touched = self.book_reported(self.exchange.resolve(until))
+        overdue = self.exchange.overdue()
+        if overdue:
+            raise ListingLagError(
+                "the venue counts fills it does not list, after the steps tolerated: "
+                + "; ".join(overdue)
+            )
         return touched
 
 
@@ -148,7 +213,7 @@ class KalshiExecutor(BaseExecutor):
                 order.time_in_force = "gtc"
             self.send(order, order.remaining, order.decided_at)
             if self.ttl is None or order.remaining == 0:
-                order.finish()
+                self._finish(order)
             else:
                 order.status = "open"
                 self._working[order.client_order_id] = order
@@ -168,8 +233,8 @@ class KalshiExecutor(BaseExecutor):
                 order = self._working.pop(key, None)
                 del self._expiry[key]
                 if order is not None:
+                    self._finish(order)  # done here first: its later fills still book
                     self.exchange.cancel(order, t)
-                    order.finish()
                     touched.append(order)
         touched += self._collect(until)
         self._expiry = {k: t for k, t in self._expiry.items() if k in self._working}
@@ -215,9 +280,41 @@ class NestedKalshiExecutor(BaseExecutor):
             raise ValueError(f"step must be > 0, got {step}")
         self.inner_strategy = inner_strategy
         self.step = step
-        # immediate-or-cancel children: each child's fills are known when it returns
+        # immediate-or-cancel children: each child's fills are known when it returns, but
+        # for those the venue lists late, which reach the parent through on_late_fill
         self.inner = KalshiExecutor(exchange, account)
+        self.inner.on_late_fill = self._late_child_fill
         self._step_of: dict[str, int] = {}  # parent id -> next step
+        self._parent_of: dict[str, ContractOrder] = {}  # child id -> parent
+        self._children: dict[str, list[str]] = {}  # parent id -> its children's ids
+
+    def decision_of(self, client_order_id: str) -> str:
+        """The parent's client_order_id of a child; the id itself for a parent."""
+        parent = self._parent_of.get(client_order_id)
+        return client_order_id if parent is None else parent.client_order_id
+
+    def _unresolved(self) -> list[ContractOrder]:
+        return self.inner._unresolved()  # the venue knows the children
+
+    def resolve(self, until: pd.Timestamp) -> list[ContractOrder]:
+        return self.inner.resolve(until)
+
+    def book_reported(self, fills: Iterable[Fill]) -> list[ContractOrder]:
+        return self.inner.book_reported(fills)  # fills name the children
+
+    def _late_child_fill(self, child: ContractOrder, fill: Fill) -> None:
+        parent = self._parent_of[child.client_order_id]
+        parent.record(fill)
+        if parent.client_order_id not in self._working:
+            parent.finish()  # still done: record() reopened it
+
+    def _waits_for_venue(self, parent: ContractOrder) -> bool:
+        """A child of ``parent`` has an outcome the venue has not told in full: the next
+        child's size would be wrong, so it waits."""
+        unresolved = self.exchange.unresolved()
+        return bool(unresolved) and any(
+            c in unresolved for c in self._children.get(parent.client_order_id, ())
+        )
 
     def _due(self, order: ContractOrder) -> pd.Timestamp:
         return order.decided_at + self._step_of[order.client_order_id] * self.step
@@ -247,16 +344,18 @@ class NestedKalshiExecutor(BaseExecutor):
                 k = self._step_of[parent.client_order_id]
                 count = self.inner_strategy.child_count(parent, k)
                 self._step_of[parent.client_order_id] = k + 1
-                if count > 0:
+                if count > 0 and not self._waits_for_venue(parent):
                     children.append((parent, self._child(parent, count, k, t)))
             for parent, child in children:
+                self._parent_of[child.client_order_id] = parent
+                self._children.setdefault(parent.client_order_id, []).append(child.client_order_id)
                 self.inner.execute(PredictionMarketDecision([child], decided_at=t))
                 for fill in child.fills:
                     parent.record(fill)
             for parent in due:
                 last = self._step_of[parent.client_order_id] >= self.inner_strategy.slices
                 if parent.remaining == 0 or last:
-                    parent.finish()
+                    self._finish(parent)
                     del self._working[parent.client_order_id]
                     del self._step_of[parent.client_order_id]
                 touched.append(parent)

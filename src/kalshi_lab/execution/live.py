@@ -15,7 +15,12 @@ Basic tier):
   ``GET /portfolio/fills?order_id=`` for the exact fills.
 * :meth:`~LiveKalshiExchange.fills` / :meth:`~LiveKalshiExchange.settlements`: one listing
   each from a watermark (venue time) that trails the newest item seen by ``overlap``; items
-  are de-duplicated by id, so a late-listed one is reported once and none twice.
+  are de-duplicated by id for the exchange's whole life, so none is reported twice.
+* :meth:`~LiveKalshiExchange.resolve` (once per decision step), for the orders whose outcome
+  the venue has not told in full (:mod:`kalshi_lab.execution.lifecycle`): the lookup by
+  ``client_order_id`` (``GET /portfolio/orders?ticker=``) of an order whose POST's answer was
+  lost, ``GET /portfolio/fills?order_id=`` of an order whose fills are counted but not all
+  listed, and a cancel that failed, again.
 
 Rules:
 
@@ -28,13 +33,25 @@ Rules:
   worst-case fee at the limit allow. Kalshi's ``buy_max_cost`` is not sent: the spec makes it
   fill-or-kill, which would kill the partial fills an ``ioc`` order with a budget takes and
   stop a ``gtc`` order from resting.
-* A 400 refusal (market closed, insufficient balance, reduce-only) fills nothing: logged,
-  counted in ``unfilled``, not raised; any other API or network failure raises.
-* The immediate (taker) fills of an order are returned by ``submit`` as ONE ``Fill`` (the
-  executor books one fill per send); every later fill comes from ``fills`` once. Only fills
-  and settlements at or after ``since`` (the exchange's start) are reported: earlier ones are
+* Every order is written to the ``journal`` (if any) before its POST and after each answer;
+  every fill of one of its orders, by the venue's fill id, before it is reported.
+* A 400 or 404 refusal (market closed, insufficient balance, reduce-only, unknown market)
+  fills nothing: logged, counted in ``unfilled``, not raised; 401/403 raise. Any other failure
+  (a timeout, a 5xx after the client's retries, a 409 whose lookup failed) leaves the outcome
+  unknown: the order is looked up by its ``client_order_id``, ``lookup_attempts`` times, and
+  is ``placed``, ``absent`` (never landed) or ``unknown`` (asked again at every step; its
+  market blocked meanwhile). An order found under its ``client_order_id`` is ours only if its
+  ticker, side, action, count and price are those sent: otherwise OrderMismatchError.
+* ``submit`` returns the order's fills listed by then, one ``Fill`` per venue fill; every
+  later one comes from ``fills`` or ``resolve``, once. A venue that counts more contracts
+  filled than it lists is asked again at each step; after ``max_listing_lag`` steps it is
+  ``overdue`` (the executor stops trading). Fills are mapped to their order by the venue's
+  ``order_id`` (a Fill's own ``client_order_id`` is not relied on). Only fills and
+  settlements at or after ``since`` (the exchange's start) are listed: earlier ones are
   already in the account, which the bot reconciles at start.
 * ``dry_run``: each order is logged (INFO) and nothing is sent; reads still happen.
+* A ``client_order_id`` already sent, by this exchange or by an earlier session (``restore``),
+  is never sent again.
 
 Contracts and cents are integers at this boundary: a fractional count or a sub-cent cost or
 fee (fractional or sub-penny markets) is a DataError, never rounded.
@@ -47,23 +64,42 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kalshi_lab.client import KalshiAPIError, KalshiClient, NotFoundError
+from kalshi_lab.client import (
+    AuthError,
+    ConflictError,
+    KalshiAPIError,
+    KalshiClient,
+    KalshiError,
+    NotFoundError,
+)
 from kalshi_lab.client.client import Settlement
 from kalshi_lab.client.records import Fill as ApiFill
-from kalshi_lab.client.records import Market, MarketPosition, Orderbook
+from kalshi_lab.client.records import Market, MarketPosition, Order, Orderbook
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import RESULTS
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.exchange import BaseKalshiExchange, SettledMarket
 from kalshi_lab.execution.fees import TAKER_FEE_RATE, FeeSchedule, quadratic_units
+from kalshi_lab.execution.lifecycle import (
+    ABSENT,
+    CONFLICT,
+    INTENT,
+    PLACED,
+    REFUSED,
+    UNKNOWN,
+    OrderJournal,
+    OrderMismatchError,
+    VenueOrder,
+)
 from kalshi_lab.execution.quotes import QUOTE_COLUMNS as INDEX_QUOTE_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -78,6 +114,14 @@ MARKETS_PER_REQUEST = 100
 QUOTE_COLUMNS = [*INDEX_QUOTE_COLUMNS, "is_open", "taker_rate"]
 #: how far the fills and settlements listings reach back before the newest item reported
 OVERLAP = pd.Timedelta(minutes=5)
+#: lookups by client_order_id of an order whose POST's answer was lost, before it is unknown
+LOOKUP_ATTEMPTS = 5
+#: decision steps a venue may count fills it does not list before that stops trading
+MAX_LISTING_LAG = 3
+#: the longest wait between two lookups
+MAX_LOOKUP_WAIT_S = 8.0
+#: HTTP statuses of a refusal: nothing was placed
+REFUSALS = (400, 404)
 _HUNDRED = Decimal(100)
 
 
@@ -143,25 +187,6 @@ def fill_from_api(fill: ApiFill, order_id: str, fallback_ts: pd.Timestamp) -> Fi
     )
 
 
-def merge_fills(fills: Sequence[Fill]) -> Fill:
-    """Several fills of one order as one: counts, costs and fees summed, the latest time."""
-    first = fills[0]
-    ts = max(f.ts for f in fills)
-    return Fill(
-        ts=ts,
-        quote_ts=ts,
-        ticker=first.ticker,
-        side=first.side,
-        action=first.action,
-        count=sum(f.count for f in fills),
-        cost_cents=sum(f.cost_cents for f in fills),
-        fee_cents=sum(f.fee_cents for f in fills),
-        source="book",
-        order_id=first.order_id,
-        liquidity="taker" if all(f.liquidity == "taker" for f in fills) else "maker",
-    )
-
-
 def positions_from_api(records: Iterable[MarketPosition]) -> dict[str, tuple[str, int]]:
     """ticker -> (side, contracts) of the nonzero positions: > 0 YES, < 0 NO."""
     out = {}
@@ -192,7 +217,10 @@ class LiveKalshiExchange(BaseKalshiExchange):
     """Kalshi through ``client`` (see the module docstring for what each call asks).
 
     ``since`` (default: now) is where the reported fills and settlements begin; ``overlap``
-    how far the listings' watermark trails the newest item seen (late-listed items).
+    how far the listings' watermark trails the newest item seen (late-listed items);
+    ``journal`` where each order's life is written; ``lookup_attempts`` and
+    ``lookup_backoff_s`` the budget of the lookups of an order whose answer was lost;
+    ``max_listing_lag`` the steps a venue may count fills it does not list.
     """
 
     def __init__(
@@ -203,14 +231,26 @@ class LiveKalshiExchange(BaseKalshiExchange):
         since: pd.Timestamp | None = None,
         taker_fee_rate: float = TAKER_FEE_RATE,
         overlap: pd.Timedelta = OVERLAP,
+        journal: OrderJournal | None = None,
+        lookup_attempts: int = LOOKUP_ATTEMPTS,
+        lookup_backoff_s: float = 0.5,
+        max_listing_lag: int = MAX_LISTING_LAG,
     ) -> None:
+        if lookup_attempts < 1:
+            raise ValueError(f"lookup_attempts must be >= 1, got {lookup_attempts}")
         self.client = client
         self.dry_run = dry_run
         self.taker_fee_rate = taker_fee_rate
+        self.journal = journal
+        self.lookup_attempts = lookup_attempts
+        self.lookup_backoff_s = lookup_backoff_s
+        self.max_listing_lag = max_listing_lag
         self._since_s = _seconds(pd.Timestamp.now(tz="UTC") if since is None else since)
         self._overlap_s = math.ceil(overlap.total_seconds())
-        self._order_ids: dict[str, str] = {}  # client_order_id -> the exchange's order_id
-        self._client_ids: dict[str, str] = {}  # the exchange's order_id -> client_order_id
+        #: every order this exchange was asked to place (or was given by ``restore``)
+        self.orders: dict[str, VenueOrder] = {}
+        self._client_ids: dict[str, str] = {}  # the venue's order_id -> client_order_id
+        self._used_ids: set[str] = set()  # client_order_ids of earlier sessions
         self._reported_fills: dict[str, int] = {}  # fill id -> its venue time (s)
         self._fills_from_s = self._since_s
         self._reported_settlements: dict[tuple[str, str], int] = {}
@@ -219,6 +259,24 @@ class LiveKalshiExchange(BaseKalshiExchange):
         self._schedules: dict[str, FeeSchedule] = {}  # by series
         #: why sends filled nothing, by reason (as SimulatedKalshiExchange.unfilled)
         self.unfilled: Counter[str] = Counter()
+
+    def restore(
+        self,
+        orders: Iterable[VenueOrder],
+        fill_ids: Iterable[str] = (),
+        settlements: Iterable[tuple[str, str]] = (),
+        used_ids: Iterable[str] = (),
+    ) -> None:
+        """Continue from a journal: its orders (``listed`` counted from its fills), the fills
+        and settlements it holds (never reported again) and the client_order_ids earlier
+        sessions used (never sent again)."""
+        for venue in orders:
+            self.orders[venue.client_order_id] = venue
+            if venue.order_id is not None:
+                self._client_ids[venue.order_id] = venue.client_order_id
+        self._reported_fills.update(dict.fromkeys(fill_ids, 0))
+        self._reported_settlements.update(dict.fromkeys(settlements, 0))
+        self._used_ids.update(used_ids)
 
     # --- reference data ---------------------------------------------------------------------
 
@@ -239,23 +297,8 @@ class LiveKalshiExchange(BaseKalshiExchange):
 
     def exchange_order_id(self, client_order_id: str) -> str | None:
         """The exchange's order_id of an order this exchange placed, None if it placed none."""
-        return self._order_ids.get(client_order_id)
-
-    def _remember(self, client_order_id: str, order_id: str) -> None:
-        self._order_ids[client_order_id] = order_id
-        self._client_ids[order_id] = client_order_id
-
-    def _client_order_id(self, order_id: str) -> str:
-        """The client_order_id of an exchange order (asked once for orders placed elsewhere;
-        the order_id itself when the order has none)."""
-        known = self._client_ids.get(order_id)
-        if known is None:
-            try:
-                known = self.client.get_order(order_id).client_order_id or order_id
-            except NotFoundError:
-                known = order_id
-            self._client_ids[order_id] = known
-        return known
+        venue = self.orders.get(client_order_id)
+        return None if venue is None else venue.order_id
 
     # --- prices -----------------------------------------------------------------------------
 
@@ -331,8 +374,7 @@ class LiveKalshiExchange(BaseKalshiExchange):
     def submit(self, order: ContractOrder, ts: pd.Timestamp) -> list[Fill]:
         count = self.affordable_count(order)
         if count <= 0:
-            self.unfilled["budget below one contract"] += 1
-            return []
+            return self._not_sent(order, "budget below one contract")
         if self.dry_run:
             logger.info(
                 "dry run, not sent: %s %s %s %d @ %dc %s",
@@ -343,15 +385,16 @@ class LiveKalshiExchange(BaseKalshiExchange):
                 order.limit_cents,
                 order.client_order_id,
             )
-            return []
-        if order.client_order_id in self._order_ids:
+            return self._not_sent(order, "dry run")
+        if order.client_order_id in self.orders or order.client_order_id in self._used_ids:
             # the same id again would be answered with the order already placed (409)
             logger.warning("order %s was already sent: not sent again", order.client_order_id)
-            self.unfilled["client_order_id already sent"] += 1
-            return []
+            return self._not_sent(order, "client_order_id already sent")
+        venue = self.orders[order.client_order_id] = VenueOrder.of(order, count)
+        self._record(venue)  # durable before the POST: a crash now leaves the intent
         price = Decimal(order.limit_cents) / _HUNDRED
         try:
-            placed = self.client.create_order(
+            placed: Order | None = self.client.create_order(
                 order.ticker,
                 "yes" if order.side == "yes" else "no",
                 "buy" if order.action == "buy" else "sell",
@@ -363,12 +406,21 @@ class LiveKalshiExchange(BaseKalshiExchange):
                 reduce_only=True if order.action == "sell" else None,
             )
         except KalshiAPIError as exc:
-            if exc.status != 400:
-                raise
-            logger.warning("order %s refused: %s", order.client_order_id, exc)
-            self.unfilled[f"refused ({exc.code or 'bad request'})"] += 1
+            if exc.status not in REFUSALS and not isinstance(exc, AuthError):
+                placed = self._answer_lost(venue, exc)
+            else:
+                venue.state, venue.reason = REFUSED, f"refused ({exc.code or 'bad request'})"
+                self._record(venue)
+                if isinstance(exc, AuthError):
+                    raise
+                logger.warning("order %s refused: %s", order.client_order_id, exc)
+                self.unfilled[venue.reason] += 1
+                return []
+        except KalshiError as exc:  # the request may have reached the venue
+            placed = self._answer_lost(venue, exc)
+        if placed is None:
             return []
-        self._remember(order.client_order_id, placed.order_id)
+        self._acknowledge(venue, placed)
         logger.info(
             "sent %s %s %s %d @ %dc %s: %s, %s filled",
             order.ticker,
@@ -380,44 +432,237 @@ class LiveKalshiExchange(BaseKalshiExchange):
             placed.status,
             placed.fill_count,
         )
-        if placed.fill_count == 0:
-            if order.time_in_force == "ioc":
-                self.unfilled["nothing within the limit"] += 1
-            return []
-        docs = self.client.get_fills(order_id=placed.order_id)
-        listed = sum((d.count for d in docs), Decimal(0))
-        if listed < placed.fill_count:
-            logger.warning(
-                "order %s: %s contracts filled, %s listed yet; the rest comes from fills()",
-                order.client_order_id,
-                placed.fill_count,
-                listed,
+        if venue.venue_filled == 0 and order.time_in_force == "ioc":
+            self.unfilled["nothing within the limit"] += 1
+        return self._list_fills(venue, ts)
+
+    def _not_sent(self, order: ContractOrder, reason: str) -> list[Fill]:
+        self.unfilled[reason] += 1
+        if self.journal is not None:
+            self.journal.record_not_sent(order.client_order_id, reason)
+        return []
+
+    def _record(self, venue: VenueOrder) -> None:
+        if self.journal is not None:
+            self.journal.record_order(venue)
+
+    def _answer_lost(self, venue: VenueOrder, exc: Exception) -> Order | None:
+        """The POST's outcome is unknown: look the order up (None: absent or still unknown)."""
+        logger.warning(
+            "order %s: the answer to its POST was lost (%s): looking it up by its client_order_id",
+            venue.client_order_id,
+            exc,
+        )
+        placed = self._look_up(venue, self.lookup_attempts)
+        if isinstance(exc, ConflictError) and venue.state == ABSENT:
+            venue.state = CONFLICT
+            venue.reason = "409: the venue holds an order under its client_order_id elsewhere"
+            self._record(venue)
+            raise OrderMismatchError(
+                f"order {venue.client_order_id}: the venue answered 409 (an order under this "
+                f"client_order_id exists) but holds none on {venue.ticker}: not ours to book"
             )
-        taker = []
-        for doc in docs:
-            if doc.is_taker is False or not self._unreported(doc, ts):
-                continue  # maker fills come from fills()
-            taker.append(fill_from_api(doc, order.client_order_id, ts))
-            self._mark(doc, ts)
-        return [merge_fills(taker)] if taker else []
+        return placed
+
+    def _look_up(self, venue: VenueOrder, attempts: int) -> Order | None:
+        """The venue's order carrying ``venue``'s client_order_id, ``attempts`` tries; None
+        when the venue has none (``absent``) or never answered (``unknown``)."""
+        failure: Exception | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(min(self.lookup_backoff_s * 2 ** (attempt - 1), MAX_LOOKUP_WAIT_S))
+            try:
+                found = self.client.find_order(venue.ticker, venue.client_order_id)
+            except AuthError:
+                raise
+            except KalshiError as exc:
+                failure = exc
+                continue
+            if found is None:
+                if venue.state != ABSENT:
+                    logger.warning("order %s is not at the venue: its POST never landed",
+                                   venue.client_order_id)  # fmt: skip
+                venue.state, venue.reason = ABSENT, "not at the venue: its POST never landed"
+                self.unfilled[venue.reason] += 1
+                self._record(venue)
+                return None
+            return found
+        if venue.state != UNKNOWN:
+            logger.warning(
+                "order %s: outcome unknown (%s); its market takes no new order until the venue "
+                "tells it",
+                venue.client_order_id,
+                failure,
+            )
+        venue.state = UNKNOWN
+        venue.reason = f"outcome unknown: the lookup by client_order_id failed ({failure})"
+        self._record(venue)
+        return None
+
+    def _acknowledge(self, venue: VenueOrder, placed: Order) -> None:
+        """``placed`` is the venue's order under ``venue``'s client_order_id: ours only if it is
+        the order sent (a 409 can name an older, different order)."""
+        problem = venue.mismatch(placed)
+        if problem is not None:
+            venue.state = CONFLICT
+            venue.reason = f"the venue holds another order under its client_order_id: {problem}"
+            self._record(venue)
+            raise OrderMismatchError(
+                f"order {venue.client_order_id}: the venue's order under this client_order_id "
+                f"is not the one sent ({problem}): not booked as ours"
+            )
+        venue.state, venue.reason, venue.rounds = PLACED, "", 0
+        venue.order_id = placed.order_id
+        venue.venue_status = placed.status
+        filled = _whole(placed.fill_count, f"order {venue.client_order_id} fill count")
+        venue.venue_filled = max(venue.venue_filled, filled)
+        if venue.venue_filled == 0 and venue.time_in_force == "ioc":
+            venue.reason = "nothing within the limit"
+        self._client_ids[placed.order_id] = venue.client_order_id
+        self._record(venue)
+
+    def _list_fills(self, venue: VenueOrder, ts: pd.Timestamp) -> list[Fill]:
+        """The order's fills not reported yet, when the venue counts more than were listed."""
+        if venue.order_id is None or venue.listed >= venue.venue_filled:
+            return []
+        try:
+            docs = self.client.get_fills(order_id=venue.order_id)
+        except KalshiError as exc:
+            logger.warning(
+                "order %s: its fills could not be listed (%s): asked again at the next step",
+                venue.client_order_id,
+                exc,
+            )
+            return []
+        fills = self._report(docs, ts)
+        if venue.lagging:
+            logger.warning(
+                "order %s: %d contracts filled, %d listed yet: asked again at the next steps",
+                venue.client_order_id,
+                venue.venue_filled,
+                venue.listed,
+            )
+        return fills
 
     def cancel(self, order: ContractOrder, ts: pd.Timestamp) -> None:
-        """Cancel the order's resting rest; nothing if it was never placed, or is done."""
+        """Cancel the order's resting rest; nothing if it was never placed, or is done. A
+        cancel that fails leaves the order unresolved: asked again at the next steps."""
         if self.dry_run:
             return
-        order_id = self._order_ids.get(order.client_order_id)
-        if order_id is None:
+        venue = self.orders.get(order.client_order_id)
+        if venue is None:  # placed by an earlier exchange: found by its id
             found = self.client.find_order(order.ticker, order.client_order_id)
             if found is None:
                 return
-            self._remember(order.client_order_id, found.order_id)
-            if found.status != "resting":
-                return
-            order_id = found.order_id
+            venue = VenueOrder.of(order, _whole(found.initial_count or found.fill_count, "count"))
+            self.orders[order.client_order_id] = venue
+            self._acknowledge(venue, found)
+        if venue.state in (INTENT, UNKNOWN):
+            venue.cancel_pending = True  # the lookup at the next step finds what to cancel
+            self._record(venue)
+            return
+        if venue.resting or venue.cancel_pending:
+            self._cancel(venue)
+
+    def _cancel(self, venue: VenueOrder) -> None:
+        assert venue.order_id is not None
         try:
-            self.client.cancel_order(order_id)
+            answer = self.client.cancel_order(venue.order_id)
         except NotFoundError:  # executed or canceled already: nothing rests
-            logger.debug("order %s: nothing rests to cancel", order.client_order_id)
+            logger.debug("order %s: nothing rests to cancel", venue.client_order_id)
+            try:
+                answer = self.client.get_order(venue.order_id)
+            except KalshiError as exc:
+                return self._cancel_failed(venue, exc)
+        except AuthError:
+            raise
+        except KalshiError as exc:
+            return self._cancel_failed(venue, exc)
+        venue.cancel_pending = False
+        venue.venue_status = answer.status
+        filled = _whole(answer.fill_count, f"order {venue.client_order_id} fill count")
+        venue.venue_filled = max(venue.venue_filled, filled)
+        self._record(venue)
+
+    def _cancel_failed(self, venue: VenueOrder, exc: Exception) -> None:
+        logger.warning(
+            "order %s: the cancel failed (%s): asked again at the next step",
+            venue.client_order_id,
+            exc,
+        )
+        venue.cancel_pending = True
+        self._record(venue)
+
+    # --- orders whose outcome the venue has not told in full ------------------------------
+
+    def unresolved(self) -> dict[str, str]:
+        return {c: v.ticker for c, v in self.orders.items() if not v.resolved}
+
+    def resolve(self, until: pd.Timestamp) -> list[Fill]:
+        """One round (see the module docstring): each unresolved order looked up once,
+        listed, or cancelled again; the fills the venue now lists, in time order."""
+        fills: list[Fill] = []
+        for venue in [v for v in self.orders.values() if not v.resolved]:
+            fills += self._resolve_one(venue, until, attempts=1)
+            if not venue.resolved:
+                venue.rounds += 1
+        return sorted(fills, key=lambda f: f.ts)
+
+    def _resolve_one(self, venue: VenueOrder, until: pd.Timestamp, attempts: int) -> list[Fill]:
+        if venue.state in (INTENT, UNKNOWN):
+            placed = self._look_up(venue, attempts)
+            if placed is None:
+                return []
+            self._acknowledge(venue, placed)
+        if venue.cancel_pending:
+            self._cancel(venue)
+        return self._list_fills(venue, until)
+
+    def overdue(self) -> list[str]:
+        return [
+            f"{v.describe()}: {v.venue_filled} contracts filled, {v.listed} listed after "
+            f"{v.rounds} steps"
+            for v in self.orders.values()
+            if v.lagging and v.rounds > self.max_listing_lag
+        ]
+
+    def conclude(self, until: pd.Timestamp, *, cancel_resting: bool = False) -> list[Fill]:
+        """Every unresolved order brought to a known outcome as far as the venue tells, with
+        the whole lookup budget and up to ``max_listing_lag`` more listings (at the end of a
+        session, or of an earlier one); with ``cancel_resting`` the resting ones are
+        cancelled first. The fills reported, in time order; what stays unresolved is in
+        :meth:`unresolved`."""
+        fills: list[Fill] = []
+        if cancel_resting:
+            for venue in [v for v in self.orders.values() if v.resting]:
+                self._cancel(venue)
+        for venue in [v for v in self.orders.values() if not v.resolved]:
+            fills += self._resolve_one(venue, until, self.lookup_attempts)
+        for _ in range(self.max_listing_lag):
+            waiting = [v for v in self.orders.values() if not v.resolved]
+            if not waiting:
+                break
+            time.sleep(self.lookup_backoff_s)
+            for venue in waiting:
+                fills += self._resolve_one(venue, until, attempts=1)
+        return sorted(fills, key=lambda f: f.ts)
+
+    def resting_orders(self) -> list[Order]:
+        """``GET /portfolio/orders?status=resting``, with the lookup budget."""
+        return self._retrying(lambda: self.client.get_orders(status="resting"))
+
+    def _retrying(self, call: Callable[[], list[Order]]) -> list[Order]:
+        for attempt in range(self.lookup_attempts):
+            if attempt:
+                time.sleep(min(self.lookup_backoff_s * 2 ** (attempt - 1), MAX_LOOKUP_WAIT_S))
+            try:
+                return call()
+            except AuthError:
+                raise
+            except KalshiError:
+                if attempt == self.lookup_attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     # --- what happened since ----------------------------------------------------------------
 
@@ -433,36 +678,79 @@ class LiveKalshiExchange(BaseKalshiExchange):
         when = fallback if doc.created_time is None else pd.Timestamp(doc.created_time)
         return _seconds(when)
 
-    def _unreported(self, doc: ApiFill, fallback: pd.Timestamp) -> bool:
-        return (
-            self._fill_key(doc) not in self._reported_fills
-            and self._fill_s(doc, fallback) >= self._since_s
-        )
+    def _client_order_id(self, order_id: str) -> str | None:
+        """The client_order_id of a venue order (asked once for an order this exchange has
+        not placed; the order_id itself when it has none); None when the venue could not be
+        asked now (the fill is reported at a later listing)."""
+        known = self._client_ids.get(order_id)
+        if known is not None:
+            return known
+        try:
+            doc: Order | None = self.client.get_order(order_id)
+        except NotFoundError:
+            doc = None
+        except AuthError:
+            raise
+        except KalshiError as exc:
+            logger.warning("order %s could not be read (%s): its fill waits", order_id, exc)
+            return None
+        known = order_id if doc is None or not doc.client_order_id else doc.client_order_id
+        self._client_ids[order_id] = known
+        venue = self.orders.get(known)
+        if doc is not None and venue is not None and venue.state in (INTENT, UNKNOWN, ABSENT):
+            self._acknowledge(venue, doc)  # the listing tells what the lost answer did not
+        return known
 
-    def _mark(self, doc: ApiFill, fallback: pd.Timestamp) -> None:
-        self._reported_fills[self._fill_key(doc)] = self._fill_s(doc, fallback)
+    def _report(self, docs: Iterable[ApiFill], fallback: pd.Timestamp) -> list[Fill]:
+        """The fills of ``docs`` not reported before, in time order; those of this
+        exchange's orders journaled first."""
+        out = []
+        # listings come newest first: reversed, equal times keep the venue's order
+        for doc in sorted(list(docs)[::-1], key=lambda d: self._fill_s(d, fallback)):
+            key = self._fill_key(doc)
+            if key in self._reported_fills:
+                continue
+            client_order_id = self._client_order_id(doc.order_id)
+            if client_order_id is None:
+                continue
+            fill = fill_from_api(doc, client_order_id, fallback)
+            venue = self.orders.get(client_order_id)
+            if venue is not None and venue.state != CONFLICT:  # else another's order
+                if self.journal is not None:
+                    self.journal.record_fill(key, fill)
+                venue.listed += fill.count
+                venue.venue_filled = max(venue.venue_filled, venue.listed)
+            self._reported_fills[key] = self._fill_s(doc, fallback)
+            out.append(fill)
+        return out
 
     def fills(self, until: pd.Timestamp) -> list[Fill]:
-        """Every fill of the account up to ``until`` not reported yet (by ``submit`` or an
-        earlier call), in time order, ``order_id`` the order's client_order_id."""
+        """Every fill of the account up to ``until`` not reported yet (by ``submit``,
+        ``resolve`` or an earlier call), in time order, ``order_id`` the order's
+        client_order_id."""
         docs = self.client.get_fills(min_ts=self._fills_from_s, max_ts=_seconds(until))
-        fresh = [d for d in docs if self._unreported(d, until)]
-        out = []
-        for doc in fresh:
-            out.append(fill_from_api(doc, self._client_order_id(doc.order_id), until))
-            self._mark(doc, until)
+        out = self._report([d for d in docs if self._fill_s(d, until) >= self._since_s], until)
         self._fills_from_s = self._advance(self._reported_fills, self._fills_from_s)
-        return sorted(out, key=lambda f: f.ts)
+        return out
+
+    def skip_listed(self, until: pd.Timestamp) -> int:
+        """Take every fill the venue lists up to ``until`` as history, never to be reported:
+        a session that adopts the venue's balance and positions at ``until`` holds what they
+        did (a venue whose clock stands still stamps them at the session's start). The
+        number of fills skipped."""
+        docs = self.client.get_fills(min_ts=self._fills_from_s, max_ts=_seconds(until))
+        fresh = [d for d in docs if self._fill_key(d) not in self._reported_fills]
+        for doc in fresh:
+            self._reported_fills[self._fill_key(doc)] = self._fill_s(doc, until)
+        self._fills_from_s = self._advance(self._reported_fills, self._fills_from_s)
+        return len(fresh)
 
     def _advance(self, reported: dict[Any, int], start: int) -> int:
-        """The next listing's min_ts: ``overlap`` before the newest item reported; items
-        older than it cannot come back and are forgotten."""
+        """The next listing's min_ts: ``overlap`` before the newest item reported. Items are
+        never forgotten: an order asked about by its id lists its old fills again."""
         if not reported:
             return start
-        start = max(start, max(reported.values()) - self._overlap_s)
-        for key in [k for k, s in reported.items() if s < start]:
-            del reported[key]
-        return start
+        return max(start, max(reported.values()) - self._overlap_s)
 
     def settlements(self, until: pd.Timestamp) -> list[SettledMarket]:
         """Markets held on the account that settled up to ``until``, each once, in time order."""
@@ -480,6 +768,8 @@ class LiveKalshiExchange(BaseKalshiExchange):
                 logger.error("settlement not booked: %s", exc)
                 continue
             if settled is not None:
+                if self.journal is not None:
+                    self.journal.record_settlement(settled)
                 out.append(settled)
         self._settlements_from_s = self._advance(
             self._reported_settlements, self._settlements_from_s

@@ -2,15 +2,20 @@
 
 The bot books every fill and settlement the exchange reports, so its positions (ticker ->
 side and contracts) and its cash equal the venue's own. ``reconcile`` checks that at the
-bot's start, after every cycle, and at the end of every backtest (the simulated exchange keeps
-its own venue ledger); any difference stops the caller with one message that names every
-market that differs, ours against the exchange's, and the cash difference.
+bot's start, after every fill event of a cycle, at every exit, and at the end of every
+backtest (the simulated exchange keeps its own venue ledger); any difference stops the caller
+with one message that names every market that differs, ours against the exchange's, and the
+cash difference. Markets ``skip``-ped are not compared: the bot passes those of orders whose
+outcome the venue has not told in full yet (kalshi_lab.execution.lifecycle), which trade no
+new order until it has; cash is then not compared either.
 
 With Kalshi, ``balance_cents`` is the AVAILABLE balance, which resting buy orders reduce:
 compare cash (``check_cash``) only when no buy order rests.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.exchange import BaseKalshiExchange
@@ -25,11 +30,19 @@ def _held(position: tuple[str, int] | None) -> str:
 
 
 def reconcile(
-    account: KalshiAccount, exchange: BaseKalshiExchange, check_cash: bool = True
+    account: KalshiAccount,
+    exchange: BaseKalshiExchange,
+    check_cash: bool = True,
+    skip: Collection[str] = (),
 ) -> None:
-    """Raise ReconciliationError unless positions (and, if ``check_cash``, cash) agree."""
-    ours = {t: (p.side, p.contracts) for t, p in account.positions.items() if p.contracts}
-    theirs = {t: held for t, held in exchange.positions().items() if held[1]}
+    """Raise ReconciliationError unless positions (and, if ``check_cash``, cash) agree;
+    markets in ``skip`` are not compared."""
+    ours = {
+        t: (p.side, p.contracts)
+        for t, p in account.positions.items()
+        if p.contracts and t not in skip
+    }
+    theirs = {t: held for t, held in exchange.positions().items() if held[1] and t not in skip}
     problems = [
         f"{ticker}: ours {_held(ours.get(ticker))}, exchange {_held(theirs.get(ticker))}"
         for ticker in sorted(ours.keys() | theirs.keys())

@@ -1,17 +1,24 @@
 """Trader: one decision step, the same in backtest, paper and live trading.
 
 At a decision time ``ts`` it (1) catches up on what happened since the last step, in time
-order: the executor's scheduled work (children, time-to-live cancels, resting fills) and the
+order: the executor's scheduled work (children, time-to-live cancels, resting fills), one round
+of asking the venue about orders whose outcome it had not told in full (late fills), and the
 exchange's settlements; (2) marks the account at the bids quoted at ts; (3) builds the signals
 from the predictions made at ts and the quotes at ts; (4) asks the strategy for a decision with
 the positions and the capital not committed to working orders; (5) passes it through the risk
-limits; (6) hands it to the executor; (7) marks the account again.
+limits; (6) tells ``on_decision`` (the bot journals the decision before anything is sent);
+(7) hands it to the executor; (8) marks the account again.
+
+A caller that must act between the catch-up and the decision (the bot reconciles when the
+catch-up booked fills) calls :meth:`Trader.catch_up` itself and then ``step(...,
+caught_up=True)``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -37,8 +44,12 @@ class Trader:
         executor: BaseExecutor,
         exchange: BaseKalshiExchange,
         account: KalshiAccount,
+        on_decision: Callable[[PredictionMarketDecision, list[ContractOrder]], None] | None = None,
     ) -> None:
         self.strategy = strategy
+        #: called with (the decision that passed the risk limits, the orders they refused)
+        #: before the executor sends anything
+        self.on_decision = on_decision
         self.risk = risk
         self.executor = executor
         self.exchange = exchange
@@ -53,11 +64,13 @@ class Trader:
         self.last_quotes: pd.DataFrame | None = None
 
     def catch_up(self, until: pd.Timestamp) -> None:
-        """Everything due up to ``until``, in time order: executor work, then settlements."""
+        """Everything due up to ``until``, in time order: executor work, then settlements;
+        before the last settlements, one round of resolving orders at the venue."""
         while (t := self.executor.next_time) is not None and t <= until:
             self.executor.advance(t)
             self._settle(t)
         self.executor.advance(until)
+        self.executor.resolve(until)
         self._settle(until)
 
     def _settle(self, until: pd.Timestamp) -> None:
@@ -70,13 +83,17 @@ class Trader:
         if self.account.positions:
             self.account.mark(self.exchange.quotes(list(self.account.positions), ts))
 
-    def step(self, ts: pd.Timestamp, predictions: pd.DataFrame) -> PredictionMarketDecision:
+    def step(
+        self, ts: pd.Timestamp, predictions: pd.DataFrame, *, caught_up: bool = False
+    ) -> PredictionMarketDecision:
         """Decide and execute at ``ts`` on the predictions made at ``ts``; the decision run.
 
         One quote request covers the step: the markets predicted and held, before and after
         the orders (a quote shows the displayed book, which our own fills do not change).
+        ``caught_up``: the caller ran :meth:`catch_up` to ``ts`` already.
         """
-        self.catch_up(ts)
+        if not caught_up:
+            self.catch_up(ts)
         quotes = self.exchange.quotes(signal_tickers(predictions, self.account.positions), ts)
         self.last_quotes = quotes
         self.account.mark(quotes)
@@ -101,6 +118,8 @@ class Trader:
             )
         decision, refused = self.risk.check(decision, self.account, self.executor.working)
         self.refused += refused
+        if self.on_decision is not None:
+            self.on_decision(decision, refused)
         self.executor.execute(decision)
         self.orders += decision.orders
         if any(o.filled for o in decision.orders):  # positions opened now get their marks

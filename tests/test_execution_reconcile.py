@@ -142,11 +142,14 @@ def test_a_wrong_account_fails_against_the_kalshi_venue_naming_the_ticker(server
     right, wrong = KalshiAccount(START), KalshiAccount(START)
     for ticker, side, count, limit in ((A, "yes", 5, 48), (C, "no", 2, 70)):
         o = ContractOrder(ticker, EVENT[ticker], side, "buy", count, limit, TS)
-        (fill,) = exchange.submit(o, TS)
-        right.apply(fill, o.event_ticker)
-        if ticker == A:  # the wrong account misses one contract of A and its cost
-            fill = Fill(fill.ts, fill.quote_ts, A, "yes", "buy", 4, 4 * 47, 6, "book")
-        wrong.apply(fill, o.event_ticker)
+        fills = exchange.submit(o, TS)  # one per price level, as Kalshi lists them
+        for fill in fills:
+            right.apply(fill, o.event_ticker)
+        if ticker == A:  # the wrong account misses A's last level: one contract and its cost
+            assert [f.count for f in fills] == [4, 1]
+            fills = fills[:-1]
+        for fill in fills:
+            wrong.apply(fill, o.event_ticker)
     reconcile(right, exchange)
     with pytest.raises(ReconciliationError) as caught:
         reconcile(wrong, exchange)

@@ -297,9 +297,10 @@ def test_a_connection_that_sends_nothing_or_trickles_is_closed_after_the_read_ti
         began = time.monotonic()
         assert closed_by_server(idle, 3.0)
         trickle.settimeout(3.0)
-        answer = trickle.recv(4096)  # the body never came whole within the timeout
+        answer = b""  # the body never came whole within the timeout: a 408, then closed
+        while chunk := trickle.recv(4096):  # headers and body may come in separate packets
+            answer += chunk
         assert answer.startswith(b"HTTP/1.1 408 ") and b'"code":"request_timeout"' in answer
-        assert closed_by_server(trickle, 3.0)
         assert time.monotonic() - began < 1.5
         stop.set()
         dripper.join()

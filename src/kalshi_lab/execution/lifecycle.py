@@ -35,14 +35,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
-from kalshi_lab.client.records import Order
 from kalshi_lab.execution.decision import ContractOrder, Fill
 from kalshi_lab.execution.exchange import SettledMarket
 from kalshi_lab.execution.reconcile import ReconciliationError
+
+if TYPE_CHECKING:  # the backtest's stages never load the HTTP client
+    from kalshi_lab.client.records import Order
 
 INTENT, PLACED, REFUSED, UNKNOWN, ABSENT, NOT_SENT, CONFLICT = (
     "intent",

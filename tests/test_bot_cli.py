@@ -645,3 +645,157 @@ def test_a_killed_bot_s_journal_explains_every_order_and_the_next_start_rebuilds
     assert len(trades) == killed["fills"] == len(first["fills"]) > 0
     assert set(trades["order_id"]) <= set(first["orders"])
     assert not list(reports.glob("*/.cycle-*"))
+
+
+# --- a paper session on a moving clock, with faults ---------------------------------------
+
+
+def session_on(
+    srv: LocalKalshiServer, key: rsa.RSAPrivateKey, project: Path, reports: Path, ttl_hours: int
+):
+    """A TradingSession as ``kalshi-bot --mode paper`` builds it, orders resting ``ttl_hours``."""
+    from kalshi_lab.bot.session import BotConfig, TradingSession
+    from kalshi_lab.bot.signals import load_model
+    from kalshi_lab.bot.venue import make_client
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["backtest"]["order_ttl_hours"] = ttl_hours
+    path = reports.parent / "params_ttl.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    params = load_params(path)
+    config = BotConfig(
+        mode="paper",
+        base_url=srv.base_url,
+        series=tuple(SERIES),
+        report_root=reports,
+        lookup_attempts=2,
+        lookup_backoff_s=0.05,
+    )
+    client = make_client(srv.base_url, KalshiSigner(KEY_ID, key), "prime", 0.5, 2)
+    model = load_model(project / "models", params)
+    return TradingSession(config, params, model, client, dt.datetime.now(dt.UTC)), client
+
+
+def venue_positions(srv: LocalKalshiServer) -> dict[str, Decimal]:
+    return {t: n for t, n in srv.portfolio.positions().items() if n}
+
+
+def local_positions(account) -> dict[str, Decimal]:
+    return {
+        t: Decimal(p.contracts) * (1 if p.side == "yes" else -1)
+        for t, p in account.positions.items()
+        if p.contracts
+    }
+
+
+def test_a_paper_session_on_a_moving_clock_with_faults_keeps_the_server_s_account(
+    project, dataset, key, tmp_path, caplog
+):
+    """Three hours of the venue's time pass between cycles: orders rest (ttl 4 h) and fill as
+    maker when a later book trades through them or are cancelled at their ttl, markets close
+    and settle, fills are listed late and order POSTs fail or answer late. After every cycle
+    the account is the server's on every market without an order working or untold; the
+    bot is then killed between an order's send and the listing of its fill, the clock moves
+    past settlements, and the next session cancels what rests, books the fills and the
+    settlements the killed one never saw, sends no order twice and ends on the server's
+    account."""
+    faults = FaultConfig(
+        server_error=0.1,
+        slow=0.1,
+        slow_delay_s=0.6,
+        late_fill=0.5,
+        late_fill_delay_s=0.3,
+        seed=3,
+        path_prefix="/portfolio/orders",
+    )
+    config = ServerConfig(
+        rate_limit=False,
+        now=NOW,
+        public_key=key.public_key(),
+        key_id=KEY_ID,
+        starting_balance_cents=BALANCE,
+        faults=faults,
+    )
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    caplog.set_level(logging.INFO, logger="kalshi_lab")
+    with LocalKalshiServer(dataset, config) as srv:
+        first, client = session_on(srv, key, project, reports, ttl_hours=4)
+        compared: list[int] = []
+        with client:
+            first.start()
+            for _ in range(20):
+                first.cycle()
+                assert first.account is not None and first.exchange is not None
+                assert first.trader is not None  # markets with orders working: in flux
+                skip = first.trader.executor.working_tickers()
+                ours = {t: n for t, n in local_positions(first.account).items() if t not in skip}
+                theirs = {t: n for t, n in venue_positions(srv).items() if t not in skip}
+                assert ours == theirs, f"cycle {first.cycles}"
+                compared.append(len(ours))
+                srv.advance(3 * 3600)
+            # killed between a send and its fill's listing: the venue now lists every fill
+            # late, and the bot dies as soon as one of them is not in its journal
+            assert first.folder is not None
+            srv.set_faults(dataclasses.replace(faults, late_fill=1.0, late_fill_delay_s=1.5))
+            assert first.exchange is not None
+            for _ in range(3):  # fewer than the listing lag the bot tolerates
+                first.cycle()
+                srv.advance(3 * 3600)
+                unlisted = [v for v in first.exchange.orders.values() if v.lagging]
+                if unlisted:
+                    break
+            assert first.trader is not None and first.journal is not None
+            journaled = journal_of(first.folder)["fills"]
+            resting = {o.client_order_id for o in first.trader.executor.working}
+            first.journal.release()  # killed: nothing of the exit runs
+        killed = first.folder
+        assert not (killed / "report.json").exists()
+        assert sum(compared) > 0 and unlisted
+        sent_by_first = {d["client_order_id"] for _, d in srv.portfolio.order_docs()}
+
+        srv.set_faults(FaultConfig())
+        settled_by = int(pd.Timestamp("2025-01-18T12:00Z").timestamp())  # KXSIMC-25JAN18-*
+        srv.advance(max(0, settled_by - srv.now))  # past the settlements of what it held
+        time.sleep(1.5)  # the fills the venue lists late are listed now
+        second, client = session_on(srv, key, project, reports, ttl_hours=4)
+        with client:
+            second.start()
+            second.cycle()
+            closed = second.close()
+        assert closed is not None and closed.failure is None
+
+        # the session saw what a live venue does: late listings, maker fills, ttl cancels,
+        # settlements
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("late fill of ") for m in messages)
+        ours = [d for _, d in srv.portfolio.fill_docs() if d["order_id"]]
+        assert any(not d["is_taker"] for d in ours) and any(d["is_taker"] for d in ours)
+        assert srv.stats.requests["cancel_order"] > 0
+        orders = [d for _, d in srv.portfolio.order_docs()]
+        assert any(d["status"] == "canceled" and d["fill_count_fp"] != "0.00" for d in orders)
+        assert srv.portfolio.settlement_docs()
+
+        # nothing sent twice: the second session's orders are new, the killed one's resting
+        # orders were cancelled, and the fills made while it was dead are in its journal
+        ids = [d["client_order_id"] for d in orders]
+        assert len(ids) == len(set(ids))
+        earlier, later = journal_of(killed), journal_of(closed.path.parent)
+        assert set(earlier["orders"]) == sent_by_first and not sent_by_first & set(later["orders"])
+        assert not any(d["status"] == "resting" for d in orders if d["client_order_id"] in resting)
+        all_fills = {d["fill_id"] for _, d in srv.portfolio.fill_docs()}
+        assert earlier["fills"] | later["fills"] == all_fills
+        assert not earlier["fills"] & later["fills"]
+        assert journaled < earlier["fills"]  # the fills it died without: booked
+        with closing(sqlite3.connect(killed / "journal.sqlite")) as db:
+            settled = db.execute("SELECT count(*) FROM ledger WHERE kind = 'settlement'")
+            assert settled.fetchone()[0] > 0
+
+        # and the end is the server's account
+        report = closed.report
+        assert round(report["end"]["cash"] * 100) == srv.portfolio.balance_cents
+        held = {t: Decimal(p["contracts"]) * (1 if p["side"] == "yes" else -1)
+                for t, p in report["end"]["positions"].items()}  # fmt: skip
+        assert held == venue_positions(srv)
+        assert all(c["ok"] for c in report["reconcile"])
+        assert json.loads((killed / "report.json").read_text())["stopped"].startswith("killed")

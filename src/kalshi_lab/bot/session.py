@@ -25,7 +25,8 @@ journal, however it ends.
   is decided), a reconciliation when it booked fills, ``Trader.step(now, predictions)`` (the
   decision journaled before anything is sent), and a reconciliation. Every decision (signals,
   orders with their reasons, refusals by the risk limits), order and fill is logged at INFO;
-* exit (:meth:`TradingSession.close`, on every way out): the unresolved orders are brought to
+* exit (:meth:`TradingSession.close`, on every way out): the orders still resting are
+  cancelled (nothing keeps trading after the bot), the unresolved orders are brought to
   their outcome with the whole lookup budget, a last reconciliation, the journal's replay
   checked against the account, the journal closed, the report written from it.
 
@@ -589,11 +590,13 @@ class TradingSession:
         rests and no order is unresolved (the venue holds back a resting buy's cost)."""
         assert self.account is not None and self.exchange is not None and self.trader is not None
         assert self.journal is not None
-        unresolved = self.exchange.unresolved()
-        check_cash = not unresolved and not any(
-            o.action == "buy" for o in self.trader.executor.working
+        # a market with an order still working is not compared: a resting order fills at
+        # the venue at any moment, and its fills are listed when the venue gets to it
+        executor = self.trader.executor
+        check_cash = not self.exchange.unresolved() and not any(
+            o.action == "buy" for o in executor.working
         )
-        skip = sorted(set(unresolved.values()))
+        skip = sorted(executor.working_tickers())
         entry = self._entry(after, now, cash_checked=check_cash, not_compared=skip)
         try:
             reconcile(self.account, self.exchange, check_cash=check_cash, skip=skip)
@@ -610,7 +613,7 @@ class TradingSession:
             "reconciled after %s: positions%s agree with the exchange%s",
             after,
             " and cash" if check_cash else "",
-            f" ({', '.join(skip)} not compared: orders unresolved)" if skip else "",
+            f" ({', '.join(skip)} not compared: orders working or unresolved)" if skip else "",
         )
 
     def _halt(self, after: str, now: pd.Timestamp, exc: LifecycleError) -> None:
@@ -668,6 +671,8 @@ class TradingSession:
         assert self.account is not None
         now = self.venue_last
         try:
+            if now is not None:  # nothing of the session keeps resting after it
+                self.trader.executor.cancel_working(now)
             self.trader.executor.book_reported(self.exchange.conclude(now))
             self._log_fills()
             unresolved = self.exchange.unresolved()

@@ -91,6 +91,17 @@ class BaseExecutor(ABC):
         """Markets with an order being worked or unresolved at the venue: no new order."""
         return {o.ticker for o in self._working.values()} | set(self.exchange.unresolved().values())
 
+    def cancel_working(self, ts: pd.Timestamp) -> list[ContractOrder]:
+        """Stop working every order at ``ts``: each done here and its rest cancelled at the
+        venue, so a session that ends leaves nothing resting that nobody manages. Their fills
+        the venue lists later still book (as a ttl cancel's do)."""
+        stopped = list(self._working.values())
+        self._working.clear()
+        for order in stopped:
+            self._finish(order)
+            self.exchange.cancel(order, ts)
+        return stopped
+
     def committed_cents(self) -> int:
         """What the working buys may still spend (cost + fees): cash the strategy cannot use."""
         return sum(o.cost_bound_cents for o in self.working if o.action == "buy")

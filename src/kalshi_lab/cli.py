@@ -4,6 +4,7 @@
 ``kalshi-lab serve --raw data/raw --port 8765`` serves a raw dataset as a local Kalshi API
 (see :mod:`kalshi_lab.server`) until interrupted (Ctrl-C or SIGTERM).
 ``kalshi-lab summary --ref main`` writes reports/summary.md (see :mod:`kalshi_lab.summary`).
+``kalshi-lab experiments`` prints the experiments table (see :mod:`kalshi_lab.experiments`).
 
 Errors the user can fix (a bad option, an unreadable raw directory or key, a port in use) are
 one line, ``error: <command>: <message>``, and exit code 2, as the pipeline stages report them.
@@ -15,6 +16,7 @@ import argparse
 import datetime as dt
 import logging
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -205,6 +207,31 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_experiments(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "experiments",
+        help="the experiments table: headline metrics and each run's -S overrides, "
+        "fitted to the terminal",
+    )
+    p.add_argument(
+        "-n", "--num", type=int, default=1, help="commits to list experiments of (default: 1)"
+    )
+    p.add_argument(
+        "--width",
+        type=int,
+        default=shutil.get_terminal_size((120, 24)).columns,
+        help="characters per line (default: the terminal's, or COLUMNS)",
+    )
+    p.set_defaults(run=run_experiments)
+
+
+def run_experiments(args: argparse.Namespace) -> int:
+    from kalshi_lab.experiments import Overrides, read_dvc_experiments, render  # Hydra: only here
+
+    print(render(read_dvc_experiments(args.num), Overrides(), args.width))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kalshi-lab", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -216,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve(commands)
     add_summary(commands)
+    add_experiments(commands)
     return parser
 
 

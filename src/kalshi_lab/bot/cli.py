@@ -222,15 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
 def refuse_unused_flags(argv: Sequence[str] | None, mode: str) -> None:
     """A flag the chosen mode does not use is refused, naming both, rather than ignored.
 
-    What the command line set is read by parsing it again with every default replaced by a
-    marker, so a flag given with its default value (``--interval 300``) counts as given too.
+    What the command line set is read by parsing it again with every default None (a value
+    no flag gives), so a flag given with its default value (``--interval 300``) counts too.
     """
-    unset = object()
     parser = build_parser()
-    parser.set_defaults(**dict.fromkeys(FLAG_MODES, unset))
+    parser.set_defaults(**dict.fromkeys(FLAG_MODES))
     given = vars(parser.parse_args(argv))
     for dest in FLAG_MODES:
-        if given[dest] is not unset and mode not in FLAG_MODES[dest]:
+        if given[dest] is not None and mode not in FLAG_MODES[dest]:
             used = " and ".join(f"--mode {m}" for m in FLAG_MODES[dest])
             raise KalshiLabError(
                 f"--{dest.replace('_', '-')} is not used by --mode {mode} (only by {used}): "

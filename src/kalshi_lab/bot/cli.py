@@ -16,14 +16,13 @@ code 0); a second Ctrl-C aborts the cycle, concludes the session the same way an
 130, as does Ctrl-C outside the loop (one line ``kalshi-bot: interrupted``, no traceback).
 
 Every session that starts writes ``reports/bot/<mode>-<UTC start>/`` (see
-:mod:`kalshi_lab.bot.report`;
-paper and live keep their order journal there, :mod:`kalshi_lab.bot.journal`, and continue the
-previous session's, :mod:`kalshi_lab.bot.restart`) and prints a short summary. Bad input (an
-unknown mode, a flag the mode does not use (:data:`FLAG_MODES`), a missing model or key, a
-series the venue does not know, a key it refuses, an unreachable server: refused connection,
-unknown host and timeout each said as such) is one line ``error: kalshi-bot: <message naming
-the flag, file or variable>`` and exit code 2, as the stages report it, before any report
-directory is made; a
+:mod:`kalshi_lab.bot.report`; paper and live keep their order journal there,
+:mod:`kalshi_lab.bot.journal`, and continue the previous session's,
+:mod:`kalshi_lab.bot.restart`) and prints a short summary. Bad input (an unknown mode, a flag
+the mode does not use (:data:`FLAG_MODES`), a missing model or key, a series the venue does
+not know, a key it refuses, an unreachable server: refused connection, unknown host and
+timeout each said as such) is one line ``error: kalshi-bot: <message naming the flag, file or
+variable>`` and exit code 2, as the stages report it, before any report directory is made; a
 reconciliation that fails, or an order's life at the venue that contradicts the bot's books
 (:mod:`kalshi_lab.execution.lifecycle`), stops trading with an ``error:`` line and exit code
 1, after the report is written.

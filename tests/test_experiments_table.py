@@ -69,7 +69,11 @@ def exp_show_json(runs: list[list[str]]) -> list[dict]:
         {
             "name": f"exp-{i}",
             "revs": [
-                rev(f"exp-{i}", composed(tuple(run)), {"skill_vs_best": -0.1 * i, "p_no_skill": None})
+                rev(
+                    f"exp-{i}",
+                    composed(tuple(run)),
+                    {"skill_vs_best": -0.1 * i, "p_no_skill": None},
+                )
             ],
         }
         for i, run in enumerate(runs)

@@ -1,0 +1,191 @@
+"""Check ``model.params`` against what the chosen estimator accepts, before any stage fits.
+
+LightGBM and scikit-learn check their hyper-parameters only when they fit: a bad value found
+by the train stage costs the user the outputs DVC deleted before running it, and arrives as
+a library traceback (LightGBM's C++ parser says ``Unknown token abc in data file`` for a
+``learning_rate`` of ``abc``). The validate stage calls :func:`check_model_params` instead,
+which asks the libraries themselves, in this order:
+
+1. the names: the estimator's own (``get_params``, plus :data:`registry.LIGHTGBM_EXTRA`),
+   less those the registry sets (the seed, LightGBM's repeatability settings);
+2. the types the estimator's signature declares, where it annotates them (LGBMClassifier,
+   MarketAnchoredLogit), strictly as params.py checks every section: ``'15'`` is not an int;
+3. a fit on a few rows, through :func:`kalshi_lab.models.fit_model` as the train stage fits:
+   LightGBM's config parser checks every value and range, scikit-learn's estimators their
+   ``_parameter_constraints`` and the rules between parameters. When that fit fails, each key
+   is fitted on its own to name the one at fault.
+
+Each failure is one :class:`ParamError` naming the key, e.g. ``model.params.num_leaves: -3 is
+refused by lightgbm (LightGBM: num_leaves must be > 1)``. The check takes a few tens of
+milliseconds: the rows are few and the fit is the one the estimator would run anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import inspect
+import io
+import os
+import re
+import sys
+import typing
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightgbm.basic import LightGBMError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from kalshi_lab.errors import ParamError
+from kalshi_lab.models.fit import fit_model
+from kalshi_lab.models.market_offset import OFFSET_FEATURE
+from kalshi_lab.models.registry import ESTIMATOR_CLASSES, SET_BY_BUILDER, settable_params
+from kalshi_lab.params import ModelParams
+
+#: types as params.py checks them: YAML's ``true`` is not a count, ``"0.5"`` not a fraction;
+#: a class in an annotation (numpy's RandomState) is checked with isinstance
+STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
+#: rows of the check's fit: enough for two classes in every period a model samples
+#: (HistGradientBoosting's early-stopping hold-out, LightGBM's bagging), few enough to be instant
+N_ROWS = 60
+ROWS_PER_EVENT = 6
+#: LightGBM's config checks, as its C++ parser words them, made readable
+_LIGHTGBM_MESSAGES = [
+    (re.compile(r"Check failed: \((\w+)\) (\S+) \(([^()]+)\) at .*"), r"\1 must be \2 \3"),
+    (re.compile(r"(Check failed: .*) at \S+, line \d+"), r"\1"),
+    (re.compile(r"Unknown token (.+) in data file"), r"\1 is not a number"),
+]
+#: who gave a reason, by the estimator's package
+_LIBRARIES = {"lightgbm": "LightGBM", "sklearn": "scikit-learn"}
+
+
+def _rows() -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Training rows shaped as the features stage writes them: the market's log-odds, another
+    feature, the event of each row (for models that count evidence in events), both classes."""
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame(
+        {
+            OFFSET_FEATURE: rng.normal(0.0, 1.5, N_ROWS),
+            "FEATURE": rng.normal(0.0, 1.0, N_ROWS),
+            "event_ticker": [f"EVENT-{i // ROWS_PER_EVENT}" for i in range(N_ROWS)],
+        }
+    )
+    return rows, np.arange(N_ROWS) % 2, [OFFSET_FEATURE, "FEATURE"]
+
+
+def _library_message(exc: Exception, estimator: type) -> str:
+    """The library's reason, on one line, prefixed with the library that gave it."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, LightGBMError):
+        for pattern, readable in _LIGHTGBM_MESSAGES:
+            text = pattern.sub(readable, text)
+        return f"LightGBM: {text.rstrip(' .')}"
+    if isinstance(exc, InvalidParameterError):
+        return f"scikit-learn: {text}"
+    package = estimator.__module__.split(".")[0]
+    return f"{_LIBRARIES.get(package, estimator.__name__)}: {text}"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Nothing the fit prints or warns reaches the user: the warnings are about rows this few,
+    and LightGBM's C++ code writes each fatal error to the process's stderr (file descriptor
+    2, past ``sys.stderr``) before raising it, which the check reports as its own one line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _fit_failure(model: ModelParams) -> str | None:
+    """Why the estimator refuses ``model`` when it fits a few rows as the train stage fits,
+    then scores them; None when it does not."""
+    rows, y, columns = _rows()
+    try:
+        with _quiet():
+            fitted = fit_model(model, rows, y, columns, "the hyper-parameter check")
+            fitted.predict_proba(rows[columns])
+    except (LightGBMError, ValueError, TypeError) as exc:
+        return _library_message(exc, ESTIMATOR_CLASSES[model.name])
+    return None
+
+
+def _with(model: ModelParams, params: dict[str, Any]) -> ModelParams:
+    return dataclasses.replace(model, params=params)
+
+
+def _check_names(model: ModelParams) -> None:
+    for key in sorted(model.params):
+        if key in SET_BY_BUILDER[model.name]:
+            raise ParamError(
+                f"model.params.{key}: is set by kalshi_lab.models.registry for {model.name}"
+                " (the seed is model.seed), not by model.params"
+            )
+    settable = settable_params(model.name)
+    unknown = sorted(set(model.params) - settable)
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], sorted(settable), n=1)
+        message = f"model.params.{unknown[0]}: {model.name} takes no such parameter"
+        message += f" (did you mean {near[0]}?)" if near else f" (it takes {sorted(settable)})"
+        if len(unknown) > 1:
+            message += f" (and {len(unknown) - 1} more: {unknown[1:]})"
+        raise ParamError(message)
+
+
+def _check_types(model: ModelParams) -> None:
+    """The types the estimator's ``__init__`` annotates, for the keys it annotates."""
+    estimator = ESTIMATOR_CLASSES[model.name]
+    hints = typing.get_type_hints(estimator.__init__)
+    declared = inspect.signature(estimator.__init__).parameters
+    for key, value in model.params.items():
+        if key not in hints or key not in declared:
+            continue
+        try:
+            TypeAdapter(hints[key], config=STRICT).validate_python(value)
+        except ValidationError as exc:
+            reason = exc.errors(include_url=False)[0]["msg"]
+            raise ParamError(
+                f"model.params.{key}: {value!r} is refused by {model.name} "
+                f"({estimator.__name__} takes {key}: {inspect.formatannotation(hints[key])};"
+                f" {reason})"
+            ) from None
+
+
+def check_model_params(model: ModelParams) -> None:
+    """Raise a ParamError naming the first key of ``model.params`` the estimator refuses.
+
+    When the fit of every key together fails, the key at fault is the one without which it
+    succeeds (a value that is fine only with others, LightGBM's ``boosting_type: rf`` with
+    bagging, is not blamed for another's fault); failing that (two bad keys), the first that
+    fails on its own; failing that, the combination.
+    """
+    _check_names(model)
+    _check_types(model)
+    failure = _fit_failure(model)
+    if failure is None:
+        return
+    for key, value in model.params.items():
+        rest = {k: v for k, v in model.params.items() if k != key}
+        if _fit_failure(_with(model, rest)) is None:
+            raise ParamError(
+                f"model.params.{key}: {value!r} is refused by {model.name} ({failure})"
+            )
+    for key, value in model.params.items():
+        alone = _fit_failure(_with(model, {key: value}))
+        if alone is not None:
+            raise ParamError(f"model.params.{key}: {value!r} is refused by {model.name} ({alone})")
+    raise ParamError(
+        f"model.params: {sorted(model.params)} are refused together by {model.name} ({failure})"
+    )

@@ -10,14 +10,14 @@ which asks the libraries themselves, in this order:
    less those the registry sets (the seed, LightGBM's repeatability settings);
 2. the types the estimator's signature declares, where it annotates them (LGBMClassifier,
    MarketAnchoredLogit), strictly as params.py checks every section: ``'15'`` is not an int;
-3. a fit on a few rows, through :func:`kalshi_lab.models.fit_model` as the train stage fits:
-   LightGBM's config parser checks every value and range, scikit-learn's estimators their
-   ``_parameter_constraints`` and the rules between parameters. When that fit fails, each key
-   is fitted on its own to name the one at fault.
+3. a fit of one round on a few rows, through :func:`kalshi_lab.models.fit_model` as the train
+   stage fits: LightGBM's config parser checks every value and range, scikit-learn's
+   estimators their ``_parameter_constraints`` and the rules between parameters. When that
+   fit fails, fits without each key in turn, then with each key alone, find the one at fault.
 
 Each failure is one :class:`ParamError` naming the key, e.g. ``model.params.num_leaves: -3 is
-refused by lightgbm (LightGBM: num_leaves must be > 1)``. The check takes a few tens of
-milliseconds: the rows are few and the fit is the one the estimator would run anyway.
+refused by lightgbm (LightGBM: num_leaves must be > 1)``. A valid ``model.params`` costs one
+fit of a few milliseconds (tens on a loaded machine); only a refused one costs more.
 """
 
 from __future__ import annotations
@@ -54,6 +54,16 @@ STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
 #: (HistGradientBoosting's early-stopping hold-out, LightGBM's bagging), few enough to be instant
 N_ROWS = 60
 ROWS_PER_EVENT = 6
+#: the parameter that counts each estimator's rounds (boosting) or iterations (solver): the
+#: check fits one, since any count from 1 to int32's largest is as valid as another and only
+#: takes longer (300 LightGBM rounds on two cores cost 50 ms to 300 ms, one round 2 ms)
+ROUNDS = {
+    "lightgbm": "n_estimators",
+    "lightgbm_offset": "n_estimators",
+    "hist_gb": "max_iter",
+    "logreg": "max_iter",
+}
+INT32_MAX = 2**31 - 1
 #: LightGBM's config checks, as its C++ parser words them, made readable
 _LIGHTGBM_MESSAGES = [
     (re.compile(r"Check failed: \((\w+)\) (\S+) \(([^()]+)\) at .*"), r"\1 must be \2 \3"),
@@ -109,9 +119,21 @@ def _quiet() -> Iterator[None]:
         os.close(saved)
 
 
+def _one_round(model: ModelParams) -> ModelParams:
+    """``model`` with one round (:data:`ROUNDS`), unless its count is one the estimator may
+    refuse (not a positive int32), which is left for the fit to judge."""
+    key = ROUNDS.get(model.name)
+    if key is None:
+        return model
+    count = model.params.get(key, 1)
+    valid = isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= INT32_MAX
+    return _with(model, model.params | {key: 1}) if valid else model
+
+
 def _fit_failure(model: ModelParams) -> str | None:
-    """Why the estimator refuses ``model`` when it fits a few rows as the train stage fits,
-    then scores them; None when it does not."""
+    """Why the estimator refuses ``model`` when it fits a few rows as the train stage fits (in
+    one round), then scores them; None when it does not."""
+    model = _one_round(model)
     rows, y, columns = _rows()
     try:
         with _quiet():
@@ -127,6 +149,8 @@ def _with(model: ModelParams, params: dict[str, Any]) -> ModelParams:
 
 
 def _check_names(model: ModelParams) -> None:
+    """Every key is one the estimator takes and the registry leaves to the config; a
+    misspelt one is named with the nearest it takes (LightGBM would ignore it quietly)."""
     for key in sorted(model.params):
         if key in SET_BY_BUILDER[model.name]:
             raise ParamError(
@@ -136,9 +160,12 @@ def _check_names(model: ModelParams) -> None:
     settable = settable_params(model.name)
     unknown = sorted(set(model.params) - settable)
     if unknown:
-        near = difflib.get_close_matches(unknown[0], sorted(settable), n=1)
+        by_lower = {name.lower(): name for name in sorted(settable)}  # `c` for logreg's `C`
+        near = difflib.get_close_matches(unknown[0].lower(), list(by_lower), n=1)
         message = f"model.params.{unknown[0]}: {model.name} takes no such parameter"
-        message += f" (did you mean {near[0]}?)" if near else f" (it takes {sorted(settable)})"
+        message += (
+            f" (did you mean {by_lower[near[0]]}?)" if near else f" (it takes {sorted(settable)})"
+        )
         if len(unknown) > 1:
             message += f" (and {len(unknown) - 1} more: {unknown[1:]})"
         raise ParamError(message)

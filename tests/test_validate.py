@@ -132,3 +132,14 @@ def test_every_model_config_passes_as_shipped(tmp_path, monkeypatch, capfd, name
     assert run_validate(tmp_path, [f"model={name}"]) == 0
     assert "error" not in capfd.readouterr().err
     assert (tmp_path / paths.PARAMS_VALID).read_text() == validate.VALID
+
+
+def test_the_readme_s_example_is_what_validate_prints(tmp_path, monkeypatch, capfd):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## When a stage fails: your last results")[1].split("\n## ")[0]
+    for section_name in yaml.safe_load((ROOT / "params.yaml").read_text()):
+        assert f"`{section_name}`" in section, section_name
+    shown = re.search(r"```text\n(error: validate: .*)\n```", section).group(1)
+    monkeypatch.chdir(tmp_path)
+    assert run_validate(tmp_path, ["model=lightgbm", "model.params.num_leaves=-3"]) == 2
+    assert capfd.readouterr().err == shown + "\n"

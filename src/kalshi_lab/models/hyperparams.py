@@ -10,10 +10,11 @@ which asks the libraries themselves, in this order:
    less those the registry sets (the seed, LightGBM's repeatability settings);
 2. the types the estimator's signature declares, where it annotates them (LGBMClassifier,
    MarketAnchoredLogit), strictly as params.py checks every section: ``'15'`` is not an int;
-3. a fit of one round on a few rows, through :func:`kalshi_lab.models.fit_model` as the train
-   stage fits: LightGBM's config parser checks every value and range, scikit-learn's
-   estimators their ``_parameter_constraints`` and the rules between parameters. When that
-   fit fails, fits without each key in turn, then with each key alone, find the one at fault.
+3. a fit of one round on a few rows of the estimator the train stage builds, fitted as it
+   fits it (``build_model``, ``fit_estimator``): LightGBM's config parser checks every value
+   and range, scikit-learn's estimators their ``_parameter_constraints`` and the rules between
+   parameters. When that fit fails, fits without each key in turn, then with each key alone,
+   find the one at fault.
 
 Each failure is one :class:`ParamError` naming the key, e.g. ``model.params.num_leaves: -3 is
 refused by lightgbm (LightGBM: num_leaves must be > 1)``. A valid ``model.params`` costs one
@@ -42,18 +43,25 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from kalshi_lab.errors import ParamError
-from kalshi_lab.models.fit import fit_model
+from kalshi_lab.models.fit import fit_estimator
 from kalshi_lab.models.market_offset import OFFSET_FEATURE
-from kalshi_lab.models.registry import ESTIMATOR_CLASSES, SET_BY_BUILDER, settable_params
+from kalshi_lab.models.registry import (
+    ESTIMATOR_CLASSES,
+    SET_BY_BUILDER,
+    build_model,
+    settable_params,
+)
 from kalshi_lab.params import ModelParams
 
 #: types as params.py checks them: YAML's ``true`` is not a count, ``"0.5"`` not a fraction;
 #: a class in an annotation (numpy's RandomState) is checked with isinstance
 STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
-#: rows of the check's fit: enough for two classes in every period a model samples
-#: (HistGradientBoosting's early-stopping hold-out, LightGBM's bagging), few enough to be instant
-N_ROWS = 60
-ROWS_PER_EVENT = 6
+#: rows of the check's fit: enough that a small share of them (LightGBM's bagging of
+#: subsample=0.001, HistGradientBoosting's early-stopping hold-out of validation_fraction=0.001)
+#: still holds rows of both classes, as it would on the thousands of rows the train stage fits;
+#: on one thread, one round on them takes about 10 ms
+N_ROWS = 2000
+ROWS_PER_EVENT = 20
 #: the parameter that counts each estimator's rounds (boosting) or iterations (solver): the
 #: check fits one, since any count from 1 to int32's largest is as valid as another and only
 #: takes longer (300 LightGBM rounds on two cores cost 50 ms to 300 ms, one round 2 ms)
@@ -137,8 +145,12 @@ def _fit_failure(model: ModelParams) -> str | None:
     rows, y, columns = _rows()
     try:
         with _quiet():
-            fitted = fit_model(model, rows, y, columns, "the hyper-parameter check")
-            fitted.predict_proba(rows[columns])
+            estimator = build_model(model)
+            if "n_jobs" in estimator.get_params():
+                # one thread: LightGBM's two (the registry's n_jobs) wait on each other at
+                # every step when another process holds a core, 50 times slower on these rows
+                estimator.set_params(n_jobs=1)
+            fit_estimator(estimator, rows, y, columns).predict_proba(rows[columns])
     except (LightGBMError, ValueError, TypeError) as exc:
         return _library_message(exc, ESTIMATOR_CLASSES[model.name])
     return None

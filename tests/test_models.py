@@ -173,6 +173,20 @@ def test_the_check_blames_the_key_at_fault_not_one_that_needs_company():
         check_model_params(ModelParams("lightgbm", "settlement", 0, two_bad))
 
 
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("lightgbm", {"subsample": 0.001, "subsample_freq": 1}),  # bags 2 of the check's rows
+        ("hist_gb", {"early_stopping": True, "validation_fraction": 0.001}),
+        ("lightgbm", {"n_estimators": 100_000}),  # fitted in one round, not 100 000
+    ],
+)
+def test_the_check_passes_values_that_are_valid_on_the_train_stage_s_rows(name, params):
+    """A share of the check's few rows must not be refused when the same share of the
+    thousands of rows the train stage fits is fine."""
+    check_model_params(ModelParams(name, "settlement", 0, params))
+
+
 def test_the_offset_model_predicts_settlement_only():
     with pytest.raises(ParamError, match=r"^model\.target: must be settlement"):
         ModelParams("lightgbm_offset", "direction", 0)

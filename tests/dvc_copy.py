@@ -114,6 +114,46 @@ def summary(copy: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def experiments_table(copy: Path, columns: int = 120) -> str:
+    """The README's experiments table (``kalshi-lab experiments``) in the copy, as a terminal of
+    ``columns`` characters shows it; checked as a user reads it: no wider, the headline metrics
+    as columns."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "kalshi_lab.cli", "experiments"],
+        cwd=copy,
+        env={**env_for(copy), "COLUMNS": str(columns)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout
+    assert max(len(line) for line in table.splitlines()) <= columns, table
+    header = table.splitlines()[1].split()
+    assert header[:5] == ["Experiment", "skill_vs_best", "p_no_skill", "return", "p_loss"], table
+    return table
+
+
+def experiment_row(table: str, name: str) -> str:
+    """An experiment's line and the overrides wrapped under it, as one line."""
+    lines = table.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"[{name}]" in line)
+    end = start + 1
+    while end < len(lines) and lines[end].startswith(" "):
+        end += 1
+    return " ".join(line.strip() for line in lines[start:end])
+
+
+def headline_cells(copy: Path) -> list[str]:
+    """The workspace's four headline metrics as the table prints them ("-": none)."""
+    values = {**read_json(copy / "reports" / "metrics.json")}
+    values.update(read_json(copy / "reports" / "backtest.json"))
+    return [
+        "-" if values.get(k) is None else format(values[k], ".5g")
+        for k in ("skill_vs_best", "p_no_skill", "return", "p_loss")
+    ]
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 

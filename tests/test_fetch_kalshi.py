@@ -18,7 +18,7 @@ import pytest
 from fetch_support import kalshi_params
 from kalshi_lab.client import KalshiClient, NotFoundError
 from kalshi_lab.data.parse import parse_raw
-from kalshi_lab.data.raw_store import KINDS
+from kalshi_lab.data.raw_store import KINDS, read_manifest
 from kalshi_lab.errors import DataError
 from kalshi_lab.fetch.kalshi import fetch_kalshi
 from kalshi_lab.params import DataParams
@@ -101,6 +101,8 @@ def test_fetched_data_equals_the_served_data(server, served_tables, series, tmp_
     assert c.transport.stats.requests == server.stats.total_requests
     # all markets closed when fetched: no book to record, and the file still exists
     assert (tmp_path / "raw" / KINDS["orderbooks"]).exists()
+    manifest = read_manifest(tmp_path / "raw")  # the source says so: no book is not an error
+    assert manifest.records["orderbooks"] == 0 and manifest.may_be_empty == {"orderbooks"}
     assert parse_raw(tmp_path / "raw")["orderbook"].num_rows == 0
 
 

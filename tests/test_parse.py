@@ -145,7 +145,7 @@ def write_raw(
     candles: dict | None = None,
     candle_path: str = f"/series/KXS/markets/{TICKER}/candlesticks",
 ) -> None:
-    with RawWriter(raw_dir) as w:
+    with RawWriter(raw_dir, may_be_empty=KINDS) as w:  # each test writes what it needs
         w.write("series", "/series/KXS", {}, T0, SERIES)
         w.write("events", "/events/KXS-25MAR", {}, T0, EVENT)
         page = {"markets": [current_market()] if markets is None else markets, "cursor": ""}

@@ -5,19 +5,26 @@ The experiments of issue 6 are in test_pipeline_dvc_experiments.py: a file each,
 xdist workers run them side by side, each on a copy of its own.
 """
 
-import shlex
 from pathlib import Path
 
 import pytest
 import yaml
 
-from dvc_copy import ROOT, dvc, experiments, read_json, reproduced_copy, run_queue, summary
-
-#: the README's `dvc exp show` for a 120-column terminal (the test runs it as written there)
-EXP_SHOW = (
-    "dvc exp show --no-pager --only-changed "
-    "--drop 'Created|State|Executor|src/|data/|models/|model\\.params\\.'"
+from dvc_copy import (
+    ROOT,
+    dvc,
+    experiment_row,
+    experiments,
+    experiments_table,
+    headline_cells,
+    read_json,
+    reproduced_copy,
+    run_queue,
+    summary,
 )
+
+#: the README's experiments table (the tests run it after the README's experiments)
+EXPERIMENTS = "kalshi-lab experiments"
 
 pytestmark = pytest.mark.slow
 
@@ -63,23 +70,18 @@ def test_repro_then_nothing_to_do_then_experiments(repo):
     )
     assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["name"] == "logreg"
 
-    # the README's table fits a 120-column terminal: no line wider, no column cut to "…"
-    assert f"uv run {EXP_SHOW}" in (ROOT / "README.md").read_text()
-    table = dvc(repo, *shlex.split(EXP_SHOW)[1:], COLUMNS="120").stdout
-    assert max(len(line) for line in table.splitlines()) <= 120, table
-    assert "…" not in table, table
-    header = next(line for line in table.splitlines() if "Experiment" in line).split()
-    assert header == [
-        "Experiment",
-        "skill_vs_best",
-        "p_no_skill",
-        "return",
-        "p_loss",
-        "model.name",
-        "strategy.kelly_fraction",
-    ], table
-    for name in ("sweep-kf-1", "sweep-kf-2", "logreg-run"):
-        assert name in table
+    # the README's experiments table fits a 120-column terminal, each run's -S overrides shown
+    assert f"uv run {EXPERIMENTS}" in (ROOT / "README.md").read_text()
+    table = experiments_table(repo)
+    for name, override in [
+        ("sweep-kf-1", "strategy.kelly_fraction="),
+        ("sweep-kf-2", "strategy.kelly_fraction="),
+        ("logreg-run", "model=logreg"),
+    ]:
+        row = experiment_row(table, name)
+        assert override in row, table
+        assert len(row.split()) >= 8, table  # name, rev, four metrics, the overrides
+    assert experiment_row(table, "logreg-run").split()[3:7] == headline_cells(repo)
     diff = dvc(repo, "metrics", "diff", "--md").stdout.splitlines()
     changed = {row.split("|")[2].strip() for row in diff if row.startswith("| reports/")}
     assert {"skill_vs_best", "return"} <= changed
@@ -114,3 +116,8 @@ def test_direction_target_with_directional_strategy(repo):
     changed = text[text.index("## What changed") : text.index("## Headline")]
     assert "model.target" in changed and "skill_vs_best" in changed
     assert "against the best baseline (persistence)" in text
+    # the experiments table after a run that swaps two groups: still the metrics as columns,
+    # the run's own three overrides, no more
+    row = experiment_row(experiments_table(repo), "direction")
+    assert row.split()[3:7] == headline_cells(repo), row
+    assert row.endswith("strategy=directional model.target=direction"), row

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dvc_copy import ROOT, dvc, git, read_json, reproduced_copy, summary
+from dvc_copy import (
+    ROOT,
+    dvc,
+    experiment_row,
+    experiments_table,
+    git,
+    headline_cells,
+    read_json,
+    reproduced_copy,
+    summary,
+)
 from kalshi_lab import paths
 from kalshi_lab.compose_params import compose_text
 
@@ -211,3 +221,14 @@ def test_kalshi_source_against_the_local_server(repo, tmp_path):
             assert run["n_fills_candle"] > 0 and run["n_fills_book"] == 0
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["data"]["source"] == "kalshi" and "synthetic" not in params["data"]
+    # the experiments table after a run that swaps the data group (twenty data.* values): the
+    # metrics stay columns, the row says what was typed, every line fits 120 characters
+    row = experiment_row(experiments_table(repo), "kalshi")
+    assert row.split()[3:7] == headline_cells(repo), row
+    for typed in (
+        "data=kalshi",
+        "data.series=[KXSIMA,KXSIMB,KXSIMC,KXSIMD,KXSIME]",
+        f"data.start={data.start}",
+        "split.min_train_events=20",
+    ):
+        assert typed in row, row

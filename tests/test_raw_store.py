@@ -11,17 +11,20 @@ import orjson
 import pytest
 
 from kalshi_lab.data import raw_store
-from kalshi_lab.data.raw_store import KINDS, RawWriter, iter_records
+from kalshi_lab.data.raw_store import KINDS, MANIFEST, RawWriter, iter_records, read_manifest
 from kalshi_lab.errors import DataError
 
 T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
 
 
 def test_every_file_exists_after_close_even_for_kinds_never_written(tmp_path):
-    with RawWriter(tmp_path) as w:
+    with RawWriter(tmp_path, may_be_empty=["trades", "orderbooks"]) as w:
         w.write("markets", "/markets", {"limit": 100}, T0, {"markets": [], "cursor": ""})
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(KINDS.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*KINDS.values(), MANIFEST])
     assert w.counts == {**dict.fromkeys(KINDS, 0), "markets": 1}
+    manifest = read_manifest(tmp_path)  # what the parquet stage holds the files to
+    assert manifest.records == w.counts
+    assert manifest.may_be_empty == {"trades", "orderbooks"}
     for kind in KINDS:
         assert len(list(iter_records(tmp_path, kind))) == w.counts[kind]
 
@@ -111,3 +114,15 @@ def test_a_damaged_file_names_its_line(tmp_path, data, message):
     write_trades_file(tmp_path, data)
     with pytest.raises(DataError, match=r"trades\.jsonl\.gz" + message):
         list(iter_records(tmp_path, "trades"))
+
+
+def test_a_writer_cut_short_leaves_no_manifest_so_its_files_are_never_parsed(tmp_path):
+    with RawWriter(tmp_path) as w:
+        w.write("markets", "/markets", {"limit": 100}, T0, {"markets": [], "cursor": ""})
+    assert read_manifest(tmp_path).records["markets"] == 1
+    with pytest.raises(RuntimeError, match="killed"), RawWriter(tmp_path) as w:
+        w.write("markets", "/markets", {"limit": 100}, T0, {"markets": [], "cursor": ""})
+        raise RuntimeError("killed")
+    assert not (tmp_path / MANIFEST).exists()  # the earlier one went when writing began
+    with pytest.raises(DataError, match=r"manifest\.json: missing"):
+        read_manifest(tmp_path)

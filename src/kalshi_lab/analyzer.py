@@ -85,7 +85,7 @@ class KalshiAnalyzer:
                 ticker, int(market.open_time.timestamp()), int(market.close_time.timestamp())
             ),
         }
-        with RawWriter(raw_dir) as writer:
+        with RawWriter(raw_dir, may_be_empty=("orderbooks",)) as writer:  # prices need none
             for kind, answers in responses.items():
                 for r in answers:
                     writer.write(kind, r.path, r.params, r.received_at, r.body)

@@ -1,9 +1,8 @@
-"""``kalshi-lab``: the project's command line. One subcommand per job, each a function
-``run(args) -> exit code`` registered by an ``add_*`` function on the shared parser.
+"""``kalshi-lab``: the project's command line, one subcommand per job.
 
-``kalshi-lab serve --raw data/raw --port 8765`` serves a raw dataset as a local Kalshi API
-(see :mod:`kalshi_lab.server`) until interrupted (Ctrl-C or SIGTERM).
-``kalshi-lab summary --ref main`` writes reports/summary.md (see :mod:`kalshi_lab.summary`).
+Each subcommand is a function ``run(args) -> exit code`` registered by an ``add_*`` function on
+the shared parser; the texts users see (``--help``) are :data:`DESCRIPTION`, :data:`EPILOG` and
+each subcommand's own, written for users, with examples and without these internals.
 
 Errors the user can fix (a bad option, an unreadable raw directory or key, a port in use) are
 one line, ``error: <command>: <message>``, and exit code 2, as the pipeline stages report them.
@@ -15,6 +14,7 @@ import argparse
 import datetime as dt
 import logging
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -29,6 +29,64 @@ from kalshi_lab.server.config import DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEO
 from kalshi_lab.summary import write_summary
 
 Command = Callable[[argparse.Namespace], int]
+
+DESCRIPTION = """\
+Tools around the kalshi-lab pipeline (the pipeline itself runs with "dvc repro"):
+
+  serve    serve recorded market data as a local Kalshi Trade API, to try the bot or the
+           fetch without touching Kalshi (with a test key, it also takes orders);
+  summary  write reports/summary.md, the results of the last pipeline run in one page;
+  experiments
+           the experiments table: each run's headline metrics and the -S overrides that
+           made it, fitted to the terminal.
+
+Run "kalshi-lab COMMAND --help" for the options of each."""
+
+EPILOG = """\
+examples:
+  kalshi-lab serve --raw data/raw --port 8765
+  kalshi-lab summary --ref main
+  kalshi-lab experiments
+
+exit codes: 0 done; 2 bad input (an option, a file, a port in use), one "error:" line."""
+
+SERVE_DESCRIPTION = """\
+Serve the market data the fetch stage recorded (data/raw) through Kalshi's Trade API v2
+paths at http://127.0.0.1:PORT/trade-api/v2, until Ctrl-C. Its clock starts inside the
+data, so markets are open, books move and orders fill as they did then. With --public-key
+and --key-id it also serves the portfolio endpoints (balance, orders, fills, positions)
+for that key."""
+
+SERVE_EPILOG = """\
+examples:
+  kalshi-lab serve --raw data/raw --port 8765
+  kalshi-lab serve --raw data/raw --now 2025-01-15T06:00 --clock-speed 60 \\
+      --public-key key.pub --key-id 5f0c0e1e-0000-4000-8000-00000000b07e
+  kalshi-lab serve --raw data/raw --port 0 --fault-429 0.1 --fault-reset 0.05
+
+Then point a client at http://127.0.0.1:PORT/trade-api/v2, e.g.
+  kalshi-bot --mode paper --base-url http://127.0.0.1:8765/trade-api/v2 --once"""
+
+SUMMARY_DESCRIPTION = """\
+Write reports/summary.md from the reports the pipeline wrote: the model against its
+baselines with intervals, the test period, the backtest, the figures and, with --ref, the
+metrics that changed since that git ref."""
+
+SUMMARY_EPILOG = """\
+examples:
+  kalshi-lab summary
+  kalshi-lab summary --ref main --out /tmp/summary.md"""
+
+EXPERIMENTS_DESCRIPTION = """\
+Print the experiments of the current commit (as "dvc exp show" lists them): the four headline
+metrics as columns, and each run's parameters written as what to pass to "dvc exp run -S" to
+get them again (the config groups that are not conf/'s defaults, then the values that differ
+from what those groups compose to). The overrides wrap, so the table fits the terminal."""
+
+EXPERIMENTS_EPILOG = """\
+examples:
+  kalshi-lab experiments
+  kalshi-lab experiments -n 2 --width 160"""
 
 
 def _time(text: str) -> dt.datetime:
@@ -74,11 +132,17 @@ def _non_negative(text: str) -> float:
 def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "serve",
-        help="serve a raw dataset as a local Kalshi Trade API v2 (loopback only)",
-        description="Serve a raw dataset (data/raw) through Kalshi's Trade API v2 paths at "
-        "http://127.0.0.1:PORT/trade-api/v2, until interrupted.",
+        help="serve recorded market data as a local Kalshi Trade API (loopback only)",
+        description=SERVE_DESCRIPTION,
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--raw", type=Path, required=True, help="raw directory (RawWriter's layout)")
+    p.add_argument(
+        "--raw",
+        type=Path,
+        required=True,
+        help="the data directory the fetch stage wrote (data/raw)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 or localhost; nothing else")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed)")
     p.add_argument("--cutoff", type=_time, help="historical cutoff (default: median settlement)")
@@ -86,7 +150,7 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--now",
         type=_time,
         help="where the server clock starts: market statuses, books and orders as of then "
-        "(default: when the data was recorded, its latest received_at)",
+        "(default: the time of the data's last recorded response)",
     )
     p.add_argument(
         "--clock-speed",
@@ -191,8 +255,10 @@ def run_serve(args: argparse.Namespace) -> int:
 def add_summary(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "summary",
-        help="write reports/summary.md: model vs baselines with intervals, test period, "
-        "backtest, metrics changed against a git ref, figures",
+        help="write reports/summary.md: the last pipeline run's results in one page",
+        description=SUMMARY_DESCRIPTION,
+        epilog=SUMMARY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--ref", help="git ref to diff the metrics against (dvc metrics diff REF)")
     p.add_argument("--out", type=Path, default=paths.SUMMARY, help="default: %(default)s")
@@ -205,8 +271,40 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_experiments(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "experiments",
+        help="the experiments table: headline metrics and each run's -S overrides",
+        description=EXPERIMENTS_DESCRIPTION,
+        epilog=EXPERIMENTS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-n", "--num", type=int, default=1, help="commits to list experiments of (default: 1)"
+    )
+    p.add_argument(
+        "--width",
+        type=int,
+        default=shutil.get_terminal_size((120, 24)).columns,
+        help="characters per line (default: the terminal's, or COLUMNS)",
+    )
+    p.set_defaults(run=run_experiments)
+
+
+def run_experiments(args: argparse.Namespace) -> int:
+    from kalshi_lab.experiments import Overrides, read_dvc_experiments, render  # Hydra: only here
+
+    print(render(read_dvc_experiments(args.num), Overrides(), args.width))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kalshi-lab", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="kalshi-lab",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -216,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve(commands)
     add_summary(commands)
+    add_experiments(commands)
     return parser
 
 

@@ -11,7 +11,10 @@ executor the backtest builds (:mod:`kalshi_lab.execution.factory`) driven by the
 to its journal (:mod:`kalshi_lab.bot.journal`) as it happens, and its report is built from the
 journal, however it ends.
 
-* start: the session's folder and journal are made; the previous session on the account is
+* start: the venue is asked first, so that a session refused at its start leaves nothing
+  behind: its clock, every series (one that does not exist is an error; one without an open
+  market right now only a note), and the balance (a key it refuses is an error); then the
+  session's folder and journal are made; the previous session on the account is
   concluded and continued (:mod:`kalshi_lab.bot.restart`); the account adopts the exchange's
   available balance (``--capital`` sets the rest aside) and the positions carried over;
   positions nothing explains stop it unless ``--adopt-positions`` takes them over at their cost
@@ -54,7 +57,7 @@ from kalshi_lab.bot.journal import ADOPTED, CARRIED, JOURNAL, Journal
 from kalshi_lab.bot.restart import Carried, RestartError, conclude_previous, find_previous
 from kalshi_lab.bot.signals import TrainedModel, predictions_now
 from kalshi_lab.bot.venue import VenueClock
-from kalshi_lab.client import KalshiClient
+from kalshi_lab.client import AuthError, KalshiClient, NotFoundError
 from kalshi_lab.errors import KalshiLabError
 from kalshi_lab.execution import build_strategy, make_executor
 from kalshi_lab.execution.account import ContractPosition, KalshiAccount
@@ -249,6 +252,7 @@ class TradingSession:
         self.venue_start = self.venue_last = now
         client, config = self.client, self.config
         base_url = client.transport.base_url
+        self._check_venue()
         previous = find_previous(config.report_root, base_url)
         folder = rep.new_report_dir(config.report_root, config.mode, self.started)
         self.journal = journal = Journal.create(folder / JOURNAL, self._session(now))
@@ -366,6 +370,28 @@ class TradingSession:
         )
         self._write_progress()
         self._reconcile("start", now)
+
+    def _check_venue(self) -> None:
+        """What must hold before the session makes its folder: every series exists, and the
+        venue takes the key (``GET /portfolio/balance``, the first signed request)."""
+        base_url = self.client.transport.base_url
+        for series in self.config.series:
+            try:
+                info = self.client.get_series_information(series)
+            except NotFoundError:
+                raise SessionError(
+                    f"series {series} does not exist on {base_url} (GET /series/{series}: "
+                    "HTTP 404): check --series, or data.series in params.yaml"
+                ) from None
+            logger.info("series %s: %s", series, info.title or "(no title)")
+        try:
+            self.client.get_balance()
+        except AuthError as exc:
+            raise SessionError(
+                f"{base_url} refused the API key ({exc}): check KALSHI_API_KEY_ID and the "
+                "private key (KALSHI_PRIVATE_KEY_PATH or KALSHI_PRIVATE_KEY) are a pair the "
+                "exchange knows"
+            ) from None
 
     def _session(self, now: pd.Timestamp) -> dict[str, Any]:
         """The journal's ``session``: what the report says of the run (no credential)."""

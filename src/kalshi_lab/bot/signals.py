@@ -155,7 +155,7 @@ def record_markets(
     prefix = "kalshi-bot-" if scratch is None else SCRATCH_PREFIX
     with tempfile.TemporaryDirectory(prefix=prefix, dir=scratch) as tmp:
         raw = Path(tmp)
-        with RawWriter(raw) as writer:
+        with RawWriter(raw, may_be_empty=("orderbooks",)) as writer:  # features need none
 
             def keep(kind: str, responses: Iterable[ApiResponse]) -> None:
                 for r in responses:

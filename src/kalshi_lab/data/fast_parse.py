@@ -10,7 +10,7 @@ it could not read exactly as the record-by-record reader of :mod:`kalshi_lab.dat
   ``null`` in the read schema, so any value there is a type error;
 * a missing required value, a value outside its range, an unknown ``taker_side``;
 * a number of records that differs from the number of lines (a blank line, two objects on one
-  line), and any JSON or gzip error.
+  line), or from the number the raw manifest says was written, and any JSON or gzip error.
 
 The parser then reads that file record by record, which either handles it (legacy,
 historical) or names the line and field at fault. Where this reader does return a table, it
@@ -189,8 +189,11 @@ def _chunks(path: Path) -> Iterator[bytes]:
         yield b"".join(pieces)
 
 
-def _parse(chunk: bytes, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.Table]) -> pa.Table:
-    """``part`` of the records of one chunk, declining unless each line was one record."""
+def _parse(
+    chunk: bytes, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.Table]
+) -> tuple[pa.Table, int]:
+    """(``part`` of the records of one chunk, their number), declining unless each line was
+    one record."""
     table = pj.read_json(
         pa.BufferReader(chunk),
         read_options=pj.ReadOptions(use_threads=False, block_size=len(chunk)),
@@ -198,27 +201,37 @@ def _parse(chunk: bytes, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.
     )
     lines = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
     _require(table.num_rows == lines, f"{table.num_rows} records on {lines} lines")
-    return part(table.combine_chunks().to_batches()[0])
+    return part(table.combine_chunks().to_batches()[0]), lines
 
 
 def _parts(
-    path: Path, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.Table]
+    path: Path, records: int, schema: pa.Schema, part: Callable[[pa.RecordBatch], pa.Table]
 ) -> Iterator[pa.Table]:
-    """``part`` of every chunk of ``path``, in order, declining on any data error on the way.
+    """``part`` of every chunk of ``path``, in order, declining on any data error on the way
+    and at the end unless the file held ``records`` records (the raw manifest's count).
 
     Chunks are parsed by ``WORKERS`` threads while this one decompresses the next (pyarrow,
     numpy and zlib release the GIL), a few chunks ahead of the consumer.
     """
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="json-chunks")
-    pending: deque[Future[pa.Table]] = deque()
+    pending: deque[Future[tuple[pa.Table, int]]] = deque()
+    found = 0
+
+    def take() -> pa.Table:
+        nonlocal found
+        table, lines = pending.popleft().result()
+        found += lines
+        return table
+
     try:
         with _declining():
             for chunk in _chunks(path):
                 pending.append(pool.submit(_parse, chunk, schema, part))
                 if len(pending) > WORKERS:
-                    yield pending.popleft().result()
+                    yield take()
             while pending:
-                yield pending.popleft().result()
+                yield take()
+        _require(found == records, f"{found} records, the manifest says {records}")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -290,9 +303,9 @@ def _candles(batch: pa.RecordBatch) -> pa.Table:
     return pa.table(columns, schema=tables.CANDLES)
 
 
-def candle_parts(path: Path) -> Iterator[pa.Table]:
+def candle_parts(path: Path, records: int) -> Iterator[pa.Table]:
     """Candlesticks in file order, in parts in the schema of ``tables.CANDLES``."""
-    return _parts(path, _CANDLES, _candles)
+    return _parts(path, records, _CANDLES, _candles)
 
 
 def _trades(batch: pa.RecordBatch) -> pa.Table:
@@ -313,9 +326,9 @@ def _trades(batch: pa.RecordBatch) -> pa.Table:
     return pa.table(columns, schema=tables.TRADES)
 
 
-def trade_parts(path: Path) -> Iterator[pa.Table]:
+def trade_parts(path: Path, records: int) -> Iterator[pa.Table]:
     """Trades in file order (duplicates kept), in parts in the schema of ``tables.TRADES``."""
-    return _parts(path, _TRADES, _trades)
+    return _parts(path, records, _TRADES, _trades)
 
 
 def _levels(levels: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -356,6 +369,6 @@ def _books(batch: pa.RecordBatch) -> pa.Table:
     return pa.table(columns, schema=tables.ORDERBOOK)
 
 
-def orderbook_parts(path: Path) -> Iterator[pa.Table]:
+def orderbook_parts(path: Path, records: int) -> Iterator[pa.Table]:
     """Orderbook levels in file order, in parts in the schema of ``tables.ORDERBOOK``."""
-    return _parts(path, _BOOKS, _books)
+    return _parts(path, records, _BOOKS, _books)

@@ -34,7 +34,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kalshi_lab.data import fast_parse, structure, tables
-from kalshi_lab.data.raw_store import KINDS, ORDERBOOK_PATH, iter_records, raw_path
+from kalshi_lab.data.raw_store import (
+    KINDS,
+    ORDERBOOK_PATH,
+    check_nonempty,
+    check_records,
+    iter_records,
+    raw_path,
+    read_manifest,
+)
 from kalshi_lab.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -176,10 +184,13 @@ def _list(doc: Doc, name: str, loc: Loc) -> list[Any]:
 
 
 def _records(raw_dir: Path, kind: str) -> Iterator[tuple[Loc, Doc]]:
-    """(location of the record, record) for every line of one raw file."""
+    """(location of the record, record) for every line of one raw file; at its end, a count
+    of records other than the manifest's is a DataError naming the file."""
     path = raw_path(raw_dir, kind)
+    line = 0
     for line, record in enumerate(iter_records(raw_dir, kind), start=1):
         yield Loc(path, line), record
+    check_records(raw_dir, kind, line, read_manifest(raw_dir))
 
 
 def _items(raw_dir: Path, kind: str, key: str, *, many: bool) -> Iterator[tuple[Loc, Doc]]:
@@ -462,7 +473,7 @@ Sink = Callable[[str, Iterator[pa.Table]], None]
 def _consume(
     raw_dir: Path,
     kind: str,
-    columnar: Callable[[Path], Iterator[pa.Table]],
+    columnar: Callable[[Path, int], Iterator[pa.Table]],
     by_record: Callable[[Path], pa.Table],
     fast: bool,
     consume: Callable[[Iterator[pa.Table]], T],
@@ -472,7 +483,8 @@ def _consume(
     ``consume`` must start afresh on every call)."""
     if fast:
         try:
-            return consume(columnar(raw_path(raw_dir, kind)))
+            records = read_manifest(raw_dir).records[kind]
+            return consume(columnar(raw_path(raw_dir, kind), records))
         except fast_parse.Declined as why:
             logger.info(
                 "%s: read record by record (the columnar reader declined: %s)",
@@ -524,12 +536,22 @@ def parse_into(raw_dir: Path, sink: Sink, *, fast: bool = True) -> None:
     orderbook (a row per level of every snapshot, not de-duplicated), is never whole in
     memory. If the columnar reader declines the orderbook file part-way, ``sink`` is called
     for it again with the record-by-record parts: a sink must start a table afresh on every
-    call. All six raw files must exist before anything is parsed; no markets at all, and
-    candles, trades or books of tickers that are not among the markets, are DataErrors.
+    call. All six raw files and their manifest must exist, and each file hold a record unless
+    its source may leave it empty, before anything is parsed; a file holding another number of
+    records than the manifest's, no markets at all, and candles, trades or books of tickers
+    that are not among the markets, are DataErrors.
     """
     raw_dir = Path(raw_dir)
     for kind in KINDS:
         raw_path(raw_dir, kind)
+    manifest = read_manifest(raw_dir)
+    for kind in KINDS:
+        check_nonempty(raw_dir, kind, manifest)
+    logger.info(
+        "%s: the fetch wrote these records per file, each checked as it is read: %s",
+        raw_dir,
+        manifest.records,
+    )
     sink("series", iter([parse_series(raw_dir)]))
     events = parse_events(raw_dir)
     sink("events", iter([events]))

@@ -8,20 +8,27 @@ client), so the parquet stage cannot tell the two apart::
 
 ``received_at`` is when the response was observed; for an orderbook it is the snapshot time.
 A raw directory always holds all six files of :data:`KINDS`, empty ones included: a missing
-file means an interrupted or foreign writer, never "no data of that kind". Files are written
-with a zero gzip mtime so that the same data gives the same bytes (and the same DVC hash) on
-every run.
+file means an interrupted or foreign writer, never "no data of that kind". Next to them the
+writer leaves :data:`MANIFEST`, the records it wrote per kind and the kinds its source may
+leave empty (e.g. ``orderbooks`` for ``data=kalshi``: history has no books, so a range that is
+over has none). The parquet stage holds the files to it (:func:`check_records`): an empty file
+the source did not allow, or a count that differs from the one written, means the file was
+replaced or cut short after the fetch, and is an error naming it, never "no data". Files are
+written with a zero gzip mtime so that the same data gives the same bytes (and the same DVC
+hash) on every run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import gzip
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,6 +48,9 @@ KINDS = {
     "trades": "trades.jsonl.gz",  # GET /markets/trades (cursor pages)
     "orderbooks": "orderbooks.jsonl.gz",  # GET /markets/{ticker}/orderbook
 }
+
+#: what the writer wrote: {"records": {kind: count}, "may_be_empty": [kind, ...]}
+MANIFEST = "manifest.json"
 
 #: the recorded path of an orderbook snapshot; its response does not repeat the ticker
 ORDERBOOK_PATH = API_PREFIX + "/markets/(?P<ticker>[^/]+)/orderbook"
@@ -78,7 +88,9 @@ class RawWriter:
     """Writes recorded responses into the six per-kind files of one raw directory.
 
     All six files are created up front, so every complete raw directory has the same layout
-    whatever was fetched. Records are serialised in the caller's thread (orjson: compact,
+    whatever was fetched; :data:`MANIFEST` is written last, on a clean close, with the records
+    of each kind and ``may_be_empty``: the kinds this source may legitimately leave without a
+    record (any other kind left empty is an error when the directory is parsed). Records are serialised in the caller's thread (orjson: compact,
     UTF-8, NaN written as null) and compressed by a background thread per file: zlib releases
     the GIL, so a producer that spends its time building documents gets most of the
     compression on another core, and one kind's backlog is compressed while the next kind is
@@ -88,9 +100,14 @@ class RawWriter:
     for the spelling of some floats (``1e16`` for ``1e+16``).
     """
 
-    def __init__(self, raw_dir: Path) -> None:
+    def __init__(self, raw_dir: Path, *, may_be_empty: Iterable[str] = ()) -> None:
         self.raw_dir = Path(raw_dir)
+        self.may_be_empty = frozenset(may_be_empty)
+        unknown = sorted(self.may_be_empty - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown raw kinds {unknown}; known: {sorted(KINDS)}")
         self.raw_dir.mkdir(parents=True, exist_ok=True)
+        (self.raw_dir / MANIFEST).unlink(missing_ok=True)  # written again once all is written
         self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._raw: dict[str, BinaryIO] = {}
         self._gzip: dict[str, gzip.GzipFile] = {}
@@ -112,8 +129,8 @@ class RawWriter:
     def __enter__(self) -> RawWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(complete=exc_type is None)
 
     def write(
         self,
@@ -160,8 +177,9 @@ class RawWriter:
         while len(self._pending) > MAX_PENDING_CHUNKS:
             self._pending.popleft().result()  # also re-raises a failed write
 
-    def close(self) -> None:
-        """Write what is buffered and close every file (each a complete gzip stream)."""
+    def close(self, *, complete: bool = True) -> None:
+        """Write what is buffered and close every file (each a complete gzip stream); then,
+        if the writing is ``complete`` (not cut short by an exception), the manifest."""
         if not self._gzip:
             return
         try:
@@ -169,6 +187,9 @@ class RawWriter:
                 self._flush(kind)
             while self._pending:
                 self._pending.popleft().result()
+        except BaseException:
+            complete = False
+            raise
         finally:
             for compressor in self._compressors.values():
                 compressor.shutdown(wait=True, cancel_futures=True)
@@ -180,6 +201,11 @@ class RawWriter:
                 self._raw[kind].close()
             self._gzip.clear()
             self._raw.clear()
+            if complete:
+                manifest = {"records": self.counts, "may_be_empty": sorted(self.may_be_empty)}
+                (self.raw_dir / MANIFEST).write_bytes(
+                    orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+                )
 
 
 def iter_records(raw_dir: Path, kind: str) -> Iterator[dict[str, Any]]:
@@ -204,3 +230,78 @@ def iter_records(raw_dir: Path, kind: str) -> Iterator[dict[str, Any]]:
                 yield record
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}:{lineno + 1}: record: unreadable gzip data ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the writer of a raw directory recorded (:data:`MANIFEST`)."""
+
+    path: Path
+    records: dict[str, int]
+    may_be_empty: frozenset[str]
+
+
+def read_manifest(raw_dir: Path) -> Manifest:
+    """The manifest of ``raw_dir``; missing or malformed, a DataError naming it."""
+    path = Path(raw_dir) / MANIFEST
+    if not path.is_file():
+        raise DataError(
+            f"{path}: missing: the fetch stage writes it with the raw files, the records it "
+            "wrote per kind (run the fetch stage)"
+        )
+    try:
+        doc = orjson.loads(path.read_bytes())
+        records, may_be_empty = doc["records"], doc["may_be_empty"]
+        ok = (
+            set(records) == set(KINDS)
+            and all(type(n) is int and n >= 0 for n in records.values())
+            and set(may_be_empty) <= set(KINDS)
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise DataError(
+            f'{path}: expected {{"records": {{kind: count}} for each of {sorted(KINDS)}, '
+            '"may_be_empty": [kind, ...]} (run the fetch stage)'
+        )
+    return Manifest(path, dict(records), frozenset(may_be_empty))
+
+
+def check_nonempty(raw_dir: Path, kind: str, manifest: Manifest) -> None:
+    """Refuse a file of ``kind`` without a single record, unless its source allowed that.
+
+    Cheap (it reads the first record only), so every file is checked before any is parsed: a
+    0-byte file (not even a gzip header: the writer always writes one) is refused always, an
+    empty gzip stream unless the manifest allows the kind to be empty and counts no record.
+    """
+    path = raw_path(raw_dir, kind)
+    written = manifest.records[kind]
+    if path.stat().st_size == 0:
+        what = "empty file (0 bytes, not even a gzip header)"
+    else:
+        with contextlib.closing(iter_records(raw_dir, kind)) as records:
+            if next(records, None) is not None:
+                return
+        if written == 0 and kind in manifest.may_be_empty:
+            return
+        what = "no records"
+    if written == 0 and kind not in manifest.may_be_empty:
+        raise DataError(
+            f"{path}: {what}: the fetch wrote none ({manifest.path}), and without {kind} there "
+            "is nothing to build on: widen the data selection in params.yaml and fetch again"
+        )
+    raise DataError(f"{path}: {what}, but {_written(manifest, kind)}")
+
+
+def check_records(raw_dir: Path, kind: str, found: int, manifest: Manifest) -> None:
+    """Refuse a file of ``kind`` whose ``found`` records differ from the count written."""
+    if found != manifest.records[kind]:
+        records = f"{found} record{'' if found == 1 else 's'}"
+        raise DataError(f"{raw_path(raw_dir, kind)}: {records}, but {_written(manifest, kind)}")
+
+
+def _written(manifest: Manifest, kind: str) -> str:
+    return (
+        f"the fetch wrote {manifest.records[kind]} ({manifest.path}): the file was changed or "
+        "cut short after the fetch (run the fetch stage again)"
+    )

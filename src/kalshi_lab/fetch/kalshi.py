@@ -329,7 +329,8 @@ def fetch_kalshi(
             data.end,
         )
         per_market = _in_parallel(job.market_data, markets, data.concurrency or 1)
-        with RawWriter(raw_dir) as writer:
+        # books are of markets open now only: a range that is over has none
+        with RawWriter(raw_dir, may_be_empty=("orderbooks",)) as writer:
             _write(writer, "series", series.values())
             _write(writer, "events", events)
             _write(writer, "markets", documents)

@@ -2,12 +2,14 @@
 each stage depends on the code it runs, so that editing a module re-runs what imports it."""
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from kalshi_lab import paths
+from kalshi_lab.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +56,16 @@ def test_every_stage_reads_params_yaml_sections_that_exist():
     for name, stage in dvc["stages"].items():
         assert set(stage.get("params", [])) <= sections, name
         assert stage["cmd"] == f"python -m kalshi_lab.stages.{name}"
+
+
+def test_validate_reads_every_section_so_any_override_re_runs_it_first():
+    """A section validate does not list would not re-run it: a bad value there would reach
+    the stage that reads it, after DVC deleted that stage's outputs."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    listed = dvc["stages"]["validate"]["params"]
+    assert sorted(listed) == sorted(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(Params))
+    assert "data/params.ok" in dvc["stages"]["fetch"]["deps"]
 
 
 SRC = ROOT / "src"

@@ -13,7 +13,7 @@ from sklearn.base import clone
 
 from kalshi_lab.errors import ParamError
 from kalshi_lab.evaluation.metrics import brier_per_row
-from kalshi_lab.models import build_model, fit_model
+from kalshi_lab.models import build_model, check_model_params, fit_model
 from kalshi_lab.models.market_offset import (
     OFFSET_FEATURE,
     MarketOffsetLGBMClassifier,
@@ -152,6 +152,39 @@ def test_lightgbm_takes_extra_trees_and_refuses_unknown_keys():
             build_model(ModelParams(name, "settlement", 0, {"extra_tress": True}))
     with pytest.raises(ParamError, match="extra_trees"):
         build_model(ModelParams("logreg", "settlement", 0, {"extra_trees": True}))
+
+
+def test_the_check_blames_the_key_at_fault_not_one_that_needs_company():
+    """LightGBM's random forest needs bagging: with the config's bagging it is valid, and a bad
+    num_leaves beside it is the fault; without bagging, boosting_type is; of two bad keys, the
+    first is named."""
+    bagged = {"boosting_type": "rf", **conf_params("lightgbm").params}
+    check_model_params(ModelParams("lightgbm", "settlement", 0, bagged))
+    with pytest.raises(ParamError, match=r"^model\.params\.num_leaves: -3 is refused by lightgbm"):
+        check_model_params(ModelParams("lightgbm", "settlement", 0, bagged | {"num_leaves": -3}))
+    with pytest.raises(
+        ParamError,
+        match=r"^model\.params\.boosting_type: 'rf' is refused by lightgbm \(LightGBM: Check "
+        r"failed: \(config->bagging_freq > 0",
+    ):
+        check_model_params(ModelParams("lightgbm", "settlement", 0, {"boosting_type": "rf"}))
+    two_bad = {"num_leaves": -3, "learning_rate": -1.0}
+    with pytest.raises(ParamError, match=r"^model\.params\.num_leaves: -3 .* must be > 1\)$"):
+        check_model_params(ModelParams("lightgbm", "settlement", 0, two_bad))
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("lightgbm", {"subsample": 0.001, "subsample_freq": 1}),  # bags 2 of the check's rows
+        ("hist_gb", {"early_stopping": True, "validation_fraction": 0.001}),
+        ("lightgbm", {"n_estimators": 100_000}),  # fitted in one round, not 100 000
+    ],
+)
+def test_the_check_passes_values_that_are_valid_on_the_train_stage_s_rows(name, params):
+    """A share of the check's few rows must not be refused when the same share of the
+    thousands of rows the train stage fits is fine."""
+    check_model_params(ModelParams(name, "settlement", 0, params))
 
 
 def test_the_offset_model_predicts_settlement_only():

@@ -22,6 +22,7 @@ from dvc_copy import (
     reproduced_copy,
     summary,
 )
+from kalshi_lab import paths
 from kalshi_lab.compose_params import compose_text
 
 pytestmark = pytest.mark.slow
@@ -113,6 +114,54 @@ def test_invalid_override_fails_clearly_and_keeps_the_last_results(repo):
     # the validate stage failed before DVC deleted the backtest's outputs
     assert "Running stage 'backtest'" not in proc.stdout
     assert [path.read_bytes() for path in kept] == before
+
+
+def stage_outputs(repo: Path) -> dict[str, bytes]:
+    """Every file the stages after validate wrote, by path: validate's own marker aside, which
+    DVC deletes before it runs the stage."""
+    found = (p for top in ("data", "models", "reports") for p in (repo / top).rglob("*"))
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in found
+        if p.is_file() and p.relative_to(repo) != paths.PARAMS_VALID
+    }
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        (
+            "evaluation.reliability_bins=0",
+            "params.yaml: evaluation.reliability_bins: Input should be greater than or equal to 2,"
+            " got 0",
+        ),
+        (
+            "model.params.num_leaves=-3",
+            "model.params.num_leaves: -3 is refused by lightgbm (LightGBM: num_leaves must be > 1)",
+        ),
+    ],
+)
+def test_a_bad_evaluation_or_model_value_stops_at_validate_and_keeps_every_output(
+    repo, override, says
+):
+    """The issue's cases: read only by evaluate or train, they used to stop there, after DVC
+    had deleted the reports, figures, predictions and models."""
+    before = stage_outputs(repo)
+    for path in (
+        paths.METRICS,
+        paths.EVALUATION,
+        paths.MODEL,
+        paths.ROC_FIGURE,
+        paths.PREDICTIONS,
+        paths.BACKTEST_REPORT,
+    ):
+        assert str(path) in before, path
+    proc = dvc(repo, "exp", "run", "-S", override, ok=False)
+    assert proc.returncode != 0
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "error:" in line]
+    assert errors == [f"error: validate: {says}"], proc.stderr
+    assert "Running stage 'fetch'" not in proc.stdout
+    assert stage_outputs(repo) == before
 
 
 def test_kalshi_source_against_the_local_server(repo, tmp_path):

@@ -275,6 +275,12 @@ def test_a_backtest_that_places_no_order_says_why(pipeline, tmp_path):
         ("fetch", "data.end=2024-12-01", "data.end: must be on or after data.start"),
         ("train", "split.train_size=1.0", "split.train_size: Input should be less than 1"),
         ("train", "model.name=xgboost", "model.name: Input should be 'lightgbm'"),
+        # the train stage run on its own checks the hyper-parameters before any fit, as validate
+        (
+            "train",
+            "model.params.num_leaves=-3",
+            "model.params.num_leaves: -3 is refused by lightgbm (LightGBM: num_leaves must be > 1)",
+        ),
         ("backtest", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),
         # what DVC runs first: the backtest's argument fails before any output is deleted
         ("validate", "strategy.kelly_fraction=0", "strategy.kelly_fraction must be in (0, 1]"),

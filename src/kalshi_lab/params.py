@@ -399,7 +399,9 @@ class EvaluationParams:
 class ModelParams:
     """The classifier, its target and its hyper-parameters (``model``).
 
-    ``params`` go to the estimator as they are: the estimator checks its own arguments.
+    ``params`` go to the estimator as they are, so the estimator's own rules check them
+    (names, types, ranges: :func:`kalshi_lab.models.check_model_params`, which the validate and
+    train stages run; it needs LightGBM and scikit-learn, which this module does not import).
     ``lightgbm_offset`` and ``anchored_logit`` start from the market's probability of YES, so
     they predict only the ``settlement`` target.
     """

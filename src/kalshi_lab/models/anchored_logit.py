@@ -35,6 +35,7 @@ own cluster, which over-counts evidence (``kalshi_lab.models.fit_model`` passes 
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -43,11 +44,21 @@ from scipy.optimize import minimize
 from scipy.stats import norm
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+# scikit-learn's own parameter checks, as its estimators declare them: the validate stage reads
+# them through _validate_params for every model alike (kalshi_lab.models.hyperparams)
+from sklearn.utils._param_validation import Interval
+
 from kalshi_lab.models.market_offset import OFFSET_FEATURE, sigmoid
 
 
 class MarketAnchoredLogit(ClassifierMixin, BaseEstimator):
     """P(YES) = sigmoid(market log-odds + the features the events show it misses)."""
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        "alpha": [Interval(Real, 0.0, 1.0, closed="neither")],
+        "max_features": [Interval(Integral, 0, None, closed="left")],
+        "ridge": [Interval(Real, 0.0, None, closed="left")],
+    }
 
     def __init__(self, alpha: float = 0.01, max_features: int = 8, ridge: float = 1e-6) -> None:
         self.alpha = alpha
@@ -57,10 +68,7 @@ class MarketAnchoredLogit(ClassifierMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any, groups: Any = None) -> MarketAnchoredLogit:
         """Select features by the clustered score test (``groups``: each row's event), then fit
         their coefficients; see the module docstring."""
-        if not 0.0 < self.alpha < 1.0:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
-        if self.max_features < 0:
-            raise ValueError(f"max_features must be >= 0, got {self.max_features!r}")
+        self._validate_params()  # _parameter_constraints
         labels = np.asarray(y)
         self.classes_ = np.unique(labels)
         if len(self.classes_) != 2:

@@ -23,7 +23,11 @@ def fit_model(
             f"the training rows of {what} for target {params.target} hold a single class "
             f"({len(y)} rows)"
         )
-    model = build_model(params)
+    return fit_estimator(build_model(params), rows, y, columns)
+
+
+def fit_estimator(model: Any, rows: pd.DataFrame, y: np.ndarray, columns: list[str]) -> Any:
+    """``model`` (built by :func:`build_model`) fit on ``rows[columns]`` and labels ``y``."""
     if "groups" in inspect.signature(model.fit).parameters:
         # a model that counts evidence in events, not rows (MarketAnchoredLogit)
         model.fit(rows[columns], y, groups=rows["event_ticker"].to_numpy())

@@ -63,7 +63,9 @@ MODEL_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
 }
 assert tuple(MODEL_BUILDERS) == MODEL_NAMES, "params.MODEL_NAMES and the registry must agree"
 
-_ESTIMATOR_CLASSES = {
+#: the class each name builds (for logreg, the pipeline's last step): whose parameters
+#: ``model.params`` sets
+ESTIMATOR_CLASSES: dict[str, type] = {
     "lightgbm": LGBMClassifier,
     "logreg": LogisticRegression,
     "hist_gb": HistGradientBoostingClassifier,
@@ -76,13 +78,31 @@ _ESTIMATOR_CLASSES = {
 #: at random, which curbs the optimism of searching every threshold of every feature
 LIGHTGBM_EXTRA = frozenset({"extra_trees"})
 _EXTRA_PARAMS = {"lightgbm": LIGHTGBM_EXTRA, "lightgbm_offset": LIGHTGBM_EXTRA}
+_LIGHTGBM_SET = frozenset({"random_state", *LIGHTGBM_FIXED})
+#: what each builder sets itself, so model.params may not: the seed (model.seed) and
+#: LightGBM's repeatability settings
+SET_BY_BUILDER: dict[str, frozenset[str]] = {
+    "lightgbm": _LIGHTGBM_SET,
+    "logreg": frozenset({"random_state"}),
+    "hist_gb": frozenset({"random_state"}),
+    "lightgbm_offset": _LIGHTGBM_SET,
+    "anchored_logit": frozenset(),
+}
+
+
+def settable_params(name: str) -> frozenset[str]:
+    """The hyper-parameters ``model.params`` may set for model ``name``."""
+    known = set(ESTIMATOR_CLASSES[name]().get_params()) | _EXTRA_PARAMS.get(name, frozenset())
+    return frozenset(known - SET_BY_BUILDER[name])
 
 
 def build_model(params: ModelParams) -> Any:
-    """The unfitted estimator for ``params``; an unknown hyper-parameter is a ParamError."""
-    known = set(_ESTIMATOR_CLASSES[params.name]().get_params())
-    known |= _EXTRA_PARAMS.get(params.name, frozenset())
-    unknown = sorted(set(params.params) - known)
+    """The unfitted estimator for ``params``; an unknown hyper-parameter is a ParamError.
+
+    Values are not checked here (the estimators check them when they fit):
+    :func:`kalshi_lab.models.hyperparams.check_model_params` does, before any stage fits.
+    """
+    unknown = sorted(set(params.params) - settable_params(params.name))
     if unknown:
         raise ParamError(f"model.params has keys {unknown} that {params.name} does not take")
     try:

@@ -20,7 +20,7 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
 from kalshi_lab.guards import constant_model_reason, nothing_scorable, skip_reason
 from kalshi_lab.io import StagedOutputs
-from kalshi_lab.models import fit_model
+from kalshi_lab.models import check_model_params, fit_model
 from kalshi_lab.params import load_params
 from kalshi_lab.split import Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
@@ -60,6 +60,9 @@ def _describe(split: Split, n_train: int, skipped: str | None) -> dict[str, obje
 
 def main() -> None:
     params = load_params()
+    # as the validate stage does: a bad hyper-parameter is one line naming it, not LightGBM's
+    # traceback from the first fit, when the stage is run on its own
+    check_model_params(params.model)
     features = read_features()
     target = TARGET_COLUMNS[params.model.target]
     found = periods(features, params.split, params.model.target)

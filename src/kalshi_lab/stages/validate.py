@@ -11,6 +11,7 @@ from kalshi_lab import paths
 from kalshi_lab.execution import build_strategy
 from kalshi_lab.features.user import user_features
 from kalshi_lab.io import StagedOutputs
+from kalshi_lab.models import check_model_params
 from kalshi_lab.params import Params, load_params
 from kalshi_lab.stages.runner import logger, run_stage
 
@@ -20,9 +21,13 @@ VALID = "params.yaml passed validation\n"
 
 
 def check(params: Params) -> None:
-    """The rules the sections cannot check alone: the strategy builds from its arguments and
-    reads the model's target (the class checks its own arguments, see build_strategy); each
-    user feature's function imports and takes its keys, its columns are not built-in ones."""
+    """The rules the sections cannot check alone (``load_params`` checked each section): the
+    model's estimator takes ``model.params`` (names, types and values, as LightGBM or
+    scikit-learn check them when they fit, see check_model_params); the strategy builds from
+    its arguments and reads the model's target (the class checks its own arguments, see
+    build_strategy); each user feature's function imports and takes its keys, its columns are
+    not built-in ones."""
+    check_model_params(params.model)
     build_strategy(params.strategy, params.model.target)
     user_features(params.features)
 

@@ -14,7 +14,8 @@ sleeps), ``passive`` what ``import kalshi_lab`` sets unless the variable is alre
 Every configuration runs ``--repeat`` times, alternating, first on the cores as they are
 ("quiet"), then while one busy loop (``while True: pass``, another process) competes for
 them ("busy"). Prints median and worst wall time and median CPU time per configuration;
-fails unless every fit predicted the same probabilities, bit for bit.
+fails unless every fit predicted the same probabilities, bit for bit. Figures and the choice
+they made (``n_jobs=2``, passive) are in benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -458,6 +458,13 @@ runpy.run_module("kalshi_lab.stages.evaluate", run_name="__main__")
 """
 
 
+def _interruptible() -> None:
+    """In the child before it starts Python: SIGINT as a terminal's Ctrl-C delivers it. An
+    xdist worker ignores SIGINT, and a child inherits that (Python then never raises
+    KeyboardInterrupt); DVC leaves it as it is for a stage."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _files(root: Path) -> set[Path]:
     return {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
 
@@ -473,6 +480,7 @@ def test_ctrl_c_ends_a_stage_with_one_line_exit_130_and_no_output(pipeline, tmp_
         env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
     try:
         for line in proc.stderr:
@@ -499,6 +507,7 @@ def test_ctrl_c_while_a_stage_imports_is_one_line(tmp_path):
         env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
     maps = Path(f"/proc/{proc.pid}/maps")
     try:

@@ -191,7 +191,9 @@ def test_openmp_threads_sleep_unless_the_user_says_and_n_jobs_changes_no_predict
     policy, *predictions = _fit_in_a_child(env, "1", "2")
     assert policy == "PASSIVE"
     assert len(predictions) == 2 and predictions[0] == predictions[1]
-    assert _fit_in_a_child(env | {"OMP_WAIT_POLICY": "active"}) == ["active"]
+    theirs = [sys.executable, "-c", "import os, kalshi_lab; print(os.environ['OMP_WAIT_POLICY'])"]
+    proc = subprocess.run(theirs, env=env | {"OMP_WAIT_POLICY": "active"}, capture_output=True)
+    assert proc.stdout == b"active\n"
 
 
 def test_the_offset_model_predicts_settlement_only():

@@ -1,6 +1,9 @@
 """The model registry and the market-offset LightGBM: it starts from the market's log-odds,
 learns what the price misses, and behaves like every other model to the stages."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
@@ -185,6 +188,45 @@ def test_the_check_passes_values_that_are_valid_on_the_train_stage_s_rows(name, 
     """A share of the check's few rows must not be refused when the same share of the
     thousands of rows the train stage fits is fine."""
     check_model_params(ModelParams(name, "settlement", 0, params))
+
+
+#: in a fresh interpreter, as a stage starts: the wait policy libgomp is loaded with, then the
+#: lightgbm config fit (the registry's settings) at each n_jobs in argv, a hash of each's
+#: predictions
+FIT_IN_A_CHILD = """
+import hashlib, os, sys
+import kalshi_lab
+import numpy as np
+from kalshi_lab.models import build_model
+from kalshi_lab.params import ModelParams
+print(os.environ.get("OMP_WAIT_POLICY"))
+rng = np.random.default_rng(0)
+x = rng.normal(size=(3000, 6))
+x[rng.random(x.shape) < 0.1] = np.nan
+y = (np.nan_to_num(x[:, 0]) + rng.normal(size=3000) > 0).astype(int)
+params = {"n_estimators": 30, "num_leaves": 15, "subsample": 0.8, "subsample_freq": 1}
+for jobs in sys.argv[1:]:
+    model = build_model(ModelParams("lightgbm", "settlement", 0, params)).set_params(n_jobs=int(jobs))
+    print(hashlib.sha256(model.fit(x, y).predict_proba(x).tobytes()).hexdigest())
+"""
+
+
+def _fit_in_a_child(env: dict[str, str], *jobs: str) -> list[str]:
+    cmd = [sys.executable, "-c", FIT_IN_A_CHILD, *jobs]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_openmp_threads_sleep_unless_the_user_says_and_n_jobs_changes_no_prediction():
+    """Waiting OpenMP threads sleep (a busy machine's LightGBM fits were 2-7x slower with them
+    spinning) unless the user set the policy; n_jobs changes no prediction (the policy cannot:
+    benchmarks/bench_lightgbm_threads.py compares all four on a large fit)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    policy, *predictions = _fit_in_a_child(env, "1", "2")
+    assert policy == "PASSIVE"
+    assert len(predictions) == 2 and predictions[0] == predictions[1]
+    theirs = [sys.executable, "-c", "import os, kalshi_lab; print(os.environ['OMP_WAIT_POLICY'])"]
+    proc = subprocess.run(theirs, env=env | {"OMP_WAIT_POLICY": "active"}, capture_output=True)
+    assert proc.stdout == b"active\n"
 
 
 def test_the_offset_model_predicts_settlement_only():

@@ -7,10 +7,13 @@ output.
 
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import joblib
@@ -219,6 +222,22 @@ def test_stages_log_what_they_leave_out_and_why(pipeline):
     assert "have no settlement label, predicted but not scored" in evaluate
     backtest = (pipeline / "backtest.log").read_text()
     assert "signals without an order: " in backtest and "sends that filled nothing" in backtest
+
+
+def test_train_logs_every_fit_with_its_rows_and_seconds(pipeline):
+    """One line per period as it is done (a slow model never leaves the stage silent): each is
+    fit (rows and seconds) or skipped (why), then the live model."""
+    train = (pipeline / "train.log").read_text()
+    params = load_params(pipeline / "params.yaml")
+    features = pd.read_parquet(pipeline / paths.FEATURES)
+    found = periods(features, params.split, params.model.target)
+    for _, what, _ in found.named():
+        fit = re.search(rf"INFO trained lightgbm for {what} on [1-9]\d* rows in \d+\.\d s\n", train)
+        assert fit or f"WARNING train: {what} skipped, not scored: " in train, what
+    live = (
+        r"INFO trained lightgbm for the live model \(every labelled row\) on \d+ rows in [\d.]+ s"
+    )
+    assert re.search(live, train)
 
 
 def _backtest_copy(pipeline: Path, workdir: Path, overrides: list[str]) -> Path:
@@ -430,6 +449,86 @@ def test_help_or_an_unknown_argument_leaves_the_outputs_alone(pipeline, args):
     else:
         assert proc.returncode == 2
         assert f"error: unrecognized arguments: {args[0]}" in proc.stderr
+
+
+#: evaluate as DVC runs it, held at its first figure (after its predictions, reports and curves
+#: are staged) until the test interrupts it: Ctrl-C while the stage is writing, at a known point
+HELD_EVALUATE = """
+import runpy, sys, time
+from kalshi_lab import figures
+def held(*args, **kwargs):
+    print("holding", file=sys.stderr, flush=True)
+    time.sleep(120)
+figures.roc = held
+runpy.run_module("kalshi_lab.stages.evaluate", run_name="__main__")
+"""
+
+
+def _interruptible() -> None:
+    """In the child before it starts Python: SIGINT as a terminal's Ctrl-C delivers it. An
+    xdist worker ignores SIGINT, and a child inherits that (Python then never raises
+    KeyboardInterrupt); DVC leaves it as it is for a stage."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _files(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+
+
+def test_ctrl_c_ends_a_stage_with_one_line_exit_130_and_no_output(pipeline, tmp_path):
+    for path in (paths.FEATURES.parent, paths.MODEL.parent):
+        shutil.copytree(pipeline / path, tmp_path / path)
+    shutil.copy(pipeline / "params.yaml", tmp_path)
+    inputs = _files(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HELD_EVALUATE],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_interruptible,
+    )
+    try:
+        for line in proc.stderr:
+            if line == "holding\n":
+                break
+        staged = [p for p in tmp_path.rglob(".*.tmp")]
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+    assert len(staged) >= 4  # it was interrupted with outputs written but not yet published
+    assert rest == "error: evaluate: interrupted\n"  # no traceback
+    assert _files(tmp_path) == inputs  # neither outputs nor their temporaries left behind
+
+
+def test_ctrl_c_while_a_stage_imports_is_one_line(tmp_path):
+    """SIGINT as soon as the stage process has loaded pandas, before it runs its body: no
+    traceback (the stage's package hooks the report of an uncaught KeyboardInterrupt)."""
+    write_params(tmp_path, [])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kalshi_lab.stages.validate"],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_interruptible,
+    )
+    maps = Path(f"/proc/{proc.pid}/maps")
+    try:
+        deadline = time.monotonic() + 60
+        while "pandas/_libs" not in maps.read_text() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert "Traceback" not in err
+    assert err.splitlines() == ["error: interrupted"]
+    assert code == -signal.SIGINT  # Python ends a process interrupted outside run_stage by SIGINT
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 def posterior_at(sim, tickers: pd.Series, as_of: pd.Series) -> np.ndarray:

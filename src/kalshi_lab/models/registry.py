@@ -26,7 +26,10 @@ from kalshi_lab.models.anchored_logit import MarketAnchoredLogit
 from kalshi_lab.models.market_offset import MarketOffsetLGBMClassifier
 from kalshi_lab.params import MODEL_NAMES, ModelParams
 
-#: LightGBM's settings that make a fit repeatable on a 2-core machine and quiet
+#: LightGBM's settings that make a fit repeatable on a 2-core machine and quiet. Two threads,
+#: which wait by sleeping (kalshi_lab sets OMP_WAIT_POLICY): a third slower than spinning on
+#: idle cores, 6x faster with another process on them (benchmarks/bench_lightgbm_threads.py);
+#: the predictions do not depend on either
 LIGHTGBM_FIXED = {"deterministic": True, "force_col_wise": True, "n_jobs": 2, "verbose": -1}
 
 

@@ -1,5 +1,5 @@
-"""The common shell of every stage: ``--help``, logging, and one clear message with exit code 2
-on bad input."""
+"""The common shell of every stage: ``--help``, logging, one clear message with exit code 2
+on bad input, and one line with exit code 130 on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from kalshi_lab.errors import KalshiLabError
 
 logger = logging.getLogger("kalshi_lab")
 
+#: exit code of a stage stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
+INTERRUPTED = 130
+
 
 def run_stage(name: str, body: Callable[[], None], argv: list[str] | None = None) -> None:
     """Run ``body``; a KalshiLabError becomes ``error: <message>`` on stderr and exit code 2.
@@ -25,7 +28,10 @@ def run_stage(name: str, body: Callable[[], None], argv: list[str] | None = None
     stage and exits before anything is read or written, any other argument is argparse's
     usage error (exit code 2), so a mistyped flag never runs the stage and rewrites its
     outputs. Outputs are written through :class:`kalshi_lab.io.StagedOutputs`, so a failing
-    stage leaves none of them behind. Other exceptions are bugs and keep their traceback.
+    stage leaves none of them behind. Ctrl-C (KeyboardInterrupt) is the user's choice, not a
+    bug: ``error: <stage>: interrupted`` and exit code 130 (128 + SIGINT, what a shell reports
+    for a process ended by Ctrl-C), after StagedOutputs has discarded what was staged. Other
+    exceptions are bugs and keep their traceback.
     """
     module = inspect.getmodule(body)
     stage_parser(name, module.__doc__ if module else None).parse_args(argv)
@@ -35,6 +41,9 @@ def run_stage(name: str, body: Callable[[], None], argv: list[str] | None = None
     except KalshiLabError as exc:
         print(f"error: {name}: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"error: {name}: interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED)
 
 
 def stage_parser(name: str, description: str | None) -> argparse.ArgumentParser:

@@ -11,6 +11,8 @@ scores it (the periods above measured the procedure that made it), and kalshi-bo
 paper and live mode, after the last labelled day.
 """
 
+import time
+
 import joblib
 import numpy as np
 import pandas as pd
@@ -70,14 +72,22 @@ def main() -> None:
     labelled = features[target].notna().to_numpy()
     columns = feature_columns(params.features)
 
+    named = found.named()
+
     def fit(train: np.ndarray, what: str):
+        # one line per fit, with its time: a slow model never leaves the stage silent for
+        # the whole training, and the log says which period cost what
         rows = features[train & labelled]
+        started = time.perf_counter()
         model = fit_model(params.model, rows, rows[target].to_numpy(dtype=int), columns, what)
-        logger.info("trained %s for %s on %d rows", params.model.name, what, len(rows))
+        seconds = time.perf_counter() - started
+        logger.info(
+            "trained %s for %s on %d rows in %.1f s", params.model.name, what, len(rows), seconds
+        )
         return model, rows
 
     models, skipped, described = {}, {}, {}
-    for key, what, split in found.named():
+    for key, what, split in named:
         model, n_train = None, 0
         reason = skip_reason(features, split, params.model.target, params.split)
         if reason is None:
@@ -94,7 +104,7 @@ def main() -> None:
     if found.test is None:
         logger.warning("train: split.test_size=0 holds out no test period")
     live_model, everything = fit(labelled, "the live model (every labelled row)")
-    folds = [key for key, _, _ in found.named() if key != "test"]
+    folds = [key for key, _, _ in named if key != "test"]
     validation = described[folds[-1]]
     y = features.loc[found.validation.train & labelled, target]
     meta = {

@@ -1,0 +1,239 @@
+"""Kalshi's WebSocket streams (docs.kalshi.com/websockets, AsyncAPI spec ``asyncapi.yaml``):
+one connection, signed at the handshake, carrying the subscribed channels' messages.
+
+:class:`KalshiStream` is an iterator of data messages (``{"type", "sid", "seq", "msg"}`` as the
+spec shapes them) for synchronous code. It is built on ``websockets.sync.client.reconnect``,
+which reconnects with exponential backoff and answers the server's ``heartbeat`` pings; what
+it adds is Kalshi's protocol:
+
+* the handshake is signed like a REST request (RSA-PSS over timestamp + ``GET`` +
+  ``/trade-api/ws/v2``, headers ``KALSHI-ACCESS-*``), afresh for every connection attempt: a
+  signature is only accepted for a short while after its timestamp;
+* on every connection it sends one ``subscribe`` command (``id``, ``cmd``, ``params.channels``,
+  ``params.market_tickers``); the ``subscribed`` answers name each channel's ``sid``; an
+  ``error`` answer to it is fatal (:class:`StreamError` with the spec's code), since retrying
+  the same command gets the same answer;
+* :mod:`kalshi_lab.client.ws_sequence` drops duplicates and, on a ``seq`` gap of the
+  orderbook subscription, asks for fresh snapshots (``update_subscription`` /
+  ``get_snapshot``): the next message passed on for each of its markets is a snapshot.
+
+Messages lost while disconnected are not replayed by Kalshi: after a reconnect the
+``orderbook_delta`` subscription starts again with a snapshot of every market, but trades and
+fills of the gap are only in the REST listings (``stats.reconnects`` tells a consumer when to
+look there).
+
+The key id and signature never reach a log: the websockets library logs handshake headers at
+DEBUG, so its logger here is held at INFO.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, reconnect
+
+from kalshi_lab.client.auth import KalshiSigner
+from kalshi_lab.client.errors import AuthError, KalshiError
+from kalshi_lab.client.ws_sequence import Sequencer, StreamStats
+
+logger = logging.getLogger(__name__)
+#: the websockets library's own logger: never below INFO (DEBUG dumps the signed headers)
+_protocol_logger = logging.getLogger(f"{__name__}.protocol")
+_protocol_logger.setLevel(logging.INFO)
+
+WS_PATH = "/trade-api/ws/v2"
+#: answers to commands; everything else with a ``type`` is a data message
+RESPONSE_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error", "list_subscriptions"})
+#: channel errors after which "the user must resubscribe" (spec: Terminal Errors)
+TERMINAL_CODES = frozenset({10, 25})
+CHANNELS = frozenset(
+    {"orderbook_delta", "ticker", "trade", "fill", "user_orders", "market_positions",
+     "market_lifecycle_v2"}
+)  # fmt: skip
+
+
+class StreamError(KalshiError):
+    """The server refused a command (``code`` from the spec's error table) or sent what the
+    protocol does not allow."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def ws_url_for(base_url: str) -> str:
+    """The stream URL of a REST base URL: ``https://host/trade-api/v2`` ->
+    ``wss://host/trade-api/ws/v2`` (http -> ws for a local server)."""
+    parts = urlsplit(base_url)
+    scheme = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"base URL {base_url!r} is not an http(s) URL")
+    return urlunsplit((scheme, parts.netloc, WS_PATH, "", ""))
+
+
+class _SignedReconnect(reconnect):
+    """``reconnect`` that signs each handshake when it is made, not once for all of them."""
+
+    def __init__(self, uri: str, signer: KalshiSigner | None, **kwargs: Any) -> None:
+        super().__init__(uri, **kwargs)
+        self._signer = signer
+        self._path = urlsplit(uri).path or "/"
+
+    def connect(self) -> ClientConnection:
+        if self._signer is not None:
+            self.additional_headers = self._signer.headers("GET", self._path)
+        return super().connect()
+
+
+class KalshiStream:
+    """Subscribes to ``channels`` (for ``market_tickers``, or all markets where a channel
+    allows it) and yields every data message in arrival order, reconnecting with backoff.
+
+    ``reconnect_delays`` (a generator factory of seconds) replaces websockets' backoff
+    (random 0-5 s, then 3.1 s x 1.618... up to 90 s), e.g. for tests. :meth:`close` (from any
+    thread) ends the iteration.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        channels: Sequence[str],
+        market_tickers: Sequence[str] | None = None,
+        auth: KalshiSigner | None = None,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        reconnect_delays: Callable[[], Generator[float]] | None = None,
+    ) -> None:
+        if not channels:
+            raise ValueError("channels is empty: subscribe to at least one channel")
+        unknown = sorted(set(channels) - CHANNELS)
+        if unknown:
+            raise ValueError(f"unknown channel(s) {unknown}: known are {sorted(CHANNELS)}")
+        if market_tickers is not None and not market_tickers:
+            raise ValueError("market_tickers is empty: give None for all markets")
+        self.url = url
+        self.channels = list(channels)
+        self.market_tickers = None if market_tickers is None else list(market_tickers)
+        self.stats = StreamStats()
+        self._sequencer = Sequencer(self.stats)
+        self._kwargs: dict[str, Any] = {
+            "open_timeout": open_timeout,
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+            "logger": _protocol_logger,
+            "compression": None,
+        }
+        if reconnect_delays is not None:
+            self._kwargs["reconnect_delays"] = reconnect_delays
+        self._auth = auth
+        self._ids = 0
+        self._subscribe_id = 0
+        self._ws: ClientConnection | None = None
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"KalshiStream({self.url!r}, channels={self.channels})"
+
+    @property
+    def connected(self) -> bool:
+        """A connection is up (it may still be subscribing)."""
+        return self._ws is not None
+
+    def close(self) -> None:
+        """End the iteration (the current connection is closed); safe from another thread."""
+        self._closed.set()
+        with self._lock:
+            ws = self._ws
+        if ws is not None:
+            ws.close()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        first = True
+        try:
+            for ws in _SignedReconnect(self.url, self._auth, **self._kwargs):
+                if self._closed.is_set():
+                    return
+                with self._lock:
+                    self._ws = ws
+                if not first:
+                    self.stats.reconnects += 1
+                first = False
+                self._sequencer.reset()
+                try:
+                    self._subscribe(ws)
+                    for raw in ws:
+                        yield from self._receive(ws, raw)
+                except ConnectionClosed as exc:
+                    if not self._closed.is_set():
+                        logger.warning("stream connection lost (%s): reconnecting", exc)
+                finally:
+                    with self._lock:
+                        self._ws = None
+                if self._closed.is_set():
+                    return
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            detail = exc.response.body.decode("utf-8", "replace")[:200] if exc.response.body else ""
+            raise AuthError(f"GET {urlsplit(self.url).path} (WebSocket handshake)", status,
+                            api_message=detail) from None  # fmt: skip
+
+    # --- the protocol -------------------------------------------------------------------------
+
+    def _send(self, ws: ClientConnection, cmd: str, params: dict[str, Any]) -> int:
+        self._ids += 1
+        ws.send(json.dumps({"id": self._ids, "cmd": cmd, "params": params}))
+        return self._ids
+
+    def _subscribe(self, ws: ClientConnection) -> None:
+        params: dict[str, Any] = {"channels": self.channels}
+        if self.market_tickers is not None:
+            params["market_tickers"] = self.market_tickers
+        self._subscribe_id = self._send(ws, "subscribe", params)
+
+    def _receive(self, ws: ClientConnection, raw: str | bytes) -> Iterator[dict[str, Any]]:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            raise StreamError(f"the server sent a frame that is not JSON: {raw[:80]!r}") from None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise StreamError(f"the server sent a message without a type: {str(message)[:80]}")
+        kind = message["type"]
+        if kind in RESPONSE_TYPES:
+            self._response(ws, message)
+            return
+        verdict = self._sequencer.admit(message)
+        if verdict.resnapshot is not None:
+            sid, tickers = verdict.resnapshot
+            self._send(
+                ws,
+                "update_subscription",
+                {"sids": [sid], "market_tickers": list(tickers), "action": "get_snapshot"},
+            )
+        if verdict.keep:
+            yield message
+
+    def _response(self, ws: ClientConnection, message: dict[str, Any]) -> None:
+        kind, msg = message["type"], message.get("msg")
+        if kind == "subscribed" and isinstance(msg, dict):
+            self._sequencer.subscribed(int(msg["sid"]), str(msg["channel"]))
+            logger.info("subscribed to %s (sid %s)", msg["channel"], msg["sid"])
+        elif kind == "error":
+            body = msg if isinstance(msg, dict) else {}
+            code, text = body.get("code"), body.get("msg", "")
+            self.stats.errors[code] = self.stats.errors.get(code, 0) + 1
+            if message.get("id") == self._subscribe_id:
+                raise StreamError(f"subscribe refused: error {code} ({text})", code)
+            if code in TERMINAL_CODES:
+                logger.warning("stream error %s (%s): reconnecting to resubscribe", code, text)
+                ws.close()
+            else:
+                logger.warning("stream error %s (%s) on command %s", code, text, message.get("id"))

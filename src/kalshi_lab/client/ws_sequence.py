@@ -1,0 +1,126 @@
+"""What a stream's ``sid``/``seq`` numbers say about each message: new, duplicate, or after a gap.
+
+Kalshi numbers the messages of each subscription (``sid``) with ``seq`` 1, 2, 3, ... "to
+guarantee you received all the messages" (docs.kalshi.com/websockets, AsyncAPI
+``sequenceNumber``). One ``orderbook_delta`` subscription covers many markets under ONE
+sequence, so a gap cannot say which market lost a delta: every market of that subscription is
+stale until a fresh ``orderbook_snapshot`` for it arrives (``update_subscription`` with action
+``get_snapshot``), and deltas for a stale market are dropped meanwhile (applied to a book that
+missed one, they would make it wrong without anyone knowing). A ``seq`` at or below the last
+one seen is a duplicate: dropped. ``fill`` messages carry no ``seq``; a fill seen twice (same
+``trade_id``, "what you use to differentiate fills") is dropped too.
+
+Nothing is dropped silently: :class:`StreamStats` counts every kind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+ORDERBOOK_CHANNEL = "orderbook_delta"
+
+
+@dataclass
+class StreamStats:
+    """Counters of one stream, over all its connections."""
+
+    #: data messages passed on to the consumer
+    messages: int = 0
+    #: connections opened after the first
+    reconnects: int = 0
+    #: seq jumps (messages lost between two received ones)
+    gaps: int = 0
+    #: messages dropped as already seen (same sid and seq, or a fill's trade_id again)
+    duplicates: int = 0
+    #: fresh snapshots received for markets made stale by a gap
+    resnapshots: int = 0
+    #: deltas dropped because their market was waiting for a fresh snapshot
+    stale_deltas: int = 0
+    #: error responses from the server, by code
+    errors: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether to pass a message on, and the snapshots to ask for: (sid, market tickers)."""
+
+    keep: bool
+    resnapshot: tuple[int, tuple[str, ...]] | None = None
+
+
+class Sequencer:
+    """The seq bookkeeping of one connection (:meth:`reset` on a new one) and the fills seen
+    over the stream's whole life (a reconnect must not book a fill twice)."""
+
+    def __init__(self, stats: StreamStats) -> None:
+        self.stats = stats
+        self._fills_seen: set[str] = set()
+        self.reset()
+
+    def reset(self) -> None:
+        """A new connection: new sids, each sequence starting again."""
+        self._channel: dict[int, str] = {}
+        self._last: dict[int, int] = {}
+        self._markets: dict[int, set[str]] = {}
+        self._stale: dict[int, set[str]] = {}
+
+    def subscribed(self, sid: int, channel: str) -> None:
+        self._channel[sid] = channel
+
+    def stale(self, sid: int) -> frozenset[str]:
+        """Markets of subscription ``sid`` waiting for a fresh snapshot."""
+        return frozenset(self._stale.get(sid, ()))
+
+    def admit(self, message: dict[str, Any]) -> Verdict:
+        """The verdict on one data message (counted in :attr:`stats` when kept)."""
+        sid, seq, kind = message.get("sid"), message.get("seq"), message.get("type")
+        msg = message.get("msg") or {}
+        resnapshot = None
+        if isinstance(sid, int) and isinstance(seq, int):
+            last = self._last.get(sid)
+            if last is not None and seq <= last:
+                self.stats.duplicates += 1
+                return Verdict(False)
+            if last is not None and seq > last + 1:
+                self.stats.gaps += 1
+                resnapshot = self._gap(sid, last, seq)
+            self._last[sid] = seq
+        ticker = msg.get("market_ticker")
+        if kind == "orderbook_snapshot" and isinstance(sid, int):
+            self._markets.setdefault(sid, set()).add(ticker)
+            stale = self._stale.get(sid, set())
+            if ticker in stale:
+                stale.discard(ticker)
+                self.stats.resnapshots += 1
+        elif kind == "orderbook_delta" and ticker in self._stale.get(sid, ()):  # type: ignore[arg-type]
+            self.stats.stale_deltas += 1
+            return Verdict(False, resnapshot)
+        elif kind == "fill":
+            trade_id = msg.get("trade_id")
+            if trade_id in self._fills_seen:
+                self.stats.duplicates += 1
+                return Verdict(False, resnapshot)
+            if trade_id is not None:
+                self._fills_seen.add(trade_id)
+        self.stats.messages += 1
+        return Verdict(True, resnapshot)
+
+    def _gap(self, sid: int, last: int, seq: int) -> tuple[int, tuple[str, ...]] | None:
+        channel = self._channel.get(sid, "?")
+        lost = seq - last - 1
+        if channel != ORDERBOOK_CHANNEL:
+            logger.warning("%s stream (sid %d) lost %d message(s) (seq %d -> %d)",
+                           channel, sid, lost, last, seq)  # fmt: skip
+            return None
+        markets = self._markets.get(sid, set())
+        self._stale.setdefault(sid, set()).update(markets)
+        logger.warning(
+            "orderbook stream (sid %d) lost %d message(s) (seq %d -> %d): asking for fresh "
+            "snapshots of %d market(s)",
+            sid, lost, last, seq, len(markets),
+        )  # fmt: skip
+        return (sid, tuple(sorted(markets))) if markets else None

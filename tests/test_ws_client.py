@@ -253,8 +253,10 @@ def test_stream_subscribes_as_the_spec_shows_and_resnapshots_after_a_gap() -> No
     assert set(ask) == set(SPEC["get_snapshot"]) and set(ask["params"]) == set(
         SPEC["get_snapshot"]["params"]
     )
-    assert ask["params"] == {"sids": [2], "market_tickers": ["FED-23DEC-T3.00"],
-                             "action": "get_snapshot"}  # fmt: skip
+    assert ask["params"] == {  # every market subscribed: any of them may have lost a delta
+        "sids": [2], "market_tickers": ["CORIVER-2024-T1030", "FED-23DEC-T3.00"],
+        "action": "get_snapshot",
+    }  # fmt: skip
     assert ask["id"] > subscribe["id"]
     assert dict(books.book("FED-23DEC-T3.00").yes) == {D("0.08"): D(3)}  # the fresh 1, + 2
     s = stream.stats
@@ -335,3 +337,23 @@ def test_stream_refuses_bad_arguments() -> None:
         KalshiStream("ws://127.0.0.1:1/x", channels=["orderbook"])
     with pytest.raises(ValueError, match="empty"):
         KalshiStream("ws://127.0.0.1:1/x", channels=[])
+
+
+def test_a_lost_first_snapshot_makes_its_market_stale_too() -> None:
+    stats = StreamStats()
+    seq = Sequencer(stats)
+    seq.subscribed(2, "orderbook_delta", ["FED-23DEC-T3.00", "CORIVER-2024-T1030"])
+    seq.admit(SPEC["orderbook_snapshot"])  # seq 2; CORIVER's snapshot (seq 3) is lost
+    verdict = seq.admit(spec("orderbook_delta", seq=4, market_ticker="CORIVER-2024-T1030"))
+    assert not verdict.keep
+    assert verdict.resnapshot == (2, ("CORIVER-2024-T1030", "FED-23DEC-T3.00"))
+
+
+def test_an_order_update_repeated_word_for_word_is_dropped() -> None:
+    stats = StreamStats()
+    seq = Sequencer(stats)
+    assert seq.admit(SPEC["user_order"]).keep
+    assert not seq.admit(SPEC["user_order"]).keep
+    assert seq.admit(spec("user_order", status="executed", remaining_count_fp="0.00")).keep
+    assert seq.admit(SPEC["user_order"]).keep  # back to an earlier state: passed on
+    assert (stats.messages, stats.duplicates) == (3, 1)

@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, reconnect
 
 from kalshi_lab.client.auth import KalshiSigner
-from kalshi_lab.client.errors import AuthError, KalshiError
+from kalshi_lab.client.errors import AuthError, KalshiAPIError, KalshiError, NotFoundError
 from kalshi_lab.client.ws_sequence import Sequencer, StreamStats
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,17 @@ def ws_url_for(base_url: str) -> str:
     if scheme is None or not parts.netloc:
         raise ValueError(f"base URL {base_url!r} is not an http(s) URL")
     return urlunsplit((scheme, parts.netloc, WS_PATH, "", ""))
+
+
+def _refused(url: str, exc: InvalidStatus) -> KalshiAPIError:
+    """The typed error of a refused handshake, with the server's reason (it names the header
+    at fault, never a value)."""
+    status = exc.response.status_code
+    body = exc.response.body or b""
+    detail = body.decode("utf-8", "replace").strip()[:200]
+    what = f"GET {urlsplit(url).path} (WebSocket handshake)"
+    kind = {401: AuthError, 403: AuthError, 404: NotFoundError}.get(status, KalshiAPIError)
+    return kind(what, status, api_message=detail)
 
 
 class _SignedReconnect(reconnect):
@@ -181,10 +192,7 @@ class KalshiStream:
                 if self._closed.is_set():
                     return
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            detail = exc.response.body.decode("utf-8", "replace")[:200] if exc.response.body else ""
-            raise AuthError(f"GET {urlsplit(self.url).path} (WebSocket handshake)", status,
-                            api_message=detail) from None  # fmt: skip
+            raise _refused(self.url, exc) from None
 
     # --- the protocol -------------------------------------------------------------------------
 
@@ -224,7 +232,9 @@ class KalshiStream:
     def _response(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         kind, msg = message["type"], message.get("msg")
         if kind == "subscribed" and isinstance(msg, dict):
-            self._sequencer.subscribed(int(msg["sid"]), str(msg["channel"]))
+            self._sequencer.subscribed(
+                int(msg["sid"]), str(msg["channel"]), self.market_tickers or ()
+            )
             logger.info("subscribed to %s (sid %s)", msg["channel"], msg["sid"])
         elif kind == "error":
             body = msg if isinstance(msg, dict) else {}

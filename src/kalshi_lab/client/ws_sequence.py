@@ -8,7 +8,8 @@ stale until a fresh ``orderbook_snapshot`` for it arrives (``update_subscription
 ``get_snapshot``), and deltas for a stale market are dropped meanwhile (applied to a book that
 missed one, they would make it wrong without anyone knowing). A ``seq`` at or below the last
 one seen is a duplicate: dropped. ``fill`` messages carry no ``seq``; a fill seen twice (same
-``trade_id``, "what you use to differentiate fills") is dropped too.
+``trade_id``, "what you use to differentiate fills") is dropped too, and so is a ``user_order``
+that repeats its order's last update word for word.
 
 Nothing is dropped silently: :class:`StreamStats` counts every kind.
 """
@@ -16,6 +17,7 @@ Nothing is dropped silently: :class:`StreamStats` counts every kind.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,12 +55,13 @@ class Verdict:
 
 
 class Sequencer:
-    """The seq bookkeeping of one connection (:meth:`reset` on a new one) and the fills seen
-    over the stream's whole life (a reconnect must not book a fill twice)."""
+    """The seq bookkeeping of one connection (:meth:`reset` on a new one) and the fills and
+    order updates seen over the stream's whole life (a reconnect must not book a fill twice)."""
 
     def __init__(self, stats: StreamStats) -> None:
         self.stats = stats
         self._fills_seen: set[str] = set()
+        self._orders_seen: dict[str, Any] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -68,8 +71,11 @@ class Sequencer:
         self._markets: dict[int, set[str]] = {}
         self._stale: dict[int, set[str]] = {}
 
-    def subscribed(self, sid: int, channel: str) -> None:
+    def subscribed(self, sid: int, channel: str, markets: Iterable[str] = ()) -> None:
+        """Subscription ``sid`` is ``channel`` for ``markets``: a gap makes all of them stale,
+        even one whose first snapshot was the message lost."""
         self._channel[sid] = channel
+        self._markets[sid] = set(markets)
 
     def stale(self, sid: int) -> frozenset[str]:
         """Markets of subscription ``sid`` waiting for a fresh snapshot."""
@@ -99,6 +105,12 @@ class Sequencer:
         elif kind == "orderbook_delta" and ticker in self._stale.get(sid, ()):  # type: ignore[arg-type]
             self.stats.stale_deltas += 1
             return Verdict(False, resnapshot)
+        elif kind == "user_order":
+            order_id = msg.get("order_id")
+            if order_id is not None and self._orders_seen.get(order_id) == msg:
+                self.stats.duplicates += 1
+                return Verdict(False, resnapshot)
+            self._orders_seen[order_id] = msg
         elif kind == "fill":
             trade_id = msg.get("trade_id")
             if trade_id in self._fills_seen:

@@ -269,7 +269,7 @@ class _Session:
         if fault is not None:
             self.end.stats.fault(fault.value)
         if fault is StreamFault.DROP:
-            self.ws.close()
+            self.ws.close_socket()  # as a network drop: no closing handshake
             raise _Dropped
         doc: dict[str, Any] = {"type": kind, "sid": sub.sid}
         if reply_id is not None:

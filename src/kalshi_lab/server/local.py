@@ -1,6 +1,6 @@
 """``LocalKalshiServer``: a Kalshi-compatible HTTP server over a raw dataset, in a background
 thread, for tests (``with LocalKalshiServer(raw_dir) as srv: srv.base_url``) and for the
-``kalshi-lab serve`` command.
+``kalshi-lab serve`` command, with its WebSocket stream on a second port (``srv.ws_url``).
 """
 
 from __future__ import annotations

@@ -48,6 +48,11 @@ _protocol_logger = logging.getLogger(f"{__name__}.protocol")
 _protocol_logger.setLevel(logging.INFO)
 
 WS_PATH = "/trade-api/ws/v2"
+#: messages websockets buffers before it stops reading the socket. Kept large: a command sent
+#: from the consuming thread while the server closes the connection waits for the reader, and
+#: a reader stopped by a full buffer only gives up after CLOSE_TIMEOUT_S
+MAX_QUEUE = 4096
+CLOSE_TIMEOUT_S = 2.0
 #: answers to commands; everything else with a ``type`` is a data message
 RESPONSE_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error", "list_subscriptions"})
 #: channel errors after which "the user must resubscribe" (spec: Terminal Errors)
@@ -141,6 +146,8 @@ class KalshiStream:
             "ping_timeout": ping_timeout,
             "logger": _protocol_logger,
             "compression": None,
+            "max_queue": MAX_QUEUE,
+            "close_timeout": CLOSE_TIMEOUT_S,
         }
         if reconnect_delays is not None:
             self._kwargs["reconnect_delays"] = reconnect_delays

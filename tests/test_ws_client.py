@@ -103,10 +103,10 @@ def test_duplicates_are_dropped_and_counted() -> None:
     stats = StreamStats()
     seq = Sequencer(stats)
     seq.subscribed(2, "orderbook_delta")
-    assert seq.admit(SPEC["orderbook_snapshot"]).keep
-    assert seq.admit(spec("orderbook_delta", price_dollars="0.2200")).keep
-    assert not seq.admit(spec("orderbook_delta", price_dollars="0.2200")).keep
-    assert not seq.admit(SPEC["orderbook_snapshot"]).keep  # seq 2 again
+    assert seq.admit(spec("orderbook_snapshot", seq=1)).keep
+    assert seq.admit(spec("orderbook_delta", seq=2, price_dollars="0.2200")).keep
+    assert not seq.admit(spec("orderbook_delta", seq=2, price_dollars="0.2200")).keep
+    assert not seq.admit(spec("orderbook_snapshot", seq=1)).keep  # seq 1 again
     assert (stats.messages, stats.duplicates, stats.gaps) == (2, 2, 0)
 
 
@@ -114,8 +114,9 @@ def test_a_gap_asks_for_snapshots_and_holds_deltas_until_they_come() -> None:
     stats = StreamStats()
     seq = Sequencer(stats)
     seq.subscribed(2, "orderbook_delta")
-    seq.admit(SPEC["orderbook_snapshot"])
-    seq.admit(spec("orderbook_snapshot", seq=3, market_ticker="CORIVER-2024-T1030"))
+    seq.admit(spec("orderbook_snapshot", seq=1))
+    seq.admit(spec("orderbook_snapshot", seq=2, market_ticker="CORIVER-2024-T1030"))
+    seq.admit(spec("orderbook_delta", seq=3))
     verdict = seq.admit(spec("orderbook_delta", seq=6))
     assert not verdict.keep  # its market may have missed seq 4 or 5
     assert verdict.resnapshot == (2, ("CORIVER-2024-T1030", "FED-23DEC-T3.00"))
@@ -132,7 +133,7 @@ def test_a_trade_gap_is_counted_but_trades_go_on() -> None:
     stats = StreamStats()
     seq = Sequencer(stats)
     seq.subscribed(11, "trade")
-    assert seq.admit(SPEC["trade"]).keep
+    assert seq.admit(spec("trade", seq=1)).keep
     verdict = seq.admit(spec("trade", seq=5))
     assert verdict.keep and verdict.resnapshot is None and stats.gaps == 1
 
@@ -273,7 +274,7 @@ def test_subscribe_error_is_fatal_and_carries_the_spec_code() -> None:
 
     server = Scripted(script)
     with server, pytest.raises(StreamError, match="error 14") as err:
-        list(KalshiStream(server.url, channels=["orderbook_delta"]))
+        list(KalshiStream(server.url, channels=["trade"], market_tickers=["FED-23DEC-T3.00"]))
     assert err.value.code == 14
 
 
@@ -357,3 +358,32 @@ def test_an_order_update_repeated_word_for_word_is_dropped() -> None:
     assert seq.admit(spec("user_order", status="executed", remaining_count_fp="0.00")).keep
     assert seq.admit(SPEC["user_order"]).keep  # back to an earlier state: passed on
     assert (stats.messages, stats.duplicates) == (3, 1)
+
+
+def test_losses_at_the_start_and_before_an_ok_answer_are_gaps() -> None:
+    stats = StreamStats()
+    seq = Sequencer(stats)
+    seq.subscribed(2, "orderbook_delta", ["FED-23DEC-T3.00"])
+    verdict = seq.admit(spec("orderbook_snapshot", seq=2))  # seq 1 lost: the first message
+    assert verdict.keep and verdict.resnapshot == (2, ("FED-23DEC-T3.00",))
+    assert seq.answered(2, 2) is None  # nothing lost since
+    ok = SPEC["ok"]  # an ok answer carries the subscription's latest seq (222)
+    assert seq.answered(456, ok["seq"]) is None  # an unknown subscription has no markets
+    seq.subscribed(5, "orderbook_delta", ["CORIVER-2024-T1030"])
+    assert seq.answered(5, 3) == (5, ("CORIVER-2024-T1030",))  # 1..3 sent, none came
+    assert stats.gaps == 3
+
+
+def test_a_quiet_stream_probes_one_market_per_orderbook_subscription_in_turn() -> None:
+    seq = Sequencer(StreamStats())
+    seq.subscribed(1, "trade", ["A-1"])
+    seq.subscribed(2, "orderbook_delta", ["B-1", "A-1"])
+    assert [seq.probe(turn) for turn in range(3)] == [
+        [(2, ("A-1",))],
+        [(2, ("B-1",))],
+        [(2, ("A-1",))],
+    ]
+    assert seq.pending() == []
+    seq.admit(spec("orderbook_snapshot", sid=2, seq=1, market_ticker="A-1"))
+    seq.admit(spec("orderbook_delta", sid=2, seq=3, market_ticker="A-1"))  # 2 lost
+    assert seq.pending() == [(2, ("A-1", "B-1"))]

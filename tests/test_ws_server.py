@@ -325,3 +325,27 @@ def test_the_stream_listens_where_asked_and_says_when_it_cannot(handmade) -> Non
         config = ServerConfig(rate_limit=False, ws_port=taken)
         with pytest.raises(ServerSetupError, match=f"{taken} for the stream"):
             LocalKalshiServer(handmade, config).start()
+
+
+def test_markets_added_while_streaming_are_kept_across_reconnects(simulated, key) -> None:
+    faults = FaultConfig(stream_drop=0.01, stream_gap=0.03, seed=5)
+    with LocalKalshiServer(simulated, signed_config(key, now=SIM_START, faults=faults)) as srv:
+        tickers = open_markets(srv)
+        half = len(tickers) // 2
+        stream = KalshiStream(srv.ws_url, channels=["orderbook_delta", "fill"],
+                              auth=KalshiSigner(KEY_ID, key), reconnect_delays=no_wait)  # fmt: skip
+        with Consumer(stream) as consumer:
+            assert stream.add_markets(tickers[:half]) == tickers[:half]
+            converge(consumer, srv, tickers[:half])
+            assert stream.add_markets(tickers) == tickers[half:]  # only the new ones
+            for _ in range(6):
+                converge(consumer, srv, tickers)
+                srv.advance(STEP_S)
+            converge(consumer, srv, tickers)
+    assert stream.stats.reconnects > 0 and stream.stats.gaps > 0
+    # the still clock leaves the stream quiet: probes are what show a lost last message
+    assert stream.stats.probes > 0
+    with pytest.raises(ValueError, match="no market_tickers"):
+        KalshiStream(
+            "ws://127.0.0.1:1/", channels=["orderbook_delta"], market_tickers=[OPEN_A]
+        ).add_markets([HALF_C])

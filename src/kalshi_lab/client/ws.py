@@ -15,7 +15,13 @@ it adds is Kalshi's protocol:
   the same command gets the same answer;
 * :mod:`kalshi_lab.client.ws_sequence` drops duplicates and, on a ``seq`` gap of the
   orderbook subscription, asks for fresh snapshots (``update_subscription`` /
-  ``get_snapshot``): the next message passed on for each of its markets is a snapshot.
+  ``get_snapshot``): the next message passed on for each of its markets is a snapshot;
+* a loss is only seen when a later message comes, so when the stream falls quiet for
+  :data:`QUIET_S` it asks again for snapshots still missing, or else for one market's
+  snapshot (round robin), whose ``seq`` shows whether the last messages were lost;
+* without ``market_tickers`` the orderbook channel takes its markets from
+  :meth:`KalshiStream.add_markets` (``subscribe``, then ``add_markets``), kept across
+  reconnects.
 
 Messages lost while disconnected are not replayed by Kalshi: after a reconnect the
 ``orderbook_delta`` subscription starts again with a snapshot of every market, but trades and
@@ -53,10 +59,13 @@ WS_PATH = "/trade-api/ws/v2"
 #: a reader stopped by a full buffer only gives up after CLOSE_TIMEOUT_S
 MAX_QUEUE = 4096
 CLOSE_TIMEOUT_S = 2.0
+#: seconds without a message after which books still waiting for a snapshot ask again
+QUIET_S = 1.0
 #: answers to commands; everything else with a ``type`` is a data message
 RESPONSE_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error", "list_subscriptions"})
 #: channel errors after which "the user must resubscribe" (spec: Terminal Errors)
 TERMINAL_CODES = frozenset({10, 25})
+ORDERBOOK = "orderbook_delta"
 CHANNELS = frozenset(
     {"orderbook_delta", "ticker", "trade", "fill", "user_orders", "market_positions",
      "market_lifecycle_v2"}
@@ -111,6 +120,11 @@ class KalshiStream:
     """Subscribes to ``channels`` (for ``market_tickers``, or all markets where a channel
     allows it) and yields every data message in arrival order, reconnecting with backoff.
 
+    Without ``market_tickers``, an ``orderbook_delta`` channel waits for :meth:`add_markets`
+    (Kalshi refuses it without markets, error 14) while the other channels stream for every
+    market: what a bot wants, which learns the markets it quotes as it goes and wants all of
+    its fills.
+
     ``reconnect_delays`` (a generator factory of seconds) replaces websockets' backoff
     (random 0-5 s, then 3.1 s x 1.618... up to 90 s), e.g. for tests. :meth:`close` (from any
     thread) ends the iteration.
@@ -138,6 +152,9 @@ class KalshiStream:
         self.url = url
         self.channels = list(channels)
         self.market_tickers = None if market_tickers is None else list(market_tickers)
+        #: the orderbook channel waits for add_markets: no markets were given
+        self._deferred = ORDERBOOK in self.channels and self.market_tickers is None
+        self._book_tickers: list[str] = []
         self.stats = StreamStats()
         self._sequencer = Sequencer(self.stats)
         self._kwargs: dict[str, Any] = {
@@ -153,10 +170,18 @@ class KalshiStream:
             self._kwargs["reconnect_delays"] = reconnect_delays
         self._auth = auth
         self._ids = 0
-        self._subscribe_id = 0
+        self._probes = 0
+        self._subscribe_ids: set[int] = set()
+        #: the deferred orderbook subscription of this connection: its command, the markets
+        #: it asked for, its sid once answered
+        self._book_command: int | None = None
+        self._book_asked: list[str] = []
+        self._book_sid: int | None = None
         self._ws: ClientConnection | None = None
         self._closed = threading.Event()
-        self._lock = threading.Lock()
+        #: guards the connection, the command ids and the sequencer (add_markets runs in the
+        #: caller's thread, the iteration in the consumer's)
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"KalshiStream({self.url!r}, channels={self.channels})"
@@ -166,6 +191,11 @@ class KalshiStream:
         """A connection is up (it may still be subscribing)."""
         return self._ws is not None
 
+    def stale_markets(self) -> frozenset[str]:
+        """Markets whose book waits for a fresh snapshot after a gap."""
+        with self._lock:
+            return self._sequencer.stale_markets()
+
     def close(self) -> None:
         """End the iteration (the current connection is closed); safe from another thread."""
         self._closed.set()
@@ -174,21 +204,40 @@ class KalshiStream:
         if ws is not None:
             ws.close()
 
+    def add_markets(self, tickers: Sequence[str]) -> list[str]:
+        """Stream the books of ``tickers`` too (only without ``market_tickers``); safe from
+        another thread. Returns the markets that were new."""
+        if not self._deferred:
+            raise ValueError(
+                "add_markets needs a stream with orderbook_delta and no market_tickers"
+            )
+        with self._lock:
+            new = [t for t in dict.fromkeys(tickers) if t not in self._book_tickers]
+            self._book_tickers.extend(new)
+            if new and self._ws is not None:
+                self._extend_books(self._ws)
+        return new
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         first = True
         try:
             for ws in _SignedReconnect(self.url, self._auth, **self._kwargs):
                 if self._closed.is_set():
                     return
-                with self._lock:
-                    self._ws = ws
                 if not first:
                     self.stats.reconnects += 1
                 first = False
-                self._sequencer.reset()
                 try:
-                    self._subscribe(ws)
-                    for raw in ws:
+                    with self._lock:
+                        self._ws = ws
+                        self._sequencer.reset()
+                        self._subscribe(ws)
+                    while True:
+                        try:
+                            raw = ws.recv(timeout=QUIET_S)
+                        except TimeoutError:
+                            self._ask_again(ws)
+                            continue
                         yield from self._receive(ws, raw)
                 except ConnectionClosed as exc:
                     if not self._closed.is_set():
@@ -196,6 +245,7 @@ class KalshiStream:
                 finally:
                     with self._lock:
                         self._ws = None
+                    ws.close()  # at once, also when an error ends the iteration
                 if self._closed.is_set():
                     return
         except InvalidStatus as exc:
@@ -204,15 +254,42 @@ class KalshiStream:
     # --- the protocol -------------------------------------------------------------------------
 
     def _send(self, ws: ClientConnection, cmd: str, params: dict[str, Any]) -> int:
-        self._ids += 1
-        ws.send(json.dumps({"id": self._ids, "cmd": cmd, "params": params}))
-        return self._ids
+        with self._lock:
+            self._ids += 1
+            ws.send(json.dumps({"id": self._ids, "cmd": cmd, "params": params}))
+            return self._ids
 
     def _subscribe(self, ws: ClientConnection) -> None:
-        params: dict[str, Any] = {"channels": self.channels}
-        if self.market_tickers is not None:
-            params["market_tickers"] = self.market_tickers
-        self._subscribe_id = self._send(ws, "subscribe", params)
+        """The commands of a new connection: every channel at once, the deferred orderbook
+        channel apart (with the markets added so far)."""
+        self._subscribe_ids.clear()
+        self._book_command, self._book_asked, self._book_sid = None, [], None
+        channels = [c for c in self.channels if not (self._deferred and c == ORDERBOOK)]
+        if channels:
+            params: dict[str, Any] = {"channels": channels}
+            if self.market_tickers is not None:
+                params["market_tickers"] = self.market_tickers
+            self._subscribe_ids.add(self._send(ws, "subscribe", params))
+        if self._deferred and self._book_tickers:
+            self._extend_books(ws)
+
+    def _extend_books(self, ws: ClientConnection) -> None:
+        """Ask for the added markets' books: a subscribe the first time, then add_markets
+        (once the subscription's sid is known; until then the answer triggers it)."""
+        missing = [t for t in self._book_tickers if t not in self._book_asked]
+        if not missing:
+            return
+        if self._book_command is None:
+            params = {"channels": [ORDERBOOK], "market_tickers": missing}
+            self._book_command = self._send(ws, "subscribe", params)
+            self._subscribe_ids.add(self._book_command)
+        elif self._book_sid is not None:
+            params = {"sids": [self._book_sid], "market_tickers": missing, "action": "add_markets"}
+            self._send(ws, "update_subscription", params)
+            self._sequencer.add_markets(self._book_sid, missing)
+        else:
+            return
+        self._book_asked.extend(missing)
 
     def _receive(self, ws: ClientConnection, raw: str | bytes) -> Iterator[dict[str, Any]]:
         try:
@@ -222,32 +299,58 @@ class KalshiStream:
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise StreamError(f"the server sent a message without a type: {str(message)[:80]}")
         kind = message["type"]
-        if kind in RESPONSE_TYPES:
-            self._response(ws, message)
-            return
-        verdict = self._sequencer.admit(message)
-        if verdict.resnapshot is not None:
-            sid, tickers = verdict.resnapshot
-            self._send(
-                ws,
-                "update_subscription",
-                {"sids": [sid], "market_tickers": list(tickers), "action": "get_snapshot"},
-            )
+        with self._lock:
+            if kind in RESPONSE_TYPES:
+                self._response(ws, message)
+                return
+            verdict = self._sequencer.admit(message)
+            self._resnapshot(ws, verdict.resnapshot)
         if verdict.keep:
             yield message
+
+    def _ask_again(self, ws: ClientConnection) -> None:
+        """The stream fell quiet: books still waiting for their snapshot ask again, and
+        otherwise one market's snapshot is asked for, whose ``seq`` shows a loss of the last
+        messages before the quiet (a lost tail shows no gap until the next message)."""
+        with self._lock:
+            pending = self._sequencer.pending()
+            if pending:
+                self.stats.snapshot_retries += len(pending)
+            else:
+                self._probes += 1
+                pending = self._sequencer.probe(self._probes)
+                self.stats.probes += len(pending)
+            for ask in pending:
+                self._resnapshot(ws, ask)
+
+    def _resnapshot(self, ws: ClientConnection, ask: tuple[int, tuple[str, ...]] | None) -> None:
+        if ask is not None:
+            sid, tickers = ask
+            params = {"sids": [sid], "market_tickers": list(tickers), "action": "get_snapshot"}
+            self._send(ws, "update_subscription", params)
 
     def _response(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         kind, msg = message["type"], message.get("msg")
         if kind == "subscribed" and isinstance(msg, dict):
-            self._sequencer.subscribed(
-                int(msg["sid"]), str(msg["channel"]), self.market_tickers or ()
-            )
-            logger.info("subscribed to %s (sid %s)", msg["channel"], msg["sid"])
+            sid, channel = int(msg["sid"]), str(msg["channel"])
+            if channel == ORDERBOOK and message.get("id") == self._book_command:
+                self._book_sid = sid
+                self._sequencer.subscribed(sid, channel, self._book_asked)
+                self._extend_books(ws)  # markets added while the subscribe was on its way
+            else:
+                self._sequencer.subscribed(sid, channel, self.market_tickers or ())
+            logger.info("subscribed to %s (sid %s)", channel, sid)
+        elif (
+            kind == "ok"
+            and isinstance(message.get("sid"), int)
+            and isinstance(message.get("seq"), int)
+        ):
+            self._resnapshot(ws, self._sequencer.answered(message["sid"], message["seq"]))
         elif kind == "error":
             body = msg if isinstance(msg, dict) else {}
             code, text = body.get("code"), body.get("msg", "")
             self.stats.errors[code] = self.stats.errors.get(code, 0) + 1
-            if message.get("id") == self._subscribe_id:
+            if message.get("id") in self._subscribe_ids:
                 raise StreamError(f"subscribe refused: error {code} ({text})", code)
             if code in TERMINAL_CODES:
                 logger.warning("stream error %s (%s): reconnecting to resubscribe", code, text)

@@ -42,6 +42,10 @@ class StreamStats:
     resnapshots: int = 0
     #: deltas dropped because their market was waiting for a fresh snapshot
     stale_deltas: int = 0
+    #: snapshots asked for again, the stream having fallen quiet before they came
+    snapshot_retries: int = 0
+    #: snapshots asked for when the stream fell quiet, to check no message was lost before
+    probes: int = 0
     #: error responses from the server, by code
     errors: dict[int, int] = field(default_factory=dict)
 
@@ -77,6 +81,30 @@ class Sequencer:
         self._channel[sid] = channel
         self._markets[sid] = set(markets)
 
+    def add_markets(self, sid: int, markets: Iterable[str]) -> None:
+        """Markets added to subscription ``sid`` (``update_subscription`` / ``add_markets``)."""
+        self._markets.setdefault(sid, set()).update(markets)
+
+    def stale_markets(self) -> frozenset[str]:
+        """Markets of every subscription waiting for a fresh snapshot."""
+        return frozenset().union(*self._stale.values())
+
+    def probe(self, turn: int) -> list[tuple[int, tuple[str, ...]]]:
+        """One market per orderbook subscription (the ``turn``-th, round robin) to ask a
+        snapshot of when the stream falls quiet: its ``seq`` shows whether the last messages
+        before the quiet were lost, which nothing else would until the market moves again."""
+        out = []
+        for sid, channel in sorted(self._channel.items()):
+            markets = sorted(self._markets.get(sid, ()))
+            if channel == ORDERBOOK_CHANNEL and markets:
+                out.append((sid, (markets[turn % len(markets)],)))
+        return out
+
+    def pending(self) -> list[tuple[int, tuple[str, ...]]]:
+        """(sid, markets) still waiting for a fresh snapshot: asked again when the stream
+        falls quiet (the answer itself may have been lost, and nothing after it shows that)."""
+        return [(sid, tuple(sorted(m))) for sid, m in sorted(self._stale.items()) if m]
+
     def stale(self, sid: int) -> frozenset[str]:
         """Markets of subscription ``sid`` waiting for a fresh snapshot."""
         return frozenset(self._stale.get(sid, ()))
@@ -87,7 +115,8 @@ class Sequencer:
         msg = message.get("msg") or {}
         resnapshot = None
         if isinstance(sid, int) and isinstance(seq, int):
-            last = self._last.get(sid)
+            # a subscription's sequence starts at 1: a first message after that lost some
+            last = self._last.get(sid, 0 if sid in self._channel else None)
             if last is not None and seq <= last:
                 self.stats.duplicates += 1
                 return Verdict(False)
@@ -120,6 +149,16 @@ class Sequencer:
                 self._fills_seen.add(trade_id)
         self.stats.messages += 1
         return Verdict(True, resnapshot)
+
+    def answered(self, sid: int, seq: int) -> tuple[int, tuple[str, ...]] | None:
+        """An ``ok`` answer of subscription ``sid`` carrying ``seq``, the subscription's
+        latest number: messages sent before it that never came are a gap like any other."""
+        last = self._last.get(sid, 0)
+        self._last[sid] = max(last, seq)
+        if seq <= last + 1:  # whether an answer uses up a number of its own is not specified
+            return None
+        self.stats.gaps += 1
+        return self._gap(sid, last, seq)
 
     def _gap(self, sid: int, last: int, seq: int) -> tuple[int, tuple[str, ...]] | None:
         channel = self._channel.get(sid, "?")

@@ -10,6 +10,9 @@
 Paper and live need an API key in the environment (``KALSHI_API_KEY_ID`` and
 ``KALSHI_PRIVATE_KEY_PATH`` or ``KALSHI_PRIVATE_KEY``), never on the command line; no key or
 part of one is logged or reported. ``--dry-run`` logs the orders it would send and sends none;
+``--stream-url`` keeps the order books from Kalshi's WebSocket stream
+(:mod:`kalshi_lab.bot.stream_feed`; REST for a book the stream cannot vouch for, and for all of
+them while it is down; fills stay with the REST listing, which books each exactly once);
 ``--once`` runs one cycle, otherwise a cycle runs every ``--interval`` seconds until Ctrl-C
 (or SIGTERM), which ends the session after the cycle under way, with its report written (exit
 code 0); a second Ctrl-C aborts the cycle, concludes the session the same way and exits with

@@ -12,8 +12,8 @@ AsyncAPI spec) over the server's data and moving clock, on its own loopback port
   the spec's codes.
 * **Channels**, each published as the clock passes (polled every ``tick_s`` wall seconds):
   ``orderbook_delta`` (a snapshot of the book the REST endpoint shows now, then the per-level
-  difference whenever that book changes: a new recorded snapshot, depth taken by an order, the
-  market closing), ``trade`` (recorded trades once the clock reaches them), ``ticker`` (best
+  difference whenever that book changes: each recorded snapshot the clock passes, at its
+  time, depth taken by an order, the market closing), ``trade`` (recorded trades once the clock reaches them), ``ticker`` (best
   bid/ask and last trade, when they change), and the private ``fill`` (every fill the account
   books, at once) and ``user_orders`` (each order whenever its document changes).
   ``orderbook_delta`` and ``trade`` messages carry ``seq`` per subscription, as Kalshi's do.
@@ -452,16 +452,21 @@ class _Session:
                 self._publish_orders(sub)
 
     def _publish_books(self, sub: _Sub, now: int) -> None:
+        """Deltas from the book last sent to the book now, through every recorded snapshot
+        the clock passed since (a clock that jumps hours still shows each one, at its time)."""
         books = self.end.books
         for ticker, (key, before) in list(sub.books.items()):
             market = self.end.data.markets[ticker]
             new_key = books.change_key(market, now)
             if new_key == key:
                 continue
-            after = level_map(books.book(market, now))
-            sub.books[ticker] = (new_key, after)
-            for msg in delta_msgs(market, before, after, now):
-                self._data(sub, "orderbook_delta", msg)
+            passed = books.times_between(ticker, -1 if key[1] is None else key[1], now)
+            for t in [*passed[:-1], now]:
+                after = level_map(books.book(market, t))
+                for msg in delta_msgs(market, before, after, t):
+                    self._data(sub, "orderbook_delta", msg)
+                before = after
+            sub.books[ticker] = (new_key, before)
 
     def _publish_trades(self, sub: _Sub, now: int) -> None:
         data = self.end.data

@@ -349,3 +349,20 @@ def test_markets_added_while_streaming_are_kept_across_reconnects(simulated, key
         KalshiStream(
             "ws://127.0.0.1:1/", channels=["orderbook_delta"], market_tickers=[OPEN_A]
         ).add_markets([HALF_C])
+
+
+def test_a_clock_jump_shows_every_snapshot_it_passed_at_its_time(simulated, key) -> None:
+    with LocalKalshiServer(simulated, signed_config(key, now=SIM_START)) as srv:
+        tickers = open_markets(srv)[:1]
+        history = srv.dataset.books[tickers[0]]
+        stream = KalshiStream(srv.ws_url, channels=["orderbook_delta"], market_tickers=tickers,
+                              auth=KalshiSigner(KEY_ID, key))  # fmt: skip
+        with Consumer(stream) as consumer:
+            converge(consumer, srv, tickers)
+            start = srv.now
+            srv.advance(24 * 3600)  # four recorded snapshots a day
+            converge(consumer, srv, tickers)
+    passed = [t for t in history.times if start < t <= srv.now]
+    stamps = [m["msg"]["ts_ms"] // 1000 for m in consumer.of_type("orderbook_delta")]
+    assert len(passed) >= 3 and stamps == sorted(stamps)
+    assert set(stamps) <= {*passed, srv.now} and set(passed[:-1]) <= set(stamps)

@@ -239,7 +239,7 @@ class StreamEndpoint:
 class _Session:
     """One connection: its commands, its subscriptions, their publication."""
 
-    def __init__(self, endpoint: StreamEndpoint, ws: ServerConnection, authenticated: bool):
+    def __init__(self, endpoint: StreamEndpoint, ws: ServerConnection, authenticated: bool) -> None:
         self.end = endpoint
         self.ws = ws
         self.authenticated = authenticated
@@ -261,7 +261,7 @@ class _Session:
     def _send(self, doc: dict[str, Any]) -> None:
         self.ws.send(json.dumps(doc))
 
-    def _data(self, sub: _Sub, kind: str, msg: dict[str, Any], reply_id: int | None = None):
+    def _data(self, sub: _Sub, kind: str, msg: dict[str, Any], reply_id: int | None = None) -> None:
         """Send one data message of ``sub``, through the stream faults."""
         fault = self.end.faults.draw_stream()
         if fault is StreamFault.GAP and sub.channel not in SEQUENCED:
@@ -363,7 +363,9 @@ class _Session:
         elif sub.channel == "user_orders":
             sub.orders = {d["order_id"]: d for _, d in self.end.portfolio.order_docs()}
 
-    def _snapshots(self, sub: _Sub, tickers: Iterable[str], now: int, reply: int | None = None):
+    def _snapshots(
+        self, sub: _Sub, tickers: Iterable[str], now: int, reply: int | None = None
+    ) -> None:
         books = self.end.books
         for ticker in tickers:
             market = self.end.data.markets[ticker]

@@ -366,3 +366,24 @@ def test_a_clock_jump_shows_every_snapshot_it_passed_at_its_time(simulated, key)
     stamps = [m["msg"]["ts_ms"] // 1000 for m in consumer.of_type("orderbook_delta")]
     assert len(passed) >= 3 and stamps == sorted(stamps)
     assert set(stamps) <= {*passed, srv.now} and set(passed[:-1]) <= set(stamps)
+
+
+def test_ticker_says_the_best_bid_and_ask_when_they_change(handmade, key) -> None:
+    config = signed_config(key, now=NOW - dt.timedelta(hours=12), cutoff=CUTOFF)
+    with LocalKalshiServer(handmade, config) as srv:
+        stream = KalshiStream(srv.ws_url, channels=["ticker"], market_tickers=[OPEN_A],
+                              auth=KalshiSigner(KEY_ID, key))  # fmt: skip
+        with Consumer(stream) as consumer:
+            assert wait_until(lambda: stream.connected)
+            time.sleep(0.2)
+            assert consumer.messages == []  # no change yet, no initial snapshot asked for
+            srv.advance(12 * 3600)  # A's book at NOW: best YES bid 0.45 x 20, NO 0.53 x 4
+            assert wait_until(lambda: len(consumer.messages) == 1)
+            time.sleep(0.2)
+    (msg,) = [m["msg"] for m in consumer.messages]
+    expected = {"market_ticker": OPEN_A, "yes_bid_dollars": "0.4500", "yes_ask_dollars": "0.4700",
+                "yes_bid_size_fp": "20.00", "yes_ask_size_fp": "4.00", "ts": int(NOW.timestamp())}  # fmt: skip
+    assert expected.items() <= msg.items()
+    required = ["market_id", "price_dollars", "volume_fp", "open_interest_fp", "dollar_volume",
+                "dollar_open_interest", "last_trade_size_fp", "ts_ms", "time"]  # fmt: skip
+    assert set(required) <= msg.keys()

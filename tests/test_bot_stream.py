@@ -65,7 +65,7 @@ def test_quotes_come_from_the_stream_when_it_is_up_and_equal_the_rest_ones(simul
                     lambda at=ts: streamed.quotes(tickers, at).equals(plain.quotes(tickers, at))
                 )
                 srv.advance(STEP_S)
-            reads = dict(streamed.book_reads)
+            reads = streamed.book_reads.copy()  # a Counter: 0 for a source never read
             assert reads["stream"] >= 4 * len(tickers)
             srv.stream.stop()  # the stream goes away: REST at once, same quotes
             assert wait_until(lambda: not feed.up)

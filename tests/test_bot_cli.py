@@ -651,7 +651,12 @@ def test_a_killed_bot_s_journal_explains_every_order_and_the_next_start_rebuilds
 
 
 def session_on(
-    srv: LocalKalshiServer, key: rsa.RSAPrivateKey, project: Path, reports: Path, ttl_hours: int
+    srv: LocalKalshiServer,
+    key: rsa.RSAPrivateKey,
+    project: Path,
+    reports: Path,
+    ttl_hours: int,
+    stream_url: str | None = None,
 ):
     """A TradingSession as ``kalshi-bot --mode paper`` builds it, orders resting ``ttl_hours``."""
     from kalshi_lab.bot.session import BotConfig, TradingSession
@@ -670,6 +675,7 @@ def session_on(
         report_root=reports,
         lookup_attempts=2,
         lookup_backoff_s=0.05,
+        stream_url=stream_url,
     )
     client = make_client(srv.base_url, KalshiSigner(KEY_ID, key), "prime", 0.5, 2)
     model = load_model(project / "models", params)
@@ -799,3 +805,36 @@ def test_a_paper_session_on_a_moving_clock_with_faults_keeps_the_server_s_accoun
         assert held == venue_positions(srv)
         assert all(c["ok"] for c in report["reconcile"])
         assert json.loads((killed / "report.json").read_text())["stopped"].startswith("killed")
+
+
+def test_a_paper_session_keeps_its_books_from_the_stream_through_stream_faults(
+    project, dataset, key, tmp_path
+):
+    """--stream-url: the bot quotes from the stream's books (REST for a market the stream
+    cannot vouch for yet), through dropped connections, gaps and duplicated messages, and
+    its account stays the server's."""
+    faults = FaultConfig(stream_drop=0.01, stream_gap=0.03, stream_duplicate=0.05, seed=4)
+    config = ServerConfig(rate_limit=False, now=NOW, public_key=key.public_key(), key_id=KEY_ID,
+                          starting_balance_cents=BALANCE, faults=faults)  # fmt: skip
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    with LocalKalshiServer(dataset, config) as srv:
+        session, client = session_on(srv, key, project, reports, 4, stream_url=srv.ws_url)
+        with client:
+            session.start()
+            assert session.feed is not None and session.exchange is not None
+            for _ in range(8):
+                session.cycle()
+                assert session.account is not None and session.trader is not None
+                skip = session.trader.executor.working_tickers()
+                ours = {t: n for t, n in local_positions(session.account).items() if t not in skip}
+                theirs = {t: n for t, n in venue_positions(srv).items() if t not in skip}
+                assert ours == theirs, f"cycle {session.cycles}"
+                srv.advance(3 * 3600)
+                time.sleep(0.3)  # the stream brings the moved books
+            closed = session.close()
+    reads = session.exchange.book_reads
+    assert reads["stream"] > reads["rest"] > 0  # the first look at a market subscribes it
+    stats = session.feed.stream.stats
+    assert stats.reconnects + stats.gaps > 0 and not session.feed.up  # closed with the session
+    assert closed is not None and closed.failure is None

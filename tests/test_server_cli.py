@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_lab.cli import main
 from kalshi_lab.client.auth import KalshiSigner
-from server_support import KEY_ID, KalshiAuth, write_handmade_raw
+from kalshi_lab.client.ws import KalshiStream
+from server_support import KEY_ID, OPEN_A, KalshiAuth, write_handmade_raw
 
 COMMAND = shutil.which("kalshi-lab", path=str(Path(sys.executable).parent))
 
@@ -44,7 +45,8 @@ def test_the_installed_command_serves_until_sigterm(raw, tmp_path):
             "--cutoff", "2025-01-04T00:00:00Z", "--public-key", str(pem), "--key-id", KEY_ID,
             "--balance-cents", "1234", "--fault-502", "1", "--fault-path", "/series",
             "--now", "2025-01-05T00:00:00Z", "--clock-speed", "36000", "--max-connections", "4",
-            "--read-timeout", "5", "--fault-late-fill", "1", "--late-fill-delay", "0.5"]  # fmt: skip
+            "--read-timeout", "5", "--fault-late-fill", "1", "--late-fill-delay", "0.5",
+            "--fault-stream-duplicate", "1"]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -52,6 +54,15 @@ def test_the_installed_command_serves_until_sigterm(raw, tmp_path):
         match = re.search(r"at (http://127\.0\.0\.1:(\d+)/trade-api/v2)$", line.strip())
         assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
         base = match.group(1)
+        stream_line = proc.stdout.readline().strip()
+        ws = re.search(r"^streaming at (ws://127\.0\.0\.1:\d+/trade-api/ws/v2)$", stream_line)
+        assert ws, stream_line
+        # the stream: signed like the portfolio endpoints, every message twice (the fault)
+        stream = KalshiStream(ws.group(1), channels=["orderbook_delta"],
+                              market_tickers=[OPEN_A], auth=KalshiSigner(KEY_ID, key))  # fmt: skip
+        first = next(iter(stream))
+        stream.close()
+        assert first["type"] == "orderbook_snapshot" and first["msg"]["market_ticker"] == OPEN_A
         cutoff = requests.get(base + "/historical/cutoff", timeout=5).json()
         assert cutoff["market_settled_ts"] == "2025-01-04T00:00:00Z"
         assert len(requests.get(base + "/markets", timeout=5).json()["markets"]) == 3
@@ -88,6 +99,11 @@ def test_the_installed_command_serves_until_sigterm(raw, tmp_path):
         ),
         (["--fault-500", "0.7", "--fault-reset", "0.7"], ["add up to at most 1"]),
         (["--max-connections", "0"], ["max_connections must be >= 1"]),
+        (["--ws-port", "70000"], ["ws_port must be 0..65535"]),
+        (
+            ["--fault-stream-gap", "0.7", "--fault-stream-drop", "0.7"],
+            ["stream fault probabilities must add up to at most 1"],
+        ),
     ],
 )
 def test_refusals_are_one_line_and_exit_code_2(raw, capsys, args, words):
@@ -108,6 +124,7 @@ def test_a_missing_raw_directory_is_refused(tmp_path, capsys):
     [
         (["--fault-slow", "1.5"], "probability"),
         (["--fault-late-fill", "2"], "probability"),
+        (["--fault-stream-duplicate", "1.5"], "probability"),
         (["--clock-speed", "-1"], ">= 0"),
         (["--read-timeout", "0"], "> 0"),
     ],

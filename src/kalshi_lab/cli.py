@@ -55,7 +55,12 @@ Serve the market data the fetch stage recorded (data/raw) through Kalshi's Trade
 paths at http://127.0.0.1:PORT/trade-api/v2, until Ctrl-C. Its clock starts inside the
 data, so markets are open, books move and orders fill as they did then. With --public-key
 and --key-id it also serves the portfolio endpoints (balance, orders, fills, positions)
-for that key."""
+for that key.
+
+It also streams, as Kalshi's WebSocket API does, at ws://127.0.0.1:WS-PORT/trade-api/ws/v2
+(printed on the second line): order books (a snapshot, then deltas as the clock moves),
+trades, tickers and, for the key, its fills and orders. With a key, every connection must
+be signed like a portfolio request; without one, only the public channels are served."""
 
 SERVE_EPILOG = """\
 examples:
@@ -63,6 +68,8 @@ examples:
   kalshi-lab serve --raw data/raw --now 2025-01-15T06:00 --clock-speed 60 \\
       --public-key key.pub --key-id 5f0c0e1e-0000-4000-8000-00000000b07e
   kalshi-lab serve --raw data/raw --port 0 --fault-429 0.1 --fault-reset 0.05
+  kalshi-lab serve --raw data/raw --ws-port 8766 --clock-speed 60 \
+      --fault-stream-gap 0.01 --fault-stream-duplicate 0.01 --fault-stream-drop 0.001
 
 Then point a client at http://127.0.0.1:PORT/trade-api/v2, e.g.
   kalshi-bot --mode paper --base-url http://127.0.0.1:8765/trade-api/v2 --once"""
@@ -145,6 +152,12 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 or localhost; nothing else")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed)")
+    p.add_argument(
+        "--ws-port",
+        type=int,
+        default=0,
+        help="port of the WebSocket stream; 0 picks a free one (default; printed)",
+    )
     p.add_argument("--cutoff", type=_time, help="historical cutoff (default: median settlement)")
     p.add_argument(
         "--now",
@@ -206,6 +219,27 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     faults.add_argument(
         "--late-fill-delay", type=positive_number, default=2.0, help="seconds (default 2)"
     )
+    stream = p.add_argument_group(
+        "stream fault injection (probability per streamed message, seeded by --fault-seed)"
+    )
+    stream.add_argument(
+        "--fault-stream-drop",
+        type=_probability,
+        default=0.0,
+        help="the connection drops instead of sending the message",
+    )
+    stream.add_argument(
+        "--fault-stream-gap",
+        type=_probability,
+        default=0.0,
+        help="the message is lost but its seq used up: the client sees a gap",
+    )
+    stream.add_argument(
+        "--fault-stream-duplicate",
+        type=_probability,
+        default=0.0,
+        help="the message is sent twice, same seq",
+    )
     p.set_defaults(run=run_serve)
 
 
@@ -216,6 +250,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=args.host,
         port=args.port,
+        ws_port=args.ws_port,
         cutoff=args.cutoff,
         now=args.now,
         clock_speed=args.clock_speed,
@@ -234,6 +269,9 @@ def run_serve(args: argparse.Namespace) -> int:
             seed=args.fault_seed,
             late_fill=args.fault_late_fill,
             late_fill_delay_s=args.late_fill_delay,
+            stream_drop=args.fault_stream_drop,
+            stream_gap=args.fault_stream_gap,
+            stream_duplicate=args.fault_stream_duplicate,
         ),
         public_key=None if args.public_key is None else load_public_key(args.public_key),
         key_id=args.key_id,
@@ -246,6 +284,7 @@ def run_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         print(f"serving {args.raw} at {server.base_url}", flush=True)
+        print(f"streaming at {server.ws_url}", flush=True)
         while not stop.wait(0.5):
             pass
     print("stopped", flush=True)

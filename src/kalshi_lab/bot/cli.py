@@ -10,6 +10,9 @@
 Paper and live need an API key in the environment (``KALSHI_API_KEY_ID`` and
 ``KALSHI_PRIVATE_KEY_PATH`` or ``KALSHI_PRIVATE_KEY``), never on the command line; no key or
 part of one is logged or reported. ``--dry-run`` logs the orders it would send and sends none;
+``--stream-url`` keeps the order books from Kalshi's WebSocket stream
+(:mod:`kalshi_lab.bot.stream_feed`; REST for a book the stream cannot vouch for, and for all of
+them while it is down; fills stay with the REST listing, which books each exactly once);
 ``--once`` runs one cycle, otherwise a cycle runs every ``--interval`` seconds until Ctrl-C
 (or SIGTERM), which ends the session after the cycle under way, with its report written (exit
 code 0); a second Ctrl-C aborts the cycle, concludes the session the same way and exits with
@@ -51,6 +54,7 @@ from kalshi_lab.client import (
     KalshiSigner,
     RequestTimedOutError,
 )
+from kalshi_lab.client.ws import ws_url_for
 from kalshi_lab.errors import KalshiLabError
 from kalshi_lab.execution.live import LOOKUP_ATTEMPTS
 from kalshi_lab.execution.reconcile import ReconciliationError
@@ -71,6 +75,7 @@ FLAG_MODES: dict[str, tuple[str, ...]] = {
     "reports": MODES,
     "log_level": MODES,
     "base_url": TRADING,
+    "stream_url": TRADING,
     "series": TRADING,
     "once": TRADING,
     "interval": TRADING,
@@ -102,6 +107,8 @@ examples:
   kalshi-bot --mode backtest --capital 10000
   kalshi-bot --mode paper --series KXHIGHNY --once --dry-run
   kalshi-bot --mode paper --base-url http://127.0.0.1:8765/trade-api/v2 --interval 60
+  kalshi-bot --mode paper --base-url http://127.0.0.1:8765/trade-api/v2 \
+      --stream-url ws://127.0.0.1:8766/trade-api/ws/v2 --interval 60
   kalshi-bot --mode live --confirm-live --series KXHIGHNY --capital 200
 
 exit codes: 0 done; 1 trading stopped because the bot's books and the exchange's disagree;
@@ -160,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-url",
         help=f"API base URL (paper: {DEFAULT_URLS['paper']}, live: {DEFAULT_URLS['live']}); "
         "e.g. http://127.0.0.1:PORT/trade-api/v2 for kalshi-lab serve",
+    )
+    trading.add_argument(
+        "--stream-url",
+        metavar="URL",
+        help="keep order books from Kalshi's WebSocket stream (REST when it is down), e.g. "
+        "wss://api.elections.kalshi.com/trade-api/ws/v2, or the ws:// URL kalshi-lab serve "
+        "prints; 'auto' derives it from --base-url",
     )
     trading.add_argument(
         "--series",
@@ -281,6 +295,19 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def _stream_url(option: str | None, base_url: str) -> str | None:
+    """--stream-url: None (no stream), 'auto' (the base URL's), or a ws(s):// URL."""
+    if option is None:
+        return None
+    if option == "auto":
+        return ws_url_for(base_url)
+    if not option.startswith(("ws://", "wss://")):
+        raise KalshiLabError(
+            f"--stream-url must be a ws:// or wss:// URL or 'auto', got {option!r}"
+        )
+    return option
+
+
 def run_trading(args: argparse.Namespace, started: dt.datetime) -> int:
     base_url = args.base_url or DEFAULT_URLS[args.mode]
     if args.mode == "live" and not args.confirm_live:
@@ -291,6 +318,7 @@ def run_trading(args: argparse.Namespace, started: dt.datetime) -> int:
         raise KalshiLabError(
             f"--base-url must be an http(s) URL ending in /trade-api/v2, got {base_url!r}"
         )
+    stream_url = _stream_url(args.stream_url, base_url)
     signer = KalshiSigner.from_env()  # names a missing variable, never a value
     from kalshi_lab.bot import report as rep
     from kalshi_lab.bot.session import BotConfig, TradingSession
@@ -311,6 +339,7 @@ def run_trading(args: argparse.Namespace, started: dt.datetime) -> int:
         report_root=args.reports,
         lookup_attempts=args.lookups,
         lookup_backoff_s=args.lookup_wait,
+        stream_url=stream_url,
     )
     model = load_model(args.models, params)
     build_strategy(params.strategy, model.target)  # a bad strategy stops before any request

@@ -56,6 +56,7 @@ from kalshi_lab.bot import report as rep
 from kalshi_lab.bot.journal import ADOPTED, CARRIED, JOURNAL, Journal
 from kalshi_lab.bot.restart import Carried, RestartError, conclude_previous, find_previous
 from kalshi_lab.bot.signals import TrainedModel, predictions_now
+from kalshi_lab.bot.stream_feed import StreamFeed
 from kalshi_lab.bot.venue import VenueClock
 from kalshi_lab.client import AuthError, KalshiClient, NotFoundError
 from kalshi_lab.errors import KalshiLabError
@@ -98,6 +99,8 @@ class BotConfig:
     #: wait between two (doubling)
     lookup_attempts: int = LOOKUP_ATTEMPTS
     lookup_backoff_s: float = 0.5
+    #: the WebSocket stream to keep books from (None: every book from REST)
+    stream_url: str | None = None
 
 
 def _reasons(counts: Counter[str]) -> str:
@@ -237,6 +240,7 @@ class TradingSession:
         self.notes: dict[int, str] = {}  # id(order) -> why it was decided or refused
         self._logged_fills: set[int] = set()
         self._before: dict[str, Any] = {}  # the counters before the cycle's step
+        self.feed: StreamFeed | None = None
 
     @property
     def folder(self) -> Path | None:
@@ -271,6 +275,8 @@ class TradingSession:
                 raise SessionError(str(exc)) from None
             journal.set_meta("carried_from", carried.source)
             journal.add_used_ids(carried.used_ids)
+        if config.stream_url is not None:
+            self.feed = StreamFeed(config.stream_url, client.transport.signer).start()
         exchange = BotExchange(
             client,
             dry_run=config.dry_run,
@@ -278,6 +284,7 @@ class TradingSession:
             journal=journal,
             lookup_attempts=config.lookup_attempts,
             lookup_backoff_s=config.lookup_backoff_s,
+            book_source=self.feed,
         )
         exchange.restore((), used_ids=carried.used_ids)
         self.exchange = exchange
@@ -540,6 +547,16 @@ class TradingSession:
             _positions(self.account),
             len(snapshot.open_markets),
         )
+        if self.feed is not None:
+            assert self.exchange is not None
+            reads = self.exchange.book_reads
+            logger.info(
+                "books so far: %d from the stream, %d from REST (stream %s; %s)",
+                reads["stream"],
+                reads["rest"],
+                "up" if self.feed.up else "down",
+                self.feed.stream.stats,
+            )
 
     def _journal_decision(
         self, decision: PredictionMarketDecision, refused: list[ContractOrder]
@@ -677,6 +694,8 @@ class TradingSession:
         """End the session however it went: bring the unresolved orders to their outcome,
         reconcile, check the journal against the account, close the journal and write the
         report from it. None when the session never got as far as its journal."""
+        if self.feed is not None:
+            self.feed.close()
         journal = self.journal
         if journal is None:
             return None

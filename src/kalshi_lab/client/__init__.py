@@ -2,7 +2,9 @@
 
 Modules: ``auth`` (RSA-PSS request signing, keys from the environment), ``ratelimit`` (token
 bucket), ``transport`` (session, retries, typed errors, cursor pages), ``records`` (typed,
-format-agnostic records of the API's JSON), ``client`` (the endpoints), ``errors``.
+format-agnostic records of the API's JSON), ``client`` (the endpoints), ``errors``; the
+WebSocket streams: ``ws`` (:class:`~kalshi_lab.client.ws.KalshiStream`), ``ws_sequence`` (seq
+gaps and duplicates), ``ws_books`` (live books from snapshots and deltas).
 """
 
 from kalshi_lab.client.auth import KalshiSigner

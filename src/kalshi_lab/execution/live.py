@@ -9,6 +9,8 @@ Basic tier):
   shows depth other orders took); the market document's ``*_dollars`` quotes can lag it (the
   local server serves them as recorded). The batch ``GET /markets/orderbooks`` would save the
   per-market reads but is not served by the local server, so it could not be tested here.
+  With a ``book_source`` (the bot's WebSocket feed) an open market's book comes from the
+  stream while the stream vouches for it, and from that REST read otherwise.
   The first quote of an event also reads ``GET /events/{e}`` and its series (fee multiplier),
   cached for the exchange's life.
 * :meth:`~LiveKalshiExchange.submit`: ``POST /portfolio/orders``, then, if anything filled,
@@ -68,7 +70,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -213,6 +215,15 @@ def settled_market(settlement: Settlement) -> SettledMarket | None:
     )
 
 
+class BookSource(Protocol):
+    """Live books kept elsewhere (the bot's WebSocket feed): ``book`` is None when it has no
+    sound book of the market now, and the exchange reads REST instead."""
+
+    def watch(self, tickers: Sequence[str]) -> None: ...
+
+    def book(self, ticker: str) -> Orderbook | None: ...
+
+
 class LiveKalshiExchange(BaseKalshiExchange):
     """Kalshi through ``client`` (see the module docstring for what each call asks).
 
@@ -220,7 +231,8 @@ class LiveKalshiExchange(BaseKalshiExchange):
     how far the listings' watermark trails the newest item seen (late-listed items);
     ``journal`` where each order's life is written; ``lookup_attempts`` and
     ``lookup_backoff_s`` the budget of the lookups of an order whose answer was lost;
-    ``max_listing_lag`` the steps a venue may count fills it does not list.
+    ``max_listing_lag`` the steps a venue may count fills it does not list;
+    ``book_source`` live books to quote from before asking REST (:class:`BookSource`).
     """
 
     def __init__(
@@ -235,6 +247,7 @@ class LiveKalshiExchange(BaseKalshiExchange):
         lookup_attempts: int = LOOKUP_ATTEMPTS,
         lookup_backoff_s: float = 0.5,
         max_listing_lag: int = MAX_LISTING_LAG,
+        book_source: BookSource | None = None,
     ) -> None:
         if lookup_attempts < 1:
             raise ValueError(f"lookup_attempts must be >= 1, got {lookup_attempts}")
@@ -259,6 +272,9 @@ class LiveKalshiExchange(BaseKalshiExchange):
         self._schedules: dict[str, FeeSchedule] = {}  # by series
         #: why sends filled nothing, by reason (as SimulatedKalshiExchange.unfilled)
         self.unfilled: Counter[str] = Counter()
+        self.book_source = book_source
+        #: books read per source: "stream" (book_source) or "rest"
+        self.book_reads: Counter[str] = Counter()
 
     def restore(
         self,
@@ -321,6 +337,8 @@ class LiveKalshiExchange(BaseKalshiExchange):
         _seconds(ts)
         tickers = list(tickers)
         markets = self._markets(tickers)
+        if self.book_source is not None:
+            self.book_source.watch([t for t, m in markets.items() if is_open(m, ts)])
         books: dict[str, dict[str, float]] = {}
         rows = []
         for ticker in tickers:
@@ -341,7 +359,7 @@ class LiveKalshiExchange(BaseKalshiExchange):
                 row["taker_rate"] = self.fee_schedule(market.event_ticker).taker_rate_float
                 if is_open(market, ts):
                     if ticker not in books:
-                        books[ticker] = book_quote(self.client.get_orderbook(ticker, depth=1))
+                        books[ticker] = book_quote(self._book(ticker))
                     row.update(books[ticker], quote_ts=ts, source="book", is_open=True)
             rows.append(row)
         frame = pd.DataFrame(rows, columns=QUOTE_COLUMNS, index=pd.Index(tickers, name="ticker"))
@@ -349,6 +367,12 @@ class LiveKalshiExchange(BaseKalshiExchange):
         return frame.astype({"source": object, "is_open": bool, "taker_rate": float})
 
     # --- orders -----------------------------------------------------------------------------
+
+    def _book(self, ticker: str) -> Orderbook:
+        """The market's book from ``book_source`` when it has a sound one, else from REST."""
+        book = None if self.book_source is None else self.book_source.book(ticker)
+        self.book_reads["stream" if book is not None else "rest"] += 1
+        return book if book is not None else self.client.get_orderbook(ticker, depth=1)
 
     def affordable_count(self, order: ContractOrder) -> int:
         """Contracts of ``order.remaining`` that its budget allows at the limit with the

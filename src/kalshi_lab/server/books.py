@@ -82,6 +82,16 @@ class BookStore:
         self._parsed: dict[tuple[str, int], Book] = {}
         self._taken: dict[tuple[str, int, BookSide, Decimal], Decimal] = {}
         self._lock = threading.Lock()
+        #: bumped whenever depth is taken: a book shown before may have changed
+        self.version = 0
+
+    def change_key(self, market: MarketEntry, now: int) -> tuple[bool, int | None, int]:
+        """What :meth:`book` depends on at ``now``: equal keys, equal books (a stream polls
+        this cheaply instead of rebuilding every book on every tick)."""
+        history = self._books.get(market.ticker)
+        i = -1 if history is None else bisect_right(history.times, now) - 1
+        ts = None if history is None or i < 0 else history.times[i]
+        return market.trading_at(now), ts, self.version
 
     def book(self, market: MarketEntry, now: int) -> Book:
         """What ``GET /markets/{ticker}/orderbook`` shows at ``now``."""
@@ -130,3 +140,4 @@ class BookStore:
         with self._lock:
             key = (ticker, snapshot_ts, side, price)
             self._taken[key] = self._taken.get(key, ZERO) + count
+            self.version += 1

@@ -41,6 +41,8 @@ class ServerConfig:
 
     host: str = LOOPBACK
     port: int = 0  # 0: any free port
+    #: the WebSocket stream's port (a second listener; 0: any free port)
+    ws_port: int = 0
     #: the historical cutoff (default: the median settlement time of the served markets)
     cutoff: dt.datetime | None = None
     #: where the server's clock starts, for market statuses, orderbooks and orders (default:
@@ -68,6 +70,8 @@ class ServerConfig:
             )
         if not 0 <= self.port <= 65535:
             raise ServerSetupError(f"port must be 0..65535, got {self.port}")
+        if not 0 <= self.ws_port <= 65535:
+            raise ServerSetupError(f"ws_port must be 0..65535, got {self.ws_port}")
         if (self.public_key is None) != (self.key_id is None):
             raise ServerSetupError(
                 "the public key and the key id go together: give both or neither"

@@ -21,6 +21,12 @@ happened. Kalshi's fills listing lags its matching engine: the order (and the an
 create) counts the fill at once, the listing catches up later, and a client that books fills
 from the listing must take them when they come (:mod:`kalshi_lab.server.portfolio`). It has
 its own seeded stream, so late fills do not shift the per-request draws.
+
+The WebSocket stream (:mod:`kalshi_lab.server.stream`) draws its own faults per data message,
+from a third seeded stream: ``stream_drop`` closes the connection instead of sending it,
+``stream_gap`` skips it (its ``seq`` is used up: the client sees the gap), ``stream_duplicate``
+sends it twice (same ``seq``). Messages without ``seq`` (fills, orders, tickers) are never
+skipped: the client could not tell.
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ class Fault(StrEnum):
     RESET = "reset"
 
 
+class StreamFault(StrEnum):
+    DROP = "stream_drop"
+    GAP = "stream_gap"
+    DUPLICATE = "stream_duplicate"
+
+
 @dataclass(frozen=True)
 class FaultConfig:
     """Per-request probabilities of each fault (their sum at most 1), and where they apply."""
@@ -62,6 +74,11 @@ class FaultConfig:
     #: probability that a fill is listed late, and how late (seconds of wall-clock time)
     late_fill: float = 0.0
     late_fill_delay_s: float = 2.0
+    #: per stream data message: probability of dropping the connection, skipping a seq,
+    #: sending the message twice
+    stream_drop: float = 0.0
+    stream_gap: float = 0.0
+    stream_duplicate: float = 0.0
 
     def __post_init__(self) -> None:
         for fault in Fault:
@@ -72,6 +89,14 @@ class FaultConfig:
                 )
         if sum(self.probabilities().values()) > 1.0 + 1e-12:
             raise ServerSetupError("fault probabilities must add up to at most 1")
+        for fault in StreamFault:
+            p = getattr(self, fault.value)
+            if not 0.0 <= p <= 1.0:
+                raise ServerSetupError(
+                    f"fault probability {fault.value} must be in [0, 1], got {p}"
+                )
+        if sum(getattr(self, fault.value) for fault in StreamFault) > 1.0 + 1e-12:
+            raise ServerSetupError("stream fault probabilities must add up to at most 1")
         if not 0.0 <= self.late_fill <= 1.0:
             raise ServerSetupError(f"late_fill must be in [0, 1], got {self.late_fill}")
         for name in ("slow_delay_s", "late_fill_delay_s"):
@@ -110,6 +135,18 @@ class FaultInjector:
             self._config = config
             self._rng = random.Random(config.seed)
             self._fill_rng = random.Random(f"late fills {config.seed}")
+            self._stream_rng = random.Random(f"stream {config.seed}")
+
+    def draw_stream(self) -> StreamFault | None:
+        """The fault one stream data message gets, if any."""
+        with self._lock:
+            u = self._stream_rng.random()
+            total = 0.0
+            for fault in StreamFault:
+                total += getattr(self._config, fault.value)
+                if u < total:
+                    return fault
+            return None
 
     def listing_delay(self) -> float:
         """Seconds until a new fill is listed: ``late_fill_delay_s`` with probability

@@ -1,6 +1,6 @@
 """``LocalKalshiServer``: a Kalshi-compatible HTTP server over a raw dataset, in a background
 thread, for tests (``with LocalKalshiServer(raw_dir) as srv: srv.base_url``) and for the
-``kalshi-lab serve`` command.
+``kalshi-lab serve`` command, with its WebSocket stream on a second port (``srv.ws_url``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from kalshi_lab.server.portfolio import Portfolio
 from kalshi_lab.server.portfolio_api import PortfolioApi
 from kalshi_lab.server.routes import Router
 from kalshi_lab.server.stats import ServerStats, StatsSnapshot
+from kalshi_lab.server.stream import StreamEndpoint
 from kalshi_lab.server.units import iso
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,15 @@ class LocalKalshiServer:
             self.config.reads_per_s, self.config.writes_per_s, enabled=self.config.rate_limit
         )
         self.app = KalshiApp(router, limiter, self.faults, verifier, self._stats)
+        self.stream = StreamEndpoint(
+            self.dataset,
+            self.cutoff,
+            self.books,
+            self.portfolio,
+            verifier,
+            self.faults,
+            self._stats,
+        )
         self._httpd: KalshiHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -106,9 +116,15 @@ class LocalKalshiServer:
             daemon=True,
         )
         self._thread.start()
+        try:
+            self.stream.start(self.config.ws_port)
+        except ServerSetupError:
+            self.stop()
+            raise
         logger.info(
-            "serving %s (now %s, clock speed %g, cutoff %s)",
+            "serving %s and %s (now %s, clock speed %g, cutoff %s)",
             self.base_url,
+            self.ws_url,
             iso(self.now),
             self.clock.speed,
             iso(self.cutoff.ts),
@@ -119,6 +135,7 @@ class LocalKalshiServer:
         """Stop serving and close every connection; answers still sleeping are abandoned."""
         if self._httpd is None:
             return
+        self.stream.stop()
         self._httpd.shutdown()
         self._httpd.close_connections()
         self._httpd.server_close()
@@ -158,6 +175,11 @@ class LocalKalshiServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/trade-api/v2``: what a client takes as its base URL."""
         return f"http://{LOOPBACK}:{self.port}{API_PREFIX}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT/trade-api/ws/v2``: the stream, on its own port."""
+        return self.stream.url
 
     @property
     def stats(self) -> StatsSnapshot:

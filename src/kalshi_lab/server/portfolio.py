@@ -256,6 +256,14 @@ class Portfolio:
             ]
         return [(-f.seq, f.doc()) for f in reversed(chosen)]
 
+    def fills_from(self, index: int) -> list[FillState]:
+        """The fills booked from the ``index``-th on (0-based, booking order), the account
+        caught up with the clock: what the stream's ``fill`` channel sends, at once (the
+        listing's ``late_fill`` lag is the REST listing's, not the stream's)."""
+        with self._lock:
+            self._sync()
+            return self._fills[index:]
+
     def settlement_docs(
         self,
         *,

@@ -1,0 +1,341 @@
+"""The order-book table rebuilt from recorded WebSocket snapshots and deltas.
+
+A recording (:mod:`kalshi_lab.data.stream_store`) holds, per market, an ``orderbook_snapshot``
+(every level of both sides) followed by ``orderbook_delta`` messages (one level changes by a
+signed count), as Kalshi's AsyncAPI spec defines them (docs.kalshi.com/asyncapi.yaml,
+channel ``orderbook_delta``). The books are sampled every ``interval`` (``data.book_interval``
+minutes, on the UTC clock) into rows of the ORDERBOOK table, bids only, as the REST orderbook
+gives them; a book is the state after every message received at or before the sample time.
+
+The rules, the same as a message-by-message replay (tests/book_replay.py):
+
+* a segment starts with no book: a market's deltas count from its first snapshot in the
+  segment, and its books are sampled up to the segment's last message (while it recorded);
+* a snapshot replaces the market's book; a delta adds to one level, a level with no contracts
+  left is not listed; a level a delta takes below zero is inconsistent: not listed, counted;
+* per subscription (``sid``) ``seq`` counts up by one; a repeated or older ``seq`` is a
+  duplicate, dropped; a jump is a gap: every book of the segment is unknown (no rows) until the
+  market's next snapshot (the stream re-snapshots after a gap).
+
+Vectorised over all markets: level rows are sorted by (book epoch, side, price, arrival), a
+cumulative sum gives each level's size after every message, and each sample time is found in
+them by binary search; no Python loop runs per message or per row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from kalshi_lab.data import tables
+from kalshi_lab.data.stream_store import iter_stream, stream_dir
+from kalshi_lab.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+#: prices are kept as integer ten-thousandths of a dollar (the API's subpenny grid), counts
+#: as integer hundredths of a contract (fractional trading): sums of them are exact
+PRICE_UNITS = 10_000
+COUNT_UNITS = 100
+SIDES = ("yes", "no")
+#: a snapshot side's levels: the spec's current field first, then older ones
+_SNAPSHOT_SUFFIXES = ("_dollars_fp", "_dollars", "")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Recorded book messages as columns, in arrival order (segment, then line).
+
+    Messages: ``seg``, ``t`` (ns since the epoch), ``market`` (code into ``tickers``),
+    ``snapshot``, ``sid`` and ``seq`` (-1 when absent). Levels, one row per snapshot level or
+    delta: ``msg`` (the message's row), ``side`` (0 yes, 1 no), ``price`` (PRICE_UNITS) and
+    ``qty`` (COUNT_UNITS; a delta's is signed).
+    """
+
+    tickers: list[str]
+    seg: np.ndarray
+    t: np.ndarray
+    market: np.ndarray
+    snapshot: np.ndarray
+    sid: np.ndarray
+    seq: np.ndarray
+    msg: np.ndarray
+    side: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+
+
+class _Where:
+    def __init__(self, path: Path, line: int) -> None:
+        self.path, self.line = path, line
+
+    def error(self, name: str, what: str) -> DataError:
+        return DataError(f"{self.path}:{self.line}: response.msg.{name}: {what}")
+
+
+def _price(value: Any, where: _Where, name: str, *, cents: bool) -> int:
+    """A price as PRICE_UNITS: a dollar string, or (``cents``: a legacy field) integer cents."""
+    if isinstance(value, str):
+        try:
+            units = round(float(value) * PRICE_UNITS)
+        except ValueError:
+            raise where.error(name, f"not a decimal number: {value!r}") from None
+    elif cents and isinstance(value, int) and not isinstance(value, bool):
+        units = value * (PRICE_UNITS // 100)
+    else:
+        raise where.error(
+            name, f"expected {'cents or ' if cents else ''}a dollar string, got {value!r}"
+        )
+    if not 0 <= units <= PRICE_UNITS:
+        raise where.error(name, f"not a price between 0 and 1 dollars: {value!r}")
+    return units
+
+
+def _count(value: Any, where: _Where, name: str, *, signed: bool) -> int:
+    """Contracts as COUNT_UNITS from a count string or an integer."""
+    if isinstance(value, str):
+        try:
+            units = round(float(value) * COUNT_UNITS)
+        except ValueError:
+            raise where.error(name, f"not a decimal number: {value!r}") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        units = value * COUNT_UNITS
+    else:
+        raise where.error(name, f"expected a count string or an integer, got {value!r}")
+    if not signed and units < 0:
+        raise where.error(name, f"not a count of contracts: {value!r}")
+    return units
+
+
+def _seq(message: dict[str, Any], key: str, where: _Where) -> int:
+    value = message.get(key)
+    if value is None:
+        return -1
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise DataError(
+            f"{where.path}:{where.line}: response.{key}: expected a count, got {value!r}"
+        )
+    return value
+
+
+def read_stream(raw_dir: Path) -> Stream:
+    """The book messages of every closed segment of ``raw_dir``, parsed into columns.
+
+    Each message is read once in Python (the JSON documents differ in shape); everything
+    after works on the columns. Trade messages are recorded too, but not books: skipped here.
+    """
+    codes: dict[str, int] = {}
+    seg: list[int] = []
+    received: list[str] = []
+    market: list[int] = []
+    snapshot: list[bool] = []
+    sid: list[int] = []
+    seq: list[int] = []
+    msg: list[int] = []
+    side: list[int] = []
+    price: list[int] = []
+    qty: list[int] = []
+    for number, path, line, record in iter_stream(raw_dir):
+        message = record["response"]
+        kind = message.get("type")
+        if kind not in ("orderbook_snapshot", "orderbook_delta"):
+            continue
+        where = _Where(path, line)
+        body = message.get("msg")
+        if not isinstance(body, dict):
+            raise DataError(f"{path}:{line}: response.msg: expected an object, got {body!r}")
+        ticker = body.get("market_ticker")
+        if not isinstance(ticker, str) or not ticker:
+            raise where.error("market_ticker", f"expected a non-empty string, got {ticker!r}")
+        at = record.get("received_at")
+        if not isinstance(at, str):
+            raise DataError(f"{path}:{line}: received_at: expected an RFC 3339 time, got {at!r}")
+        row = len(seg)
+        seg.append(number)
+        received.append(at)
+        market.append(codes.setdefault(ticker, len(codes)))
+        sid.append(_seq(message, "sid", where))
+        seq.append(_seq(message, "seq", where))
+        snapshot.append(kind == "orderbook_snapshot")
+        if kind == "orderbook_snapshot":
+            for s, name in enumerate(SIDES):
+                fields = (name + suffix for suffix in _SNAPSHOT_SUFFIXES)
+                field = next((f for f in fields if body.get(f) is not None), None)
+                if field is None:
+                    continue  # an empty side
+                levels, cents = body[field], field == name  # unsuffixed: integer cents
+                if not isinstance(levels, list):
+                    raise where.error(field, f"expected a list, got {levels!r}")
+                for k, level in enumerate(levels):
+                    if not isinstance(level, list) or len(level) != 2:
+                        raise where.error(
+                            f"{field}[{k}]", f"expected [price, count], got {level!r}"
+                        )
+                    msg.append(row)
+                    side.append(s)
+                    price.append(_price(level[0], where, f"{field}[{k}][0]", cents=cents))
+                    qty.append(_count(level[1], where, f"{field}[{k}][1]", signed=False))
+        else:
+            name = body.get("side")
+            if name not in SIDES:
+                raise where.error("side", f"expected yes or no, got {name!r}")
+            if body.get("price_dollars") is not None:
+                p = _price(body["price_dollars"], where, "price_dollars", cents=False)
+            else:
+                p = _price(body.get("price"), where, "price", cents=True)
+            key = "delta_fp" if body.get("delta_fp") is not None else "delta"
+            msg.append(row)
+            side.append(SIDES.index(name))
+            price.append(p)
+            qty.append(_count(body.get(key), where, key, signed=True))
+    try:
+        t = tables.utc_times(pa.array(received, pa.string())).cast(pa.int64())
+    except pa.ArrowInvalid as exc:
+        raise DataError(
+            f"{stream_dir(raw_dir)}: received_at: not an RFC 3339 time ({exc})"
+        ) from None
+    return Stream(
+        tickers=list(codes),
+        seg=np.asarray(seg, dtype=np.int64),
+        t=t.to_numpy(zero_copy_only=False).astype(np.int64) * 1000,  # us -> ns
+        market=np.asarray(market, dtype=np.int64),
+        snapshot=np.asarray(snapshot, dtype=bool),
+        sid=np.asarray(sid, dtype=np.int64),
+        seq=np.asarray(seq, dtype=np.int64),
+        msg=np.asarray(msg, dtype=np.int64),
+        side=np.asarray(side, dtype=np.int8),
+        price=np.asarray(price, dtype=np.int64),
+        qty=np.asarray(qty, dtype=np.int64),
+    )
+
+
+def _group_starts(keys: np.ndarray) -> np.ndarray:
+    """Mask of the rows that start a run of equal ``keys`` (sorted)."""
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = keys[1:] != keys[:-1]
+    return starts
+
+
+def _cummax_by(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return pd.Series(values).groupby(group, sort=False).cummax().to_numpy()
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """The rebuilt rows (ORDERBOOK columns, plus the segment each came from) and what the
+    rebuild dropped."""
+
+    rows: pd.DataFrame
+    duplicates: int  # messages whose seq repeated an earlier one
+    gaps: int  # seq jumps (books unknown until the next snapshot)
+    before_snapshot: int  # deltas with no snapshot of their market before them in the segment
+    negative: int  # sampled levels a delta had taken below zero (not listed)
+
+
+def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
+    """Sample every market's book at each multiple of ``interval_ns`` while it was recorded."""
+    n = len(stream.seg)
+    empty = pd.DataFrame(
+        {
+            "ticker": pd.Series([], dtype=object),
+            "snapshot_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "side": pd.Series([], dtype=object),
+            "price": pd.Series([], dtype=float),
+            "count": pd.Series([], dtype=float),
+            "segment": pd.Series([], dtype=np.int64),
+        }
+    )
+    if n == 0:
+        return Rebuilt(empty, 0, 0, 0, 0)
+    pos = np.arange(n)
+    seg_start = _group_starts(stream.seg)
+    # arrival times never run backwards within a segment (a clock step back is held level)
+    t = _cummax_by(stream.seg, stream.t)
+    # seq per (segment, sid): duplicates dropped, jumps are gaps
+    has_seq = stream.seq >= 0
+    channel = stream.seg * (stream.sid.max() + 2) + stream.sid + 1
+    seen = np.where(has_seq, stream.seq, -1)
+    prev = _cummax_by(channel, seen)
+    prev = pd.Series(prev).groupby(channel, sort=False).shift(1, fill_value=-1).to_numpy()
+    dup = has_seq & (prev >= 0) & (stream.seq <= prev)
+    gap = has_seq & (prev >= 0) & (stream.seq > prev + 1)
+    keep = ~dup
+    # a reset (segment start, or a gap) makes every book of the segment unknown
+    reset = (seg_start | gap) & keep
+    last_reset = np.maximum.accumulate(np.where(reset, pos, -1))
+    snap = stream.snapshot & keep
+    last_snap = _cummax_by(stream.market, np.where(snap, pos, -1))
+    valid = keep & (last_snap >= 0) & (last_snap >= last_reset)
+    before_snapshot = int((keep & ~stream.snapshot & ~valid).sum())
+    # where each book epoch (from a snapshot) ends: the market's next snapshot, the next reset
+    # of the segment (exclusive: that message's time), else the segment's last message
+    next_reset = np.minimum.accumulate(np.where(reset, pos, n)[::-1])[::-1]
+    next_reset_after = np.append(next_reset[1:], n)
+    snaps = np.flatnonzero(snap)
+    snap_market = stream.market[snaps]
+    following = pd.Series(snaps).groupby(snap_market, sort=False).shift(-1, fill_value=n)
+    end_pos = np.minimum(following.to_numpy(), next_reset_after[snaps])
+    seg_last_t = pd.Series(t).groupby(stream.seg, sort=False).transform("max").to_numpy()
+    same_seg = end_pos < n
+    same_seg[same_seg] = stream.seg[end_pos[same_seg]] == stream.seg[snaps[same_seg]]
+    end_t = np.where(same_seg, t[np.minimum(end_pos, n - 1)], seg_last_t[snaps] + 1)
+    epoch_end = np.zeros(n, dtype=np.int64)
+    epoch_end[snaps] = end_t  # indexed by the snapshot's position
+    # level rows of valid messages, each in its epoch (the position of its snapshot)
+    rows = valid[stream.msg]
+    msg = stream.msg[rows]
+    epoch = last_snap[msg]
+    side, price, qty = stream.side[rows], stream.price[rows], stream.qty[rows]
+    order = np.lexsort((msg, price, side, epoch))
+    msg, epoch, side, price, qty = msg[order], epoch[order], side[order], price[order], qty[order]
+    level_key = (epoch * 2 + side) * (PRICE_UNITS + 1) + price
+    first = _group_starts(level_key)
+    group = np.cumsum(first) - 1
+    total = np.cumsum(qty)
+    g_first = np.flatnonzero(first)
+    size = total - np.concatenate(([0], total[:-1]))[g_first][group]  # within each level
+    row_t = t[msg]
+    # the sample times of each level: from its first message to the end of its epoch
+    lo = -(-row_t[g_first] // interval_ns)  # ceil
+    hi = (epoch_end[epoch[g_first]] - 1) // interval_ns
+    count = np.maximum(hi - lo + 1, 0)
+    pairs = int(count.sum())
+    pair_group = np.repeat(np.arange(len(g_first)), count)
+    offsets = np.arange(pairs) - np.repeat(np.cumsum(count) - count, count)
+    sample_t = (lo[pair_group] + offsets) * interval_ns
+    # the last row of the level at or before each sample time: one binary search over
+    # (group, time rank) keys
+    times = np.unique(row_t)
+    width = len(times) + 1
+    row_key = group * width + np.searchsorted(times, row_t, side="right")
+    pair_key = pair_group * width + np.searchsorted(times, sample_t, side="right")
+    at = np.searchsorted(row_key, pair_key, side="right") - 1
+    value = size[at]  # at >= the group's first row: the first row is at or before the sample
+    negative = int((value < 0).sum())
+    listed = value > 0
+    g = g_first[pair_group[listed]]
+    first_msg = msg[g]
+    # tickers as categories in sorted order, so that sorting by code sorts by name
+    names = np.asarray(stream.tickers, dtype=object)
+    by_name = np.argsort(names, kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[by_name] = np.arange(len(names))
+    out = pd.DataFrame(
+        {
+            "ticker": pd.Categorical.from_codes(rank[stream.market[first_msg]], names[by_name]),
+            "snapshot_ts": pd.to_datetime(sample_t[listed], utc=True),
+            "side": pd.Categorical.from_codes(side[g].astype(np.int64), SIDES),
+            "price": price[g] / PRICE_UNITS,
+            "count": value[listed] / COUNT_UNITS,
+            "segment": stream.seg[first_msg],
+        }
+    )
+    out = out.sort_values(["ticker", "snapshot_ts", "side", "price"], kind="stable")
+    out = out.astype({"ticker": object, "side": object}).reset_index(drop=True)
+    return Rebuilt(out, int(dup.sum()), int(gap.sum()), before_snapshot, negative)

@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from kalshi_lab.data import tables
-from kalshi_lab.data.stream_store import iter_stream, stream_dir
+from kalshi_lab.data.stream_store import iter_stream, open_segments, stream_dir
 from kalshi_lab.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 PRICE_UNITS = 10_000
 COUNT_UNITS = 100
 SIDES = ("yes", "no")
+#: data.book_interval's default: the sampling of books rebuilt from recordings, in minutes
+DEFAULT_INTERVAL_MINUTES = 60
 #: a snapshot side's levels: the spec's current field first, then older ones
 _SNAPSHOT_SUFFIXES = ("_dollars_fp", "_dollars", "")
 
@@ -339,3 +341,52 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     out = out.sort_values(["ticker", "snapshot_ts", "side", "price"], kind="stable")
     out = out.astype({"ticker": object, "side": object}).reset_index(drop=True)
     return Rebuilt(out, int(dup.sum()), int(gap.sum()), before_snapshot, negative)
+
+
+def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) -> pa.Table:
+    """The ORDERBOOK rows (``source`` recorded) rebuilt from ``raw_dir``'s closed segments.
+
+    Where two segments sampled the same market at the same time (two recorders at once), the
+    later segment's book is kept. Rows of markets not in ``known`` (the markets table) are
+    dropped. Everything dropped or left out is logged with its count.
+    """
+    left_open = open_segments(raw_dir)
+    if left_open:
+        logger.warning(
+            "%s: %d segments not closed, left out: %s (a recorder is writing them, or was "
+            "killed: the next kalshi-lab record closes them)",
+            stream_dir(raw_dir),
+            len(left_open),
+            ", ".join(left_open),
+        )
+    stream = read_stream(raw_dir)
+    if len(stream.seg) == 0:
+        return tables.ORDERBOOK.empty_table()
+    built = rebuild(stream, interval_minutes * 60 * 1_000_000_000)
+    rows = built.rows
+    latest = rows.groupby(["ticker", "snapshot_ts"], sort=False)["segment"].transform("max")
+    overlapping = rows["segment"] != latest
+    unknown = ~rows["ticker"].isin(known)
+    rows = rows[~overlapping & ~unknown]
+    logger.info(
+        "%s: %d order-book rows of %d markets rebuilt every %d minutes from %d recorded "
+        "messages in %d segments; left out: %d duplicate messages, %d deltas before their "
+        "market's first snapshot, %d seq gaps (books unknown until the next snapshot), %d "
+        "levels below zero, %d rows of an earlier overlapping segment, %d rows of %d markets "
+        "not in the markets data",
+        stream_dir(raw_dir),
+        len(rows),
+        rows["ticker"].nunique(),
+        interval_minutes,
+        len(stream.seg),
+        len(np.unique(stream.seg)),
+        built.duplicates,
+        built.before_snapshot,
+        built.gaps,
+        built.negative,
+        int(overlapping.sum()),
+        int(unknown.sum()),
+        built.rows.loc[unknown, "ticker"].nunique(),
+    )
+    rows = rows.drop(columns="segment").assign(source="recorded")
+    return pa.Table.from_pandas(rows, schema=tables.ORDERBOOK, preserve_index=False)

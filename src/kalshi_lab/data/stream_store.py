@@ -28,6 +28,7 @@ import fcntl
 import gzip
 import os
 import re
+import shutil
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -281,3 +282,25 @@ def open_segments(raw_dir: Path) -> list[str]:
     directory = stream_dir(raw_dir)
     closed = read_segments(directory)
     return [n for n in segment_files(directory) if n not in closed]
+
+
+def carry_over(old_raw: Path, new_raw: Path) -> int:
+    """Give ``new_raw`` (a fetch's staged directory) the closed segments of ``old_raw``.
+
+    The fetch replaces the raw directory whole, but a recording cannot be fetched again:
+    its closed segments and their manifest move into the new directory as hard links (a copy
+    where links are impossible). Segments still open are not carried: a recorder must not
+    run while the fetch replaces the directory. Returns the segments carried.
+    """
+    source = stream_dir(old_raw)
+    closed = read_segments(source)
+    if not closed:
+        return 0
+    target = stream_dir(new_raw)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (*closed, SEGMENTS_MANIFEST):
+        try:
+            os.link(source / name, target / name)
+        except OSError:
+            shutil.copy2(source / name, target / name)
+    return len(closed)

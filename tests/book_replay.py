@@ -72,6 +72,9 @@ def replay(stream: Stream, interval_ns: int) -> pd.DataFrame:
     frame = pd.DataFrame(out, columns=["ticker", "ts", "side", "price", "count", "segment"])
     frame = frame.astype({"price": float, "count": float, "segment": np.int64})
     frame.insert(1, "snapshot_ts", pd.to_datetime(frame.pop("ts").to_numpy(np.int64), utc=True))
+    # two segments sampling one market at one time: the later one's book is kept
+    latest = frame.groupby(["ticker", "snapshot_ts"])["segment"].transform("max")
+    frame = frame[frame["segment"] == latest]
     side_rank = frame["side"].map({s: k for k, s in enumerate(SIDES)})
     frame = frame.assign(_side=side_rank).sort_values(
         ["ticker", "snapshot_ts", "_side", "price"], kind="stable"

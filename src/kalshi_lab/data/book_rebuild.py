@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kalshi_lab.data import tables
 from kalshi_lab.data.stream_store import iter_stream, open_segments, stream_dir
@@ -228,33 +229,36 @@ def _cummax_by(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     return pd.Series(values).groupby(group, sort=False).cummax().to_numpy()
 
 
+#: the rebuilt rows: ORDERBOOK's columns but the source, and the segment each came from
+REBUILT = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("snapshot_ts", pa.timestamp("ns", tz="UTC")),
+        ("side", pa.string()),
+        ("price", pa.float64()),
+        ("count", pa.float64()),
+        ("segment", pa.int64()),
+    ]
+)
+
+
 @dataclass(frozen=True)
 class Rebuilt:
-    """The rebuilt rows (ORDERBOOK columns, plus the segment each came from) and what the
-    rebuild dropped."""
+    """The rebuilt rows (REBUILT, by ticker, time, side and price) and what was dropped."""
 
-    rows: pd.DataFrame
+    rows: pa.Table
     duplicates: int  # messages whose seq repeated an earlier one
     gaps: int  # seq jumps (books unknown until the next snapshot)
     before_snapshot: int  # deltas with no snapshot of their market before them in the segment
     negative: int  # sampled levels a delta had taken below zero (not listed)
+    overlapping: int  # rows of a segment that a later one sampled at the same time too
 
 
 def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     """Sample every market's book at each multiple of ``interval_ns`` while it was recorded."""
     n = len(stream.seg)
-    empty = pd.DataFrame(
-        {
-            "ticker": pd.Series([], dtype=object),
-            "snapshot_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "side": pd.Series([], dtype=object),
-            "price": pd.Series([], dtype=float),
-            "count": pd.Series([], dtype=float),
-            "segment": pd.Series([], dtype=np.int64),
-        }
-    )
     if n == 0:
-        return Rebuilt(empty, 0, 0, 0, 0)
+        return Rebuilt(REBUILT.empty_table(), 0, 0, 0, 0, 0)
     pos = np.arange(n)
     seg_start = _group_starts(stream.seg)
     # arrival times never run backwards within a segment (a clock step back is held level)
@@ -320,27 +324,43 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     at = np.searchsorted(row_key, pair_key, side="right") - 1
     value = size[at]  # at >= the group's first row: the first row is at or before the sample
     negative = int((value < 0).sum())
-    listed = value > 0
+    listed = np.flatnonzero(value > 0)
     g = g_first[pair_group[listed]]
-    first_msg = msg[g]
-    # tickers as categories in sorted order, so that sorting by code sorts by name
+    # tickers ranked by name: sorting by rank sorts by name
     names = np.asarray(stream.tickers, dtype=object)
     by_name = np.argsort(names, kind="stable")
     rank = np.empty(len(names), dtype=np.int64)
     rank[by_name] = np.arange(len(names))
-    out = pd.DataFrame(
+    ticker = rank[stream.market[msg[g]]]
+    when = sample_t[listed]
+    # one int64 key in (ticker, time, side, price) order: one sort, not a four-key lexsort
+    step = (when - when.min()) // interval_ns if len(when) else when
+    key = ((ticker * (int(step.max(initial=0)) + 1) + step) * 2 + side[g]) * (PRICE_UNITS + 1)
+    order = np.argsort(key + price[g], kind="stable")
+    g, ticker, when, size_at = g[order], ticker[order], when[order], value[listed][order]
+    segment = stream.seg[msg[g]]
+    # two segments sampling one market at one time (two recorders at once): the later wins
+    starts = np.flatnonzero(_group_starts(ticker) | _group_starts(when))
+    latest = np.repeat(np.maximum.reduceat(segment, starts), np.diff(np.append(starts, len(g))))
+    later = segment == latest
+    out = pa.table(
         {
-            "ticker": pd.Categorical.from_codes(rank[stream.market[first_msg]], names[by_name]),
-            "snapshot_ts": pd.to_datetime(sample_t[listed], utc=True),
-            "side": pd.Categorical.from_codes(side[g].astype(np.int64), SIDES),
-            "price": price[g] / PRICE_UNITS,
-            "count": value[listed] / COUNT_UNITS,
-            "segment": stream.seg[first_msg],
-        }
+            "ticker": pa.DictionaryArray.from_arrays(
+                ticker[later].astype(np.int32), pa.array(names[by_name], pa.string())
+            ).cast(pa.string()),
+            "snapshot_ts": pa.array(when[later], pa.timestamp("ns", tz="UTC")),
+            "side": pa.DictionaryArray.from_arrays(
+                side[g][later].astype(np.int32), pa.array(SIDES)
+            ).cast(pa.string()),
+            "price": price[g][later] / PRICE_UNITS,
+            "count": size_at[later] / COUNT_UNITS,
+            "segment": segment[later],
+        },
+        schema=REBUILT,
     )
-    out = out.sort_values(["ticker", "snapshot_ts", "side", "price"], kind="stable")
-    out = out.astype({"ticker": object, "side": object}).reset_index(drop=True)
-    return Rebuilt(out, int(dup.sum()), int(gap.sum()), before_snapshot, negative)
+    return Rebuilt(
+        out, int(dup.sum()), int(gap.sum()), before_snapshot, negative, int((~later).sum())
+    )
 
 
 def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) -> pa.Table:
@@ -364,10 +384,9 @@ def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) ->
         return tables.ORDERBOOK.empty_table()
     built = rebuild(stream, interval_minutes * 60 * 1_000_000_000)
     rows = built.rows
-    latest = rows.groupby(["ticker", "snapshot_ts"], sort=False)["segment"].transform("max")
-    overlapping = rows["segment"] != latest
-    unknown = ~rows["ticker"].isin(known)
-    rows = rows[~overlapping & ~unknown]
+    unknown = pc.invert(pc.is_in(rows.column("ticker"), pa.array(sorted(known), pa.string())))
+    dropped = rows.filter(unknown)
+    rows = rows.filter(pc.invert(unknown))
     logger.info(
         "%s: %d order-book rows of %d markets rebuilt every %d minutes from %d recorded "
         "messages in %d segments; left out: %d duplicate messages, %d deltas before their "
@@ -375,8 +394,8 @@ def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) ->
         "levels below zero, %d rows of an earlier overlapping segment, %d rows of %d markets "
         "not in the markets data",
         stream_dir(raw_dir),
-        len(rows),
-        rows["ticker"].nunique(),
+        rows.num_rows,
+        len(pc.unique(rows.column("ticker"))),
         interval_minutes,
         len(stream.seg),
         len(np.unique(stream.seg)),
@@ -384,9 +403,12 @@ def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) ->
         built.before_snapshot,
         built.gaps,
         built.negative,
-        int(overlapping.sum()),
-        int(unknown.sum()),
-        built.rows.loc[unknown, "ticker"].nunique(),
+        built.overlapping,
+        dropped.num_rows,
+        len(pc.unique(dropped.column("ticker"))),
     )
-    rows = rows.drop(columns="segment").assign(source="recorded")
-    return pa.Table.from_pandas(rows, schema=tables.ORDERBOOK, preserve_index=False)
+    source = pa.DictionaryArray.from_arrays(
+        np.ones(rows.num_rows, np.int8), pa.array(tables.BOOK_SOURCES)
+    ).cast(pa.string())
+    rows = rows.drop_columns(["segment"]).append_column("source", source)
+    return rows.cast(tables.ORDERBOOK)

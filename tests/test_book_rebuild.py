@@ -14,13 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from book_replay import replay
-from kalshi_lab.data.book_rebuild import read_stream, rebuild
-from kalshi_lab.data.stream_store import SegmentWriter, stream_dir
+from kalshi_lab.data import fast_parse
+from kalshi_lab.data.book_rebuild import (
+    _STREAM,
+    _by_record,
+    _columnar_part,
+    _segment_messages,
+    read_stream,
+    rebuild,
+)
+from kalshi_lab.data.stream_store import SegmentWriter, closed_segments, stream_dir
 from kalshi_lab.errors import DataError
 
 T0 = dt.datetime(2026, 12, 7, 14, 0, tzinfo=dt.UTC)
@@ -101,6 +110,20 @@ def test_spec_messages_both_price_formats(tmp_path: Path, pair: tuple[dict, dict
     assert sorted(at.groups) == [pd.Timestamp(T0) + pd.Timedelta(seconds=s) for s in (0, 1, 2)]
 
 
+def test_the_current_format_is_read_columnar_and_the_legacy_one_declined(tmp_path: Path) -> None:
+    write_segments(tmp_path / "current", [[(0, SPEC_SNAPSHOT), (1, SPEC_DELTA)]])
+    write_segments(tmp_path / "legacy", [[(0, LEGACY_SNAPSHOT), (1, LEGACY_DELTA)]])
+    (current,), (legacy,) = (
+        closed_segments(tmp_path / "current"),
+        closed_segments(tmp_path / "legacy"),
+    )
+    parts = fast_parse._parts(current.path, current.records, _STREAM, _columnar_part)
+    assert pa.concat_tables(list(parts)).equals(_by_record(current))
+    with pytest.raises(fast_parse.Declined):
+        list(fast_parse._parts(legacy.path, legacy.records, _STREAM, _columnar_part))
+    assert _segment_messages(legacy).equals(_by_record(legacy))
+
+
 def test_a_bad_field_names_file_line_and_field(tmp_path: Path) -> None:
     bad = {**SPEC_DELTA, "msg": {**SPEC_DELTA["msg"], "price_dollars": "1.50"}}
     write_segments(tmp_path, [[(0, SPEC_SNAPSHOT), (1, bad)]])
@@ -179,6 +202,8 @@ def test_rebuild_equals_replay(
 ) -> None:
     raw = tmp_path_factory.mktemp("raw")
     write_segments(raw, segments)
+    for segment in closed_segments(raw):  # the columnar reader (or its fallback) = by record
+        assert _segment_messages(segment).equals(_by_record(segment))
     stream = read_stream(raw)
     interval = int(interval_s * SECOND)
     got = rebuild(stream, interval)

@@ -34,8 +34,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalshi_lab.data import tables
-from kalshi_lab.data.stream_store import iter_stream, open_segments, stream_dir
+from kalshi_lab.data import fast_parse, tables
+from kalshi_lab.data.stream_store import (
+    Segment,
+    closed_segments,
+    iter_segment,
+    open_segments,
+    stream_dir,
+)
 from kalshi_lab.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -127,28 +133,32 @@ def _seq(message: dict[str, Any], key: str, where: _Where) -> int:
     return value
 
 
-def read_stream(raw_dir: Path) -> Stream:
-    """The book messages of every closed segment of ``raw_dir``, parsed into columns.
+#: one segment's book messages, whichever reader parsed them: a row per message, its levels
+#: (a snapshot's, yes then no in the message's order; a delta's one) as a list
+_LEVEL = pa.struct([("side", pa.int8()), ("price", pa.int64()), ("qty", pa.int64())])
+_MESSAGES = pa.schema(
+    [
+        ("received_at", pa.string()),
+        ("ticker", pa.string()),
+        ("snapshot", pa.bool_()),
+        ("sid", pa.int64()),
+        ("seq", pa.int64()),
+        ("levels", pa.list_(_LEVEL)),
+    ]
+)
+_KINDS = ("orderbook_snapshot", "orderbook_delta")
 
-    Each message is read once in Python (the JSON documents differ in shape); everything
-    after works on the columns. Trade messages are recorded too, but not books: skipped here.
-    """
-    codes: dict[str, int] = {}
-    seg: list[int] = []
-    received: list[str] = []
-    market: list[int] = []
-    snapshot: list[bool] = []
-    sid: list[int] = []
-    seq: list[int] = []
-    msg: list[int] = []
-    side: list[int] = []
-    price: list[int] = []
-    qty: list[int] = []
-    for number, path, line, record in iter_stream(raw_dir):
+
+def _by_record(segment: Segment) -> pa.Table:
+    """The book messages of a segment, record by record: any shape the spec has had, and
+    the judge of malformed input (file, line and field)."""
+    columns: dict[str, list[Any]] = {name: [] for name in _MESSAGES.names}
+    for line, record in iter_segment(segment):
         message = record["response"]
         kind = message.get("type")
-        if kind not in ("orderbook_snapshot", "orderbook_delta"):
+        if kind not in _KINDS:
             continue
+        path = segment.path
         where = _Where(path, line)
         body = message.get("msg")
         if not isinstance(body, dict):
@@ -159,62 +169,200 @@ def read_stream(raw_dir: Path) -> Stream:
         at = record.get("received_at")
         if not isinstance(at, str):
             raise DataError(f"{path}:{line}: received_at: expected an RFC 3339 time, got {at!r}")
-        row = len(seg)
-        seg.append(number)
-        received.append(at)
-        market.append(codes.setdefault(ticker, len(codes)))
-        sid.append(_seq(message, "sid", where))
-        seq.append(_seq(message, "seq", where))
-        snapshot.append(kind == "orderbook_snapshot")
+        levels: list[dict[str, int]] = []
         if kind == "orderbook_snapshot":
             for s, name in enumerate(SIDES):
                 fields = (name + suffix for suffix in _SNAPSHOT_SUFFIXES)
                 field = next((f for f in fields if body.get(f) is not None), None)
                 if field is None:
                     continue  # an empty side
-                levels, cents = body[field], field == name  # unsuffixed: integer cents
-                if not isinstance(levels, list):
-                    raise where.error(field, f"expected a list, got {levels!r}")
-                for k, level in enumerate(levels):
+                pairs, cents = body[field], field == name  # unsuffixed: integer cents
+                if not isinstance(pairs, list):
+                    raise where.error(field, f"expected a list, got {pairs!r}")
+                for k, level in enumerate(pairs):
                     if not isinstance(level, list) or len(level) != 2:
                         raise where.error(
                             f"{field}[{k}]", f"expected [price, count], got {level!r}"
                         )
-                    msg.append(row)
-                    side.append(s)
-                    price.append(_price(level[0], where, f"{field}[{k}][0]", cents=cents))
-                    qty.append(_count(level[1], where, f"{field}[{k}][1]", signed=False))
+                    price = _price(level[0], where, f"{field}[{k}][0]", cents=cents)
+                    qty = _count(level[1], where, f"{field}[{k}][1]", signed=False)
+                    levels.append({"side": s, "price": price, "qty": qty})
         else:
             name = body.get("side")
             if name not in SIDES:
                 raise where.error("side", f"expected yes or no, got {name!r}")
             if body.get("price_dollars") is not None:
-                p = _price(body["price_dollars"], where, "price_dollars", cents=False)
+                price = _price(body["price_dollars"], where, "price_dollars", cents=False)
             else:
-                p = _price(body.get("price"), where, "price", cents=True)
+                price = _price(body.get("price"), where, "price", cents=True)
             key = "delta_fp" if body.get("delta_fp") is not None else "delta"
-            msg.append(row)
-            side.append(SIDES.index(name))
-            price.append(p)
-            qty.append(_count(body.get(key), where, key, signed=True))
+            qty = _count(body.get(key), where, key, signed=True)
+            levels.append({"side": SIDES.index(name), "price": price, "qty": qty})
+        columns["received_at"].append(at)
+        columns["ticker"].append(ticker)
+        columns["snapshot"].append(kind == "orderbook_snapshot")
+        columns["sid"].append(_seq(message, "sid", where))
+        columns["seq"].append(_seq(message, "seq", where))
+        columns["levels"].append(levels)
+    return pa.table(columns, schema=_MESSAGES)
+
+
+_TEXT_LEVELS = pa.list_(pa.list_(pa.string()))
+#: what the columnar reader reads: the spec's current fields; the older ones typed null, so a
+#: value in any of them declines the segment to the record-by-record reader
+_STREAM = pa.schema(
+    [
+        ("received_at", pa.string()),
+        (
+            "response",
+            pa.struct(
+                [
+                    ("type", pa.string()),
+                    ("sid", pa.int64()),
+                    ("seq", pa.int64()),
+                    (
+                        "msg",
+                        pa.struct(
+                            [
+                                ("market_ticker", pa.string()),
+                                ("side", pa.string()),
+                                ("price_dollars", pa.string()),
+                                ("delta_fp", pa.string()),
+                                ("yes_dollars_fp", _TEXT_LEVELS),
+                                ("no_dollars_fp", _TEXT_LEVELS),
+                                *[(n, pa.null()) for n in ("price", "delta", "yes", "no")],
+                                *[(n, pa.null()) for n in ("yes_dollars", "no_dollars")],
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
+    ]
+)
+
+
+def _units(text: pa.Array, scale: int) -> np.ndarray:
+    """Decimal strings as integers of 1/``scale`` (correctly rounded, as the by-record
+    reader's ``round(float(text) * scale)``)."""
+    return np.round(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False) * scale).astype(
+        np.int64
+    )
+
+
+def _columnar_part(batch: pa.RecordBatch) -> pa.Table:
+    """The book messages of one chunk of a segment (see :data:`_STREAM`); declines
+    (fast_parse.Declined) whatever it cannot read exactly as :func:`_by_record` does."""
+    response = batch.column("response")
+    fast_parse._require(response.null_count == 0, "a record without a response")
+    kind = pc.struct_field(response, "type")
+    book = pc.fill_null(pc.is_in(kind, pa.array(_KINDS)), False)
+    rows = pc.indices_nonzero(book)
+    response = response.take(rows)
+    msg = pc.struct_field(response, "msg")
+    fast_parse._require(msg.null_count == 0, "a message without msg")
+    ticker = pc.struct_field(msg, "market_ticker")
+    fast_parse._require(ticker.null_count == 0, "market_ticker")
+    fast_parse._require(fast_parse._all(pc.greater(pc.utf8_length(ticker), 0)), "empty ticker")
+    received = batch.column("received_at").take(rows)
+    fast_parse._require(received.null_count == 0, "received_at")
+    snapshot = pc.equal(pc.struct_field(response, "type"), "orderbook_snapshot")
+    is_snapshot = snapshot.to_numpy(zero_copy_only=False)
+    n = len(rows)
+    parent, side, price, qty = [], [], [], []
+    for s, name in enumerate(SIDES):
+        lists = pc.struct_field(msg, f"{name}_dollars_fp")
+        pairs = pc.list_flatten(lists)
+        fast_parse._require(pairs.null_count == 0, "a null level")
+        fast_parse._require(
+            fast_parse._all(pc.equal(pc.list_value_length(pairs), 2)), "a level not a pair"
+        )
+        text = pc.list_flatten(pairs)
+        fast_parse._require(text.null_count == 0, "a null in a level")
+        value = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).reshape(-1, 2)
+        p = np.round(value[:, 0] * PRICE_UNITS).astype(np.int64)
+        q = np.round(value[:, 1] * COUNT_UNITS).astype(np.int64)
+        fast_parse._require(bool(((p >= 0) & (p <= PRICE_UNITS) & (q >= 0)).all()), "a level")
+        parent.append(pc.list_parent_indices(lists).to_numpy())
+        side.append(np.full(len(p), s, np.int8))
+        price.append(p)
+        qty.append(q)
+    deltas = np.flatnonzero(~is_snapshot)
+    delta_msg = msg.take(pa.array(deltas))
+    fields = {f: pc.struct_field(delta_msg, f) for f in ("side", "price_dollars", "delta_fp")}
+    fast_parse._require(all(v.null_count == 0 for v in fields.values()), "a delta field")
+    delta_side = fields["side"].to_numpy(zero_copy_only=False)
+    fast_parse._require(bool(np.isin(delta_side, SIDES).all()), "side")
+    p = _units(fields["price_dollars"], PRICE_UNITS)
+    fast_parse._require(bool(((p >= 0) & (p <= PRICE_UNITS)).all()), "price_dollars")
+    parent.append(deltas)
+    side.append((delta_side == "no").astype(np.int8))
+    price.append(p)
+    qty.append(_units(fields["delta_fp"], COUNT_UNITS))
+    # each message's levels together, a snapshot's yes before its no (stable: list order)
+    owner = np.concatenate(parent)
+    order = np.argsort(owner, kind="stable")
+    offsets = np.append(0, np.cumsum(np.bincount(owner, minlength=n))).astype(np.int32)
+    levels = pa.StructArray.from_arrays(
+        [
+            pa.array(np.concatenate(side)[order], pa.int8()),
+            pa.array(np.concatenate(price)[order], pa.int64()),
+            pa.array(np.concatenate(qty)[order], pa.int64()),
+        ],
+        fields=list(_LEVEL),
+    )
+    sid, seq = (pc.struct_field(response, k) for k in ("sid", "seq"))
+    for values in (sid, seq):
+        fast_parse._require(fast_parse._all(pc.greater_equal(values, 0)), "sid or seq")
+    sid, seq = pc.fill_null(sid, -1), pc.fill_null(seq, -1)
+    return pa.table(
+        [received, ticker, snapshot, sid, seq, pa.ListArray.from_arrays(offsets, levels)],
+        schema=_MESSAGES,
+    )
+
+
+def _segment_messages(segment: Segment) -> pa.Table:
+    """A segment's book messages: the columnar reader, else (it declined) record by record."""
     try:
-        t = tables.utc_times(pa.array(received, pa.string())).cast(pa.int64())
+        parts = fast_parse._parts(segment.path, segment.records, _STREAM, _columnar_part)
+        return pa.concat_tables([_MESSAGES.empty_table(), *parts])
+    except fast_parse.Declined as why:
+        logger.info(
+            "%s: read record by record (the columnar reader declined: %s)", segment.path, why
+        )
+    return _by_record(segment)
+
+
+def read_stream(raw_dir: Path) -> Stream:
+    """The book messages of every closed segment of ``raw_dir``, parsed into columns.
+
+    Trade messages are recorded too, but make no books: skipped here.
+    """
+    segments = closed_segments(raw_dir)
+    parts = [_segment_messages(s) for s in segments]
+    table = pa.concat_tables([_MESSAGES.empty_table(), *parts])
+    seg = np.repeat([s.number for s in segments], [p.num_rows for p in parts]).astype(np.int64)
+    try:
+        t = tables.utc_times(table.column("received_at").combine_chunks()).cast(pa.int64())
     except pa.ArrowInvalid as exc:
         raise DataError(
             f"{stream_dir(raw_dir)}: received_at: not an RFC 3339 time ({exc})"
         ) from None
+    tickers = table.column("ticker").combine_chunks().dictionary_encode()
+    levels = table.column("levels").combine_chunks()
+    flat = pc.list_flatten(levels)
     return Stream(
-        tickers=list(codes),
-        seg=np.asarray(seg, dtype=np.int64),
+        tickers=tickers.dictionary.to_pylist(),
+        seg=seg,
         t=t.to_numpy(zero_copy_only=False).astype(np.int64) * 1000,  # us -> ns
-        market=np.asarray(market, dtype=np.int64),
-        snapshot=np.asarray(snapshot, dtype=bool),
-        sid=np.asarray(sid, dtype=np.int64),
-        seq=np.asarray(seq, dtype=np.int64),
-        msg=np.asarray(msg, dtype=np.int64),
-        side=np.asarray(side, dtype=np.int8),
-        price=np.asarray(price, dtype=np.int64),
-        qty=np.asarray(qty, dtype=np.int64),
+        market=tickers.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+        snapshot=table.column("snapshot").to_numpy().astype(bool),
+        sid=table.column("sid").to_numpy().astype(np.int64),
+        seq=table.column("seq").to_numpy().astype(np.int64),
+        msg=pc.list_parent_indices(levels).to_numpy().astype(np.int64),
+        side=pc.struct_field(flat, "side").to_numpy(zero_copy_only=False).astype(np.int8),
+        price=pc.struct_field(flat, "price").to_numpy(zero_copy_only=False).astype(np.int64),
+        qty=pc.struct_field(flat, "qty").to_numpy(zero_copy_only=False).astype(np.int64),
     )
 
 

@@ -245,36 +245,59 @@ class SegmentWriter:
         return self.records
 
 
-def iter_stream(raw_dir: Path) -> Iterator[tuple[int, Path, int, dict[str, Any]]]:
-    """(segment number, file, line, envelope) of every closed segment's records, in order.
+@dataclass(frozen=True)
+class Segment:
+    """A closed segment: its number, file and the records the manifest counts."""
+
+    number: int
+    path: Path
+    records: int
+
+
+def closed_segments(raw_dir: Path) -> list[Segment]:
+    """The closed segments of ``raw_dir`` in order; one the manifest counts but that is
+    missing is a DataError naming it."""
+    directory = stream_dir(raw_dir)
+    out = []
+    for name, records in read_segments(directory).items():
+        path = directory / name
+        if not path.is_file():
+            raise DataError(f"{path}: missing, but {directory / SEGMENTS_MANIFEST} counts it")
+        out.append(Segment(int(_SEGMENT.fullmatch(name)[1]), path, records))  # type: ignore[index]
+    return out
+
+
+def iter_segment(segment: Segment) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, envelope) of every record of one closed segment.
 
     A damaged file, a line that is not an envelope, or a count other than the manifest's is
     a DataError naming the file (and line).
     """
-    directory = stream_dir(raw_dir)
-    for name, expected in read_segments(directory).items():
-        path = directory / name
-        if not path.is_file():
-            raise DataError(f"{path}: missing, but {directory / SEGMENTS_MANIFEST} counts it")
-        number = int(_SEGMENT.fullmatch(name)[1])  # type: ignore[index]
-        line = 0
-        try:
-            with gzip.open(path, "rb") as f:
-                for line, text in enumerate(f, start=1):
-                    try:
-                        record = orjson.loads(text)
-                    except orjson.JSONDecodeError as exc:
-                        raise DataError(f"{path}:{line}: record: not valid JSON ({exc})") from None
-                    if not isinstance(record, dict) or not isinstance(record.get("response"), dict):
-                        raise DataError(f"{path}:{line}: response: missing or not an object")
-                    yield number, path, line, record
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}:{line + 1}: record: unreadable gzip data ({exc})") from None
-        if line != expected:
-            raise DataError(
-                f"{path}: {line} records, but {directory / SEGMENTS_MANIFEST} counts {expected}: "
-                "the file was changed or cut short after it was closed"
-            )
+    path, line = segment.path, 0
+    try:
+        with gzip.open(path, "rb") as f:
+            for line, text in enumerate(f, start=1):
+                try:
+                    record = orjson.loads(text)
+                except orjson.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{line}: record: not valid JSON ({exc})") from None
+                if not isinstance(record, dict) or not isinstance(record.get("response"), dict):
+                    raise DataError(f"{path}:{line}: response: missing or not an object")
+                yield line, record
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}:{line + 1}: record: unreadable gzip data ({exc})") from None
+    if line != segment.records:
+        raise DataError(
+            f"{path}: {line} records, but {path.parent / SEGMENTS_MANIFEST} counts "
+            f"{segment.records}: the file was changed or cut short after it was closed"
+        )
+
+
+def iter_stream(raw_dir: Path) -> Iterator[tuple[int, Path, int, dict[str, Any]]]:
+    """(segment number, file, line, envelope) of every closed segment's records, in order."""
+    for segment in closed_segments(raw_dir):
+        for line, record in iter_segment(segment):
+            yield segment.number, segment.path, line, record
 
 
 def open_segments(raw_dir: Path) -> list[str]:

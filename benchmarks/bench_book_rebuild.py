@@ -4,7 +4,7 @@ against the message-by-message replay, and the recorder's own cost per message.
 Run on demand (not a test)::
 
     uv run python benchmarks/bench_book_rebuild.py [--markets 200] [--deltas 10000]
-        [--sessions 4] [--intervals 1 5 60] [--out /tmp/bookbench]
+        [--sessions 4] [--intervals 60 5] [--out /tmp/bookbench]
 
 Writes one UTC day of a consistent ``orderbook_delta`` stream (tests/book_messages.py shapes:
 a snapshot per market, then deltas of random levels that never go below zero;
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--markets", type=int, default=200)
     parser.add_argument("--deltas", type=int, default=10_000, help="per market and day")
     parser.add_argument("--sessions", type=int, default=4)
-    parser.add_argument("--intervals", type=int, nargs="+", default=[1, 5, 60])
+    parser.add_argument("--intervals", type=int, nargs="+", default=[60, 5])
     parser.add_argument("--out", type=Path, default=Path("/tmp/bookbench"))
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)

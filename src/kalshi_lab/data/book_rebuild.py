@@ -446,9 +446,11 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     msg = stream.msg[rows]
     epoch = last_snap[msg]
     side, price, qty = stream.side[rows], stream.price[rows], stream.qty[rows]
-    order = np.lexsort((msg, price, side, epoch))
-    msg, epoch, side, price, qty = msg[order], epoch[order], side[order], price[order], qty[order]
+    # rows come in arrival order: a stable sort by level keeps it within each level
     level_key = (epoch * 2 + side) * (PRICE_UNITS + 1) + price
+    order = np.argsort(level_key, kind="stable")
+    msg, epoch, side, price, qty = msg[order], epoch[order], side[order], price[order], qty[order]
+    level_key = level_key[order]
     first = _group_starts(level_key)
     group = np.cumsum(first) - 1
     total = np.cumsum(qty)
@@ -465,7 +467,9 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     sample_t = (lo[pair_group] + offsets) * interval_ns
     # the last row of the level at or before each sample time: one binary search over
     # (group, time rank) keys
-    times = np.unique(row_t)
+    # a time's rank, the number of row times at or before it, orders row and sample times
+    # alike (no unique: hashing millions of times costs more than sorting them)
+    times = np.sort(row_t)
     width = len(times) + 1
     row_key = group * width + np.searchsorted(times, row_t, side="right")
     pair_key = pair_group * width + np.searchsorted(times, sample_t, side="right")

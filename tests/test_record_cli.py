@@ -75,7 +75,8 @@ def test_records_the_open_markets_of_the_series(server, tmp_path, monkeypatch, c
     assert [r["response"] for r in records] == given
     assert records[0]["params"] == {
         "channels": ["orderbook_delta", "trade"],
-        "market_tickers": stream.tickers,
+        "series": ["KXSIMC"],
+        "tickers": None,
     }
     assert f"recorded {len(given)} messages into " in capsys.readouterr().out
     # --tickers: only those (of the open markets)

@@ -382,7 +382,8 @@ def run_record(args: argparse.Namespace) -> int:
         stats = record(
             stream,
             args.out,
-            {"channels": list(CHANNELS), "market_tickers": tickers},
+            # what was asked for, not the market list: it would repeat in every record
+            {"channels": list(CHANNELS), "series": args.series, "tickers": args.tickers},
             should_stop=lambda: stopping.is_set() or time.monotonic() >= deadline,
         )
     finally:

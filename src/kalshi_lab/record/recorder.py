@@ -52,8 +52,8 @@ def record(
     """Record ``messages`` into a new segment of ``raw_dir`` until they end or ``should_stop``.
 
     Segments a killed recorder left open are salvaged first. ``params`` is what the stream was
-    opened with (channels, market tickers): stored in every envelope as a request's params
-    are. An exception (KeyboardInterrupt included) still closes and counts the segment.
+    opened for (channels, series): stored in every envelope as a request's params are, so
+    keep it short (each message names its market). An exception (KeyboardInterrupt included) still closes and counts the segment.
     """
     directory = stream_dir(raw_dir)
     directory.mkdir(parents=True, exist_ok=True)

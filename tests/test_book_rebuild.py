@@ -35,7 +35,8 @@ from kalshi_lab.errors import DataError
 T0 = dt.datetime(2026, 12, 7, 14, 0, tzinfo=dt.UTC)
 SECOND = 1_000_000_000
 
-#: the spec's examples (docs.kalshi.com, channel orderbook_delta), current fields
+#: the spec's examples, verbatim (docs.kalshi.com/asyncapi.yaml: orderbookSnapshot,
+#: orderbookDelta)
 SPEC_SNAPSHOT = {
     "type": "orderbook_snapshot",
     "sid": 2,
@@ -47,20 +48,25 @@ SPEC_SNAPSHOT = {
         "no_dollars_fp": [["0.5400", "20.00"], ["0.5600", "146.00"]],
     },
 }
-SPEC_DELTA = {
+SPEC_EXAMPLE_DELTA = {
     "type": "orderbook_delta",
     "sid": 2,
     "seq": 3,
     "msg": {
         "market_ticker": "FED-23DEC-T3.00",
         "market_id": "9b0f6b43-5b68-4f9f-9f02-9a2d1b8ac1a1",
-        "price_dollars": "0.2200",
+        "price_dollars": "0.9600",
         "delta_fp": "-54.00",
         "side": "yes",
         "ts": "2022-11-22T20:44:01Z",
+        "ts_ms": 1669149841000,
     },
 }
-#: the same in the spec's older integer fields (cents, whole contracts)
+#: the spec's delta at a level its snapshot has (0.96 has none: the two examples are not one
+#: stream)
+SPEC_DELTA = {**SPEC_EXAMPLE_DELTA, "msg": {**SPEC_EXAMPLE_DELTA["msg"], "price_dollars": "0.2200"}}
+#: the same in the older integer fields (cents, whole contracts) of the spec before Kalshi's
+#: fixed-point fields (``*_dollars``, ``*_fp``)
 LEGACY_SNAPSHOT = {
     "type": "orderbook_snapshot",
     "sid": 2,
@@ -122,6 +128,20 @@ def test_the_current_format_is_read_columnar_and_the_legacy_one_declined(tmp_pat
     with pytest.raises(fast_parse.Declined):
         list(fast_parse._parts(legacy.path, legacy.records, _STREAM, _columnar_part))
     assert _segment_messages(legacy).equals(_by_record(legacy))
+
+
+def test_the_spec_examples_as_one_stream_take_a_level_below_zero_counted_not_listed(
+    tmp_path: Path,
+) -> None:
+    later = {**SPEC_DELTA, "seq": 4}
+    write_segments(
+        tmp_path, [[(0, SPEC_SNAPSHOT), (1_500_000, SPEC_EXAMPLE_DELTA), (2_500_000, later)]]
+    )
+    stream = read_stream(tmp_path)
+    got = rebuild(stream, SECOND)
+    pd.testing.assert_frame_equal(got.rows.to_pandas(), replay(stream, SECOND))
+    assert got.negative == 1  # yes at 0.96: -54 contracts in the sample at 2 s
+    assert 0.96 not in set(got.rows.to_pandas()["price"])
 
 
 def test_a_bad_field_names_file_line_and_field(tmp_path: Path) -> None:

@@ -15,9 +15,14 @@ The rules, the same as a message-by-message replay (tests/book_replay.py):
   left is not listed; a level a delta takes below zero is inconsistent: not listed, counted;
 * per subscription (``sid``) ``seq`` counts up by one; a repeated or older ``seq`` is a
   duplicate, dropped; a jump is a gap: every book of the segment is unknown (no rows) until the
-  market's next snapshot (the stream re-snapshots after a gap).
+  market's next snapshot (the stream re-snapshots after a gap);
+* where two segments sampled one market at one time (two recorders at once), the later one's
+  book is kept.
 
-Vectorised over all markets: level rows are sorted by (book epoch, side, price, arrival), a
+Segments in the spec's current fields are parsed by pyarrow's JSON reader with an explicit
+schema (as :mod:`kalshi_lab.data.fast_parse` reads the fetch's big files); one holding any
+older field (integer cents) is read record by record, which also names the file, line and
+field of anything malformed. Vectorised over all markets: level rows are sorted by (book epoch, side, price, arrival), a
 cumulative sum gives each level's size after every message, and each sample time is found in
 them by binary search; no Python loop runs per message or per row.
 """

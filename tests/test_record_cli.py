@@ -9,6 +9,11 @@ comes with the WebSocket client (kalshi_lab.client.ws).
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +125,55 @@ def test_the_duration_option_reads_units():
     ]
     with pytest.raises(Exception, match="not a duration"):
         cli._duration("soon")
+
+
+SIGTERMED = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import book_messages
+from kalshi_lab import cli
+from test_record_cli import FakeStream
+
+class Endless(FakeStream):
+    def __iter__(self):
+        for message in book_messages.stream(self.tickers):
+            if self.closed:
+                return
+            time.sleep(0.001)
+            yield message
+
+cli.open_markets = lambda *a: ["KXSIMC-A", "KXSIMC-B"]
+cli.open_stream = Endless
+sys.exit(cli.main(["record", "--series", "KXSIMC", "--out", {out!r}]))
+"""
+
+
+def test_sigterm_stops_the_recording_with_its_segment_closed(tmp_path):
+    code = SIGTERMED.format(tests=str(Path(__file__).parent), out=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("recording 2 markets from wss://")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    (records,) = read_segments(stream_dir(tmp_path)).values()
+    assert f"recorded {records} messages into " in out and records > 10
+
+
+def test_duration_stops_the_recording(tmp_path, monkeypatch):
+    class Endless(FakeStream):
+        def __iter__(self):
+            for message in book_messages.stream(self.tickers):
+                if self.closed:
+                    return
+                time.sleep(0.001)
+                yield message
+
+    monkeypatch.setattr(cli, "open_markets", lambda *a: ["KXSIMC-A"])
+    monkeypatch.setattr(cli, "open_stream", Endless)
+    started = time.monotonic()
+    assert (
+        cli.main(["record", "--series", "KXSIMC", "--out", str(tmp_path), "--duration", "1"]) == 0
+    )
+    assert 1 <= time.monotonic() - started < 10
+    assert list(read_segments(stream_dir(tmp_path))) == ["segment-000001.jsonl.gz"]

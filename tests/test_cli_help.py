@@ -16,6 +16,7 @@ from kalshi_lab.bot import cli as bot_cli
 HELPS = [
     (["kalshi-lab"], cli.main, "  kalshi-lab serve --raw data/raw --port 8765"),
     (["kalshi-lab", "serve"], cli.main, "  kalshi-lab serve --raw data/raw --port 8765"),
+    (["kalshi-lab", "record"], cli.main, "  kalshi-lab record --series KXU3 --duration 8h"),
     (["kalshi-lab", "summary"], cli.main, "  kalshi-lab summary --ref main --out /tmp/summary.md"),
     (["kalshi-lab", "experiments"], cli.main, "  kalshi-lab experiments -n 2 --width 160"),
     (["kalshi-bot"], bot_cli.main, "  kalshi-bot --mode backtest --capital 10000"),

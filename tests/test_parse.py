@@ -12,6 +12,7 @@ import datetime as dt
 import gzip
 import logging
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -436,6 +437,8 @@ def test_both_readers_give_the_same_tables_or_both_a_data_error(tmp_path_factory
 
 
 def run_parquet(workdir: Path, monkeypatch, capsys) -> tuple[int, str]:
+    if not (workdir / "params.yaml").exists():  # the stage reads data.book_interval
+        shutil.copy(Path(__file__).parents[1] / "params.yaml", workdir / "params.yaml")
     monkeypatch.chdir(workdir)
     try:
         run_stage("parquet", parquet.main, [])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import shutil
 from pathlib import Path
 
 import orjson
@@ -43,6 +44,8 @@ def write_raw(raw: Path, *, books: bool = True, may_be_empty: tuple[str, ...] = 
 
 
 def run_parquet(workdir: Path, monkeypatch, capsys) -> tuple[int, str]:
+    if not (workdir / "params.yaml").exists():  # the stage reads data.book_interval
+        shutil.copy(Path(__file__).parents[1] / "params.yaml", workdir / "params.yaml")
     monkeypatch.chdir(workdir)
     try:
         run_stage("parquet", parquet.main, [])

@@ -5,6 +5,7 @@ each stage wrote, and that bad input stops a stage with exit code 2, one clear m
 output.
 """
 
+import gzip
 import itertools
 import json
 import os
@@ -620,3 +621,93 @@ def test_summary_without_reports_is_one_error_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: summary: reports/evaluation.json does not exist: run `dvc repro` first"
     )
+
+
+def _stream_of_snapshots(raw: Path, tickers: set[str], out: Path) -> int:
+    """Record the fetched snapshots of ``tickers`` as Kalshi's stream would have sent them
+    (docs.kalshi.com/asyncapi.yaml, channel orderbook_delta): per market an orderbook_snapshot
+    at its first snapshot, then at each later one the orderbook_delta messages that turn the
+    book into it. One recording session; returns the messages written."""
+    import datetime as dt
+
+    from kalshi_lab.data.raw_store import ORDERBOOK_PATH, iter_records
+    from kalshi_lab.data.stream_store import SegmentWriter, stream_dir
+
+    pattern = re.compile(ORDERBOOK_PATH)
+    snapshots = []
+    for record in iter_records(raw, "orderbooks"):
+        ticker = pattern.fullmatch(record["path"])["ticker"]
+        if ticker in tickers:
+            at = dt.datetime.fromisoformat(record["received_at"].replace("Z", "+00:00"))
+            book = record["response"]["orderbook_fp"]
+            levels = {
+                (side, price): float(count)
+                for side in ("yes", "no")
+                for price, count in book.get(f"{side}_dollars") or []
+            }
+            snapshots.append((at, ticker, levels))
+    snapshots.sort(key=lambda s: (s[0], s[1]))
+    writer = SegmentWriter(stream_dir(out), {"channels": ["orderbook_delta"]})
+    books: dict[str, dict] = {}
+    seq = 0
+    for at, ticker, levels in snapshots:
+        seq += 1
+        if ticker not in books:
+            body = {"market_ticker": ticker}
+            for side in ("yes", "no"):
+                body[f"{side}_dollars_fp"] = [
+                    [p, f"{c:.2f}"] for (s, p), c in sorted(levels.items()) if s == side
+                ]
+            writer.write({"type": "orderbook_snapshot", "sid": 1, "seq": seq, "msg": body}, at)
+        else:
+            seq -= 1
+            old = books[ticker]
+            for side, price in sorted(set(old) | set(levels)):
+                delta = levels.get((side, price), 0.0) - old.get((side, price), 0.0)
+                if delta:
+                    seq += 1
+                    body = {
+                        "market_ticker": ticker,
+                        "price_dollars": price,
+                        "delta_fp": f"{delta:.2f}",
+                        "side": side,
+                    }
+                    writer.write({"type": "orderbook_delta", "sid": 1, "seq": seq, "msg": body}, at)
+        books[ticker] = levels
+    return writer.close()
+
+
+def test_backtest_quotes_recorded_books_where_they_exist_and_candles_elsewhere(pipeline, tmp_path):
+    """Raw data without fetched books (as data=kalshi has for history) plus a recorded stream
+    of some markets: the parquet stage rebuilds their books, the backtest fills from them."""
+    workdir = tmp_path
+    raw = workdir / paths.RAW_DIR
+    shutil.copytree(pipeline / paths.RAW_DIR, raw)
+    shutil.copytree(pipeline / paths.PREDICTIONS.parent, workdir / paths.PREDICTIONS.parent)
+    write_params(workdir, [])
+    fills = pd.read_parquet(pipeline / paths.BACKTEST_FILLS)
+    traded = sorted(set(fills["ticker"]))
+    recorded = set(traded[::2])  # half the markets the pipeline traded
+    assert _stream_of_snapshots(raw, recorded, raw) > 0
+    # no fetched books: an empty orderbooks file the manifest allows
+    (raw / "orderbooks.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))
+    manifest = json.loads((raw / "manifest.json").read_text())
+    manifest["records"]["orderbooks"] = 0
+    manifest["may_be_empty"] = ["orderbooks"]
+    (raw / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("parquet", "backtest"):
+        proc = run_stage(workdir, name)
+        assert proc.returncode == 0, proc.stderr
+        (workdir / f"{name}.log").write_text(proc.stderr)
+    book = pd.read_parquet(paths.parquet_table("orderbook", workdir / paths.PARQUET_DIR))
+    assert set(book["source"]) == {"recorded"} and set(book["ticker"]) == recorded
+    assert (book["snapshot_ts"].dt.minute == 0).all()  # data.book_interval: 60 minutes
+    parquet_log = (workdir / "parquet.log").read_text()
+    assert f"order-book rows of {len(recorded)} markets rebuilt every 60 minutes" in parquet_log
+    report = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())["validation"]
+    assert report["n_fills_book"] > 0 and report["n_fills_candle"] > 0
+    assert report["n_fills_recorded_book"] == report["n_fills_book"]
+    got = pd.read_parquet(workdir / paths.BACKTEST_FILLS)
+    assert set(got.loc[got["source"] == "book", "ticker"]) <= recorded
+    backtest_log = (workdir / "backtest.log").read_text()
+    assert f"'n_fills_recorded_book': {report['n_fills_book']}" in backtest_log

@@ -14,12 +14,15 @@ import argparse
 import datetime as dt
 import logging
 import math
+import os
 import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from kalshi_lab import paths
 from kalshi_lab.errors import KalshiLabError
@@ -35,6 +38,8 @@ Tools around the kalshi-lab pipeline (the pipeline itself runs with "dvc repro")
 
   serve    serve recorded market data as a local Kalshi Trade API, to try the bot or the
            fetch without touching Kalshi (with a test key, it also takes orders);
+  record   record the live order books (and trades) of open markets into data/raw, for the
+           pipeline to rebuild and backtest on: Kalshi keeps no order-book history;
   summary  write reports/summary.md, the results of the last pipeline run in one page;
   experiments
            the experiments table: each run's headline metrics and the -S overrides that
@@ -45,6 +50,7 @@ Run "kalshi-lab COMMAND --help" for the options of each."""
 EPILOG = """\
 examples:
   kalshi-lab serve --raw data/raw --port 8765
+  kalshi-lab record --series KXU3 --duration 8h
   kalshi-lab summary --ref main
   kalshi-lab experiments
 
@@ -73,6 +79,25 @@ examples:
 
 Then point a client at http://127.0.0.1:PORT/trade-api/v2, e.g.
   kalshi-bot --mode paper --base-url http://127.0.0.1:8765/trade-api/v2 --once"""
+
+RECORD_DESCRIPTION = """\
+Record the order books of a series' open markets as Kalshi streams them (WebSocket channel
+orderbook_delta: a snapshot of each book, then every change; and the trade channel) into
+DIR/orderbook_deltas, one file per session, until Ctrl-C, SIGTERM or --duration. The
+parquet stage rebuilds the order-book table from them every data.book_interval minutes, so
+that "dvc repro" backtests on these books where they exist. A session that is killed loses
+at most its last second; run the command again to go on (each session starts with fresh
+snapshots). The fetch keeps the recordings when it rewrites DIR; do not run both at once.
+Kalshi's stream needs an API key: KALSHI_API_KEY_ID with KALSHI_PRIVATE_KEY_PATH (or
+KALSHI_PRIVATE_KEY); without one the stream is opened unsigned (a local server)."""
+
+RECORD_EPILOG = """\
+examples:
+  kalshi-lab record --series KXU3 --duration 8h
+  kalshi-lab record --series KXU3 KXCPI --tickers KXU3-26DEC-T4.5 --out data/raw
+  kalshi-lab record --series KXU3 --base-url http://127.0.0.1:8765/trade-api/v2 --duration 10m
+
+Then: dvc repro (the backtest reports n_fills_recorded_book, the fills these books quoted)."""
 
 SUMMARY_DESCRIPTION = """\
 Write reports/summary.md from the reports the pipeline wrote: the model against its
@@ -291,6 +316,125 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str) -> float:
+    """argparse type: seconds, or a number with a unit: 90s, 30m, 8h, 2d."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration (90s, 30m, 8h): {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def add_record(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from kalshi_lab.client import PRODUCTION_URL
+
+    p = commands.add_parser(
+        "record",
+        help="record the live order books of open markets into data/raw",
+        description=RECORD_DESCRIPTION,
+        epilog=RECORD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--series", nargs="+", required=True, help="series tickers (e.g. KXU3)")
+    p.add_argument(
+        "--tickers", nargs="+", help="only these markets of the series (default: every open one)"
+    )
+    p.add_argument("--base-url", default=PRODUCTION_URL, help="Trade API v2 (default: %(default)s)")
+    p.add_argument(
+        "--ws-url",
+        help="the WebSocket API (default: the base URL's, wss://HOST/trade-api/ws/v2)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=paths.RAW_DIR, help="raw directory (default: %(default)s)"
+    )
+    p.add_argument("--duration", type=_duration, help="stop after this long (90s, 30m, 8h)")
+    p.set_defaults(run=run_record)
+
+
+def ws_url(base_url: str) -> str:
+    """Kalshi's WebSocket endpoint beside a Trade API v2 base URL (same host)."""
+    scheme, sep, rest = base_url.partition("://")
+    host = rest.split("/", 1)[0]
+    if not sep or scheme not in ("http", "https") or not host:
+        raise KalshiLabError(f"--base-url: not an http(s) URL: {base_url!r}")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{host}/trade-api/ws/v2"
+
+
+def open_markets(base_url: str, series: Sequence[str], tickers: Sequence[str] | None) -> list[str]:
+    """The open markets of ``series`` (only ``tickers``, each of which must be one of them)."""
+    from kalshi_lab.client import KalshiClient
+
+    with KalshiClient(base_url) as client:
+        found = [
+            m.ticker for s in series for m in client.get_markets(series_ticker=s, status="open")
+        ]
+    if tickers:
+        missing = sorted(set(tickers) - set(found))
+        if missing:
+            raise KalshiLabError(
+                f"--tickers: not open markets of {', '.join(series)}: {', '.join(missing)}"
+            )
+        found = [t for t in found if t in set(tickers)]
+    if not found:
+        raise KalshiLabError(f"--series: no open markets in {', '.join(series)}")
+    return found
+
+
+def open_stream(url: str, tickers: list[str]) -> Any:
+    """A KalshiStream on the book and trade channels of ``tickers``, signed when the
+    environment has a key."""
+    from kalshi_lab.client.auth import KEY_ID_VAR, KalshiSigner
+    from kalshi_lab.client.ws import KalshiStream  # the WebSocket client: only here
+
+    auth = KalshiSigner.from_env() if os.environ.get(KEY_ID_VAR, "").strip() else None
+    return KalshiStream(url, channels=list(CHANNELS), market_tickers=tickers, auth=auth)
+
+
+#: the stream channels recorded (Kalshi's AsyncAPI spec)
+CHANNELS = ("orderbook_delta", "trade")
+
+
+def run_record(args: argparse.Namespace) -> int:
+    """Record until the stream ends, SIGINT/SIGTERM or --duration; returns the exit code."""
+    from kalshi_lab.record.recorder import record
+
+    url = args.ws_url or ws_url(args.base_url)
+    tickers = open_markets(args.base_url, args.series, args.tickers)
+    stream = open_stream(url, tickers)
+    deadline = math.inf if args.duration is None else time.monotonic() + args.duration
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:
+        stopping.set()
+        stream.close()  # ends the iteration, even while it waits for a message
+
+    timer = threading.Timer(args.duration or 0, stop)
+    if args.duration is not None:
+        timer.start()
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    print(f"recording {len(tickers)} markets from {url} into {args.out}", flush=True)
+    try:
+        stats = record(
+            stream,
+            args.out,
+            # what was asked for, not the market list: it would repeat in every record
+            {"channels": list(CHANNELS), "series": args.series, "tickers": args.tickers},
+            should_stop=lambda: stopping.is_set() or time.monotonic() >= deadline,
+        )
+    finally:
+        timer.cancel()
+        stream.close()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    total = sum(stats.recorded.values())
+    print(f"recorded {total} messages into {args.out / 'orderbook_deltas' / stats.segment}")
+    return 0
+
+
 def add_summary(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "summary",
@@ -352,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve(commands)
+    add_record(commands)
     add_summary(commands)
     add_experiments(commands)
     return parser

@@ -242,6 +242,9 @@ class DataParams:
     start: dt.date
     end: dt.date
     hourly_candles: StrictBool
+    # minutes between the samples of order books rebuilt from recorded streams (kalshi-lab
+    # record), at the same clock times every UTC day: a divisor of 1440
+    book_interval: StrictInt = Field(default=60, ge=1, le=1440)
     # synthetic: snapshots divide the day evenly
     orderbook_snapshots_per_day: Literal[1, 2, 3, 4, 6, 8, 12, 24] | None = None
     synthetic: SyntheticParams | None = None
@@ -265,6 +268,13 @@ class DataParams:
         for key in REQUIRED_BY_SOURCE[self.source]:
             if getattr(self, key) is None:
                 raise _broken_rule("DataParams", key, f"is required by data={self.source}", None)
+        if 1440 % self.book_interval:
+            raise _broken_rule(
+                "DataParams",
+                "book_interval",
+                "must divide a day (1440 minutes): 1, 5, 15, 30, 60, 240, ...",
+                str(self.book_interval),
+            )
         days = (self.end - self.start).days + 1
         if self.synthetic is not None and days <= self.synthetic.min_duration_days:
             raise _broken_rule(

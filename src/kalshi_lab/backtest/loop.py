@@ -32,6 +32,7 @@ from kalshi_lab.backtest.report import (
     equity_row,
     fills_frame,
     positions_frame,
+    recorded_book_fills,
     summarize,
     traded_signal_scores,
 )
@@ -191,6 +192,7 @@ def run_backtest(
     equity = pd.DataFrame(rows, columns=EQUITY_COLUMNS)
     summary = summarize(equity, orders, account, initial_cents)
     fills = fills_frame(orders)
+    summary.update(recorded_book_fills(fills, orderbook))
     if target == "settlement":
         resolved = markets[markets["result"].isin(["yes", "no"])]
         outcomes = pd.Series(
@@ -223,7 +225,10 @@ class MarketTables:
         held or quoted), only their order book and candle rows."""
         tables = cls(
             read_table(
-                "orderbook", columns=BOOK_COLUMNS, categorical=("ticker", "side"), tickers=tickers
+                "orderbook",
+                columns=[*BOOK_COLUMNS, "source"],  # source: recorded books are reported apart
+                categorical=("ticker", "side", "source"),
+                tickers=tickers,
             ),
             read_table("candles", columns=CANDLE_COLUMNS, categorical=("ticker",), tickers=tickers),
             read_table("markets"),

@@ -365,6 +365,9 @@ def _books(batch: pa.RecordBatch) -> pa.Table:
         "side": sides.cast(pa.string()),
         "price": np.concatenate([yes_price, no_price])[order],
         "count": np.concatenate([yes_count, no_count])[order],
+        "source": pa.DictionaryArray.from_arrays(
+            np.zeros(len(row), np.int8), pa.array(tables.BOOK_SOURCES)
+        ).cast(pa.string()),
     }
     return pa.table(columns, schema=tables.ORDERBOOK)
 

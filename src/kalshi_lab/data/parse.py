@@ -26,6 +26,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalshi_lab.data import fast_parse, structure, tables
+from kalshi_lab.data import book_rebuild, fast_parse, structure, tables
 from kalshi_lab.data.raw_store import (
     KINDS,
     ORDERBOOK_PATH,
@@ -461,6 +462,7 @@ def _orderbooks_by_record(raw_dir: Path) -> pa.Table:
                 rows["side"].append(side)
                 rows["price"].append(price)
                 rows["count"].append(size)
+                rows["source"].append("snapshot")
                 locs.append(loc)
     rows["snapshot_ts"] = _utc(rows["snapshot_ts"], locs, "received_at")
     return pa.table(rows, schema=tables.ORDERBOOK)
@@ -529,7 +531,13 @@ def parse_trades(raw_dir: Path, *, fast: bool = True) -> pa.Table:
     return table.take(order[unique[order]])
 
 
-def parse_into(raw_dir: Path, sink: Sink, *, fast: bool = True) -> None:
+def parse_into(
+    raw_dir: Path,
+    sink: Sink,
+    *,
+    fast: bool = True,
+    book_interval: int = book_rebuild.DEFAULT_INTERVAL_MINUTES,
+) -> None:
     """Parse every table of ``raw_dir`` and hand it to ``sink(name, parts)``, one at a time.
 
     A table comes as parts (tables in its schema, rows in order), so that the biggest, the
@@ -539,7 +547,9 @@ def parse_into(raw_dir: Path, sink: Sink, *, fast: bool = True) -> None:
     call. All six raw files and their manifest must exist, and each file hold a record unless
     its source may leave it empty, before anything is parsed; a file holding another number of
     records than the manifest's, no markets at all, and candles, trades or books of tickers
-    that are not among the markets, are DataErrors.
+    that are not among the markets, are DataErrors. After the fetched snapshots come the books
+    rebuilt from recorded streams (:func:`kalshi_lab.data.book_rebuild.recorded_orderbook`),
+    sampled every ``book_interval`` minutes.
     """
     raw_dir = Path(raw_dir)
     for kind in KINDS:
@@ -570,22 +580,25 @@ def parse_into(raw_dir: Path, sink: Sink, *, fast: bool = True) -> None:
 
     sink("candles", checked("candles", iter([parse_candles(raw_dir, fast=fast)])))
     sink("trades", checked("trades", iter([parse_trades(raw_dir, fast=fast)])))
+    recorded = book_rebuild.recorded_orderbook(raw_dir, book_interval, known)
     _consume(
         raw_dir,
         "orderbooks",
         fast_parse.orderbook_parts,
         _orderbooks_by_record,
         fast,
-        lambda parts: sink("orderbook", checked("orderbook", parts)),
+        lambda parts: sink("orderbook", chain(checked("orderbook", parts), [recorded])),
     )
 
 
-def parse_raw(raw_dir: Path, *, fast: bool = True) -> dict[str, pa.Table]:
+def parse_raw(
+    raw_dir: Path, *, fast: bool = True, book_interval: int = book_rebuild.DEFAULT_INTERVAL_MINUTES
+) -> dict[str, pa.Table]:
     """Every typed table of ``raw_dir``, whole, in the schemas of ``tables.TABLES``."""
     out: dict[str, pa.Table] = {}
 
     def keep(name: str, parts: Iterator[pa.Table]) -> None:
         out[name] = _whole(parts, tables.TABLES[name])
 
-    parse_into(raw_dir, keep, fast=fast)
+    parse_into(raw_dir, keep, fast=fast, book_interval=book_interval)
     return out

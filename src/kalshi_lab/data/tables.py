@@ -132,8 +132,13 @@ ORDERBOOK = pa.schema(
         ("side", pa.string()),  # yes | no: bids to buy that side
         ("price", pa.float64()),
         ("count", pa.float64()),
+        # snapshot: a REST orderbook response (the fetch); recorded: rebuilt from a recorded
+        # WebSocket stream (kalshi_lab.data.book_rebuild), sampled every data.book_interval
+        ("source", pa.string()),
     ]
 )
+#: ORDERBOOK.source values
+BOOK_SOURCES = ("snapshot", "recorded")
 
 TABLES: dict[str, pa.Schema] = {
     "series": SERIES,

@@ -355,15 +355,6 @@ def add_record(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(run=run_record)
 
 
-def ws_url(base_url: str) -> str:
-    """Kalshi's WebSocket endpoint beside a Trade API v2 base URL (same host)."""
-    scheme, sep, rest = base_url.partition("://")
-    host = rest.split("/", 1)[0]
-    if not sep or scheme not in ("http", "https") or not host:
-        raise KalshiLabError(f"--base-url: not an http(s) URL: {base_url!r}")
-    return f"{'wss' if scheme == 'https' else 'ws'}://{host}/trade-api/ws/v2"
-
-
 def open_markets(base_url: str, series: Sequence[str], tickers: Sequence[str] | None) -> list[str]:
     """The open markets of ``series`` (only ``tickers``, each of which must be one of them)."""
     from kalshi_lab.client import KalshiClient
@@ -400,9 +391,13 @@ CHANNELS = ("orderbook_delta", "trade")
 
 def run_record(args: argparse.Namespace) -> int:
     """Record until the stream ends, SIGINT/SIGTERM or --duration; returns the exit code."""
+    from kalshi_lab.client.ws import ws_url_for
     from kalshi_lab.record.recorder import record
 
-    url = args.ws_url or ws_url(args.base_url)
+    try:
+        url = args.ws_url or ws_url_for(args.base_url)
+    except ValueError as exc:
+        raise KalshiLabError(f"--base-url: {exc}") from None
     tickers = open_markets(args.base_url, args.series, args.tickers)
     stream = open_stream(url, tickers)
     deadline = math.inf if args.duration is None else time.monotonic() + args.duration

@@ -711,3 +711,87 @@ def test_backtest_quotes_recorded_books_where_they_exist_and_candles_elsewhere(p
     assert set(got.loc[got["source"] == "book", "ticker"]) <= recorded
     backtest_log = (workdir / "backtest.log").read_text()
     assert f"'n_fills_recorded_book': {report['n_fills_book']}" in backtest_log
+
+
+def _record(raw: Path, server, series: list[str]) -> subprocess.Popen:
+    """``kalshi-lab record`` of the series' open markets from the server's stream into
+    ``raw``, started: its first line says how many markets it records."""
+    cmd = [sys.executable, "-m", "kalshi_lab.cli", "record", "--series", *series]
+    cmd += ["--base-url", server.base_url, "--ws-url", server.ws_url, "--out", str(raw)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("recording "), "the recorder did not start"
+    return proc
+
+
+def _advance(server, until: pd.Timestamp, step_s: int = 6 * 3600) -> None:
+    """Move the server's clock to ``until`` a snapshot interval at a time, letting the
+    stream carry each step's deltas to the recorder."""
+    while server.now < until.timestamp():
+        server.advance(min(step_s, int(until.timestamp()) - server.now))
+        time.sleep(0.05)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 17, open: the rebuild times every message by its wall-clock received_at; the "
+    "local server's clock replays 2025, so its stream's books land in 2026 and none is rebuilt "
+    "(deltas carry the exchange's ts_ms, snapshots carry no time in Kalshi's spec)",
+)
+def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_the_backtest_books(
+    pipeline, tmp_path
+):
+    """Issue 17's end to end: `kalshi-lab record` on the local server's WebSocket stream while
+    its clock crosses the validation period, SIGKILLed half-way and restarted, then the
+    parquet stage rebuilds the books (no fetched books: all recorded) and the backtest fills
+    from them; every rebuilt book is the server's book at that hour."""
+    from kalshi_lab.data.stream_store import read_segments, stream_dir
+    from kalshi_lab.server import LocalKalshiServer, ServerConfig
+
+    workdir = tmp_path
+    raw = workdir / paths.RAW_DIR
+    shutil.copytree(pipeline / paths.RAW_DIR, raw)
+    shutil.copytree(pipeline / paths.PREDICTIONS.parent, workdir / paths.PREDICTIONS.parent)
+    write_params(workdir, [])
+    predictions = pd.read_parquet(pipeline / paths.PREDICTIONS)
+    validation = predictions.loc[predictions["period"] == "validation", "as_of"]
+    start, end = validation.min() - pd.Timedelta(hours=1), validation.max() + pd.Timedelta(days=1)
+    served = pd.read_parquet(paths.parquet_table("orderbook", pipeline / paths.PARQUET_DIR))
+    series = sorted(set(predictions["series_ticker"]))
+    config = ServerConfig(rate_limit=False, now=start.to_pydatetime())
+    with LocalKalshiServer(pipeline / paths.RAW_DIR, config) as server:
+        first = _record(raw, server, series)
+        _advance(server, start + (end - start) / 2)
+        time.sleep(2.5)  # flushed once a second: nothing of the first half is left unwritten
+        first.kill()
+        first.wait(timeout=30)
+        second = _record(raw, server, series)  # repairs the killed segment, starts another
+        _advance(server, end)
+        time.sleep(2.5)
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 0, out
+    segments = read_segments(stream_dir(raw))
+    assert len(segments) == 2 and all(count > 0 for count in segments.values()), segments
+    # no fetched books, as on closed history: every book the backtest sees was recorded
+    (raw / "orderbooks.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))
+    manifest = json.loads((raw / "manifest.json").read_text())
+    manifest["records"]["orderbooks"] = 0
+    manifest["may_be_empty"] = ["orderbooks"]
+    (raw / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("parquet", "backtest"):
+        proc = run_stage(workdir, name)
+        assert proc.returncode == 0, proc.stderr
+        (workdir / f"{name}.log").write_text(proc.stderr)
+    rebuilt = pd.read_parquet(paths.parquet_table("orderbook", workdir / paths.PARQUET_DIR))
+    assert set(rebuilt["source"]) == {"recorded"}, (workdir / "parquet.log").read_text()
+    # each rebuilt book is the served book of its time: the latest snapshot at or before it
+    key = ["ticker", "side", "price"]
+    for (ticker, at), book in rebuilt.groupby(["ticker", "snapshot_ts"]):
+        mine = served[(served["ticker"] == ticker) & (served["snapshot_ts"] <= at)]
+        truth = mine[mine["snapshot_ts"] == mine["snapshot_ts"].max()]
+        got = book.sort_values(key)[[*key, "count"]].reset_index(drop=True)
+        want = truth.sort_values(key)[[*key, "count"]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, obj=f"{ticker} at {at}")
+    report = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())["validation"]
+    assert report["n_fills_book"] > 0
+    assert report["n_fills_recorded_book"] == report["n_fills_book"]

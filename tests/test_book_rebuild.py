@@ -102,8 +102,16 @@ def rows(raw: Path, interval_ns: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.mark.parametrize("pair", [(SPEC_SNAPSHOT, SPEC_DELTA), (LEGACY_SNAPSHOT, LEGACY_DELTA)])
 def test_spec_messages_both_price_formats(tmp_path: Path, pair: tuple[dict, dict]) -> None:
     snapshot, delta = pair
+
+    def at(us: int, seq: int) -> dict:
+        """The delta as the exchange sends it at T0 + us (the spec's carries its own time)."""
+        if "ts_ms" not in delta["msg"]:
+            return {**delta, "seq": seq}
+        ms = int(T0.timestamp() * 1000) + us // 1000
+        return {**delta, "seq": seq, "msg": {**delta["msg"], "ts_ms": ms}}
+
     write_segments(
-        tmp_path, [[(0, snapshot), (1_500_000, delta), (2_500_000, {**delta, "seq": 4})]]
+        tmp_path, [[(0, snapshot), (1_500_000, at(1_500_000, 3)), (2_500_000, at(2_500_000, 4))]]
     )
     got, want = rows(tmp_path, SECOND)
     pd.testing.assert_frame_equal(got, want)
@@ -114,6 +122,29 @@ def test_spec_messages_both_price_formats(tmp_path: Path, pair: tuple[dict, dict
     assert books[2] == {**books[0], ("yes", 0.22): 333 - 54}
     # the segment's last message came at 2.5 s: no book at 3 s (it was not recorded then)
     assert sorted(at.groups) == [pd.Timestamp(T0) + pd.Timedelta(seconds=s) for s in (0, 1, 2)]
+
+
+def test_books_are_timed_by_the_exchange_s_clock_where_its_messages_carry_it(tmp_path: Path):
+    """A server replaying history (the local server's moving clock) sends deltas stamped years
+    before their receipt: the books are rebuilt on the exchange's clock, the untimed snapshot
+    just before the next timed message of its segment (not at its receipt, years later)."""
+    then = dt.datetime(2025, 3, 14, 11, 0, tzinfo=dt.UTC)
+    ms = int(then.timestamp() * 1000)
+
+    def delta(seq: int, minutes: int) -> dict:
+        msg = {**SPEC_DELTA["msg"], "ts_ms": ms + minutes * 60_000}
+        return {**SPEC_DELTA, "seq": seq, "msg": msg}
+
+    write_segments(tmp_path, [[(0, SPEC_SNAPSHOT), (10, delta(3, 0)), (20, delta(4, 90))]])
+    got, want = rows(tmp_path, 3600 * SECOND)
+    pd.testing.assert_frame_equal(got, want)
+    times = sorted(set(got["snapshot_ts"]))
+    assert times == [pd.Timestamp(then), pd.Timestamp(then) + pd.Timedelta(hours=1)]
+    at = {
+        t: f.set_index(["side", "price"])["count"].to_dict() for t, f in got.groupby("snapshot_ts")
+    }
+    snapshot = {("yes", 0.08): 300, ("yes", 0.22): 333, ("no", 0.54): 20, ("no", 0.56): 146}
+    assert at[times[0]] == snapshot  # the delta takes 0.96 below zero: not listed
 
 
 def test_the_current_format_is_read_columnar_and_the_legacy_one_declined(tmp_path: Path) -> None:

@@ -731,12 +731,6 @@ def _advance(server, until: pd.Timestamp, step_s: int = 6 * 3600) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17, open: the rebuild times every message by its wall-clock received_at; the "
-    "local server's clock replays 2025, so its stream's books land in 2026 and none is rebuilt "
-    "(deltas carry the exchange's ts_ms, snapshots carry no time in Kalshi's spec)",
-)
 def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_the_backtest_books(
     pipeline, tmp_path
 ):
@@ -754,13 +748,16 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_the_backt
     write_params(workdir, [])
     predictions = pd.read_parquet(pipeline / paths.PREDICTIONS)
     validation = predictions.loc[predictions["period"] == "validation", "as_of"]
-    start, end = validation.min() - pd.Timedelta(hours=1), validation.max() + pd.Timedelta(days=1)
+    # on the simulator's snapshot times (every 6 h from 00:00): the stream sends the last
+    # snapshot a clock step passes at the step's time, which is then the snapshot's own
+    start = (validation.min() - pd.Timedelta(hours=1)).floor("6h")
+    end = (validation.max() + pd.Timedelta(days=1)).ceil("6h")
     served = pd.read_parquet(paths.parquet_table("orderbook", pipeline / paths.PARQUET_DIR))
     series = sorted(set(predictions["series_ticker"]))
     config = ServerConfig(rate_limit=False, now=start.to_pydatetime())
     with LocalKalshiServer(pipeline / paths.RAW_DIR, config) as server:
         first = _record(raw, server, series)
-        _advance(server, start + (end - start) / 2)
+        _advance(server, (start + (end - start) / 2).floor("6h"))
         time.sleep(2.5)  # flushed once a second: nothing of the first half is left unwritten
         first.kill()
         first.wait(timeout=30)
@@ -785,13 +782,19 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_the_backt
     rebuilt = pd.read_parquet(paths.parquet_table("orderbook", workdir / paths.PARQUET_DIR))
     assert set(rebuilt["source"]) == {"recorded"}, (workdir / "parquet.log").read_text()
     # each rebuilt book is the served book of its time: the latest snapshot at or before it
-    key = ["ticker", "side", "price"]
-    for (ticker, at), book in rebuilt.groupby(["ticker", "snapshot_ts"]):
-        mine = served[(served["ticker"] == ticker) & (served["snapshot_ts"] <= at)]
-        truth = mine[mine["snapshot_ts"] == mine["snapshot_ts"].max()]
-        got = book.sort_values(key)[[*key, "count"]].reset_index(drop=True)
-        want = truth.sort_values(key)[[*key, "count"]].reset_index(drop=True)
-        pd.testing.assert_frame_equal(got, want, check_dtype=False, obj=f"{ticker} at {at}")
+    columns = ["ticker", "snapshot_ts", "side", "price", "count"]
+    times = served[["ticker", "snapshot_ts"]].drop_duplicates()
+    times = times.rename(columns={"snapshot_ts": "served_ts"}).sort_values("served_ts")
+    sampled = rebuilt[["ticker", "snapshot_ts"]].drop_duplicates().sort_values("snapshot_ts")
+    asof = pd.merge_asof(sampled, times, left_on="snapshot_ts", right_on="served_ts", by="ticker")
+    truth = served.rename(columns={"snapshot_ts": "served_ts"})
+    want = asof.merge(truth, on=["ticker", "served_ts"])[columns]
+    got = rebuilt[columns]
+    pd.testing.assert_frame_equal(
+        got.sort_values(columns).reset_index(drop=True),
+        want.sort_values(columns).reset_index(drop=True),
+        check_dtype=False,
+    )
     report = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())["validation"]
     assert report["n_fills_book"] > 0
     assert report["n_fills_recorded_book"] == report["n_fills_book"]

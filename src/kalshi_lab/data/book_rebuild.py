@@ -144,6 +144,7 @@ _LEVEL = pa.struct([("side", pa.int8()), ("price", pa.int64()), ("qty", pa.int64
 _MESSAGES = pa.schema(
     [
         ("received_at", pa.string()),
+        ("ts_ms", pa.int64()),  # the exchange's time of a delta (null: a snapshot, a legacy delta)
         ("ticker", pa.string()),
         ("snapshot", pa.bool_()),
         ("sid", pa.int64()),
@@ -203,7 +204,11 @@ def _by_record(segment: Segment) -> pa.Table:
             key = "delta_fp" if body.get("delta_fp") is not None else "delta"
             qty = _count(body.get(key), where, key, signed=True)
             levels.append({"side": SIDES.index(name), "price": price, "qty": qty})
+        ts_ms = body.get("ts_ms")
+        if ts_ms is not None and (not isinstance(ts_ms, int) or isinstance(ts_ms, bool)):
+            raise where.error("ts_ms", f"expected milliseconds since the epoch, got {ts_ms!r}")
         columns["received_at"].append(at)
+        columns["ts_ms"].append(ts_ms)
         columns["ticker"].append(ticker)
         columns["snapshot"].append(kind == "orderbook_snapshot")
         columns["sid"].append(_seq(message, "sid", where))
@@ -233,6 +238,7 @@ _STREAM = pa.schema(
                                 ("side", pa.string()),
                                 ("price_dollars", pa.string()),
                                 ("delta_fp", pa.string()),
+                                ("ts_ms", pa.int64()),
                                 ("yes_dollars_fp", _TEXT_LEVELS),
                                 ("no_dollars_fp", _TEXT_LEVELS),
                                 *[(n, pa.null()) for n in ("price", "delta", "yes", "no")],
@@ -321,7 +327,15 @@ def _columnar_part(batch: pa.RecordBatch) -> pa.Table:
         fast_parse._require(fast_parse._all(pc.greater_equal(values, 0)), "sid or seq")
     sid, seq = pc.fill_null(sid, -1), pc.fill_null(seq, -1)
     return pa.table(
-        [received, ticker, snapshot, sid, seq, pa.ListArray.from_arrays(offsets, levels)],
+        [
+            received,
+            pc.struct_field(msg, "ts_ms"),
+            ticker,
+            snapshot,
+            sid,
+            seq,
+            pa.ListArray.from_arrays(offsets, levels),
+        ],
         schema=_MESSAGES,
     )
 
@@ -356,10 +370,11 @@ def read_stream(raw_dir: Path) -> Stream:
     tickers = table.column("ticker").combine_chunks().dictionary_encode()
     levels = table.column("levels").combine_chunks()
     flat = pc.list_flatten(levels)
+    received_ns = t.to_numpy(zero_copy_only=False).astype(np.int64) * 1000  # us -> ns
     return Stream(
         tickers=tickers.dictionary.to_pylist(),
         seg=seg,
-        t=t.to_numpy(zero_copy_only=False).astype(np.int64) * 1000,  # us -> ns
+        t=exchange_times(seg, received_ns, table.column("ts_ms").to_pandas()),
         market=tickers.indices.to_numpy(zero_copy_only=False).astype(np.int64),
         snapshot=table.column("snapshot").to_numpy().astype(bool),
         sid=table.column("sid").to_numpy().astype(np.int64),
@@ -369,6 +384,24 @@ def read_stream(raw_dir: Path) -> Stream:
         price=pc.struct_field(flat, "price").to_numpy(zero_copy_only=False).astype(np.int64),
         qty=pc.struct_field(flat, "qty").to_numpy(zero_copy_only=False).astype(np.int64),
     )
+
+
+def exchange_times(seg: np.ndarray, received_ns: np.ndarray, ts_ms: pd.Series) -> np.ndarray:
+    """Each message's time on the exchange's clock, in ns.
+
+    A delta carries the exchange's time (``ts_ms``); a snapshot carries none, so it is timed
+    by its receipt, shifted by the receipt-to-exchange offset of the next timed message of its
+    segment (else the last one; none in the segment: no shift). Against Kalshi the offset is
+    the latency; against a server replaying history (the local server's moving clock) it is
+    years, and the receipt time alone would put the books outside the data. The next, not the
+    last: a server clock that jumped since would date the snapshot before the jump, making a
+    book known earlier than it was; this way it is known from the first change after it.
+    """
+    # in integer ns: as floats, times of 1.7e18 ns lose the order of messages 100 ns apart
+    offset = pd.Series(received_ns, dtype="Int64") - ts_ms.astype("Int64") * 1_000_000
+    by_segment = offset.groupby(seg, sort=False)
+    offset = by_segment.bfill().fillna(by_segment.ffill()).fillna(0)
+    return received_ns - offset.to_numpy(dtype=np.int64)
 
 
 def _group_starts(keys: np.ndarray) -> np.ndarray:

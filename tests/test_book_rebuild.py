@@ -144,7 +144,8 @@ def test_books_are_timed_by_the_exchange_s_clock_where_its_messages_carry_it(tmp
         t: f.set_index(["side", "price"])["count"].to_dict() for t, f in got.groupby("snapshot_ts")
     }
     snapshot = {("yes", 0.08): 300, ("yes", 0.22): 333, ("no", 0.54): 20, ("no", 0.56): 146}
-    assert at[times[0]] == snapshot  # the delta takes 0.96 below zero: not listed
+    # the first delta (11:00) is in the 11:00 book, the second (12:30) not yet at 12:00
+    assert at[times[0]] == {**snapshot, ("yes", 0.22): 333 - 54} == at[times[1]]
 
 
 def test_the_current_format_is_read_columnar_and_the_legacy_one_declined(tmp_path: Path) -> None:

@@ -31,6 +31,10 @@ from kalshi_lab.simulator import simulate
 from kalshi_lab.split import periods
 from stage_support import ROOT, STAGES, run_stage, write_composed_params
 
+#: the whole pipeline once, then each stage as a process on it: among the slow end-to-end
+#: tests (run first, so that this file does not start last on an xdist worker)
+pytestmark = pytest.mark.slow
+
 SMALL = [
     "data.start=2025-01-01",
     "data.end=2025-04-30",

@@ -615,6 +615,13 @@ def test_a_killed_bot_s_journal_explains_every_order_and_the_next_start_rebuilds
     )
     try:
         folder = wait_for_intent(reports, proc)
+        # the intent is journaled before the POST: under load the POST may not have left yet;
+        # kill once the server has it (processed, its answer held back a second)
+        deadline = time.monotonic() + 30
+        while server.stats.requests.get("create_order", 0) < 1:
+            assert time.monotonic() < deadline, "the POST never reached the server"
+            time.sleep(0.01)
+        time.sleep(0.2)
     finally:
         proc.kill()
         proc.wait(timeout=30)

@@ -681,6 +681,21 @@ def _stream_of_snapshots(raw: Path, tickers: set[str], out: Path) -> int:
     return writer.close()
 
 
+def _parquet_and_backtest_on_recorded_books_only(workdir: Path) -> None:
+    """The parquet and backtest stages in ``workdir`` with no fetched books (as on closed
+    history: an empty orderbooks file the manifest allows), their logs kept beside."""
+    raw = workdir / paths.RAW_DIR
+    (raw / "orderbooks.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))
+    manifest = json.loads((raw / "manifest.json").read_text())
+    manifest["records"]["orderbooks"] = 0
+    manifest["may_be_empty"] = ["orderbooks"]
+    (raw / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("parquet", "backtest"):
+        proc = run_stage(workdir, name)
+        assert proc.returncode == 0, proc.stderr
+        (workdir / f"{name}.log").write_text(proc.stderr)
+
+
 def test_backtest_quotes_recorded_books_where_they_exist_and_candles_elsewhere(pipeline, tmp_path):
     """Raw data without fetched books (as data=kalshi has for history) plus a recorded stream
     of some markets: the parquet stage rebuilds their books, the backtest fills from them."""
@@ -693,16 +708,7 @@ def test_backtest_quotes_recorded_books_where_they_exist_and_candles_elsewhere(p
     traded = sorted(set(fills["ticker"]))
     recorded = set(traded[::2])  # half the markets the pipeline traded
     assert _stream_of_snapshots(raw, recorded, raw) > 0
-    # no fetched books: an empty orderbooks file the manifest allows
-    (raw / "orderbooks.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))
-    manifest = json.loads((raw / "manifest.json").read_text())
-    manifest["records"]["orderbooks"] = 0
-    manifest["may_be_empty"] = ["orderbooks"]
-    (raw / "manifest.json").write_text(json.dumps(manifest))
-    for name in ("parquet", "backtest"):
-        proc = run_stage(workdir, name)
-        assert proc.returncode == 0, proc.stderr
-        (workdir / f"{name}.log").write_text(proc.stderr)
+    _parquet_and_backtest_on_recorded_books_only(workdir)
     book = pd.read_parquet(paths.parquet_table("orderbook", workdir / paths.PARQUET_DIR))
     assert set(book["source"]) == {"recorded"} and set(book["ticker"]) == recorded
     assert (book["snapshot_ts"].dt.minute == 0).all()  # data.book_interval: 60 minutes
@@ -773,16 +779,7 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_the_backt
         assert second.returncode == 0, out
     segments = read_segments(stream_dir(raw))
     assert len(segments) == 2 and all(count > 0 for count in segments.values()), segments
-    # no fetched books, as on closed history: every book the backtest sees was recorded
-    (raw / "orderbooks.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))
-    manifest = json.loads((raw / "manifest.json").read_text())
-    manifest["records"]["orderbooks"] = 0
-    manifest["may_be_empty"] = ["orderbooks"]
-    (raw / "manifest.json").write_text(json.dumps(manifest))
-    for name in ("parquet", "backtest"):
-        proc = run_stage(workdir, name)
-        assert proc.returncode == 0, proc.stderr
-        (workdir / f"{name}.log").write_text(proc.stderr)
+    _parquet_and_backtest_on_recorded_books_only(workdir)
     rebuilt = pd.read_parquet(paths.parquet_table("orderbook", workdir / paths.PARQUET_DIR))
     assert set(rebuilt["source"]) == {"recorded"}, (workdir / "parquet.log").read_text()
     # each rebuilt book is the served book of its time: the latest snapshot at or before it

@@ -43,6 +43,17 @@ class FakeStream:
         self.closed = True
 
 
+class EndlessStream(FakeStream):
+    """A stream that goes on until closed, a message a millisecond."""
+
+    def __iter__(self):
+        for message in book_messages.stream(self.tickers):
+            if self.closed:
+                return
+            time.sleep(0.001)
+            yield message
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     raw = write_simulated_raw(tmp_path_factory.mktemp("served") / "raw")
@@ -128,22 +139,13 @@ def test_the_duration_option_reads_units():
 
 
 SIGTERMED = """
-import sys, time
+import sys
 sys.path.insert(0, {tests!r})
-import book_messages
 from kalshi_lab import cli
-from test_record_cli import FakeStream
-
-class Endless(FakeStream):
-    def __iter__(self):
-        for message in book_messages.stream(self.tickers):
-            if self.closed:
-                return
-            time.sleep(0.001)
-            yield message
+from test_record_cli import EndlessStream
 
 cli.open_markets = lambda *a: ["KXSIMC-A", "KXSIMC-B"]
-cli.open_stream = Endless
+cli.open_stream = EndlessStream
 sys.exit(cli.main(["record", "--series", "KXSIMC", "--out", {out!r}]))
 """
 
@@ -161,16 +163,8 @@ def test_sigterm_stops_the_recording_with_its_segment_closed(tmp_path):
 
 
 def test_duration_stops_the_recording(tmp_path, monkeypatch):
-    class Endless(FakeStream):
-        def __iter__(self):
-            for message in book_messages.stream(self.tickers):
-                if self.closed:
-                    return
-                time.sleep(0.001)
-                yield message
-
     monkeypatch.setattr(cli, "open_markets", lambda *a: ["KXSIMC-A"])
-    monkeypatch.setattr(cli, "open_stream", Endless)
+    monkeypatch.setattr(cli, "open_stream", EndlessStream)
     started = time.monotonic()
     assert (
         cli.main(["record", "--series", "KXSIMC", "--out", str(tmp_path), "--duration", "1"]) == 0

@@ -119,7 +119,9 @@ class Overrides:
             raise KalshiLabError(f"{conf_dir}/config.yaml not found: run it in the project's root")
         self.groups = sorted(p.name for p in self.conf_dir.iterdir() if p.is_dir())
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
-        self.defaults = self.composed(())
+        defaults = self.composed(())
+        #: conf/config.yaml's option of each group, as the rows are told apart from it
+        self.default_options = {group: self.choose(group, defaults) for group in self.groups}
 
     def composed(self, overrides: tuple[str, ...], resolve: bool = True) -> dict[str, Any]:
         """params.yaml, flattened, as ``dvc exp run -S`` composes it for these overrides
@@ -161,7 +163,7 @@ class Overrides:
         groups = tuple(
             f"{group}={option}"
             for group in self.groups
-            if (option := self.choose(group, params)) != self.choose(group, self.defaults)
+            if (option := self.choose(group, params)) != self.default_options[group]
         )
         written = self.composed(groups, resolve=False)
         differing = self._differing(params, self.composed(groups))

@@ -729,7 +729,9 @@ def _record(raw: Path, server, series: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "kalshi_lab.cli", "record", "--series", *series]
     cmd += ["--base-url", server.base_url, "--ws-url", server.ws_url, "--out", str(raw)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().startswith("recording "), "the recorder did not start"
+    if not proc.stdout.readline().startswith("recording "):
+        proc.kill()
+        raise AssertionError(f"the recorder did not start: {proc.communicate()[0]}")
     return proc
 
 
@@ -765,18 +767,26 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_the_backt
     served = pd.read_parquet(paths.parquet_table("orderbook", pipeline / paths.PARQUET_DIR))
     series = sorted(set(predictions["series_ticker"]))
     config = ServerConfig(rate_limit=False, now=start.to_pydatetime())
-    with LocalKalshiServer(pipeline / paths.RAW_DIR, config) as server:
-        first = _record(raw, server, series)
-        _advance(server, (start + (end - start) / 2).floor("6h"))
-        time.sleep(2.5)  # flushed once a second: the first half is written, or nearly
-        first.kill()
-        first.wait(timeout=30)
-        second = _record(raw, server, series)  # repairs the killed segment, starts another
-        _advance(server, end)
-        time.sleep(2.5)
-        second.send_signal(signal.SIGTERM)
-        out, _ = second.communicate(timeout=60)
-        assert second.returncode == 0, out
+    recorders: list[subprocess.Popen] = []
+    try:
+        with LocalKalshiServer(pipeline / paths.RAW_DIR, config) as server:
+            recorders.append(first := _record(raw, server, series))
+            _advance(server, (start + (end - start) / 2).floor("6h"))
+            time.sleep(2.5)  # flushed once a second: the first half is written, or nearly
+            first.kill()
+            first.wait(timeout=30)
+            # the restart repairs the killed segment and starts another
+            recorders.append(second := _record(raw, server, series))
+            _advance(server, end)
+            time.sleep(2.5)
+            second.send_signal(signal.SIGTERM)
+            out, _ = second.communicate(timeout=60)
+            assert second.returncode == 0, out
+    finally:  # a failure above must not leave a recorder running (it retries a gone server)
+        for recorder in recorders:
+            if recorder.poll() is None:
+                recorder.kill()
+                recorder.wait(timeout=30)
     segments = read_segments(stream_dir(raw))
     assert len(segments) == 2 and all(count > 0 for count in segments.values()), segments
     _parquet_and_backtest_on_recorded_books_only(workdir)

@@ -10,9 +10,10 @@
 Paper and live need an API key in the environment (``KALSHI_API_KEY_ID`` and
 ``KALSHI_PRIVATE_KEY_PATH`` or ``KALSHI_PRIVATE_KEY``), never on the command line; no key or
 part of one is logged or reported. ``--dry-run`` logs the orders it would send and sends none;
-``--stream-url`` keeps the order books from Kalshi's WebSocket stream
+``--stream-url`` keeps the order books and the account's fills from Kalshi's WebSocket stream
 (:mod:`kalshi_lab.bot.stream_feed`; REST for a book the stream cannot vouch for, and for all of
-them while it is down; fills stay with the REST listing, which books each exactly once);
+them while it is down; the REST listing of fills stays on every cycle, to catch what the
+stream lost, and each fill is booked once, from whichever source told it first);
 ``--once`` runs one cycle, otherwise a cycle runs every ``--interval`` seconds until Ctrl-C
 (or SIGTERM), which ends the session after the cycle under way, with its report written (exit
 code 0); a second Ctrl-C aborts the cycle, concludes the session the same way and exits with
@@ -171,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     trading.add_argument(
         "--stream-url",
         metavar="URL",
-        help="keep order books from Kalshi's WebSocket stream (REST when it is down), e.g. "
+        help="keep order books and fills from Kalshi's WebSocket stream (REST when it is "
+        "down; fills are listed from REST too, to catch what the stream lost), e.g. "
         "wss://api.elections.kalshi.com/trade-api/ws/v2, or the ws:// URL kalshi-lab serve "
         "prints; 'auto' derives it from --base-url",
     )

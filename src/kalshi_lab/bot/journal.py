@@ -17,15 +17,23 @@ committed transaction survives the bot being killed (SIGKILL) or the machine los
   ``absent``, ``conflict``: :mod:`kalshi_lab.execution.lifecycle`), with the venue's order id,
   status and fill count, and the decision it works;
 * ``ledger``: what changed the account, in booking order: ``opening`` positions (carried from
-  the previous journal, or adopted), ``fill`` (by the venue's fill id, each once; only fills of
-  the journal's own orders) and ``settlement``. The account at any moment is the replay of
-  the ledger from ``start`` (:meth:`Journal.replay`);
+  the previous journal, or adopted), ``fill`` (each once, only fills of the journal's own
+  orders; ``key`` its ``fill_id``, ``trade_id`` its trade id, ``source`` what told it first:
+  ``stream`` or ``rest``) and ``settlement``. A fill first told by the stream, whose message
+  has no ``fill_id``, is keyed by its ``trade_id`` (Kalshi's spec gives both ids the same
+  value) until a listing shows a different ``fill_id`` (:meth:`Journal.name_fill`). The
+  account at any moment is the replay of the ledger from ``start`` (:meth:`Journal.replay`);
 * ``reconciliations``: each reconciliation and its outcome;
 * ``used_ids``: the client_order_ids of earlier sessions on the account, never sent again.
 
 One writer at a time: the session that holds the journal's lock, an exclusive ``flock`` on the
 journal file that the operating system releases however the process ends. Money is integer
 cents, times ISO 8601 UTC.
+
+``meta.schema`` is the layout's version. A journal of schema 1 (fills by one id, no source) is
+upgraded when opened: its fills keep their key, which a restart matches against both ids of a
+fill; a journal of a newer schema than this code knows is refused (JournalSchemaError), never
+written in a layout it does not understand.
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ from kalshi_lab.execution.exchange import SettledMarket
 from kalshi_lab.execution.lifecycle import VenueOrder
 
 JOURNAL = "journal.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (
@@ -104,10 +112,19 @@ CREATE TABLE IF NOT EXISTS ledger (
     liquidity TEXT,
     result TEXT,
     ts TEXT NOT NULL,
-    written_at TEXT NOT NULL
+    written_at TEXT NOT NULL,
+    trade_id TEXT,
+    source TEXT
 );
 CREATE TABLE IF NOT EXISTS reconciliations (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS used_ids (client_order_id TEXT PRIMARY KEY);
+"""
+#: columns schema 2 added to schema 1's ledger
+LEDGER_V2 = {"trade_id": "TEXT", "source": "TEXT"}
+#: created once the ledger has schema 2's columns: a fill's trade id is booked once too
+INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_by_trade_id ON ledger (trade_id)
+    WHERE trade_id IS NOT NULL;
 """
 #: the ledger's client_order_id of opening positions
 CARRIED, ADOPTED = "carried", "adopted"
@@ -115,6 +132,10 @@ CARRIED, ADOPTED = "carried", "adopted"
 
 class JournalBusyError(KalshiLabError):
     """Another process holds the journal: a bot session is running on it."""
+
+
+class JournalSchemaError(KalshiLabError):
+    """The journal was written by a newer kalshi-lab, in a layout this one does not know."""
 
 
 def _now() -> str:
@@ -182,7 +203,12 @@ class Journal:
             ) from None
         try:
             conn = _connect(path)
-            conn.executescript(SCHEMA)
+            try:
+                conn.executescript(SCHEMA)
+                _upgrade(conn, path)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             os.close(fd)
             raise
@@ -312,15 +338,21 @@ class Journal:
         if seq is not None:
             self._conn.execute("UPDATE decisions SET reason = ? WHERE seq = ?", (reason, seq))
 
-    def record_fill(self, fill_id: str, fill: Fill) -> None:
-        """A fill of one of the journal's orders (none other is written), once."""
+    def record_fill(
+        self, fill_id: str | None, trade_id: str | None, fill: Fill, source: str
+    ) -> None:
+        """A fill of one of the journal's orders (none other is written), once by either id;
+        ``source`` told it first (``stream`` or ``rest``)."""
+        key = fill_id or trade_id
+        if key is None:
+            raise ValueError(f"a fill of {fill.order_id} without fill_id or trade_id")
         self._conn.execute(
             "INSERT OR IGNORE INTO ledger (kind, key, client_order_id, ticker, event_ticker, "
-            "side, action, count, cost_cents, fee_cents, liquidity, ts, written_at) "
-            "SELECT 'fill', ?, ?, ?, event_ticker, ?, ?, ?, ?, ?, ?, ?, ? FROM venue_orders "
-            "WHERE client_order_id = ?",
+            "side, action, count, cost_cents, fee_cents, liquidity, ts, written_at, trade_id, "
+            "source) SELECT 'fill', ?, ?, ?, event_ticker, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+            "FROM venue_orders WHERE client_order_id = ?",
             (
-                fill_id,
+                key,
                 fill.order_id,
                 fill.ticker,
                 fill.side,
@@ -331,8 +363,18 @@ class Journal:
                 fill.liquidity,
                 _iso(fill.ts),
                 _now(),
+                trade_id,
+                source,
                 fill.order_id,
             ),
+        )
+
+    def name_fill(self, trade_id: str, fill_id: str) -> None:
+        """A fill booked by its ``trade_id`` (from the stream) is listed under ``fill_id``:
+        its key becomes the fill id, as a listed fill's is."""
+        self._conn.execute(
+            "UPDATE ledger SET key = ? WHERE kind = 'fill' AND trade_id = ? AND key = trade_id",
+            (fill_id, trade_id),
         )
 
     def record_settlement(self, settled: SettledMarket) -> None:
@@ -437,7 +479,9 @@ class Journal:
         ]
 
     def fill_ids(self) -> set[str]:
-        return {r["key"] for r in self._conn.execute("SELECT key FROM ledger WHERE kind='fill'")}
+        """Every id of every fill booked: fill ids and trade ids (a fill is matched by either)."""
+        rows = self._conn.execute("SELECT key, trade_id FROM ledger WHERE kind = 'fill'")
+        return {i for r in rows for i in (r["key"], r["trade_id"]) if i is not None}
 
     def settlement_keys(self) -> set[tuple[str, str]]:
         rows = self._conn.execute("SELECT ticker, ts FROM ledger WHERE kind = 'settlement'")
@@ -479,6 +523,35 @@ class Journal:
             if ticker in marks:
                 position.mark_cents = marks[ticker]
         return account
+
+
+def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring a journal of an earlier schema to this one (see the module docstring); refuse
+    one of a later schema."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    version = 1 if row is None else json.loads(row["value"])
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise JournalSchemaError(
+            f"{path} is a journal of schema {version!r}; this kalshi-lab reads schemas up to "
+            f"{SCHEMA_VERSION}: use the kalshi-lab version that wrote it"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {r["name"] for r in conn.execute("PRAGMA table_info(ledger)")}
+        for name, kind in LEDGER_V2.items():
+            if name not in columns:
+                conn.execute(f"ALTER TABLE ledger ADD COLUMN {name} {kind}")
+        for statement in filter(str.strip, INDEXES.split(";")):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (json.dumps(SCHEMA_VERSION),),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def settlement_key(ticker: str, ts: pd.Timestamp) -> str:

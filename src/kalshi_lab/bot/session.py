@@ -285,6 +285,7 @@ class TradingSession:
             lookup_attempts=config.lookup_attempts,
             lookup_backoff_s=config.lookup_backoff_s,
             book_source=self.feed,
+            fill_source=self.feed,
         )
         exchange.restore((), used_ids=carried.used_ids)
         self.exchange = exchange
@@ -549,11 +550,14 @@ class TradingSession:
         )
         if self.feed is not None:
             assert self.exchange is not None
-            reads = self.exchange.book_reads
+            reads, seen = self.exchange.book_reads, self.exchange.fills_first_seen
             logger.info(
-                "books so far: %d from the stream, %d from REST (stream %s; %s)",
+                "books so far: %d from the stream, %d from REST; fills first told by the "
+                "stream %d, by a REST listing %d (stream %s; %s)",
                 reads["stream"],
                 reads["rest"],
+                seen["stream"],
+                seen["rest"],
                 "up" if self.feed.up else "down",
                 self.feed.stream.stats,
             )

@@ -1,10 +1,19 @@
-"""The bot's WebSocket feed: live order books kept in a background thread.
+"""The bot's WebSocket feed: live order books and the account's fills, kept in a background
+thread.
 
-The exchange asks :meth:`StreamFeed.book` for a market's book; one is given only while the
-stream is up and that market's book is known good on the current connection (its snapshot came
-on it and no gap waits for a fresh one). Otherwise the answer is None and the exchange reads
-the REST endpoint, so the bot trades on whichever source is sound at the moment. Markets are
-added as the bot quotes them (:meth:`watch`).
+Books: the exchange asks :meth:`StreamFeed.book` for a market's book; one is given only while
+the stream is up and that market's book is known good on the current connection (its snapshot
+came on it and no gap waits for a fresh one). Otherwise the answer is None and the exchange
+reads the REST endpoint, so the bot trades on whichever source is sound at the moment. Markets
+are added as the bot quotes them (:meth:`watch`).
+
+Fills (with a signer: the ``fill`` channel needs an authenticated connection): each fill
+message is parsed as soon as it arrives and kept until the trading thread takes it
+(:meth:`take_fills`), so the exchange books it from whichever source tells it first, the
+stream or the REST listing. The stream is not the only source, because it cannot be: Kalshi
+does not replay the messages of a connection's downtime, and ``fill`` messages carry no
+``seq`` (AsyncAPI ``fillPayload``), so a lost one leaves no trace on the stream. The exchange's
+REST listing stays on every cycle, as the catch-up of whatever the stream missed.
 """
 
 from __future__ import annotations
@@ -14,8 +23,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from kalshi_lab.client import KalshiSigner
-from kalshi_lab.client.records import Orderbook
+from kalshi_lab.client.records import Fill, Orderbook
 from kalshi_lab.client.ws import KalshiStream
 from kalshi_lab.client.ws_books import StreamBooks
 
@@ -23,13 +34,20 @@ logger = logging.getLogger(__name__)
 
 
 class StreamFeed:
-    """The ``orderbook_delta`` channel of one account's connection, consumed in a daemon
-    thread from :meth:`start` to :meth:`close`; a ``BookSource`` for LiveKalshiExchange."""
+    """The ``orderbook_delta`` and (with a signer) ``fill`` channels of one account's
+    connection, consumed in a daemon thread from :meth:`start` to :meth:`close`; a
+    ``BookSource`` and a ``FillSource`` for LiveKalshiExchange.
+
+    ``bad_fills`` counts fill messages that could not be read (each logged; the REST listing
+    books their fill)."""
 
     def __init__(self, url: str, signer: KalshiSigner | None, **stream_options: Any) -> None:
-        self.stream = KalshiStream(url, channels=["orderbook_delta"], auth=signer, **stream_options)
+        channels = ["orderbook_delta"] if signer is None else ["orderbook_delta", "fill"]
+        self.stream = KalshiStream(url, channels=channels, auth=signer, **stream_options)
         self.books = StreamBooks()
         self.error: BaseException | None = None
+        self.bad_fills = 0
+        self._fills: list[Fill] = []  # received, not taken yet (guarded by _lock)
         self._fresh: set[str] = set()  # markets whose snapshot came on this connection
         self._connection = -1
         self._lock = threading.Lock()
@@ -52,6 +70,9 @@ class StreamFeed:
             logger.error("the stream stopped (%s): books come from REST", exc)
 
     def _take(self, message: dict[str, Any]) -> None:
+        if message["type"] == "fill":
+            self._take_fill(message.get("msg"))
+            return
         with self._lock:
             if self.stream.stats.reconnects != self._connection:
                 self._connection = self.stream.stats.reconnects
@@ -59,6 +80,31 @@ class StreamFeed:
             self.books.apply(message)
             if message["type"] == "orderbook_snapshot":
                 self._fresh.add(message["msg"]["market_ticker"])
+
+    def _take_fill(self, msg: Any) -> None:
+        try:
+            fill = Fill.model_validate(msg)
+        except ValidationError as exc:
+            self.bad_fills += 1
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "msg"
+            logger.error("a fill message could not be read (%s: %s): the REST listing books it",
+                         where, first["msg"])  # fmt: skip
+            return
+        if fill.trade_id is None:
+            self.bad_fills += 1
+            logger.error("a fill message of order %s has no trade_id: the REST listing books it",
+                         fill.order_id)  # fmt: skip
+            return
+        with self._lock:
+            self._fills.append(fill)
+
+    def take_fills(self) -> list[Fill]:
+        """The fills received since the last call, in arrival order (called from the trading
+        thread; the stream thread keeps adding)."""
+        with self._lock:
+            taken, self._fills = self._fills, []
+        return taken
 
     @property
     def up(self) -> bool:

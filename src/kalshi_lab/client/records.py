@@ -321,6 +321,11 @@ class Order(Record):
 
 
 class Fill(Record):
+    """One fill, from ``GET /portfolio/fills`` (``fill_id`` and ``trade_id``, ``created_time``)
+    or from the WebSocket ``fill`` channel (AsyncAPI ``fillPayload``: ``trade_id`` only,
+    "what you use to differentiate fills", ``market_ticker`` and ``ts_ms``): one record for
+    both, so a fill reads the same whichever source told it first."""
+
     fill_id: str | None = None
     trade_id: str | None = None
     order_id: str
@@ -341,4 +346,7 @@ class Fill(Record):
         out = _normalise(doc, ("yes_price", "no_price", "fee_cost"), ("count",))
         if isinstance(out, dict):
             out["ticker"] = doc.get("ticker") or doc.get("market_ticker")
+            ts_ms = doc.get("ts_ms")
+            if out.get("created_time") is None and isinstance(ts_ms, int):  # a stream message
+                out["created_time"] = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
         return out

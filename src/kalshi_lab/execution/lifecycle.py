@@ -186,8 +186,14 @@ class OrderJournal(Protocol):
     def record_not_sent(self, client_order_id: str, reason: str) -> None:
         """The exchange did not send the order just decided under this id (dry run, ...)."""
 
-    def record_fill(self, fill_id: str, fill: Fill) -> None:
-        """A fill of one of the journal's orders, by the venue's fill id (written once)."""
+    def record_fill(
+        self, fill_id: str | None, trade_id: str | None, fill: Fill, source: str
+    ) -> None:
+        """A fill of one of the journal's orders, by its ids (written once), and the source
+        that told it first (``stream`` or ``rest``)."""
+
+    def name_fill(self, trade_id: str, fill_id: str) -> None:
+        """A fill written by its ``trade_id`` alone is listed under ``fill_id``."""
 
     def record_settlement(self, settled: SettledMarket) -> None:
         """A settlement of a market held on the account."""

@@ -16,8 +16,20 @@ Basic tier):
 * :meth:`~LiveKalshiExchange.submit`: ``POST /portfolio/orders``, then, if anything filled,
   ``GET /portfolio/fills?order_id=`` for the exact fills.
 * :meth:`~LiveKalshiExchange.fills` / :meth:`~LiveKalshiExchange.settlements`: one listing
-  each from a watermark (venue time) that trails the newest item seen by ``overlap``; items
+  each from a watermark (venue time) that trails the newest item listed by ``overlap``; items
   are de-duplicated by id for the exchange's whole life, so none is reported twice.
+* With a ``fill_source`` (the bot's WebSocket feed, :class:`FillSource`), :meth:`fills`,
+  :meth:`resolve` and :meth:`conclude` also book the fills the stream told, up to their
+  ``until`` (a fill stamped later waits for the call that reaches its time): a fill is booked
+  from whichever source tells it first, and never twice. A fill is known by both of its ids:
+  the listing shows ``fill_id`` and ``trade_id``, a stream message only ``trade_id``
+  (AsyncAPI ``fillPayload``); Kalshi's spec gives both the same value, and the match is on
+  either, so it holds if they ever differ. The listing stays on every call, because the
+  stream cannot be trusted alone: ``fill`` messages carry no ``seq`` (a lost one leaves no
+  gap to see) and Kalshi does not replay what a dropped connection missed. Its watermark
+  moves with what the LISTING showed only, so a fill the stream told never moves it past one
+  the stream lost. ``fills_first_seen`` counts the fills booked by the source that told
+  them first.
 * :meth:`~LiveKalshiExchange.resolve` (once per decision step), for the orders whose outcome
   the venue has not told in full (:mod:`kalshi_lab.execution.lifecycle`): the lookup by
   ``client_order_id`` (``GET /portfolio/orders?ticker=``) of an order whose POST's answer was
@@ -36,7 +48,8 @@ Rules:
   fill-or-kill, which would kill the partial fills an ``ioc`` order with a budget takes and
   stop a ``gtc`` order from resting.
 * Every order is written to the ``journal`` (if any) before its POST and after each answer;
-  every fill of one of its orders, by the venue's fill id, before it is reported.
+  every fill of one of its orders, by its ids and the source that told it, before it is
+  reported.
 * A 400 or 404 refusal (market closed, insufficient balance, reduce-only, unknown market)
   fills nothing: logged, counted in ``unfilled``, not raised; 401/403 raise. Any other failure
   (a timeout, a 5xx after the client's retries, a 409 whose lookup failed) leaves the outcome
@@ -124,6 +137,8 @@ MAX_LISTING_LAG = 3
 MAX_LOOKUP_WAIT_S = 8.0
 #: HTTP statuses of a refusal: nothing was placed
 REFUSALS = (400, 404)
+#: the sources that tell a fill: the stream (``fill_source``) and the REST listings
+STREAM, REST = "stream", "rest"
 _HUNDRED = Decimal(100)
 
 
@@ -224,6 +239,14 @@ class BookSource(Protocol):
     def book(self, ticker: str) -> Orderbook | None: ...
 
 
+class FillSource(Protocol):
+    """The account's fills as a stream tells them (the bot's WebSocket feed), in any number
+    and order, duplicates included: ``take_fills`` hands over those received since its last
+    call, in the form the REST listing gives them."""
+
+    def take_fills(self) -> list[ApiFill]: ...
+
+
 class LiveKalshiExchange(BaseKalshiExchange):
     """Kalshi through ``client`` (see the module docstring for what each call asks).
 
@@ -232,7 +255,8 @@ class LiveKalshiExchange(BaseKalshiExchange):
     ``journal`` where each order's life is written; ``lookup_attempts`` and
     ``lookup_backoff_s`` the budget of the lookups of an order whose answer was lost;
     ``max_listing_lag`` the steps a venue may count fills it does not list;
-    ``book_source`` live books to quote from before asking REST (:class:`BookSource`).
+    ``book_source`` live books to quote from before asking REST (:class:`BookSource`);
+    ``fill_source`` fills told by a stream, booked as they come (:class:`FillSource`).
     """
 
     def __init__(
@@ -248,6 +272,7 @@ class LiveKalshiExchange(BaseKalshiExchange):
         lookup_backoff_s: float = 0.5,
         max_listing_lag: int = MAX_LISTING_LAG,
         book_source: BookSource | None = None,
+        fill_source: FillSource | None = None,
     ) -> None:
         if lookup_attempts < 1:
             raise ValueError(f"lookup_attempts must be >= 1, got {lookup_attempts}")
@@ -264,8 +289,16 @@ class LiveKalshiExchange(BaseKalshiExchange):
         self.orders: dict[str, VenueOrder] = {}
         self._client_ids: dict[str, str] = {}  # the venue's order_id -> client_order_id
         self._used_ids: set[str] = set()  # client_order_ids of earlier sessions
-        self._reported_fills: dict[str, int] = {}  # fill id -> its venue time (s)
+        #: every id (fill_id, trade_id) of every fill reported or taken as history
+        self._fill_ids: set[str] = set()
+        #: the venue time (s) of each fill the REST listings showed, by id: their watermark
+        self._listed_s: dict[str, int] = {}
         self._fills_from_s = self._since_s
+        self.fill_source = fill_source
+        #: fills the stream told, not booked yet (stamped after the last ``until``)
+        self._stream_waiting: list[ApiFill] = []
+        #: fills booked, by the source that told them first: STREAM or REST
+        self.fills_first_seen: Counter[str] = Counter()
         self._reported_settlements: dict[tuple[str, str], int] = {}
         self._settlements_from_s = self._since_s
         self._series_of_event: dict[str, str] = {}
@@ -290,7 +323,7 @@ class LiveKalshiExchange(BaseKalshiExchange):
             self.orders[venue.client_order_id] = venue
             if venue.order_id is not None:
                 self._client_ids[venue.order_id] = venue.client_order_id
-        self._reported_fills.update(dict.fromkeys(fill_ids, 0))
+        self._fill_ids.update(fill_ids)
         self._reported_settlements.update(dict.fromkeys(settlements, 0))
         self._used_ids.update(used_ids)
 
@@ -558,7 +591,7 @@ class LiveKalshiExchange(BaseKalshiExchange):
                 exc,
             )
             return []
-        fills = self._report(docs, ts)
+        fills = self._report(docs, ts, REST)
         if venue.lagging:
             logger.warning(
                 "order %s: %d contracts filled, %d listed yet: asked again at the next steps",
@@ -625,7 +658,8 @@ class LiveKalshiExchange(BaseKalshiExchange):
     def resolve(self, until: pd.Timestamp) -> list[Fill]:
         """One round (see the module docstring): each unresolved order looked up once,
         listed, or cancelled again; the fills the venue now lists, in time order."""
-        fills: list[Fill] = []
+        self._receive()
+        fills = self._report_stream(until)
         for venue in [v for v in self.orders.values() if not v.resolved]:
             fills += self._resolve_one(venue, until, attempts=1)
             if not venue.resolved:
@@ -656,7 +690,8 @@ class LiveKalshiExchange(BaseKalshiExchange):
         session, or of an earlier one); with ``cancel_resting`` the resting ones are
         cancelled first. The fills reported, in time order; what stays unresolved is in
         :meth:`unresolved`."""
-        fills: list[Fill] = []
+        self._receive()
+        fills = self._report_stream(until)
         if cancel_resting:
             for venue in [v for v in self.orders.values() if v.resting]:
                 self._cancel(venue)
@@ -691,11 +726,12 @@ class LiveKalshiExchange(BaseKalshiExchange):
     # --- what happened since ----------------------------------------------------------------
 
     @staticmethod
-    def _fill_key(doc: ApiFill) -> str:
-        key = doc.fill_id or doc.trade_id
-        if not key:
+    def _ids(doc: ApiFill) -> tuple[str, ...]:
+        """The fill's ids: its fill_id and trade_id (one, when they are the same value)."""
+        ids = tuple(dict.fromkeys(i for i in (doc.fill_id, doc.trade_id) if i))
+        if not ids:
             raise DataError(f"a fill of order {doc.order_id} has no fill_id or trade_id")
-        return key
+        return ids
 
     @staticmethod
     def _fill_s(doc: ApiFill, fallback: pd.Timestamp) -> int:
@@ -725,49 +761,109 @@ class LiveKalshiExchange(BaseKalshiExchange):
             self._acknowledge(venue, doc)  # the listing tells what the lost answer did not
         return known
 
-    def _report(self, docs: Iterable[ApiFill], fallback: pd.Timestamp) -> list[Fill]:
+    def _known(self, doc: ApiFill, ids: tuple[str, ...]) -> bool:
+        """The fill was reported (or taken as history) under one of its ids; a listed fill
+        whose fill_id the stream did not tell has it written down now."""
+        if not any(i in self._fill_ids for i in ids):
+            return False
+        named = doc.fill_id and doc.trade_id and doc.fill_id not in self._fill_ids
+        if named and self.journal is not None:
+            self.journal.name_fill(doc.trade_id, doc.fill_id)
+        self._fill_ids.update(ids)
+        return True
+
+    def _report(self, docs: Iterable[ApiFill], fallback: pd.Timestamp, source: str) -> list[Fill]:
         """The fills of ``docs`` not reported before, in time order; those of this
-        exchange's orders journaled first."""
+        exchange's orders journaled first (with ``source``, what told them)."""
         out = []
         # listings come newest first: reversed, equal times keep the venue's order
         for doc in sorted(list(docs)[::-1], key=lambda d: self._fill_s(d, fallback)):
-            key = self._fill_key(doc)
-            if key in self._reported_fills:
-                continue
-            client_order_id = self._client_order_id(doc.order_id)
-            if client_order_id is None:
-                continue
-            fill = fill_from_api(doc, client_order_id, fallback)
-            venue = self.orders.get(client_order_id)
-            if venue is not None and venue.state != CONFLICT:  # else another's order
-                if self.journal is not None:
-                    self.journal.record_fill(key, fill)
-                venue.listed += fill.count
-                venue.venue_filled = max(venue.venue_filled, venue.listed)
-            self._reported_fills[key] = self._fill_s(doc, fallback)
-            out.append(fill)
+            ids = self._ids(doc)
+            if not self._known(doc, ids):
+                client_order_id = self._client_order_id(doc.order_id)
+                if client_order_id is None:
+                    continue
+                fill = fill_from_api(doc, client_order_id, fallback)
+                venue = self.orders.get(client_order_id)
+                if venue is not None and venue.state != CONFLICT:  # else another's order
+                    if self.journal is not None:
+                        self.journal.record_fill(doc.fill_id, doc.trade_id, fill, source)
+                    venue.listed += fill.count
+                    venue.venue_filled = max(venue.venue_filled, venue.listed)
+                self._fill_ids.update(ids)
+                self.fills_first_seen[source] += 1
+                out.append(fill)
+            if source == REST:
+                self._listed_s.update(dict.fromkeys(ids, self._fill_s(doc, fallback)))
+        return out
+
+    def _receive(self) -> None:
+        """What the stream told since the last call, kept until booked (a listing that
+        fails next loses none of it)."""
+        if self.fill_source is not None:
+            self._stream_waiting += self.fill_source.take_fills()
+
+    def _stream_due(self, until: pd.Timestamp) -> list[ApiFill]:
+        """The stream's waiting fills stamped up to ``until``, taken out of the wait: a fill
+        stamped later is not seen before its time."""
+        due, waiting = [], []
+        for doc in self._stream_waiting:
+            stamped = doc.created_time is not None and pd.Timestamp(doc.created_time) <= until
+            (due if stamped else waiting).append(doc)
+        self._stream_waiting = waiting
+        return due
+
+    def _report_stream(self, until: pd.Timestamp) -> list[Fill]:
+        """Book the stream's fills due by ``until`` (see :meth:`_report`); a fill of an order
+        the venue could not be asked about waits for the next call."""
+        due = []
+        for doc in self._stream_due(until):
+            if self._fill_s(doc, until) >= self._since_s:
+                due.append(doc)
+            elif not any(i in self._fill_ids for i in self._ids(doc)):
+                logger.info(
+                    "stream fill %s of order %s at %s: before the session's start, in the "
+                    "account it took over: not booked",
+                    doc.trade_id,
+                    doc.order_id,
+                    doc.created_time,
+                )
+        out = self._report(due, until, STREAM)
+        self._stream_waiting += [
+            d for d in due if not any(i in self._fill_ids for i in self._ids(d))
+        ]
         return out
 
     def fills(self, until: pd.Timestamp) -> list[Fill]:
         """Every fill of the account up to ``until`` not reported yet (by ``submit``,
         ``resolve`` or an earlier call), in time order, ``order_id`` the order's
-        client_order_id."""
+        client_order_id: the stream's (those received before the listing was asked: they
+        came first), then the listing's."""
+        self._receive()
         docs = self.client.get_fills(min_ts=self._fills_from_s, max_ts=_seconds(until))
-        out = self._report([d for d in docs if self._fill_s(d, until) >= self._since_s], until)
-        self._fills_from_s = self._advance(self._reported_fills, self._fills_from_s)
-        return out
+        out = self._report_stream(until)
+        listed = [d for d in docs if self._fill_s(d, until) >= self._since_s]
+        out += self._report(listed, until, REST)
+        self._fills_from_s = self._advance(self._listed_s, self._fills_from_s)
+        return sorted(out, key=lambda f: f.ts)
 
     def skip_listed(self, until: pd.Timestamp) -> int:
-        """Take every fill the venue lists up to ``until`` as history, never to be reported:
-        a session that adopts the venue's balance and positions at ``until`` holds what they
-        did (a venue whose clock stands still stamps them at the session's start). The
-        number of fills skipped."""
-        docs = self.client.get_fills(min_ts=self._fills_from_s, max_ts=_seconds(until))
-        fresh = [d for d in docs if self._fill_key(d) not in self._reported_fills]
-        for doc in fresh:
-            self._reported_fills[self._fill_key(doc)] = self._fill_s(doc, until)
-        self._fills_from_s = self._advance(self._reported_fills, self._fills_from_s)
-        return len(fresh)
+        """Take every fill the venue lists, or the stream told, up to ``until`` as history,
+        never to be reported: a session that adopts the venue's balance and positions at
+        ``until`` holds what they did (a venue whose clock stands still stamps them at the
+        session's start). The number of fills skipped."""
+        self._receive()
+        listed = self.client.get_fills(min_ts=self._fills_from_s, max_ts=_seconds(until))
+        for doc in listed:
+            self._listed_s.update(dict.fromkeys(self._ids(doc), self._fill_s(doc, until)))
+        fresh = 0
+        for doc in [*listed, *self._stream_due(until)]:
+            ids = self._ids(doc)
+            if not any(i in self._fill_ids for i in ids):
+                fresh += 1
+            self._fill_ids.update(ids)
+        self._fills_from_s = self._advance(self._listed_s, self._fills_from_s)
+        return fresh
 
     def _advance(self, reported: dict[Any, int], start: int) -> int:
         """The next listing's min_ts: ``overlap`` before the newest item reported. Items are

@@ -207,6 +207,11 @@ def test_fills_orders_and_books_come_once_even_when_every_message_comes_twice(
             rest_fills = session.get(f"{srv.base_url}/portfolio/fills").json()["fills"]
     fills = [m["msg"] for m in consumer.of_type("fill")]
     assert len(fills) == 2 and stream.stats.duplicates > 0
+    # AsyncAPI fillPayload: no seq, and trade_id but no fill_id; OpenAPI Fill: trade_id is
+    # "the same as fill_id", which is what the stream's trade_id is
+    assert not any("seq" in m for m in consumer.of_type("fill"))
+    assert not any("fill_id" in f for f in fills)
+    assert all(f["trade_id"] == f["fill_id"] for f in rest_fills)
     assert {f["trade_id"] for f in fills} == {f["fill_id"] for f in rest_fills}
     assert [(f["yes_price_dollars"], f["count_fp"], f["post_position_fp"]) for f in fills] == [
         ("0.4700", "4.00", "4.00"), ("0.4800", "2.00", "6.00"),

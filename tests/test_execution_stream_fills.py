@@ -10,10 +10,13 @@ the messages it is told to, in any order, any number of times, or never.
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kalshi_lab.bot.journal import JOURNAL, Journal
+from kalshi_lab.bot import journal as journal_module
+from kalshi_lab.bot.journal import JOURNAL, Journal, JournalSchemaError
 from kalshi_lab.bot.stream_feed import StreamFeed
 from kalshi_lab.client import KalshiClient, KalshiError, KalshiSigner
 from kalshi_lab.client.records import Fill as ApiFill
@@ -301,3 +305,77 @@ def test_the_feed_hands_over_fill_messages_and_counts_those_it_cannot_read(
 
 def _key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+# --- the journal's schema ----------------------------------------------------------------------
+
+#: the journal layout of schema 1: schema 2 added the ledger's trade_id and source
+SCHEMA_V1 = journal_module.SCHEMA.replace(",\n    trade_id TEXT,\n    source TEXT\n", "\n")
+
+
+def v1_journal(path: Path, captured: Captured) -> None:
+    """A journal as schema 1 wrote it: one order, one fill keyed by its fill_id."""
+    assert SCHEMA_V1 != journal_module.SCHEMA
+    venue, doc = captured.orders[0], captured.listed[0]
+    fill = fill_from_api(doc, venue.client_order_id, TS)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.executescript(SCHEMA_V1)
+        db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+            ("schema", "1"), ("session", '{"mode": "paper"}'),
+            ("start", json.dumps({"initial_cash_cents": 10_000})),
+        ])  # fmt: skip
+        db.execute(
+            "INSERT INTO venue_orders (client_order_id, ticker, event_ticker, side, action, "
+            "count, limit_cents, time_in_force, decided_at, state, order_id, venue_filled, "
+            "reason, cancel_pending, sent_at, updated_at) VALUES "
+            "(?, ?, ?, ?, 'buy', ?, ?, 'ioc', ?, 'placed', ?, ?, '', 0, ?, ?)",
+            (venue.client_order_id, venue.ticker, venue.event_ticker, venue.side, venue.count,
+             venue.limit_cents, TS.isoformat(), venue.order_id, fill.count, TS.isoformat(),
+             TS.isoformat()),
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO ledger (kind, key, client_order_id, ticker, event_ticker, side, action, "
+            "count, cost_cents, fee_cents, liquidity, ts, written_at) VALUES "
+            "('fill', ?, ?, ?, ?, ?, 'buy', ?, ?, ?, 'taker', ?, ?)",
+            (doc.fill_id, venue.client_order_id, venue.ticker, venue.event_ticker, venue.side,
+             fill.count, fill.cost_cents, fill.fee_cents, TS.isoformat(), TS.isoformat()),
+        )  # fmt: skip
+
+
+def test_a_schema_1_journal_is_upgraded_and_its_fills_are_never_booked_again(
+    captured, journal_dir
+) -> None:
+    """A journal written before fills had two ids opens (schema 2 from then on), replays the
+    same account, and a restart from it books neither the stream's nor the listing's copy of
+    the fill it holds."""
+    path = journal_dir / JOURNAL
+    v1_journal(path, captured)
+    with Journal.open(path) as journal:
+        assert journal.meta("schema") == journal_module.SCHEMA_VERSION == 2
+        (old,) = journal.ledger()
+        assert old["trade_id"] is None and old["source"] is None
+        account = journal.replay()
+        assert account is not None and account.positions[OPEN_A].contracts == old["count"]
+        venue, stream = Venue(captured.listed), Stream()
+        exchange = exchange_on(venue, stream, journal, fill_ids=journal.fill_ids())
+        stream.sent = [captured.streamed[0]]
+        venue.shown = {0}
+        assert exchange.fills(TS) == [] and exchange.resolve(TS) == []
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT count(*) FROM ledger").fetchone()[0] == 1
+
+
+def test_a_journal_of_a_newer_schema_is_refused_unchanged_with_one_line(journal_dir) -> None:
+    path = journal_dir / JOURNAL
+    Journal.create(path, {"mode": "paper"}).release()
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    before = path.read_bytes()
+    with pytest.raises(JournalSchemaError) as raised:
+        Journal.open(path)
+    message = str(raised.value)
+    assert "\n" not in message and str(path) in message and "schema 3" in message
+    assert path.read_bytes() == before
+    Journal.peek(path)  # not left locked
+    with pytest.raises(JournalSchemaError):
+        Journal.open(path)

@@ -22,8 +22,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import closing
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from kalshi_lab.data.tables import read_table
 from kalshi_lab.params import load_params
 from kalshi_lab.server import Dataset, FaultConfig, LocalKalshiServer, ServerConfig
 from server_support import write_simulated_raw
+from ws_support import rest_book, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = shutil.which("kalshi-bot", path=str(Path(sys.executable).parent))
@@ -49,6 +52,8 @@ NOW = dt.datetime(2025, 1, 15, 6, tzinfo=dt.UTC)  # the server's clock: a dozen 
 KEY_ID = "5f0c0e1e-0000-4000-8000-00000000b07e"
 BALANCE = 1_000_000  # cents on the server's account
 FAST = ["--tier", "prime", "--timeout", "2", "--max-retries", "3"]
+#: cycles of the stream session: enough for fills told first by each source
+CYCLES = 16
 
 
 # --- the project, the key, the server ------------------------------------------------------
@@ -814,34 +819,100 @@ def test_a_paper_session_on_a_moving_clock_with_faults_keeps_the_server_s_accoun
         assert json.loads((killed / "report.json").read_text())["stopped"].startswith("killed")
 
 
-def test_a_paper_session_keeps_its_books_from_the_stream_through_stream_faults(
-    project, dataset, key, tmp_path
+def stale_books(feed, srv: LocalKalshiServer, resnapshotted: set[str]) -> list[str]:
+    """Markets whose book the feed vouches for and that differ from the server's book now,
+    and markets snapshotted again that the feed does not vouch for (yet)."""
+    out = []
+    for ticker in sorted(set(feed.books.tickers) | resnapshotted):
+        book = feed.book(ticker)
+        if book is None:
+            if ticker in resnapshotted:
+                out.append(f"{ticker}: not vouched for after its resnapshot")
+            continue
+        served = rest_book(srv, ticker)
+        if (book.yes, book.no) != (served.yes, served.no):
+            out.append(f"{ticker}: stream {book.yes} {book.no} != served {served.yes} {served.no}")
+    return out
+
+
+def no_stale_books(feed, srv: LocalKalshiServer, resnapshotted: set[str]) -> bool:
+    return not stale_books(feed, srv, resnapshotted)
+
+
+@pytest.mark.slow
+def test_a_paper_session_on_the_stream_keeps_the_server_s_books_and_books_each_fill_once(
+    project, dataset, key, tmp_path, caplog
 ):
-    """--stream-url: the bot quotes from the stream's books (REST for a market the stream
-    cannot vouch for yet), through dropped connections, gaps and duplicated messages, and
-    its account stays the server's."""
-    faults = FaultConfig(stream_drop=0.01, stream_gap=0.03, stream_duplicate=0.05, seed=4)
+    """--stream-url on a moving clock, the stream dropping connections, skipping and
+    repeating messages, REST failing, answering late and listing fills late: after every
+    cycle (the venue's clock standing still), each book the bot's feed vouches for is the
+    server's, and so is every book it snapshotted again since the last look; every fill of
+    the account is in the journal once, by its fill_id and its trade_id, some first told by
+    the stream and some by a REST listing only; the session ends on the server's cash and
+    positions.
+
+    (It replaced a test of the stream's books alone, over 8 cycles, that it covers.)"""
+    faults = FaultConfig(
+        server_error=0.1,
+        slow=0.1,
+        slow_delay_s=0.6,
+        late_fill=0.5,
+        late_fill_delay_s=0.3,
+        stream_drop=0.01,
+        stream_gap=0.03,
+        stream_duplicate=0.05,
+        seed=4,
+        path_prefix="/portfolio/orders",
+    )
     config = ServerConfig(rate_limit=False, now=NOW, public_key=key.public_key(), key_id=KEY_ID,
                           starting_balance_cents=BALANCE, faults=faults)  # fmt: skip
     reports = tmp_path / "reports"
     reports.mkdir()
+    caplog.set_level(logging.INFO, logger="kalshi_lab")
     with LocalKalshiServer(dataset, config) as srv:
         session, client = session_on(srv, key, project, reports, 4, stream_url=srv.ws_url)
         with client:
             session.start()
-            assert session.feed is not None and session.exchange is not None
-            for _ in range(8):
+            feed, exchange = session.feed, session.exchange
+            assert feed is not None and exchange is not None
+            looked: Counter[str] = Counter()
+            for cycle in range(CYCLES):
+                if cycle:
+                    srv.advance(3 * 3600)
                 session.cycle()
                 assert session.account is not None and session.trader is not None
                 skip = session.trader.executor.working_tickers()
                 ours = {t: n for t, n in local_positions(session.account).items() if t not in skip}
                 theirs = {t: n for t, n in venue_positions(srv).items() if t not in skip}
                 assert ours == theirs, f"cycle {session.cycles}"
-                srv.advance(3 * 3600)
-                time.sleep(0.3)  # the stream brings the moved books
+                resnapshotted = set(feed.snapshots - looked)
+                assert wait_until(partial(no_stale_books, feed, srv, resnapshotted), 15), (
+                    f"cycle {session.cycles}: {stale_books(feed, srv, resnapshotted)}"
+                )
+                looked = Counter(feed.snapshots)
             closed = session.close()
-    reads = session.exchange.book_reads
-    assert reads["stream"] > reads["rest"] > 0  # the first look at a market subscribes it
-    stats = session.feed.stream.stats
-    assert stats.reconnects + stats.gaps > 0 and not session.feed.up  # closed with the session
     assert closed is not None and closed.failure is None
+    stats = feed.stream.stats
+    assert stats.reconnects > 0 and stats.gaps > 0 and stats.duplicates > 0
+    assert stats.resnapshots > 0 and not feed.up  # closed with the session
+    reads = exchange.book_reads
+    assert reads["stream"] > reads["rest"] > 0  # the first look at a market subscribes it
+
+    venue_fills = [d for _, d in srv.portfolio.fill_docs()]
+    with closing(sqlite3.connect(closed.path.parent / "journal.sqlite")) as db:
+        rows = db.execute("SELECT key, trade_id, source FROM ledger WHERE kind = 'fill'")
+        journaled = rows.fetchall()
+    assert len(journaled) == len(venue_fills) == sum(exchange.fills_first_seen.values())
+    assert sorted(k for k, _, _ in journaled) == sorted(d["fill_id"] for d in venue_fills)
+    assert sorted(t for _, t, _ in journaled) == sorted(d["trade_id"] for d in venue_fills)
+    sources = Counter(s for _, _, s in journaled)
+    assert sources == exchange.fills_first_seen and sources["stream"] > 0 and sources["rest"] > 0
+    told = [r.getMessage() for r in caplog.records if "fills first told" in r.getMessage()]
+    assert f"stream {sources['stream']}, by a REST listing {sources['rest']}" in told[-1]
+
+    report = closed.report
+    assert round(report["end"]["cash"] * 100) == srv.portfolio.balance_cents
+    held = {t: Decimal(p["contracts"]) * (1 if p["side"] == "yes" else -1)
+            for t, p in report["end"]["positions"].items()}  # fmt: skip
+    assert held == venue_positions(srv)
+    assert all(c["ok"] for c in report["reconcile"])

@@ -697,11 +697,12 @@ class TradingSession:
     def close(self) -> Closed | None:
         """End the session however it went: bring the unresolved orders to their outcome,
         reconcile, check the journal against the account, close the journal and write the
-        report from it. None when the session never got as far as its journal."""
-        if self.feed is not None:
-            self.feed.close()
+        report from it. None when the session never got as far as its journal. The stream
+        is closed last: the fills it tells while the orders are concluded are booked too."""
         journal = self.journal
         if journal is None:
+            if self.feed is not None:
+                self.feed.close()
             return None
         failure: Exception | None = None
         try:
@@ -712,6 +713,8 @@ class TradingSession:
             report, path = rep.write_from_journal(journal)
         finally:
             journal.release()
+            if self.feed is not None:
+                self.feed.close()
         return Closed(report, path, failure)
 
     def _conclude(self) -> Exception | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,14 +39,17 @@ class StreamFeed:
     connection, consumed in a daemon thread from :meth:`start` to :meth:`close`; a
     ``BookSource`` and a ``FillSource`` for LiveKalshiExchange.
 
-    ``bad_fills`` counts fill messages that could not be read (each logged; the REST listing
-    books their fill)."""
+    ``snapshots`` counts the snapshots applied per market: the first, and each one after a
+    reconnect or a gap (a resnapshot), from which the book is sound again. ``bad_fills``
+    counts fill messages that could not be read (each logged; the REST listing books their
+    fill)."""
 
     def __init__(self, url: str, signer: KalshiSigner | None, **stream_options: Any) -> None:
         channels = ["orderbook_delta"] if signer is None else ["orderbook_delta", "fill"]
         self.stream = KalshiStream(url, channels=channels, auth=signer, **stream_options)
         self.books = StreamBooks()
         self.error: BaseException | None = None
+        self.snapshots: Counter[str] = Counter()
         self.bad_fills = 0
         self._fills: list[Fill] = []  # received, not taken yet (guarded by _lock)
         self._fresh: set[str] = set()  # markets whose snapshot came on this connection
@@ -79,7 +83,9 @@ class StreamFeed:
                 self._fresh.clear()  # books of the last connection may have missed deltas
             self.books.apply(message)
             if message["type"] == "orderbook_snapshot":
-                self._fresh.add(message["msg"]["market_ticker"])
+                ticker = message["msg"]["market_ticker"]
+                self._fresh.add(ticker)
+                self.snapshots[ticker] += 1
 
     def _take_fill(self, msg: Any) -> None:
         try:

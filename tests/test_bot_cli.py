@@ -926,6 +926,7 @@ def test_a_paper_session_on_the_stream_keeps_the_server_s_books_and_books_each_f
     assert f"stream {sources['stream']}, by a REST listing {sources['rest']}" in told[-1]
 
     report = closed.report
+    assert report["fills_first_told_by"] == sources
     assert round(report["end"]["cash"] * 100) == srv.portfolio.balance_cents
     held = {t: Decimal(p["contracts"]) * (1 if p["side"] == "yes" else -1)
             for t, p in report["end"]["positions"].items()}  # fmt: skip

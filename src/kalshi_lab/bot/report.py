@@ -250,6 +250,10 @@ def from_journal(journal: Journal) -> tuple[dict[str, Any], pd.DataFrame, pd.Dat
             "cut_by_risk": progress.get("cut_by_risk", {}),
         },
         "fills": len(trades),
+        # what told each fill first: the stream or a REST listing (unrecorded: schema 1)
+        "fills_first_told_by": dict(
+            Counter(r["source"] or "unrecorded" for r in journal.ledger() if r["kind"] == "fill")
+        ),
         "contracts": int(trades["count"].sum()),
         "fees": round(float(trades["fee"].sum()), 2),
         "start": None if start is None else start["state"],

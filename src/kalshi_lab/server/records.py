@@ -107,7 +107,7 @@ class FillState:
         """``Fill``."""
         return {
             "fill_id": self.fill_id,
-            "trade_id": self.fill_id,
+            "trade_id": self.fill_id,  # the spec: "legacy field name, same as fill_id"
             "order_id": self.order_id,
             "client_order_id": self.client_order_id,
             "ticker": self.ticker,

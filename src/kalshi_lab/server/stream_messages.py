@@ -128,7 +128,9 @@ def outcome_side(side: str, action: str) -> str:
 
 
 def fill_msg(fill: FillState, post_position: Decimal) -> Msg:
-    """``fill``; ``post_position`` is the signed position after it (> 0 YES, < 0 NO)."""
+    """``fill``; ``post_position`` is the signed position after it (> 0 YES, < 0 NO). As the
+    spec's ``fillPayload``, it names the fill by ``trade_id`` only, which REST's ``Fill``
+    says is the same as its ``fill_id``; no ``seq``."""
     outcome = outcome_side(fill.side, fill.action)
     return {
         "trade_id": fill.fill_id,

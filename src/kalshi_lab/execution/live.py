@@ -776,8 +776,10 @@ class LiveKalshiExchange(BaseKalshiExchange):
         """The fills of ``docs`` not reported before, in time order; those of this
         exchange's orders journaled first (with ``source``, what told them)."""
         out = []
-        # listings come newest first: reversed, equal times keep the venue's order
-        for doc in sorted(list(docs)[::-1], key=lambda d: self._fill_s(d, fallback)):
+        # listings come newest first, the stream oldest first: equal times keep the venue's
+        # order
+        arrived = list(docs)[::-1] if source == REST else list(docs)
+        for doc in sorted(arrived, key=lambda d: self._fill_s(d, fallback)):
             ids = self._ids(doc)
             if not self._known(doc, ids):
                 client_order_id = self._client_order_id(doc.order_id)
@@ -866,8 +868,9 @@ class LiveKalshiExchange(BaseKalshiExchange):
         return fresh
 
     def _advance(self, reported: dict[Any, int], start: int) -> int:
-        """The next listing's min_ts: ``overlap`` before the newest item reported. Items are
-        never forgotten: an order asked about by its id lists its old fills again."""
+        """The next listing's min_ts: ``overlap`` before the newest item of ``reported`` (the
+        fills listed, the settlements reported). Items are never forgotten: an order asked
+        about by its id lists its old fills again."""
         if not reported:
             return start
         return max(start, max(reported.values()) - self._overlap_s)

@@ -627,103 +627,6 @@ def test_summary_without_reports_is_one_error_line(tmp_path):
     )
 
 
-def _stream_of_snapshots(raw: Path, tickers: set[str], out: Path) -> int:
-    """Record the fetched snapshots of ``tickers`` as Kalshi's stream would have sent them
-    (docs.kalshi.com/asyncapi.yaml, channel orderbook_delta): per market an orderbook_snapshot
-    at its first snapshot, then at each later one the orderbook_delta messages that turn the
-    book into it. One recording session into the recordings directory ``out``; returns the
-    messages written."""
-    import datetime as dt
-
-    from kalshi_lab.data.raw_store import ORDERBOOK_PATH, iter_records
-    from kalshi_lab.data.stream_store import SegmentWriter, stream_dir
-
-    pattern = re.compile(ORDERBOOK_PATH)
-    snapshots = []
-    for record in iter_records(raw, "orderbooks"):
-        ticker = pattern.fullmatch(record["path"])["ticker"]
-        if ticker in tickers:
-            at = dt.datetime.fromisoformat(record["received_at"].replace("Z", "+00:00"))
-            book = record["response"]["orderbook_fp"]
-            levels = {
-                (side, price): float(count)
-                for side in ("yes", "no")
-                for price, count in book.get(f"{side}_dollars") or []
-            }
-            snapshots.append((at, ticker, levels))
-    snapshots.sort(key=lambda s: (s[0], s[1]))
-    writer = SegmentWriter(stream_dir(out), {"channels": ["orderbook_delta"]})
-    books: dict[str, dict] = {}
-    seq = 0
-    for at, ticker, levels in snapshots:
-        seq += 1
-        if ticker not in books:
-            body = {"market_ticker": ticker}
-            for side in ("yes", "no"):
-                body[f"{side}_dollars_fp"] = [
-                    [p, f"{c:.2f}"] for (s, p), c in sorted(levels.items()) if s == side
-                ]
-            writer.write({"type": "orderbook_snapshot", "sid": 1, "seq": seq, "msg": body}, at)
-        else:
-            seq -= 1
-            old = books[ticker]
-            for side, price in sorted(set(old) | set(levels)):
-                delta = levels.get((side, price), 0.0) - old.get((side, price), 0.0)
-                if delta:
-                    seq += 1
-                    body = {
-                        "market_ticker": ticker,
-                        "price_dollars": price,
-                        "delta_fp": f"{delta:.2f}",
-                        "side": side,
-                    }
-                    writer.write({"type": "orderbook_delta", "sid": 1, "seq": seq, "msg": body}, at)
-        books[ticker] = levels
-    return writer.close()
-
-
-def _parquet_and_backtest_on_recorded_books_only(workdir: Path) -> None:
-    """The parquet and backtest stages in ``workdir`` with no fetched books (as on closed
-    history: an empty orderbooks file the manifest allows), their logs kept beside."""
-    raw = workdir / paths.RAW_DIR
-    (raw / "orderbooks.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))
-    manifest = json.loads((raw / "manifest.json").read_text())
-    manifest["records"]["orderbooks"] = 0
-    manifest["may_be_empty"] = ["orderbooks"]
-    (raw / "manifest.json").write_text(json.dumps(manifest))
-    for name in ("parquet", "backtest"):
-        proc = run_stage(workdir, name)
-        assert proc.returncode == 0, proc.stderr
-        (workdir / f"{name}.log").write_text(proc.stderr)
-
-
-def test_backtest_quotes_recorded_books_where_they_exist_and_candles_elsewhere(pipeline, tmp_path):
-    """Raw data without fetched books (as data=kalshi has for history) plus a recorded stream
-    of some markets: the parquet stage rebuilds their books, the backtest fills from them."""
-    workdir = tmp_path
-    raw = workdir / paths.RAW_DIR
-    shutil.copytree(pipeline / paths.RAW_DIR, raw)
-    shutil.copytree(pipeline / paths.PREDICTIONS.parent, workdir / paths.PREDICTIONS.parent)
-    write_params(workdir, [])
-    fills = pd.read_parquet(pipeline / paths.BACKTEST_FILLS)
-    traded = sorted(set(fills["ticker"]))
-    recorded = set(traded[::2])  # half the markets the pipeline traded
-    assert _stream_of_snapshots(raw, recorded, workdir / paths.RECORDED_DIR) > 0
-    _parquet_and_backtest_on_recorded_books_only(workdir)
-    book = pd.read_parquet(paths.parquet_table("orderbook", workdir / paths.PARQUET_DIR))
-    assert set(book["source"]) == {"recorded"} and set(book["ticker"]) == recorded
-    assert (book["snapshot_ts"].dt.minute == 0).all()  # data.book_interval: 60 minutes
-    parquet_log = (workdir / "parquet.log").read_text()
-    assert f"order-book rows of {len(recorded)} markets rebuilt every 60 minutes" in parquet_log
-    report = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())["validation"]
-    assert report["n_fills_book"] > 0 and report["n_fills_candle"] > 0
-    assert report["n_fills_recorded_book"] == report["n_fills_book"]
-    got = pd.read_parquet(workdir / paths.BACKTEST_FILLS)
-    assert set(got.loc[got["source"] == "book", "ticker"]) <= recorded
-    backtest_log = (workdir / "backtest.log").read_text()
-    assert f"'n_fills_recorded_book': {report['n_fills_book']}" in backtest_log
-
-
 def _dvc_copy_of(pipeline: Path, copy: Path) -> None:
     """The project in a git repository of its own with ``pipeline``'s params and outputs as
     its workspace, less the fetched books (as a fetch of closed history has none), committed
@@ -822,11 +725,12 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_dvc_repro
     pipeline, tmp_path
 ):
     """Issue 17's end to end, as a user runs it: in a clone whose pipeline was reproduced and
-    whose fetch has no books, `kalshi-lab record` (its default output, data/recorded) on the
-    local server's WebSocket stream while the clock crosses the validation period, SIGKILLed
-    half-way and restarted; then `dvc status` and `dvc repro` re-run the parquet stage on
-    (not the fetch), and the backtest fills from the rebuilt books, each of which is the
-    server's book at that hour; nothing recorded shows in `git status`."""
+    whose fetch has no books (as closed history has none), `kalshi-lab record` (to its default
+    output, data/recorded) of some series on the local server's WebSocket stream while the
+    clock crosses the validation period, SIGKILLed half-way and restarted; then `dvc status`
+    and `dvc repro` re-run the parquet stage on (not the fetch), every rebuilt book is the
+    server's book at that hour, and the backtest quotes the recorded markets from their books
+    and the others from candles; nothing recorded shows in `git status`."""
     from dvc_copy import dvc, git
     from kalshi_lab.data.stream_store import read_segments, stream_dir
     from kalshi_lab.server import LocalKalshiServer, ServerConfig
@@ -834,18 +738,18 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_dvc_repro
     copy = tmp_path / "repo"
     _dvc_copy_of(pipeline, copy)
     recordings = stream_dir(copy / paths.RECORDED_DIR)
-    logs: list[str] = []  # what the failure message shows
+    logs: list[str] = []  # what a failure shows
 
     def shown() -> str:
         return "\n".join(logs)
 
-    up_to_date = "Data and pipelines are up to date"
-    assert up_to_date in dvc(copy, "status").stdout  # the empty recordings directory included
     predictions = pd.read_parquet(pipeline / paths.PREDICTIONS)
     validation = predictions.loc[predictions["period"] == "validation", "as_of"]
     start = (validation.min() - pd.Timedelta(hours=1)).floor("D")
     end = (validation.max() + pd.Timedelta(days=1)).ceil("D")
-    series = sorted(set(predictions["series_ticker"]))
+    series = sorted(set(predictions["series_ticker"]))[::2]  # the others quote from candles
+    markets = pd.read_parquet(paths.parquet_table("markets", pipeline / paths.PARQUET_DIR))
+    of_series = set(markets.loc[markets["series_ticker"].isin(series), "ticker"])
     config = ServerConfig(rate_limit=False, now=start.to_pydatetime())
     recorders: list[_Recorder] = []
     try:
@@ -874,11 +778,15 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_dvc_repro
     assert "parquet:" in status and "modified:           data/recorded" in status, shown()
     assert "fetch:" not in status and "validate:" not in status, shown()
     repro = dvc(copy, "repro")
-    logs.append(f"--- dvc repro:\n{repro.stdout}\n{repro.stderr}")
-    ran = re.findall(r"Running stage '(\w+)'", repro.stdout)
+    output = f"{repro.stdout}\n{repro.stderr}"  # the stages' logs among DVC's lines
+    logs.append(f"--- dvc repro:\n{output}")
+    ran = re.findall(r"Running stage '(\w+)'", output)
     assert ran[0] == "parquet" and "fetch" not in ran and "backtest" in ran, shown()
     rebuilt = pd.read_parquet(paths.parquet_table("orderbook", copy / paths.PARQUET_DIR))
-    assert set(rebuilt["source"]) == {"recorded"}, shown()
+    recorded = set(rebuilt["ticker"])
+    assert set(rebuilt["source"]) == {"recorded"} and recorded <= of_series, shown()
+    assert (rebuilt["snapshot_ts"].dt.minute == 0).all()  # data.book_interval: 60 minutes
+    assert f"order-book rows of {len(recorded)} markets rebuilt every 60 minutes" in output
     # each rebuilt book is the served book of its time: the latest snapshot at or before it
     served = pd.read_parquet(paths.parquet_table("orderbook", pipeline / paths.PARQUET_DIR))
     columns = ["ticker", "snapshot_ts", "side", "price", "count"]
@@ -896,9 +804,11 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_dvc_repro
     differ = both[both["_merge"] != "both"]
     assert (both["_merge"] == "both").mean() >= 0.98, f"{differ}\n{shown()}"
     report = json.loads((copy / paths.BACKTEST_DETAIL).read_text())["validation"]
-    assert report["n_fills_book"] > 0, shown()
+    assert report["n_fills_book"] > 0 and report["n_fills_candle"] > 0, shown()
     assert report["n_fills_recorded_book"] == report["n_fills_book"], shown()
-    assert up_to_date in dvc(copy, "repro").stdout, shown()
+    fills = pd.read_parquet(copy / paths.BACKTEST_FILLS)
+    assert set(fills.loc[fills["source"] == "book", "ticker"]) <= recorded
+    assert f"'n_fills_recorded_book': {report['n_fills_book']}" in output
     # the recordings are no change to commit: git ignores them, DVC hashed them as a dependency
     changed = [line[3:] for line in git(copy, "status", "--porcelain", "-uall").splitlines()]
     assert all(p == "dvc.lock" or p.startswith("reports/") for p in changed), changed

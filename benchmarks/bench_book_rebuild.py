@@ -9,8 +9,8 @@ Run on demand (not a test)::
 Writes one UTC day of a consistent ``orderbook_delta`` stream (tests/book_messages.py shapes:
 a snapshot per market, then deltas of random levels that never go below zero;
 ``--deltas`` per market, arrival times spread over the day) as ``--sessions`` recording
-sessions (each starting with fresh snapshots, as a restarted recorder does) into the raw
-store's segments. Then, for each ``--intervals`` (minutes): ``read_stream`` (the JSON parse,
+sessions (each starting with fresh snapshots, as a restarted recorder does) into the segments
+of a recordings directory. Then, for each ``--intervals`` (minutes): ``read_stream`` (the JSON parse,
 once), ``rebuild`` (the vectorised rebuild) and ``tests/book_replay.py``'s ``replay`` (a dict
 book per market, sampled at each boundary); the run fails unless both give identical rows.
 Last, ``record`` (the recorder: envelope, gzip, flush thread) is fed the same messages from

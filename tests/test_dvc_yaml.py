@@ -3,6 +3,7 @@ each stage depends on the code it runs, so that editing a module re-runs what im
 
 import ast
 import dataclasses
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,39 @@ def test_every_output_path_is_a_declared_out():
         for name, v in vars(paths).items()
         if isinstance(v, Path)
         and name
-        not in {"PARAMS", "DVC_YAML", "REPORTS", "PLOTS", "FIGURES", "CACHE_DIR", "SUMMARY"}
+        not in {
+            "PARAMS",
+            "DVC_YAML",
+            "REPORTS",
+            "PLOTS",
+            "FIGURES",
+            "CACHE_DIR",
+            "SUMMARY",
+            "RECORDED_DIR",
+        }
     }
     assert written == set(stage_outs())
+
+
+def test_recordings_are_the_parquet_stage_s_input_and_no_stage_s_output():
+    """A recording cannot be fetched again: were it (or a directory above it) a stage's
+    output, dvc repro, checkout or an experiment could replace or delete it."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    recorded = paths.RECORDED_DIR
+    assert str(recorded) in dvc["stages"]["parquet"]["deps"]
+    for out in stage_outs():
+        assert not covers(Path(out), recorded) and not covers(recorded, Path(out)), out
+    # kept in every clone (DVC refuses a missing dependency), its recordings git-ignored
+    tracked = subprocess.run(
+        ["git", "ls-files", str(recorded)], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked == [f"{recorded}/.gitignore", f"{recorded}/README.md"]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(recorded / "orderbook_deltas" / "segments.json")],
+        cwd=ROOT,
+        check=False,
+    )
+    assert ignored.returncode == 0
 
 
 def test_reports_live_in_git_and_data_in_the_cache():

@@ -1,5 +1,6 @@
-"""The recorder: segments closed and counted on any exit, salvaged after a kill, carried over
-by the fetch; killed mid-write with SIGKILL and restarted, the rebuilt books stay consistent."""
+"""The recorder: segments closed and counted on any exit, salvaged after a kill, moved out of
+an old raw directory; killed mid-write with SIGKILL and restarted, the rebuilt books stay
+consistent."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from kalshi_lab.data.book_rebuild import read_stream, rebuild
 from kalshi_lab.data.stream_store import (
     SEGMENTS_MANIFEST,
     SegmentWriter,
-    carry_over,
     iter_stream,
+    move_recordings,
     open_segments,
     read_segments,
     salvage,
@@ -109,17 +110,31 @@ def test_a_segment_changed_after_closing_is_an_error_naming_it(tmp_path: Path) -
         list(iter_stream(tmp_path))
 
 
-def test_the_fetch_carries_closed_segments_into_the_new_raw_directory(tmp_path: Path) -> None:
-    record(book_messages.stream(book_messages.tickers(2), limit=10), tmp_path / "old", PARAMS)
-    (stream_dir(tmp_path / "old") / "segment-000002.jsonl.gz").write_bytes(b"")  # open
-    assert carry_over(tmp_path / "old", tmp_path / "new") == 1
-    assert sorted(p.name for p in stream_dir(tmp_path / "new").iterdir()) == [
+def test_recordings_move_whole_out_of_an_old_raw_directory(tmp_path: Path) -> None:
+    old, new = tmp_path / "raw", tmp_path / "recorded"
+    record(book_messages.stream(book_messages.tickers(2), limit=10), old, PARAMS)
+    (stream_dir(old) / "segment-000002.jsonl.gz").write_bytes(b"")  # open: a killed recorder
+    before = [r for *_, r in iter_stream(old)]
+    assert move_recordings(old, new) == 2
+    assert not stream_dir(old).exists()
+    assert sorted(p.name for p in stream_dir(new).iterdir()) == [
+        ".lock",
         "segment-000001.jsonl.gz",
+        "segment-000002.jsonl.gz",
         SEGMENTS_MANIFEST,
     ]
-    assert [r for *_, r in iter_stream(tmp_path / "new")] == [
-        r for *_, r in iter_stream(tmp_path / "old")
-    ]
+    assert [r for *_, r in iter_stream(new)] == before
+    assert open_segments(new) == ["segment-000002.jsonl.gz"]  # the next recorder salvages it
+    assert move_recordings(old, new) == 0  # nothing left: a no-op
+
+
+def test_recordings_are_not_moved_onto_other_recordings(tmp_path: Path) -> None:
+    old, new = tmp_path / "raw", tmp_path / "recorded"
+    for directory in (old, new):
+        record(book_messages.stream(book_messages.tickers(2), limit=10), directory, PARAMS)
+    with pytest.raises(DataError, match=r"raw/orderbook_deltas: 1 recorded segments, but .*clash"):
+        move_recordings(old, new)
+    assert read_segments(stream_dir(old)) and read_segments(stream_dir(new))  # both untouched
 
 
 RECORDER = """

@@ -373,6 +373,63 @@ def test_a_clock_jump_shows_every_snapshot_it_passed_at_its_time(simulated, key)
     assert set(stamps) <= {*passed, srv.now} and set(passed[:-1]) <= set(stamps)
 
 
+def test_a_clock_jump_over_many_markets_streams_their_snapshots_in_time_order(
+    simulated, key
+) -> None:
+    """As Kalshi streams in real time: a day's jump of the clock over four snapshot times of
+    many markets, one of which closes within it, arrives in time order across the markets (a
+    rebuild times the books by ts_ms: a stamp running back is held level), and each market's
+    deltas up to each snapshot time passed give its recorded book of that time, the last one
+    of a market that closed in the jump included."""
+    from kalshi_lab.server.books import parse_levels
+
+    day = 24 * 3600
+    sim_start = int(SIM_START.timestamp())
+    start = next(  # a 6-hourly time where an open market has a snapshot and closes within a day
+        t
+        for t in range(sim_start, sim_start + 10 * day, STEP_S)
+        if any(
+            m.trading_at(t)
+            and m.close_ts < t + day
+            and any(t < s < m.close_ts for s in simulated.books[m.ticker].times)
+            for m in simulated.markets.values()
+        )
+    )
+    # nothing archived: a market settling in the jump is live until then
+    config = signed_config(key, now=dt.datetime.fromtimestamp(start, dt.UTC), cutoff=SIM_START)
+    with LocalKalshiServer(simulated, config) as srv:
+        tickers = open_markets(srv)
+        closing = [t for t in tickers if srv.dataset.markets[t].close_ts < start + day]
+        assert len(tickers) >= 5 and closing
+        stream = KalshiStream(srv.ws_url, channels=["orderbook_delta"], market_tickers=tickers,
+                              auth=KalshiSigner(KEY_ID, key))  # fmt: skip
+        with Consumer(stream) as consumer:
+            converge(consumer, srv, tickers)
+            seen = len(consumer.messages)
+            books = {t: consumer.books.book(t) for t in tickers}
+            srv.advance(day)
+            converge(consumer, srv, tickers)
+    jump = [m["msg"] for m in consumer.messages[seen:] if m["type"] == "orderbook_delta"]
+    stamps = [m["ts_ms"] for m in jump]
+    assert stamps == sorted(stamps)
+    for ticker in tickers:
+        history = srv.dataset.books[ticker]
+        deltas = [m for m in jump if m["market_ticker"] == ticker]
+        for i, at in enumerate(history.times):
+            if not start < at <= start + day:
+                continue
+            book = {(s, p): n for s in ("yes", "no") for p, n in getattr(books[ticker], s)}
+            for m in deltas:
+                if m["ts_ms"] <= at * 1000:
+                    level = (m["side"], Decimal(m["price_dollars"]))
+                    book[level] = book.get(level, Decimal(0)) + Decimal(m["delta_fp"])
+            want = {(s, p): n for s in ("yes", "no") for p, n in parse_levels(history.docs[i], s)}
+            got = {level: n for level, n in book.items() if n}
+            assert got == want, (
+                f"{ticker} at {at}: closes at {srv.dataset.markets[ticker].close_ts}"
+            )
+
+
 def test_ticker_says_the_best_bid_and_ask_when_they_change(handmade, key) -> None:
     config = signed_config(key, now=NOW - dt.timedelta(hours=12), cutoff=CUTOFF)
     with LocalKalshiServer(handmade, config) as srv:

@@ -38,8 +38,8 @@ Tools around the kalshi-lab pipeline (the pipeline itself runs with "dvc repro")
 
   serve    serve recorded market data as a local Kalshi Trade API, to try the bot or the
            fetch without touching Kalshi (with a test key, it also takes orders);
-  record   record the live order books (and trades) of open markets into data/raw, for the
-           pipeline to rebuild and backtest on: Kalshi keeps no order-book history;
+  record   record the live order books (and trades) of open markets into data/recorded, for
+           the pipeline to rebuild and backtest on: Kalshi keeps no order-book history;
   summary  write reports/summary.md, the results of the last pipeline run in one page;
   experiments
            the experiments table: each run's headline metrics and the -S overrides that
@@ -84,17 +84,19 @@ RECORD_DESCRIPTION = """\
 Record the order books of a series' open markets as Kalshi streams them (WebSocket channel
 orderbook_delta: a snapshot of each book, then every change; and the trade channel) into
 DIR/orderbook_deltas, one file per session, until Ctrl-C, SIGTERM or --duration. The
-parquet stage rebuilds the order-book table from them every data.book_interval minutes, so
-that "dvc repro" backtests on these books where they exist. A session that is killed loses
-at most its last second; run the command again to go on (each session starts with fresh
-snapshots). The fetch keeps the recordings when it rewrites DIR; do not run both at once.
+parquet stage rebuilds the order-book table from data/recorded every data.book_interval
+minutes, so that "dvc repro" backtests on these books where they exist (it re-runs from the
+parquet stage on; recordings still being written are left out until closed). A session that
+is killed loses at most its last second; run the command again to go on (each session starts
+with fresh snapshots). No stage writes data/recorded and no dvc command deletes it; git
+ignores the recordings: back them up yourself.
 Kalshi's stream needs an API key: KALSHI_API_KEY_ID with KALSHI_PRIVATE_KEY_PATH (or
 KALSHI_PRIVATE_KEY); without one the stream is opened unsigned (a local server)."""
 
 RECORD_EPILOG = """\
 examples:
   kalshi-lab record --series KXU3 --duration 8h
-  kalshi-lab record --series KXU3 KXCPI --tickers KXU3-26DEC-T4.5 --out data/raw
+  kalshi-lab record --series KXU3 KXCPI --tickers KXU3-26DEC-T4.5
   kalshi-lab record --series KXU3 --base-url http://127.0.0.1:8765/trade-api/v2 --duration 10m
 
 Then: dvc repro (the backtest reports n_fills_recorded_book, the fills these books quoted)."""
@@ -334,7 +336,7 @@ def add_record(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = commands.add_parser(
         "record",
-        help="record the live order books of open markets into data/raw",
+        help="record the live order books of open markets into data/recorded",
         description=RECORD_DESCRIPTION,
         epilog=RECORD_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -349,7 +351,10 @@ def add_record(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the WebSocket API (default: the base URL's, wss://HOST/trade-api/ws/v2)",
     )
     p.add_argument(
-        "--out", type=Path, default=paths.RAW_DIR, help="raw directory (default: %(default)s)"
+        "--out",
+        type=Path,
+        default=paths.RECORDED_DIR,
+        help="recordings directory, the parquet stage's input (default: %(default)s)",
     )
     p.add_argument("--duration", type=_duration, help="stop after this long (90s, 30m, 8h)")
     p.set_defaults(run=run_record)
@@ -392,6 +397,7 @@ CHANNELS = ("orderbook_delta", "trade")
 def run_record(args: argparse.Namespace) -> int:
     """Record until the stream ends, SIGINT/SIGTERM or --duration; returns the exit code."""
     from kalshi_lab.client.ws import ws_url_for
+    from kalshi_lab.data.stream_store import stream_dir
     from kalshi_lab.record.recorder import record
 
     try:
@@ -426,7 +432,7 @@ def run_record(args: argparse.Namespace) -> int:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     total = sum(stats.recorded.values())
-    print(f"recorded {total} messages into {args.out / 'orderbook_deltas' / stats.segment}")
+    print(f"recorded {total} messages into {stream_dir(args.out) / stats.segment}")
     return 0
 
 

@@ -13,6 +13,10 @@ DVC_YAML = Path("dvc.yaml")
 #: that validation runs before any other stage
 PARAMS_VALID = Path("data/params.ok")
 RAW_DIR = Path("data/raw")
+#: order books recorded from Kalshi's WebSocket stream (kalshi-lab record): an input of the
+#: parquet stage and no stage's output, so that no dvc command deletes or replaces what cannot
+#: be fetched again; kept in git as a directory, its recordings git-ignored
+RECORDED_DIR = Path("data/recorded")
 #: responses of closed periods kept between fetches (git-ignored, not a DVC output)
 CACHE_DIR = Path("data/cache")
 PARQUET_DIR = Path("data/parquet")

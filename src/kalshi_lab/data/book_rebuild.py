@@ -352,12 +352,12 @@ def _segment_messages(segment: Segment) -> pa.Table:
     return _by_record(segment)
 
 
-def read_stream(raw_dir: Path) -> Stream:
-    """The book messages of every closed segment of ``raw_dir``, parsed into columns.
+def read_stream(recorded_dir: Path) -> Stream:
+    """The book messages of every closed segment of ``recorded_dir``, parsed into columns.
 
     Trade messages are recorded too, but make no books: skipped here.
     """
-    segments = closed_segments(raw_dir)
+    segments = closed_segments(recorded_dir)
     parts = [_segment_messages(s) for s in segments]
     table = pa.concat_tables([_MESSAGES.empty_table(), *parts])
     seg = np.repeat([s.number for s in segments], [p.num_rows for p in parts]).astype(np.int64)
@@ -365,7 +365,7 @@ def read_stream(raw_dir: Path) -> Stream:
         t = tables.utc_times(table.column("received_at").combine_chunks()).cast(pa.int64())
     except pa.ArrowInvalid as exc:
         raise DataError(
-            f"{stream_dir(raw_dir)}: received_at: not an RFC 3339 time ({exc})"
+            f"{stream_dir(recorded_dir)}: received_at: not an RFC 3339 time ({exc})"
         ) from None
     tickers = table.column("ticker").combine_chunks().dictionary_encode()
     levels = table.column("levels").combine_chunks()
@@ -553,24 +553,31 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     )
 
 
-def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) -> pa.Table:
-    """The ORDERBOOK rows (``source`` recorded) rebuilt from ``raw_dir``'s closed segments.
+def recorded_orderbook(recorded_dir: Path, interval_minutes: int, known: set[str]) -> pa.Table:
+    """The ORDERBOOK rows (``source`` recorded) rebuilt from ``recorded_dir``'s closed segments.
 
     Where two segments sampled the same market at the same time (two recorders at once), the
     later segment's book is kept. Rows of markets not in ``known`` (the markets table) are
     dropped. Everything dropped or left out is logged with its count.
     """
-    left_open = open_segments(raw_dir)
+    left_open = open_segments(recorded_dir)
     if left_open:
         logger.warning(
             "%s: %d segments not closed, left out: %s (a recorder is writing them, or was "
             "killed: the next kalshi-lab record closes them)",
-            stream_dir(raw_dir),
+            stream_dir(recorded_dir),
             len(left_open),
             ", ".join(left_open),
         )
-    stream = read_stream(raw_dir)
+    stream = read_stream(recorded_dir)
     if len(stream.seg) == 0:
+        logger.info(
+            "%s: no recorded order books (%d closed segments, %d open ones left out): "
+            "kalshi-lab record records them",
+            stream_dir(recorded_dir),
+            len(closed_segments(recorded_dir)),
+            len(left_open),
+        )
         return tables.ORDERBOOK.empty_table()
     built = rebuild(stream, interval_minutes * 60 * 1_000_000_000)
     rows = built.rows
@@ -579,16 +586,18 @@ def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) ->
     rows = rows.filter(pc.invert(unknown))
     logger.info(
         "%s: %d order-book rows of %d markets rebuilt every %d minutes from %d recorded "
-        "messages in %d segments; left out: %d duplicate messages, %d deltas before their "
+        "messages in %d closed segments; left out: %d open segments, %d duplicate messages, "
+        "%d deltas before their "
         "market's first snapshot, %d seq gaps (books unknown until the next snapshot), %d "
         "levels below zero, %d rows of an earlier overlapping segment, %d rows of %d markets "
         "not in the markets data",
-        stream_dir(raw_dir),
+        stream_dir(recorded_dir),
         rows.num_rows,
         len(pc.unique(rows.column("ticker"))),
         interval_minutes,
         len(stream.seg),
         len(np.unique(stream.seg)),
+        len(left_open),
         built.duplicates,
         built.before_snapshot,
         built.gaps,

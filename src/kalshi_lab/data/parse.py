@@ -537,6 +537,7 @@ def parse_into(
     *,
     fast: bool = True,
     book_interval: int = book_rebuild.DEFAULT_INTERVAL_MINUTES,
+    recorded_dir: Path | None = None,
 ) -> None:
     """Parse every table of ``raw_dir`` and hand it to ``sink(name, parts)``, one at a time.
 
@@ -548,8 +549,9 @@ def parse_into(
     its source may leave it empty, before anything is parsed; a file holding another number of
     records than the manifest's, no markets at all, and candles, trades or books of tickers
     that are not among the markets, are DataErrors. After the fetched snapshots come the books
-    rebuilt from recorded streams (:func:`kalshi_lab.data.book_rebuild.recorded_orderbook`),
-    sampled every ``book_interval`` minutes.
+    rebuilt from the streams recorded in ``recorded_dir``, if given
+    (:func:`kalshi_lab.data.book_rebuild.recorded_orderbook`), sampled every ``book_interval``
+    minutes.
     """
     raw_dir = Path(raw_dir)
     for kind in KINDS:
@@ -580,7 +582,11 @@ def parse_into(
 
     sink("candles", checked("candles", iter([parse_candles(raw_dir, fast=fast)])))
     sink("trades", checked("trades", iter([parse_trades(raw_dir, fast=fast)])))
-    recorded = book_rebuild.recorded_orderbook(raw_dir, book_interval, known)
+    recorded = (
+        tables.ORDERBOOK.empty_table()
+        if recorded_dir is None
+        else book_rebuild.recorded_orderbook(recorded_dir, book_interval, known)
+    )
     _consume(
         raw_dir,
         "orderbooks",
@@ -591,14 +597,13 @@ def parse_into(
     )
 
 
-def parse_raw(
-    raw_dir: Path, *, fast: bool = True, book_interval: int = book_rebuild.DEFAULT_INTERVAL_MINUTES
-) -> dict[str, pa.Table]:
-    """Every typed table of ``raw_dir``, whole, in the schemas of ``tables.TABLES``."""
+def parse_raw(raw_dir: Path, *, fast: bool = True) -> dict[str, pa.Table]:
+    """Every typed table of ``raw_dir``, whole, in the schemas of ``tables.TABLES`` (no
+    recorded books: the parquet stage adds those)."""
     out: dict[str, pa.Table] = {}
 
     def keep(name: str, parts: Iterator[pa.Table]) -> None:
         out[name] = _whole(parts, tables.TABLES[name])
 
-    parse_into(raw_dir, keep, fast=fast, book_interval=book_interval)
+    parse_into(raw_dir, keep, fast=fast)
     return out

@@ -1,9 +1,12 @@
-"""Recorded WebSocket messages in the raw store: segment files of the ``orderbook_deltas`` kind.
+"""Recorded WebSocket messages: segment files of the ``orderbook_deltas`` kind.
 
-The fetch's six kinds are each one file, written whole; a recording grows for as long as the
-recorder runs and must survive a kill. So the stream kind is a directory, ``<raw>/``
-:data:`STREAM_DIR`, of *segments*: one gzipped JSON-lines file per recording session, each line
-the same envelope as the fetch's records (:mod:`kalshi_lab.data.raw_store`)::
+A recording cannot be fetched again, so it lives apart from the fetch's output, in
+``data/recorded/`` (:data:`kalshi_lab.paths.RECORDED_DIR`): an input of the parquet stage that
+no stage writes and no dvc command deletes. The fetch's six kinds are each one file, written
+whole; a recording grows for as long as the recorder runs and must survive a kill. So the
+stream kind is a directory, ``<recorded>/`` :data:`STREAM_DIR`, of *segments*: one gzipped
+JSON-lines file per recording session, each line the same envelope as the fetch's records
+(:mod:`kalshi_lab.data.raw_store`)::
 
     {"method": "WS", "path": "/trade-api/ws/v2", "params": {"channels": [...], ...},
      "received_at": "2026-12-07T14:00:00.123456Z", "response": {...one stream message...}}
@@ -28,7 +31,6 @@ import fcntl
 import gzip
 import os
 import re
-import shutil
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -49,8 +51,9 @@ _LOCK = ".lock"
 _SEGMENT = re.compile(r"segment-(\d{6})\.jsonl\.gz")
 
 
-def stream_dir(raw_dir: Path) -> Path:
-    return Path(raw_dir) / STREAM_DIR
+def stream_dir(recorded_dir: Path) -> Path:
+    """Where the segments of a recordings directory are."""
+    return Path(recorded_dir) / STREAM_DIR
 
 
 def format_us(ts: dt.datetime) -> str:
@@ -254,10 +257,10 @@ class Segment:
     records: int
 
 
-def closed_segments(raw_dir: Path) -> list[Segment]:
-    """The closed segments of ``raw_dir`` in order; one the manifest counts but that is
+def closed_segments(recorded_dir: Path) -> list[Segment]:
+    """The closed segments of ``recorded_dir`` in order; one the manifest counts but that is
     missing is a DataError naming it."""
-    directory = stream_dir(raw_dir)
+    directory = stream_dir(recorded_dir)
     out = []
     for name, records in read_segments(directory).items():
         path = directory / name
@@ -293,37 +296,41 @@ def iter_segment(segment: Segment) -> Iterator[tuple[int, dict[str, Any]]]:
         )
 
 
-def iter_stream(raw_dir: Path) -> Iterator[tuple[int, Path, int, dict[str, Any]]]:
+def iter_stream(recorded_dir: Path) -> Iterator[tuple[int, Path, int, dict[str, Any]]]:
     """(segment number, file, line, envelope) of every closed segment's records, in order."""
-    for segment in closed_segments(raw_dir):
+    for segment in closed_segments(recorded_dir):
         for line, record in iter_segment(segment):
             yield segment.number, segment.path, line, record
 
 
-def open_segments(raw_dir: Path) -> list[str]:
+def open_segments(recorded_dir: Path) -> list[str]:
     """Segment files present but not closed (a recorder runs, or was killed and not rerun)."""
-    directory = stream_dir(raw_dir)
+    directory = stream_dir(recorded_dir)
     closed = read_segments(directory)
     return [n for n in segment_files(directory) if n not in closed]
 
 
-def carry_over(old_raw: Path, new_raw: Path) -> int:
-    """Give ``new_raw`` (a fetch's staged directory) the closed segments of ``old_raw``.
+def move_recordings(source_dir: Path, target_dir: Path) -> int:
+    """Move the segments (and manifest) of ``source_dir`` into ``target_dir``; the segments
+    moved.
 
-    The fetch replaces the raw directory whole, but a recording cannot be fetched again:
-    its closed segments and their manifest move into the new directory as hard links (a copy
-    where links are impossible). Segments still open are not carried: a recorder must not
-    run while the fetch replaces the directory. Returns the segments carried.
+    For recordings made before they had a directory of their own, in the fetch's output
+    (``data/raw/orderbook_deltas``), which the fetch replaces whole. ``target_dir`` must hold
+    no segment yet: two recordings' segment numbers would clash (a DataError naming both).
+    A recorder must not be writing into ``source_dir``.
     """
-    source = stream_dir(old_raw)
-    closed = read_segments(source)
-    if not closed:
+    source, target = stream_dir(source_dir), stream_dir(target_dir)
+    present = segment_files(source)
+    if not present:
         return 0
-    target = stream_dir(new_raw)
+    if segment_files(target):
+        raise DataError(
+            f"{source}: {len(present)} recorded segments, but {target} has recordings of its "
+            f"own: merge them by hand (their segment numbers clash)"
+        )
     target.mkdir(parents=True, exist_ok=True)
-    for name in (*closed, SEGMENTS_MANIFEST):
-        try:
-            os.link(source / name, target / name)
-        except OSError:
-            shutil.copy2(source / name, target / name)
-    return len(closed)
+    for path in source.iterdir():
+        os.replace(path, target / path.name)
+    _fsync_dir(target)
+    source.rmdir()
+    return len(present)

@@ -455,20 +455,28 @@ class _Session:
 
     def _publish_books(self, sub: _Sub, now: int) -> None:
         """Deltas from the book last sent to the book now, through every recorded snapshot
-        the clock passed since (a clock that jumps hours still shows each one, at its time)."""
+        the clock passed since, each at its own time, and in time order across the markets:
+        a clock that jumps hours streams what those hours would have, as Kalshi streams in
+        real time (a rebuild times books by ``ts_ms`` and holds a stamp that runs back level).
+        The book at ``now`` comes last: it differs from the last snapshot passed when the
+        market stopped trading since (its book is empty), or depth was taken from it."""
         books = self.end.books
+        changes: list[tuple[int, str, list[dict[str, Any]]]] = []
         for ticker, (key, before) in list(sub.books.items()):
             market = self.end.data.markets[ticker]
             new_key = books.change_key(market, now)
             if new_key == key:
                 continue
             passed = books.times_between(ticker, -1 if key[1] is None else key[1], now)
-            for t in [*passed[:-1], now]:
+            for t in [*passed, now]:
                 after = level_map(books.book(market, t))
-                for msg in delta_msgs(market, before, after, t):
-                    self._data(sub, "orderbook_delta", msg)
+                changes.append((t, ticker, delta_msgs(market, before, after, t)))
                 before = after
             sub.books[ticker] = (new_key, before)
+        changes.sort(key=lambda change: change[0])  # stable: in market order within a time
+        for _, _, msgs in changes:
+            for msg in msgs:
+                self._data(sub, "orderbook_delta", msg)
 
     def _publish_trades(self, sub: _Sub, now: int) -> None:
         data = self.end.data

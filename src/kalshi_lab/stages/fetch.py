@@ -1,16 +1,16 @@
 """fetch: raw API documents into data/raw/ from the source chosen by ``data.source``.
 
 Every source writes the same recorded-response files (see kalshi_lab.data.raw_store), so the
-stages after this one cannot tell simulated from real data. Order-book streams recorded into
-data/raw by ``kalshi-lab record`` cannot be fetched again: they are carried into the new
-directory (kalshi_lab.data.stream_store.carry_over).
+stages after this one cannot tell simulated from real data. Order-book streams recorded by
+``kalshi-lab record`` live in data/recorded/, not here: this stage replaces data/raw whole.
+Recordings an older version kept in data/raw/orderbook_deltas are moved there first, once.
 """
 
 from collections.abc import Callable
 from pathlib import Path
 
 from kalshi_lab import paths
-from kalshi_lab.data.stream_store import carry_over
+from kalshi_lab.data.stream_store import move_recordings, stream_dir
 from kalshi_lab.fetch.kalshi import write_kalshi_raw
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import DATA_SOURCES, DataParams, load_params
@@ -27,13 +27,20 @@ assert tuple(SOURCES) == DATA_SOURCES, "params.DATA_SOURCES and the fetch source
 
 def main() -> None:
     params = load_params()
+    moved = move_recordings(paths.RAW_DIR, paths.RECORDED_DIR)
+    if moved:
+        logger.warning(
+            "moved the %d recorded order-book segments of %s to %s, where recordings live now "
+            "(the fetch replaces %s whole)",
+            moved,
+            stream_dir(paths.RAW_DIR),
+            stream_dir(paths.RECORDED_DIR),
+            paths.RAW_DIR,
+        )
     with StagedOutputs() as out:
         raw_dir = out.path(paths.RAW_DIR, directory=True)
         counts = SOURCES[params.data.source](params.data, raw_dir)
-        carried = carry_over(paths.RAW_DIR, raw_dir)
     logger.info("wrote %s to %s", counts, paths.RAW_DIR)
-    if carried:
-        logger.info("kept the %d recorded order-book segments of %s", carried, paths.RAW_DIR)
 
 
 if __name__ == "__main__":

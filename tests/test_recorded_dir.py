@@ -121,3 +121,26 @@ def test_no_recordings_is_said_not_an_error(tmp_path, monkeypatch, capsys, caplo
         code, err = run_parquet(tmp_path, monkeypatch, capsys)
     assert code == 0, err
     assert "data/recorded/orderbook_deltas: no recorded order books" in caplog.text
+
+
+def test_a_recorded_book_at_a_fetched_snapshot_s_time_gives_way_to_it(
+    tmp_path, monkeypatch, capsys, caplog
+):
+    """The fetch's snapshot of TICKER is at T0, on the hour, where the recording is sampled
+    too: the table holds the fetched levels once at T0 (the quotes would sum two books
+    under one key, doubling the depth), and the recorded books of other hours."""
+    write_raw(tmp_path / paths.RAW_DIR)
+    recorded = tmp_path / paths.RECORDED_DIR
+    record_session(recorded, T0 - dt.timedelta(minutes=30), "10.00").close()
+    with caplog.at_level(logging.INFO):
+        code, err = run_parquet(tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    book = pd.read_parquet(paths.parquet_table("orderbook", tmp_path / paths.PARQUET_DIR))
+    at_t0 = book[book["snapshot_ts"] == pd.Timestamp(T0)]
+    assert set(at_t0["source"]) == {"snapshot"}
+    assert sorted(at_t0[["side", "price", "count"]].values.tolist()) == [
+        ["no", 0.57, 7.0], ["yes", 0.4, 10.0], ["yes", 0.41, 3.0]
+    ]  # fmt: skip
+    rebuilt = book[book["source"] == "recorded"]
+    assert rebuilt["snapshot_ts"].tolist() == [pd.Timestamp(T0 + dt.timedelta(hours=1))]
+    assert "dropped 1 rows of 1 recorded books sampled at the time of a fetched" in caplog.text

@@ -26,7 +26,6 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -593,8 +592,43 @@ def parse_into(
         fast_parse.orderbook_parts,
         _orderbooks_by_record,
         fast,
-        lambda parts: sink("orderbook", chain(checked("orderbook", parts), [recorded])),
+        lambda parts: sink("orderbook", _then_recorded(checked("orderbook", parts), recorded)),
     )
+
+
+BOOK_KEY = ["ticker", "snapshot_ts"]
+
+
+def _then_recorded(fetched: Iterator[pa.Table], recorded: pa.Table) -> Iterator[pa.Table]:
+    """The fetched snapshots' parts, then the recorded books of other (market, time) pairs.
+
+    A recorded book sampled at the very time of a fetched snapshot of its market (the
+    simulator's and many a scheduled fetch's snapshots fall on the hour, as samples do) would
+    otherwise stand beside it under one key, and the quotes sum a key's repeated levels: the
+    depth would double. The fetched snapshot, observed whole at that moment, is kept; the
+    recorded rows dropped are counted in the log."""
+    keys = []
+    for part in fetched:
+        keys.append(part.select(BOOK_KEY).group_by(BOOK_KEY).aggregate([]))
+        yield part
+    if recorded.num_rows == 0 or not keys:
+        yield recorded
+        return
+    seen = pa.concat_tables(keys).group_by(BOOK_KEY).aggregate([])
+    row = pa.array(np.arange(recorded.num_rows, dtype=np.int64))
+    numbered = recorded.select(BOOK_KEY).append_column("row", row)
+    twice = numbered.join(seen, keys=BOOK_KEY, join_type="left semi").column("row")
+    if len(twice) == 0:
+        yield recorded
+        return
+    books = recorded.take(twice).select(BOOK_KEY).group_by(BOOK_KEY).aggregate([]).num_rows
+    logger.warning(
+        "orderbook: dropped %d rows of %d recorded books sampled at the time of a fetched "
+        "snapshot of the same market (the fetched snapshot is kept)",
+        len(twice),
+        books,
+    )
+    yield recorded.filter(pc.invert(pc.is_in(row, value_set=twice)))
 
 
 def parse_raw(raw_dir: Path, *, fast: bool = True) -> dict[str, pa.Table]:

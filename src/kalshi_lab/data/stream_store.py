@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from kalshi_lab.data.raw_store import iter_envelopes
 from kalshi_lab.errors import DataError
 
 #: the directory of the stream kind inside a raw directory
@@ -270,22 +271,13 @@ def closed_segments(raw_dir: Path) -> list[Segment]:
 def iter_segment(segment: Segment) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, envelope) of every record of one closed segment.
 
-    A damaged file, a line that is not an envelope, or a count other than the manifest's is
-    a DataError naming the file (and line).
+    A damaged file or a line that is not an envelope is a DataError naming the file and line
+    (:func:`~kalshi_lab.data.raw_store.iter_envelopes`, the reader of the fetch's files too); a
+    count other than the manifest's one naming the file.
     """
     path, line = segment.path, 0
-    try:
-        with gzip.open(path, "rb") as f:
-            for line, text in enumerate(f, start=1):
-                try:
-                    record = orjson.loads(text)
-                except orjson.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{line}: record: not valid JSON ({exc})") from None
-                if not isinstance(record, dict) or not isinstance(record.get("response"), dict):
-                    raise DataError(f"{path}:{line}: response: missing or not an object")
-                yield line, record
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}:{line + 1}: record: unreadable gzip data ({exc})") from None
+    for line, record in iter_envelopes(path):
+        yield line, record
     if line != segment.records:
         raise DataError(
             f"{path}: {line} records, but {path.parent / SEGMENTS_MANIFEST} counts "

@@ -43,6 +43,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, reconnect
@@ -365,8 +366,8 @@ class KalshiStream:
 
     def _receive(self, ws: ClientConnection, raw: str | bytes) -> Iterator[dict[str, Any]]:
         try:
-            message = json.loads(raw)
-        except ValueError:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             raise StreamError(f"the server sent a frame that is not JSON: {raw[:80]!r}") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise StreamError(f"the server sent a message without a type: {str(message)[:80]}")

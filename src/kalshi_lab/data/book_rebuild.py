@@ -353,20 +353,23 @@ def _segment_messages(segment: Segment) -> pa.Table:
 
 
 def read_stream(raw_dir: Path) -> Stream:
-    """The book messages of every closed segment of ``raw_dir``, parsed into columns.
+    """The book messages of every closed segment of ``raw_dir``, parsed into columns (all of
+    them in memory: :func:`rebuild_segments` reads one segment at a time).
 
     Trade messages are recorded too, but make no books: skipped here.
     """
-    segments = closed_segments(raw_dir)
+    return read_segments(closed_segments(raw_dir), stream_dir(raw_dir))
+
+
+def read_segments(segments: list[Segment], where: Path) -> Stream:
+    """The book messages of ``segments`` (in ``where``), parsed into columns."""
     parts = [_segment_messages(s) for s in segments]
     table = pa.concat_tables([_MESSAGES.empty_table(), *parts])
     seg = np.repeat([s.number for s in segments], [p.num_rows for p in parts]).astype(np.int64)
     try:
         t = tables.utc_times(table.column("received_at").combine_chunks()).cast(pa.int64())
     except pa.ArrowInvalid as exc:
-        raise DataError(
-            f"{stream_dir(raw_dir)}: received_at: not an RFC 3339 time ({exc})"
-        ) from None
+        raise DataError(f"{where}: received_at: not an RFC 3339 time ({exc})") from None
     tickers = table.column("ticker").combine_chunks().dictionary_encode()
     levels = table.column("levels").combine_chunks()
     flat = pc.list_flatten(levels)
@@ -433,6 +436,7 @@ class Rebuilt:
     """The rebuilt rows (REBUILT, by ticker, time, side and price) and what was dropped."""
 
     rows: pa.Table
+    messages: int  # book messages read
     duplicates: int  # messages whose seq repeated an earlier one
     gaps: int  # seq jumps (books unknown until the next snapshot)
     before_snapshot: int  # deltas with no snapshot of their market before them in the segment
@@ -444,7 +448,7 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     """Sample every market's book at each multiple of ``interval_ns`` while it was recorded."""
     n = len(stream.seg)
     if n == 0:
-        return Rebuilt(REBUILT.empty_table(), 0, 0, 0, 0, 0)
+        return Rebuilt(REBUILT.empty_table(), 0, 0, 0, 0, 0, 0)
     pos = np.arange(n)
     seg_start = _group_starts(stream.seg)
     # arrival times never run backwards within a segment (a clock step back is held level)
@@ -529,10 +533,7 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     order = np.argsort(key + price[g], kind="stable")
     g, ticker, when, size_at = g[order], ticker[order], when[order], value[listed][order]
     segment = stream.seg[msg[g]]
-    # two segments sampling one market at one time (two recorders at once): the later wins
-    starts = np.flatnonzero(_group_starts(ticker) | _group_starts(when))
-    latest = np.repeat(np.maximum.reduceat(segment, starts), np.diff(np.append(starts, len(g))))
-    later = segment == latest
+    later = _later_wins(ticker, when, segment)
     out = pa.table(
         {
             "ticker": pa.DictionaryArray.from_arrays(
@@ -549,7 +550,54 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
         schema=REBUILT,
     )
     return Rebuilt(
-        out, int(dup.sum()), int(gap.sum()), before_snapshot, negative, int((~later).sum())
+        out, n, int(dup.sum()), int(gap.sum()), before_snapshot, negative, int((~later).sum())
+    )
+
+
+def _later_wins(ticker: np.ndarray, when: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Mask of the rows to keep, sorted by (ticker, time): where two segments sampled one
+    market at one time (two recorders at once), the later segment's rows."""
+    if not len(ticker):
+        return np.ones(0, dtype=bool)
+    starts = np.flatnonzero(_group_starts(ticker) | _group_starts(when))
+    latest = np.repeat(
+        np.maximum.reduceat(segment, starts), np.diff(np.append(starts, len(ticker)))
+    )
+    return segment == latest
+
+
+def rebuild_segments(raw_dir: Path, interval_ns: int) -> Rebuilt:
+    """:func:`rebuild` of :func:`read_stream`, the same rows and counts, holding one segment's
+    messages at a time: a segment's books depend on no other segment (each starts afresh),
+    so each is rebuilt alone, and only the rows are merged (the later of two segments that
+    sampled one market at one time wins)."""
+    parts, counts = [], np.zeros(5, dtype=np.int64)
+    for segment in closed_segments(raw_dir):
+        built = rebuild(read_segments([segment], segment.path), interval_ns)
+        parts.append(built.rows)
+        counts += (
+            built.messages,
+            built.duplicates,
+            built.gaps,
+            built.before_snapshot,
+            built.negative,
+        )
+    rows = pa.concat_tables([REBUILT.empty_table(), *parts]).combine_chunks()
+    names = rows.column("ticker").combine_chunks().dictionary_encode()
+    rank = np.argsort(
+        np.argsort(np.asarray(names.dictionary.to_pylist(), dtype=object), kind="stable")
+    )
+    ticker = rank[names.indices.to_numpy(zero_copy_only=False)]
+    when = rows.column("snapshot_ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    side = pc.equal(rows.column("side"), SIDES[1]).to_numpy(zero_copy_only=False)
+    price = rows.column("price").to_numpy(zero_copy_only=False)
+    segment = rows.column("segment").to_numpy(zero_copy_only=False)
+    order = np.lexsort((price, side, when, ticker))  # REBUILT's order: ticker, time, side, price
+    later = _later_wins(ticker[order], when[order], segment[order])
+    merged = rows.take(pa.array(order[later]))
+    messages, duplicates, gaps, before_snapshot, negative = (int(c) for c in counts)
+    return Rebuilt(
+        merged, messages, duplicates, gaps, before_snapshot, negative, int((~later).sum())
     )
 
 
@@ -569,10 +617,9 @@ def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) ->
             len(left_open),
             ", ".join(left_open),
         )
-    stream = read_stream(raw_dir)
-    if len(stream.seg) == 0:
+    built = rebuild_segments(raw_dir, interval_minutes * 60 * 1_000_000_000)
+    if built.messages == 0:
         return tables.ORDERBOOK.empty_table()
-    built = rebuild(stream, interval_minutes * 60 * 1_000_000_000)
     rows = built.rows
     unknown = pc.invert(pc.is_in(rows.column("ticker"), pa.array(sorted(known), pa.string())))
     dropped = rows.filter(unknown)
@@ -587,8 +634,8 @@ def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) ->
         rows.num_rows,
         len(pc.unique(rows.column("ticker"))),
         interval_minutes,
-        len(stream.seg),
-        len(np.unique(stream.seg)),
+        built.messages,
+        len(closed_segments(raw_dir)),
         built.duplicates,
         built.before_snapshot,
         built.gaps,

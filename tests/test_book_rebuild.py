@@ -185,7 +185,7 @@ def test_segments_are_rebuilt_one_at_a_time(tmp_path: Path, monkeypatch) -> None
     # three recorders at once: the delta's ts_ms puts each segment's book at its second
     write_segments(tmp_path, [[(k, SPEC_SNAPSHOT), (k + 5, SPEC_DELTA)] for k in range(3)])
     parsed: list[weakref.ref] = []
-    read = book_rebuild.read_segments
+    read = book_rebuild.parse_segments
 
     def one_at_a_time(segments, where):
         assert len(segments) == 1
@@ -194,7 +194,7 @@ def test_segments_are_rebuilt_one_at_a_time(tmp_path: Path, monkeypatch) -> None
         parsed.append(weakref.ref(stream))
         return stream
 
-    monkeypatch.setattr(book_rebuild, "read_segments", one_at_a_time)
+    monkeypatch.setattr(book_rebuild, "parse_segments", one_at_a_time)
     built = rebuild_segments(tmp_path, SECOND)
     assert len(parsed) == 3
     assert built.overlapping > 0  # the three sampled one market at one time: the last wins

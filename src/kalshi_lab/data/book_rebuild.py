@@ -358,10 +358,10 @@ def read_stream(raw_dir: Path) -> Stream:
 
     Trade messages are recorded too, but make no books: skipped here.
     """
-    return read_segments(closed_segments(raw_dir), stream_dir(raw_dir))
+    return parse_segments(closed_segments(raw_dir), stream_dir(raw_dir))
 
 
-def read_segments(segments: list[Segment], where: Path) -> Stream:
+def parse_segments(segments: list[Segment], where: Path) -> Stream:
     """The book messages of ``segments`` (in ``where``), parsed into columns."""
     parts = [_segment_messages(s) for s in segments]
     table = pa.concat_tables([_MESSAGES.empty_table(), *parts])
@@ -571,18 +571,9 @@ def rebuild_segments(raw_dir: Path, interval_ns: int) -> Rebuilt:
     messages at a time: a segment's books depend on no other segment (each starts afresh),
     so each is rebuilt alone, and only the rows are merged (the later of two segments that
     sampled one market at one time wins)."""
-    parts, counts = [], np.zeros(5, dtype=np.int64)
-    for segment in closed_segments(raw_dir):
-        built = rebuild(read_segments([segment], segment.path), interval_ns)
-        parts.append(built.rows)
-        counts += (
-            built.messages,
-            built.duplicates,
-            built.gaps,
-            built.before_snapshot,
-            built.negative,
-        )
-    rows = pa.concat_tables([REBUILT.empty_table(), *parts]).combine_chunks()
+    # a segment's messages are dropped once its rows are built
+    built = [rebuild(parse_segments([s], s.path), interval_ns) for s in closed_segments(raw_dir)]
+    rows = pa.concat_tables([REBUILT.empty_table(), *(b.rows for b in built)]).combine_chunks()
     names = rows.column("ticker").combine_chunks().dictionary_encode()
     rank = np.argsort(
         np.argsort(np.asarray(names.dictionary.to_pylist(), dtype=object), kind="stable")
@@ -594,10 +585,14 @@ def rebuild_segments(raw_dir: Path, interval_ns: int) -> Rebuilt:
     segment = rows.column("segment").to_numpy(zero_copy_only=False)
     order = np.lexsort((price, side, when, ticker))  # REBUILT's order: ticker, time, side, price
     later = _later_wins(ticker[order], when[order], segment[order])
-    merged = rows.take(pa.array(order[later]))
-    messages, duplicates, gaps, before_snapshot, negative = (int(c) for c in counts)
     return Rebuilt(
-        merged, messages, duplicates, gaps, before_snapshot, negative, int((~later).sum())
+        rows.take(pa.array(order[later])),
+        sum(b.messages for b in built),
+        sum(b.duplicates for b in built),
+        sum(b.gaps for b in built),
+        sum(b.before_snapshot for b in built),
+        sum(b.negative for b in built),
+        int((~later).sum()),
     )
 
 

@@ -527,10 +527,7 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     rank[by_name] = np.arange(len(names))
     ticker = rank[stream.market[msg[g]]]
     when = sample_t[listed]
-    # one int64 key in (ticker, time, side, price) order: one sort, not a four-key lexsort
-    step = (when - when.min()) // interval_ns if len(when) else when
-    key = ((ticker * (int(step.max(initial=0)) + 1) + step) * 2 + side[g]) * (PRICE_UNITS + 1)
-    order = np.argsort(key + price[g], kind="stable")
+    order = _row_order(ticker, when, side[g], price[g], interval_ns)
     g, ticker, when, size_at = g[order], ticker[order], when[order], value[listed][order]
     segment = stream.seg[msg[g]]
     later = _later_wins(ticker, when, segment)
@@ -554,6 +551,16 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     )
 
 
+def _row_order(
+    ticker: np.ndarray, when: np.ndarray, side: np.ndarray, price: np.ndarray, interval_ns: int
+) -> np.ndarray:
+    """The order of rows by (ticker rank, sample time, side, price in PRICE_UNITS): one int64
+    key, one sort, not a four-key lexsort."""
+    step = (when - when.min()) // interval_ns if len(when) else when
+    key = ((ticker * (int(step.max(initial=0)) + 1) + step) * 2 + side) * (PRICE_UNITS + 1)
+    return np.argsort(key + price, kind="stable")
+
+
 def _later_wins(ticker: np.ndarray, when: np.ndarray, segment: np.ndarray) -> np.ndarray:
     """Mask of the rows to keep, sorted by (ticker, time): where two segments sampled one
     market at one time (two recorders at once), the later segment's rows."""
@@ -573,27 +580,24 @@ def rebuild_segments(raw_dir: Path, interval_ns: int) -> Rebuilt:
     sampled one market at one time wins)."""
     # a segment's messages are dropped once its rows are built
     built = [rebuild(parse_segments([s], s.path), interval_ns) for s in closed_segments(raw_dir)]
-    rows = pa.concat_tables([REBUILT.empty_table(), *(b.rows for b in built)]).combine_chunks()
-    names = rows.column("ticker").combine_chunks().dictionary_encode()
-    rank = np.argsort(
-        np.argsort(np.asarray(names.dictionary.to_pylist(), dtype=object), kind="stable")
-    )
-    ticker = rank[names.indices.to_numpy(zero_copy_only=False)]
+    rows = pa.concat_tables([REBUILT.empty_table(), *(b.rows for b in built)])  # no copy
+    counts = (sum(b.messages for b in built), sum(b.duplicates for b in built),
+              sum(b.gaps for b in built), sum(b.before_snapshot for b in built),
+              sum(b.negative for b in built))  # fmt: skip
+    if not rows.num_rows:
+        return Rebuilt(REBUILT.empty_table(), *counts, 0)
+    # one dictionary for all chunks (the encoder's memo runs on), the last chunk's is whole
+    names = rows.column("ticker").dictionary_encode()
+    dictionary = names.chunks[-1].dictionary.to_pylist()
+    rank = np.argsort(np.argsort(np.asarray(dictionary, dtype=object), kind="stable"))
+    ticker = rank[np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in names.chunks])]
     when = rows.column("snapshot_ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
     side = pc.equal(rows.column("side"), SIDES[1]).to_numpy(zero_copy_only=False)
-    price = rows.column("price").to_numpy(zero_copy_only=False)
+    price = np.round(rows.column("price").to_numpy(zero_copy_only=False) * PRICE_UNITS)
     segment = rows.column("segment").to_numpy(zero_copy_only=False)
-    order = np.lexsort((price, side, when, ticker))  # REBUILT's order: ticker, time, side, price
+    order = _row_order(ticker, when, side.astype(np.int64), price.astype(np.int64), interval_ns)
     later = _later_wins(ticker[order], when[order], segment[order])
-    return Rebuilt(
-        rows.take(pa.array(order[later])),
-        sum(b.messages for b in built),
-        sum(b.duplicates for b in built),
-        sum(b.gaps for b in built),
-        sum(b.before_snapshot for b in built),
-        sum(b.negative for b in built),
-        int((~later).sum()),
-    )
+    return Rebuilt(rows.take(pa.array(order[later])), *counts, int((~later).sum()))
 
 
 def recorded_orderbook(raw_dir: Path, interval_minutes: int, known: set[str]) -> pa.Table:

@@ -9,7 +9,9 @@ Messages are shaped as Kalshi's AsyncAPI spec defines the ``orderbook_delta`` ch
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from book_replay import replay
-from kalshi_lab.data import fast_parse
+from kalshi_lab.data import book_rebuild, fast_parse
 from kalshi_lab.data.book_rebuild import (
     _STREAM,
     _by_record,
@@ -28,6 +30,7 @@ from kalshi_lab.data.book_rebuild import (
     _segment_messages,
     read_stream,
     rebuild,
+    rebuild_segments,
 )
 from kalshi_lab.data.stream_store import SegmentWriter, closed_segments, stream_dir
 from kalshi_lab.errors import DataError
@@ -176,6 +179,28 @@ def test_the_spec_examples_as_one_stream_take_a_level_below_zero_counted_not_lis
     assert 0.96 not in set(got.rows.to_pandas()["price"])
 
 
+def test_segments_are_rebuilt_one_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """The parquet stage's rebuild holds one segment's messages at a time: a recording grows
+    for as long as the recorder runs, and all of it parsed at once is several times its size."""
+    # three recorders at once: the delta's ts_ms puts each segment's book at its second
+    write_segments(tmp_path, [[(k, SPEC_SNAPSHOT), (k + 5, SPEC_DELTA)] for k in range(3)])
+    parsed: list[weakref.ref] = []
+    read = book_rebuild.parse_segments
+
+    def one_at_a_time(segments, where):
+        assert len(segments) == 1
+        assert all(ref() is None for ref in parsed), "an earlier segment is still held"
+        stream = read(segments, where)
+        parsed.append(weakref.ref(stream))
+        return stream
+
+    monkeypatch.setattr(book_rebuild, "parse_segments", one_at_a_time)
+    built = rebuild_segments(tmp_path, SECOND)
+    assert len(parsed) == 3
+    assert built.overlapping > 0  # the three sampled one market at one time: the last wins
+    assert set(built.rows.column("segment").to_pylist()) == {3}
+
+
 def test_a_bad_field_names_file_line_and_field(tmp_path: Path) -> None:
     bad = {**SPEC_DELTA, "msg": {**SPEC_DELTA["msg"], "price_dollars": "1.50"}}
     write_segments(tmp_path, [[(0, SPEC_SNAPSHOT), (1, bad)]])
@@ -246,7 +271,7 @@ def recordings(draw: st.DrawFn) -> list[list[tuple[int, dict]]]:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(segments=recordings(), interval_s=st.sampled_from([0.5, 1, 2]))
 def test_rebuild_equals_replay(
@@ -261,6 +286,10 @@ def test_rebuild_equals_replay(
     got = rebuild(stream, interval)
     want = replay(stream, interval)
     pd.testing.assert_frame_equal(got.rows.to_pandas(), want)
+    # the same, a segment at a time (as the parquet stage rebuilds)
+    streamed = rebuild_segments(raw, interval)
+    assert streamed.rows.equals(got.rows)
+    assert dataclasses.replace(streamed, rows=got.rows) == got
     assert got.negative == 0
     assert not got.rows.to_pandas().duplicated(["ticker", "snapshot_ts", "side", "price"]).any()
     assert (got.rows.to_pandas()["count"] > 0).all()

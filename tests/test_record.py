@@ -110,6 +110,22 @@ def test_a_segment_changed_after_closing_is_an_error_naming_it(tmp_path: Path) -
         list(iter_stream(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: data[:-30], r":\d+: record: unreadable gzip data"),  # cut after closing
+        (lambda data: gzip.compress(gzip.decompress(data) + b"[1]\n"), ":11: record: not a JSON"),
+    ],
+    ids=["truncated", "not-an-envelope"],
+)
+def test_a_damaged_segment_names_its_file_and_line(tmp_path: Path, damage, message) -> None:
+    record(book_messages.stream(book_messages.tickers(2), limit=10), tmp_path, PARAMS)
+    path = stream_dir(tmp_path) / "segment-000001.jsonl.gz"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataError, match=r"segment-000001\.jsonl\.gz" + message):
+        list(iter_stream(tmp_path))
+
+
 def test_recordings_move_whole_out_of_an_old_raw_directory(tmp_path: Path) -> None:
     old, new = tmp_path / "raw", tmp_path / "recorded"
     record(book_messages.stream(book_messages.tickers(2), limit=10), old, PARAMS)

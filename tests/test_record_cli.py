@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import pytest
 import book_messages
 from kalshi_lab import cli
 from kalshi_lab.client import KalshiClient
-from kalshi_lab.data.stream_store import iter_stream, read_segments, stream_dir
+from kalshi_lab.data.stream_store import iter_stream, read_segments, segment_files, stream_dir
 from kalshi_lab.server import LocalKalshiServer, ServerConfig
 from server_support import write_simulated_raw
 
@@ -160,6 +161,36 @@ def test_sigterm_stops_the_recording_with_its_segment_closed(tmp_path):
     assert proc.returncode == 0
     (records,) = read_segments(stream_dir(tmp_path)).values()
     assert f"recorded {records} messages into " in out and records > 10
+
+
+SERVER_GONE = """
+import sys
+from kalshi_lab import cli
+
+cli.open_markets = lambda *a: ["KXSIMC-A"]
+sys.exit(cli.main(["record", "--series", "KXSIMC", "--ws-url", {url!r}, "--out", {out!r}]))
+"""
+
+
+def test_sigterm_stops_a_recorder_whose_server_is_gone_at_once(tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on: every connect is refused
+        sock.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{sock.getsockname()[1]}/trade-api/ws/v2"
+    code = SERVER_GONE.format(url=url, out=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith(f"recording 1 markets from {url}")
+        time.sleep(1.0)  # refused, and waiting (websockets' backoff: up to 90 s) to try again
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 2.0
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "recorded 0 messages into " in out
+    # the session's segment was closed: without records it is removed, none is left open
+    assert segment_files(stream_dir(tmp_path)) == [] and read_segments(stream_dir(tmp_path)) == {}
 
 
 def test_duration_stops_the_recording(tmp_path, monkeypatch):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from websockets.sync.client import reconnect
 from websockets.sync.server import Server, ServerConnection, serve
 
 from kalshi_lab.client.auth import KalshiSigner
@@ -27,6 +30,7 @@ from kalshi_lab.client.ws import WS_PATH, KalshiStream, StreamError, ws_url_for
 from kalshi_lab.client.ws_books import StreamBooks
 from kalshi_lab.client.ws_sequence import Sequencer, StreamStats
 from kalshi_lab.server.auth import SignatureVerifier
+from ws_support import wait_until
 
 SPEC = json.loads((Path(__file__).parent / "fixtures" / "asyncapi_messages.json").read_text())
 KEY_ID = "0b6c7c2e-0000-4000-8000-00000000beef"
@@ -322,6 +326,80 @@ def test_refused_handshake_raises_without_secrets(caplog: pytest.LogCaptureFixtu
     signature = server.handshakes[-1]["kalshi-access-signature"]
     for text in [str(unsigned.value), str(wrong_key.value), caplog.text]:
         assert KEY_ID not in text and signature not in text
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop_time(
+    stream: KalshiStream, ready: Callable[[], bool], after_close: Callable[[], None] = lambda: None
+) -> float:
+    """Iterate ``stream`` in a thread; once ``ready()``, close it from this thread (then run
+    ``after_close``) and return how long the iteration took to end after the close."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(list(stream)), daemon=True)
+    thread.start()
+    assert wait_until(ready, 10.0)
+    started = time.monotonic()
+    stream.close()
+    after_close()
+    thread.join(10.0)
+    assert not thread.is_alive(), "close() did not end the iteration"
+    assert outcome == [[]]  # ended cleanly, no message
+    return time.monotonic() - started
+
+
+def test_close_ends_the_wait_to_reconnect_to_a_server_that_is_gone() -> None:
+    waits: list[float] = []
+
+    def long_waits() -> Iterator[float]:
+        while True:
+            waits.append(60.0)
+            yield 60.0
+
+    stream = KalshiStream(f"ws://127.0.0.1:{_closed_port()}{WS_PATH}", channels=["trade"],
+                          reconnect_delays=long_waits)  # fmt: skip
+    # the first attempt was refused: the stream waits 60 s to try again
+    assert _stop_time(stream, lambda: len(waits) == 1) < 1.0
+
+
+def test_close_cuts_a_handshake_the_server_does_not_answer() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        accepted: list[socket.socket] = []
+        threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+        stream = KalshiStream(f"ws://127.0.0.1:{port}{WS_PATH}", channels=["trade"],
+                              open_timeout=60.0)  # fmt: skip
+        # connected: the client waits for an answer to its handshake, for up to 60 s
+        assert _stop_time(stream, lambda: bool(accepted)) < 1.0
+        accepted[0].close()
+
+
+def test_close_during_the_tcp_connect_begins_no_handshake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connecting, closed = threading.Event(), threading.Event()
+    tcp_connect = reconnect.open_socket
+
+    def slow_connect(self: reconnect, deadline: Any) -> socket.socket:
+        connecting.set()
+        closed.wait(10.0)  # a connect that outlasts the close (an unanswered SYN)
+        return tcp_connect(self, deadline)
+
+    monkeypatch.setattr(reconnect, "open_socket", slow_connect)
+    with socket.socket() as listener:  # accepts, never answers the handshake
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        stream = KalshiStream(f"ws://127.0.0.1:{listener.getsockname()[1]}{WS_PATH}",
+                              channels=["trade"], open_timeout=60.0)  # fmt: skip
+        # the connect ends after the close: no handshake waits 60 s for its answer
+        assert _stop_time(stream, connecting.is_set, closed.set) < 1.0
 
 
 def test_ws_url_for_rest_base_urls() -> None:

@@ -92,9 +92,13 @@ def test_books_follow_the_moving_clock_as_rest_shows_them(simulated, key) -> Non
                 converge(consumer, srv, tickers)
                 srv.advance(STEP_S)
             converge(consumer, srv, tickers)
+        published = srv.stats.published
     snapshots, deltas = consumer.of_type("orderbook_snapshot"), consumer.of_type("orderbook_delta")
     assert len(snapshots) == len(tickers)  # one each, then deltas only
     assert len(deltas) > 100
+    # the server counts what it sent: every delta, and a snapshot per market (and per probe)
+    assert published["orderbook_delta"] == len(deltas)
+    assert published["orderbook_snapshot"] == len(tickers) + stream.stats.probes
     assert {"market_ticker", "market_id", "price_dollars", "delta_fp", "side", "ts_ms"} <= set(
         deltas[0]["msg"]
     )

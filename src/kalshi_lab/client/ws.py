@@ -34,15 +34,20 @@ DEBUG, so its logger here is held at INFO.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, reconnect
+from websockets.sync.utils import Deadline
 
 from kalshi_lab.client.auth import KalshiSigner
 from kalshi_lab.client.errors import AuthError, KalshiAPIError, KalshiError, NotFoundError
@@ -102,18 +107,76 @@ def _refused(url: str, exc: InvalidStatus) -> KalshiAPIError:
     return kind(what, status, api_message=detail)
 
 
-class _SignedReconnect(reconnect):
-    """``reconnect`` that signs each handshake when it is made, not once for all of them."""
+class _Closed(Exception):
+    """:meth:`KalshiStream.close` was called: ends websockets' reconnect loop (it raises what
+    ``process_exception`` returns)."""
 
-    def __init__(self, uri: str, signer: KalshiSigner | None, **kwargs: Any) -> None:
-        super().__init__(uri, **kwargs)
+
+class _SignedReconnect(reconnect):
+    """``reconnect`` that signs each handshake when it is made, not once for all of them, and
+    that :meth:`abort` stops within a moment whatever it is doing.
+
+    websockets sleeps out its backoff (up to 90 s) and only then looks again, so a stream whose
+    server is gone would ignore a close for that long. Its own hooks end that: the
+    ``reconnect_delays`` generator waits on the closing event instead (and lets websockets
+    sleep 0 s, so its "reconnecting in" log line comes after the wait); the next attempt then
+    raises :class:`_Closed`, which websockets' ``process_exception`` deems fatal; a handshake
+    waiting for the server's answer is cut by shutting its socket down. Only the TCP connect
+    itself is not cut (it ends by ``open_timeout``): websockets opens that socket where no
+    hook reaches, so the handshake after it is not begun.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        signer: KalshiSigner | None,
+        closing: threading.Event,
+        reconnect_delays: Callable[[], Generator[float]] = backoff,
+        **kwargs: Any,
+    ) -> None:
+        self._closing = closing
+        self._opening: socket.socket | None = None  # the socket of a handshake under way
+        self._socket_lock = threading.RLock()  # abort() may run in a signal handler
+        super().__init__(
+            uri,
+            reconnect_delays=lambda: self._waits(reconnect_delays()),
+            **kwargs,
+        )
         self._signer = signer
         self._path = urlsplit(uri).path or "/"
 
+    def abort(self) -> None:
+        """Stop reconnecting; safe from another thread and from a signal handler."""
+        self._closing.set()
+        with self._socket_lock:
+            if self._opening is not None:
+                with contextlib.suppress(OSError):  # already closed by the server
+                    self._opening.shutdown(socket.SHUT_RDWR)
+
+    def _waits(self, delays: Generator[float]) -> Generator[float]:
+        for delay in delays:
+            self._closing.wait(delay)
+            yield 0.0
+
+    def open_socket(self, deadline: Deadline) -> socket.socket:
+        sock = super().open_socket(deadline)
+        with self._socket_lock:
+            if self._closing.is_set():  # abort() came during the TCP connect
+                sock.close()
+                raise _Closed()
+            self._opening = sock
+        return sock
+
     def connect(self) -> ClientConnection:
+        if self._closing.is_set():
+            raise _Closed()
         if self._signer is not None:
             self.additional_headers = self._signer.headers("GET", self._path)
-        return super().connect()
+        try:
+            return super().connect()
+        finally:
+            with self._socket_lock:
+                self._opening = None
 
 
 class KalshiStream:
@@ -178,6 +241,7 @@ class KalshiStream:
         self._book_asked: list[str] = []
         self._book_sid: int | None = None
         self._ws: ClientConnection | None = None
+        self._connector: _SignedReconnect | None = None
         self._closed = threading.Event()
         #: guards the connection, the command ids and the sequencer (add_markets runs in the
         #: caller's thread, the iteration in the consumer's)
@@ -197,10 +261,14 @@ class KalshiStream:
             return self._sequencer.stale_markets()
 
     def close(self) -> None:
-        """End the iteration (the current connection is closed); safe from another thread."""
+        """End the iteration within a moment, whether it reads, waits to reconnect or is
+        connecting (the current connection is closed); safe from another thread and from a
+        signal handler."""
         self._closed.set()
         with self._lock:
-            ws = self._ws
+            ws, connector = self._ws, self._connector
+        if connector is not None:
+            connector.abort()
         if ws is not None:
             ws.close()
 
@@ -220,15 +288,18 @@ class KalshiStream:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         first = True
+        connector = _SignedReconnect(self.url, self._auth, self._closed, **self._kwargs)
+        with self._lock:
+            self._connector = connector
         try:
-            for ws in _SignedReconnect(self.url, self._auth, **self._kwargs):
-                if self._closed.is_set():
-                    return
+            for ws in connector:
                 if not first:
                     self.stats.reconnects += 1
                 first = False
                 try:
                     with self._lock:
+                        if self._closed.is_set():  # else close() sees this connection
+                            return
                         self._ws = ws
                         self._sequencer.reset()
                         self._subscribe(ws)
@@ -248,6 +319,8 @@ class KalshiStream:
                     ws.close()  # at once, also when an error ends the iteration
                 if self._closed.is_set():
                     return
+        except _Closed:
+            return
         except InvalidStatus as exc:
             raise _refused(self.url, exc) from None
 
@@ -293,8 +366,8 @@ class KalshiStream:
 
     def _receive(self, ws: ClientConnection, raw: str | bytes) -> Iterator[dict[str, Any]]:
         try:
-            message = json.loads(raw)
-        except ValueError:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             raise StreamError(f"the server sent a frame that is not JSON: {raw[:80]!r}") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise StreamError(f"the server sent a message without a type: {str(message)[:80]}")

@@ -353,20 +353,23 @@ def _segment_messages(segment: Segment) -> pa.Table:
 
 
 def read_stream(recorded_dir: Path) -> Stream:
-    """The book messages of every closed segment of ``recorded_dir``, parsed into columns.
+    """The book messages of every closed segment of ``recorded_dir``, parsed into columns (all
+    of them in memory: :func:`rebuild_segments` reads one segment at a time).
 
     Trade messages are recorded too, but make no books: skipped here.
     """
-    segments = closed_segments(recorded_dir)
+    return parse_segments(closed_segments(recorded_dir), stream_dir(recorded_dir))
+
+
+def parse_segments(segments: list[Segment], where: Path) -> Stream:
+    """The book messages of ``segments`` (in ``where``), parsed into columns."""
     parts = [_segment_messages(s) for s in segments]
     table = pa.concat_tables([_MESSAGES.empty_table(), *parts])
     seg = np.repeat([s.number for s in segments], [p.num_rows for p in parts]).astype(np.int64)
     try:
         t = tables.utc_times(table.column("received_at").combine_chunks()).cast(pa.int64())
     except pa.ArrowInvalid as exc:
-        raise DataError(
-            f"{stream_dir(recorded_dir)}: received_at: not an RFC 3339 time ({exc})"
-        ) from None
+        raise DataError(f"{where}: received_at: not an RFC 3339 time ({exc})") from None
     tickers = table.column("ticker").combine_chunks().dictionary_encode()
     levels = table.column("levels").combine_chunks()
     flat = pc.list_flatten(levels)
@@ -433,6 +436,7 @@ class Rebuilt:
     """The rebuilt rows (REBUILT, by ticker, time, side and price) and what was dropped."""
 
     rows: pa.Table
+    messages: int  # book messages read
     duplicates: int  # messages whose seq repeated an earlier one
     gaps: int  # seq jumps (books unknown until the next snapshot)
     before_snapshot: int  # deltas with no snapshot of their market before them in the segment
@@ -444,7 +448,7 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     """Sample every market's book at each multiple of ``interval_ns`` while it was recorded."""
     n = len(stream.seg)
     if n == 0:
-        return Rebuilt(REBUILT.empty_table(), 0, 0, 0, 0, 0)
+        return Rebuilt(REBUILT.empty_table(), 0, 0, 0, 0, 0, 0)
     pos = np.arange(n)
     seg_start = _group_starts(stream.seg)
     # arrival times never run backwards within a segment (a clock step back is held level)
@@ -523,16 +527,10 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
     rank[by_name] = np.arange(len(names))
     ticker = rank[stream.market[msg[g]]]
     when = sample_t[listed]
-    # one int64 key in (ticker, time, side, price) order: one sort, not a four-key lexsort
-    step = (when - when.min()) // interval_ns if len(when) else when
-    key = ((ticker * (int(step.max(initial=0)) + 1) + step) * 2 + side[g]) * (PRICE_UNITS + 1)
-    order = np.argsort(key + price[g], kind="stable")
+    order = _row_order(ticker, when, side[g], price[g], interval_ns)
     g, ticker, when, size_at = g[order], ticker[order], when[order], value[listed][order]
     segment = stream.seg[msg[g]]
-    # two segments sampling one market at one time (two recorders at once): the later wins
-    starts = np.flatnonzero(_group_starts(ticker) | _group_starts(when))
-    latest = np.repeat(np.maximum.reduceat(segment, starts), np.diff(np.append(starts, len(g))))
-    later = segment == latest
+    later = _later_wins(ticker, when, segment)
     out = pa.table(
         {
             "ticker": pa.DictionaryArray.from_arrays(
@@ -549,8 +547,59 @@ def rebuild(stream: Stream, interval_ns: int) -> Rebuilt:
         schema=REBUILT,
     )
     return Rebuilt(
-        out, int(dup.sum()), int(gap.sum()), before_snapshot, negative, int((~later).sum())
+        out, n, int(dup.sum()), int(gap.sum()), before_snapshot, negative, int((~later).sum())
     )
+
+
+def _row_order(
+    ticker: np.ndarray, when: np.ndarray, side: np.ndarray, price: np.ndarray, interval_ns: int
+) -> np.ndarray:
+    """The order of rows by (ticker rank, sample time, side, price in PRICE_UNITS): one int64
+    key, one sort, not a four-key lexsort."""
+    step = (when - when.min()) // interval_ns if len(when) else when
+    key = ((ticker * (int(step.max(initial=0)) + 1) + step) * 2 + side) * (PRICE_UNITS + 1)
+    return np.argsort(key + price, kind="stable")
+
+
+def _later_wins(ticker: np.ndarray, when: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Mask of the rows to keep, sorted by (ticker, time): where two segments sampled one
+    market at one time (two recorders at once), the later segment's rows."""
+    if not len(ticker):
+        return np.ones(0, dtype=bool)
+    starts = np.flatnonzero(_group_starts(ticker) | _group_starts(when))
+    latest = np.repeat(
+        np.maximum.reduceat(segment, starts), np.diff(np.append(starts, len(ticker)))
+    )
+    return segment == latest
+
+
+def rebuild_segments(recorded_dir: Path, interval_ns: int) -> Rebuilt:
+    """:func:`rebuild` of :func:`read_stream`, the same rows and counts, holding one segment's
+    messages at a time: a segment's books depend on no other segment (each starts afresh),
+    so each is rebuilt alone, and only the rows are merged (the later of two segments that
+    sampled one market at one time wins)."""
+    # a segment's messages are dropped once its rows are built
+    built = [
+        rebuild(parse_segments([s], s.path), interval_ns) for s in closed_segments(recorded_dir)
+    ]
+    rows = pa.concat_tables([REBUILT.empty_table(), *(b.rows for b in built)])  # no copy
+    counts = (sum(b.messages for b in built), sum(b.duplicates for b in built),
+              sum(b.gaps for b in built), sum(b.before_snapshot for b in built),
+              sum(b.negative for b in built))  # fmt: skip
+    if not rows.num_rows:
+        return Rebuilt(REBUILT.empty_table(), *counts, 0)
+    # one dictionary for all chunks (the encoder's memo runs on), the last chunk's is whole
+    names = rows.column("ticker").dictionary_encode()
+    dictionary = names.chunks[-1].dictionary.to_pylist()
+    rank = np.argsort(np.argsort(np.asarray(dictionary, dtype=object), kind="stable"))
+    ticker = rank[np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in names.chunks])]
+    when = rows.column("snapshot_ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    side = pc.equal(rows.column("side"), SIDES[1]).to_numpy(zero_copy_only=False)
+    price = np.round(rows.column("price").to_numpy(zero_copy_only=False) * PRICE_UNITS)
+    segment = rows.column("segment").to_numpy(zero_copy_only=False)
+    order = _row_order(ticker, when, side.astype(np.int64), price.astype(np.int64), interval_ns)
+    later = _later_wins(ticker[order], when[order], segment[order])
+    return Rebuilt(rows.take(pa.array(order[later])), *counts, int((~later).sum()))
 
 
 def recorded_orderbook(recorded_dir: Path, interval_minutes: int, known: set[str]) -> pa.Table:
@@ -569,17 +618,17 @@ def recorded_orderbook(recorded_dir: Path, interval_minutes: int, known: set[str
             len(left_open),
             ", ".join(left_open),
         )
-    stream = read_stream(recorded_dir)
-    if len(stream.seg) == 0:
+    closed = len(closed_segments(recorded_dir))
+    built = rebuild_segments(recorded_dir, interval_minutes * 60 * 1_000_000_000)
+    if built.messages == 0:
         logger.info(
             "%s: no recorded order books (%d closed segments, %d open ones left out): "
             "kalshi-lab record records them",
             stream_dir(recorded_dir),
-            len(closed_segments(recorded_dir)),
+            closed,
             len(left_open),
         )
         return tables.ORDERBOOK.empty_table()
-    built = rebuild(stream, interval_minutes * 60 * 1_000_000_000)
     rows = built.rows
     unknown = pc.invert(pc.is_in(rows.column("ticker"), pa.array(sorted(known), pa.string())))
     dropped = rows.filter(unknown)
@@ -595,8 +644,8 @@ def recorded_orderbook(recorded_dir: Path, interval_minutes: int, known: set[str
         rows.num_rows,
         len(pc.unique(rows.column("ticker"))),
         interval_minutes,
-        len(stream.seg),
-        len(np.unique(stream.seg)),
+        built.messages,
+        closed,
         len(left_open),
         built.duplicates,
         built.before_snapshot,

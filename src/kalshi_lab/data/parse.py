@@ -39,7 +39,7 @@ from kalshi_lab.data.raw_store import (
     ORDERBOOK_PATH,
     check_nonempty,
     check_records,
-    iter_records,
+    iter_envelopes,
     raw_path,
     read_manifest,
 )
@@ -188,7 +188,7 @@ def _records(raw_dir: Path, kind: str) -> Iterator[tuple[Loc, Doc]]:
     of records other than the manifest's is a DataError naming the file."""
     path = raw_path(raw_dir, kind)
     line = 0
-    for line, record in enumerate(iter_records(raw_dir, kind), start=1):
+    for line, record in iter_envelopes(path):
         yield Loc(path, line), record
     check_records(raw_dir, kind, line, read_manifest(raw_dir))
 

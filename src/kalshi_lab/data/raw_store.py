@@ -208,13 +208,14 @@ class RawWriter:
                 )
 
 
-def iter_records(raw_dir: Path, kind: str) -> Iterator[dict[str, Any]]:
-    """Yield the envelopes of one kind in file order: the n-th record is line n of the file.
+def iter_envelopes(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, envelope) of every record of one gzipped JSON-lines file, in file order.
 
-    A missing file, a damaged gzip stream, a line that is not a JSON object, or a record
-    without a ``response`` object is a DataError naming the file and line.
+    The one reader of both forms of the raw store, the fetch's per-kind files and the
+    recorder's stream segments (:mod:`kalshi_lab.data.stream_store`). A damaged or truncated
+    gzip stream, a line that is not a JSON object, or a record without a ``response`` object
+    is a DataError naming the file and line.
     """
-    path = raw_path(raw_dir, kind)
     lineno = 0
     try:
         with gzip.open(path, "rb") as f:
@@ -227,9 +228,19 @@ def iter_records(raw_dir: Path, kind: str) -> Iterator[dict[str, Any]]:
                     raise DataError(f"{path}:{lineno}: record: not a JSON object")
                 if not isinstance(record.get("response"), dict):
                     raise DataError(f"{path}:{lineno}: response: missing or not an object")
-                yield record
+                yield lineno, record
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}:{lineno + 1}: record: unreadable gzip data ({exc})") from None
+
+
+def iter_records(raw_dir: Path, kind: str) -> Iterator[dict[str, Any]]:
+    """Yield the envelopes of one kind in file order: the n-th record is line n of the file.
+
+    A missing file is a DataError naming it; a bad record one naming the file and line
+    (:func:`iter_envelopes`).
+    """
+    for _, record in iter_envelopes(raw_path(raw_dir, kind)):
+        yield record
 
 
 @dataclass(frozen=True)

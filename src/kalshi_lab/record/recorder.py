@@ -1,4 +1,4 @@
-"""Feeds stream messages into a new segment of the raw store until the stream ends or stops.
+"""Feeds stream messages into a new segment of a recordings directory until the stream ends or stops.
 
 The stream (``KalshiStream``) does the protocol: subscriptions, heartbeats, reconnection, a
 fresh snapshot after a ``seq`` gap. The recorder only stores what it yields, timestamped on
@@ -42,20 +42,20 @@ def _utcnow() -> dt.datetime:
 
 def record(
     messages: Iterable[Mapping[str, Any]],
-    raw_dir: Path,
+    recorded_dir: Path,
     params: Mapping[str, Any],
     *,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], dt.datetime] = _utcnow,
     flush_every_s: float = FLUSH_EVERY_S,
 ) -> RecordStats:
-    """Record ``messages`` into a new segment of ``raw_dir`` until they end or ``should_stop``.
+    """Record ``messages`` into a new segment of ``recorded_dir`` until they end or ``should_stop``.
 
     Segments a killed recorder left open are salvaged first. ``params`` is what the stream was
     opened for (channels, series): stored in every envelope as a request's params are, so
     keep it short (each message names its market). An exception (KeyboardInterrupt included) still closes and counts the segment.
     """
-    directory = stream_dir(raw_dir)
+    directory = stream_dir(recorded_dir)
     directory.mkdir(parents=True, exist_ok=True)
     salvaged = {s.name: s.records for s in salvage(directory)}
     for name, n in salvaged.items():

@@ -1,5 +1,6 @@
 """What the server did, counted for tests and for the log: requests per route kind, answers
-per status, faults per kind, and requests refused by the rate limiter."""
+per status, faults per kind, requests refused by the rate limiter, and stream data messages
+published per type (what a stream client's receipts are held to)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class StatsSnapshot:
     statuses: dict[int, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
     rate_limited: int = 0
+    published: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_requests(self) -> int:
@@ -31,6 +33,7 @@ class ServerStats:
         self._statuses: Counter[int] = Counter()
         self._faults: Counter[str] = Counter()
         self._rate_limited = 0
+        self._published: Counter[str] = Counter()
 
     def request(self, kind: str) -> None:
         with self._lock:
@@ -48,8 +51,16 @@ class ServerStats:
         with self._lock:
             self._rate_limited += 1
 
+    def publish(self, kind: str) -> None:
+        with self._lock:
+            self._published[kind] += 1
+
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
             return StatsSnapshot(
-                dict(self._requests), dict(self._statuses), dict(self._faults), self._rate_limited
+                dict(self._requests),
+                dict(self._statuses),
+                dict(self._faults),
+                self._rate_limited,
+                dict(self._published),
             )

@@ -281,6 +281,7 @@ class _Session:
             return
         doc["msg"] = msg
         self._send(doc)
+        self.end.stats.publish(kind)
         if fault is StreamFault.DUPLICATE:
             self._send(doc)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from kalshi_lab.compose_params import compose_text
+from stage_support import python_m
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_SIMULATOR = {
@@ -105,27 +106,15 @@ def dvc(copy: Path, *args: str, ok: bool = True, **env: str) -> subprocess.Compl
 
 def summary(copy: Path, *args: str) -> subprocess.CompletedProcess:
     """``kalshi-lab summary`` in the copy, on its code."""
-    return subprocess.run(
-        [sys.executable, "-m", "kalshi_lab.cli", "summary", *args],
-        cwd=copy,
-        env=env_for(copy),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return python_m("kalshi_lab.cli", ["summary", *args], copy, env_for(copy))
 
 
 def experiments_table(copy: Path, columns: int = 120) -> str:
     """The README's experiments table (``kalshi-lab experiments``) in the copy, as a terminal of
     ``columns`` characters shows it; checked as a user reads it: no wider, the headline metrics
     as columns."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "kalshi_lab.cli", "experiments"],
-        cwd=copy,
-        env={**env_for(copy), "COLUMNS": str(columns)},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = python_m(
+        "kalshi_lab.cli", ["experiments"], copy, {**env_for(copy), "COLUMNS": str(columns)}
     )
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout

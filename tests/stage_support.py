@@ -3,11 +3,13 @@ with its own params.yaml): what test_stages.py and test_small_data.py share.
 
 A stage process spends a second or more importing pandas, scikit-learn, LightGBM, SciPy and
 matplotlib before it reads anything, and these tests start about sixty of them: each runs in
-a fork of one process that has imported those libraries once (tests/forked_module.py).
+a fork of one process that has imported those libraries once (tests/forked_module.py), as do
+the other ``python -m kalshi_lab...`` commands the end-to-end tests run (``python_m``).
 """
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -51,7 +53,17 @@ _STAGE_LIBRARIES = ForkedModules(
 def run_stage(workdir: Path, name: str, *args: str) -> subprocess.CompletedProcess:
     """``python -m kalshi_lab.stages.<name> *args`` in ``workdir``, on this checkout's code."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    return _STAGE_LIBRARIES.run(f"kalshi_lab.stages.{name}", args, workdir, env, timeout=300)
+    return python_m(f"kalshi_lab.stages.{name}", args, workdir, env, timeout=300)
+
+
+def python_m(
+    module: str, args: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout=120
+) -> subprocess.CompletedProcess:
+    """``python -m module *args`` in ``cwd`` (``env``: the environment, else this process's),
+    for a module of kalshi_lab: a fork of the process that has its libraries imported."""
+    return _STAGE_LIBRARIES.run(
+        module, args, cwd, dict(os.environ) if env is None else env, timeout
+    )
 
 
 def write_composed_params(workdir: Path, overrides: list[str]) -> None:

@@ -1,6 +1,7 @@
 """Tests run from the repository root, as DVC runs the stages."""
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,14 @@ REUSES_A_BUILD = "test_pipeline_dvc.py"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow end-to-end files first: with a file per xdist worker, the longest file then
     starts at once while the other worker takes the rest, instead of starting last and making
-    the whole run wait for it (pyproject.toml's --no-loadscope-reorder keeps this order)."""
-    items.sort(  # stable: else as found
-        key=lambda item: (item.get_closest_marker("slow") is None, item.path.name == REUSES_A_BUILD)
+    the whole run wait for it. The others by their number of tests, most first, as xdist's own
+    order (which pyproject.toml's --no-loadscope-reorder turns off, as it put the slow files,
+    with few tests, last)."""
+    per_file = Counter(item.path for item in items)
+    items.sort(  # stable: a file's tests, and files of as many tests, stay as found
+        key=lambda item: (
+            item.get_closest_marker("slow") is None,
+            item.path.name == REUSES_A_BUILD,
+            -per_file[item.path],
+        )
     )

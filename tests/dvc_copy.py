@@ -5,6 +5,7 @@ The copy gets a small simulator config (in conf/, because every `dvc exp run` re
 params.yaml from conf/) and is committed.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from kalshi_lab.compose_params import compose_text
+from stage_support import python_m
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_SIMULATOR = {
@@ -104,27 +106,15 @@ def dvc(copy: Path, *args: str, ok: bool = True, **env: str) -> subprocess.Compl
 
 def summary(copy: Path, *args: str) -> subprocess.CompletedProcess:
     """``kalshi-lab summary`` in the copy, on its code."""
-    return subprocess.run(
-        [sys.executable, "-m", "kalshi_lab.cli", "summary", *args],
-        cwd=copy,
-        env=env_for(copy),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return python_m("kalshi_lab.cli", ["summary", *args], copy, env_for(copy))
 
 
 def experiments_table(copy: Path, columns: int = 120) -> str:
     """The README's experiments table (``kalshi-lab experiments``) in the copy, as a terminal of
     ``columns`` characters shows it; checked as a user reads it: no wider, the headline metrics
     as columns."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "kalshi_lab.cli", "experiments"],
-        cwd=copy,
-        env={**env_for(copy), "COLUMNS": str(columns)},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = python_m(
+        "kalshi_lab.cli", ["experiments"], copy, {**env_for(copy), "COLUMNS": str(columns)}
     )
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout
@@ -185,8 +175,35 @@ def experiments(copy: Path) -> dict[str, dict]:
 
 def reproduced_copy(tmp_path_factory) -> Path:
     """The project's tracked files, shrunk, in a git repository of their own, its pipeline
-    reproduced and the results committed: the baseline the experiments are compared with."""
+    reproduced and the results committed: the baseline the experiments are compared with.
+
+    A copy of its own for each caller, of one reproduced once per test session: building it is
+    a whole `dvc repro` (half a minute), and a copy of the result is the same repository."""
     copy = tmp_path_factory.mktemp("pipeline") / "repo"
+    shutil.copytree(_reproduced_template(tmp_path_factory), copy, symlinks=True)
+    return copy
+
+
+def _reproduced_template(tmp_path_factory) -> Path:
+    """The session's reproduced copy, built by whichever xdist worker asks first while the
+    others wait on a lock file: in the directory every worker's temporary directory is in
+    (under xdist), else in the session's own."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    template = root / "reproduced-template" / "repo"
+    with open(root / "reproduced-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not template.exists():
+            building = root / "reproduced-building" / "repo"
+            shutil.rmtree(building.parent, ignore_errors=True)  # a failed build's leftovers
+            _reproduce(building)
+            building.parent.rename(template.parent)  # whole or not at all
+    return template
+
+
+def _reproduce(copy: Path) -> None:
+    """The project's files, shrunk, in a new git repository at ``copy``, reproduced and
+    committed."""
     for rel in project_files():
         if rel.startswith(("reports/", "dvc.lock")):
             continue  # the copy produces its own
@@ -199,4 +216,3 @@ def reproduced_copy(tmp_path_factory) -> Path:
     dvc(copy, "repro")
     git(copy, "add", "-A")
     git(copy, "commit", "-q", "-m", "baseline results")
-    return copy

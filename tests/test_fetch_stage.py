@@ -24,6 +24,7 @@ from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import KINDS
 from kalshi_lab.server import LocalKalshiServer, ServerConfig
 from server_support import write_simulated_raw
+from stage_support import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 CUTOFF = dt.datetime(2025, 1, 12, tzinfo=dt.UTC)
@@ -126,8 +127,8 @@ def test_bad_input_is_one_error_line_and_keeps_the_last_good_data(
     cwd = project(tmp_path, server.base_url, override)
     good = cwd / "data" / "raw"
     shutil.copytree(served, good)
-    proc = fetch_process(cwd)
-    _, err = proc.communicate(timeout=120)
+    proc = run_stage(cwd, "fetch")
+    err = proc.stderr
     assert proc.returncode == 2
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], err

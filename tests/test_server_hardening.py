@@ -266,6 +266,11 @@ def test_idle_connections_cannot_hold_threads(handmade):
         idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(400)]
         for sock in idle[::2]:  # half of them are half-way through a request line
             sock.sendall(b"GET /trade-api/v2/mar")
+        # the server admits the flood from its listen backlog one connection at a time, each
+        # closing the longest-idle one: all but the 8 newest, oldest first. Until it has taken
+        # them all in, a new client queues behind them in the backlog (under load that took
+        # longer than the 1 s bound below, which is about a client finding room, not the flood)
+        assert all(closed_by_server(sock, 5.0) for sock in idle[:-8])
         # an evicted connection's thread ends once it reads the EOF its eviction caused: on a
         # loaded machine a few may still be ending when the last connection is admitted
         deadline = time.monotonic() + 5.0

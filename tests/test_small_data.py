@@ -8,8 +8,6 @@ features); train, evaluate and backtest then run in copies of it under other gua
 import itertools
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +16,7 @@ import pytest
 from kalshi_lab import paths
 from kalshi_lab.params import load_params
 from kalshi_lab.split import periods
-from stage_support import STAGES, run_stage, write_composed_params
+from stage_support import STAGES, python_m, run_stage, write_composed_params
 
 #: about 40 events over 18 months: the earlier folds train on a handful of them
 FEW_EVENTS = [
@@ -76,13 +74,7 @@ def defaults(data, tmp_path_factory) -> Path:
 
 def run_summary(workdir: Path) -> str:
     """``kalshi-lab summary`` in ``workdir``: the text of its reports/summary.md."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "kalshi_lab.cli", "summary"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = python_m("kalshi_lab.cli", ["summary"], workdir)
     assert proc.returncode == 0, proc.stderr
     return (workdir / paths.SUMMARY).read_text()
 

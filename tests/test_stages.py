@@ -29,7 +29,7 @@ from kalshi_lab.params import load_params
 from kalshi_lab.resolution import release_clusters
 from kalshi_lab.simulator import simulate
 from kalshi_lab.split import periods
-from stage_support import ROOT, STAGES, run_stage, write_composed_params
+from stage_support import ROOT, STAGES, python_m, run_stage, write_composed_params
 
 #: the whole pipeline once, then each stage as a process on it: among the slow end-to-end
 #: tests (run first, so that this file does not start last on an xdist worker)
@@ -568,8 +568,7 @@ def test_the_model_does_not_beat_the_true_posterior(pipeline):
 
 def summary_in(workdir: Path) -> subprocess.CompletedProcess:
     """``kalshi-lab summary`` run in ``workdir``."""
-    cmd = [sys.executable, "-m", "kalshi_lab.cli", "summary"]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+    return python_m("kalshi_lab.cli", ["summary"], workdir)
 
 
 def test_summary_reports_model_baselines_periods_and_backtest_from_the_reports(pipeline):
@@ -608,9 +607,8 @@ def test_summary_reports_model_baselines_periods_and_backtest_from_the_reports(p
 
 
 def test_summary_against_a_ref_that_is_not_there_is_one_error_line(pipeline):
-    cmd = [sys.executable, "-m", "kalshi_lab.cli", "summary", "--ref", "no-such-branch"]
     (pipeline / paths.SUMMARY).unlink(missing_ok=True)
-    proc = subprocess.run(cmd, cwd=pipeline, capture_output=True, text=True, check=False)
+    proc = python_m("kalshi_lab.cli", ["summary", "--ref", "no-such-branch"], pipeline)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: summary: --ref 'no-such-branch' is not a git commit, branch or tag of this "

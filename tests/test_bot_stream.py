@@ -84,3 +84,47 @@ def test_stream_url_is_checked_before_anything_starts(capsys) -> None:
     assert "--stream-url must be a ws:// or wss:// URL" in err
     assert main(["--mode", "backtest", "--stream-url", "auto"]) == 2
     assert "--stream-url" in capsys.readouterr().err
+
+
+class _Connection:
+    """What StreamFeed reads of its KalshiStream: a connection that is up, a reconnect count."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.stats = type("Stats", (), {"reconnects": 0})()
+
+    def stale_markets(self) -> frozenset[str]:
+        return frozenset()
+
+
+def _yes_bids(book) -> list[tuple[float, float]]:
+    return [(float(p), float(c)) for p, c in book.yes]
+
+
+def test_a_book_is_not_vouched_for_after_a_reconnect_until_its_snapshot_comes_again() -> None:
+    """Kalshi does not replay what a dropped connection missed: a book kept across a
+    reconnect may lack deltas, so even deltas on the new connection do not make it sound;
+    only the market's next snapshot does."""
+    feed = StreamFeed("ws://127.0.0.1:9/trade-api/ws/v2", None)
+    feed.stream = connection = _Connection()  # type: ignore[assignment]
+    ticker = "KXS-25MAR-A"
+
+    def snapshot(count: str) -> dict:
+        msg = {"market_ticker": ticker, "yes_dollars_fp": [["0.4000", count]]}
+        return {"type": "orderbook_snapshot", "sid": 1, "seq": 1, "msg": msg}
+
+    delta = {"type": "orderbook_delta", "sid": 1, "seq": 2,
+             "msg": {"market_ticker": ticker, "price_dollars": "0.4000", "delta_fp": "2.00",
+                     "side": "yes"}}  # fmt: skip
+    feed._take(snapshot("10.00"))
+    assert _yes_bids(feed.book(ticker)) == [(0.4, 10.0)]
+    connection.stats.reconnects = 1  # dropped and connected again: deltas may have been lost
+    assert feed.book(ticker) is None
+    feed._take(delta)  # on the new connection, but applied to the old connection's book
+    assert feed.book(ticker) is None
+    feed._take(snapshot("15.00"))
+    assert _yes_bids(feed.book(ticker)) == [(0.4, 15.0)]
+    feed._take(delta)
+    assert _yes_bids(feed.book(ticker)) == [(0.4, 17.0)]
+    connection.connected = False  # down: REST answers
+    assert feed.book(ticker) is None

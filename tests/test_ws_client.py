@@ -445,11 +445,14 @@ def test_losses_at_the_start_and_before_an_ok_answer_are_gaps() -> None:
     verdict = seq.admit(spec("orderbook_snapshot", seq=2))  # seq 1 lost: the first message
     assert verdict.keep and verdict.resnapshot == (2, ("FED-23DEC-T3.00",))
     assert seq.answered(2, 2) is None  # nothing lost since
+    # the answer's seq is the subscription's last number: one above what came is one lost
+    # (a delta before an add_markets answer: found by nothing else until the market moves)
+    assert seq.answered(2, 3) == (2, ("FED-23DEC-T3.00",))
     ok = SPEC["ok"]  # an ok answer carries the subscription's latest seq (222)
     assert seq.answered(456, ok["seq"]) is None  # an unknown subscription has no markets
     seq.subscribed(5, "orderbook_delta", ["CORIVER-2024-T1030"])
     assert seq.answered(5, 3) == (5, ("CORIVER-2024-T1030",))  # 1..3 sent, none came
-    assert stats.gaps == 3
+    assert stats.gaps == 4
 
 
 def test_a_quiet_stream_probes_one_market_per_orderbook_subscription_in_turn() -> None:

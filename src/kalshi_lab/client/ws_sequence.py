@@ -155,7 +155,12 @@ class Sequencer:
         latest number: messages sent before it that never came are a gap like any other."""
         last = self._last.get(sid, 0)
         self._last[sid] = max(last, seq)
-        if seq <= last + 1:  # whether an answer uses up a number of its own is not specified
+        # the answer's seq is the last number the subscription used (the local server's
+        # answers, like the spec's examples, use none of their own): one above the last
+        # message received means that message was lost. Were Kalshi's answers to use a
+        # number of their own, this would only cost a snapshot of each market, never a
+        # wrong book: the only safe reading of an ambiguous number
+        if seq <= last:
             return None
         self.stats.gaps += 1
         return self._gap(sid, last, seq)

@@ -705,6 +705,12 @@ def local_positions(account) -> dict[str, Decimal]:
     }
 
 
+#: the order endpoints' faults of the moving-clock sessions: server errors, slow answers (some
+#: past the client's timeout) and fills listed late
+ORDER_FAULTS = dict(server_error=0.1, slow=0.1, slow_delay_s=0.6, late_fill=0.5,
+                    late_fill_delay_s=0.3, path_prefix="/portfolio/orders")  # fmt: skip
+
+
 def test_a_paper_session_on_a_moving_clock_with_faults_keeps_the_server_s_account(
     project, dataset, key, tmp_path, caplog
 ):
@@ -716,15 +722,7 @@ def test_a_paper_session_on_a_moving_clock_with_faults_keeps_the_server_s_accoun
     past settlements, and the next session cancels what rests, books the fills and the
     settlements the killed one never saw, sends no order twice and ends on the server's
     account."""
-    faults = FaultConfig(
-        server_error=0.1,
-        slow=0.1,
-        slow_delay_s=0.6,
-        late_fill=0.5,
-        late_fill_delay_s=0.3,
-        seed=3,
-        path_prefix="/portfolio/orders",
-    )
+    faults = FaultConfig(**ORDER_FAULTS, seed=3)
     config = ServerConfig(
         rate_limit=False,
         now=NOW,
@@ -868,18 +866,8 @@ def test_a_paper_session_on_the_stream_keeps_the_server_s_books_and_books_each_f
     listing only; the session ends on the server's cash and positions.
 
     (It replaced a test of the stream's books alone, over 8 cycles, that it covers.)"""
-    faults = FaultConfig(
-        server_error=0.1,
-        slow=0.1,
-        slow_delay_s=0.6,
-        late_fill=0.5,
-        late_fill_delay_s=0.3,
-        stream_drop=0.01,
-        stream_gap=0.03,
-        stream_duplicate=0.05,
-        seed=4,
-        path_prefix="/portfolio/orders",
-    )
+    faults = FaultConfig(**ORDER_FAULTS, stream_drop=0.01, stream_gap=0.03, stream_duplicate=0.05,
+                         seed=4)  # fmt: skip
     config = ServerConfig(rate_limit=False, now=NOW, public_key=key.public_key(), key_id=KEY_ID,
                           starting_balance_cents=BALANCE, faults=faults)  # fmt: skip
     reports = tmp_path / "reports"

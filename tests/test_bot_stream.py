@@ -16,7 +16,7 @@ from kalshi_lab.client import KalshiClient, KalshiSigner
 from kalshi_lab.execution.live import LiveKalshiExchange
 from kalshi_lab.server import Dataset, FaultConfig, LocalKalshiServer, ServerConfig
 from server_support import KEY_ID, write_simulated_raw
-from ws_support import no_wait, wait_until
+from ws_support import no_wait, open_markets, wait_until
 
 START = dt.datetime(2025, 1, 8, tzinfo=dt.UTC)
 STEP_S = 6 * 3600
@@ -35,14 +35,6 @@ def key() -> rsa.RSAPrivateKey:
 def client_of(srv: LocalKalshiServer, key: rsa.RSAPrivateKey) -> KalshiClient:
     return KalshiClient(srv.base_url, signer=KalshiSigner(KEY_ID, key), reads_per_s=1000,
                         writes_per_s=1000, timeout_s=5.0)  # fmt: skip
-
-
-def open_markets(srv: LocalKalshiServer) -> list[str]:
-    return sorted(
-        m.ticker
-        for m in srv.dataset.markets.values()
-        if m.trading_at(srv.now) and not srv.cutoff.archived(m)
-    )
 
 
 def test_quotes_come_from_the_stream_when_it_is_up_and_equal_the_rest_ones(simulated, key) -> None:

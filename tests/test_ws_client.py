@@ -30,7 +30,7 @@ from kalshi_lab.client.ws import WS_PATH, KalshiStream, StreamError, ws_url_for
 from kalshi_lab.client.ws_books import StreamBooks
 from kalshi_lab.client.ws_sequence import Sequencer, StreamStats
 from kalshi_lab.server.auth import SignatureVerifier
-from ws_support import wait_until
+from ws_support import no_wait, wait_until
 
 SPEC = json.loads((Path(__file__).parent / "fixtures" / "asyncapi_messages.json").read_text())
 KEY_ID = "0b6c7c2e-0000-4000-8000-00000000beef"
@@ -206,11 +206,6 @@ class Scripted:
         self.thread.join(5)
 
 
-def _no_wait() -> Iterator[float]:
-    while True:
-        yield 0.0
-
-
 def _take(stream: KalshiStream, n: int) -> list[dict[str, Any]]:
     out = []
     for message in stream:
@@ -302,7 +297,7 @@ def test_each_connection_is_signed_afresh_and_a_dropped_one_resubscribes() -> No
     server = Scripted(script, verifier)
     with server:
         stream = KalshiStream(server.url, channels=["trade"], auth=signer,
-                              reconnect_delays=_no_wait)  # fmt: skip
+                              reconnect_delays=no_wait)  # fmt: skip
         messages = _take(stream, 2)
     assert [m["msg"]["trade_id"] for m in messages] == ["t1", "t2"]
     assert stream.stats.reconnects == 1

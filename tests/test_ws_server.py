@@ -33,7 +33,7 @@ from server_support import (
     write_handmade_raw,
     write_simulated_raw,
 )
-from ws_support import Consumer, books_match, no_wait, rest_book, wait_until
+from ws_support import Consumer, books_match, no_wait, open_markets, rest_book, wait_until
 
 #: the simulated data's markets open from early January; its snapshots are 6 hours apart
 SIM_START = dt.datetime(2025, 1, 8, tzinfo=dt.UTC)
@@ -60,15 +60,6 @@ def key() -> rsa.RSAPrivateKey:
 
 def signed_config(key: rsa.RSAPrivateKey, **options: Any) -> ServerConfig:
     return ServerConfig(rate_limit=False, public_key=key.public_key(), key_id=KEY_ID, **options)
-
-
-def open_markets(srv: LocalKalshiServer) -> list[str]:
-    """Markets the REST API serves as live and that trade now."""
-    return sorted(
-        m.ticker
-        for m in srv.dataset.markets.values()
-        if m.trading_at(srv.now) and not srv.cutoff.archived(m)
-    )
 
 
 def converge(consumer: Consumer, srv: LocalKalshiServer, tickers: list[str]) -> None:

@@ -16,6 +16,15 @@ from kalshi_lab.client.ws_books import StreamBooks
 from kalshi_lab.server import LocalKalshiServer
 
 
+def open_markets(srv: LocalKalshiServer) -> list[str]:
+    """Markets the REST API serves as live and that trade now."""
+    return sorted(
+        m.ticker
+        for m in srv.dataset.markets.values()
+        if m.trading_at(srv.now) and not srv.cutoff.archived(m)
+    )
+
+
 def no_wait() -> Iterator[float]:
     """Reconnect at once (tests): websockets' default backoff starts with up to 5 s."""
     while True:

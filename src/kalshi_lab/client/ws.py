@@ -174,6 +174,13 @@ class _SignedReconnect(reconnect):
             self.additional_headers = self._signer.headers("GET", self._path)
         try:
             return super().connect()
+        except Exception:
+            # a handshake cut by abort() fails as whatever it was doing at the cut (reading
+            # the answer: retried; sending the request: ConnectionClosedError, fatal to
+            # websockets): either way the stream was closed, not lost
+            if self._closing.is_set():
+                raise _Closed() from None
+            raise
         finally:
             with self._socket_lock:
                 self._opening = None

@@ -9,6 +9,7 @@ Messages are shaped as Kalshi's AsyncAPI spec defines the ``orderbook_delta`` ch
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import weakref
@@ -294,3 +295,84 @@ def test_rebuild_equals_replay(
     assert not got.rows.to_pandas().duplicated(["ticker", "snapshot_ts", "side", "price"]).any()
     assert (got.rows.to_pandas()["count"] > 0).all()
     assert np.all(got.rows.to_pandas()["snapshot_ts"].astype("int64") % interval == 0)
+
+
+def _altered(message: dict) -> dict:
+    """The message with 7 more contracts in every level or delta it carries."""
+    out = copy.deepcopy(message)
+    body = out["msg"]
+    for key in ("yes", "no"):
+        for level in body.get(key, []):
+            level[1] += 7
+    for key in ("yes_dollars_fp", "no_dollars_fp"):
+        for level in body.get(key, []):
+            level[1] = f"{float(level[1]) + 7:.2f}"
+    if "delta" in body:
+        body["delta"] += 7
+    if "delta_fp" in body:
+        body["delta_fp"] = f"{float(body['delta_fp']) + 7:.2f}"
+    return out
+
+
+def assert_no_look_ahead(
+    tmp_path_factory: pytest.TempPathFactory, messages: list[tuple[int, dict]], t: int,
+    interval: int,
+) -> None:  # fmt: skip
+    """Alter every message after ``t`` (the rebuild's time: receipt, held where it runs
+    backwards), or drop them all, and rebuild again: every book sampled up to ``t`` is the
+    same (dropped, none is sampled after the last message kept)."""
+    held = np.maximum.accumulate([us for us, _ in messages])
+    after = int(np.searchsorted(held, t, side="right"))
+    altered = messages[:after] + [(us, _altered(m)) for us, m in messages[after:]]
+    last = pd.Timestamp(T0 + dt.timedelta(microseconds=t))
+
+    def rebuilt(recording: list[tuple[int, dict]]) -> pd.DataFrame:
+        raw = tmp_path_factory.mktemp("raw")
+        write_segments(raw, [recording])
+        return rebuild(read_stream(raw), interval).rows.to_pandas().drop(columns="segment")
+
+    def until_t(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows[rows["snapshot_ts"] <= last].reset_index(drop=True)
+
+    full = until_t(rebuilt(messages))
+    pd.testing.assert_frame_equal(until_t(rebuilt(altered)), full)
+    cut = rebuilt(messages[:after])
+    assert (cut["snapshot_ts"] <= last).all()
+    same_times = full[full["snapshot_ts"].isin(cut["snapshot_ts"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(cut, same_times)
+
+
+def test_a_book_sampled_at_t_uses_no_message_after_t(tmp_path_factory) -> None:
+    """Sampled every 0.5 s and cut at 0.4, 0.55 or 0.6 s: the delta of 0.6 s, within half an
+    interval after the sample at 0.5 s, is never in that sample."""
+    snapshot = {"market_ticker": "KXA-1", "yes_dollars_fp": [["0.4000", "10.00"]]}
+
+    def delta(seq: int, amount: str) -> dict:
+        msg = {"market_ticker": "KXA-1", "side": "yes", "price_dollars": "0.4000",
+               "delta_fp": amount}  # fmt: skip
+        return {"type": "orderbook_delta", "sid": 1, "seq": seq, "msg": msg}
+
+    messages = [
+        (0, {"type": "orderbook_snapshot", "sid": 1, "seq": 1, "msg": snapshot}),
+        (400_000, delta(2, "2.00")),
+        (550_000, delta(3, "3.00")),
+        (600_000, delta(4, "4.00")),
+        (1_200_000, delta(5, "5.00")),
+    ]
+    for t in (400_000, 550_000, 600_000):
+        assert_no_look_ahead(tmp_path_factory, messages, t, SECOND // 2)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(segments=recordings(), interval_s=st.sampled_from([0.5, 1, 2]), data=st.data())
+def test_no_book_uses_a_message_after_its_time_on_any_recording(
+    tmp_path_factory: pytest.TempPathFactory, segments, interval_s, data
+) -> None:
+    """The truncation of :func:`assert_no_look_ahead` on drawn recordings, cut anywhere."""
+    messages = max(segments, key=len)  # one recorder: the longest of the drawn sessions
+    if messages:
+        held = sorted({us for us, _ in messages})
+        t = data.draw(st.sampled_from(held))
+        assert_no_look_ahead(tmp_path_factory, messages, t, int(interval_s * SECOND))

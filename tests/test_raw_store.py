@@ -6,12 +6,22 @@ import datetime as dt
 import gzip
 import io
 import json
+import shutil
 
 import orjson
 import pytest
 
 from kalshi_lab.data import raw_store
-from kalshi_lab.data.raw_store import KINDS, MANIFEST, RawWriter, iter_records, read_manifest
+from kalshi_lab.data.raw_store import (
+    KINDS,
+    MANIFEST,
+    RawWriter,
+    iter_records,
+    partition_name,
+    raw_partitions,
+    read_manifest,
+    write_partition_list,
+)
 from kalshi_lab.errors import DataError
 
 T0 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
@@ -126,3 +136,50 @@ def test_a_writer_cut_short_leaves_no_manifest_so_its_files_are_never_parsed(tmp
     assert not (tmp_path / MANIFEST).exists()  # the earlier one went when writing began
     with pytest.raises(DataError, match=r"manifest\.json: missing"):
         read_manifest(tmp_path)
+
+
+def _partitioned(tmp_path, names):
+    for name in names:
+        with RawWriter(tmp_path / name):
+            pass
+    write_partition_list(tmp_path, names)
+    return tmp_path
+
+
+def test_a_flat_raw_directory_is_its_own_only_partition(tmp_path):
+    with RawWriter(tmp_path):
+        pass
+    assert raw_partitions(tmp_path) == [tmp_path]
+
+
+def test_a_partitioned_raw_directory_lists_its_partitions_in_order(tmp_path):
+    names = ["series=KXB/month=2025-02", "series=KXA/month=2025-01"]
+    assert raw_partitions(_partitioned(tmp_path, names)) == [tmp_path / n for n in names]
+
+
+def test_a_listed_partition_that_is_missing_is_named(tmp_path):
+    raw = _partitioned(tmp_path, ["series=KXA/month=2025-01", "series=KXA/month=2025-02"])
+    shutil.rmtree(raw / "series=KXA/month=2025-02")
+    with pytest.raises(DataError, match="series=KXA/month=2025-02: listed in"):
+        raw_partitions(raw)
+
+
+def test_a_partition_the_list_does_not_name_is_refused(tmp_path):
+    raw = _partitioned(tmp_path, ["series=KXA/month=2025-01"])
+    with RawWriter(raw / "series=KXA/month=2025-03"):
+        pass
+    with pytest.raises(DataError, match="month=2025-03: a partition .* does not list"):
+        raw_partitions(raw)
+
+
+def test_a_directory_with_neither_manifest_nor_partition_list_is_refused(tmp_path):
+    (tmp_path / "series=KXA").mkdir()
+    with pytest.raises(DataError, match="neither manifest.json nor partitions.json"):
+        raw_partitions(tmp_path)
+
+
+@pytest.mark.parametrize("series, month", [("KX/A", "2025-01"), ("KXA", "2025-1"), ("", "2025-01")])
+def test_a_partition_name_is_hive_style_series_and_month(series, month):
+    with pytest.raises(ValueError, match="not a raw partition"):
+        partition_name(series, month)
+    assert partition_name("KXA", "2025-01") == "series=KXA/month=2025-01"

@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import functools
 import gzip
+import re
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -51,6 +52,13 @@ KINDS = {
 
 #: what the writer wrote: {"records": {kind: count}, "may_be_empty": [kind, ...]}
 MANIFEST = "manifest.json"
+
+#: the partitions of a partitioned raw directory, written last: {"partitions": ["series=S/
+#: month=YYYY-MM", ...]}; each partition is a raw directory of its own (six files and a
+#: manifest) holding whole events, so that the stages after the fetch can work on one at a time
+PARTITIONS = "partitions.json"
+#: a partition's directory, relative to the raw directory: hive-style, as parquet datasets
+PARTITION_PATTERN = re.compile(r"series=[^/=]+/month=\d{4}-\d{2}")
 
 #: the recorded path of an orderbook snapshot; its response does not repeat the ticker
 ORDERBOOK_PATH = API_PREFIX + "/markets/(?P<ticker>[^/]+)/orderbook"
@@ -315,4 +323,69 @@ def _written(manifest: Manifest, kind: str) -> str:
     return (
         f"the fetch wrote {manifest.records[kind]} ({manifest.path}): the file was changed or "
         "cut short after the fetch (run the fetch stage again)"
+    )
+
+
+def partition_name(series_ticker: str, month: str) -> str:
+    """The directory of one partition of a raw directory: ``series=<S>/month=<YYYY-MM>``."""
+    name = f"series={series_ticker}/month={month}"
+    if not PARTITION_PATTERN.fullmatch(name):
+        raise ValueError(f"not a raw partition: series {series_ticker!r}, month {month!r}")
+    return name
+
+
+def raw_partitions(raw_dir: Path) -> list[Path]:
+    """The raw directories ``raw_dir`` is made of, in the order listed.
+
+    A raw directory is either flat (its own :data:`MANIFEST` beside the six files: one
+    partition, itself) or partitioned (:data:`PARTITIONS` listing its partitions, each a flat
+    raw directory). A partitioned directory is checked against its list: a listed partition
+    that is missing, or a partition directory the list does not name, is a DataError naming
+    it, as is a directory that is neither.
+    """
+    raw_dir = Path(raw_dir)
+    listing = raw_dir / PARTITIONS
+    if not listing.is_file():
+        if (raw_dir / MANIFEST).is_file() or not raw_dir.is_dir():
+            return [raw_dir]  # flat; its files are checked when they are read
+        raise DataError(
+            f"{raw_dir}: neither {MANIFEST} nor {PARTITIONS}: not a complete raw directory "
+            "(run the fetch stage)"
+        )
+    try:
+        names = orjson.loads(listing.read_bytes())["partitions"]
+        ok = isinstance(names, list) and all(
+            isinstance(n, str) and PARTITION_PATTERN.fullmatch(n) for n in names
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        ok = False
+    if not ok or len(set(names)) != len(names):
+        raise DataError(
+            f'{listing}: expected {{"partitions": ["series=<S>/month=<YYYY-MM>", ...]}} '
+            "without repeats (run the fetch stage)"
+        )
+    for name in names:
+        if not (raw_dir / name / MANIFEST).is_file():
+            raise DataError(
+                f"{raw_dir / name}: listed in {listing} but missing or incomplete "
+                "(run the fetch stage)"
+            )
+    found = {p.relative_to(raw_dir).as_posix() for p in raw_dir.glob("series=*/month=*")}
+    unlisted = sorted(found - set(names))
+    if unlisted:
+        raise DataError(
+            f"{raw_dir / unlisted[0]}: a partition {listing} does not list: left from another "
+            "fetch (run the fetch stage)"
+        )
+    return [raw_dir / name for name in names]
+
+
+def write_partition_list(raw_dir: Path, names: Iterable[str]) -> None:
+    """Record the partitions of ``raw_dir``, last, once every partition is complete."""
+    names = list(names)
+    for name in names:
+        if not PARTITION_PATTERN.fullmatch(name):
+            raise ValueError(f"not a raw partition: {name!r}")
+    (Path(raw_dir) / PARTITIONS).write_bytes(
+        orjson.dumps({"partitions": names}, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     )

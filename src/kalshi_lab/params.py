@@ -40,6 +40,7 @@ ModelName = Literal["lightgbm", "logreg", "hist_gb", "lightgbm_offset", "anchore
 Target = Literal["settlement", "direction"]
 DataSource = Literal["synthetic", "kalshi"]
 ExecutorName = Literal["simple", "nested"]
+ComputeEngine = Literal["local", "dask"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 #: models whose prediction starts from the market's price of YES: no meaning for ``direction``
 SETTLEMENT_ONLY_MODELS: tuple[str, ...] = ("lightgbm_offset", "anchored_logit")
@@ -503,6 +504,33 @@ class BacktestParams:
     latency_hours: tuple[Annotated[StrictFloat, Field(gt=0)], ...]
 
 
+@section("compute")
+class ComputeParams:
+    """Where the stages' per-partition work runs (``compute``; :mod:`kalshi_lab.compute`).
+
+    Never what it computes: every engine and number of workers gives the same outputs, so no
+    stage lists this section in dvc.yaml but validate, and switching it re-runs nothing.
+    ``workers``: worker processes (``local``) or the workers of the ``LocalCluster`` a stage
+    starts (``dask`` without ``address``); null, the cores this process may use. ``address``: a
+    running ``dask.distributed`` scheduler (``tcp://host:8786``) to send the work to instead.
+    """
+
+    engine: ComputeEngine = "local"
+    workers: Annotated[StrictInt, Field(ge=1)] | None = None
+    address: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _address_is_dask(self) -> ComputeParams:
+        if self.address is not None and self.engine != "dask":
+            raise _broken_rule(
+                "ComputeParams",
+                "address",
+                "is a Dask scheduler's: set compute=dask (or remove the address)",
+                self.address,
+            )
+        return self
+
+
 @section("")
 class Params:
     """The whole of params.yaml, validated section by section."""
@@ -515,6 +543,8 @@ class Params:
     strategy: StrategyParams
     risk: RiskParams
     backtest: BacktestParams
+    #: optional: where work runs never changes a result
+    compute: ComputeParams = Field(default_factory=ComputeParams)
 
 
 def _location(loc: tuple[str | int, ...]) -> str:

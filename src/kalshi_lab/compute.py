@@ -1,0 +1,124 @@
+"""Where a stage's per-partition work runs: worker processes here (``compute=local``) or a Dask
+cluster (``compute=dask``), chosen in params.yaml's ``compute`` section.
+
+A stage hands :func:`map_partitions` a function and its partitions; results come back in the
+partitions' order, whatever order they finish in, so a stage's outputs are the same on either
+engine and with any number of workers (tests/test_compute.py runs one input on all of them).
+The work functions write their own output files and return small summaries: a partition's data
+never travels back through a pipe. At most two partitions per worker are in flight, so a
+stage's memory is bounded by a few partitions, not by their number. Dask's own scheduler runs
+the work; this module only submits it and collects the results in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+from kalshi_lab.errors import ParamError
+from kalshi_lab.params import ComputeParams
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = logging.getLogger(__name__)
+
+#: partitions in flight per worker: one running, one queued so that a worker never waits
+IN_FLIGHT_PER_WORKER = 2
+#: seconds to wait for the scheduler at ``compute.address``
+CONNECT_TIMEOUT_S = 10
+
+
+def cores_available() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def map_partitions(
+    fn: Callable[[T], R], partitions: Iterable[T], compute: ComputeParams
+) -> Iterator[R]:
+    """``fn(partition)`` for each partition, yielded in the partitions' order.
+
+    ``fn`` and the partitions must pickle (a module-level function; paths, not tables), except
+    with one local worker, which runs everything in this process. An exception in ``fn`` is
+    raised here, as itself, and the partitions not yet started are cancelled.
+    """
+    partitions = list(partitions)
+    workers = min(compute.workers or cores_available(), max(len(partitions), 1))
+    if compute.engine == "dask":
+        yield from _on_dask(fn, partitions, compute, workers)
+    elif workers == 1:
+        yield from map(fn, partitions)  # no start-up, no pickling: the small data sets' path
+    else:
+        yield from _on_processes(fn, partitions, workers)
+
+
+def _in_order(submit: Callable[[T], Any], partitions: list[T], window: int) -> Iterator[Any]:
+    """Results of futures submitted ``window`` ahead, in submission order; on an error (or
+    when the caller stops early) the futures not yet done are cancelled."""
+    queue = iter(partitions)
+    pending: deque[Any] = deque(submit(p) for p in itertools.islice(queue, window))
+    try:
+        while pending:
+            future = pending.popleft()
+            for p in itertools.islice(queue, 1):  # keep the workers busy meanwhile
+                pending.append(submit(p))
+            yield future.result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _on_processes(fn: Callable[[T], R], partitions: list[T], workers: int) -> Iterator[R]:
+    # forkserver: a worker forks from a clean server process, never from this one, whose
+    # threads (Arrow's pools, a writer's compression threads) fork would copy mid-flight
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_log_like, initargs=(log.getEffectiveLevel(),)
+    ) as pool:
+        yield from _in_order(
+            lambda p: pool.submit(fn, p), partitions, workers * IN_FLIGHT_PER_WORKER
+        )
+
+
+def _log_like(level: int) -> None:
+    """A worker's log lines go where the stage's go (stderr), at the stage's level."""
+    logging.basicConfig(level=level, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
+
+
+def _on_dask(
+    fn: Callable[[T], R], partitions: list[T], compute: ComputeParams, workers: int
+) -> Iterator[R]:
+    from distributed import Client, LocalCluster  # only a dask run pays for the import
+
+    with contextlib.ExitStack() as stack:
+        if compute.address is None:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        else:
+            try:
+                client = stack.enter_context(Client(compute.address, timeout=CONNECT_TIMEOUT_S))
+            except OSError as exc:
+                raise ParamError(
+                    f"compute.address: no Dask scheduler answered at {compute.address} "
+                    f"within {CONNECT_TIMEOUT_S} s ({type(exc).__name__})"
+                ) from None
+            workers = max(len(client.scheduler_info()["workers"]), 1)
+        client.forward_logging()  # the work's log lines reach this process's stderr
+        yield from _in_order(
+            lambda p: client.submit(fn, p, pure=False), partitions, workers * IN_FLIGHT_PER_WORKER
+        )

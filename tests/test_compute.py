@@ -1,0 +1,83 @@
+"""Where per-partition work runs never changes what comes back: the same results, in the
+partitions' order, in this process, in worker processes and on a 2-worker Dask LocalCluster."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from kalshi_lab import compute
+from kalshi_lab.compute import map_partitions
+from kalshi_lab.errors import DataError, ParamError
+from kalshi_lab.params import ComputeParams
+
+
+def _work(job: tuple[Path, int]) -> tuple[int, int, int]:
+    """Partition ``i``: a file of its own, finished later the earlier it started (so that
+    completion order is the reverse of submission order)."""
+    out, i = job
+    time.sleep(0.05 * (8 - i) if i < 8 else 0)
+    (out / f"part-{i}").write_text(str(i * i))
+    return i, i * i, os.getpid()
+
+
+def _fail_on_first(job: tuple[Path, int]) -> int:
+    out, i = job
+    if i == 0:
+        raise DataError(f"partition {i}: a bad record")
+    time.sleep(0.3)
+    (out / f"part-{i}").write_text("done")
+    return i
+
+
+ENGINES = [
+    pytest.param(ComputeParams(engine="local", workers=1), id="local-1"),
+    pytest.param(ComputeParams(engine="local", workers=2), id="local-2"),
+    pytest.param(ComputeParams(engine="dask", workers=2), id="dask-2", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_gives_the_results_in_the_partitions_order(tmp_path, engine):
+    results = list(map_partitions(_work, [(tmp_path, i) for i in range(10)], engine))
+    assert [(i, sq) for i, sq, _ in results] == [(i, i * i) for i in range(10)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"part-{i}" for i in range(10))
+    pids = {pid for _, _, pid in results}
+    if engine.workers == 1:
+        assert pids == {os.getpid()}  # no pickling, no start-up: the small data's path
+    else:
+        assert os.getpid() not in pids and len(pids) == 2  # both workers took partitions
+
+
+@pytest.mark.parametrize("engine", ENGINES[:2])
+def test_an_error_in_a_partition_is_raised_as_itself_and_the_rest_are_not_started(tmp_path, engine):
+    with pytest.raises(DataError, match="partition 0: a bad record"):
+        list(map_partitions(_fail_on_first, [(tmp_path, i) for i in range(40)], engine))
+    started = len(list(tmp_path.iterdir()))
+    # in flight when the error came: at most two per worker, never the 39 others
+    assert started <= 2 * engine.workers
+
+
+def test_workers_default_to_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert compute.cores_available() == 3
+
+
+def test_an_address_needs_the_dask_engine():
+    with pytest.raises(
+        ParamError, match="compute.address: is a Dask scheduler's: set compute=dask"
+    ):
+        ComputeParams(engine="local", address="tcp://127.0.0.1:8786")
+
+
+@pytest.mark.slow
+def test_a_dask_address_nobody_answers_is_an_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(compute, "CONNECT_TIMEOUT_S", 1)
+    engine = ComputeParams(engine="dask", address="tcp://127.0.0.1:9")
+    with pytest.raises(
+        ParamError, match=r"compute.address: no Dask scheduler answered at tcp://127.0.0.1:9"
+    ):
+        list(map_partitions(_work, [(tmp_path, 0)], engine))

@@ -81,3 +81,10 @@ def test_a_dask_address_nobody_answers_is_an_error_naming_it(tmp_path, monkeypat
         ParamError, match=r"compute.address: no Dask scheduler answered at tcp://127.0.0.1:9"
     ):
         list(map_partitions(_work, [(tmp_path, 0)], engine))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_partitions_is_no_work_and_starts_no_workers(engine, monkeypatch):
+    monkeypatch.setattr(compute, "_on_processes", None)  # would fail if called
+    monkeypatch.setattr(compute, "_on_dask", None)
+    assert list(map_partitions(_work, [], engine)) == []

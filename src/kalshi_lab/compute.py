@@ -51,7 +51,9 @@ def map_partitions(
     raised here, as itself, and the partitions not yet started are cancelled.
     """
     partitions = list(partitions)
-    workers = min(compute.workers or cores_available(), max(len(partitions), 1))
+    if not partitions:
+        return
+    workers = min(compute.workers or cores_available(), len(partitions))
     if compute.engine == "dask":
         yield from _on_dask(fn, partitions, compute, workers)
     elif workers == 1:

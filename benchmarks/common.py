@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kalshi_lab.compose_params import compose
-from kalshi_lab.params import DataParams, params_from_dict
+if TYPE_CHECKING:
+    from kalshi_lab.params import DataParams
 
 ROOT = Path(__file__).resolve().parents[1]
 # the straightforward implementations the benchmarks compare against live beside the tests
@@ -25,6 +27,12 @@ sys.path.append(str(ROOT / "tests"))
 
 def data_params(markets: int, start: str, end: str) -> DataParams:
     """The default ``data`` config (conf/) with a size and date range of our choosing."""
+    # imported here, not at the top: composing pulls in DVC and Hydra (about 200 MB), which a
+    # benchmark that only launches and waits (bench_pipeline) should not carry into the
+    # children it forks
+    from kalshi_lab.compose_params import compose
+    from kalshi_lab.params import params_from_dict
+
     overrides = [f"data.synthetic.n_markets={markets}", f"data.start={start}", f"data.end={end}"]
     return params_from_dict(compose(overrides, ROOT / "conf")).data
 
@@ -56,14 +64,22 @@ def run_child(script: Path, args: list[str]) -> dict:
     """
     proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    usage = wait_usage(proc)
     if proc.returncode != 0:
         raise SystemExit(f"{script.name} {' '.join(args)} failed with exit code {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
+
+
+def wait_usage(proc: subprocess.Popen) -> resource.struct_rusage:
+    """Wait for ``proc`` (setting its returncode) and return its resource usage from
+    ``os.wait4``: its own CPU time and peak RSS (``ru_maxrss``, kilobytes on Linux; the largest
+    of it and the children it waited for), not this process's."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage
 
 
 def _write_data(markets: int, start: str, end: str, raw: Path, tables: Path | None) -> None:

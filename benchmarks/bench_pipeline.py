@@ -113,6 +113,10 @@ def prepare(label: str, ref: str, scratch: Path) -> Version:
     began = time.perf_counter()
     run_logged([uv, "sync", "--frozen", "--compile-bytecode"], clone, scratch / f"{label}-sync.log",
                f"uv sync in the clone of {version}")  # fmt: skip
+    # untimed: the first run after a new environment reads its files (lightgbm, sklearn, pyarrow
+    # ...) from disk; the stage measured first would pay for it, the others not
+    run_logged([str(version.python), "-m", "kalshi_lab.stages.validate"], clone,
+               scratch / f"{label}-warm.log", f"warming up the clone of {version}")  # fmt: skip
     print(f"{version}: clone and environment ready in {time.perf_counter() - began:.0f} s")
     return version
 

@@ -77,10 +77,10 @@ class Version:
         return f"{self.label} ({self.ref} = {self.sha[:10]})"
 
 
-def git(*args: str, cwd: Path = ROOT) -> str:
-    """git's output; a failure is a BenchError with git's own message."""
+def git(*args: str, cwd: Path = ROOT, check: bool = True) -> str:
+    """git's output; a failure is a BenchError with git's own message (unless not ``check``)."""
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise BenchError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
 
@@ -100,10 +100,17 @@ def run_logged(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
         raise BenchError(f"{what} failed with exit code {done.returncode}", log)
 
 
-def prepare(label: str, ref: str, scratch: Path) -> Version:
-    """A clone of ``ref`` in ``scratch`` with its own environment; an existing one is reused
+def resolve(ref: str) -> str:
+    """The commit ``ref`` names in this repository."""
+    sha = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).strip()
+    if not sha:
+        raise BenchError(f"--base {ref}: not a commit of this repository")
+    return sha
+
+
+def prepare(label: str, ref: str, sha: str, scratch: Path) -> Version:
+    """A clone of ``sha`` in ``scratch`` with its own environment; an existing one is reused
     (``--keep`` from an earlier run): uv sync then only checks it."""
-    sha = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
     clone = scratch / f"{label}-{sha[:10]}"
     version = Version(label, ref, sha, clone)
     if not clone.exists():
@@ -231,7 +238,8 @@ def table(summary: dict, markets: int, labels: list[str], reported: list[str]) -
         head.append(f"{labels[0]} / {labels[1]} wall")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for stage in [*reported, "total"]:
-        cells = [stage if stage != "total" else "**whole pipeline**"]
+        whole = "**whole pipeline**" if len(reported) == len(STAGES) else "**total**"
+        cells = [stage if stage != "total" else whole]
         for label in labels:
             m = summary[markets][label][stage]
             cells += [f"{m['wall_s']:.1f}", f"{m['cpu_s']:.1f}", f"{m['peak_rss_gb']:.2f}"]
@@ -315,22 +323,29 @@ def main() -> int:
     if git("status", "--porcelain", "--untracked-files=no").strip():
         print("note: the working tree has uncommitted changes; HEAD is measured without them")
 
+    try:
+        refs = {"head": ("HEAD", resolve("HEAD"))}
+        if args.base:
+            refs["base"] = (args.base, resolve(args.base))
+    except BenchError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="bench_pipeline-"))
     logs = scratch / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     result = {"date": stamp.isoformat(timespec="seconds"), "end": END, "stages": reported,
-              "repeat": args.repeat, "machine_before": machine("before")}  # fmt: skip
+              "repeat": args.repeat}  # fmt: skip
     try:
-        versions = [prepare("head", "HEAD", scratch)]
-        if args.base:
-            versions.append(prepare("base", args.base, scratch))
+        versions = [prepare(label, ref, sha, scratch) for label, (ref, sha) in refs.items()]
         result["versions"] = {v.label: {"ref": v.ref, "sha": v.sha} for v in versions}
+        result["machine_before"] = machine("before")
         result["runs"], result["comparisons"] = [], []
         for markets in sizes:
             runs, comparisons = run_size(versions, markets, ran, args.repeat, logs)
             result["runs"] += runs
             result["comparisons"] += comparisons
             out.write_text(json.dumps(result, indent=1))  # what is measured so far survives
+        result["machine_after"] = machine("after")
     except BenchError as exc:
         message, *log = exc.args
         if log:
@@ -341,7 +356,6 @@ def main() -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    result["machine_after"] = machine("after")
     labels = [v.label for v in versions]
     result["summary"] = summarize(result["runs"], reported)
     result["goals"] = verdicts(result["summary"], labels, reported == list(STAGES))

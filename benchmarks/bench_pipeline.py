@@ -35,11 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import ROOT, python_loop_s, wait_usage
+from common import ROOT, measure_tree, python_loop_s
 
 STAGES = ("validate", "fetch", "parquet", "features", "train", "evaluate", "backtest")
 #: outputs both versions should produce identically, and the stage that writes each
@@ -129,29 +129,23 @@ def prepare(label: str, ref: str, sha: str, scratch: Path) -> Version:
 
 
 def measure_stage(version: Version, stage: str, markets: int, log: Path) -> dict:
-    """Run one stage in a fresh process in the version's clone: wall, CPU, peak RSS."""
-    began = time.perf_counter()
+    """Run one stage in a fresh process in the version's clone: its wall time, and the CPU
+    time and memory of it with every worker process it started (common.measure_tree)."""
+    where = f"at {markets:,} markets in {version}"
+    cmd = [str(version.python), "-m", f"kalshi_lab.stages.{stage}"]
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(version.python), "-m", f"kalshi_lab.stages.{stage}"],
-            cwd=version.clone,
-            env=child_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        usage = wait_usage(proc)
-    wall = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise BenchError(
-            f"stage {stage} failed with exit code {proc.returncode} at {markets:,} markets "
-            f"in {version}",
-            log,
-        )
-    return {
-        "wall_s": round(wall, 3),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 3),  # kilobytes on Linux
-    }
+        try:
+            usage = measure_tree(cmd, version.clone, child_env(), out)
+        except RuntimeError as exc:
+            raise BenchError(f"stage {stage} {where}: {exc}", log) from None
+    if usage.returncode != 0:
+        raise BenchError(f"stage {stage} failed with exit code {usage.returncode} {where}", log)
+    result = asdict(usage)
+    del result["returncode"]
+    #: the memory the stage takes from the machine: the sampled sum over its processes, or the
+    #: largest single one's peak if a sample missed it
+    result["peak_gb"] = max(usage.largest_rss_gb, usage.tree_rss_gb)
+    return result
 
 
 def compare_outputs(versions: list[Version], ran: list[str]) -> dict[str, bool | None]:
@@ -189,7 +183,7 @@ def run_size(
                 runs.append({"markets": markets, "repeat": r, "version": v.label, "stage": stage,
                              **result})  # fmt: skip
                 print(f"  {markets:>7,} #{r} {stage:<9} {v.label}: {result['wall_s']:7.1f} s wall "
-                      f"{result['cpu_s']:7.1f} s CPU {result['peak_rss_gb']:5.2f} GB")  # fmt: skip
+                      f"{result['cpu_s']:7.1f} s CPU {result['peak_gb']:5.2f} GB")  # fmt: skip
         if len(versions) > 1:
             equal = compare_outputs(versions, ran)
             comparisons.append({"markets": markets, "repeat": r, "equal": equal})
@@ -208,10 +202,10 @@ def summarize(runs: list[dict], reported: list[str]) -> dict:
         if run["stage"] not in reported:
             continue
         by_stage = summary.setdefault(run["markets"], {}).setdefault(run["version"], {})
-        best = by_stage.setdefault(run["stage"], {"wall_s": 1e18, "cpu_s": 1e18, "peak_rss_gb": 0})
+        best = by_stage.setdefault(run["stage"], {"wall_s": 1e18, "cpu_s": 1e18, "peak_gb": 0})
         best["wall_s"] = min(best["wall_s"], run["wall_s"])
         best["cpu_s"] = min(best["cpu_s"], run["cpu_s"])
-        best["peak_rss_gb"] = max(best["peak_rss_gb"], run["peak_rss_gb"])
+        best["peak_gb"] = max(best["peak_gb"], run["peak_gb"])
     for markets, by_version in summary.items():
         for label, by_stage in by_version.items():
             totals: dict[int, dict] = {}
@@ -226,7 +220,7 @@ def summarize(runs: list[dict], reported: list[str]) -> dict:
             by_stage["total"] = {
                 "wall_s": round(best["wall_s"], 3),
                 "cpu_s": round(best["cpu_s"], 3),
-                "peak_rss_gb": max(by_stage[s]["peak_rss_gb"] for s in reported),
+                "peak_gb": max(by_stage[s]["peak_gb"] for s in reported),
             }
     return summary
 
@@ -242,7 +236,7 @@ def table(summary: dict, markets: int, labels: list[str], reported: list[str]) -
         cells = [stage if stage != "total" else whole]
         for label in labels:
             m = summary[markets][label][stage]
-            cells += [f"{m['wall_s']:.1f}", f"{m['cpu_s']:.1f}", f"{m['peak_rss_gb']:.2f}"]
+            cells += [f"{m['wall_s']:.1f}", f"{m['cpu_s']:.1f}", f"{m['peak_gb']:.2f}"]
         if len(labels) > 1:
             walls = [summary[markets][label][stage]["wall_s"] for label in labels]
             cells.append(f"{walls[0] / walls[1]:.2f}")
@@ -271,8 +265,8 @@ def verdicts(summary: dict, labels: list[str], all_stages: bool) -> list[str]:
                              f"100,000 markets, whole pipeline {total['wall_s']:.1f} s "
                              f"(goal <= {GOAL_100K_S:.0f} s)"))  # fmt: skip
             if markets == 100_000:
-                lines.append(check(total["peak_rss_gb"] <= GOAL_PEAK_GB, label,
-                             f"100,000 markets, largest stage peak RSS {total['peak_rss_gb']:.2f} GB "
+                lines.append(check(total["peak_gb"] <= GOAL_PEAK_GB, label,
+                             f"100,000 markets, largest stage peak {total['peak_gb']:.2f} GB "
                              f"(goal <= {GOAL_PEAK_GB:.0f} GB)"))  # fmt: skip
         if len(sizes) > 1:
             small, large = sizes[0], sizes[-1]

@@ -359,7 +359,10 @@ def main() -> int:
     for v in versions:
         print(f"- {v.label}: {v.ref} = {v.sha[:10]} {git('log', '-1', '--format=%s', v.sha)[:90]}")
     for markets in sizes:
-        print(f"\n{markets:,} markets x {END[:4]}, best of {args.repeat} (peak RSS: largest):\n")
+        print(
+            f"\n{markets:,} markets x {END[:4]}: a stage's best time of {args.repeat}, the "
+            "whole pipeline's best repeat, the largest memory of a stage with its workers:\n"
+        )
         print(table(result["summary"], markets, labels, reported))
     print()
     print("\n".join(result["goals"]))

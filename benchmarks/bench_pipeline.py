@@ -10,13 +10,13 @@ measured) and, with ``--base``, that ref ("today's code"): each in a scratch clo
 environment (``uv sync --frozen --compile-bytecode``, not timed), so that each runs with its own
 uv.lock. For each ``--markets`` N, params.yaml is composed in each clone with
 ``data.synthetic.n_markets=N data.end=2025-12-31`` (not timed), then each stage runs as
-``python -m kalshi_lab.stages.<stage>`` in a fresh process, measured by ``os.wait4``: wall time,
-CPU time and peak RSS of that process alone. The two versions alternate stage by stage (which
+``python -m kalshi_lab.stages.<stage>`` in a fresh process: its wall time, and the CPU time and
+memory of it with every worker process it starts (common.measure_tree). The two versions alternate stage by stage (which
 goes first flips every stage and every repeat), so that the shared VM's load hits both alike;
 each version runs its own fetch. ``--stages`` picks the stages reported; the stages before the
 last one picked run too, since each needs its predecessors' outputs.
 
-Printed: a markdown table per N (best wall and CPU time over the repeats, largest peak RSS),
+Printed: a markdown table per N (best wall and CPU time over the repeats, largest memory),
 the whole pipeline, seconds per 1,000 markets, whether the cost per market stays flat from the
 smallest N to the largest, the issue's goals as PASS/FAIL lines, and whether the two versions'
 reports/metrics.json and reports/backtest.json are identical (a difference does not fail the

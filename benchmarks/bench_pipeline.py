@@ -274,6 +274,11 @@ def verdicts(summary: dict, labels: list[str], all_stages: bool) -> list[str]:
             lines.append(check(per[1] / per[0] <= GOAL_FLAT, label,
                          f"cost per market at {large:,} is {per[1] / per[0]:.2f}x that at "
                          f"{small:,} (goal <= {GOAL_FLAT:.2f}x)"))  # fmt: skip
+            stages = [s for s in summary[large][label] if s != "total"]
+            ratios = [summary[large][label][s]["wall_s"] / large
+                      / (summary[small][label][s]["wall_s"] / small) for s in stages]  # fmt: skip
+            lines.append(f"     {label}: per stage, " + ", ".join(
+                f"{s} {ratio:.2f}x" for s, ratio in zip(stages, ratios, strict=True)))  # fmt: skip
     return lines
 
 

@@ -6,16 +6,23 @@ from ``os.wait4``, not from this process, which only waits).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
-from kalshi_lab.compose_params import compose
-from kalshi_lab.params import DataParams, params_from_dict
+import psutil
+
+if TYPE_CHECKING:
+    from kalshi_lab.params import DataParams
 
 ROOT = Path(__file__).resolve().parents[1]
 # the straightforward implementations the benchmarks compare against live beside the tests
@@ -25,6 +32,12 @@ sys.path.append(str(ROOT / "tests"))
 
 def data_params(markets: int, start: str, end: str) -> DataParams:
     """The default ``data`` config (conf/) with a size and date range of our choosing."""
+    # imported here, not at the top: composing pulls in DVC and Hydra (about 200 MB), which a
+    # benchmark that only launches and waits (bench_pipeline) should not carry into the
+    # children it forks
+    from kalshi_lab.compose_params import compose
+    from kalshi_lab.params import params_from_dict
+
     overrides = [f"data.synthetic.n_markets={markets}", f"data.start={start}", f"data.end={end}"]
     return params_from_dict(compose(overrides, ROOT / "conf")).data
 
@@ -56,14 +69,100 @@ def run_child(script: Path, args: list[str]) -> dict:
     """
     proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    usage = wait_usage(proc)
     if proc.returncode != 0:
         raise SystemExit(f"{script.name} {' '.join(args)} failed with exit code {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
+
+
+def wait_usage(proc: subprocess.Popen) -> resource.struct_rusage:
+    """Wait for ``proc`` (setting its returncode) and return its resource usage from
+    ``os.wait4``: its own CPU time and peak RSS (``ru_maxrss``, kilobytes on Linux; the largest
+    of it and the children it waited for), not this process's."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage
+
+
+#: prctl option: orphaned descendants are re-parented to this process, not to init
+PR_SET_CHILD_SUBREAPER = 36
+#: seconds between two samples of a process tree's memory (a sample costs about 3 ms of CPU)
+SAMPLE_S = 0.25
+#: seconds a measured command's orphaned descendants may outlive it
+ORPHAN_WAIT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a command and every process it started used."""
+
+    wall_s: float
+    #: CPU time of all of them, the worker processes nobody waited for included
+    cpu_s: float
+    #: the largest peak RSS of any one of them (os.wait4's ru_maxrss)
+    largest_rss_gb: float
+    #: the largest sum of their RSS at one time, sampled every SAMPLE_S: what worker processes
+    #: take together (pages they share, e.g. libraries imported before a fork, count once per
+    #: process; a peak shorter than a sample can be missed: largest_rss_gb catches a single one)
+    tree_rss_gb: float
+    returncode: int
+
+
+def measure_tree(cmd: list[str], cwd: Path, env: dict[str, str], out: IO) -> Usage:
+    """Run ``cmd`` to its end, output to ``out``, measuring it with all its descendants.
+
+    A stage may run worker processes that it never waits for (a forkserver's pool): their CPU
+    time and peak RSS would be missing from the stage's own ``os.wait4``. This process makes
+    itself a child subreaper (Linux), so such orphans become its children, and waits for them
+    too. It must have no other children meanwhile. A descendant still running ORPHAN_WAIT_S
+    after ``cmd`` ended is an error.
+    """
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+    began = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    done = threading.Event()
+    tree_peak = [0]
+
+    def sample() -> None:
+        me = psutil.Process()
+        while not done.wait(SAMPLE_S):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # ended since it was listed
+                    continue
+            tree_peak[0] = max(tree_peak[0], total)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    usage = wait_usage(proc)
+    wall = time.perf_counter() - began
+    cpu, largest = usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    deadline = time.monotonic() + ORPHAN_WAIT_S
+    while True:
+        try:
+            pid, _, orphan = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:  # none left
+            break
+        if pid == 0:
+            if time.monotonic() > deadline:
+                done.set()
+                left = [p.pid for p in psutil.Process().children(recursive=True)]
+                raise RuntimeError(f"{cmd} left processes {left} running {ORPHAN_WAIT_S:.0f} s")
+            time.sleep(0.05)
+            continue
+        cpu += orphan.ru_utime + orphan.ru_stime
+        largest = max(largest, orphan.ru_maxrss)
+    done.set()
+    sampler.join()
+    gb = 1024**2  # ru_maxrss is in kilobytes on Linux
+    return Usage(round(wall, 3), round(cpu, 3), round(largest / gb, 3),
+                 round(tree_peak[0] / 1024**3, 3), proc.returncode)  # fmt: skip
 
 
 def _write_data(markets: int, start: str, end: str, raw: Path, tables: Path | None) -> None:

@@ -43,6 +43,8 @@ SECTIONS = [
     (["risk.kill_switch=maybe"], "risk.kill_switch", "valid boolean"),
     (["backtest.executor=instant"], "backtest.executor", "Input should be 'simple' or 'nested'"),
     (["backtest.latency_hours=[6,-1]"], "backtest.latency_hours[1]", "greater than 0"),
+    (["compute.workers=0"], "compute.workers", "greater than or equal to 1"),
+    (["compute.address=tcp://127.0.0.1:8786"], "compute.address", "set compute=dask"),
 ]
 
 #: per model of conf/model/: a value out of range, a string for a number, a name the estimator

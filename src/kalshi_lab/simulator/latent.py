@@ -54,10 +54,10 @@ def information_clock(pos: np.ndarray, life_h: np.ndarray, floor_h: float) -> np
     return np.log((life_h + floor_h) / (life_h - pos + floor_h))
 
 
-def _prior_and_winner(
-    k: np.ndarray, row_event: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per outcome row its Dirichlet prior p0; per event the outcome drawn from p0."""
+def prior_and_winner(k: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per outcome row (the ``k`` buckets of each event, end to end) its Dirichlet prior p0; per
+    event the outcome drawn from p0. Few values, drawn for every event at once, first."""
+    row_event = np.repeat(np.arange(len(k)), k)
     gamma = np.maximum(rng.gamma(DIRICHLET_ALPHA, size=len(row_event)), MIN_PRIOR)
     prior = gamma / np.bincount(row_event, weights=gamma)[row_event]
     # the first outcome whose cumulative prior passes a uniform draw
@@ -111,12 +111,17 @@ def _ladder_tails(values: np.ndarray, universe: Universe, grid: MarketGrid | Non
 
 
 def simulate_latent(
-    universe: Universe, grid: MarketGrid, syn: SyntheticParams, rng: np.random.Generator
+    universe: Universe,
+    grid: MarketGrid,
+    syn: SyntheticParams,
+    prior: np.ndarray,
+    winner: np.ndarray,
+    rng: np.random.Generator,
 ) -> Latent:
-    """Draw priors, winners and signal paths for every outcome (listed or not) of every event."""
+    """Draw the signal paths of every outcome (listed or not) of every event, given the events'
+    ``prior`` per outcome row and ``winner`` (:func:`prior_and_winner`)."""
     k, life = universe.n_outcomes, universe.life_h
     row_event = np.repeat(np.arange(len(k)), k)
-    prior, winner = _prior_and_winner(k, row_event, rng)
     row_len = life[row_event]
     wins = positions(k) == winner[row_event]
     logit = _log_posterior(prior, wins, row_len, syn, rng)

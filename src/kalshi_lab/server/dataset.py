@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kalshi_lab.data.raw_store import KINDS, iter_records
+from kalshi_lab.data.raw_store import KINDS, iter_records, raw_partitions
 from kalshi_lab.errors import DataError
 from kalshi_lab.server.units import unix_s, unix_us
 
@@ -145,14 +145,15 @@ class _Loader:
 
     def _records(self, kind: str) -> Iterator[tuple[str, int, Doc]]:
         """(where, received_at seconds, record) of every record of ``kind``."""
-        for i, record in enumerate(iter_records(self.raw_dir, kind), start=1):
-            where = f"{self.raw_dir / KINDS[kind]} record {i}"
-            try:
-                received = unix_s(str(record["received_at"]))
-            except (KeyError, ValueError):
-                raise DataError(f"{where}: received_at is missing or not a time") from None
-            self.last_received = max(self.last_received, received)
-            yield where, received, record
+        for part in raw_partitions(self.raw_dir):  # a flat directory is its own partition
+            for i, record in enumerate(iter_records(part, kind), start=1):
+                where = f"{part / KINDS[kind]} record {i}"
+                try:
+                    received = unix_s(str(record["received_at"]))
+                except (KeyError, ValueError):
+                    raise DataError(f"{where}: received_at is missing or not a time") from None
+                self.last_received = max(self.last_received, received)
+                yield where, received, record
 
     def build(self) -> Dataset:
         series = self._latest("series", "series", "ticker")

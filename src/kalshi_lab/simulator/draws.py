@@ -64,6 +64,7 @@ class Draws:
     winner: np.ndarray  # per event
     depth: np.ndarray  # per market: (bid, ask) contracts at the touch at the snapshot
     paths: np.random.Generator  # every outcome's signal path
+    paths_sum: np.ndarray  # (1,): the running sum of the signal increments drawn so far
     quotes: QuoteDraws  # liquidity for every market
     trades: TradeDraws
     books: BookDraws
@@ -145,6 +146,7 @@ def place(data: DataParams, universe: Universe, chunks: list[np.ndarray]) -> Dra
         winner=winner,
         depth=touch_depths(liquidity, syn.depth_contracts, stream(syn.seed, "stats")),
         paths=latent,
+        paths_sum=np.zeros(1),
         quotes=QuoteDraws(liquidity=liquidity, own=own, common=common, spread=spread),
         trades=TradeDraws(
             day_shock=shock,

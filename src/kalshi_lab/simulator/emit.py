@@ -137,13 +137,13 @@ def write_books(sim: Simulation, writer: RawWriter) -> None:
 
 
 def write_piece(sim: Simulation, writer: RawWriter) -> list[docs.Doc]:
-    """Every per-event kind of one piece, in the order a fetcher would discover them (events,
-    then per market); returns its markets' documents, for the /markets pages."""
+    """Every per-event kind of one piece but its hourly candles (which follow every market's
+    daily ones: :func:`write_candles` with ``HOURLY``, piece by piece, once all are written), in
+    the order a fetcher would discover them (events, then per market); returns its markets'
+    documents, for the /markets pages."""
     market_docs = [docs.market_doc(sim, m) for m in range(len(sim.universe.ticker))]
     write_events(sim, writer, market_docs)
     write_candles(sim, writer, DAILY)
-    if sim.data.hourly_candles:
-        write_candles(sim, writer, HOURLY)
     write_trades(sim, writer)
     write_books(sim, writer)
     return market_docs

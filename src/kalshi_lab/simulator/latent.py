@@ -72,14 +72,17 @@ def _log_posterior(
     row_len: np.ndarray,
     syn: SyntheticParams,
     rng: np.random.Generator,
+    running: np.ndarray,
 ) -> np.ndarray:
-    """Unnormalised ``log p0 + mu X`` per (outcome row, hour), rows end to end."""
+    """Unnormalised ``log p0 + mu X`` per (outcome row, hour), rows end to end; ``running`` is
+    the running sum of the signal increments before these rows (:func:`segmented_cumsum`)."""
     elem_row = np.repeat(np.arange(len(row_len)), row_len)
     pos = positions(row_len)
     clock = information_clock(pos, row_len[elem_row], syn.news_floor_hours)
     # information arriving during each hour; none before the first (X(0) = 0)
     elapsed = np.where(pos == 0, 0.0, clock - np.concatenate(([0.0], clock[:-1])))
-    signal = segmented_cumsum(rng.standard_normal(len(elem_row)) * np.sqrt(elapsed), row_len)
+    increments = rng.standard_normal(len(elem_row)) * np.sqrt(elapsed)
+    signal = segmented_cumsum(increments, row_len, running)
     signal += syn.information_rate * clock * wins[elem_row]
     return np.log(prior)[elem_row] + syn.information_rate * signal
 
@@ -117,14 +120,17 @@ def simulate_latent(
     prior: np.ndarray,
     winner: np.ndarray,
     rng: np.random.Generator,
+    running: np.ndarray,
 ) -> Latent:
     """Draw the signal paths of every outcome (listed or not) of every event, given the events'
-    ``prior`` per outcome row and ``winner`` (:func:`prior_and_winner`)."""
+    ``prior`` per outcome row and ``winner`` (:func:`prior_and_winner`). ``running`` carries the
+    sum of the signal increments drawn before, so that events simulated in chunks get the bits
+    of one pass over all (:func:`segmented_cumsum`)."""
     k, life = universe.n_outcomes, universe.life_h
     row_event = np.repeat(np.arange(len(k)), k)
     row_len = life[row_event]
     wins = positions(k) == winner[row_event]
-    logit = _log_posterior(prior, wins, row_len, syn, rng)
+    logit = _log_posterior(prior, wins, row_len, syn, rng, running)
     # group = (event, hour of its life); outcome rows of one event share its hours
     group = np.repeat(starts_of(life)[row_event], row_len) + positions(row_len)
     prob_rows = _softmax(logit, group, int(life.sum()))

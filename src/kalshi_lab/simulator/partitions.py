@@ -68,6 +68,9 @@ def render_partition(job: PartitionJob) -> dict[str, int]:
         for path in job.pieces:
             sim: Simulation = pickle.loads(path.read_bytes())
             market_docs.extend(emit.write_piece(sim, writer))
+        if sim.data.hourly_candles:  # after every daily candle, as one pass writes them
+            for path in job.pieces:
+                emit.write_candles(pickle.loads(path.read_bytes()), writer, emit.HOURLY)
         u, seed = sim.universe, sim.syn.seed
         emit.write_series(writer, job.series, job.series_volume, u.t0, u.snapshot)
         emit.write_markets(writer, market_docs, seed, u.snapshot)

@@ -140,7 +140,9 @@ def _simulate_chunk(
     grid = MarketGrid.of(chunk)
     rows = slice(starts_of(universe.n_outcomes)[events[0]], None)
     prior = draws.prior[rows][: int(chunk.n_outcomes.sum())]
-    latent = simulate_latent(chunk, grid, syn, prior, draws.winner[events], draws.paths)
+    latent = simulate_latent(
+        chunk, grid, syn, prior, draws.winner[events], draws.paths, draws.paths_sum
+    )
     quote_draws = QuoteDraws(
         liquidity=draws.quotes.liquidity[markets],
         own=draws.quotes.own,

@@ -120,7 +120,7 @@ def place(data: DataParams, universe: Universe, chunks: list[np.ndarray]) -> Dra
     trades = stream(syn.seed, "trades")
     days = int((listed * market_days(u.open_h, u.close_h)).sum())
     shock, arrivals = _starts(trades, [(_gamma(DAY_SHOCK_SHAPE), days)])
-    arrivals = copy.deepcopy(arrivals)
+    arrivals = copy.deepcopy(arrivals)  # ``trades`` moves on, past the arrivals
     n_trades = _count_trades(universe, chunks, liquidity, syn, copy.deepcopy(shock), trades)
     informed, longshot, offset, size, opens, uuid = _starts(
         trades,

@@ -138,8 +138,8 @@ def _simulate_chunk(
     markets = universe.markets_of(events)
     chunk = universe.subset(events)
     grid = MarketGrid.of(chunk)
-    rows = slice(starts_of(universe.n_outcomes)[events[0]], None)
-    prior = draws.prior[rows][: int(chunk.n_outcomes.sum())]
+    first_row = int(starts_of(universe.n_outcomes)[events[0]])
+    prior = draws.prior[first_row : first_row + int(chunk.n_outcomes.sum())]
     latent = simulate_latent(
         chunk, grid, syn, prior, draws.winner[events], draws.paths, draws.paths_sum
     )

@@ -5,10 +5,11 @@ listed in partitions.json once all are complete (:mod:`kalshi_lab.data.raw_store
 
 The simulation runs here, chunk by chunk in event order (its draws must be made in that order:
 :mod:`kalshi_lab.simulator.draws`); each chunk is cut into its partitions' pieces, spilled to
-a scratch directory beside the raw one, and dropped, so memory holds one chunk. Then each
-partition's pieces are rendered as JSON and compressed by :func:`render_partition`, run per
-partition by :func:`kalshi_lab.compute.map_partitions`, on every core: that is most of the
-work. The files depend on the data alone, not on the number of workers or the engine.
+a temporary directory (outside the project, removed however the run ends short of a
+SIGKILL), and dropped, so memory holds one chunk. Then each partition's pieces are rendered
+as JSON and compressed by :func:`render_partition`, run per partition by
+:func:`kalshi_lab.compute.map_partitions`, on every core: that is most of the work. The files
+depend on the data alone, not on the number of workers or the engine.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def write_synthetic_raw(
     names, of_event = event_partitions(universe)
     volume = np.zeros(len(SERIES), dtype=np.int64)
     pieces: list[list[Path]] = [[] for _ in names]
-    with tempfile.TemporaryDirectory(prefix=".simulated-", dir=raw_dir.parent) as scratch:
+    with tempfile.TemporaryDirectory(prefix="kalshi-lab-simulated-") as scratch:
         for c, (events, sim) in enumerate(chunks):
             volume += series_volume(sim)
             part = of_event[events]

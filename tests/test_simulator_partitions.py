@@ -30,7 +30,7 @@ from kalshi_lab.data.raw_store import (
     read_manifest,
 )
 from kalshi_lab.params import ComputeParams, DataParams, SyntheticParams
-from kalshi_lab.simulator import simulate, write_synthetic_raw
+from kalshi_lab.simulator import partitions, simulate, write_synthetic_raw
 from kalshi_lab.simulator.simulate import simulate_chunks
 
 PINNED = {
@@ -166,3 +166,16 @@ def test_one_worker_or_two_write_the_same_bytes(raw, tmp_path):
     assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     for name in files:
         assert (tmp_path / name).read_bytes() == (raw / name).read_bytes(), name
+
+
+def test_a_small_simulation_starts_no_workers_unless_asked_to():
+    """Worker start-up costs more than a second core saves on small data: one process then,
+    unless ``compute`` names the workers or another engine."""
+    universe, _ = simulate_chunks(small_data())
+    assert partitions._engine(universe, None).workers == 1
+    assert partitions._engine(universe, ComputeParams(workers=2)).workers == 2
+    dask = ComputeParams(engine="dask")
+    assert partitions._engine(universe, dask) == dask
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(partitions, "PARALLEL_MARKET_HOURS", 1)
+        assert partitions._engine(universe, None).workers is None

@@ -11,17 +11,20 @@ that process (its CPU time is then the whole work's, and its peak RSS the simula
 one partition's rendering). A worker renders one partition at a time, so its memory is a
 partition's, not the data's.
 
-On the project VM (2 cores, shared with other helpers: a load average of 5-7 during these
-runs, so wall times are long and vary), over 2025 (``data.end=2025-12-31``), the fetch stage
-(``python -m kalshi_lab.stages.fetch``, imports included) before (commit 200366e, one flat
-directory, zlib level 6) and after (partitions, zlib level 1, 2 workers):
+On the project VM (2 cores shared with other jobs, load average 4-7 during the runs, so wall
+times are long and vary), over 2025, on 2026-12-07::
 
-=========  ======================  =======================
-markets    before: wall, peak RSS  after: wall, peak RSS
-=========  ======================  =======================
-1,000      4.5 s, 0.34 GB          see benchmarks/README.md
-10,000     31 s, 1.45 GB
-=========  ======================  =======================
+    machine: a 10M-step Python loop takes 0.26 s
+      1,000 markets: 58 partitions, 111,201 records, 13 MB gzipped | 2 workers: wall   5.5 s,
+        main peak RSS 0.31 GB | 1 worker: wall   1.9 s, CPU   3.9 s (3.91 ms/market), peak RSS 0.31 GB
+     10,000 markets: 60 partitions, 1,144,127 records, 134 MB gzipped | 2 workers: wall  20.4 s,
+        main peak RSS 0.61 GB | 1 worker: wall  17.4 s, CPU  17.9 s (1.79 ms/market), peak RSS 0.64 GB
+     30,000 markets: 60 partitions, 3,415,265 records, 399 MB gzipped | 2 workers: wall  54.9 s,
+        main peak RSS 0.66 GB | 1 worker: wall  49.0 s, CPU  47.3 s (1.58 ms/market), peak RSS 0.71 GB
+
+(the second core did not pay on that busy machine; the default, 2 workers from 2 M
+market-hours, is for a machine whose cores are free). The fetch stage before and after, and at
+100,000 markets: benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -1,203 +1,100 @@
-"""Benchmark: the simulator's fetch (``write_synthetic_raw``) against a straightforward writer.
+"""Benchmark: the simulator's fetch (``write_synthetic_raw``): time, CPU and peak RSS per size.
 
 Run on demand (not a test)::
 
-    uv run python benchmarks/bench_simulator.py [--markets 10000] [--start 2025-01-01]
-        [--end 2025-12-31]
+    uv run python benchmarks/bench_simulator.py [--sizes 1000 10000 30000] [--start 2025-01-01]
+        [--end 2025-12-31] [--workers 2]
 
-Both run in a process of their own (wall time, CPU time and peak RSS are that process's):
+Each size runs twice, each in a process of its own: with ``--workers`` worker processes (wall
+time and the main process's peak RSS: the simulation, chunk by chunk) and with one, all in
+that process (its CPU time is then the whole work's, and its peak RSS the simulation's plus
+one partition's rendering). A worker renders one partition at a time, so its memory is a
+partition's, not the data's.
 
-* ``reference``: every document a dict, every record ``json.dumps``-ed and written through a
-  text-mode gzip file in the producing thread, as the project did before;
-* ``current``: :func:`kalshi_lab.simulator.write_synthetic_raw` (orjson, trades and books
-  rendered from templates as ``orjson.Fragment``, compression in a background thread).
+On the project VM (2 cores shared with other jobs, load average 4-7 during the runs, so wall
+times are long and vary), over 2025, on 2026-12-07::
 
-The run fails unless both wrote the same bytes, file for file.
+    machine: a 10M-step Python loop takes 0.26 s
+      1,000 markets: 58 partitions, 111,201 records, 13 MB gzipped | 2 workers: wall   5.5 s,
+        main peak RSS 0.31 GB | 1 worker: wall   1.9 s, CPU   3.9 s (3.91 ms/market), peak RSS 0.31 GB
+     10,000 markets: 60 partitions, 1,144,127 records, 134 MB gzipped | 2 workers: wall  20.4 s,
+        main peak RSS 0.61 GB | 1 worker: wall  17.4 s, CPU  17.9 s (1.79 ms/market), peak RSS 0.64 GB
+     30,000 markets: 60 partitions, 3,415,265 records, 399 MB gzipped | 2 workers: wall  54.9 s,
+        main peak RSS 0.66 GB | 1 worker: wall  49.0 s, CPU  47.3 s (1.58 ms/market), peak RSS 0.71 GB
 
-On the project VM (2 cores, shared with other jobs, so wall times vary by +-20 %), 10,000
-markets over 2025 (1.1 M orderbook snapshots, 1.6 M trades; 0.93 GB of JSON, 108 MB
-gzipped), ``write_synthetic_raw`` alone (its log line; the process adds ~3 s of imports and
-config composition):
-
-===========================================  ===========  ========  ========
-                                             wall         CPU       peak RSS
-===========================================  ===========  ========  ========
-before, commit 8d24af8                       84 - 94 s    88-97 s   1.45 GB
-after                                        22.6 - 24 s  38-40 s   1.39 GB
-===========================================  ===========  ========  ========
-
-and this script's run::
-
-    reference: wall   61.4 s  CPU   65.2 s  peak RSS  1.38 GB
-      current: wall   22.6 s  CPU   38.0 s  peak RSS  1.32 GB
-    speed-up: 2.7x wall, 1.7x CPU
-    files: identical bytes
-
-(the reference shares the current UUID and time formatting and the cached timestamps, so it
-is faster than the code before). Of the 23 s, 5.5 s is ``simulate`` and about 15 s of CPU is
-zlib at level 6 on 0.93 GB, which the same bytes require: compression runs on background
-threads while documents are rendered. The goal (<= 15 s) was set on a machine where the fetch
-before took 46.5 s, about 1.9 times faster than this VM: there this is about 12 s.
+(the second core did not pay on that busy machine; the default, 2 workers from 2 M
+market-hours, is for a machine whose cores are free). The fetch stage before and after, and at
+100,000 markets: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import io
 import json
 import logging
+import resource
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from common import data_args, data_params, run_child
-from kalshi_lab.data.raw_store import API_PREFIX, KINDS, format_ts
-from kalshi_lab.simulator import documents, emit, simulate, write_synthetic_raw
-from kalshi_lab.simulator.formats import count_fp, dollars, timestamps_us, uuids
-from kalshi_lab.simulator.paging import page_slices
+from common import data_params, python_loop_s, run_child
+from kalshi_lab.data.raw_store import raw_partitions
+from kalshi_lab.params import ComputeParams
+from kalshi_lab.simulator import write_synthetic_raw
 
 
-class ReferenceWriter:
-    """The straightforward recorder: ``json.dumps`` and gzip in the producing thread."""
-
-    def __init__(self, raw_dir: Path) -> None:
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        files = KINDS.items()
-        self._raw = {kind: open(raw_dir / name, "wb") for kind, name in files}  # noqa: SIM115
-        self._files = {
-            kind: io.TextIOWrapper(
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6),
-                encoding="utf-8",
-                newline="\n",
-            )
-            for kind, raw in self._raw.items()
-        }
-
-    def write(
-        self,
-        kind: str,
-        path: str,
-        params: Mapping[str, Any],
-        received_at: Any,
-        response: Mapping[str, Any],
-    ) -> None:
-        line = {
-            "method": "GET",
-            "path": API_PREFIX + path,
-            "params": dict(params),
-            "received_at": format_ts(received_at),
-            "response": response,
-        }
-        self._files[kind].write(json.dumps(line, separators=(",", ":")) + "\n")
-
-    def close(self) -> None:
-        for kind, f in self._files.items():
-            f.close()
-            self._raw[kind].close()
-
-
-def reference_trades(sim, writer: ReferenceWriter) -> None:
-    """Each market's tape as dicts, newest first, in the same cursor pages."""
-    u, t = sim.universe, sim.trades
-    rng = sim.rng("pages")
-    ids, times = uuids(t.uuid_bytes), timestamps_us(t.time_us)
-    prices, counts, sides = t.yes_price.tolist(), t.count.tolist(), t.taker_yes.tolist()
-    for m, rows in enumerate(emit._rows_of(t.market, len(u.ticker))):
-        ticker = u.ticker[m]
-        tape = [
+def worker(markets: int, start: str, end: str, workers: int, out: Path) -> None:
+    """One run, in this process; prints its figures as JSON."""
+    data = data_params(markets, start, end)
+    began = time.perf_counter()
+    counts = write_synthetic_raw(data, out, ComputeParams(workers=workers))
+    seconds = time.perf_counter() - began
+    size = sum(p.stat().st_size for p in out.rglob("*.gz"))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
             {
-                "trade_id": ids[i],
-                "ticker": ticker,
-                "count_fp": count_fp(counts[i]),
-                "yes_price_dollars": dollars(prices[i]),
-                "no_price_dollars": dollars(100 - prices[i]),
-                "taker_side": "yes" if sides[i] else "no",
-                "created_time": times[i],
+                "seconds": seconds,
+                "partitions": len(raw_partitions(out)),
+                "records": sum(counts.values()),
+                "gzip_mb": size / 1e6,
+                "own_cpu_s": own.ru_utime + own.ru_stime,
             }
-            for i in range(rows.stop - 1, rows.start - 1, -1)
-        ]
-        slices = page_slices(len(tape), emit.TRADES_PAGE_LIMIT, emit.TRADE_PAGE_REPEAT_SHARE, rng)
-        params = {"ticker": ticker, "limit": emit.TRADES_PAGE_LIMIT}
-        emit._write_pages(sim, writer, "trades", "/markets/trades", params, tape, slices)
-
-
-def reference_books(sim, writer: ReferenceWriter) -> None:
-    """Every snapshot as nested lists of [price, count] pairs, worst to best."""
-    books = sim.books()
-    params = {"depth": sim.syn.book_levels}
-    for i, m in enumerate(books.market.tolist()):
-        body = {}
-        for side in ("yes", "no"):
-            price = getattr(books, f"{side}_price")[i][::-1].tolist()
-            size = getattr(books, f"{side}_size")[i][::-1].tolist()
-            body[f"{side}_dollars"] = [
-                [dollars(p), count_fp(n)] for p, n in zip(price, size, strict=True) if p > 0
-            ]
-        path = f"/markets/{sim.universe.ticker[m]}/orderbook"
-        writer.write("orderbooks", path, params, emit._at(int(books.ts[i])), {"orderbook_fp": body})
-
-
-def reference(data, raw_dir: Path) -> None:
-    sim = simulate(data)
-    writer = ReferenceWriter(raw_dir)
-    market_docs = [documents.market_doc(sim, m) for m in range(len(sim.universe.ticker))]
-    emit.write_listing(sim, writer, market_docs)
-    emit.write_candles(sim, writer, emit.DAILY)
-    if sim.data.hourly_candles:
-        emit.write_candles(sim, writer, emit.HOURLY)
-    reference_trades(sim, writer)
-    reference_books(sim, writer)
-    writer.close()
-
-
-WRITERS = {"reference": reference, "current": write_synthetic_raw}
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    data_args(parser)
-    parser.add_argument("--worker", choices=sorted(WRITERS), help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 30_000])
+    parser.add_argument("--start", default="2025-01-01")
+    parser.add_argument("--end", default="2025-12-31")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # markets of one run
+    parser.add_argument("--run-workers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    data = data_params(args.markets, args.start, args.end)
     if args.worker:
-        began = time.perf_counter()
-        WRITERS[args.worker](data, args.out)
-        print(json.dumps({"seconds": time.perf_counter() - began}))
+        worker(args.worker, args.start, args.end, args.run_workers, args.out)
         return
-
-    with tempfile.TemporaryDirectory(prefix="bench-simulator-") as tmp:
-        results = {}
-        for name in WRITERS:
-            out = Path(tmp) / name
-            script_args = [*_data_argv(args), "--worker", name, "--out", str(out)]
-            results[name] = r = run_child(Path(__file__), script_args)
-            print(
-                f"{name:>9}: wall {r['seconds']:6.1f} s  CPU {r['cpu_s']:6.1f} s  "
-                f"peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB"
-            )
-        different = [
-            n
-            for n in KINDS.values()
-            if (Path(tmp) / "current" / n).read_bytes()
-            != (Path(tmp) / "reference" / n).read_bytes()
-        ]
-    ref, cur = results["reference"], results["current"]
-    print(
-        f"speed-up: {ref['seconds'] / cur['seconds']:.1f}x wall, "
-        f"{ref['cpu_s'] / cur['cpu_s']:.1f}x CPU"
-    )
-    print(f"files: {'identical bytes' if not different else 'DIFFERENT: ' + ', '.join(different)}")
-    if different:
-        raise SystemExit(1)
-
-
-def _data_argv(args: argparse.Namespace) -> list[str]:
-    return ["--markets", str(args.markets), "--start", args.start, "--end", args.end]
+    print(f"machine: a 10M-step Python loop takes {python_loop_s():.2f} s")
+    for markets in args.sizes:
+        runs = {}
+        for workers in (args.workers, 1):
+            with tempfile.TemporaryDirectory(prefix="bench-simulator-") as tmp:
+                argv = ["--worker", str(markets), "--run-workers", str(workers)]
+                argv += ["--start", args.start, "--end", args.end, "--out", f"{tmp}/raw"]
+                runs[workers] = run_child(Path(__file__), argv)
+        par, one = runs[args.workers], runs[1]
+        print(
+            f"{markets:>7,} markets: {par['partitions']} partitions, {par['records']:,} records, "
+            f"{par['gzip_mb']:.0f} MB gzipped | {args.workers} workers: wall {par['seconds']:5.1f} s"
+            f", main peak RSS {par['peak_rss_mb'] / 1024:4.2f} GB | 1 worker: wall "
+            f"{one['seconds']:5.1f} s, CPU {one['cpu_s']:5.1f} s "
+            f"({1000 * one['cpu_s'] / markets:.2f} ms/market), peak RSS "
+            f"{one['peak_rss_mb'] / 1024:4.2f} GB"
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from kalshi_lab.bot.venue import VenueClock
 from kalshi_lab.client import KalshiClient, KalshiSigner
 from kalshi_lab.client.records import Orderbook
 from kalshi_lab.data.parse import parse_raw
-from kalshi_lab.data.raw_store import iter_records
+from kalshi_lab.data.raw_store import iter_records, raw_partitions
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.decision import ContractOrder
 from kalshi_lab.execution.reconcile import ReconciliationError
@@ -83,7 +83,12 @@ def serve(
 
 
 def recorded(raw: Path) -> dict[str, dict]:
-    return {m["ticker"]: m for r in iter_records(raw, "markets") for m in r["response"]["markets"]}
+    return {
+        m["ticker"]: m
+        for part in raw_partitions(raw)
+        for r in iter_records(part, "markets")
+        for m in r["response"]["markets"]
+    }
 
 
 def ts(text: str) -> int:

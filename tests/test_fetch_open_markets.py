@@ -20,7 +20,7 @@ from fetch_support import kalshi_params
 from kalshi_lab.client import KalshiClient
 from kalshi_lab.client.records import Market
 from kalshi_lab.data.parse import parse_raw
-from kalshi_lab.data.raw_store import KINDS, RawWriter, iter_records
+from kalshi_lab.data.raw_store import KINDS, RawWriter, iter_records, raw_partitions
 from kalshi_lab.fetch.kalshi import fetch_kalshi
 from kalshi_lab.fetch.plan import candle_windows, in_range, is_open_at, trade_windows
 from kalshi_lab.server import LocalKalshiServer, ServerConfig
@@ -43,9 +43,9 @@ def recorded_at(full: Path, out: Path, now: dt.datetime) -> Path:
         status = "active" if _at(doc["open_time"]) <= now else "initialized"
         return {**doc, "status": status, "result": "", "settlement_ts": None}
 
-    with RawWriter(out) as w:
+    with RawWriter(out) as w:  # one flat directory: the partitions' records, in order
         for kind in KINDS:
-            for r in iter_records(full, kind):
+            for r in (r for part in raw_partitions(full) for r in iter_records(part, kind)):
                 body, at = r["response"], min(_at(r["received_at"]), now)
                 path = r["path"].removeprefix("/trade-api/v2")
                 if kind == "markets":

@@ -71,7 +71,10 @@ def test_chunked_compression_gives_the_bytes_of_one_stream(tmp_path, monkeypatch
     head += b'"received_at":"2025-03-01T12:00:00Z","response":'
     lines = [head + json.dumps(b, separators=(",", ":")).encode() + b"}\n" for b in bodies]
     one_stream = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=one_stream, mtime=0, compresslevel=6) as gz:
+    level = raw_store.GZIP_LEVEL
+    with gzip.GzipFile(
+        filename="", mode="wb", fileobj=one_stream, mtime=0, compresslevel=level
+    ) as gz:
         gz.write(b"".join(lines))
         gz.flush()
     assert (tmp_path / KINDS["trades"]).read_bytes() == one_stream.getvalue()

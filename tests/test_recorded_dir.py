@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from kalshi_lab import paths
+from kalshi_lab.data.raw_store import raw_partitions
 from kalshi_lab.data.stream_store import SegmentWriter, iter_stream, stream_dir
 from kalshi_lab.stages import fetch
 from kalshi_lab.stages.runner import run_stage
@@ -102,7 +103,7 @@ def test_the_fetch_moves_recordings_out_of_the_directory_it_replaces(tmp_path, m
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.INFO):
         run_stage("fetch", fetch.main, [])
-    assert not stream_dir(old).exists() and (old / "manifest.json").is_file()
+    assert not stream_dir(old).exists() and raw_partitions(old)  # a complete raw directory
     assert [r for *_, r in iter_stream(tmp_path / paths.RECORDED_DIR)] == before
     assert (
         "moved the 1 recorded order-book segments of data/raw/orderbook_deltas to "

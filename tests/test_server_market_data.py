@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from kalshi_lab.data.raw_store import iter_records
+from kalshi_lab.data.raw_store import iter_records, raw_partitions
 from kalshi_lab.server import Dataset, LocalKalshiServer, ServerConfig
 from server_support import (
     B_TRADES,
@@ -108,7 +108,12 @@ def assert_error(r: requests.Response, status: int, *words: str) -> dict[str, An
 
 
 def recorded_markets(raw: Path) -> dict[str, dict[str, Any]]:
-    return {m["ticker"]: m for r in iter_records(raw, "markets") for m in r["response"]["markets"]}
+    return {
+        m["ticker"]: m
+        for part in raw_partitions(raw)
+        for r in iter_records(part, "markets")
+        for m in r["response"]["markets"]
+    }
 
 
 @pytest.mark.parametrize("limit", [1, 7, 1000])
@@ -127,7 +132,12 @@ def test_market_pages_show_every_market_once_split_at_the_cutoff(sim, simulated_
 
 
 def recorded_trades(raw: Path) -> dict[str, dict[str, Any]]:
-    return {t["trade_id"]: t for r in iter_records(raw, "trades") for t in r["response"]["trades"]}
+    return {
+        t["trade_id"]: t
+        for part in raw_partitions(raw)
+        for r in iter_records(part, "trades")
+        for t in r["response"]["trades"]
+    }
 
 
 @pytest.mark.parametrize("limit", [13, 1000])

@@ -17,10 +17,10 @@ import numpy as np
 import orjson
 import pytest
 
-from kalshi_lab.data.raw_store import KINDS, iter_records
+from kalshi_lab.data.raw_store import KINDS, iter_records, raw_partitions
 from kalshi_lab.errors import ParamError
-from kalshi_lab.params import DataParams, SyntheticParams
-from kalshi_lab.simulator import simulate, write_synthetic_raw
+from kalshi_lab.params import ComputeParams, DataParams, SyntheticParams
+from kalshi_lab.simulator import emit, simulate, write_synthetic_raw
 from kalshi_lab.simulator.paging import page_slices
 from kalshi_lab.simulator.segments import linear_recurrence, segmented_cumsum
 
@@ -107,16 +107,30 @@ def money(text: str) -> int:
     return cents
 
 
+#: markets per /markets page in the ``raw`` fixture: small, so that partitions have several
+MARKETS_PAGE = 7
+
+
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory) -> Path:
+    """The small universe's raw directory, written in this process (one worker) so that the
+    /markets pages can be made small."""
     out = tmp_path_factory.mktemp("raw")
-    counts = write_synthetic_raw(make_data(), out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(emit, "MARKETS_PAGE_LIMIT", MARKETS_PAGE)
+        counts = write_synthetic_raw(make_data(), out, ComputeParams(workers=1))
     (out / "counts.txt").write_text(repr(counts))
     return out
 
 
 def records(raw: Path, kind: str) -> list[dict[str, Any]]:
-    return list(iter_records(raw, kind))
+    """Every record of ``kind``, partition after partition."""
+    return [r for part in raw_partitions(raw) for r in iter_records(part, kind)]
+
+
+def raw_files(raw: Path) -> list[Path]:
+    """Every file of a raw directory, relative to it, sorted."""
+    return sorted(p.relative_to(raw) for p in raw.rglob("*") if p.is_file())
 
 
 @pytest.fixture(scope="module")
@@ -164,19 +178,24 @@ def walk(doc: Any, path: str = "") -> list[tuple[str, str, Any]]:
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(raw, tmp_path):
-    write_synthetic_raw(make_data(), tmp_path / "again")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(emit, "MARKETS_PAGE_LIMIT", MARKETS_PAGE)
+        write_synthetic_raw(make_data(), tmp_path / "again", ComputeParams(workers=1))
     write_synthetic_raw(make_data(seed=4), tmp_path / "other")
-    for name in KINDS.values():
+    files = [f for f in raw_files(raw) if f.name != "counts.txt"]
+    assert raw_files(tmp_path / "again") == files
+    for name in files:
         assert (tmp_path / "again" / name).read_bytes() == (raw / name).read_bytes(), name
     for kind in ("markets", "candlesticks", "trades", "orderbooks"):
-        name = KINDS[kind]
-        assert (tmp_path / "other" / name).read_bytes() != (raw / name).read_bytes(), name
+        assert [r["response"] for r in records(tmp_path / "other", kind)] != [
+            r["response"] for r in records(raw, kind)
+        ], kind
 
 
 def test_every_record_is_the_compact_json_of_its_values(raw):
     """Trades and books are rendered from text templates, not by a JSON encoder: their bytes
     must still be exactly what the encoder writes for the values they hold."""
-    for name in KINDS.values():
+    for name in (f for f in raw_files(raw) if f.suffix == ".gz"):
         for line in gzip.decompress((raw / name).read_bytes()).splitlines():
             assert orjson.dumps(orjson.loads(line)) == line, (name, line[:200])
 
@@ -237,7 +256,13 @@ def test_dollar_fields_have_4_decimals_counts_2_and_times_are_utc(raw):
 
 
 def test_series_fees_and_market_structure(raw, markets):
-    series = [r["response"]["series"] for r in records(raw, "series")]
+    # each partition repeats its series' document, whole
+    by_ticker = {r["response"]["series"]["ticker"]: r["response"] for r in records(raw, "series")}
+    assert all(
+        r["response"] == by_ticker[r["response"]["series"]["ticker"]]
+        for r in records(raw, "series")
+    )
+    series = [body["series"] for body in by_ticker.values()]
     assert 3 <= len(series) <= 6 and all(s["ticker"].startswith("KXSIM") for s in series)
     assert {s["fee_type"] for s in series} == {"quadratic"}
     assert sorted({s["fee_multiplier"] for s in series}) == [0.5, 1.0]
@@ -260,11 +285,13 @@ def assert_chain(pages: list[dict[str, Any]]) -> None:
     assert pages[-1]["response"]["cursor"] == ""
 
 
-def test_markets_pages_form_one_cursor_chain_over_all_markets(raw, markets):
-    pages = records(raw, "markets")
-    assert len(pages) >= 2
-    assert_chain(pages)
-    listed = [m["ticker"] for p in pages for m in p["response"]["markets"]]
+def test_markets_pages_form_one_cursor_chain_per_partition_over_all_markets(raw, markets):
+    listed = []
+    for part in raw_partitions(raw):
+        pages = list(iter_records(part, "markets"))
+        assert_chain(pages)
+        listed += [m["ticker"] for p in pages for m in p["response"]["markets"]]
+    assert max(len(list(iter_records(p, "markets"))) for p in raw_partitions(raw)) >= 2
     assert len(listed) == len(set(listed)) == len(markets)
 
 
@@ -579,7 +606,7 @@ def test_a_candle_closes_on_the_quote_a_book_snapshot_shows_at_its_end():
     """Both are the market's state at the candle's END: a daily close an hour stale would show
     a model priced off candles 'edges' against the book that are only the last hour's news."""
     sim = simulate(make_data())
-    books = sim.books()
+    books = sim.books
     for hours in (24, 1):
         candles = sim.candles(hours)
         at = zip(books.market.tolist(), books.ts.tolist(), strict=True)

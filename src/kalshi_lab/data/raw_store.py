@@ -66,6 +66,10 @@ ORDERBOOK_PATH = API_PREFIX + "/markets/(?P<ticker>[^/]+)/orderbook"
 #: serialised records handed to a compression thread at a time: big, because the thread needs
 #: the GIL back after each slice of zlib's output, and a busy producer delays it each time
 CHUNK_BYTES = 16 << 20
+#: zlib level of the raw files: level 1 makes them about a quarter larger than level 6 (10k
+#: simulated markets: 128 MB, not 103 MB) and compresses in well under half the CPU time, which
+#: was half of the simulator's (benchmarks/bench_simulator.py)
+GZIP_LEVEL = 1
 #: chunks waiting for compression (all kinds) before the producer waits: up to 256 MB, enough
 #: for the simulator's trades to be compressed while it renders the order books
 MAX_PENDING_CHUNKS = 16
@@ -122,7 +126,7 @@ class RawWriter:
         for kind, name in KINDS.items():
             self._raw[kind] = open(self.raw_dir / name, "wb")  # noqa: SIM115 - closed in close()
             self._gzip[kind] = gzip.GzipFile(
-                filename="", mode="wb", fileobj=self._raw[kind], mtime=0, compresslevel=6
+                filename="", mode="wb", fileobj=self._raw[kind], mtime=0, compresslevel=GZIP_LEVEL
             )
         # records not yet handed to a compression thread: one growing buffer per kind is
         # cheaper than keeping each line as an object of its own

@@ -141,24 +141,19 @@ class _Loader:
 
     def __init__(self, raw_dir: Path) -> None:
         self.raw_dir = raw_dir
-        self.partitions = raw_partitions(raw_dir)
         self.last_received = 0
 
     def _records(self, kind: str) -> Iterator[tuple[str, int, Doc]]:
-        """(where, received_at seconds, record) of every record of ``kind``, partition after
-        partition (a partitioned raw directory repeats a series' document in each of its
-        partitions: the same observation, kept once)."""
-        for part in self.partitions:
+        """(where, received_at seconds, record) of every record of ``kind``."""
+        for part in raw_partitions(self.raw_dir):  # a flat directory is its own partition
             for i, record in enumerate(iter_records(part, kind), start=1):
-                yield self._received(f"{part / KINDS[kind]} record {i}", record)
-
-    def _received(self, where: str, record: Doc) -> tuple[str, int, Doc]:
-        try:
-            received = unix_s(str(record["received_at"]))
-        except (KeyError, ValueError):
-            raise DataError(f"{where}: received_at is missing or not a time") from None
-        self.last_received = max(self.last_received, received)
-        return where, received, record
+                where = f"{part / KINDS[kind]} record {i}"
+                try:
+                    received = unix_s(str(record["received_at"]))
+                except (KeyError, ValueError):
+                    raise DataError(f"{where}: received_at is missing or not a time") from None
+                self.last_received = max(self.last_received, received)
+                yield where, received, record
 
     def build(self) -> Dataset:
         series = self._latest("series", "series", "ticker")

@@ -42,12 +42,32 @@ def touch_depth(
     return depth_contracts * liquidity * rng.gamma(DEPTH_SHAPE, 1 / DEPTH_SHAPE, liquidity.shape)
 
 
+@dataclass(frozen=True)
+class BookDraws:
+    """A generator per draw of the books, in the order they are made: each side's decay of
+    depth away from the touch, then its depth at the touch."""
+
+    yes_decay: np.random.Generator
+    yes_depth: np.random.Generator
+    no_decay: np.random.Generator
+    no_depth: np.random.Generator
+
+
+def snapshot_hours(snapshots_per_day: int) -> int:
+    """Hours between two order-book snapshots (taken at whole multiples of it)."""
+    return 24 // snapshots_per_day
+
+
 def _sizes(
-    liquidity: np.ndarray, levels: int, depth_contracts: float, rng: np.random.Generator
+    liquidity: np.ndarray,
+    levels: int,
+    depth_contracts: float,
+    decay_rng: np.random.Generator,
+    depth_rng: np.random.Generator,
 ) -> np.ndarray:
-    decay = rng.uniform(*DECAY_RANGE, (len(liquidity), levels))
+    decay = decay_rng.uniform(*DECAY_RANGE, (len(liquidity), levels))
     decay[:, 0] = 1.0
-    depth = touch_depth(liquidity, depth_contracts, rng)[:, None] * np.cumprod(decay, axis=1)
+    depth = touch_depth(liquidity, depth_contracts, depth_rng)[:, None] * np.cumprod(decay, axis=1)
     return np.maximum(np.round(depth), 1).astype(np.int64)
 
 
@@ -57,18 +77,19 @@ def build_books(
     t0: int,
     snapshots_per_day: int,
     syn: SyntheticParams,
-    rng: np.random.Generator,
+    draws: BookDraws,
 ) -> Books:
-    elem = np.flatnonzero(grid.hour % (24 // snapshots_per_day) == 0)
+    elem = np.flatnonzero(grid.hour % snapshot_hours(snapshots_per_day) == 0)
     away = np.arange(syn.book_levels)
     yes_price = quotes.bid[elem][:, None] - away
     no_price = (100 - quotes.ask[elem])[:, None] - away
     liquidity = quotes.liquidity[grid.market[elem]]
+    levels, depth = syn.book_levels, syn.depth_contracts
     return Books(
         market=grid.market[elem],
         ts=t0 + 3600 * grid.hour[elem],
         yes_price=np.maximum(yes_price, 0),
-        yes_size=_sizes(liquidity, syn.book_levels, syn.depth_contracts, rng),
+        yes_size=_sizes(liquidity, levels, depth, draws.yes_decay, draws.yes_depth),
         no_price=np.maximum(no_price, 0),
-        no_size=_sizes(liquidity, syn.book_levels, syn.depth_contracts, rng),
+        no_size=_sizes(liquidity, levels, depth, draws.no_decay, draws.no_depth),
     )

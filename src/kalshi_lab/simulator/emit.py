@@ -7,6 +7,10 @@ What is requested, and when (``received_at``):
   ``GET /series/{s}/markets/{t}/candlesticks`` per market and period, and
   ``GET /markets/trades?ticker=`` in cursor pages (newest first; pages may overlap by a trade);
 * during the market's life: ``GET /markets/{t}/orderbook`` at each snapshot time.
+
+A raw partition's simulation may come in pieces (the chunks it was simulated in): every
+writer here but :func:`write_series` and :func:`write_markets` renders one piece, and pieces
+rendered in order give the records of the whole, in order.
 """
 
 from __future__ import annotations
@@ -19,15 +23,11 @@ import orjson
 
 from kalshi_lab.data.raw_store import RawWriter
 from kalshi_lab.simulator import documents as docs
-from kalshi_lab.simulator.paging import cursor, page_slices
-from kalshi_lab.simulator.simulate import Simulation
+from kalshi_lab.simulator.paging import TRADES_PAGE_LIMIT, cursor, page_slices
+from kalshi_lab.simulator.simulate import Pages, Simulation
 from kalshi_lab.simulator.universe import SERIES
 
 MARKETS_PAGE_LIMIT = 100
-#: the API default; small enough that active markets need several pages
-TRADES_PAGE_LIMIT = 100
-#: share of trade-page boundaries at which a new trade shifts the next page by one
-TRADE_PAGE_REPEAT_SHARE = 0.25
 DAILY, HOURLY = 24, 1
 #: orderbook snapshots rendered at a time
 BOOK_CHUNK = 20_000
@@ -45,42 +45,49 @@ def _rows_of(owner: np.ndarray, n_owners: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def write_listing(sim: Simulation, writer: RawWriter, market_docs: list[docs.Doc]) -> None:
-    """Series, events (each with its markets) and the /markets pages."""
+def write_series(writer: RawWriter, series: int, volume: int, t0: int, snapshot: int) -> None:
+    """The series ``series`` (an index into SERIES) with ``volume`` contracts traded."""
+    spec = SERIES[series]
+    body = {"series": docs.series_doc(spec, volume, t0)}
+    writer.write("series", f"/series/{spec.ticker}", {"include_volume": True}, _at(snapshot), body)
+
+
+def write_events(sim: Simulation, writer: RawWriter, market_docs: list[docs.Doc]) -> None:
+    """Each event with its markets."""
     u = sim.universe
     at = _at(u.snapshot)
-    volume = docs.series_volume(sim)
-    for i in np.unique(u.event_series).tolist():
-        spec = SERIES[i]
-        body = {"series": docs.series_doc(spec, int(volume[i]), u.t0)}
-        writer.write("series", f"/series/{spec.ticker}", {"include_volume": True}, at, body)
     for e, rows in enumerate(_rows_of(u.market_event, u.n_events)):
         body = {"event": docs.event_doc(sim, e), "markets": market_docs[rows]}
         writer.write("events", f"/events/{u.event_ticker[e]}", {}, at, body)
-    # the exchange lists the newest markets first
+
+
+def write_markets(writer: RawWriter, market_docs: list[docs.Doc], seed: int, snapshot: int) -> None:
+    """The /markets pages of ``market_docs`` (oldest first): the exchange lists the newest
+    first; each request sends the cursor the previous response returned."""
     newest_first = market_docs[::-1]
-    slices = page_slices(len(newest_first), MARKETS_PAGE_LIMIT)
     params = {"limit": MARKETS_PAGE_LIMIT}
-    _write_pages(sim, writer, "markets", "/markets", params, newest_first, slices)
+    pages = page_slices(len(newest_first), MARKETS_PAGE_LIMIT)
+    _write_pages(writer, "markets", "/markets", params, newest_first, pages, seed, snapshot)
 
 
 def _write_pages(
-    sim: Simulation,
     writer: RawWriter,
     kind: str,
     path: str,
     params: dict[str, object],
     items: list[docs.Doc] | list[orjson.Fragment],
-    slices: list[tuple[int, int]],
+    pages: Pages,
+    seed: int,
+    snapshot: int,
 ) -> None:
     """One record per page; each request sends the cursor the previous response returned."""
     key = path.rsplit("/", 1)[1]
     scope = str(params.get("ticker", kind))
-    at = _at(sim.universe.snapshot)
+    at = _at(snapshot)
     sent: str | None = None
-    for start, stop in slices:
+    for start, stop in pages:
         request = dict(params) if sent is None else {**params, "cursor": sent}
-        sent = cursor(sim.syn.seed, scope, stop) if stop < len(items) else ""
+        sent = cursor(seed, scope, stop) if stop < len(items) else ""
         writer.write(kind, path, request, at, {key: items[start:stop], "cursor": sent})
 
 
@@ -104,21 +111,22 @@ def write_candles(sim: Simulation, writer: RawWriter, period_hours: int) -> None
 
 
 def write_trades(sim: Simulation, writer: RawWriter) -> None:
-    """Each market's tape, newest first, in cursor pages that sometimes repeat a trade."""
+    """Each market's tape, newest first, in the cursor pages drawn for it."""
     u = sim.universe
-    rng = sim.rng("pages")
     tape = docs.TradeTape(sim.trades)
     for m, rows in enumerate(_rows_of(sim.trades.market, len(u.ticker))):
         ticker = u.ticker[m]
         trades = tape.newest_first(ticker, rows)
-        slices = page_slices(len(trades), TRADES_PAGE_LIMIT, TRADE_PAGE_REPEAT_SHARE, rng)
         params = {"ticker": ticker, "limit": TRADES_PAGE_LIMIT}
-        _write_pages(sim, writer, "trades", "/markets/trades", params, trades, slices)
+        pages = sim.trade_pages[m]
+        _write_pages(
+            writer, "trades", "/markets/trades", params, trades, pages, sim.syn.seed, u.snapshot
+        )
 
 
 def write_books(sim: Simulation, writer: RawWriter) -> None:
     """Snapshots in chunks: rendering them all at once would hold every body in memory."""
-    books = sim.books()
+    books = sim.books
     params = {"depth": sim.syn.book_levels}
     paths = [f"/markets/{t}/orderbook" for t in sim.universe.ticker]
     markets, times = books.market.tolist(), books.ts.tolist()
@@ -128,12 +136,14 @@ def write_books(sim: Simulation, writer: RawWriter) -> None:
             writer.write("orderbooks", paths[markets[i]], params, _at(times[i]), body)
 
 
-def write_all(sim: Simulation, writer: RawWriter) -> None:
-    """Every kind, in the order a fetcher would discover them: listing first, then per market."""
+def write_piece(sim: Simulation, writer: RawWriter) -> list[docs.Doc]:
+    """Every per-event kind of one piece but its hourly candles (which follow every market's
+    daily ones: :func:`write_candles` with ``HOURLY``, piece by piece, once all are written), in
+    the order a fetcher would discover them (events, then per market); returns its markets'
+    documents, for the /markets pages."""
     market_docs = [docs.market_doc(sim, m) for m in range(len(sim.universe.ticker))]
-    write_listing(sim, writer, market_docs)
+    write_events(sim, writer, market_docs)
     write_candles(sim, writer, DAILY)
-    if sim.data.hourly_candles:
-        write_candles(sim, writer, HOURLY)
     write_trades(sim, writer)
     write_books(sim, writer)
+    return market_docs

@@ -54,10 +54,10 @@ def information_clock(pos: np.ndarray, life_h: np.ndarray, floor_h: float) -> np
     return np.log((life_h + floor_h) / (life_h - pos + floor_h))
 
 
-def _prior_and_winner(
-    k: np.ndarray, row_event: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per outcome row its Dirichlet prior p0; per event the outcome drawn from p0."""
+def prior_and_winner(k: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per outcome row (the ``k`` buckets of each event, end to end) its Dirichlet prior p0; per
+    event the outcome drawn from p0. Few values, drawn for every event at once, first."""
+    row_event = np.repeat(np.arange(len(k)), k)
     gamma = np.maximum(rng.gamma(DIRICHLET_ALPHA, size=len(row_event)), MIN_PRIOR)
     prior = gamma / np.bincount(row_event, weights=gamma)[row_event]
     # the first outcome whose cumulative prior passes a uniform draw
@@ -72,14 +72,17 @@ def _log_posterior(
     row_len: np.ndarray,
     syn: SyntheticParams,
     rng: np.random.Generator,
+    running: np.ndarray,
 ) -> np.ndarray:
-    """Unnormalised ``log p0 + mu X`` per (outcome row, hour), rows end to end."""
+    """Unnormalised ``log p0 + mu X`` per (outcome row, hour), rows end to end; ``running`` is
+    the running sum of the signal increments before these rows (:func:`segmented_cumsum`)."""
     elem_row = np.repeat(np.arange(len(row_len)), row_len)
     pos = positions(row_len)
     clock = information_clock(pos, row_len[elem_row], syn.news_floor_hours)
     # information arriving during each hour; none before the first (X(0) = 0)
     elapsed = np.where(pos == 0, 0.0, clock - np.concatenate(([0.0], clock[:-1])))
-    signal = segmented_cumsum(rng.standard_normal(len(elem_row)) * np.sqrt(elapsed), row_len)
+    increments = rng.standard_normal(len(elem_row)) * np.sqrt(elapsed)
+    signal = segmented_cumsum(increments, row_len, running)
     signal += syn.information_rate * clock * wins[elem_row]
     return np.log(prior)[elem_row] + syn.information_rate * signal
 
@@ -111,15 +114,23 @@ def _ladder_tails(values: np.ndarray, universe: Universe, grid: MarketGrid | Non
 
 
 def simulate_latent(
-    universe: Universe, grid: MarketGrid, syn: SyntheticParams, rng: np.random.Generator
+    universe: Universe,
+    grid: MarketGrid,
+    syn: SyntheticParams,
+    prior: np.ndarray,
+    winner: np.ndarray,
+    rng: np.random.Generator,
+    running: np.ndarray,
 ) -> Latent:
-    """Draw priors, winners and signal paths for every outcome (listed or not) of every event."""
+    """Draw the signal paths of every outcome (listed or not) of every event, given the events'
+    ``prior`` per outcome row and ``winner`` (:func:`prior_and_winner`). ``running`` carries the
+    sum of the signal increments drawn before, so that events simulated in chunks get the bits
+    of one pass over all (:func:`segmented_cumsum`)."""
     k, life = universe.n_outcomes, universe.life_h
     row_event = np.repeat(np.arange(len(k)), k)
-    prior, winner = _prior_and_winner(k, row_event, rng)
     row_len = life[row_event]
     wins = positions(k) == winner[row_event]
-    logit = _log_posterior(prior, wins, row_len, syn, rng)
+    logit = _log_posterior(prior, wins, row_len, syn, rng, running)
     # group = (event, hour of its life); outcome rows of one event share its hours
     group = np.repeat(starts_of(life)[row_event], row_len) + positions(row_len)
     prob_rows = _softmax(logit, group, int(life.sum()))

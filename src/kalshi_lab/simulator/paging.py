@@ -13,6 +13,11 @@ import hashlib
 
 import numpy as np
 
+#: the API default; small enough that active markets need several pages
+TRADES_PAGE_LIMIT = 100
+#: share of trade-page boundaries at which a new trade shifts the next page by one
+TRADE_PAGE_REPEAT_SHARE = 0.25
+
 
 def cursor(seed: int, scope: str, offset: int) -> str:
     """Deterministic opaque token naming where the next page of ``scope`` starts."""

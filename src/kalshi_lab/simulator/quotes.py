@@ -81,7 +81,12 @@ def _unit_ar1(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return linear_recurrence(np.full(len(shocks), phi), scaled, lengths)
 
 
-def unit_noise(grid: MarketGrid, universe: Universe, rng: np.random.Generator) -> np.ndarray:
+def unit_noise(
+    grid: MarketGrid,
+    universe: Universe,
+    own_rng: np.random.Generator,
+    common_rng: np.random.Generator,
+) -> np.ndarray:
     """Unit-variance log-odds noise per grid element: the market's own AR(1) for brackets and
     binaries; for a ladder strike, ``sqrt(c)`` times its event's AR(1) (one value per event-hour,
     shared by its strikes) plus ``sqrt(1 - c)`` times its own, ``c = LADDER_COMMON_VARIANCE``.
@@ -89,9 +94,9 @@ def unit_noise(grid: MarketGrid, universe: Universe, rng: np.random.Generator) -
     Every market's noise is thus the same unit AR(1) in distribution, whatever its structure:
     the calibration of a single market does not depend on it.
     """
-    own = _unit_ar1(grid.lengths, rng)
+    own = _unit_ar1(grid.lengths, own_rng)
     ladder_hours = np.where(universe.ladder, universe.life_h, 0)
-    common = _unit_ar1(ladder_hours, rng)
+    common = _unit_ar1(ladder_hours, common_rng)
     on_ladder = universe.pays_above[grid.market]
     # the event-hour of each ladder element: its event's first hour plus its position
     event = universe.market_event[grid.market[on_ladder]]
@@ -146,22 +151,37 @@ def cap_ladder(
     return bid, ask
 
 
+def draw_liquidity(n_markets: int, rng: np.random.Generator) -> np.ndarray:
+    """The liquidity factor of every market (lognormal, mean 1), drawn first, all at once."""
+    return np.exp(LIQUIDITY_SIGMA * rng.standard_normal(n_markets) - LIQUIDITY_SIGMA**2 / 2)
+
+
+@dataclass(frozen=True)
+class QuoteDraws:
+    """Where the quotes' draws come from: the markets' liquidity, and a generator per draw."""
+
+    liquidity: np.ndarray  # per market
+    own: np.random.Generator  # each market's own noise
+    common: np.random.Generator  # each ladder's common noise
+    spread: np.random.Generator  # the spreads
+
+
 def simulate_quotes(
     latent: np.ndarray,
     grid: MarketGrid,
     universe: Universe,
     syn: SyntheticParams,
-    rng: np.random.Generator,
+    draws: QuoteDraws,
 ) -> Quotes:
-    n_markets = len(grid.lengths)
-    liquidity = np.exp(LIQUIDITY_SIGMA * rng.standard_normal(n_markets) - LIQUIDITY_SIGMA**2 / 2)
-    mid = quoted_mid(latent, grid, syn, unit_noise(grid, universe, rng))
+    liquidity = draws.liquidity
+    noise = unit_noise(grid, universe, draws.own, draws.common)
+    mid = quoted_mid(latent, grid, syn, noise)
     # half-spread ~ liquidity^-1/2, scaled so that its mean over markets is half_spread_cents
     # for a contract at 50 cents; sqrt(4 m (1 - m)) narrows it on near-settled contracts
     thinness = liquidity**-0.5 / np.exp(3 * LIQUIDITY_SIGMA**2 / 8)
     uncertainty = np.sqrt(4 * mid * (1 - mid))
     extra = np.maximum(2 * syn.half_spread_cents * thinness[grid.market] * uncertainty - 1, 0)
-    spread = 1 + rng.poisson(extra)
+    spread = 1 + draws.spread.poisson(extra)
     bid = np.clip(np.floor(100 * mid - spread / 2 + 0.5), 1, 98).astype(np.int64)
     ask = np.minimum(bid + spread, 99)
     bid, ask = cap_ladder(bid, ask, grid, universe.ladder_strike)

@@ -25,11 +25,22 @@ def positions(lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - np.repeat(starts_of(lengths), lengths)
 
 
-def segmented_cumsum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Cumulative sum restarted at every segment start; empty segments are allowed anywhere."""
-    total = np.cumsum(values)
-    before = np.concatenate(([0], total))  # before[i] = sum of values[:i], valid for i == len
-    return total - np.repeat(before[starts_of(lengths)], lengths)
+def segmented_cumsum(
+    values: np.ndarray, lengths: np.ndarray, running: np.ndarray | None = None
+) -> np.ndarray:
+    """Cumulative sum restarted at every segment start; empty segments are allowed anywhere.
+
+    Computed as one running sum less its value at each segment start, so a float result
+    depends, in its last bits, on the values before its segment. ``running`` (a 1-element
+    array), when given, holds the running sum of the values before these and is moved past
+    them: a flat array summed piece by piece then gives, bit for bit, what one pass gives
+    (np.cumsum adds in order).
+    """
+    start = np.zeros(1, dtype=np.asarray(values).dtype) if running is None else running
+    total = np.cumsum(np.concatenate((start, values)))  # total[i] = sum of values[:i]
+    if running is not None:
+        running[0] = total[-1]
+    return total[1:] - np.repeat(total[starts_of(lengths)], lengths)
 
 
 def linear_recurrence(coef: np.ndarray, innov: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -46,14 +46,22 @@ def _last_per_market(values: np.ndarray, market: np.ndarray, n_markets: int) -> 
     return out
 
 
+def touch_depths(
+    liquidity: np.ndarray, depth_contracts: float, rng: np.random.Generator
+) -> np.ndarray:
+    """(bid, ask) contracts at the touch of every market at the snapshot, drawn all at once."""
+    return touch_depth(np.repeat(liquidity, 2), depth_contracts, rng).reshape(len(liquidity), 2)
+
+
 def market_stats(
     universe: Universe,
     grid: MarketGrid,
     quotes: Quotes,
     trades: Trades,
-    depth_contracts: float,
-    rng: np.random.Generator,
+    depth: np.ndarray,
 ) -> MarketStats:
+    """The snapshot's figures of every market; ``depth`` is its (bid, ask) touch depth
+    (:func:`touch_depths`)."""
     n = len(grid.lengths)
     day_ago_us = (universe.snapshot - DAY_S) * 10**6
     before = trades.time_us <= day_ago_us
@@ -62,7 +70,6 @@ def market_stats(
     close_h = universe.close_h[universe.market_event]
     # the hour 24 h before the snapshot, or the last open hour for markets closed by then
     day_ago = grid.starts + np.clip(snapshot_h - 24, open_h, close_h - 1) - open_h
-    depth = touch_depth(np.repeat(quotes.liquidity, 2), depth_contracts, rng).reshape(n, 2)
     return MarketStats(
         last_price=_last_per_market(trades.yes_price, trades.market, n),
         previous_price=_last_per_market(trades.yes_price[before], trades.market[before], n),

@@ -50,17 +50,36 @@ class Trades:
         return len(self.market)
 
 
-def _arrivals(
+@dataclass(frozen=True)
+class TradeDraws:
+    """A generator per draw of the trades, in the order they are made."""
+
+    day_shock: np.random.Generator
+    arrivals: np.random.Generator
+    informed: np.random.Generator
+    longshot: np.random.Generator
+    offset: np.random.Generator
+    size: np.random.Generator
+    opens: np.random.Generator
+    uuid: np.random.Generator
+
+
+def market_days(open_h: np.ndarray, close_h: np.ndarray) -> np.ndarray:
+    """UTC days a market open during hours ``open_h <= h < close_h`` trades on: one day shock
+    each."""
+    return (close_h - 1) // 24 - open_h // 24 + 1
+
+
+def arrival_rate(
     grid: MarketGrid, liquidity: np.ndarray, trades_per_day: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Number of trades per grid element."""
+    """Expected trades per grid element, with a day shock per market-day drawn from ``rng``."""
     activity = (1 + 3 * grid.life_fraction() ** 2) / 2  # mean 1 over a market's life
     day_key = grid.market * (int(grid.hour.max(initial=0)) // 24 + 1) + grid.hour // 24
     bounds = group_bounds(day_key)
     shock = rng.gamma(DAY_SHOCK_SHAPE, 1 / DAY_SHOCK_SHAPE, len(bounds))
     shock = np.repeat(shock, np.diff(np.append(bounds, grid.size)))
-    rate = trades_per_day / 24 * liquidity[grid.market] * activity * shock
-    return rng.poisson(rate)
+    return trades_per_day / 24 * liquidity[grid.market] * activity * shock
 
 
 def simulate_trades(
@@ -69,17 +88,16 @@ def simulate_trades(
     quotes: Quotes,
     t0: int,
     syn: SyntheticParams,
-    rng: np.random.Generator,
+    draws: TradeDraws,
 ) -> Trades:
-    elem = np.repeat(
-        np.arange(grid.size), _arrivals(grid, quotes.liquidity, syn.trades_per_day, rng)
-    )
+    rate = arrival_rate(grid, quotes.liquidity, syn.trades_per_day, draws.day_shock)
+    elem = np.repeat(np.arange(grid.size), draws.arrivals.poisson(rate))
     n = len(elem)
-    informed = rng.random(n) < syn.informed_share
-    longshot = rng.random(n) < syn.longshot_taker_share
-    offset = rng.integers(0, US_PER_HOUR, n)
-    size = np.ceil(SIZE_SCALE * ((1 - rng.random(n)) ** (-1 / SIZE_TAIL) - 1))
-    opens = rng.random(n) < OPEN_SHARE
+    informed = draws.informed.random(n) < syn.informed_share
+    longshot = draws.longshot.random(n) < syn.longshot_taker_share
+    offset = draws.offset.integers(0, US_PER_HOUR, n)
+    size = np.ceil(SIZE_SCALE * ((1 - draws.size.random(n)) ** (-1 / SIZE_TAIL) - 1))
+    opens = draws.opens.random(n) < OPEN_SHARE
 
     fair = 100 * latent[elem]
     bid, ask = quotes.bid[elem], quotes.ask[elem]
@@ -97,7 +115,7 @@ def simulate_trades(
     flow = np.where(opens, count, -count)
     open_interest = np.abs(segmented_cumsum(flow, per_market))
 
-    uuid = rng.integers(0, 256, (len(elem), 16), dtype=np.uint8)
+    uuid = draws.uuid.integers(0, 256, (len(elem), 16), dtype=np.uint8)
     uuid[:, 6] = (uuid[:, 6] & 0x0F) | 0x40
     uuid[:, 8] = (uuid[:, 8] & 0x3F) | 0x80
     return Trades(

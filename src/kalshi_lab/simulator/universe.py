@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from kalshi_lab.params import EVENT_STRUCTURES, MIN_BRACKET_STRIKES, DataParams, SyntheticParams
-from kalshi_lab.simulator.segments import positions
+from kalshi_lab.simulator.segments import positions, starts_of
 
 #: the exchange's determination-to-settlement delay (``settlement_timer_seconds``)
 SETTLEMENT_TIMER_S = 3600
@@ -185,6 +185,47 @@ class Universe:
     @cached_property
     def settlement_ts(self) -> np.ndarray:
         return self.close_ts + self.determined_s + SETTLEMENT_TIMER_S
+
+    @cached_property
+    def listed(self) -> np.ndarray:
+        """Markets each event lists."""
+        return np.bincount(self.market_event, minlength=self.n_events)
+
+    @cached_property
+    def close_month(self) -> np.ndarray:
+        """Per event, the UTC month of its close, ``YYYY-MM`` (its raw partition's month)."""
+        return np.datetime_as_string(self.close_ts.astype("datetime64[s]"), unit="M")
+
+    def markets_of(self, events: np.ndarray) -> np.ndarray:
+        """The markets of ``events`` (ascending indices), event after event."""
+        listed = self.listed[events]
+        return np.repeat(starts_of(self.listed)[events], listed) + positions(listed)
+
+    def subset(self, events: np.ndarray) -> Universe:
+        """The universe of ``events`` (ascending indices) and their markets, renumbered from 0
+        in the same order: a chunk to simulate, or the events of one raw partition."""
+        markets = self.markets_of(events)
+        per_event = {name: getattr(self, name)[events] for name in _EVENT_ARRAYS}
+        per_market = {name: getattr(self, name)[markets] for name in _MARKET_ARRAYS}
+        return Universe(
+            t0=self.t0,
+            snapshot=self.snapshot,
+            event_ticker=[self.event_ticker[e] for e in events.tolist()],
+            ticker=[self.ticker[m] for m in markets.tolist()],
+            strike_type=[self.strike_type[m] for m in markets.tolist()],
+            yes_sub_title=[self.yes_sub_title[m] for m in markets.tolist()],
+            market_event=np.repeat(np.arange(len(events)), self.listed[events]),
+            **per_event,
+            **per_market,
+        )
+
+
+#: the numpy fields of a Universe with one entry per event, and with one per market
+_EVENT_ARRAYS = (
+    "event_series", "structure", "n_outcomes", "open_h", "close_h", "created_s", "determined_s",
+    "level", "step", "value_u",
+)  # fmt: skip
+_MARKET_ARRAYS = ("market_outcome", "pays_above", "floor_strike", "cap_strike")
 
 
 def _unix(day: dt.date) -> int:

@@ -1,7 +1,9 @@
 """fetch: raw API documents into data/raw/ from the source chosen by ``data.source``.
 
 Every source writes the same recorded-response files (see kalshi_lab.data.raw_store), so the
-stages after this one cannot tell simulated from real data. Order-book streams recorded by
+stages after this one cannot tell simulated from real data. The simulator writes them
+partitioned by series and month, on the cores ``compute`` gives it; the Kalshi fetch, bound
+by the API's rate limit rather than by cores, writes one flat directory. Order-book streams recorded by
 ``kalshi-lab record`` live in data/recorded/, not here: this stage replaces data/raw whole.
 Recordings an older version kept in data/raw/orderbook_deltas are moved there first, once.
 """
@@ -13,14 +15,14 @@ from kalshi_lab import paths
 from kalshi_lab.data.stream_store import move_recordings, stream_dir
 from kalshi_lab.fetch.kalshi import write_kalshi_raw
 from kalshi_lab.io import StagedOutputs
-from kalshi_lab.params import DATA_SOURCES, DataParams, load_params
+from kalshi_lab.params import DATA_SOURCES, Params, load_params
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages.runner import logger, run_stage
 
 #: data.source -> writer of raw documents into a directory; returns record counts per kind
-SOURCES: dict[str, Callable[[DataParams, Path], dict[str, int]]] = {
-    "synthetic": write_synthetic_raw,
-    "kalshi": write_kalshi_raw,
+SOURCES: dict[str, Callable[[Params, Path], dict[str, int]]] = {
+    "synthetic": lambda params, raw_dir: write_synthetic_raw(params.data, raw_dir, params.compute),
+    "kalshi": lambda params, raw_dir: write_kalshi_raw(params.data, raw_dir),
 }
 assert tuple(SOURCES) == DATA_SOURCES, "params.DATA_SOURCES and the fetch sources must agree"
 
@@ -39,7 +41,7 @@ def main() -> None:
         )
     with StagedOutputs() as out:
         raw_dir = out.path(paths.RAW_DIR, directory=True)
-        counts = SOURCES[params.data.source](params.data, raw_dir)
+        counts = SOURCES[params.data.source](params, raw_dir)
     logger.info("wrote %s to %s", counts, paths.RAW_DIR)
 
 

@@ -259,8 +259,9 @@ def read_table(
     table at once holds every column twice (Arrow's chunks and pandas' merged copy) plus
     Arrow's decompression buffers: for the order book of 10,000 markets over a year (0.23 GB
     as pandas) the peak was 0.8 GB and Arrow's allocator kept 0.5 GB of it after; one column at
-    a time, and the allocator's free memory given back: 0.59 GB. The rows to keep (``tickers``)
-    and their order (sorted tables) are decided once, on the ticker column.
+    a time, and the allocator's free memory given back: 0.59 GB. A ``filter``ed read (a
+    partition: small) scans its files once for all its columns. The rows to keep
+    (``tickers``) and their order (sorted tables) are decided once, on the ticker column.
     """
     schema = TABLES[name]
     columns = schema.names if columns is None else list(columns)
@@ -268,25 +269,34 @@ def read_table(
     if unknown:
         raise DataError(f"{name} has no columns {unknown}; its columns: {schema.names}")
     by_ticker = tickers is not None or name in SORTED_BY_TICKER
+    needed = [*columns, *(["ticker"] if by_ticker and "ticker" not in columns else [])]
     dataset = table_dataset(name, root, {*categorical, *(["ticker"] if by_ticker else [])})
-    _check_columns(dataset, [*columns, *(["ticker"] if by_ticker else [])])
-    keep = order = None
-    if by_ticker:
-        ticker = dataset.to_table(columns=["ticker"], filter=filter).column(0)
-        if tickers is not None:
-            keep = _rows_of_markets(ticker, tickers)
-            if keep is not None:
-                ticker = ticker.filter(keep, null_selection_behavior="drop")
-        if name in SORTED_BY_TICKER:
-            order = _stable_order(ticker)
+    _check_columns(dataset, needed, filter)
+    plain = pa.schema([schema.field(c) for c in columns if c not in categorical])
+    if filter is not None:  # a part (a partition): small, one scan and one conversion
+        part = dataset.to_table(columns=needed, filter=filter)
+        keep, order = _selection(name, part.column("ticker") if by_ticker else None, tickers)
+        if keep is not None:
+            part = part.filter(keep, null_selection_behavior="drop")
+        if order is not None:
+            part = part.take(order)
+        part = part.select(columns)
+        for field in plain:
+            part = part.set_column(
+                columns.index(field.name), field, part.column(field.name).cast(field.type)
+            )
+        return part.to_pandas(split_blocks=True)
+    ticker = dataset.to_table(columns=["ticker"]).column(0) if by_ticker else None
+    keep, order = _selection(name, ticker, tickers)
+    del ticker
     frame = {}
     for column in columns:
-        table = dataset.to_table(columns=[column], filter=filter)
+        table = dataset.to_table(columns=[column])
         if keep is not None:
             table = table.filter(keep, null_selection_behavior="drop")
         if order is not None:
             table = table.take(order)
-        if column not in categorical and pa.types.is_dictionary(table.schema.field(0).type):
+        if column in plain.names:
             table = table.cast(pa.schema([schema.field(column)]))
         frame[column] = table.to_pandas(self_destruct=True, split_blocks=True)[column]
         del table
@@ -294,9 +304,25 @@ def read_table(
     return pd.DataFrame(frame, columns=columns, copy=False)
 
 
-def _check_columns(dataset: ds.Dataset, columns: list[str]) -> None:
-    """Every file holds ``columns``: the dataset's schema would read a missing one as nulls."""
-    for fragment in dataset.get_fragments():
+def _selection(
+    name: str, ticker: pa.ChunkedArray | None, tickers: Collection[str] | None
+) -> tuple[pa.ChunkedArray | None, np.ndarray | None]:
+    """From the dictionary-encoded ``ticker`` column: the rows to keep (of ``tickers``; None:
+    all), and the order of those (a table sorted by ticker; None: as read)."""
+    if ticker is None:
+        return None, None
+    keep = None if tickers is None else _rows_of_markets(ticker, tickers)
+    if keep is not None:
+        ticker = ticker.filter(keep, null_selection_behavior="drop")
+    return keep, _stable_order(ticker) if name in SORTED_BY_TICKER else None
+
+
+def _check_columns(
+    dataset: ds.Dataset, columns: list[str], partition: ds.Expression | None
+) -> None:
+    """Every file read holds ``columns``: the dataset's schema would read a missing one as
+    nulls. Only the files of the partitions ``partition`` selects are opened."""
+    for fragment in dataset.get_fragments(filter=partition):
         missing = sorted(set(columns) - set(fragment.physical_schema.names))
         if missing:
             raise DataError(f"{fragment.path} lacks columns {missing}")

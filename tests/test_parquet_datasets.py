@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from kalshi_lab.data.tables import TABLES, read_table, table_dataset
 from kalshi_lab.errors import DataError
 from kalshi_lab.params import ComputeParams, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
+from kalshi_lab.stages import parquet
 from kalshi_lab.stages.parquet import write_tables
+from kalshi_lab.stages.runner import run_stage
 from raw_split import split_raw
 from table_files import files_of
 
@@ -279,3 +282,31 @@ def test_recorded_books_go_to_their_markets_partitions(raw, written, tmp_path, c
         .reset_index(drop=True)
         .equals(fetched)
     )
+
+
+def test_a_series_ticker_that_cannot_name_a_directory_is_an_error(tmp_path):
+    close = pa.array(["2025-01-31T23:00:00Z"]).cast(TABLES["markets"].field("close_time").type)
+    markets = pa.table(
+        {"ticker": ["E-A"], "event_ticker": ["E"], "series_ticker": ["S/T"], "close_time": close}
+    )
+    with pytest.raises(DataError, match=r"series ticker 'S/T' \(event E\) cannot name a directory"):
+        PartitionWriter(tmp_path, 0).route(markets)
+
+
+def test_bad_data_in_a_partition_stops_the_stage_with_one_line(raw, tmp_path, monkeypatch, capsys):
+    """The partitions are parsed in worker processes: an error there is the stage's one line."""
+    shutil.copytree(raw["split"], tmp_path / "data/raw")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    bad = sorted((tmp_path / "data/raw").glob("series=*/month=*"))[-1] / KINDS["trades"]
+    bad.write_bytes(bad.read_bytes()[:-12])  # cut short
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        run_stage("parquet", parquet.main, [])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    relative = bad.relative_to(tmp_path)
+    assert re.match(rf"error: parquet: {re.escape(str(relative))}:\d+: record: unreadable", err), (
+        err
+    )
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert not (tmp_path / "data/parquet").exists()

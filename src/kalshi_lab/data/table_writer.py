@@ -34,8 +34,18 @@ def part_name(partition: str, index: int) -> str:
 
 
 def series_partition(series_ticker: str) -> str:
-    """The directory of one series in the series table (partitioned by series only)."""
-    return partition_name(series_ticker, "2000-01").rsplit("/", 1)[0]
+    """The directory of one series in the series table (partitioned by series only): the
+    series part of its markets' partitions."""
+    return _partition(series_ticker, "0000-01").split("/")[0]
+
+
+def _partition(series_ticker: str, month: str, event: str | None = None) -> str:
+    """:func:`partition_name`; a series ticker that cannot name a directory is a DataError."""
+    try:
+        return partition_name(series_ticker, month)
+    except ValueError:
+        of = f" (event {event})" if event else ""
+        raise DataError(f"series ticker {series_ticker!r}{of} cannot name a directory") from None
 
 
 def month_of_events(markets: pa.Table) -> dict[str, str]:
@@ -48,7 +58,7 @@ def month_of_events(markets: pa.Table) -> dict[str, str]:
 class PartitionWriter:
     """The tables of raw partition ``index``, each row written into its market's partition.
 
-    :meth:`route` learns the partitions from the events and markets; :meth:`write` then takes
+    :meth:`route` learns the partitions from the markets; :meth:`write` then takes
     any table's parts (a table with ``ticker``: its market's partition; the events: their
     markets'). ``files`` lists what was written per table, relative to the table's directory.
     """
@@ -65,14 +75,12 @@ class PartitionWriter:
         """Partition of every market and event, from the markets table of this raw partition."""
         month = month_of_events(markets)
         events = markets.column("event_ticker").to_pylist()
-        names = []
-        for series, event in zip(markets.column("series_ticker").to_pylist(), events, strict=True):
-            try:
-                names.append(partition_name(series, month[event]))
-            except ValueError:
-                raise DataError(
-                    f"series ticker {series!r} (event {event}) cannot name a directory"
-                ) from None
+        names = [
+            _partition(series, month[event], event)
+            for series, event in zip(
+                markets.column("series_ticker").to_pylist(), events, strict=True
+            )
+        ]
         self._partitions = sorted(set(names))
         code = {name: k for k, name in enumerate(self._partitions)}
         for key, values in (

@@ -41,3 +41,24 @@ def test_features_by_partition_are_the_features_of_the_whole_tables(tables, tmp_
     assert len(partition_filters(tables)) >= 6 and len(whole) > 1000
     got = builtin_features(tables, params, ComputeParams(workers=workers), tmp_path)
     pd.testing.assert_frame_equal(got, whole)
+
+
+def test_an_event_with_fewer_rows_than_lags_builds_alone_as_among_the_others(tables):
+    """A partition may hold fewer rows than ``features.n_lags``: its lags are all unknown."""
+    params = params_from_dict(compose(["features.n_lags=60"], ROOT / "conf")).features
+    markets, candles, trades = (read_table(n, tables) for n in ("markets", "candles", "trades"))
+    whole = build_features(markets, candles, trades, params)
+    sizes = whole["event_ticker"].value_counts()
+    event = sizes.index[-1]
+    assert sizes.iloc[-1] < params.n_lags
+    mine = markets["event_ticker"] == event
+    tickers = set(markets.loc[mine, "ticker"])
+    alone = build_features(
+        markets[mine].reset_index(drop=True),
+        candles[candles["ticker"].isin(tickers)].reset_index(drop=True),
+        trades[trades["ticker"].isin(tickers)].reset_index(drop=True),
+        params,
+    )
+    expected = whole[whole["event_ticker"] == event].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, expected)
+    assert alone[[f"RET_{k}" for k in range(len(alone), params.n_lags + 1)]].isna().all().all()

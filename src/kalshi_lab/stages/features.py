@@ -82,8 +82,8 @@ def main() -> None:
     params = load_params()
     extra = user_features(params.features)  # a bad entry stops here, before any work
     tables = ParquetTables()
-    paths.FEATURES.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".parts-", dir=paths.FEATURES.parent) as parts:
+    # beside the tables, where every worker can write (data/features is only made on success)
+    with tempfile.TemporaryDirectory(prefix=".features-", dir=paths.PARQUET_DIR.parent) as parts:
         features = builtin_features(paths.PARQUET_DIR, params.features, params.compute, Path(parts))
     if features.empty:
         raise DataError(

@@ -30,7 +30,7 @@ def tables(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_features_by_partition_are_the_features_of_the_whole_tables(tables, tmp_path, workers):
+def test_features_by_partition_are_the_features_of_the_whole_tables(tables, workers):
     params = params_from_dict(compose([], ROOT / "conf")).features
     whole = build_features(
         read_table("markets", tables),
@@ -39,7 +39,8 @@ def test_features_by_partition_are_the_features_of_the_whole_tables(tables, tmp_
         params,
     )
     assert len(partition_filters(tables)) >= 6 and len(whole) > 1000
-    got = builtin_features(tables, params, ComputeParams(workers=workers), tmp_path)
+    got = builtin_features(tables, params, ComputeParams(workers=workers))
+    assert not list(tables.parent.glob(".features-*"))  # the parts removed
     pd.testing.assert_frame_equal(got, whole)
 
 

@@ -56,20 +56,21 @@ def partition_features(task: FeaturePartition) -> int:
     return len(features)
 
 
-def builtin_features(
-    root: Path, params: FeatureParams, compute: ComputeParams, parts: Path
-) -> pd.DataFrame:
+def builtin_features(root: Path, params: FeatureParams, compute: ComputeParams) -> pd.DataFrame:
     """The built-in features of every partition of ``root``, sorted by ticker then as_of as
-    if built at once; ``parts`` holds the workers' files meanwhile."""
-    tasks = [
-        FeaturePartition(root, partition, params, parts / f"part-{k}.parquet")
-        for k, partition in enumerate(partition_filters(root))
-    ]
-    rows = sum(map_partitions(partition_features, tasks, compute))
-    # a column of a partition without a value (no strike type) was written as nulls
-    table = pa.concat_tables(
-        [pq.read_table(task.out) for task in tasks], promote_options="permissive"
-    )
+    if built at once. The workers write their parts to a temporary directory beside ``root``,
+    where every worker can write (the stage's output directory is made only on success)."""
+    partitions = partition_filters(root)  # first: a missing table names the stage to run
+    with tempfile.TemporaryDirectory(prefix=".features-", dir=Path(root).parent) as parts:
+        tasks = [
+            FeaturePartition(root, partition, params, Path(parts) / f"part-{k}.parquet")
+            for k, partition in enumerate(partitions)
+        ]
+        rows = sum(map_partitions(partition_features, tasks, compute))
+        # a column of a partition without a value (no strike type) was written as nulls
+        table = pa.concat_tables(
+            [pq.read_table(task.out) for task in tasks], promote_options="permissive"
+        )
     if table.num_rows != rows:
         raise DataError(f"{parts}: {table.num_rows} feature rows read, {rows} written")
     # by ticker (stable: a market's rows, all in one partition, stay in as_of order), sorted
@@ -82,9 +83,7 @@ def main() -> None:
     params = load_params()
     extra = user_features(params.features)  # a bad entry stops here, before any work
     tables = ParquetTables()
-    # beside the tables, where every worker can write (data/features is only made on success)
-    with tempfile.TemporaryDirectory(prefix=".features-", dir=paths.PARQUET_DIR.parent) as parts:
-        features = builtin_features(paths.PARQUET_DIR, params.features, params.compute, Path(parts))
+    features = builtin_features(paths.PARQUET_DIR, params.features, params.compute)
     if features.empty:
         raise DataError(
             "the features table is empty: no market has a daily candle before its close"

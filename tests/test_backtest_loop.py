@@ -7,7 +7,6 @@ import logging
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from kalshi_lab.backtest import loop, run_backtest
@@ -15,6 +14,7 @@ from kalshi_lab.data.tables import CANDLES
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.signals import OTHER_STRUCTURE, STRUCTURE_COLUMNS
 from kalshi_lab.params import BacktestParams, RiskParams, StrategyParams
+from table_files import write_table_files
 
 NO_CANDLES = CANDLES.empty_table().to_pandas()  # books only
 
@@ -318,14 +318,14 @@ def test_the_backtest_reads_exactly_the_columns_the_exchange_needs(tmp_path):
 
     table = candles([("A", D0, 0.38, 0.40, 1000.0), ("B", D0, 0.20, 0.25, 10.0)])
     assert len(table.columns) > len(CANDLE_COLUMNS)  # as the parquet stage writes it
-    pq.write_table(pa.Table.from_pandas(table, schema=CANDLES), tmp_path / "candles.parquet")
+    write_table_files(tmp_path, "candles", pa.Table.from_pandas(table, schema=CANDLES))
     read = read_table("candles", tmp_path, CANDLE_COLUMNS, categorical=("ticker",))
     assert list(read.columns) == CANDLE_COLUMNS and read["ticker"].dtype == "category"
     pd.testing.assert_frame_equal(
         read.astype({"ticker": object}), read_table("candles", tmp_path, CANDLE_COLUMNS)
     )
-    pq.write_table(pa.Table.from_pandas(table.drop(columns="volume")), tmp_path / "candles.parquet")
-    with pytest.raises(DataError, match=r"candles\.parquet lacks columns \['volume'\]"):
+    write_table_files(tmp_path, "candles", table.drop(columns="volume"))
+    with pytest.raises(DataError, match=r"candles/part-0\.parquet lacks columns \['volume'\]"):
         read_table("candles", tmp_path, CANDLE_COLUMNS, categorical=("ticker",))
 
 
@@ -349,7 +349,7 @@ def test_read_table_keeps_the_rows_of_the_markets_asked_for(tmp_path):
     book = pd.concat(
         [BOOK, BOOK.assign(ticker="C"), BOOK.iloc[:2].assign(ticker=None)], ignore_index=True
     )
-    pq.write_table(pa.Table.from_pandas(book, preserve_index=False), tmp_path / "orderbook.parquet")
+    write_table_files(tmp_path, "orderbook", book)
     columns = list(BOOK.columns)
     full = read_table("orderbook", tmp_path, columns, categorical=("ticker", "side"))
     for tickers in ({"A"}, {"A", "C", "unknown"}, set()):
@@ -365,10 +365,8 @@ def test_read_table_keeps_the_rows_of_the_markets_asked_for(tmp_path):
     assert plain["ticker"].tolist() == ["B"] * 4 and plain["side"].dtype == object
     prices = read_table("orderbook", tmp_path, ["price"], tickers={"B"})  # ticker not read
     assert prices["price"].tolist() == BOOK.loc[BOOK["ticker"] == "B", "price"].tolist()
-    pq.write_table(
-        pa.Table.from_pandas(BOOK.drop(columns="ticker")), tmp_path / "orderbook.parquet"
-    )
-    with pytest.raises(DataError, match=r"orderbook\.parquet lacks columns \['ticker'\]"):
+    write_table_files(tmp_path, "orderbook", BOOK.drop(columns="ticker"))
+    with pytest.raises(DataError, match=r"orderbook/part-0\.parquet lacks columns \['ticker'\]"):
         read_table("orderbook", tmp_path, ["price"], tickers={"B"})
 
 

@@ -14,14 +14,15 @@ import shutil
 from pathlib import Path
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import KINDS, MANIFEST, RawWriter
+from kalshi_lab.data.tables import read_table
 from kalshi_lab.errors import DataError
 from kalshi_lab.stages import parquet
 from kalshi_lab.stages.runner import run_stage
+from table_files import files_of
 from test_parse import BOOK, EVENT, SERIES, T0, TICKER, current_candle, current_market, trade
 
 RAW = Path("data/raw")
@@ -55,7 +56,7 @@ def run_parquet(workdir: Path, monkeypatch, capsys) -> tuple[int, str]:
 
 
 def tables_of(workdir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (workdir / "data/parquet").iterdir()}
+    return files_of(workdir / "data/parquet")
 
 
 @pytest.fixture
@@ -102,8 +103,8 @@ def test_kalshi_style_raw_data_without_books_parses_when_its_source_allows_it(
     write_raw(raw, books=False, may_be_empty=("orderbooks",))
     code, err = run_parquet(workdir, monkeypatch, capsys)
     assert code == 0, err
-    assert pq.read_table(workdir / "data/parquet/orderbook.parquet").num_rows == 0
-    assert pq.read_table(workdir / "data/parquet/trades.parquet").num_rows == 2
+    assert len(read_table("orderbook", workdir / "data/parquet")) == 0
+    assert len(read_table("trades", workdir / "data/parquet")) == 2
 
     # the same files from a source that always writes books (the simulator): refused
     before = tables_of(workdir)
@@ -164,7 +165,8 @@ def test_the_counts_are_logged_and_the_stage_needs_the_manifest(
         monkeypatch,
         capsys,
         before,
-        r"error: parquet: data/raw/manifest\.json: missing: the fetch stage writes it",
+        r"error: parquet: data/raw: neither manifest\.json nor partitions\.json: not a complete "
+        r"raw directory \(run the fetch stage\)",
     )
     (workdir / RAW / MANIFEST).write_text('{"records": {"trades": 2}}')
     assert_refused(

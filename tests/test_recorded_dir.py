@@ -18,6 +18,7 @@ import pytest
 from kalshi_lab import paths
 from kalshi_lab.data.raw_store import raw_partitions
 from kalshi_lab.data.stream_store import SegmentWriter, iter_stream, stream_dir
+from kalshi_lab.data.tables import read_table
 from kalshi_lab.stages import fetch
 from kalshi_lab.stages.runner import run_stage
 from stage_support import write_composed_params
@@ -58,7 +59,7 @@ def test_books_are_rebuilt_from_closed_recordings_and_open_ones_are_counted_out(
     with caplog.at_level(logging.INFO):
         code, err = run_parquet(tmp_path, monkeypatch, capsys)
     assert code == 0, err
-    book = pd.read_parquet(paths.parquet_table("orderbook", tmp_path / paths.PARQUET_DIR))
+    book = read_table("orderbook", tmp_path / paths.PARQUET_DIR)
     rebuilt = book[book["source"] == "recorded"]
     # sampled hourly from the snapshot to the last message: 11:00 and 12:00 (before the delta
     # at 12:30), nothing of the open session's day
@@ -136,7 +137,7 @@ def test_a_recorded_book_at_a_fetched_snapshot_s_time_gives_way_to_it(
     with caplog.at_level(logging.INFO):
         code, err = run_parquet(tmp_path, monkeypatch, capsys)
     assert code == 0, err
-    book = pd.read_parquet(paths.parquet_table("orderbook", tmp_path / paths.PARQUET_DIR))
+    book = read_table("orderbook", tmp_path / paths.PARQUET_DIR)
     at_t0 = book[book["snapshot_ts"] == pd.Timestamp(T0)]
     assert set(at_t0["source"]) == {"snapshot"}
     assert sorted(at_t0[["side", "price", "count"]].values.tolist()) == [

@@ -24,12 +24,13 @@ import pytest
 import yaml
 
 from kalshi_lab import paths
-from kalshi_lab.data.tables import TABLES
+from kalshi_lab.data.tables import TABLES, read_table
 from kalshi_lab.params import load_params
 from kalshi_lab.resolution import release_clusters
 from kalshi_lab.simulator import simulate
 from kalshi_lab.split import periods
 from stage_support import ROOT, STAGES, python_m, run_stage, write_composed_params
+from table_files import write_table_files
 
 #: the whole pipeline once, then each stage as a process on it: among the slow end-to-end
 #: tests (run first, so that this file does not start last on an xdist worker)
@@ -85,10 +86,11 @@ def test_parquet_tables_have_their_schemas(pipeline):
     import pyarrow.parquet as pq
 
     for name, schema in TABLES.items():
-        table = pq.read_table(paths.parquet_table(name, pipeline / paths.PARQUET_DIR))
-        assert table.schema.equals(schema, check_metadata=False), name
-        assert table.num_rows > 0, name
-    trades = pq.read_table(paths.parquet_table("trades", pipeline / paths.PARQUET_DIR)).to_pandas()
+        files = sorted(paths.parquet_table(name, pipeline / paths.PARQUET_DIR).rglob("*.parquet"))
+        assert files, name
+        for file in files:
+            assert pq.read_schema(file).equals(schema, check_metadata=False), file
+    trades = read_table("trades", pipeline / paths.PARQUET_DIR)
     assert trades["trade_id"].is_unique
 
 
@@ -177,7 +179,7 @@ def test_backtest_report(pipeline):
     assert report["return_ci_low"] <= report["total_return"] <= report["return_ci_high"]
     assert 0 <= report["p_loss"] <= 1 and 0 <= report["gain_share_top3_events"] <= 1
     # the return's interval resamples the releases of the events traded
-    markets = pd.read_parquet(paths.parquet_table("markets", pipeline / paths.PARQUET_DIR))
+    markets = read_table("markets", pipeline / paths.PARQUET_DIR)
     release = dict(zip(markets["event_ticker"], release_clusters(markets), strict=True))
     traded = pd.read_csv(pipeline / paths.PNL_BY_EVENT)["event_ticker"]
     assert report["n_releases"] == len({release[e] for e in traded}) < report["n_events"]
@@ -254,11 +256,9 @@ def _backtest_copy(pipeline: Path, workdir: Path, overrides: list[str]) -> Path:
 
 
 def test_backtest_on_recorded_history_without_books_fills_from_candles(pipeline, tmp_path):
-    import pyarrow.parquet as pq
-
     workdir = _backtest_copy(pipeline, tmp_path, [])
-    book = paths.parquet_table("orderbook", workdir / paths.PARQUET_DIR)
-    pq.write_table(pq.read_table(book).slice(0, 0), book)  # real history: no books
+    # real history: no books
+    write_table_files(workdir / paths.PARQUET_DIR, "orderbook", TABLES["orderbook"].empty_table())
     proc = run_stage(workdir, "backtest")
     assert proc.returncode == 0, proc.stderr
     detail = json.loads((workdir / paths.BACKTEST_DETAIL).read_text())
@@ -746,7 +746,7 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_dvc_repro
     start = (validation.min() - pd.Timedelta(hours=1)).floor("D")
     end = (validation.max() + pd.Timedelta(days=1)).ceil("D")
     series = sorted(set(predictions["series_ticker"]))[::2]  # the others quote from candles
-    markets = pd.read_parquet(paths.parquet_table("markets", pipeline / paths.PARQUET_DIR))
+    markets = read_table("markets", pipeline / paths.PARQUET_DIR)
     of_series = set(markets.loc[markets["series_ticker"].isin(series), "ticker"])
     config = ServerConfig(rate_limit=False, now=start.to_pydatetime())
     recorders: list[_Recorder] = []
@@ -780,13 +780,13 @@ def test_a_recording_of_the_server_s_stream_killed_and_restarted_gives_dvc_repro
     logs.append(f"--- dvc repro:\n{output}")
     ran = re.findall(r"Running stage '(\w+)'", output)
     assert ran[0] == "parquet" and "fetch" not in ran and "backtest" in ran, shown()
-    rebuilt = pd.read_parquet(paths.parquet_table("orderbook", copy / paths.PARQUET_DIR))
+    rebuilt = read_table("orderbook", copy / paths.PARQUET_DIR)
     recorded = set(rebuilt["ticker"])
     assert set(rebuilt["source"]) == {"recorded"} and recorded <= of_series, shown()
     assert (rebuilt["snapshot_ts"].dt.minute == 0).all()  # data.book_interval: 60 minutes
     assert f"order-book rows of {len(recorded)} markets rebuilt every 60 minutes" in output
     # each rebuilt book is the served book of its time: the latest snapshot at or before it
-    served = pd.read_parquet(paths.parquet_table("orderbook", pipeline / paths.PARQUET_DIR))
+    served = read_table("orderbook", pipeline / paths.PARQUET_DIR)
     columns = ["ticker", "snapshot_ts", "side", "price", "count"]
     times = served[["ticker", "snapshot_ts"]].drop_duplicates()
     times = times.rename(columns={"snapshot_ts": "served_ts"}).sort_values("served_ts")

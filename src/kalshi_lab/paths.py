@@ -64,5 +64,5 @@ SUMMARY = REPORTS / "summary.md"
 
 
 def parquet_table(name: str, root: Path = PARQUET_DIR) -> Path:
-    """Path of one typed table written by the parquet stage."""
-    return root / f"{name}.parquet"
+    """The dataset directory of one typed table written by the parquet stage."""
+    return root / name

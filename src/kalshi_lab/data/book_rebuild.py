@@ -602,12 +602,13 @@ def rebuild_segments(recorded_dir: Path, interval_ns: int) -> Rebuilt:
     return Rebuilt(rows.take(pa.array(order[later])), *counts, int((~later).sum()))
 
 
-def recorded_orderbook(recorded_dir: Path, interval_minutes: int, known: set[str]) -> pa.Table:
+def recorded_orderbook(recorded_dir: Path, interval_minutes: int) -> pa.Table:
     """The ORDERBOOK rows (``source`` recorded) rebuilt from ``recorded_dir``'s closed segments.
 
     Where two segments sampled the same market at the same time (two recorders at once), the
-    later segment's book is kept. Rows of markets not in ``known`` (the markets table) are
-    dropped. Everything dropped or left out is logged with its count.
+    later segment's book is kept. Everything dropped or left out is logged with its count;
+    the parquet stage places the rows in their markets' partitions, and counts those of
+    markets it does not know.
     """
     left_open = open_segments(recorded_dir)
     if left_open:
@@ -630,16 +631,12 @@ def recorded_orderbook(recorded_dir: Path, interval_minutes: int, known: set[str
         )
         return tables.ORDERBOOK.empty_table()
     rows = built.rows
-    unknown = pc.invert(pc.is_in(rows.column("ticker"), pa.array(sorted(known), pa.string())))
-    dropped = rows.filter(unknown)
-    rows = rows.filter(pc.invert(unknown))
     logger.info(
         "%s: %d order-book rows of %d markets rebuilt every %d minutes from %d recorded "
         "messages in %d closed segments; left out: %d open segments, %d duplicate messages, "
         "%d deltas before their "
         "market's first snapshot, %d seq gaps (books unknown until the next snapshot), %d "
-        "levels below zero, %d rows of an earlier overlapping segment, %d rows of %d markets "
-        "not in the markets data",
+        "levels below zero, %d rows of an earlier overlapping segment",
         stream_dir(recorded_dir),
         rows.num_rows,
         len(pc.unique(rows.column("ticker"))),
@@ -652,8 +649,6 @@ def recorded_orderbook(recorded_dir: Path, interval_minutes: int, known: set[str
         built.gaps,
         built.negative,
         built.overlapping,
-        dropped.num_rows,
-        len(pc.unique(dropped.column("ticker"))),
     )
     source = pa.DictionaryArray.from_arrays(
         np.ones(rows.num_rows, np.int8), pa.array(tables.BOOK_SOURCES)

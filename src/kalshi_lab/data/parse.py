@@ -22,6 +22,7 @@ response.trades[3].yes_price_dollars: not a decimal number: 'abc'``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -33,13 +34,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalshi_lab.data import book_rebuild, fast_parse, structure, tables
+from kalshi_lab.data import fast_parse, structure, tables
 from kalshi_lab.data.raw_store import (
     KINDS,
     ORDERBOOK_PATH,
     check_nonempty,
     check_records,
     iter_envelopes,
+    raw_partitions,
     raw_path,
     read_manifest,
 )
@@ -530,45 +532,63 @@ def parse_trades(raw_dir: Path, *, fast: bool = True) -> pa.Table:
     return table.take(order[unique[order]])
 
 
+def check_raw(partitions: list[Path]) -> None:
+    """Check the raw partitions' files before any is parsed: all six of each and its manifest
+    exist, and no file lacks records its manifest counts (:func:`check_nonempty`).
+
+    A kind may be empty in some partitions (a month without books) as long as another holds
+    it: only a kind without a record in every partition, which the fetch did not declare it
+    may leave empty, is an error naming the kind (for a flat directory, its file).
+    """
+    manifests = []
+    for raw_dir in partitions:
+        for kind in KINDS:
+            raw_path(raw_dir, kind)
+        manifests.append(read_manifest(raw_dir))
+    somewhere = {kind for kind in KINDS if any(m.records[kind] for m in manifests)}
+    if len(partitions) > 1:
+        for kind in KINDS:
+            if kind not in somewhere and not all(kind in m.may_be_empty for m in manifests):
+                raise DataError(
+                    f"{partitions[0].parent.parent}: no {kind} in any of its {len(partitions)} "
+                    f"partitions (their manifests count none), and without {kind} there is "
+                    "nothing to build on: widen the data selection in params.yaml and fetch again"
+                )
+    for raw_dir, manifest in zip(partitions, manifests, strict=True):
+        allowed = dataclasses.replace(manifest, may_be_empty=manifest.may_be_empty | somewhere)
+        for kind in KINDS:
+            check_nonempty(raw_dir, kind, allowed)
+        logger.info(
+            "%s: the fetch wrote these records per file, each checked as it is read: %s",
+            raw_dir,
+            manifest.records,
+        )
+
+
 def parse_into(
     raw_dir: Path,
     sink: Sink,
     *,
     fast: bool = True,
-    book_interval: int = book_rebuild.DEFAULT_INTERVAL_MINUTES,
-    recorded_dir: Path | None = None,
+    recorded: Callable[[set[str]], pa.Table] | None = None,
 ) -> None:
-    """Parse every table of ``raw_dir`` and hand it to ``sink(name, parts)``, one at a time.
+    """Parse every table of one raw directory (a partition: :func:`check_raw` checked its
+    files) and hand it to ``sink(name, parts)``, one at a time.
 
     A table comes as parts (tables in its schema, rows in order), so that the biggest, the
     orderbook (a row per level of every snapshot, not de-duplicated), is never whole in
     memory. If the columnar reader declines the orderbook file part-way, ``sink`` is called
     for it again with the record-by-record parts: a sink must start a table afresh on every
-    call. All six raw files and their manifest must exist, and each file hold a record unless
-    its source may leave it empty, before anything is parsed; a file holding another number of
-    records than the manifest's, no markets at all, and candles, trades or books of tickers
-    that are not among the markets, are DataErrors. After the fetched snapshots come the books
-    rebuilt from the streams recorded in ``recorded_dir``, if given
-    (:func:`kalshi_lab.data.book_rebuild.recorded_orderbook`), sampled every ``book_interval``
-    minutes.
+    call. A file holding another number of records than the manifest's, and candles, trades
+    or books of tickers that are not among the markets, are DataErrors. After the fetched
+    snapshots come ``recorded(tickers)``, the recorded books of these markets, if given
+    (:func:`kalshi_lab.data.book_rebuild.recorded_orderbook`).
     """
     raw_dir = Path(raw_dir)
-    for kind in KINDS:
-        raw_path(raw_dir, kind)
-    manifest = read_manifest(raw_dir)
-    for kind in KINDS:
-        check_nonempty(raw_dir, kind, manifest)
-    logger.info(
-        "%s: the fetch wrote these records per file, each checked as it is read: %s",
-        raw_dir,
-        manifest.records,
-    )
     sink("series", iter([parse_series(raw_dir)]))
     events = parse_events(raw_dir)
     sink("events", iter([events]))
     markets = parse_markets(raw_dir, events)
-    if markets.num_rows == 0:
-        raise DataError(f"{raw_path(raw_dir, 'markets')}: no markets in the raw data")
     sink("markets", iter([markets]))
     known = set(markets.column("ticker").to_pylist())
 
@@ -581,18 +601,14 @@ def parse_into(
 
     sink("candles", checked("candles", iter([parse_candles(raw_dir, fast=fast)])))
     sink("trades", checked("trades", iter([parse_trades(raw_dir, fast=fast)])))
-    recorded = (
-        tables.ORDERBOOK.empty_table()
-        if recorded_dir is None
-        else book_rebuild.recorded_orderbook(recorded_dir, book_interval, known)
-    )
+    books = tables.ORDERBOOK.empty_table() if recorded is None else recorded(known)
     _consume(
         raw_dir,
         "orderbooks",
         fast_parse.orderbook_parts,
         _orderbooks_by_record,
         fast,
-        lambda parts: sink("orderbook", _then_recorded(checked("orderbook", parts), recorded)),
+        lambda parts: sink("orderbook", _then_recorded(checked("orderbook", parts), books)),
     )
 
 
@@ -632,12 +648,30 @@ def _then_recorded(fetched: Iterator[pa.Table], recorded: pa.Table) -> Iterator[
 
 
 def parse_raw(raw_dir: Path, *, fast: bool = True) -> dict[str, pa.Table]:
-    """Every typed table of ``raw_dir``, whole, in the schemas of ``tables.TABLES`` (no
-    recorded books: the parquet stage adds those)."""
-    out: dict[str, pa.Table] = {}
+    """Every typed table of ``raw_dir`` (flat or partitioned), whole, in the schemas of
+    ``tables.TABLES`` (no recorded books: the parquet stage adds those); a partitioned
+    directory's tables are its partitions' in order, the series de-duplicated across them."""
+    partitions = raw_partitions(raw_dir)
+    check_raw(partitions)
+    out: dict[str, list[pa.Table]] = {name: [] for name in tables.TABLES}
+    got: dict[str, pa.Table] = {}
 
     def keep(name: str, parts: Iterator[pa.Table]) -> None:
-        out[name] = _whole(parts, tables.TABLES[name])
+        got[name] = _whole(parts, tables.TABLES[name])  # a second call starts afresh
 
-    parse_into(raw_dir, keep, fast=fast)
-    return out
+    for partition in partitions:
+        parse_into(partition, keep, fast=fast)
+        for name, table in got.items():
+            out[name].append(table)
+        got.clear()
+    whole = {name: pa.concat_tables(parts) for name, parts in out.items()}
+    series = whole["series"]
+    whole["series"] = series.filter(unique_series(series))
+    if whole["markets"].num_rows == 0:
+        raise DataError(f"{raw_dir}: no markets in the raw data")
+    return whole
+
+
+def unique_series(series: pa.Table) -> np.ndarray:
+    """Mask of the series rows to keep: every partition repeats its series, the first wins."""
+    return _unique("series", series, ["series_ticker"], keep="first")

@@ -44,7 +44,7 @@ def lag_into(out: np.ndarray, x: np.ndarray, k: int, groups: Groups) -> None:
     rows, memory traffic, not arithmetic, is what costs time.
     """
     n = len(x)
-    out[k:] = x[: n - k]
+    out[k:] = x[: max(n - k, 0)]  # nothing when the rows are fewer than k (a small partition)
     out[: min(k, n)] = np.nan
     if k:
         out[groups.pos < k] = np.nan

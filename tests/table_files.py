@@ -1,0 +1,41 @@
+"""Tables written by hand in the parquet stage's on-disk form, for the readers' tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kalshi_lab.data.tables import TABLE_FILES, TABLES
+from kalshi_lab.paths import parquet_table
+
+
+def write_table_files(root: Path, name: str, table: pa.Table | pd.DataFrame) -> None:
+    """Replace table ``name`` under ``root`` by ``table`` as it is (its own columns), one file
+    without partitions, or none when it has no rows; the other tables stay listed as they were."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    listing = Path(root) / TABLE_FILES
+    files = (
+        orjson.loads(listing.read_bytes())["tables"]
+        if listing.exists()
+        else {n: [] for n in TABLES}
+    )
+    directory = parquet_table(name, root)
+    shutil.rmtree(directory, ignore_errors=True)
+    files[name] = []
+    if table.num_rows:
+        directory.mkdir(parents=True)
+        pq.write_table(table, directory / "part-0.parquet")
+        files[name] = ["part-0.parquet"]
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    listing.write_bytes(orjson.dumps({"tables": files}))
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path -> bytes): the parquet stage's whole output."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -1,0 +1,65 @@
+"""The features stage builds the built-in features partition by partition of the tables, on
+worker processes or not: the same table as built from the whole tables at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kalshi_lab.compose_params import compose
+from kalshi_lab.data.tables import partition_filters, read_table
+from kalshi_lab.features import build_features
+from kalshi_lab.params import ComputeParams, params_from_dict
+from kalshi_lab.simulator import write_synthetic_raw
+from kalshi_lab.stages.features import builtin_features
+from kalshi_lab.stages.parquet import write_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory) -> Path:
+    overrides = ["data.synthetic.n_markets=60", "data.start=2025-01-01", "data.end=2025-03-31"]
+    data = params_from_dict(compose(overrides, ROOT / "conf")).data
+    raw, root = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("parquet")
+    write_synthetic_raw(data, raw)
+    write_tables(raw, root, compute=ComputeParams(workers=1))
+    return root
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_features_by_partition_are_the_features_of_the_whole_tables(tables, workers):
+    params = params_from_dict(compose([], ROOT / "conf")).features
+    whole = build_features(
+        read_table("markets", tables),
+        read_table("candles", tables),
+        read_table("trades", tables),
+        params,
+    )
+    assert len(partition_filters(tables)) >= 6 and len(whole) > 1000
+    got = builtin_features(tables, params, ComputeParams(workers=workers))
+    assert not list(tables.parent.glob(".features-*"))  # the parts removed
+    pd.testing.assert_frame_equal(got, whole)
+
+
+def test_an_event_with_fewer_rows_than_lags_builds_alone_as_among_the_others(tables):
+    """A partition may hold fewer rows than ``features.n_lags``: its lags are all unknown."""
+    params = params_from_dict(compose(["features.n_lags=60"], ROOT / "conf")).features
+    markets, candles, trades = (read_table(n, tables) for n in ("markets", "candles", "trades"))
+    whole = build_features(markets, candles, trades, params)
+    sizes = whole["event_ticker"].value_counts()
+    event = sizes.index[-1]
+    assert sizes.iloc[-1] < params.n_lags
+    mine = markets["event_ticker"] == event
+    tickers = set(markets.loc[mine, "ticker"])
+    alone = build_features(
+        markets[mine].reset_index(drop=True),
+        candles[candles["ticker"].isin(tickers)].reset_index(drop=True),
+        trades[trades["ticker"].isin(tickers)].reset_index(drop=True),
+        params,
+    )
+    expected = whole[whole["event_ticker"] == event].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, expected)
+    assert alone[[f"RET_{k}" for k in range(len(alone), params.n_lags + 1)]].isna().all().all()

@@ -7,10 +7,11 @@ Run on demand (not a test)::
         [--start 2025-01-01] [--end 2025-12-31] [--split /tmp/raw10k-split] [--workers 2]
         [--by-record]
 
-If ``--raw`` does not exist, the simulator writes it there first (1 to 1.5 minutes at 10,000
-markets); if ``--split`` does not exist, ``--raw`` split record by record into its
-``series=S/month=YYYY-MM`` partitions is written there (tests/raw_split.py). Each run is
-``kalshi_lab.stages.parquet.write_tables`` in a process of its own, exactly as the stage does
+If ``--raw`` does not exist, the simulator writes it there first, partitioned; a partitioned
+``--raw`` is the partitioned form, and flattened into ``<raw>-flat`` the flat one; a flat
+``--raw`` is split record by record into its ``series=S/month=YYYY-MM`` partitions at
+``--split`` (tests/raw_split.py). Each run is
+``kalshi_lab.data.parquet_build.write_tables`` in a process of its own, exactly as the stage does
 (all six tables into their datasets, on ``--workers`` worker processes); wall time is
 ``write_tables``'s, CPU time the process's, peak RSS the process's own and the largest sum
 over it and its worker processes (sampled every 20 ms). The run fails unless all wrote equal
@@ -51,10 +52,11 @@ from pathlib import Path
 import psutil
 
 from common import data_args, prepare_data, run_child
+from kalshi_lab.data.parquet_build import write_tables
+from kalshi_lab.data.raw_store import PARTITIONS
 from kalshi_lab.data.tables import TABLES, read_table
 from kalshi_lab.params import ComputeParams
-from kalshi_lab.stages.parquet import write_tables
-from raw_split import split_raw
+from raw_split import flatten_raw, split_raw
 
 #: run -> (which raw directory, columnar reader)
 RUNS = {"by-record": ("raw", False), "flat": ("raw", True), "partitioned": ("split", True)}
@@ -113,7 +115,11 @@ def main() -> None:
 
     prepare_data(args)
     split = args.split or args.raw.with_name(args.raw.name + "-split")
-    if not split.exists():
+    if (args.raw / PARTITIONS).exists():  # the simulator's own partitions; flattened once
+        split, args.raw = args.raw, args.raw.with_name(args.raw.name + "-flat")
+        if not args.raw.exists():
+            flatten_raw(split, args.raw)
+    elif not split.exists():
         began = time.perf_counter()
         names = split_raw(args.raw, split)
         print(

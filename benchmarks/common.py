@@ -166,8 +166,8 @@ def measure_tree(cmd: list[str], cwd: Path, env: dict[str, str], out: IO) -> Usa
 
 
 def _write_data(markets: int, start: str, end: str, raw: Path, tables: Path | None) -> None:
+    from kalshi_lab.data.parquet_build import write_tables
     from kalshi_lab.simulator import write_synthetic_raw
-    from kalshi_lab.stages.parquet import write_tables
 
     if not raw.exists():
         began = time.perf_counter()

@@ -1,5 +1,6 @@
-"""A flat raw directory split record by record into the partitioned form (raw_store), for tests
-and benchmarks: the same data, partitioned, must give the same tables.
+"""A flat raw directory split record by record into the partitioned form (raw_store), and a
+partitioned one flattened, for tests and benchmarks: the same data, flat or partitioned, must
+give the same tables.
 
 A partition is ``series=<S>/month=<YYYY-MM>``: an event's series and the UTC month of its
 latest market close, as the parquet stage places rows. Each partition is a raw directory of its
@@ -25,6 +26,7 @@ from kalshi_lab.data.raw_store import (
     RawWriter,
     iter_records,
     partition_name,
+    raw_partitions,
     read_manifest,
     write_partition_list,
 )
@@ -101,3 +103,28 @@ def split_raw(flat: Path, out: Path, drop: Drop = lambda kind, partition: False)
         writer.close()
     write_partition_list(out, names)
     return names
+
+
+def flatten_raw(partitioned: Path, flat: Path) -> None:
+    """Write the records of every partition of ``partitioned`` into the one raw directory
+    ``flat``, partition after partition, each series' record once (as a flat fetch has it)."""
+    parts = raw_partitions(partitioned)
+    may_be_empty = set.intersection(*(set(read_manifest(p).may_be_empty) for p in parts))
+    seen: set[str] = set()
+    with RawWriter(flat, may_be_empty=may_be_empty) as writer:
+        for kind in KINDS:
+            for part in parts:
+                for record in iter_records(part, kind):
+                    if kind == "series":
+                        ticker = record["response"]["series"]["ticker"]
+                        if ticker in seen:
+                            continue
+                        seen.add(ticker)
+                    writer.write(
+                        kind,
+                        record["path"].removeprefix(API_PREFIX),
+                        record["params"],
+                        dt.datetime.fromisoformat(record["received_at"]),
+                        record["response"],
+                        record["method"],
+                    )

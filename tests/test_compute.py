@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,14 @@ def test_no_partitions_is_no_work_and_starts_no_workers(engine, monkeypatch):
     monkeypatch.setattr(compute, "_on_processes", None)  # would fail if called
     monkeypatch.setattr(compute, "_on_dask", None)
     assert list(map_partitions(_work, [], engine)) == []
+
+
+def test_work_defined_in_main_is_refused_on_every_engine(tmp_path):
+    """A stage runs as __main__: work defined there would fail in a worker only (by name, in
+    another __main__), so it is refused before any runs, whatever the engine."""
+    work = types.FunctionType(_work.__code__, {"time": time, "os": os}, "in_main")
+    work.__module__ = "__main__"
+    for engine in (ComputeParams(engine="local", workers=1), ComputeParams(workers=2)):
+        with pytest.raises(TypeError, match="_work is defined in __main__: move it"):
+            list(map_partitions(work, [(tmp_path, 0)], engine))
+    assert not list(tmp_path.iterdir())

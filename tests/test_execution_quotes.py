@@ -17,13 +17,13 @@ import pyarrow as pa
 import pytest
 
 from kalshi_lab.compose_params import compose
+from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.data.tables import CANDLES, ORDERBOOK, read_table
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 from kalshi_lab.execution.quotes import QUOTE_COLUMNS, QuoteIndex, _capacity, _level_cents
 from kalshi_lab.params import params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
-from kalshi_lab.stages.parquet import write_tables
 from reference_quotes import ReferenceQuotes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from kalshi_lab.compose_params import compose
+from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.data.tables import partition_filters, read_table
 from kalshi_lab.features import build_features
+from kalshi_lab.features.partitioned import builtin_features
 from kalshi_lab.params import ComputeParams, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
-from kalshi_lab.stages.features import builtin_features
-from kalshi_lab.stages.parquet import write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,6 +18,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from kalshi_lab.compose_params import compose
+from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.features import TARGET_COLUMNS, build_features, feature_columns
 from kalshi_lab.features.truncate import TablesAt
@@ -25,7 +26,6 @@ from kalshi_lab.models import fit_model
 from kalshi_lab.params import Params, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.split import periods
-from kalshi_lab.stages.parquet import write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what a row knows at its as_of: the model's inputs and the quotes the baselines read

@@ -18,8 +18,9 @@ import pyarrow.dataset as ds
 import pytest
 
 from kalshi_lab.compose_params import compose
+from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.data.parse import parse_raw
-from kalshi_lab.data.raw_store import KINDS, MANIFEST, read_manifest
+from kalshi_lab.data.raw_store import KINDS, MANIFEST, raw_partitions, read_manifest
 from kalshi_lab.data.stream_store import SegmentWriter, stream_dir
 from kalshi_lab.data.table_writer import PartitionWriter, month_of_events
 from kalshi_lab.data.tables import TABLES, read_table, table_dataset
@@ -27,9 +28,8 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.params import ComputeParams, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages import parquet
-from kalshi_lab.stages.parquet import write_tables
 from kalshi_lab.stages.runner import run_stage
-from raw_split import split_raw
+from raw_split import flatten_raw, split_raw
 from table_files import files_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,14 +37,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory) -> dict[str, Path]:
-    """A small simulation, flat as the simulator writes it and split into partitions."""
+    """A small simulation in three forms: partitioned as the simulator writes it, flattened
+    into one raw directory, and that flat one split into partitions again record by record."""
     overrides = ["data.synthetic.n_markets=40", "data.start=2025-01-01", "data.end=2025-03-31"]
     data = params_from_dict(compose(overrides, ROOT / "conf")).data
     base = tmp_path_factory.mktemp("raw")
-    write_synthetic_raw(data, base / "flat")
+    write_synthetic_raw(data, base / "simulated")
+    flatten_raw(base / "simulated", base / "flat")
     names = split_raw(base / "flat", base / "split")
     assert len(names) >= 6 and len({n.split("/")[0] for n in names}) >= 3  # series and months
-    return {"flat": base / "flat", "split": base / "split"}
+    assert names == [
+        p.relative_to(base / "simulated").as_posix() for p in raw_partitions(base / "simulated")
+    ]
+    return {"flat": base / "flat", "split": base / "split", "simulated": base / "simulated"}
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from kalshi_lab.compose_params import compose
+from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.data.tables import read_table
 from kalshi_lab.errors import DataError, ParamError
 from kalshi_lab.features import build_features
 from kalshi_lab.params import EvaluationParams, SplitParams, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.split import PURGED, chronological_split, periods
-from kalshi_lab.stages.parquet import write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = pd.Timedelta(days=1)

@@ -19,6 +19,7 @@ import pytest
 
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data import tables as schemas
+from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.errors import DataError, ParamError
 from kalshi_lab.features import build_features, feature_columns, output_columns
 from kalshi_lab.features.columns import KEY_COLUMNS, builtin_feature_columns
@@ -28,7 +29,6 @@ from kalshi_lab.features.truncate import TablesAt
 from kalshi_lab.features.user import ParquetTables, compute_user_features, user_features
 from kalshi_lab.params import FeatureParams, LeakCheckParams, Params, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
-from kalshi_lab.stages.parquet import write_tables
 from kalshi_lab.user_code import import_function
 
 ROOT = Path(__file__).resolve().parents[1]

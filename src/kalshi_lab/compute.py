@@ -53,6 +53,10 @@ def map_partitions(
     partitions = list(partitions)
     if not partitions:
         return
+    if getattr(fn, "__module__", None) == "__main__":
+        # a worker finds a function by its module's name: in a worker, __main__ is another
+        # module (or none), so it would fail there, and only with several workers
+        raise TypeError(f"{fn.__qualname__} is defined in __main__: move it to a module")
     workers = min(compute.workers or cores_available(), len(partitions))
     if compute.engine == "dask":
         yield from _on_dask(fn, partitions, compute, workers)

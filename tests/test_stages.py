@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from kalshi_lab import paths
+from kalshi_lab.data.raw_store import KINDS, MANIFEST, raw_partitions
 from kalshi_lab.data.tables import TABLES, read_table
 from kalshi_lab.params import load_params
 from kalshi_lab.resolution import release_clusters
@@ -72,14 +73,11 @@ def test_validate_marks_a_valid_params_yaml(pipeline):
     assert (pipeline / paths.PARAMS_VALID).read_text() == "params.yaml passed validation\n"
 
 
-def test_fetch_writes_api_documents(pipeline):
-    files = sorted(p.name for p in (pipeline / paths.RAW_DIR).iterdir())
-    assert {
-        "markets.jsonl.gz",
-        "candlesticks.jsonl.gz",
-        "trades.jsonl.gz",
-        "orderbooks.jsonl.gz",
-    } <= set(files)
+def test_fetch_writes_api_documents_partitioned_by_series_and_month(pipeline):
+    parts = raw_partitions(pipeline / paths.RAW_DIR)
+    assert len(parts) >= 10 and len({p.parent.name for p in parts}) == 5  # 5 series
+    for part in parts:
+        assert sorted(p.name for p in part.iterdir()) == sorted([*KINDS.values(), MANIFEST])
 
 
 def test_parquet_tables_have_their_schemas(pipeline):
@@ -643,12 +641,12 @@ def _dvc_copy_of(pipeline: Path, copy: Path) -> None:
             (copy / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, copy / rel)
     shutil.copy2(pipeline / paths.PARAMS, copy / paths.PARAMS)
-    raw = copy / paths.RAW_DIR
-    (raw / "orderbooks.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))
-    manifest = json.loads((raw / "manifest.json").read_text())
-    manifest["records"]["orderbooks"] = 0
-    manifest["may_be_empty"] = ["orderbooks"]
-    (raw / "manifest.json").write_text(json.dumps(manifest))
+    for raw in raw_partitions(copy / paths.RAW_DIR):
+        (raw / "orderbooks.jsonl.gz").write_bytes(gzip.compress(b"", mtime=0))
+        manifest = json.loads((raw / "manifest.json").read_text())
+        manifest["records"]["orderbooks"] = 0
+        manifest["may_be_empty"] = ["orderbooks"]
+        (raw / "manifest.json").write_text(json.dumps(manifest))
     (copy / paths.SUMMARY).unlink(missing_ok=True)
     git(copy, "init", "-q", "-b", "main")
     dvc(copy, "commit", "-f", "-q")

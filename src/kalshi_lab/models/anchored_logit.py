@@ -90,11 +90,14 @@ class MarketAnchoredLogit(ClassifierMixin, BaseEstimator):
         self.selected_, self.coef_, self.z_scores_ = self._select(z, offset, yes, cluster)
         return self
 
-    def _filled(self, values: np.ndarray) -> np.ndarray:
-        return np.where(np.isfinite(values), values, self.median_)
+    def _filled(self, values: np.ndarray, which: Any = slice(None)) -> np.ndarray:
+        """``values`` of the feature columns ``which`` (all by default), a missing one the
+        training median."""
+        return np.where(np.isfinite(values), values, self.median_[which])
 
-    def _standard(self, values: np.ndarray) -> np.ndarray:
-        return (self._filled(values) - self.mean_) / self.scale_
+    def _standard(self, values: np.ndarray, which: Any = slice(None)) -> np.ndarray:
+        """``values`` of the feature columns ``which`` standardised as the training rows were."""
+        return (self._filled(values, which) - self.mean_[which]) / self.scale_[which]
 
     def _offset(self, X: pd.DataFrame) -> np.ndarray:
         """The market's log-odds per row; the training prior where the market has no price."""
@@ -143,9 +146,19 @@ class MarketAnchoredLogit(ClassifierMixin, BaseEstimator):
         return minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B").x
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
-        """The log-odds of YES per row: the market's, plus the selected features' terms."""
-        z = self._standard(X[list(self.feature_names_in_)].to_numpy(dtype=float))
-        return self._offset(X) + z[:, self.selected_] @ self.coef_
+        """The log-odds of YES per row: the market's, plus the selected features' terms.
+
+        Only the selected columns are read and standardised (``X`` must still hold every
+        training column): permutation importance calls this once per feature and repeat.
+        """
+        missing = [name for name in self.feature_names_in_ if name not in X.columns]
+        if missing:
+            raise ValueError(f"the features lack the training columns {missing}")
+        names = list(self.feature_names_in_[self.selected_])
+        # column-major, as the columns taken from the full standardised matrix were: the same
+        # matrix-vector product, the same bits
+        z = np.asfortranarray(self._standard(X[names].to_numpy(dtype=float), self.selected_))
+        return self._offset(X) + z @ self.coef_
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         yes = sigmoid(self.decision_function(X))

@@ -1,5 +1,6 @@
-"""Benchmark: the train stage's fits in worker processes (one thread each) against one after
-another in the stage's process (the registry's threads), on quiet and busy cores.
+"""Benchmark: the train stage's fits one after another in one process (what the stage does,
+the registry's two LightGBM threads) against the same fits in worker processes, one thread
+each, on the cores as they are and with a busy loop beside them.
 
 Run on demand (not a test), from a checkout whose features stage has run::
 
@@ -7,15 +8,17 @@ Run on demand (not a test), from a checkout whose features stage has run::
         [--loads quiet busy] [--modes here processes]
 
 Reads ``data/features/features.parquet`` and the ``split``/``features`` config of
-``params.yaml`` (with ``model=--model`` from conf/), makes the stage's fits
-(``kalshi_lab.stages.train.plan``: one per period not skipped and the live model's) with
-``kalshi_lab.models.processes.fit_all``, ``--repeat`` times per mode, alternating: ``here``
-(no worker: one fit after another, the registry's ``n_jobs``) and ``processes`` (as many
-workers as cores, one thread each; their start, imports and read of the features included).
-``busy`` runs the same while one busy loop (``while True: pass``, another process) competes
-for the cores. Prints median and worst wall time and median CPU time (this process and its
-workers) per mode; fails unless every run's models predicted the same probabilities on every
-row, bit for bit. Figures are in benchmarks/README.md.
+``params.yaml`` (with ``model=--model`` from conf/), and makes the stage's fits: one per
+period that ``kalshi_lab.guards.skip_reason`` does not skip and the live model's, each
+followed by its predictions on its training rows (the stage's constant-model check).
+``--repeat`` times per mode, alternating: ``here`` (one fit after another in this process)
+and ``processes`` (a ``spawn`` pool with as many workers as cores, one thread each, largest fit
+first; the workers' start, imports and read of the features columns they need are included:
+a worker is a fresh interpreter, whatever threads this process started). ``busy`` runs the
+same while one busy loop (``while True: pass``, another process) competes for the cores.
+Prints median and worst wall time and median CPU time (this process and its workers) per
+mode; fails unless every run's models predicted the same probabilities on every row, bit for
+bit. Figures and the choice they made are in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -23,69 +26,107 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import multiprocessing
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from common import ROOT
 from kalshi_lab import paths
 from kalshi_lab.compose_params import compose
-from kalshi_lab.features import feature_columns
-from kalshi_lab.models import processes
-from kalshi_lab.params import load_params, params_from_dict
+from kalshi_lab.features import TARGET_COLUMNS, feature_columns
+from kalshi_lab.guards import skip_reason
+from kalshi_lab.models.fit import fit_estimator
+from kalshi_lab.models.registry import build_model
+from kalshi_lab.params import ModelParams, load_params, params_from_dict
 from kalshi_lab.split import periods
-from kalshi_lab.stages.train import plan, read_features
+from kalshi_lab.stages.train import read_features
 
 MODES = ("here", "processes")
+#: a worker's features (the columns the fits read), read once when it starts
+_worker_features: pd.DataFrame | None = None
+
+
+def fit(
+    model: ModelParams, features: pd.DataFrame, train: np.ndarray, columns: list[str], jobs: int
+) -> Any:
+    """One of the stage's fits on the labelled rows where ``train`` holds, and its predictions
+    on them; ``jobs``: LightGBM's threads (0: the registry's)."""
+    target = TARGET_COLUMNS[model.target]
+    rows = features[train & features[target].notna().to_numpy()]
+    estimator = build_model(model)
+    if jobs and "n_jobs" in estimator.get_params():
+        estimator.set_params(n_jobs=jobs)
+    fit_estimator(estimator, rows, rows[target].to_numpy(dtype=int), columns)
+    estimator.predict_proba(rows[columns])
+    return estimator
+
+
+def _worker_reads(columns: list[str]) -> None:
+    global _worker_features
+    _worker_features = pd.read_parquet(paths.FEATURES, columns=columns)
+
+
+def _fit_in_worker(model: ModelParams, packed: np.ndarray, columns: list[str]) -> Any:
+    assert _worker_features is not None
+    train = np.unpackbits(packed, count=len(_worker_features)).astype(bool)
+    return fit(model, _worker_features, train, columns, jobs=1)
 
 
 def cpu_seconds() -> float:
     """CPU time of this process and of its ended children (the workers)."""
-    own, children = (
-        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    )
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run(mode: str, args: argparse.Namespace, state: dict) -> dict:
-    """One ``fit_all`` in ``mode``: its wall and CPU time, a hash of its models' predictions."""
-    params, features, jobs, columns = (
-        state["params"],
-        state["features"],
-        state["jobs"],
-        state["columns"],
-    )
-    chosen = processes.workers(params.model, len(jobs))
-    processes.workers = lambda model, n_fits: chosen if mode == "processes" else 0
+def run(mode: str, state: dict) -> dict:
+    """Every fit in ``mode``: wall and CPU time, and a hash of the models' predictions."""
+    model, features, masks, columns = (state[k] for k in ("model", "features", "masks", "columns"))
     wall, cpu = time.perf_counter(), cpu_seconds()
-    fitted = processes.fit_all(params.model, features, jobs, columns, read_features)
+    if mode == "here":
+        models = [fit(model, features, mask, columns, jobs=0) for mask in masks]
+    else:
+        needed = list(dict.fromkeys([*columns, TARGET_COLUMNS[model.target], "event_ticker"]))
+        order = sorted(range(len(masks)), key=lambda i: -int(masks[i].sum()))
+        context = multiprocessing.get_context("spawn")
+        workers = min(len(os.sched_getaffinity(0)), len(masks))
+        with ProcessPoolExecutor(workers, context, _worker_reads, (needed,)) as pool:
+            futures = {
+                i: pool.submit(_fit_in_worker, model, np.packbits(masks[i]), columns) for i in order
+            }
+            models = [futures[i].result() for i in range(len(masks))]
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-    processes.workers = state["workers"]
     digest = hashlib.sha256()
-    for fit in fitted.values():
-        digest.update(fit.model.predict_proba(features[columns]).tobytes())
+    for fitted in models:
+        digest.update(fitted.predict_proba(features[columns]).tobytes())
     return {"wall": wall, "cpu": cpu, "predictions": digest.hexdigest()}
 
 
-def measure(args: argparse.Namespace, state: dict, load: str) -> dict[str, list[dict]]:
+def measure(args: argparse.Namespace, state: dict, load: str) -> set[str]:
+    """Every mode ``--repeat`` times, alternating; prints each run and the summary."""
     results: dict[str, list[dict]] = {mode: [] for mode in args.modes}
     for _ in range(args.repeat):
         for mode in args.modes:
-            results[mode].append(run(mode, args, state))
-            last = results[mode][-1]
-            print(
-                f"  {load} {mode}: {last['wall']:.1f} s wall, {last['cpu']:.1f} s CPU", flush=True
-            )
+            out = run(mode, state)
+            results[mode].append(out)
+            print(f"  {load} {mode}: {out['wall']:.1f} s wall, {out['cpu']:.1f} s CPU", flush=True)
     for mode, runs in results.items():
         walls = [r["wall"] for r in runs]
         print(
-            f"{load:>5}  {mode:>9}:  wall median {statistics.median(walls):6.1f} s"
-            f" (worst {max(walls):6.1f}),  CPU median {statistics.median(r['cpu'] for r in runs):6.1f} s",
+            f"{load:>5} {mode:>9}: wall median {statistics.median(walls):6.1f} s (worst "
+            f"{max(walls):6.1f}), CPU median {statistics.median(r['cpu'] for r in runs):6.1f} s",
             flush=True,
         )
-    return results
+    return {r["predictions"] for runs in results.values() for r in runs}
 
 
 def main() -> None:
@@ -99,33 +140,27 @@ def main() -> None:
     params = dataclasses.replace(load_params(), model=model)
     features = read_features()
     found = periods(features, params.split, model.target)
-    _, jobs = plan(features, found, params)
+    masks = [
+        split.train
+        for _, _, split in found.named()
+        if skip_reason(features, split, model.target, params.split) is None
+    ]
+    masks.append(np.ones(len(features), dtype=bool))  # the live model: every labelled row
     columns = feature_columns(params.features)
-    state = {
-        "params": params,
-        "features": features,
-        "jobs": jobs,
-        "columns": columns,
-        "workers": processes.workers,
-    }
-    print(
-        f"{len(features)} rows of {paths.FEATURES}, {len(jobs)} fits of {model.name} "
-        f"({', '.join(str(int(job[0].sum())) for job in jobs.values())} rows before labels), "
-        f"{processes.workers(model, len(jobs))} workers",
-        flush=True,
-    )
-    digests = set()
+    state = {"model": model, "features": features, "masks": masks, "columns": columns}
+    sizes = ", ".join(str(int(mask.sum())) for mask in masks)
+    print(f"{len(features)} rows, {len(masks)} fits of {model.name} ({sizes} rows before labels)")
+    digests: set[str] = set()
     for load in args.loads:
         busy = None
         if load == "busy":
             busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
-            results = measure(args, state, load)
+            digests |= measure(args, state, load)
         finally:
             if busy is not None:
                 busy.kill()
                 busy.wait()
-        digests |= {r["predictions"] for runs in results.values() for r in runs}
     if len(digests) != 1:
         sys.exit(f"error: the runs predicted differently ({len(digests)} distinct predictions)")
     print("predictions identical in every run")

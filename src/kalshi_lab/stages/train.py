@@ -9,31 +9,29 @@ a skipped period has no model (None) and is not scored; the stage fails only whe
 is skipped. ``models/live.joblib`` is fit on every labelled row, test period included: nothing
 scores it (the periods above measured the procedure that made it), and kalshi-bot trades it in
 paper and live mode, after the last labelled day.
-
-The fits are independent: a LightGBM model's run in worker processes, the others here, one
-after another (kalshi_lab.models.processes).
 """
 
+import time
+
 import joblib
+import numpy as np
 import pandas as pd
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
-from kalshi_lab.guards import nothing_scorable, skip_reason
+from kalshi_lab.guards import constant_model_reason, nothing_scorable, skip_reason
 from kalshi_lab.io import StagedOutputs
-from kalshi_lab.models import check_model_params
-from kalshi_lab.models.processes import LIVE, Job, fit_all
-from kalshi_lab.params import Params, load_params
-from kalshi_lab.split import Periods, Split, periods
+from kalshi_lab.models import check_model_params, fit_model
+from kalshi_lab.params import load_params
+from kalshi_lab.split import Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
 
 
-def read_features(columns: list[str] | None = None) -> pd.DataFrame:
-    """The features table, or its ``columns`` only."""
+def read_features() -> pd.DataFrame:
     if not paths.FEATURES.exists():
         raise DataError(f"{paths.FEATURES} does not exist: run the features stage first")
-    return pd.read_parquet(paths.FEATURES, columns=columns)
+    return pd.read_parquet(paths.FEATURES)
 
 
 def log_unlabelled(rows: pd.DataFrame, target_name: str, side: str, consequence: str) -> None:
@@ -62,26 +60,6 @@ def _describe(split: Split, n_train: int, skipped: str | None) -> dict[str, obje
     }
 
 
-def plan(
-    features: pd.DataFrame, found: Periods, params: Params
-) -> tuple[dict[str, str | None], dict[str, Job]]:
-    """Each period's reason to be skipped before any fit (logged), and the fits to make: one
-    per period not skipped, and the live model's on every labelled row."""
-    skipped = {}
-    for key, what, split in found.named():
-        skipped[key] = skip_reason(features, split, params.model.target, params.split)
-        if skipped[key] is not None:
-            logger.warning("train: %s skipped, not scored: %s", what, skipped[key])
-    jobs = {
-        key: (split.train, what, True) for key, what, split in found.named() if not skipped[key]
-    }
-    if not jobs:
-        raise nothing_scorable(features, skipped, params.split)
-    labelled = features[TARGET_COLUMNS[params.model.target]].notna().to_numpy()
-    jobs[LIVE] = (labelled, "the live model (every labelled row)", False)
-    return skipped, jobs
-
-
 def main() -> None:
     params = load_params()
     # as the validate stage does: a bad hyper-parameter is one line naming it, not LightGBM's
@@ -95,20 +73,37 @@ def main() -> None:
     columns = feature_columns(params.features)
 
     named = found.named()
-    skipped, jobs = plan(features, found, params)
-    fitted = fit_all(params.model, features, jobs, columns, read_features)
-    models, described = {}, {}
+
+    def fit(train: np.ndarray, what: str):
+        # one line per fit, with its time: a slow model never leaves the stage silent for
+        # the whole training, and the log says which period cost what
+        rows = features[train & labelled]
+        started = time.perf_counter()
+        model = fit_model(params.model, rows, rows[target].to_numpy(dtype=int), columns, what)
+        seconds = time.perf_counter() - started
+        logger.info(
+            "trained %s for %s on %d rows in %.1f s", params.model.name, what, len(rows), seconds
+        )
+        return model, rows
+
+    models, skipped, described = {}, {}, {}
     for key, what, split in named:
-        fit = fitted.get(key)
-        if fit is not None and fit.reason is not None:
-            skipped[key] = fit.reason
-            logger.warning("train: %s skipped, not scored: %s", what, fit.reason)
-        models[key] = fit.model if fit is not None else None
-        described[key] = _describe(split, fit.n_train if fit is not None else 0, skipped[key])
+        model, n_train = None, 0
+        reason = skip_reason(features, split, params.model.target, params.split)
+        if reason is None:
+            model, rows = fit(split.train, what)
+            n_train = len(rows)
+            reason = constant_model_reason(model.predict_proba(rows[columns])[:, 1])
+        if reason is not None:
+            logger.warning("train: %s skipped, not scored: %s", what, reason)
+            model = None
+        models[key], skipped[key] = model, reason
+        described[key] = _describe(split, n_train, reason)
     if all(reason is not None for reason in skipped.values()):
         raise nothing_scorable(features, skipped, params.split)
     if found.test is None:
         logger.warning("train: split.test_size=0 holds out no test period")
+    live_model, everything = fit(labelled, "the live model (every labelled row)")
     folds = [key for key, _, _ in named if key != "test"]
     validation = described[folds[-1]]
     y = features.loc[found.validation.train & labelled, target]
@@ -125,8 +120,8 @@ def main() -> None:
         "walk_forward": {key: described[key] for key in folds},
         "test": described.get("test"),
         "live": {
-            "n_train": fitted[LIVE].n_train,
-            "last_labelled_as_of": features.loc[labelled, "as_of"].max().isoformat(),
+            "n_train": len(everything),
+            "last_labelled_as_of": everything["as_of"].max().isoformat(),
         },
     }
     others = {
@@ -137,7 +132,7 @@ def main() -> None:
     with StagedOutputs() as out:
         out.write_with(paths.MODEL, lambda p: joblib.dump(models[folds[-1]], p))
         out.write_with(paths.MODELS_WALK_FORWARD, lambda p: joblib.dump(others, p))
-        out.write_with(paths.MODEL_LIVE, lambda p: joblib.dump(fitted[LIVE].model, p))
+        out.write_with(paths.MODEL_LIVE, lambda p: joblib.dump(live_model, p))
         out.write_json(paths.MODEL_META, meta)
 
 

@@ -44,6 +44,7 @@ from kalshi_lab.evaluation.report import Scored
 from kalshi_lab.features import TARGET_COLUMNS, feature_columns
 from kalshi_lab.models import fit_model
 from kalshi_lab.params import Params, params_from_dict
+from kalshi_lab.resolution import release_clusters
 from kalshi_lab.split import periods
 
 OFFSET = "model=lightgbm_offset"
@@ -119,7 +120,9 @@ def measure(block: Scored, params: Params) -> dict[str, float]:
     best = min(("market", "recal"), key=brier.__getitem__)
     diff = brier_per_row(block.y, block.prob) - brier_per_row(block.y, block.baselines[best][0])
     ev = params.evaluation
-    boot = cluster_bootstrap(block.clusters, diff, ev.bootstrap_samples, ev.bootstrap_seed)
+    boot = cluster_bootstrap(block.clusters, {best: diff}, ev.bootstrap_samples, ev.bootstrap_seed)[
+        best
+    ]
     return brier | {
         "skill": 1.0 - brier["model"] / brier[best],
         "p_no_skill": 1.0 - boot["share_below_zero"],
@@ -155,13 +158,15 @@ def scored_periods(
         for key, name, split in found.named()
     ]
     blocks = []
+    clusters = release_clusters(features)
     for period, split in named:
         train = features[split.train & labelled]
         if train["event_ticker"].nunique() < params.split.min_train_events or not split.valid.any():
             continue  # the pipeline skips it too (kalshi_lab.guards)
         y = train[labels].to_numpy(dtype=int)
         model = fit_model(params.model, train, y, columns, period) if fixed is None else fixed
-        blocks.append((period, score_split(features, split, model, target, columns, period)[0]))
+        block, _ = score_split(features, split, model, target, columns, period, clusters)
+        blocks.append((period, block))
     return params, blocks
 
 

@@ -43,7 +43,9 @@ def test_without_a_significant_feature_it_is_the_market_and_not_better_than_it()
     np.testing.assert_allclose(model.predict_proba(X)[:, 1], market, rtol=0, atol=1e-15)
     # the common shock is not learned: there is no intercept
     diff = brier_per_row(y, model.predict_proba(X)[:, 1]) - brier_per_row(y, market)
-    assert cluster_bootstrap(event, diff, 200, 0)["share_below_zero"] == 0.0  # a tie, no skill
+    assert (
+        cluster_bootstrap(event, {"d": diff}, 200, 0)["d"]["share_below_zero"] == 0.0
+    )  # a tie, no skill
 
 
 def test_a_feature_the_market_misses_enters_at_full_strength():
@@ -102,3 +104,14 @@ def test_bad_settings_are_refused(bad):
     X, y, event = events(50, 2, 5)
     with pytest.raises(ValueError):
         MarketAnchoredLogit(**bad).fit(X, y, groups=event)
+
+
+def test_a_prediction_reads_columns_by_name_and_needs_every_training_column():
+    X, y, event = events(300, 5, 5, edge=1.0)
+    model = MarketAnchoredLogit().fit(X, y, groups=event)
+    assert model.selected_features_ == ["SIGNAL"]
+    expected = model.predict_proba(X)
+    shuffled = X[X.columns[::-1]].assign(EXTRA=1.0)
+    np.testing.assert_array_equal(model.predict_proba(shuffled), expected)
+    with pytest.raises(ValueError, match="EVENT_NOISE"):
+        model.predict_proba(X.drop(columns="EVENT_NOISE"))  # not selected, still required

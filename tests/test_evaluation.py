@@ -98,22 +98,34 @@ def test_cluster_bootstrap_resamples_clusters_not_rows():
     events = np.repeat(np.arange(40), 50)
     per_event = rng.normal(0.0, 1.0, 40)
     diff = per_event[events]
-    out = cluster_bootstrap(events, diff, 2000, seed=1)
+    out = cluster_bootstrap(events, {"d": diff}, 2000, seed=1)["d"]
     assert out["estimate"] == pytest.approx(diff.mean())
     assert out["lower"] < out["estimate"] < out["upper"]
     # the interval is about +-1.96 sd/sqrt(40 events), not sd/sqrt(2000 rows)
     half = (out["upper"] - out["lower"]) / 2
     assert half == pytest.approx(1.96 * per_event.std() / np.sqrt(40), rel=0.2)
-    assert out == cluster_bootstrap(events, diff, 2000, seed=1)  # seeded
+    assert out == cluster_bootstrap(events, {"d": diff}, 2000, seed=1)["d"]  # seeded
     # one event: nothing to resample, no uncertainty between events
-    single = cluster_bootstrap(np.zeros(10), np.arange(10.0), 500, seed=0)
+    single = cluster_bootstrap(np.zeros(10), {"d": np.arange(10.0)}, 500, seed=0)["d"]
     assert single["lower"] == single["upper"] == pytest.approx(4.5)
+
+
+def test_differences_bootstrapped_together_get_the_intervals_each_gets_alone():
+    # a period's report bootstraps its six differences in one call (one set of draws): each
+    # must come out as it does on its own with the same seed
+    rng = np.random.default_rng(3)
+    releases = rng.integers(0, 30, 400).astype(str)
+    diffs = {name: rng.normal(shift, 1.0, 400) for name, shift in (("a", 0.3), ("b", -0.2))}
+    together = cluster_bootstrap(releases, diffs, 600, seed=5)
+    for name, diff in diffs.items():
+        assert together[name] == cluster_bootstrap(releases, {name: diff}, 600, seed=5)[name]
+    assert together["a"] != together["b"]
 
 
 def test_cluster_bootstrap_weights_clusters_by_their_rows():
     events = np.array(["a"] * 9 + ["b"])
     diff = np.array([1.0] * 9 + [-9.0])
-    out = cluster_bootstrap(events, diff, 1000, seed=0)
+    out = cluster_bootstrap(events, {"d": diff}, 1000, seed=0)["d"]
     assert out["estimate"] == pytest.approx(0.0)
     # resamples of two a's give 1.0, of two b's -9.0; about a quarter each
     assert 0.15 < out["share_below_zero"] < 0.35
@@ -144,9 +156,9 @@ def test_two_events_of_one_release_move_together():
     # mean is 0; resampled as events apart, it is not
     events = np.repeat(np.arange(40), 5)
     diff = np.where(events % 2 == 0, 1.0, -1.0)
-    together = cluster_bootstrap(events // 2, diff, 500, seed=0)
+    together = cluster_bootstrap(events // 2, {"d": diff}, 500, seed=0)["d"]
     assert together["lower"] == together["upper"] == pytest.approx(0.0)
-    apart = cluster_bootstrap(events, diff, 500, seed=0)
+    apart = cluster_bootstrap(events, {"d": diff}, 500, seed=0)["d"]
     assert apart["upper"] - apart["lower"] > 0.3
 
 

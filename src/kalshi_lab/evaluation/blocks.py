@@ -20,7 +20,6 @@ from kalshi_lab.evaluation.baselines import baselines
 from kalshi_lab.evaluation.report import Scored, with_best
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE
 from kalshi_lab.guards import scorable
-from kalshi_lab.resolution import release_clusters
 from kalshi_lab.split import PURGED, Split
 
 log = logging.getLogger(__name__)
@@ -84,9 +83,11 @@ def score_split(
     target_name: str,
     columns: list[str],
     what: str,
+    clusters: np.ndarray,
 ) -> tuple[Scored, pd.DataFrame]:
     """The scored block of ``split`` (with its best baseline) and the predictions of all its
-    scored rows."""
+    scored rows; ``clusters`` is each row's release (``release_clusters(features)``, labelled
+    once for every period)."""
     target = TARGET_COLUMNS[target_name]
     train = features[split.train & features[target].notna().to_numpy()]
     rows = features[split.valid]
@@ -98,7 +99,7 @@ def score_split(
         prob=predictions["prob"].to_numpy()[keep],
         baselines=baselines(target_name, train, train[target].to_numpy(dtype=int), scored),
         events=scored["event_ticker"].astype(str).to_numpy(),
-        clusters=release_clusters(features)[split.valid][keep],
+        clusters=clusters[split.valid][keep],
         structure=scored["structure"].astype(str).to_numpy(),
     )
     return with_best(block, target_name), predictions

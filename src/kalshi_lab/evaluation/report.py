@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from kalshi_lab.data.structure import STRUCTURES
 from kalshi_lab.evaluation.baselines import REFERENCES, Baseline
@@ -107,7 +108,7 @@ def scores(block: Scored, target: str) -> dict[str, object]:
     best = score(block.y, block.baselines[BEST][0])
     out: dict[str, object] = {
         "n_rows": int(len(block.y)),
-        "n_events": int(len(np.unique(block.events))),
+        "n_events": int(len(pd.unique(block.events))),
         "positive_rate": float(np.mean(block.y)),
         "scores": table,
         "best_baseline": block.best,
@@ -140,20 +141,20 @@ def period_report(block: Scored, target: str, params: EvaluationParams) -> dict[
 def _with_intervals(block: Scored, target: str, params: EvaluationParams) -> dict[str, object]:
     out = scores(block, target)
     losses = {"brier_diff": brier_per_row, "log_loss_diff": log_loss_per_row}
+    diffs = {
+        (name, key): loss(block.y, block.prob) - loss(block.y, block.baselines[name][0])
+        for name in _compared(target)
+        for key, loss in losses.items()
+    }
+    intervals = cluster_bootstrap(
+        block.clusters, diffs, params.bootstrap_samples, params.bootstrap_seed
+    )
     out["bootstrap"] = {
         "n_samples": params.bootstrap_samples,
         "seed": params.bootstrap_seed,
-        "n_releases": int(len(np.unique(block.clusters))),
+        "n_releases": int(len(pd.unique(block.clusters))),
         **{
-            f"model_minus_{name}": {
-                key: cluster_bootstrap(
-                    block.clusters,
-                    loss(block.y, block.prob) - loss(block.y, block.baselines[name][0]),
-                    params.bootstrap_samples,
-                    params.bootstrap_seed,
-                )
-                for key, loss in losses.items()
-            }
+            f"model_minus_{name}": {key: intervals[name, key] for key in losses}
             for name in _compared(target)
         },
     }

@@ -28,6 +28,7 @@ from kalshi_lab.features import TARGET_COLUMNS, feature_columns
 from kalshi_lab.features.record import read_user_features_record
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import Params, load_params
+from kalshi_lab.resolution import release_clusters
 from kalshi_lab.split import periods
 from kalshi_lab.stages.runner import logger, run_stage
 from kalshi_lab.stages.train import read_features
@@ -131,13 +132,14 @@ def main() -> None:
     reports: dict[str, dict] = {}
     blocks: dict[str, Scored] = {}
     predictions: dict[str, pd.DataFrame] = {}
+    clusters = release_clusters(features)
     for key, what, split in named:
         reports[key] = coverage(features, split, target, skipped[key])
         if skipped[key]:
             predictions[key] = no_predictions(features, target)
             continue
         blocks[key], predictions[key] = score_split(
-            features, split, models[key], target, columns, what
+            features, split, models[key], target, columns, what, clusters
         )
     validation_key = f"fold_{len(found.folds)}"
     folds = [key for key, _, _ in named if key != "test"]

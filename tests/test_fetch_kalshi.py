@@ -382,3 +382,12 @@ def test_a_fetch_killed_while_writing_resumes_to_the_same_bytes(
     resumed = fetch(server, series, out, cache)
     assert resumed.transport.stats.requests == 0  # every unit was in the cache
     assert_same_partitions(whole, out)
+
+
+def test_an_event_outside_the_series_is_an_error_naming_it(server, served, tmp_path):
+    where = partition_of_event(served)
+    event = next(e for e, name in sorted(where.items()) if name.startswith("series=KXSIMB/"))
+    out = tmp_path / "raw"
+    with pytest.raises(DataError, match=f"data.events: {event} is an event of series KXSIMB"):
+        fetch(server, ["KXSIMA"], out, tmp_path / "cache", events=[event])
+    assert not out.exists()

@@ -218,10 +218,11 @@ class KalshiFetch:
         """The markets' documents, in batches; the archive is asked only where one may be.
 
         Returns the cache key of each ticker's batch. A listed market that was not asked for
-        goes to no partition: counted and logged.
+        goes to no partition, nor does a page listing no market (e.g. the live page of a batch
+        that is all archived): both counted and logged.
         """
         out: dict[str, str] = {}
-        strays = 0
+        strays = empty = 0
         for first in range(0, len(markets), TICKERS_PER_REQUEST):
             batch = markets[first : first + TICKERS_PER_REQUEST]
             tickers = [m.ticker for m in batch]
@@ -240,12 +241,19 @@ class KalshiFetch:
                 for page in pages
                 for doc in page["response"].get("markets") or []
             )
+            empty += sum(not page["response"].get("markets") for page in pages)
             out.update(dict.fromkeys(tickers, self._key(key)))
         if strays:
             logger.warning(
                 "GET /markets?tickers=: dropped %d listed markets that were not asked for "
                 "(no partition holds them)",
                 strays,
+            )
+        if empty:
+            logger.info(
+                "GET /markets?tickers=: %d pages listed no market and are not recorded "
+                "(a partition records the pages holding its markets)",
+                empty,
             )
         return out
 

@@ -1,9 +1,13 @@
-"""What the data=kalshi tests share: the parameters of a fetch from the local server."""
+"""What the data=kalshi tests share: the parameters of a fetch from the local server, and a
+byte-for-byte comparison of two fetched (partitioned) raw directories."""
 
 from __future__ import annotations
 
 import datetime as dt
+import filecmp
+from pathlib import Path
 
+from kalshi_lab.data.raw_store import KINDS, MANIFEST, PARTITIONS, raw_partitions
 from kalshi_lab.params import DataParams, RateLimitParams
 
 #: the range write_simulated_raw (tests/server_support.py) simulates
@@ -32,3 +36,14 @@ def kalshi_params(base_url: str, **overrides) -> DataParams:
     )
     values.update(overrides)
     return DataParams(**values)
+
+
+def assert_same_partitions(a: Path, b: Path) -> None:
+    """``a`` and ``b`` are the same partitioned raw directory, byte for byte: the same
+    partition list, and the same files (six and a manifest) in each partition."""
+    names = [p.relative_to(a) for p in raw_partitions(a)]
+    assert names == [p.relative_to(b) for p in raw_partitions(b)]
+    assert (a / PARTITIONS).read_bytes() == (b / PARTITIONS).read_bytes()
+    for name in names:
+        for file in (*KINDS.values(), MANIFEST):
+            assert filecmp.cmp(a / name / file, b / name / file, shallow=False), name / file

@@ -9,18 +9,25 @@ after being killed mid-way, and without asking anything twice for a closed range
 from __future__ import annotations
 
 import datetime as dt
-import filecmp
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from fetch_support import kalshi_params
+from fetch_support import assert_same_partitions, kalshi_params
 from kalshi_lab.client import KalshiClient, NotFoundError
 from kalshi_lab.data.parse import parse_raw
-from kalshi_lab.data.raw_store import KINDS, read_manifest
+from kalshi_lab.data.raw_store import (
+    KINDS,
+    RawWriter,
+    iter_records,
+    raw_partitions,
+    read_manifest,
+)
 from kalshi_lab.errors import DataError
-from kalshi_lab.fetch.kalshi import fetch_kalshi
+from kalshi_lab.fetch import kalshi
+from kalshi_lab.fetch.kalshi import fetch_kalshi, write_partition
 from kalshi_lab.params import DataParams
 from kalshi_lab.server import FaultConfig, LocalKalshiServer, ServerConfig
 from server_support import write_simulated_raw
@@ -49,8 +56,14 @@ def served_tables(served) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def series(served_tables) -> list[str]:
-    return sorted(served_tables["series"]["series_ticker"])
+def series(served) -> list[str]:
+    return sorted(
+        {
+            r["response"]["series"]["ticker"]
+            for p in raw_partitions(served)
+            for r in iter_records(p, "series")
+        }
+    )
 
 
 @pytest.fixture
@@ -99,10 +112,12 @@ def test_fetched_data_equals_the_served_data(server, served_tables, series, tmp_
     for kind in ("candlesticks", "trades", "markets"):
         assert hits.get(kind, 0) > 0 and hits.get(f"historical_{kind}", 0) > 0, hits
     assert c.transport.stats.requests == server.stats.total_requests
-    # all markets closed when fetched: no book to record, and the file still exists
-    assert (tmp_path / "raw" / KINDS["orderbooks"]).exists()
-    manifest = read_manifest(tmp_path / "raw")  # the source says so: no book is not an error
-    assert manifest.records["orderbooks"] == 0 and manifest.may_be_empty == {"orderbooks"}
+    # all markets closed when fetched: no book to record, and every partition's file still
+    # exists, its manifest saying the source may leave it empty: no book is not an error
+    for part in raw_partitions(tmp_path / "raw"):
+        assert (part / KINDS["orderbooks"]).exists()
+        manifest = read_manifest(part)
+        assert manifest.records["orderbooks"] == 0 and manifest.may_be_empty == {"orderbooks"}
     assert parse_raw(tmp_path / "raw")["orderbook"].num_rows == 0
 
 
@@ -162,18 +177,16 @@ def test_a_killed_fetch_resumes_to_the_same_bytes(server, series, tmp_path, afte
     resumed = fetch(server, series, out, cache)
     assert made[0] > after  # it was killed after `after` requests
     assert resumed.transport.stats.requests < complete  # it resumed, it did not start over
-    for name in KINDS.values():
-        assert filecmp.cmp(whole / name, out / name, shallow=False), name
+    assert_same_partitions(whole, out)
 
 
-def test_a_closed_range_is_fetched_once(server, served_tables, series, tmp_path):
+def test_a_closed_range_is_fetched_once(server, series, tmp_path):
     fetch(server, series, tmp_path / "first", tmp_path / "cache")
     before = server.stats.total_requests
     again = fetch(server, series, tmp_path / "second", tmp_path / "cache")
     assert again.transport.stats.requests == 0
     assert server.stats.total_requests == before
-    for name in KINDS.values():
-        assert filecmp.cmp(tmp_path / "first" / name, tmp_path / "second" / name, shallow=False)
+    assert_same_partitions(tmp_path / "first", tmp_path / "second")
 
 
 def test_only_markets_open_in_the_range_are_fetched(server, served_tables, series, tmp_path):
@@ -221,4 +234,160 @@ def test_bad_input_names_the_thing_and_writes_nothing(
     out = tmp_path / "raw"
     with pytest.raises(error, match=names):
         fetch(server, overrides.pop("series"), out, tmp_path / "cache", **overrides)
+    assert not out.exists()
+
+
+# --- the partitions: series=<S>/month=<YYYY-MM>, whole events ----------------------------------
+
+TICKER_IN_PATH = re.compile(r"/markets/(?P<ticker>[^/]+)/(candlesticks|orderbook)$")
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def partition_of_event(raw: Path) -> dict[str, str]:
+    """Each event's partition in ``raw``, from the event documents (one partition per event)."""
+    out: dict[str, str] = {}
+    for part in raw_partitions(raw):
+        for r in iter_records(part, "events"):
+            event = r["response"]["event"]["event_ticker"]
+            assert out.setdefault(event, part.relative_to(raw).as_posix()) == out[event], event
+    return out
+
+
+def tickers_of(kind: str, record: dict) -> set[str]:
+    """The markets one recorded response is about."""
+    if kind == "trades":
+        return {t["ticker"] for t in record["response"]["trades"]}
+    match = TICKER_IN_PATH.search(record["path"])
+    assert match, record["path"]
+    return {match["ticker"]}
+
+
+def test_every_record_of_an_event_is_in_its_events_partition(server, served, series, tmp_path):
+    with client(server.base_url) as c:
+        counts = fetch_kalshi(
+            params(server.base_url, series), tmp_path / "raw", client=c, cache_dir=tmp_path / "c"
+        )
+    parts = raw_partitions(tmp_path / "raw")
+    names = [p.relative_to(tmp_path / "raw").as_posix() for p in parts]
+    assert names == sorted(names)
+    # the simulator placed each event by its close month too: the same partition, every event
+    assert partition_of_event(tmp_path / "raw") == partition_of_event(served)
+    written = dict.fromkeys(KINDS, 0)
+    for part, name in zip(parts, names, strict=True):
+        manifest = read_manifest(part)
+        for kind in KINDS:
+            written[kind] += manifest.records[kind]
+        s, month = name.removeprefix("series=").split("/month=")
+        docs = [r["response"]["series"]["ticker"] for r in iter_records(part, "series")]
+        assert docs == [s], name  # the series document, repeated in each of its partitions
+        events = {r["response"]["event"]["event_ticker"] for r in iter_records(part, "events")}
+        closes: dict[str, list[dt.datetime]] = {e: [] for e in events}
+        markets = set()
+        for r in iter_records(part, "markets"):
+            for m in r["response"]["markets"]:
+                assert m["event_ticker"] in events, (name, m["ticker"])
+                closes[m["event_ticker"]].append(_at(m["close_time"]))
+                markets.add(m["ticker"])
+        for e, times in closes.items():  # the month of the latest close of the event's markets
+            assert max(times).strftime("%Y-%m") == month, (name, e)
+        for kind in ("candlesticks", "trades"):
+            about = set().union(*(tickers_of(kind, r) for r in iter_records(part, kind)))
+            assert about == markets, (name, kind)  # all its markets' data, no other market's
+    assert written == counts
+
+
+def moved_close(full: Path, out: Path, ticker: str, close: str) -> Path:
+    """``full`` as one flat raw directory, ``ticker`` closing at ``close`` instead."""
+
+    def moved(doc: dict) -> dict:
+        return {**doc, "close_time": close} if doc["ticker"] == ticker else doc
+
+    with RawWriter(out) as w:
+        for kind in KINDS:
+            for r in (r for part in raw_partitions(full) for r in iter_records(part, kind)):
+                body = r["response"]
+                if kind in ("markets", "events"):
+                    body = {**body, "markets": [moved(m) for m in body.get("markets", [])]}
+                w.write(
+                    kind,
+                    r["path"].removeprefix("/trade-api/v2"),
+                    r["params"],
+                    _at(r["received_at"]),
+                    body,
+                )
+    return out
+
+
+def test_an_event_closing_in_two_months_is_in_the_later_month_whole(served, series, tmp_path):
+    where = partition_of_event(served)
+    markets_of: dict[str, list[str]] = {}
+    for part in raw_partitions(served):
+        for r in iter_records(part, "markets"):
+            for m in r["response"]["markets"]:
+                markets_of.setdefault(m["event_ticker"], []).append(m["ticker"])
+    event = next(e for e in sorted(markets_of) if len(set(markets_of[e])) > 1)
+    assert where[event].endswith("month=2025-01")
+    first, *rest = sorted(set(markets_of[event]))
+    source = moved_close(served, tmp_path / "served", first, "2025-02-03T00:00:00Z")
+    with LocalKalshiServer(source, ServerConfig(cutoff=CUTOFF, rate_limit=False)) as srv:
+        fetch(srv, series, tmp_path / "raw", tmp_path / "cache")
+    raw = tmp_path / "raw"
+    later = where[event].replace("month=2025-01", "month=2025-02")
+    assert partition_of_event(raw)[event] == later
+    for part in raw_partitions(raw):
+        name = part.relative_to(raw).as_posix()
+        for kind in ("markets", "candlesticks", "trades"):
+            for r in iter_records(part, kind):
+                about = (
+                    {m["ticker"] for m in r["response"]["markets"]}
+                    if kind == "markets"
+                    else tickers_of(kind, r)
+                )
+                if about & {first, *rest}:
+                    assert name == later, (kind, name)  # January's markets too, with the event
+    kept = {
+        m["ticker"] for r in iter_records(raw / later, "markets") for m in r["response"]["markets"]
+    }
+    assert {first, *rest} <= kept
+
+
+def test_the_partitions_do_not_depend_on_thread_timing(server, series, tmp_path):
+    fetch(server, series, tmp_path / "four", tmp_path / "cache4", concurrency=4)
+    fetch(server, series, tmp_path / "one", tmp_path / "cache1", concurrency=1)
+    assert_same_partitions(tmp_path / "four", tmp_path / "one")
+
+
+def test_a_fetch_killed_while_writing_resumes_to_the_same_bytes(
+    server, series, tmp_path, uninterrupted, monkeypatch
+):
+    whole, _ = uninterrupted
+    written = [0]
+
+    def dying(*a, **kw):
+        written[0] += 1
+        if written[0] == 3:
+            raise Killed
+        return write_partition(*a, **kw)
+
+    monkeypatch.setattr(kalshi, "write_partition", dying)
+    out, cache = tmp_path / "raw", tmp_path / "cache"
+    with pytest.raises(Killed):
+        fetch(server, series, out, cache)
+    with pytest.raises(DataError, match="neither"):  # two partitions, but no list: incomplete
+        raw_partitions(out)
+    monkeypatch.undo()
+    resumed = fetch(server, series, out, cache)
+    assert resumed.transport.stats.requests == 0  # every unit was in the cache
+    assert_same_partitions(whole, out)
+
+
+def test_an_event_outside_the_series_is_an_error_naming_it(server, served, tmp_path):
+    where = partition_of_event(served)
+    event = next(e for e, name in sorted(where.items()) if name.startswith("series=KXSIMB/"))
+    out = tmp_path / "raw"
+    with pytest.raises(DataError, match=f"data.events: {event} is an event of series KXSIMB"):
+        fetch(server, ["KXSIMA"], out, tmp_path / "cache", events=[event])
     assert not out.exists()

@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from kalshi_lab.errors import DataError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
     key TEXT PRIMARY KEY,
@@ -58,6 +60,7 @@ class ResponseCache:
 
     def __init__(self, path: Path) -> None:
         path = Path(path)
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -100,6 +103,34 @@ class ResponseCache:
             if row is None:
                 return None
             self.hits += 1  # under the lock: worker threads count concurrently
+        return orjson.loads(row[0])
+
+    def has(self, key: str, run: Run) -> bool:
+        """Whether the unit is final or was fetched by ``run`` (a hit, as :meth:`get`), without
+        reading its responses: the per-market units are read once, when they are written out."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM units WHERE key = ? AND (run IS NULL OR run = ?)", (key, run.id)
+            ).fetchone()
+            if row is not None:
+                self.hits += 1
+        return row is not None
+
+    def load(self, key: str, run: Run) -> list[dict[str, Any]]:
+        """The responses of a unit this run stored or found (no hit: it was counted then).
+
+        Missing, it was removed while the fetch ran (the cache deleted under it): a DataError.
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT responses FROM units WHERE key = ? AND (run IS NULL OR run = ?)",
+                (key, run.id),
+            ).fetchone()
+        if row is None:
+            raise DataError(
+                f"{self.path}: unit {key!r} vanished during the fetch (was the cache deleted?): "
+                "run the fetch again"
+            )
         return orjson.loads(row[0])
 
     def put(self, key: str, responses: list[dict[str, Any]], run: Run, *, final: bool) -> None:

@@ -5,15 +5,18 @@ Steps, each a set of cacheable units (see :mod:`kalshi_lab.fetch.cache`):
 1. ``GET /series/{s}`` for every configured series (an unknown one stops the fetch here);
 2. discovery: the series' markets closing after ``start`` (live and archived pages), narrowed
    to the markets open on some day of ``[start, end]`` and to ``events``/``tickers``;
-3. the chosen markets' documents (``GET /markets?tickers=``, live and archived) and
-   ``GET /events/{e}`` of their events;
+3. ``GET /events/{e}`` of the chosen markets' events (which names each event's series, and so
+   its partition: :func:`kalshi_lab.fetch.plan.partitions`) and the markets' documents
+   (``GET /markets?tickers=``, live and archived);
 4. per market, in parallel: daily (and hourly) candles and all trades over its life, and the
    orderbook if it is open now (stamped with the time of the request: history has no books,
    so this is how a user accumulates real book history going forward).
 
-The raw directory is assembled from the units in a fixed order after everything arrived, so
-its bytes do not depend on thread timing, and a run killed at any point resumes from the
-units it completed.
+Every unit is in the cache once fetched; then the raw directory is written partition by
+partition (``series=<S>/month=<YYYY-MM>/``, each a flat raw directory, as the simulator's),
+each from its units read back from the cache in a fixed order, so that its bytes do not depend
+on thread timing and memory holds one partition's responses, not the run's; ``partitions.json``
+comes last. A run killed at any point resumes from the units it completed.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,17 +36,19 @@ from tqdm import tqdm
 from kalshi_lab import paths
 from kalshi_lab.client import ApiResponse, KalshiClient
 from kalshi_lab.client.records import Market
-from kalshi_lab.data.raw_store import RawWriter
+from kalshi_lab.data.raw_store import KINDS, PARTITIONS, RawWriter, write_partition_list
 from kalshi_lab.errors import DataError
 from kalshi_lab.fetch.cache import ResponseCache, Run, fingerprint
 from kalshi_lab.fetch.plan import (
     DAILY,
     HOURLY,
+    Partition,
     Window,
     candle_windows,
     day_bounds,
     in_range,
     is_open_at,
+    partitions,
     trade_windows,
 )
 from kalshi_lab.params import DataParams
@@ -52,8 +58,14 @@ logger = logging.getLogger(__name__)
 #: tickers per ``GET /markets?tickers=`` request (keeps the URL short)
 TICKERS_PER_REQUEST = 50
 CACHE_FILE = "kalshi.sqlite"
+#: books are of markets open now only: a range that is over has none
+MAY_BE_EMPTY = ("orderbooks",)
+#: the per-market kinds, in the order a partition's files are written
+MARKET_KINDS = ("candlesticks", "trades", "orderbooks")
 
 Responses = list[dict[str, Any]]
+#: per kind, the cache keys of one market's units, in order (:meth:`KalshiFetch.load`)
+UnitKeys = dict[str, list[str]]
 
 
 def _record(response: ApiResponse) -> dict[str, Any]:
@@ -97,6 +109,27 @@ class KalshiFetch:
         cached = self.cache.get(full_key, self.run)
         if cached is not None:
             return cached
+        return self._store(full_key, fetch, final)
+
+    def ensure(self, key: str, fetch: Callable[[], Iterable[ApiResponse]], final: bool) -> str:
+        """Unit ``key`` in the cache, fetched unless it is there; returns the key to
+        :meth:`load` it with when its partition is written (not read now: memory holds one
+        partition's responses at a time)."""
+        full_key = self._key(key)
+        if not self.cache.has(full_key, self.run):
+            self._store(full_key, fetch, final)
+        return full_key
+
+    def load(self, full_key: str) -> Responses:
+        """The responses of a unit :meth:`ensure` or :meth:`unit` put in the cache."""
+        return self.cache.load(full_key, self.run)
+
+    def _store(
+        self,
+        full_key: str,
+        fetch: Callable[[], Iterable[ApiResponse]],
+        final: bool | Callable[[Responses], bool],
+    ) -> Responses:
         responses = [_record(r) for r in fetch()]
         is_final = final(responses) if callable(final) else final
         self.cache.put(full_key, responses, self.run, final=is_final)
@@ -181,50 +214,86 @@ class KalshiFetch:
         markets = _markets(pages)
         return all(m.is_settled for m in markets if in_range(m, self.start_ts, self.after_end_ts))
 
-    def market_documents(self, markets: list[Market]) -> list[Responses]:
-        """The markets' documents, in batches; the archive is asked only where one may be."""
-        out = []
+    def market_documents(self, markets: list[Market]) -> dict[str, str]:
+        """The markets' documents, in batches; the archive is asked only where one may be.
+
+        Returns the cache key of each ticker's batch. A listed market that was not asked for
+        goes to no partition, nor does a page listing no market (e.g. the live page of a batch
+        that is all archived): both counted and logged.
+        """
+        out: dict[str, str] = {}
+        strays = empty = 0
         for first in range(0, len(markets), TICKERS_PER_REQUEST):
             batch = markets[first : first + TICKERS_PER_REQUEST]
             tickers = [m.ticker for m in batch]
             archive = any(m.settlement_ts is not None for m in batch)  # never an open market
-            out.append(
-                self.unit(
-                    f"markets|{','.join(tickers)}",
-                    lambda tickers=tickers, archive=archive: self.client.market_responses(
-                        tickers=tickers, historical=archive
-                    ),
-                    final=all(m.is_settled for m in batch),
-                )
+            key = f"markets|{','.join(tickers)}"
+            pages = self.unit(
+                key,
+                lambda tickers=tickers, archive=archive: self.client.market_responses(
+                    tickers=tickers, historical=archive
+                ),
+                final=all(m.is_settled for m in batch),
+            )
+            asked = set(tickers)
+            strays += sum(
+                doc.get("ticker") not in asked
+                for page in pages
+                for doc in page["response"].get("markets") or []
+            )
+            empty += sum(not page["response"].get("markets") for page in pages)
+            out.update(dict.fromkeys(tickers, self._key(key)))
+        if strays:
+            logger.warning(
+                "GET /markets?tickers=: dropped %d listed markets that were not asked for "
+                "(no partition holds them)",
+                strays,
+            )
+        if empty:
+            logger.info(
+                "GET /markets?tickers=: %d pages listed no market and are not recorded "
+                "(a partition records the pages holding its markets)",
+                empty,
             )
         return out
 
-    def events(self, markets: list[Market]) -> list[Responses]:
-        """``GET /events/{e}`` of the markets' events; learns each event's series."""
+    def events(self, markets: list[Market]) -> dict[str, str]:
+        """``GET /events/{e}`` of the markets' events; learns each event's series.
+
+        Returns each event's cache key. An event of a series not in ``data.series`` is a
+        DataError: its partition would have no series document.
+        """
+        assert self.data.series is not None
         settled: dict[str, bool] = {}
         for m in markets:
             settled[m.event_ticker] = settled.get(m.event_ticker, True) and m.is_settled
-        out = []
+        out = {}
         for e in sorted(settled):
+            key = f"event|{e}"
             responses = self.unit(
-                f"event|{e}", lambda e=e: [self.client.event_response(e)], final=settled[e]
+                key, lambda e=e: [self.client.event_response(e)], final=settled[e]
             )
             event = responses[0]["response"].get("event") or {}
             series = event.get("series_ticker")
             if not series:
                 raise DataError(f"GET /events/{e}: the event has no series_ticker")
+            if series not in self.data.series:
+                raise DataError(
+                    f"data.events: {e} is an event of series {series}, not among data.series "
+                    f"{sorted(set(self.data.series))}"
+                )
             self.series_of_event[e] = series
-            out.append(responses)
+            out[e] = self._key(key)
         return out
 
-    def market_data(self, market: Market) -> dict[str, list[Responses]]:
-        """Candles, trades and (if open now) the book of one market."""
+    def market_data(self, market: Market) -> UnitKeys:
+        """Candles, trades and (if open now) the book of one market, in the cache: their keys."""
         series = self.series_of_event[market.event_ticker]
-        out: dict[str, list[Responses]] = {"candlesticks": [], "trades": [], "orderbooks": []}
+        out: UnitKeys = {kind: [] for kind in MARKET_KINDS}
         for period in self.periods:
             for w in candle_windows(market, period, self.run.now):
                 out["candlesticks"].append(
-                    self.unit(
+                    self.ensure(
                         f"candles|{market.ticker}|{period}|{w.key}",
                         self._candles(series, market, period, w),
                         final=w.final,
@@ -232,7 +301,7 @@ class KalshiFetch:
                 )
         for w in trade_windows(market, self.run.now):
             out["trades"].append(
-                self.unit(
+                self.ensure(
                     f"trades|{market.ticker}|{w.key}",
                     lambda w=w: self.client.trade_responses(market.ticker, w.start_ts, w.end_ts),
                     final=w.final,
@@ -241,7 +310,7 @@ class KalshiFetch:
         if is_open_at(market, self.run.now):
             depth = self.data.orderbook_depth or 0
             out["orderbooks"].append(
-                self.unit(
+                self.ensure(
                     f"book|{market.ticker}",
                     lambda: [self.client.orderbook_response(market.ticker, depth)],
                     final=False,
@@ -274,6 +343,44 @@ def _markets(pages: Responses) -> Iterator[Market]:
                 ) from None
 
 
+def write_partition(
+    job: KalshiFetch,
+    raw_dir: Path,
+    part: Partition,
+    series: dict[str, Responses],
+    events: dict[str, str],
+    documents: dict[str, str],
+    per_market: dict[str, UnitKeys],
+) -> dict[str, int]:
+    """Write ``part`` from the cache into its raw directory; returns records written per kind.
+
+    Its series document, its events, the pages of its markets' batches holding its markets
+    (each recorded with the request that fetched the batch, listing only this partition's
+    markets: a batch may span partitions; a page holding none of them is not recorded here),
+    then per market in ticker order its candles, trades and books.
+    """
+    tickers = {m.ticker for m in part.markets}
+    batches = list(dict.fromkeys(documents[t] for t in sorted(tickers)))
+    with RawWriter(raw_dir / part.name, may_be_empty=MAY_BE_EMPTY) as writer:
+        _write(writer, "series", [series[part.series]])
+        _write(writer, "events", (job.load(events[e]) for e in part.events))
+        _write(writer, "markets", (_only(job.load(key), tickers) for key in batches))
+        for kind in MARKET_KINDS:
+            keys = (key for m in part.markets for key in per_market[m.ticker][kind])
+            _write(writer, kind, (job.load(key) for key in keys))
+        return dict(writer.counts)
+
+
+def _only(pages: Responses, tickers: set[str]) -> Responses:
+    """The ``GET /markets`` pages narrowed to the markets of ``tickers``; empty ones left out."""
+    out = []
+    for page in pages:
+        docs = [d for d in page["response"].get("markets") or [] if d.get("ticker") in tickers]
+        if docs:
+            out.append({**page, "response": {**page["response"], "markets": docs}})
+    return out
+
+
 def _write(writer: RawWriter, kind: str, units: Iterable[Responses]) -> None:
     for responses in units:
         for r in responses:
@@ -293,7 +400,8 @@ def fetch_kalshi(
     client: KalshiClient,
     cache_dir: Path = paths.CACHE_DIR,
 ) -> dict[str, int]:
-    """Fetch ``data`` through ``client`` into ``raw_dir``; returns records written per kind.
+    """Fetch ``data`` through ``client`` into the partitions of ``raw_dir``; returns records
+    written per kind, over all partitions.
 
     "Now" is the client's clock (``client.transport.clock``), which also stamps responses.
     """
@@ -317,26 +425,30 @@ def fetch_kalshi(
         job = KalshiFetch(data, client, cache, run)
         series = job.series()
         markets = job.discover()
-        documents = job.market_documents(markets)
         events = job.events(markets)
+        documents = job.market_documents(markets)
         job.close_range(series, markets)
+        parts = partitions(markets, job.series_of_event)
         logger.info(
-            "%d markets of %d events (%d settled) open between %s and %s",
+            "%d markets of %d events (%d settled) open between %s and %s, in %d partitions",
             len(markets),
             len(events),
             sum(m.is_settled for m in markets),
             data.start,
             data.end,
+            len(parts),
         )
-        per_market = _in_parallel(job.market_data, markets, data.concurrency or 1)
-        # books are of markets open now only: a range that is over has none
-        with RawWriter(raw_dir, may_be_empty=("orderbooks",)) as writer:
-            _write(writer, "series", series.values())
-            _write(writer, "events", events)
-            _write(writer, "markets", documents)
-            for kind in ("candlesticks", "trades", "orderbooks"):
-                _write(writer, kind, (u for m in per_market for u in m[kind]))
-            counts = dict(writer.counts)
+        units = _in_parallel(job.market_data, markets, data.concurrency or 1)
+        per_market = {m.ticker: u for m, u in zip(markets, units, strict=True)}
+        counts: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
+        raw_dir = Path(raw_dir)
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        (raw_dir / PARTITIONS).unlink(missing_ok=True)  # written again once all are complete
+        for part in parts:
+            counts.update(
+                write_partition(job, raw_dir, part, series, events, documents, per_market)
+            )
+        write_partition_list(raw_dir, [part.name for part in parts])
         cache.finish(fetch_id, run)
     finally:
         cache.close()
@@ -350,15 +462,15 @@ def fetch_kalshi(
         stats.waited_s,
         cache.hits,
         sum(counts.values()),
-        counts,
+        dict(counts),
         time.perf_counter() - began,
     )
-    return counts
+    return dict(counts)
 
 
 def _in_parallel(
-    work: Callable[[Market], dict[str, list[Responses]]], markets: list[Market], workers: int
-) -> list[dict[str, list[Responses]]]:
+    work: Callable[[Market], UnitKeys], markets: list[Market], workers: int
+) -> list[UnitKeys]:
     """``work`` over ``markets`` in ``workers`` threads, in order, with a progress bar.
 
     The first failure cancels what has not started and is raised; what completed stays cached.

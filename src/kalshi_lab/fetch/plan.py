@@ -9,14 +9,21 @@ run plans exactly the units the killed run planned (and finds them in the cache)
 * A settled market's data cannot change: its candles and trades are one final unit each over
   its whole life. A market still open is cut into calendar-month windows: the months that
   ended before now are final, the current one is provisional.
+* The raw directory is partitioned by series and month (:mod:`kalshi_lab.data.raw_store`): an
+  event and everything of its markets go to ``series=<its series>/month=<the UTC month of the
+  latest close of its chosen markets>``, so an event whose markets close in two months is in
+  the later one, whole.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
 
 from kalshi_lab.client.records import Market
+from kalshi_lab.data.raw_store import partition_name
+from kalshi_lab.errors import DataError
 
 #: candle periods fetched: daily always, hourly on request (minutes)
 DAILY, HOURLY = 1440, 60
@@ -110,3 +117,46 @@ def _months(start_ts: int, end_ts: int) -> list[tuple[int, int]]:
     lows = [start_ts, *cuts]
     highs = [c - 1 for c in cuts] + [end_ts]
     return list(zip(lows, highs, strict=True))
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One ``series=<S>/month=<YYYY-MM>`` partition of the raw directory: whole events."""
+
+    name: str
+    series: str
+    events: tuple[str, ...]  # sorted
+    markets: tuple[Market, ...]  # by ticker
+
+
+def partitions(markets: list[Market], series_of_event: dict[str, str]) -> list[Partition]:
+    """The partitions of ``markets`` (sorted by ticker), sorted by name, as the simulator's.
+
+    An event's month is the UTC month of the latest ``close_time`` among its chosen markets. A
+    series ticker that cannot name a directory is a DataError naming it and its event.
+    """
+    closes: dict[str, dt.datetime] = {}
+    for m in markets:
+        closes[m.event_ticker] = max(m.close_time, closes.get(m.event_ticker, m.close_time))
+    name_of: dict[str, str] = {}
+    for event, close in closes.items():
+        series, month = series_of_event[event], close.astimezone(dt.UTC).strftime("%Y-%m")
+        try:
+            name_of[event] = partition_name(series, month)
+        except ValueError:
+            raise DataError(
+                f"GET /events/{event}: series_ticker {series!r} cannot name a raw partition "
+                "directory (series=<S>/month=<YYYY-MM>)"
+            ) from None
+    members: dict[str, list[Market]] = defaultdict(list)
+    for m in markets:
+        members[name_of[m.event_ticker]].append(m)
+    return [
+        Partition(
+            name=name,
+            series=series_of_event[members[name][0].event_ticker],
+            events=tuple(sorted({m.event_ticker for m in members[name]})),
+            markets=tuple(members[name]),
+        )
+        for name in sorted(members)
+    ]

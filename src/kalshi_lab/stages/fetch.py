@@ -1,9 +1,9 @@
 """fetch: raw API documents into data/raw/ from the source chosen by ``data.source``.
 
 Every source writes the same recorded-response files (see kalshi_lab.data.raw_store), so the
-stages after this one cannot tell simulated from real data. The simulator writes them
-partitioned by series and month, on the cores ``compute`` gives it; the Kalshi fetch, bound
-by the API's rate limit rather than by cores, writes one flat directory. Order-book streams recorded by
+stages after this one cannot tell simulated from real data. Both write them partitioned by
+series and month: the simulator on the cores ``compute`` gives it, the Kalshi fetch (bound by
+the API's rate limit rather than by cores) from its response cache. Order-book streams recorded by
 ``kalshi-lab record`` live in data/recorded/, not here: this stage replaces data/raw whole.
 Recordings an older version kept in data/raw/orderbook_deltas are moved there first, once.
 """

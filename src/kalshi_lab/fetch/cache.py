@@ -93,17 +93,23 @@ class ResponseCache:
             )
             self._db.execute("COMMIT")
 
+    def _responses(self, key: str, run: Run) -> bytes | None:
+        """The unit's serialised responses if it is final or was fetched by ``run``; the caller
+        holds the lock."""
+        row = self._db.execute(
+            "SELECT responses FROM units WHERE key = ? AND (run IS NULL OR run = ?)",
+            (key, run.id),
+        ).fetchone()
+        return None if row is None else row[0]
+
     def get(self, key: str, run: Run) -> list[dict[str, Any]] | None:
         """The unit's responses if it is final or was fetched by ``run``."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT responses FROM units WHERE key = ? AND (run IS NULL OR run = ?)",
-                (key, run.id),
-            ).fetchone()
-            if row is None:
+            blob = self._responses(key, run)
+            if blob is None:
                 return None
             self.hits += 1  # under the lock: worker threads count concurrently
-        return orjson.loads(row[0])
+        return orjson.loads(blob)
 
     def has(self, key: str, run: Run) -> bool:
         """Whether the unit is final or was fetched by ``run`` (a hit, as :meth:`get`), without
@@ -122,16 +128,13 @@ class ResponseCache:
         Missing, it was removed while the fetch ran (the cache deleted under it): a DataError.
         """
         with self._lock:
-            row = self._db.execute(
-                "SELECT responses FROM units WHERE key = ? AND (run IS NULL OR run = ?)",
-                (key, run.id),
-            ).fetchone()
-        if row is None:
+            blob = self._responses(key, run)
+        if blob is None:
             raise DataError(
                 f"{self.path}: unit {key!r} vanished during the fetch (was the cache deleted?): "
                 "run the fetch again"
             )
-        return orjson.loads(row[0])
+        return orjson.loads(blob)
 
     def put(self, key: str, responses: list[dict[str, Any]], run: Run, *, final: bool) -> None:
         blob = orjson.dumps(responses)

@@ -33,6 +33,7 @@ from kalshi_lab.backtest.report import (
     fills_frame,
     positions_frame,
     recorded_book_fills,
+    recorded_books,
     summarize,
     traded_signal_scores,
 )
@@ -41,7 +42,7 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
 from kalshi_lab.execution.factory import build_strategy, make_executor
-from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS, ns
+from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS, QuoteIndex, ns
 from kalshi_lab.execution.risk import RiskManager
 from kalshi_lab.execution.signals import check_predictions
 from kalshi_lab.execution.trader import Trader
@@ -149,7 +150,6 @@ def run_backtest(
     limits each event's payoff structure (its strikes).
     """
     predictions = check_predictions(predictions)
-    initial_cents = round(backtest.initial_cash * 100)
     exchange = SimulatedKalshiExchange(
         orderbook,
         candles,
@@ -158,9 +158,27 @@ def run_backtest(
         backtest.taker_fee_rate,
         backtest.max_fill_share,
         backtest.max_volume_share,
-        initial_cents,
+        round(backtest.initial_cash * 100),
         backtest.max_quote_age_hours,
     )
+    return _replay(
+        predictions, exchange, markets, recorded_books(orderbook), strategy, risk, backtest, target
+    )
+
+
+def _replay(
+    predictions: pd.DataFrame,
+    exchange: SimulatedKalshiExchange,
+    markets: pd.DataFrame,
+    recorded: pd.DataFrame,
+    strategy: StrategyParams,
+    risk: RiskParams,
+    backtest: BacktestParams,
+    target: str,
+) -> BacktestResult:
+    """The run of :func:`run_backtest` on its exchange (checked ``predictions``; ``recorded``:
+    the recorded order book snapshots, :func:`recorded_books`)."""
+    initial_cents = round(backtest.initial_cash * 100)
     account = KalshiAccount(initial_cents)
     trader = Trader(
         build_strategy(strategy, target),
@@ -192,7 +210,7 @@ def run_backtest(
     equity = pd.DataFrame(rows, columns=EQUITY_COLUMNS)
     summary = summarize(equity, orders, account, initial_cents)
     fills = fills_frame(orders)
-    summary.update(recorded_book_fills(fills, orderbook))
+    summary.update(recorded_book_fills(fills, recorded))
     if target == "settlement":
         resolved = markets[markets["result"].isin(["yes", "no"])]
         outcomes = pd.Series(
@@ -212,38 +230,48 @@ def run_backtest(
 
 @dataclass(frozen=True)
 class MarketTables:
-    """The parquet tables a backtest replays, only the columns it reads (tickers categorical)."""
+    """What a backtest replays of the parquet tables: the order book and candles as a
+    QuoteIndex (built once for every run over them, the tables then freed: the order book is
+    most of the stage's memory), the recorded snapshots among them, the markets and series."""
 
-    orderbook: pd.DataFrame
-    candles: pd.DataFrame
+    quotes: QuoteIndex
+    recorded: pd.DataFrame  # recorded_books of the order book
     markets: pd.DataFrame
     series: pd.DataFrame
 
     @classmethod
-    def read(cls, tickers: Collection[str] | None = None) -> MarketTables:
-        """The tables; with ``tickers`` (the markets predicted: nothing else can be bought,
-        held or quoted), only their order book and candle rows."""
-        tables = cls(
-            read_table(
-                "orderbook",
-                columns=[*BOOK_COLUMNS, "source"],  # source: recorded books are reported apart
-                categorical=("ticker", "side", "source"),
-                tickers=tickers,
-            ),
-            read_table("candles", columns=CANDLE_COLUMNS, categorical=("ticker",), tickers=tickers),
-            read_table("markets"),
-            read_table("series"),
+    def read(cls, backtest: BacktestParams, tickers: Collection[str] | None = None) -> MarketTables:
+        """The tables, their quotes indexed with ``backtest``'s fill and volume shares and
+        quote age; with ``tickers`` (the markets predicted: nothing else can be bought, held
+        or quoted), only their order book and candle rows."""
+        orderbook = read_table(
+            "orderbook",
+            columns=[*BOOK_COLUMNS, "source"],  # source: recorded books are reported apart
+            categorical=("ticker", "side", "source"),
+            tickers=tickers,
         )
+        candles = read_table(
+            "candles", columns=CANDLE_COLUMNS, categorical=("ticker",), tickers=tickers
+        )
+        markets = read_table("markets")
         if tickers is not None:
             logger.info(
                 "backtest: read the order book and candles of the %d markets predicted, of %d "
                 "(%d book rows, %d candles)",
                 len(set(tickers)),
-                len(tables.markets),
-                len(tables.orderbook),
-                len(tables.candles),
+                len(markets),
+                len(orderbook),
+                len(candles),
             )
-        return tables
+        recorded = recorded_books(orderbook)
+        quotes = QuoteIndex(
+            orderbook,
+            candles,
+            backtest.max_fill_share,
+            backtest.max_volume_share,
+            backtest.max_quote_age_hours,
+        )
+        return cls(quotes, recorded, markets, read_table("series"))
 
 
 def read_predictions(path: Path = paths.PREDICTIONS) -> pd.DataFrame:
@@ -260,16 +288,33 @@ def backtest_on(
     backtest: BacktestParams | None = None,
 ) -> BacktestResult:
     """params.yaml's strategy and risk on ``predictions`` over ``tables`` (``backtest``
-    replaces params.backtest, e.g. with another capital)."""
-    return run_backtest(
-        predictions,
-        tables.orderbook,
-        tables.candles,
+    replaces params.backtest, e.g. with another capital; its shares and quote age must be the
+    ones the tables' quotes were indexed with)."""
+    backtest = backtest or params.backtest
+    quotes = tables.quotes
+    indexed = (quotes.max_fill_share, quotes.max_volume_share, quotes.max_quote_age_hours)
+    wanted = (backtest.max_fill_share, backtest.max_volume_share, backtest.max_quote_age_hours)
+    if indexed != wanted:
+        raise ValueError(
+            f"the quotes were indexed with (max_fill_share, max_volume_share, "
+            f"max_quote_age_hours) {indexed}, the backtest asks for {wanted}"
+        )
+    predictions = check_predictions(predictions)
+    exchange = SimulatedKalshiExchange.on_quotes(
+        quotes,
         tables.markets,
         tables.series,
+        backtest.taker_fee_rate,
+        round(backtest.initial_cash * 100),
+    )
+    return _replay(
+        predictions,
+        exchange,
+        tables.markets,
+        tables.recorded,
         params.strategy,
         params.risk,
-        backtest or params.backtest,
+        backtest,
         params.model.target,
     )
 
@@ -283,5 +328,6 @@ def backtest_pipeline(
     """
     build_strategy(params.strategy, params.model.target)
     predictions = read_predictions()
-    tables = MarketTables.read(set(predictions["ticker"]))
+    backtest = backtest or params.backtest
+    tables = MarketTables.read(backtest, set(predictions["ticker"]))
     return predictions, backtest_on(params, predictions, tables, backtest)

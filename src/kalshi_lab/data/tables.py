@@ -222,10 +222,11 @@ def table_dataset(
     )
 
 
-def partition_filters(root: Path = PARQUET_DIR) -> list[ds.Expression]:
-    """A filter per partition of the markets, in their order: every row of every table (but
-    the series) lies in its market's partition, so these split any table market-whole."""
-    names = dict.fromkeys(Path(f).parent.as_posix() for f in table_files(root)["markets"])
+def partition_filters(root: Path = PARQUET_DIR, table: str = "markets") -> list[ds.Expression]:
+    """A filter per partition of ``table`` (by default the markets), in their order: every
+    row of every table (but the series) lies in its market's partition, so these split any
+    table market-whole; a table's own partitions are all of its rows."""
+    names = dict.fromkeys(Path(f).parent.as_posix() for f in table_files(root)[table])
     filters = []
     for name in names:
         keys = dict(part.split("=", 1) for part in name.split("/"))

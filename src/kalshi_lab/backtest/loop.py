@@ -251,7 +251,9 @@ class MarketTables:
         counts = Counter[str]()
         recorded: list[pd.DataFrame] = []
 
-        def parts(name: str, columns: list[str], categorical: tuple[str, ...]) -> Iterator[pd.DataFrame]:
+        def parts(
+            name: str, columns: list[str], categorical: tuple[str, ...]
+        ) -> Iterator[pd.DataFrame]:
             for partition in partition_filters(table=name):
                 part = read_table(
                     name,

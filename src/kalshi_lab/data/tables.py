@@ -275,7 +275,10 @@ def read_table(
     _check_columns(dataset, needed, filter)
     plain = pa.schema([schema.field(c) for c in columns if c not in categorical])
     if filter is not None:  # a part (a partition): small, one scan and one conversion
-        part = dataset.to_table(columns=needed, filter=filter)
+        if tickers is not None and not _holds_any(dataset, filter, tickers):
+            part = dataset.schema.empty_table().select(needed)  # nothing more to read
+        else:
+            part = dataset.to_table(columns=needed, filter=filter)
         keep, order = _selection(name, part.column("ticker") if by_ticker else None, tickers)
         if keep is not None:
             part = part.filter(keep, null_selection_behavior="drop")
@@ -316,6 +319,15 @@ def _selection(
     if keep is not None:
         ticker = ticker.filter(keep, null_selection_behavior="drop")
     return keep, _stable_order(ticker) if name in SORTED_BY_TICKER else None
+
+
+def _holds_any(dataset: ds.Dataset, part: ds.Expression, tickers: Collection[str]) -> bool:
+    """Whether the rows ``part`` selects hold any of ``tickers``, from the ticker column alone
+    (dictionary-encoded: cheap): the backtest reads a table's partitions one at a time for a
+    few markets, and most partitions hold none of them."""
+    ticker = dataset.to_table(columns=["ticker"], filter=part).column(0)
+    keep = _rows_of_markets(ticker, tickers)
+    return len(ticker) > 0 if keep is None else pc.any(keep).as_py() is True
 
 
 def _check_columns(

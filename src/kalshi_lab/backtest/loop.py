@@ -37,7 +37,7 @@ from kalshi_lab.backtest.report import (
     summarize,
     traded_signal_scores,
 )
-from kalshi_lab.data.tables import partition_filters, read_table
+from kalshi_lab.data.tables import partition_filters, read_table, ticker_set
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
@@ -248,6 +248,7 @@ class MarketTables:
         The order book and candles are read a partition at a time, each part indexed and
         freed before the next is read (QuoteIndex.from_parts): at 30,000 markets the whole
         order book read at once (11.6 M rows of the predicted markets) peaked at 1.2 GB."""
+        wanted = None if tickers is None else ticker_set(tickers)  # once for every part
         counts = Counter[str]()
         recorded: list[pd.DataFrame] = []
 
@@ -259,7 +260,7 @@ class MarketTables:
                     name,
                     columns=columns,
                     categorical=categorical,
-                    tickers=tickers,
+                    tickers=wanted,
                     filter=partition,
                 )
                 counts[name] += len(part)

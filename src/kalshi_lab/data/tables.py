@@ -241,7 +241,7 @@ def read_table(
     root: Path = PARQUET_DIR,
     columns: list[str] | None = None,
     categorical: tuple[str, ...] = (),
-    tickers: Collection[str] | None = None,
+    tickers: Collection[str] | pa.Array | None = None,
     filter: ds.Expression | None = None,  # noqa: A002 - pyarrow's name for it
 ) -> pd.DataFrame:
     """One typed table as a DataFrame, read lazily from its dataset; a missing table is a
@@ -270,16 +270,17 @@ def read_table(
     if unknown:
         raise DataError(f"{name} has no columns {unknown}; its columns: {schema.names}")
     by_ticker = tickers is not None or name in SORTED_BY_TICKER
+    wanted = None if tickers is None else ticker_set(tickers)
     needed = [*columns, *(["ticker"] if by_ticker and "ticker" not in columns else [])]
     dataset = table_dataset(name, root, {*categorical, *(["ticker"] if by_ticker else [])})
     _check_columns(dataset, needed, filter)
     plain = pa.schema([schema.field(c) for c in columns if c not in categorical])
     if filter is not None:  # a part (a partition): small, one scan and one conversion
-        if tickers is not None and not _holds_any(dataset, filter, tickers):
+        if wanted is not None and not _holds_any(dataset, filter, wanted):
             part = dataset.schema.empty_table().select(needed)  # nothing more to read
         else:
             part = dataset.to_table(columns=needed, filter=filter)
-        keep, order = _selection(name, part.column("ticker") if by_ticker else None, tickers)
+        keep, order = _selection(name, part.column("ticker") if by_ticker else None, wanted)
         if keep is not None:
             part = part.filter(keep, null_selection_behavior="drop")
         if order is not None:
@@ -291,7 +292,7 @@ def read_table(
             )
         return part.to_pandas(split_blocks=True)
     ticker = dataset.to_table(columns=["ticker"]).column(0) if by_ticker else None
-    keep, order = _selection(name, ticker, tickers)
+    keep, order = _selection(name, ticker, wanted)
     del ticker
     frame = {}
     for column in columns:
@@ -309,7 +310,7 @@ def read_table(
 
 
 def _selection(
-    name: str, ticker: pa.ChunkedArray | None, tickers: Collection[str] | None
+    name: str, ticker: pa.ChunkedArray | None, tickers: pa.Array | None
 ) -> tuple[pa.ChunkedArray | None, np.ndarray | None]:
     """From the dictionary-encoded ``ticker`` column: the rows to keep (of ``tickers``; None:
     all), and the order of those (a table sorted by ticker; None: as read)."""
@@ -321,7 +322,7 @@ def _selection(
     return keep, _stable_order(ticker) if name in SORTED_BY_TICKER else None
 
 
-def _holds_any(dataset: ds.Dataset, part: ds.Expression, tickers: Collection[str]) -> bool:
+def _holds_any(dataset: ds.Dataset, part: ds.Expression, tickers: pa.Array) -> bool:
     """Whether the rows ``part`` selects hold any of ``tickers``, from the ticker column alone
     (dictionary-encoded: cheap): the backtest reads a table's partitions one at a time for a
     few markets, and most partitions hold none of them."""
@@ -341,10 +342,19 @@ def _check_columns(
             raise DataError(f"{fragment.path} lacks columns {missing}")
 
 
-def _rows_of_markets(column: pa.ChunkedArray, tickers: Collection[str]) -> pa.ChunkedArray | None:
-    """Per row of a dictionary-encoded ticker ``column``, whether it is one of ``tickers``; None
-    if all are. Decided per distinct ticker of each chunk (its dictionary), not per row."""
-    wanted = pa.array(sorted(tickers), type=pa.string())
+def ticker_set(tickers: Collection[str] | pa.Array) -> pa.Array:
+    """``tickers`` as the value set :func:`read_table` matches rows against (a string array:
+    unchanged). Made once for many reads of the same markets (one per partition), it is not
+    sorted and converted again for each: at 30,000 markets that cost the backtest 0.6 s."""
+    if isinstance(tickers, pa.Array):
+        return tickers
+    return pa.array(sorted(tickers), type=pa.string())
+
+
+def _rows_of_markets(column: pa.ChunkedArray, wanted: pa.Array) -> pa.ChunkedArray | None:
+    """Per row of a dictionary-encoded ticker ``column``, whether it is one of ``wanted`` (a
+    :func:`ticker_set`); None if all are. Decided per distinct ticker of each chunk (its
+    dictionary), not per row."""
     keep = pa.chunked_array(
         [
             pc.take(pc.is_in(chunk.dictionary, value_set=wanted), chunk.indices)

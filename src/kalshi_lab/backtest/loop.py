@@ -240,7 +240,12 @@ class MarketTables:
     series: pd.DataFrame
 
     @classmethod
-    def read(cls, backtest: BacktestParams, tickers: Collection[str] | None = None) -> MarketTables:
+    def read(
+        cls,
+        backtest: BacktestParams,
+        tickers: Collection[str] | None = None,
+        root: Path = paths.PARQUET_DIR,
+    ) -> MarketTables:
         """The tables, their quotes indexed with ``backtest``'s fill and volume shares and
         quote age; with ``tickers`` (the markets predicted: nothing else can be bought, held
         or quoted), only their order book and candle rows.
@@ -255,9 +260,10 @@ class MarketTables:
         def parts(
             name: str, columns: list[str], categorical: tuple[str, ...]
         ) -> Iterator[pd.DataFrame]:
-            for partition in partition_filters(table=name):
+            for partition in partition_filters(root, table=name):
                 part = read_table(
                     name,
+                    root,
                     columns=columns,
                     categorical=categorical,
                     tickers=wanted,
@@ -276,7 +282,7 @@ class MarketTables:
             backtest.max_volume_share,
             backtest.max_quote_age_hours,
         )
-        markets = read_table("markets")
+        markets = read_table("markets", root)
         if tickers is not None:
             logger.info(
                 "backtest: read the order book and candles of the %d markets predicted, of %d "
@@ -289,7 +295,9 @@ class MarketTables:
         books = (
             pd.concat(recorded, ignore_index=True) if recorded else recorded_books(pd.DataFrame())
         )
-        return cls(quotes, books.drop_duplicates(ignore_index=True), markets, read_table("series"))
+        return cls(
+            quotes, books.drop_duplicates(ignore_index=True), markets, read_table("series", root)
+        )
 
 
 def read_predictions(path: Path = paths.PREDICTIONS) -> pd.DataFrame:

@@ -252,17 +252,19 @@ def read_table(
     partitions. ``columns``: read only those (what is used); ``categorical``: string columns
     read as pandas Categoricals (one copy of each distinct ticker instead of one per row: the
     order book of 10,000 markets over a year takes 0.3 GB instead of 1.3 GB); ``tickers``: only
-    the rows of those markets (the table's ``ticker`` column); ``filter``: only the rows it
-    selects, an expression over the table's columns and the partition keys ``series`` and
-    ``month`` (``ds.field("series") == "KXHIGHNY"`` reads that series' files only).
+    the rows of those markets (the table's ``ticker`` column; a :func:`ticker_set` for many
+    reads of the same markets); ``filter``: only the rows it selects, an expression over the
+    table's columns and the partition keys ``series`` and ``month``
+    (``ds.field("series") == "KXHIGHNY"`` reads that series' files only).
 
     The columns are read one at a time, each handed to pandas and freed: reading the whole
     table at once holds every column twice (Arrow's chunks and pandas' merged copy) plus
     Arrow's decompression buffers: for the order book of 10,000 markets over a year (0.23 GB
     as pandas) the peak was 0.8 GB and Arrow's allocator kept 0.5 GB of it after; one column at
     a time, and the allocator's free memory given back: 0.59 GB. A ``filter``ed read (a
-    partition: small) scans its files once for all its columns. The rows to keep
-    (``tickers``) and their order (sorted tables) are decided once, on the ticker column.
+    partition: small) scans its files once for all its columns, and only their ticker column
+    when they hold none of ``tickers``. The rows to keep (``tickers``) and their order (sorted
+    tables) are decided once, on the ticker column.
     """
     schema = TABLES[name]
     columns = schema.names if columns is None else list(columns)

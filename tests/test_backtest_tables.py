@@ -14,8 +14,9 @@ import pytest
 from kalshi_lab.backtest import run_backtest
 from kalshi_lab.backtest.loop import MarketTables, backtest_on
 from kalshi_lab.compose_params import compose
+from kalshi_lab.data import tables as tables_module
 from kalshi_lab.data.parquet_build import write_tables
-from kalshi_lab.data.tables import partition_filters, read_table
+from kalshi_lab.data.tables import ONE_SCAN_ROWS, partition_filters, read_table
 from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS, QuoteIndex
 from kalshi_lab.params import ComputeParams, Params, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
@@ -144,3 +145,19 @@ def test_a_backtest_with_other_shares_than_the_index_is_refused(tables, params):
     richer = dataclasses.replace(params.backtest, initial_cash=2 * params.backtest.initial_cash)
     result = backtest_on(params, predictions, read, richer)  # another capital: the same index
     assert result.summary["initial_cash"] == richer.initial_cash
+
+
+@pytest.mark.parametrize("name", ["markets", "events", "series", "candles", "orderbook"])
+def test_a_small_table_read_in_one_scan_is_the_table_read_column_by_column(
+    tables, name, monkeypatch
+):
+    categorical = {"markets": ("ticker",), "candles": ("ticker",), "orderbook": ("side",)}
+    tickers = predicted(tables) if name in ("candles", "orderbook") else None
+    options = {"categorical": categorical.get(name, ()), "tickers": tickers}
+    assert tables_module.table_dataset(name, tables).count_rows() <= ONE_SCAN_ROWS
+    once = read_table(name, tables, **options)
+    monkeypatch.setattr(tables_module, "ONE_SCAN_ROWS", 0)  # every table: column by column
+    by_column = read_table(name, tables, **options)
+    pd.testing.assert_frame_equal(once, by_column, check_exact=True)
+    for column in categorical.get(name, ()):
+        assert once[column].cat.categories.equals(by_column[column].cat.categories)

@@ -533,3 +533,14 @@ def test_ladder_arbitrage_decisions_up_to_t_ignore_quotes_and_predictions_after_
             result.equity[result.equity["ts"] <= cutoff], full.equity[full.equity["ts"] <= cutoff]
         )
         assert decisions != full_decisions  # the later data did matter later
+
+
+def test_fills_quoted_by_recorded_books_are_counted_apart():
+    # A's book rebuilt from a recorded stream, B's a fetched snapshot; read as the stage reads
+    # it (categoricals), and a table built before the source column (none recorded)
+    source = np.where(BOOK["ticker"] == "A", "recorded", "snapshot")
+    for book in (BOOK.assign(source=source), BOOK.assign(source=pd.Categorical(source))):
+        summary = run(book=book).summary
+        assert (summary["n_fills_recorded_book"], summary["n_contracts_recorded_book"]) == (1, 119)
+    summary = run().summary
+    assert (summary["n_fills_recorded_book"], summary["n_contracts_recorded_book"]) == (0, 0)

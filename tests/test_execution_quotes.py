@@ -366,3 +366,43 @@ def test_the_simulators_data_quotes_as_the_exchange(simulated):
     index = QuoteIndex(book, candles, 0.3, 0.1)
     sources = {s for t in times for s in index.top(tickers, t)["source"].dropna()}
     assert sources == {"book", "candle"}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_an_index_built_from_parts_answers_as_one_built_from_the_whole_tables(seed):
+    """QuoteIndex.from_parts (the backtest reads a partition at a time) on the tables cut
+    anywhere, a market split between parts, a part empty, each read as categoricals: the very
+    answers of the index of the whole tables."""
+    book, candles = random_tables(seed)
+    rng = np.random.default_rng(2000 + seed)
+    fill_share, volume_share = rng.choice([1.0, 0.5, 0.29]), rng.choice([1.0, 0.1, 0.29])
+    max_age = [None, 1.0][seed % 2]
+
+    def cut(table: pd.DataFrame) -> list[pd.DataFrame]:
+        at = sorted(rng.integers(0, len(table) + 1, size=3))  # repeated cuts: empty parts
+        bounds = [0, *at, len(table)]
+        parts = [table.iloc[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        return [p.astype({"ticker": "category"}) for p in parts]
+
+    whole = QuoteIndex(book, candles, fill_share, volume_share, max_age)
+    parts = QuoteIndex.from_parts(cut(book), cut(candles), fill_share, volume_share, max_age)
+    tickers = KNOWN + UNKNOWN
+    for ts in query_times():
+        pd.testing.assert_frame_equal(parts.top(tickers, ts), whole.top(tickers, ts))
+        for ticker in tickers:
+            for side in ("yes", "no"):
+                got = parts.levels(ticker, ts.value, side)
+                assert got == whole.levels(ticker, ts.value, side), (ticker, ts, side)
+    for ticker in tickers:
+        np.testing.assert_array_equal(parts.times(ticker), whole.times(ticker))
+    assert (parts.n_snapshots, parts.n_candles, parts.nbytes) == (
+        whole.n_snapshots,
+        whole.n_candles,
+        whole.nbytes,
+    )
+
+
+def test_an_index_of_no_parts_is_empty():
+    index = QuoteIndex.from_parts([], [], 1.0, 0.1)
+    assert (index.n_snapshots, index.n_candles, index.n_book_markets) == (0, 0, 0)
+    assert index.top(["A"], T0)["source"].isna().all()

@@ -193,19 +193,24 @@ def _by_source(fills: list[Fill]) -> dict[str, int]:
     return out
 
 
-def recorded_book_fills(fills: pd.DataFrame, orderbook: pd.DataFrame) -> dict[str, int]:
+def recorded_books(orderbook: pd.DataFrame) -> pd.DataFrame:
+    """The snapshots of ``orderbook`` rebuilt from a recorded stream (``kalshi-lab record``;
+    the table's ``source`` recorded), once each: columns ticker (str) and snapshot_ts. A table
+    without the column (one built before it) has none. A few rows (none in simulated data):
+    what :func:`recorded_book_fills` needs of the book once its quotes are indexed."""
+    if "source" not in orderbook.columns:
+        return pd.DataFrame({"ticker": [], "snapshot_ts": pd.to_datetime([], utc=True)})
+    recorded = orderbook.loc[orderbook["source"] == "recorded", ["ticker", "snapshot_ts"]]
+    return recorded.astype({"ticker": str}).drop_duplicates(ignore_index=True)
+
+
+def recorded_book_fills(fills: pd.DataFrame, recorded: pd.DataFrame) -> dict[str, int]:
     """Of the fills the order book quoted, those quoted by a book rebuilt from a recorded
-    stream (``kalshi-lab record``; the table's ``source`` recorded) rather than a fetched
-    snapshot: how much of a run real recorded depth priced. A table without the column (one
-    built before it) has no recorded books."""
+    stream (``recorded``: :func:`recorded_books`) rather than a fetched snapshot: how much of a
+    run real recorded depth priced."""
     book = fills[fills["source"] == "book"]
-    if "source" in orderbook.columns and len(book):
-        recorded = orderbook.loc[orderbook["source"] == "recorded", ["ticker", "snapshot_ts"]]
-        keys = pd.MultiIndex.from_frame(recorded.astype({"ticker": str}).drop_duplicates())
-        quoted = pd.MultiIndex.from_arrays([book["ticker"].astype(str), book["quote_ts"]])
-        book = book[quoted.isin(keys)]
-    else:
-        book = book.iloc[:0]
+    quoted = pd.MultiIndex.from_arrays([book["ticker"].astype(str), book["quote_ts"]])
+    book = book[quoted.isin(pd.MultiIndex.from_frame(recorded))]
     return {
         "n_fills_recorded_book": len(book),
         "n_contracts_recorded_book": int(book["count"].sum()),

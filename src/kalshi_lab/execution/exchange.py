@@ -155,15 +155,39 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
         initial_cash_cents: int = 0,
         max_quote_age_hours: float | None = None,
     ) -> None:
-        if not 0.0 < max_fill_share <= 1.0:
-            raise ValueError(f"max_fill_share must be in (0, 1], got {max_fill_share}")
-        if not 0.0 < max_volume_share <= 1.0:
-            raise ValueError(f"max_volume_share must be in (0, 1], got {max_volume_share}")
-        self.max_fill_share = max_fill_share
-        self.max_volume_share = max_volume_share
-        self._index = QuoteIndex(
+        index = QuoteIndex(
             orderbook, candles, max_fill_share, max_volume_share, max_quote_age_hours
         )
+        self._open(index, markets, series, taker_fee_rate, initial_cash_cents)
+
+    @classmethod
+    def on_quotes(
+        cls,
+        quotes: QuoteIndex,
+        markets: pd.DataFrame,
+        series: pd.DataFrame,
+        taker_fee_rate: float,
+        initial_cash_cents: int = 0,
+    ) -> SimulatedKalshiExchange:
+        """The exchange over a QuoteIndex built before (its fill and volume shares and quote
+        age): several runs over the same tables share one index, which no run changes (what
+        orders took of a level is the exchange's), instead of each building its own."""
+        exchange = cls.__new__(cls)
+        exchange._open(quotes, markets, series, taker_fee_rate, initial_cash_cents)
+        return exchange
+
+    def _open(
+        self,
+        index: QuoteIndex,
+        markets: pd.DataFrame,
+        series: pd.DataFrame,
+        taker_fee_rate: float,
+        initial_cash_cents: int,
+    ) -> None:
+        """The exchange's state: quotes from ``index``, hours and fees from the tables."""
+        self.max_fill_share = index.max_fill_share
+        self.max_volume_share = index.max_volume_share
+        self._index = index
         schedules = {
             row.series_ticker: FeeSchedule.for_series(
                 row.fee_type, float(row.fee_multiplier), taker_fee_rate
@@ -204,8 +228,8 @@ class SimulatedKalshiExchange(BaseKalshiExchange):
             self._index.n_snapshots,
             self._index.n_candle_markets,
             self._index.n_candles,
-            max_volume_share,
-            "any time" if max_quote_age_hours is None else f"{max_quote_age_hours:g} h",
+            index.max_volume_share,
+            "any time" if index.max_quote_age_hours is None else f"{index.max_quote_age_hours:g} h",
         )
 
     # --- market rules -------------------------------------------------------------------------

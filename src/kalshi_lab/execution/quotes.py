@@ -25,7 +25,7 @@ is 65 MB; building it takes 0.45 - 0.75 s and 0.15 GB beyond the tables
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 
 import numpy as np
@@ -128,6 +128,33 @@ class QuoteIndex:
         max_volume_share: float,
         max_quote_age_hours: float | None = None,
     ) -> None:
+        self._settings(max_fill_share, max_volume_share, max_quote_age_hours)
+        self._build(_BookRows.read(orderbook), _CandleRows.read(candles, max_volume_share))
+
+    @classmethod
+    def from_parts(
+        cls,
+        orderbook: Iterable[pd.DataFrame],
+        candles: Iterable[pd.DataFrame],
+        max_fill_share: float,
+        max_volume_share: float,
+        max_quote_age_hours: float | None = None,
+    ) -> QuoteIndex:
+        """The index of the tables given in parts (e.g. a partition of the datasets at a
+        time, each market's rows in one part): the same index as of the parts concatenated,
+        but each part is turned into compact per-row arrays (14 bytes a book level instead of
+        a frame's 30) before the next is read, so that the whole order book never is a frame.
+        """
+        index = cls.__new__(cls)
+        index._settings(max_fill_share, max_volume_share, max_quote_age_hours)
+        book = _BookRows.concat([_BookRows.read(part) for part in orderbook])
+        candle = _CandleRows.concat([_CandleRows.read(part, max_volume_share) for part in candles])
+        index._build(book, candle)
+        return index
+
+    def _settings(
+        self, max_fill_share: float, max_volume_share: float, max_quote_age_hours: float | None
+    ) -> None:
         if not 0.0 < max_fill_share <= 1.0:
             raise ValueError(f"max_fill_share must be in (0, 1], got {max_fill_share}")
         if not 0.0 < max_volume_share <= 1.0:
@@ -136,8 +163,8 @@ class QuoteIndex:
         self.max_volume_share = max_volume_share
         self.max_quote_age_hours = max_quote_age_hours
         self._max_age_ns = max_age_ns(max_quote_age_hours)
-        book = _BookRows.read(orderbook)
-        candle = _CandleRows.read(candles, max_volume_share)
+
+    def _build(self, book: _BookRows, candle: _CandleRows) -> None:
         # codes in order of appearance: books written market by market are then sorted already
         names = pd.unique(np.concatenate([book.names, candle.names]))
         #: ticker -> integer code
@@ -467,6 +494,30 @@ class _BookRows:
         out.size = orderbook["count"].to_numpy(dtype=float)
         return out
 
+    @classmethod
+    def concat(cls, parts: list[_BookRows]) -> _BookRows:
+        """The rows of ``parts`` one after the other, as :meth:`read` of their tables
+        concatenated reads them (a ticker of several parts one name); frees the parts' arrays
+        as it goes."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls()
+        names = np.concatenate([p.names for p in parts]) if parts else np.empty(0, dtype=object)
+        out.names = np.asarray(pd.unique(names), dtype=object)
+        code = pd.Index(out.names).get_indexer(names)
+        offsets = np.cumsum([0, *(len(p.names) for p in parts)])
+        out.run_name = _concat([code[o + p.run_name] for p, o in zip(parts, offsets, strict=False)])
+        out.run_length = _concat([p.run_length for p in parts])
+        out.times = np.unique(_concat([p.times for p in parts]))
+        for p in parts:  # each part's time ranks -> ranks among all times (-1 stays -1)
+            rank_of = np.append(np.searchsorted(out.times, p.times), -1).astype(np.int32)
+            p.rank = rank_of[p.rank]
+        for field, dtype in _BOOK_ROW_FIELDS.items():
+            setattr(out, field, _concat([getattr(p, field) for p in parts], dtype))
+            for p in parts:
+                setattr(p, field, None)
+        return out
+
 
 class _CandleRows:
     """The CANDLES table as arrays per row, as SimulatedKalshiExchange reads it."""
@@ -497,6 +548,39 @@ class _CandleRows:
         out.ticker = np.repeat(run_name, np.diff(np.append(first, len(candles))))
         out.names = _as_str(names)
         return out
+
+    @classmethod
+    def concat(cls, parts: list[_CandleRows]) -> _CandleRows:
+        """The rows of ``parts`` one after the other, as :meth:`read` of their tables
+        concatenated reads them."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls()
+        names = np.concatenate([p.names for p in parts]) if parts else np.empty(0, dtype=object)
+        out.names = np.asarray(pd.unique(names), dtype=object)
+        code = pd.Index(out.names).get_indexer(names)
+        offsets = np.cumsum([0, *(len(p.names) for p in parts)])
+        out.ticker = _concat([code[o + p.ticker] for p, o in zip(parts, offsets, strict=False)])
+        for field, dtype in _CANDLE_ROW_FIELDS.items():
+            setattr(out, field, _concat([getattr(p, field) for p in parts], dtype))
+        return out
+
+
+#: the per-row arrays of _BookRows (beside run_name and run_length) and _CandleRows (beside
+#: ticker), with their dtypes when there are no rows at all
+_BOOK_ROW_FIELDS = {"rank": np.int32, "is_no": np.bool_, "price": np.int8, "size": np.float64}
+_CANDLE_ROW_FIELDS = {
+    "ts_ns": np.int64,
+    "period": np.int64,
+    "yes_bid": np.float64,
+    "no_bid": np.float64,
+    "cap": np.int64,
+}
+
+
+def _concat(arrays: list[np.ndarray], dtype: type = np.int64) -> np.ndarray:
+    """``np.concatenate``, an empty ``dtype`` array for no arrays."""
+    return np.concatenate(arrays) if arrays else np.empty(0, dtype=dtype)
 
 
 def _level_cents(price: pd.Series, tickers: pd.Series, chunk: int = 1 << 20) -> np.ndarray:

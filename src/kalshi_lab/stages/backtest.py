@@ -93,7 +93,7 @@ def main() -> None:
     predicted = set(predictions["ticker"])
     if test_predictions is not None:
         predicted |= set(test_predictions["ticker"])
-    tables = MarketTables.read(predicted)
+    tables = MarketTables.read(params.backtest, predicted)
     if predictions.empty:
         _nothing_to_replay(params, test_predictions, tables)
         return

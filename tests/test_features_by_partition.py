@@ -12,7 +12,7 @@ from kalshi_lab.compose_params import compose
 from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.data.tables import partition_filters, read_table
 from kalshi_lab.features import build_features
-from kalshi_lab.features.partitioned import builtin_features
+from kalshi_lab.features.partitioned import builtin_parts
 from kalshi_lab.params import ComputeParams, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 
@@ -39,7 +39,8 @@ def test_features_by_partition_are_the_features_of_the_whole_tables(tables, work
         params,
     )
     assert len(partition_filters(tables)) >= 6 and len(whole) > 1000
-    got = builtin_features(tables, params, ComputeParams(workers=workers))
+    with builtin_parts(tables, params, ComputeParams(workers=workers)) as parts:
+        got = parts.to_pandas()
     assert not list(tables.parent.glob(".features-*"))  # the parts removed
     pd.testing.assert_frame_equal(got, whole)
 

@@ -96,37 +96,40 @@ class SortedParts:
         return self.rows(0, self.span.rows).to_pandas(self_destruct=True)
 
     def rows(self, lo: int, hi: int) -> pa.Table:
-        """Rows ``lo`` to ``hi`` of the table, each column one array, in :attr:`schema`."""
-        pieces = self._pieces(lo, hi)
-        touched = sorted({part for part, _, _ in pieces})
+        """Rows ``lo`` to ``hi`` of the table, each column one array, in :attr:`schema`.
+
+        The parts interleave (a ticker names its event's opening day, a partition its close
+        month): a column of the rows is gathered by index from the column of every part they
+        touch, read one column at a time.
+        """
+        part, index = self._rows_in_parts(lo, hi)
+        touched = np.unique(part)
+        sizes = np.array([self._files[k].metadata.num_rows for k in touched])
+        first_row = np.zeros(len(self._files), dtype=np.int64)
+        first_row[touched] = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        gather = pa.array(first_row[part] + index)
         columns = []
         for field in self.schema:
             source = self._types.field(field.name).type
-            read = {
-                k: self._files[k].read(columns=[field.name]).column(0).cast(source) for k in touched
-            }
-            arrays = [read[k].slice(start, n) for k, start, n in pieces]
-            column = pa.chunked_array(arrays, source).combine_chunks()
-            del read, arrays
+            read = [
+                self._files[k].read(columns=[field.name]).column(0).cast(source) for k in touched
+            ]
+            column = pa.chunked_array([c for r in read for c in r.chunks], source)
+            del read
+            column = column.take(gather).combine_chunks()
             columns.append(pa.nulls(hi - lo) if field.type == pa.null() else column)
         return pa.Table.from_arrays(columns, schema=self.schema)
 
-    def _pieces(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
-        """(part, start, rows) slices that make up rows ``lo`` to ``hi``, in order, a part's
-        adjacent runs merged into one slice."""
+    def _rows_in_parts(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row ``lo`` to ``hi`` of the table, its part and its row in that part."""
         first = int(np.searchsorted(self._at, lo, side="right")) - 1
-        pieces: list[tuple[int, int, int]] = []
-        run = first
-        while run < len(self._length) and self._at[run] < hi:
-            skip = max(lo - int(self._at[run]), 0)
-            take = min(int(self._at[run + 1]), hi) - int(self._at[run]) - skip
-            part, start = int(self._part[run]), int(self._start[run]) + skip
-            if pieces and pieces[-1][0] == part and sum(pieces[-1][1:]) == start:
-                pieces[-1] = (part, pieces[-1][1], pieces[-1][2] + take)
-            else:
-                pieces.append((part, start, take))
-            run += 1
-        return pieces
+        last = int(np.searchsorted(self._at, hi, side="left"))
+        at = np.clip(self._at[first : last + 1], lo, hi)
+        lengths = np.diff(at)
+        starts = self._start[first:last] + (at[:-1] - self._at[first:last])
+        # row r of a run: its start + (r - the run's first row in the output)
+        index = np.repeat(starts - (at[:-1] - lo), lengths) + np.arange(hi - lo)
+        return np.repeat(self._part[first:last], lengths), index
 
 
 def _pandas_schema(types: pa.Schema, filled: set[str]) -> pa.Schema:

@@ -116,8 +116,8 @@ class SortedParts:
             ]
             column = pa.chunked_array([c for r in read for c in r.chunks], source)
             del read
-            column = column.take(gather).combine_chunks()
-            columns.append(pa.nulls(hi - lo) if field.type == pa.null() else column)
+            # a string column without a value is null-typed in the file, as pandas types it
+            columns.append(column.take(gather).combine_chunks().cast(field.type))
         return pa.Table.from_arrays(columns, schema=self.schema)
 
     def _rows_in_parts(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:

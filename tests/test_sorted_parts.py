@@ -18,7 +18,7 @@ import pytest
 from kalshi_lab.features import sorted_parts
 from kalshi_lab.features.sorted_parts import SortedParts
 
-ROW_GROUP = 1500
+ROW_GROUP = 1000
 
 
 def _part(rng: np.random.Generator, k: int, tickers: list[str], strikes: bool) -> pd.DataFrame:
@@ -47,8 +47,9 @@ def _part(rng: np.random.Generator, k: int, tickers: list[str], strikes: bool) -
 
 
 def _parts(tmp_path: Path, strikes: list[bool]) -> tuple[list[Path], pd.DataFrame]:
-    """Parts whose ticker ranges interleave, one ticker in two parts, written as the workers
-    write them; and the table the stage built from them before (concatenated, stably sorted
+    """Parts whose ticker ranges interleave, one ticker in two parts, and an empty part (a
+    partition without a row: its string columns null-typed), written as the workers write
+    them; and the table the stage built from them before (concatenated, stably sorted
     by ticker)."""
     rng = np.random.default_rng(7)
     names = [f"KXS{rng.integers(0, 3)}-{rng.integers(0, 10**6):06d}" for _ in range(800)]
@@ -57,6 +58,8 @@ def _parts(tmp_path: Path, strikes: list[bool]) -> tuple[list[Path], pd.DataFram
     paths, frames = [], []
     for k, (tickers, has_strikes) in enumerate(zip(shares, strikes, strict=True)):
         frame = _part(rng, k, list(tickers), has_strikes)
+        if k == 2:
+            frame = frame.iloc[:0].astype({"ticker": object, "series_ticker": object})
         paths.append(tmp_path / f"part-{k}.parquet")
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), paths[-1])
         frames.append(frame)
@@ -67,7 +70,7 @@ def _parts(tmp_path: Path, strikes: list[bool]) -> tuple[list[Path], pd.DataFram
 
 @pytest.mark.parametrize(
     "strikes",
-    [[True, True, False, True], [False, False, False, False]],
+    [[True, True, True, False, True], [False, False, False, False, False]],
     ids=["a-part-without-strikes", "no-strikes-at-all"],
 )
 def test_the_file_is_the_bytes_pandas_wrote_and_the_order_a_stable_sort(
@@ -89,7 +92,7 @@ def test_the_file_is_the_bytes_pandas_wrote_and_the_order_a_stable_sort(
 
 
 def test_the_span_counts_rows_markets_and_as_of_as_pandas_does(tmp_path):
-    paths, expected = _parts(tmp_path, [True, True, True])
+    paths, expected = _parts(tmp_path, [True, True, True, True])
     span = SortedParts(paths).span
     assert span.rows == len(expected)
     assert span.markets == expected["ticker"].nunique()

@@ -41,8 +41,9 @@ class Span:
 
 
 class SortedParts:
-    """The parquet files ``paths`` (same columns; a column may be all-null in some) as one
-    table sorted by ticker; only their keys are read here."""
+    """The parquet files ``paths`` (at least one; same columns, a column may be null-typed in
+    some, as in a part without rows) as one table sorted by ticker; only their keys are read
+    here."""
 
     def __init__(self, paths: list[Path]) -> None:
         self._files = [pq.ParquetFile(p) for p in paths]
@@ -57,15 +58,15 @@ class SortedParts:
             ends = runs.run_ends.to_numpy()
             tickers.append(runs.values.cast(pa.string()))
             parts.append(np.full(len(ends), k))
-            starts.append(np.concatenate([[0], ends[:-1]]))
             lengths.append(np.diff(ends, prepend=0))
+            starts.append(ends - lengths[-1])
             filled |= {c for c in strings if keys.column(c).null_count < keys.num_rows}
             as_of.append(pc.min_max(keys.column("as_of")))
         runs = pa.table(
             {
                 "ticker": pa.chunked_array(tickers, pa.string()),
-                "part": np.concatenate(parts or [np.zeros(0, int)]),
-                "start": np.concatenate(starts or [np.zeros(0, int)]),
+                "part": np.concatenate(parts),
+                "start": np.concatenate(starts),
             }
         )
         order = pc.sort_indices(
@@ -73,7 +74,7 @@ class SortedParts:
         ).to_numpy()
         self._part = runs.column("part").to_numpy()[order]
         self._start = runs.column("start").to_numpy()[order]
-        self._length = np.concatenate(lengths or [np.zeros(0, int)])[order]
+        self._length = np.concatenate(lengths)[order]
         #: output row where each run begins
         self._at = np.concatenate([[0], np.cumsum(self._length)])
         bounds = [b for b in as_of if b["min"].is_valid]

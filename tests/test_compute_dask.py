@@ -11,7 +11,7 @@ import pytest
 
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data.parquet_build import write_tables
-from kalshi_lab.features.partitioned import builtin_features
+from kalshi_lab.features.partitioned import builtin_parts
 from kalshi_lab.params import ComputeParams, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 from table_files import files_of
@@ -31,11 +31,8 @@ def test_fetch_parquet_and_features_on_a_dask_local_cluster_equal_local(tmp_path
         raw, tables = tmp_path / name / "raw", tmp_path / name / "parquet"
         write_synthetic_raw(params.data, raw, compute)
         write_tables(raw, tables, compute=compute)
-        out[name] = (
-            files_of(raw),
-            files_of(tables),
-            builtin_features(tables, params.features, compute),
-        )
+        with builtin_parts(tables, params.features, compute) as parts:
+            out[name] = (files_of(raw), files_of(tables), parts.to_pandas())
     (raw_local, tables_local, features_local), (raw_dask, tables_dask, features_dask) = (
         out["local"],
         out["dask"],

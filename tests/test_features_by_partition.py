@@ -12,7 +12,8 @@ from kalshi_lab.compose_params import compose
 from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.data.tables import partition_filters, read_table
 from kalshi_lab.features import build_features
-from kalshi_lab.features.partitioned import builtin_features
+from kalshi_lab.features.partitioned import builtin_parts
+from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import ComputeParams, params_from_dict
 from kalshi_lab.simulator import write_synthetic_raw
 
@@ -39,7 +40,8 @@ def test_features_by_partition_are_the_features_of_the_whole_tables(tables, work
         params,
     )
     assert len(partition_filters(tables)) >= 6 and len(whole) > 1000
-    got = builtin_features(tables, params, ComputeParams(workers=workers))
+    with builtin_parts(tables, params, ComputeParams(workers=workers)) as parts:
+        got = parts.to_pandas()
     assert not list(tables.parent.glob(".features-*"))  # the parts removed
     pd.testing.assert_frame_equal(got, whole)
 
@@ -63,3 +65,16 @@ def test_an_event_with_fewer_rows_than_lags_builds_alone_as_among_the_others(tab
     expected = whole[whole["event_ticker"] == event].reset_index(drop=True)
     pd.testing.assert_frame_equal(alone, expected)
     assert alone[[f"RET_{k}" for k in range(len(alone), params.n_lags + 1)]].isna().all().all()
+
+
+def test_the_stage_s_file_is_the_bytes_of_the_table_written_from_pandas(tables, tmp_path):
+    """Without user features the stage writes the parts straight to the file; with them it
+    writes the whole table from pandas: the same table must give the same bytes (DVC and the
+    later stages hash them), here with the built-in features' real columns and types."""
+    params = params_from_dict(compose([], ROOT / "conf")).features
+    with builtin_parts(tables, params, ComputeParams(workers=1)) as parts:
+        parts.write(tmp_path / "direct.parquet")
+        whole = parts.to_pandas()
+    with StagedOutputs() as out:
+        out.write_parquet(tmp_path / "pandas.parquet", whole)
+    assert (tmp_path / "direct.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()

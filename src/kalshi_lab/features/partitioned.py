@@ -3,20 +3,21 @@
 An event's markets, candles and trades share one partition, and nothing a market's features
 use lies in another, so each partition is built alone, on ``compute``
 (:func:`kalshi_lab.compute.map_partitions`), each worker writing its rows to a file of its own;
-they are gathered in the table's order (by ticker, then as_of), as if built at once. The work
+they are read in the table's order (by ticker, then as_of), as if built at once
+(:mod:`kalshi_lab.features.sorted_parts`). The work
 lives here, not in the stage's module, because a worker unpickles it by module name and the
 stage runs as ``__main__``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -24,6 +25,7 @@ from kalshi_lab.compute import map_partitions
 from kalshi_lab.data.tables import partition_filters, read_table
 from kalshi_lab.errors import DataError
 from kalshi_lab.features.build import build_features
+from kalshi_lab.features.sorted_parts import SortedParts
 from kalshi_lab.params import ComputeParams, FeatureParams
 
 
@@ -49,24 +51,24 @@ def partition_features(task: FeaturePartition) -> int:
     return len(features)
 
 
-def builtin_features(root: Path, params: FeatureParams, compute: ComputeParams) -> pd.DataFrame:
-    """The built-in features of every partition of ``root``, sorted by ticker then as_of as
-    if built at once. The workers write their parts to a temporary directory beside ``root``,
-    where every worker can write (the stage's output directory is made only on success)."""
+@contextlib.contextmanager
+def builtin_parts(
+    root: Path, params: FeatureParams, compute: ComputeParams
+) -> Iterator[SortedParts]:
+    """The built-in features of every partition of ``root``, as one table sorted by ticker then
+    as_of as if built at once (:class:`SortedParts`), while the parts exist. The workers write
+    them to a temporary directory beside ``root``, where every worker can write (the stage's
+    output directory is made only on success); it is removed on leaving."""
     partitions = partition_filters(root)  # first: a missing table names the stage to run
+    if not partitions:
+        raise DataError(f"{root}: the markets table has no partition: run the parquet stage")
     with tempfile.TemporaryDirectory(prefix=".features-", dir=Path(root).parent) as parts:
         tasks = [
             FeaturePartition(root, partition, params, Path(parts) / f"part-{k}.parquet")
             for k, partition in enumerate(partitions)
         ]
         rows = sum(map_partitions(partition_features, tasks, compute))
-        # a column of a partition without a value (no strike type) was written as nulls
-        table = pa.concat_tables(
-            [pq.read_table(task.out) for task in tasks], promote_options="permissive"
-        )
-    if table.num_rows != rows:
-        raise DataError(f"{parts}: {table.num_rows} feature rows read, {rows} written")
-    # by ticker (stable: a market's rows, all in one partition, stay in as_of order), sorted
-    # before pandas sees them: one copy of the table fewer
-    table = table.take(pc.sort_indices(table, [("ticker", "ascending")]))
-    return table.to_pandas(self_destruct=True)
+        table = SortedParts([task.out for task in tasks])
+        if table.span.rows != rows:
+            raise DataError(f"{parts}: {table.span.rows} feature rows read, {rows} written")
+        yield table

@@ -48,7 +48,7 @@ from kalshi_lab.models.fit import fit_estimator
 from kalshi_lab.models.registry import build_model
 from kalshi_lab.params import ModelParams, load_params, params_from_dict
 from kalshi_lab.split import periods
-from kalshi_lab.stages.train import read_features
+from kalshi_lab.stages.train import read_features, train_columns
 
 MODES = ("here", "processes")
 #: a worker's features (the columns the fits read), read once when it starts
@@ -138,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     model = params_from_dict(compose([f"model={args.model}"], ROOT / "conf")).model
     params = dataclasses.replace(load_params(), model=model)
-    features = read_features()
+    features = read_features(train_columns(params))
     found = periods(features, params.split, model.target)
     masks = [
         split.train

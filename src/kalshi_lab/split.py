@@ -54,6 +54,14 @@ EMBARGO = "embargo: as_of between the training labels' cut-off and the first sco
 UNSETTLED = "event not fully settled: a strike has no settlement_ts (an event trains whole)"
 SETTLED_LATE = "event settled at or after the cut-off: label unknown before the embargo"
 NEXT_DAY_LATE = "next day's price (the label) known only at or after the cut-off"
+#: the columns of the features frame :func:`periods` reads
+SPLIT_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "event_ticker",
+    "as_of",
+    "settlement_ts",
+    "DAYS_TO_CLOSE",
+)
 _REASONS = (
     TRAIN,
     VALIDATION,

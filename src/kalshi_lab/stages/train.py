@@ -12,26 +12,56 @@ paper and live mode, after the last labelled day.
 """
 
 import time
+from collections.abc import Iterable
 
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
-from kalshi_lab.guards import constant_model_reason, nothing_scorable, skip_reason
+from kalshi_lab.guards import (
+    GUARD_COLUMNS,
+    constant_model_reason,
+    nothing_scorable,
+    skip_reason,
+)
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.models import check_model_params, fit_model
-from kalshi_lab.params import load_params
-from kalshi_lab.split import Split, periods
+from kalshi_lab.params import Params, load_params
+from kalshi_lab.split import SPLIT_COLUMNS, Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
 
 
-def read_features() -> pd.DataFrame:
+def read_features(columns: Iterable[str]) -> pd.DataFrame:
+    """The features table's ``columns`` (each once, in the order first named).
+
+    A stage reads only the columns it uses: the table holds every lag, context and target
+    column, which train and evaluate mostly do not read, and every copy of a frame of them
+    (a fold's training rows, a period's scored rows) costs memory in proportion.
+    """
     if not paths.FEATURES.exists():
         raise DataError(f"{paths.FEATURES} does not exist: run the features stage first")
-    return pd.read_parquet(paths.FEATURES)
+    wanted = list(dict.fromkeys(columns))
+    missing = [name for name in wanted if name not in pq.read_schema(paths.FEATURES).names]
+    if missing:
+        raise DataError(
+            f"{paths.FEATURES} lacks the columns {missing}: run the features stage again"
+        )
+    return pd.read_parquet(paths.FEATURES, columns=wanted)
+
+
+def train_columns(params: Params) -> list[str]:
+    """The features table's columns train reads: the split's, the guards', the target and the
+    model's inputs."""
+    return [
+        *SPLIT_COLUMNS,
+        *GUARD_COLUMNS,
+        TARGET_COLUMNS[params.model.target],
+        *feature_columns(params.features),
+    ]
 
 
 def log_unlabelled(rows: pd.DataFrame, target_name: str, side: str, consequence: str) -> None:
@@ -65,7 +95,7 @@ def main() -> None:
     # as the validate stage does: a bad hyper-parameter is one line naming it, not LightGBM's
     # traceback from the first fit, when the stage is run on its own
     check_model_params(params.model)
-    features = read_features()
+    features = read_features(train_columns(params))
     target = TARGET_COLUMNS[params.model.target]
     found = periods(features, params.split, params.model.target)
     log_unlabelled(features[found.validation.train], params.model.target, "train", "not trained on")

@@ -65,7 +65,8 @@ def fit(
     estimator = build_model(model)
     if jobs and "n_jobs" in estimator.get_params():
         estimator.set_params(n_jobs=jobs)
-    fit_estimator(estimator, rows, rows[target].to_numpy(dtype=int), columns)
+    y = rows[target].to_numpy(dtype=int)
+    fit_estimator(estimator, rows[columns], y, rows["event_ticker"].to_numpy())
     estimator.predict_proba(rows[columns])
     return estimator
 

@@ -87,9 +87,8 @@ def test_no_price_starts_from_the_training_base_rate_and_missing_values_from_the
 
 def test_the_stages_pass_events_and_the_fit_repeats_and_pickles(tmp_path):
     X, y, event = events(300, 5, 4, edge=1.0)
-    rows = X.assign(event_ticker=[f"E{e}" for e in event])
     params = ModelParams(name="anchored_logit", target="settlement", seed=0, params={})
-    model = fit_model(params, rows, y, list(X.columns), "a test")
+    model = fit_model(params, X, y, np.array([f"E{e}" for e in event]), "a test")
     direct = MarketAnchoredLogit().fit(X, y, groups=event)
     np.testing.assert_array_equal(model.predict_proba(X), direct.predict_proba(X))
     joblib.dump(model, tmp_path / "m.joblib")

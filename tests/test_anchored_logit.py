@@ -114,3 +114,19 @@ def test_a_prediction_reads_columns_by_name_and_needs_every_training_column():
     np.testing.assert_array_equal(model.predict_proba(shuffled), expected)
     with pytest.raises(ValueError, match="EVENT_NOISE"):
         model.predict_proba(X.drop(columns="EVENT_NOISE"))  # not selected, still required
+
+
+def test_the_fit_standardises_by_the_training_medians_means_and_spreads_leaving_x_alone():
+    X, y, event = events(300, 5, 4, edge=1.0)
+    X.iloc[::7, 1] = np.nan
+    X.iloc[::11, 2] = np.inf
+    before = X.copy()
+    model = MarketAnchoredLogit().fit(X, y, groups=event)
+    pd.testing.assert_frame_equal(X, before)  # the fit works on its own matrix
+    values = X.to_numpy(dtype=float)
+    finite = np.isfinite(values)
+    median = np.nan_to_num(np.nanmedian(np.where(finite, values, np.nan), axis=0))
+    filled = np.where(finite, values, median)
+    np.testing.assert_array_equal(model.median_, median)
+    np.testing.assert_array_equal(model.mean_, filled.mean(axis=0))
+    np.testing.assert_array_equal(model.scale_, filled.std(axis=0))

@@ -61,15 +61,16 @@ def read_features(columns: Iterable[str]) -> pd.DataFrame:
     return frame
 
 
+def context_columns(params: Params) -> list[str]:
+    """The features table's columns train reads besides the model's inputs: the split's, the
+    guards' and the target."""
+    return [*SPLIT_COLUMNS, *GUARD_COLUMNS, TARGET_COLUMNS[params.model.target]]
+
+
 def train_columns(params: Params) -> list[str]:
-    """The features table's columns train reads: the split's, the guards', the target and the
-    model's inputs."""
-    return [
-        *SPLIT_COLUMNS,
-        *GUARD_COLUMNS,
-        TARGET_COLUMNS[params.model.target],
-        *feature_columns(params.features),
-    ]
+    """The features table's columns train reads: :func:`context_columns` and the model's
+    inputs."""
+    return [*context_columns(params), *feature_columns(params.features)]
 
 
 def log_unlabelled(rows: pd.DataFrame, target_name: str, side: str, consequence: str) -> None:
@@ -103,16 +104,15 @@ def main() -> None:
     # as the validate stage does: a bad hyper-parameter is one line naming it, not LightGBM's
     # traceback from the first fit, when the stage is run on its own
     check_model_params(params.model)
-    features = read_features(train_columns(params))
+    features = read_features(context_columns(params))
+    # the model's inputs read apart, in one block: each fit copies its rows of them once and
+    # nothing else of the table, and no frame of them all is made and dropped
+    columns = feature_columns(params.features)
+    inputs = read_features(columns)
     target = TARGET_COLUMNS[params.model.target]
     found = periods(features, params.split, params.model.target)
     log_unlabelled(features[found.validation.train], params.model.target, "train", "not trained on")
     labelled = features[target].notna().to_numpy()
-    columns = feature_columns(params.features)
-    # the model's inputs apart, in one block: each fit copies its rows of them once, and
-    # nothing else of the table (the split and guards read DAYS_TO_CLOSE, kept)
-    inputs = features[columns]
-    features = features.drop(columns=[c for c in columns if c not in SPLIT_COLUMNS])
 
     named = found.named()
 

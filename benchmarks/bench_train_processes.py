@@ -48,7 +48,7 @@ from kalshi_lab.models.fit import fit_estimator
 from kalshi_lab.models.registry import build_model
 from kalshi_lab.params import ModelParams, load_params, params_from_dict
 from kalshi_lab.split import periods
-from kalshi_lab.stages.train import read_features
+from kalshi_lab.stages.train import read_features, train_columns
 
 MODES = ("here", "processes")
 #: a worker's features (the columns the fits read), read once when it starts
@@ -65,7 +65,8 @@ def fit(
     estimator = build_model(model)
     if jobs and "n_jobs" in estimator.get_params():
         estimator.set_params(n_jobs=jobs)
-    fit_estimator(estimator, rows, rows[target].to_numpy(dtype=int), columns)
+    y = rows[target].to_numpy(dtype=int)
+    fit_estimator(estimator, rows[columns], y, rows["event_ticker"].to_numpy())
     estimator.predict_proba(rows[columns])
     return estimator
 
@@ -138,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     model = params_from_dict(compose([f"model={args.model}"], ROOT / "conf")).model
     params = dataclasses.replace(load_params(), model=model)
-    features = read_features()
+    features = read_features(train_columns(params))
     found = periods(features, params.split, model.target)
     masks = [
         split.train

@@ -164,7 +164,10 @@ def scored_periods(
         if train["event_ticker"].nunique() < params.split.min_train_events or not split.valid.any():
             continue  # the pipeline skips it too (kalshi_lab.guards)
         y = train[labels].to_numpy(dtype=int)
-        model = fit_model(params.model, train, y, columns, period) if fixed is None else fixed
+        groups = train["event_ticker"].to_numpy()
+        model = (
+            fit_model(params.model, train[columns], y, groups, period) if fixed is None else fixed
+        )
         block, _ = score_split(features, split, model, target, columns, period, clusters)
         blocks.append((period, block))
     return params, blocks

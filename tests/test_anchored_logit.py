@@ -87,9 +87,8 @@ def test_no_price_starts_from_the_training_base_rate_and_missing_values_from_the
 
 def test_the_stages_pass_events_and_the_fit_repeats_and_pickles(tmp_path):
     X, y, event = events(300, 5, 4, edge=1.0)
-    rows = X.assign(event_ticker=[f"E{e}" for e in event])
     params = ModelParams(name="anchored_logit", target="settlement", seed=0, params={})
-    model = fit_model(params, rows, y, list(X.columns), "a test")
+    model = fit_model(params, X, y, np.array([f"E{e}" for e in event]), "a test")
     direct = MarketAnchoredLogit().fit(X, y, groups=event)
     np.testing.assert_array_equal(model.predict_proba(X), direct.predict_proba(X))
     joblib.dump(model, tmp_path / "m.joblib")
@@ -115,3 +114,19 @@ def test_a_prediction_reads_columns_by_name_and_needs_every_training_column():
     np.testing.assert_array_equal(model.predict_proba(shuffled), expected)
     with pytest.raises(ValueError, match="EVENT_NOISE"):
         model.predict_proba(X.drop(columns="EVENT_NOISE"))  # not selected, still required
+
+
+def test_the_fit_standardises_by_the_training_medians_means_and_spreads_leaving_x_alone():
+    X, y, event = events(300, 5, 4, edge=1.0)
+    X.iloc[::7, 1] = np.nan
+    X.iloc[::11, 2] = np.inf
+    before = X.copy()
+    model = MarketAnchoredLogit().fit(X, y, groups=event)
+    pd.testing.assert_frame_equal(X, before)  # the fit works on its own matrix
+    values = X.to_numpy(dtype=float)
+    finite = np.isfinite(values)
+    median = np.nan_to_num(np.nanmedian(np.where(finite, values, np.nan), axis=0))
+    filled = np.where(finite, values, median)
+    np.testing.assert_array_equal(model.median_, median)
+    np.testing.assert_array_equal(model.mean_, filled.mean(axis=0))
+    np.testing.assert_array_equal(model.scale_, filled.std(axis=0))

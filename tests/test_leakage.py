@@ -99,7 +99,9 @@ def _validation_auc(params: Params, features: pd.DataFrame, shuffle_seed: int | 
     if shuffle_seed is not None:
         y = np.random.default_rng(shuffle_seed).permutation(y)
     columns = feature_columns(params.features)
-    model = fit_model(params.model, train, y, columns, "the leakage test")
+    model = fit_model(
+        params.model, train[columns], y, train["event_ticker"].to_numpy(), "the leakage test"
+    )
     return roc_auc_score(
         valid[target].to_numpy(dtype=int), model.predict_proba(valid[columns])[:, 1]
     )

@@ -28,6 +28,8 @@ from kalshi_lab.features import TARGET_COLUMNS
 from kalshi_lab.params import SplitParams
 from kalshi_lab.split import Split
 
+#: the columns of the features frame the guards read, besides the target's
+GUARD_COLUMNS: tuple[str, ...] = ("event_ticker", "settlement_ts", "market_prob")
 #: a model whose probabilities on its training rows spread less than this is constant
 CONSTANT_SPREAD = 1e-9
 

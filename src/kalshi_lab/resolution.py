@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+#: the columns :func:`release_clusters` reads
+RELEASE_COLUMNS: tuple[str, ...] = ("event_ticker", "series_ticker", "close_time")
 #: the prefix Kalshi added to relisted series tickers (U3 -> KXU3)
 RELISTED_PREFIX = "KX"
 

@@ -54,6 +54,14 @@ EMBARGO = "embargo: as_of between the training labels' cut-off and the first sco
 UNSETTLED = "event not fully settled: a strike has no settlement_ts (an event trains whole)"
 SETTLED_LATE = "event settled at or after the cut-off: label unknown before the embargo"
 NEXT_DAY_LATE = "next day's price (the label) known only at or after the cut-off"
+#: the columns of the features frame :func:`periods` reads
+SPLIT_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "event_ticker",
+    "as_of",
+    "settlement_ts",
+    "DAYS_TO_CLOSE",
+)
 _REASONS = (
     TRAIN,
     VALIDATION,
@@ -101,12 +109,20 @@ class Periods:
         return out + ([("test", "test", self.test)] if self.test is not None else [])
 
 
+def _code(reason: str) -> int:
+    """The code of ``reason`` in the arrays :func:`_why` returns: its index in _REASONS."""
+    return _REASONS.index(reason)
+
+
 def _why(
     features: pd.DataFrame, target: str, split: Split, owned: np.ndarray, scored: str
 ) -> np.ndarray:
-    """Per row, TRAIN, ``scored``, or why it is neither (LATER, PURGED, EMBARGO, its label).
+    """Per row, the code (:func:`_code`) of TRAIN, ``scored``, or why it is neither (LATER,
+    PURGED, EMBARGO, its label).
 
-    ``owned``: the rows whose event resolves in this period (the split's own events).
+    ``owned``: the rows whose event resolves in this period (the split's own events). Codes,
+    not the reasons' text: an array of the text takes four bytes per character per row (a
+    quarter of a gigabyte at 30k markets), a code one byte.
     """
     as_of = features["as_of"]
     if target == "direction":
@@ -132,13 +148,18 @@ def _why(
         ((as_of >= split.train_end).to_numpy(dtype=bool), EMBARGO),
         *((mask.to_numpy(dtype=bool), reason) for mask, reason in late),
     ]
-    return np.select([mask for mask, _ in rules], [reason for _, reason in rules], default=TRAIN)
+    return np.select(
+        [mask for mask, _ in rules],
+        [np.int8(_code(reason)) for _, reason in rules],
+        default=np.int8(_code(TRAIN)),
+    )
 
 
 def _log_split(
     features: pd.DataFrame, why: np.ndarray, target: str, split: Split, name: str
 ) -> None:
-    """INFO lines: rows, markets and events per side, and of those kept out of training, why."""
+    """INFO lines: rows, markets and events per side, and of those kept out of training, why
+    (``why``: each row's reason code, :func:`_why`)."""
     frame = pd.DataFrame(
         {
             "why": why,
@@ -158,9 +179,9 @@ def _log_split(
         f"{split.valid_start:%Y-%m-%d}",
         until,
     )
-    for reason in _REASONS:
-        if reason in counts.index:
-            n = counts.loc[reason]
+    for code, reason in enumerate(_REASONS):
+        if code in counts.index:
+            n = counts.loc[code]
             log.info(
                 "split: %d rows, %d markets, %d events: %s",
                 n["rows"],
@@ -168,7 +189,7 @@ def _log_split(
                 n["events"],
                 reason if reason in (TRAIN, name) else f"not in train, {reason}",
             )
-    trained = frame[why == TRAIN]
+    trained = frame[why == _code(TRAIN)]
     log.info(
         "split: %d of %d markets and %d of %d events have no training row",
         frame["market"].nunique() - trained["market"].nunique(),
@@ -187,14 +208,14 @@ def _period(
     embargo_days: int,
 ) -> tuple[Split, np.ndarray]:
     """The split scoring the ``owned`` rows in ``[start, end)`` after fitting on labels known
-    before start - embargo, and each row's reason (:func:`_why`)."""
+    before start - embargo, and each row's reason code (:func:`_why`)."""
     empty = np.zeros(0, dtype=bool)
     bounds = Split(empty, empty, empty, start, start - embargo_days * DAY, end)
     why = _why(features, target, bounds, owned, VALIDATION)
     split = Split(
-        train=why == TRAIN,
-        valid=why == VALIDATION,
-        purged=why == PURGED,
+        train=why == _code(TRAIN),
+        valid=why == _code(VALIDATION),
+        purged=why == _code(PURGED),
         valid_start=start,
         train_end=bounds.train_end,
         valid_end=end,
@@ -265,7 +286,8 @@ def periods(features: pd.DataFrame, params: SplitParams, target: str) -> Periods
         if k == params.n_folds - 1:
             _log_split(features, why, target, split, VALIDATION)
         elif k == params.n_folds:
-            _log_split(features, np.where(why == VALIDATION, TEST, why), target, split, TEST)
+            tested = np.where(why == _code(VALIDATION), np.int8(_code(TEST)), why)
+            _log_split(features, tested, target, split, TEST)
         else:
             _log_fold(features, split, f"walk-forward fold {k + 1} of {params.n_folds}")
         splits.append(split)

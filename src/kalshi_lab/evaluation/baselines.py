@@ -26,6 +26,8 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "settlement": ("market", "recal"),
     "direction": ("persistence",),
 }
+#: the columns of the rows the baselines read (persistence's RET_1 is always a feature)
+BASELINE_COLUMNS: tuple[str, ...] = ("market_prob", "DAYS_TO_CLOSE", "RET_1")
 #: prices are clipped here before logit: a 0 or 1 quote would be an infinite log-odds
 PRICE_CLIP = 0.01
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kalshi_lab.data.structure import STRUCTURE_COLUMNS
-from kalshi_lab.evaluation.baselines import baselines
+from kalshi_lab.evaluation.baselines import BASELINE_COLUMNS, baselines
 from kalshi_lab.evaluation.report import Scored, with_best
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE
 from kalshi_lab.guards import scorable
@@ -89,7 +89,8 @@ def score_split(
     scored rows; ``clusters`` is each row's release (``release_clusters(features)``, labelled
     once for every period)."""
     target = TARGET_COLUMNS[target_name]
-    train = features[split.train & features[target].notna().to_numpy()]
+    # of the training rows, only what the baselines read: not a copy of every column of them
+    train = features[[*BASELINE_COLUMNS, target]][split.train & features[target].notna().to_numpy()]
     rows = features[split.valid]
     predictions = _predictions(rows, model.predict_proba(rows[columns])[:, 1], target_name)
     keep = _scored_rows(rows, target_name, what)

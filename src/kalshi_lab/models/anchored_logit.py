@@ -90,14 +90,19 @@ class MarketAnchoredLogit(ClassifierMixin, BaseEstimator):
         self.prior_logit_ = float(np.log(rate / (1.0 - rate)))
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
+        # one matrix of the rows beside X, worked in place: the values with NaN for a missing
+        # one (their median), then filled (:meth:`_filled`), then standardised; the spread
+        # column by column, so its deviations take one column, not a second matrix
         values = X.to_numpy(dtype=float)
-        median = np.nanmedian(np.where(np.isfinite(values), values, np.nan), axis=0)
-        self.median_ = np.nan_to_num(median)
-        z = self._filled(values)
+        finite = np.isfinite(values)
+        z = np.where(finite, values, np.nan)
+        self.median_ = np.nan_to_num(np.nanmedian(z, axis=0))
+        np.copyto(z, self.median_, where=~finite)
+        del finite
         self.mean_ = z.mean(axis=0)
-        scale = z.std(axis=0)
+        scale = np.array([z[:, j].std() for j in range(z.shape[1])])
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        z -= self.mean_  # standardised in place: _standard(values), one copy of the rows fewer
+        z -= self.mean_  # standardised in place: _standard(values)
         z /= self.scale_
         offset = self._offset(X)
         cluster = np.arange(len(yes)) if groups is None else pd.factorize(np.asarray(groups))[0]

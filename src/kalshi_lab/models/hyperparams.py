@@ -150,7 +150,8 @@ def _fit_failure(model: ModelParams) -> str | None:
                 # one thread: LightGBM's two (the registry's n_jobs) wait on each other at
                 # every step when another process holds a core, 50 times slower on these rows
                 estimator.set_params(n_jobs=1)
-            fit_estimator(estimator, rows, y, columns).predict_proba(rows[columns])
+            X = rows[columns]
+            fit_estimator(estimator, X, y, rows["event_ticker"].to_numpy()).predict_proba(X)
     except (LightGBMError, ValueError, TypeError) as exc:
         return _library_message(exc, ESTIMATOR_CLASSES[model.name])
     return None

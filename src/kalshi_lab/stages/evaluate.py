@@ -14,7 +14,7 @@ import pandas as pd
 
 from kalshi_lab import figures, paths
 from kalshi_lab.errors import DataError
-from kalshi_lab.evaluation.baselines import REFERENCES
+from kalshi_lab.evaluation.baselines import BASELINE_COLUMNS, REFERENCES
 from kalshi_lab.evaluation.blocks import (
     PREDICTION_CONTEXT,
     coverage,
@@ -28,10 +28,10 @@ from kalshi_lab.features import TARGET_COLUMNS, feature_columns
 from kalshi_lab.features.record import read_user_features_record
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import Params, load_params
-from kalshi_lab.resolution import release_clusters
+from kalshi_lab.resolution import RELEASE_COLUMNS, release_clusters
 from kalshi_lab.split import periods
 from kalshi_lab.stages.runner import logger, run_stage
-from kalshi_lab.stages.train import read_features
+from kalshi_lab.stages.train import read_features, train_columns
 
 #: re-exported: the bot's predictions carry the same columns (tests/test_bot_session.py)
 __all__ = ["PREDICTION_CONTEXT", "main"]
@@ -117,7 +117,11 @@ def _models() -> tuple[dict[str, object], dict[str, str | None]]:
 
 def main() -> None:
     params = load_params()
-    features = read_features()
+    # what train read (the same split and guards), the predictions' context, the releases
+    # and the baselines' inputs
+    features = read_features(
+        [*train_columns(params), *PREDICTION_CONTEXT, *RELEASE_COLUMNS, *BASELINE_COLUMNS]
+    )
     target = params.model.target
     columns = feature_columns(params.features)
     found = periods(features, params.split, target)

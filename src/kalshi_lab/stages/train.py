@@ -12,26 +12,65 @@ paper and live mode, after the last labelled day.
 """
 
 import time
+from collections.abc import Iterable
 
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
-from kalshi_lab.guards import constant_model_reason, nothing_scorable, skip_reason
+from kalshi_lab.guards import (
+    GUARD_COLUMNS,
+    constant_model_reason,
+    nothing_scorable,
+    skip_reason,
+)
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.models import check_model_params, fit_model
-from kalshi_lab.params import load_params
-from kalshi_lab.split import Split, periods
+from kalshi_lab.params import Params, load_params
+from kalshi_lab.split import SPLIT_COLUMNS, Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
 
 
-def read_features() -> pd.DataFrame:
+def read_features(columns: Iterable[str]) -> pd.DataFrame:
+    """The features table's ``columns`` (each once, in the order first named).
+
+    A stage reads only the columns it uses: the table holds every lag, context and target
+    column, which train and evaluate mostly do not read, and every copy of a frame of them
+    (a fold's training rows, a period's scored rows) costs memory in proportion.
+    """
     if not paths.FEATURES.exists():
         raise DataError(f"{paths.FEATURES} does not exist: run the features stage first")
-    return pd.read_parquet(paths.FEATURES)
+    wanted = list(dict.fromkeys(columns))
+    missing = [name for name in wanted if name not in pq.read_schema(paths.FEATURES).names]
+    if missing:
+        raise DataError(
+            f"{paths.FEATURES} lacks the columns {missing}: run the features stage again"
+        )
+    # pd.read_parquet's own steps (the same frame), then the Arrow table's memory handed back:
+    # Arrow's allocator keeps what it freed for its next table, which this stage never reads,
+    # and holds as much again as the frame (half a gigabyte at 30k markets) until the end
+    table = pq.read_table(paths.FEATURES, columns=wanted, use_pandas_metadata=True)
+    frame = table.to_pandas()
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
+def context_columns(params: Params) -> list[str]:
+    """The features table's columns train reads besides the model's inputs: the split's, the
+    guards' and the target."""
+    return [*SPLIT_COLUMNS, *GUARD_COLUMNS, TARGET_COLUMNS[params.model.target]]
+
+
+def train_columns(params: Params) -> list[str]:
+    """The features table's columns train reads: :func:`context_columns` and the model's
+    inputs."""
+    return [*context_columns(params), *feature_columns(params.features)]
 
 
 def log_unlabelled(rows: pd.DataFrame, target_name: str, side: str, consequence: str) -> None:
@@ -65,35 +104,41 @@ def main() -> None:
     # as the validate stage does: a bad hyper-parameter is one line naming it, not LightGBM's
     # traceback from the first fit, when the stage is run on its own
     check_model_params(params.model)
-    features = read_features()
+    features = read_features(context_columns(params))
+    # the model's inputs read apart, in one block: each fit copies its rows of them once and
+    # nothing else of the table, and no frame of them all is made and dropped
+    columns = feature_columns(params.features)
+    inputs = read_features(columns)
     target = TARGET_COLUMNS[params.model.target]
     found = periods(features, params.split, params.model.target)
     log_unlabelled(features[found.validation.train], params.model.target, "train", "not trained on")
     labelled = features[target].notna().to_numpy()
-    columns = feature_columns(params.features)
 
     named = found.named()
 
-    def fit(train: np.ndarray, what: str):
+    def fit(train: np.ndarray, what: str) -> tuple[object, pd.DataFrame]:
         # one line per fit, with its time: a slow model never leaves the stage silent for
         # the whole training, and the log says which period cost what
-        rows = features[train & labelled]
+        rows = train & labelled
+        X = inputs[rows]
+        y = features.loc[rows, target].to_numpy(dtype=int)
+        groups = features["event_ticker"].to_numpy()[rows]
         started = time.perf_counter()
-        model = fit_model(params.model, rows, rows[target].to_numpy(dtype=int), columns, what)
+        model = fit_model(params.model, X, y, groups, what)
         seconds = time.perf_counter() - started
         logger.info(
-            "trained %s for %s on %d rows in %.1f s", params.model.name, what, len(rows), seconds
+            "trained %s for %s on %d rows in %.1f s", params.model.name, what, len(X), seconds
         )
-        return model, rows
+        return model, X
 
     models, skipped, described = {}, {}, {}
     for key, what, split in named:
         model, n_train = None, 0
         reason = skip_reason(features, split, params.model.target, params.split)
         if reason is None:
-            model, rows = fit(split.train, what)
-            n_train = len(rows)
-            reason = constant_model_reason(model.predict_proba(rows[columns])[:, 1])
+            model, X = fit(split.train, what)
+            n_train = len(X)
+            reason = constant_model_reason(model.predict_proba(X)[:, 1])
         if reason is not None:
             logger.warning("train: %s skipped, not scored: %s", what, reason)
             model = None
@@ -103,7 +148,7 @@ def main() -> None:
         raise nothing_scorable(features, skipped, params.split)
     if found.test is None:
         logger.warning("train: split.test_size=0 holds out no test period")
-    live_model, everything = fit(labelled, "the live model (every labelled row)")
+    live_model, _ = fit(labelled, "the live model (every labelled row)")
     folds = [key for key, _, _ in named if key != "test"]
     validation = described[folds[-1]]
     y = features.loc[found.validation.train & labelled, target]
@@ -120,8 +165,8 @@ def main() -> None:
         "walk_forward": {key: described[key] for key in folds},
         "test": described.get("test"),
         "live": {
-            "n_train": len(everything),
-            "last_labelled_as_of": everything["as_of"].max().isoformat(),
+            "n_train": int(labelled.sum()),
+            "last_labelled_as_of": features.loc[labelled, "as_of"].max().isoformat(),
         },
     }
     others = {

@@ -1,0 +1,38 @@
+"""train and evaluate read only the feature table's columns they use, as pandas reads them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kalshi_lab import paths
+from kalshi_lab.errors import DataError
+from kalshi_lab.stages.train import read_features
+
+
+@pytest.fixture
+def table(tmp_path, monkeypatch) -> pd.DataFrame:
+    """A small feature table at paths.FEATURES (relative: the test runs in ``tmp_path``)."""
+    monkeypatch.chdir(tmp_path)
+    frame = pd.DataFrame(
+        {
+            "ticker": ["A-1", "A-2", "B-1"],
+            "as_of": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"], utc=True),
+            "RET_1": [0.1, np.nan, -0.2],
+            "LOGIT_MID": [0.0, 1.5, -np.inf],
+        }
+    )
+    paths.FEATURES.parent.mkdir(parents=True)
+    frame.to_parquet(paths.FEATURES)
+    return frame
+
+
+def test_the_named_columns_are_read_once_each_in_order_as_pandas_reads_them(table):
+    read = read_features(["LOGIT_MID", "ticker", "LOGIT_MID", "as_of"])
+    pd.testing.assert_frame_equal(
+        read, pd.read_parquet(paths.FEATURES)[["LOGIT_MID", "ticker", "as_of"]]
+    )
+
+
+def test_a_column_the_table_lacks_is_one_error_naming_it(table):
+    with pytest.raises(DataError, match=r"lacks the columns \['TARGET'\]: run the features"):
+        read_features(["ticker", "TARGET"])

@@ -15,23 +15,17 @@ from kalshi_lab.backtest import run_backtest
 from kalshi_lab.backtest.loop import MarketTables, backtest_on
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data import tables as tables_module
-from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.data.tables import ONE_SCAN_ROWS, partition_filters, read_table
 from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS, QuoteIndex
-from kalshi_lab.params import ComputeParams, Params, params_from_dict
-from kalshi_lab.simulator import write_synthetic_raw
+from kalshi_lab.params import Params, params_from_dict
+from table_files import simulated_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory) -> Path:
-    overrides = ["data.synthetic.n_markets=60", "data.start=2025-01-01", "data.end=2025-03-31"]
-    data = params_from_dict(compose(overrides, ROOT / "conf")).data
-    raw, root = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("parquet")
-    write_synthetic_raw(data, raw)
-    write_tables(raw, root, compute=ComputeParams(workers=1))
-    return root
+    return simulated_tables(tmp_path_factory.mktemp("simulated"))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ strings with correct rounding and convert times through the same functions of
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,9 +31,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
+from isal import isal_zlib
 
 from kalshi_lab.data import tables
-from kalshi_lab.data.raw_store import ORDERBOOK_PATH
+from kalshi_lab.data.raw_store import GZIP_ERRORS, ORDERBOOK_PATH
 
 #: uncompressed bytes parsed at a time (whole lines): a few in flight keep memory small
 CHUNK_BYTES = 8 << 20
@@ -46,7 +46,7 @@ PERIODS = (1, 60, 1440)
 SIDES = ("yes", "no")
 _BOOK_PATH = f"^{ORDERBOOK_PATH}$"
 
-_DATA_ERRORS = (pa.ArrowInvalid, OSError, EOFError, zlib.error)
+_DATA_ERRORS = (pa.ArrowInvalid, *GZIP_ERRORS)
 
 
 class Declined(Exception):
@@ -158,11 +158,11 @@ _BOOKS = pa.schema(
 def _inflate(path: Path) -> Iterator[bytes]:
     """The decompressed bytes of a one-member gzip file, in pieces.
 
-    zlib in gzip mode, fed large reads: it checks the member's CRC and length itself, at a
-    fraction of the cost of gzip.GzipFile's small reads. A file that ends early is an EOFError,
+    ISA-L's inflate in gzip mode (python-isal, zlib's interface), fed large reads: it checks
+    the member's CRC and length itself, at a fraction of the cost of a GzipFile's small reads. A file that ends early is an EOFError,
     anything after the member a reason to decline; an empty file is empty, as for GzipFile.
     """
-    inflate = zlib.decompressobj(wbits=31)
+    inflate = isal_zlib.decompressobj(wbits=31)
     with open(path, "rb") as f:
         while data := f.read(READ_BYTES):
             _require(not inflate.eof, "more than one gzip member")
@@ -211,7 +211,7 @@ def _parts(
     and at the end unless the file held ``records`` records (the raw manifest's count).
 
     Chunks are parsed by ``WORKERS`` threads while this one decompresses the next (pyarrow,
-    numpy and zlib release the GIL), a few chunks ahead of the consumer.
+    numpy and the inflater release the GIL), a few chunks ahead of the consumer.
     """
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="json-chunks")
     pending: deque[Future[tuple[pa.Table, int]]] = deque()

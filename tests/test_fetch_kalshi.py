@@ -8,6 +8,7 @@ after being killed mid-way, and without asking anything twice for a closed range
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -391,3 +392,34 @@ def test_an_event_outside_the_series_is_an_error_naming_it(server, served, tmp_p
     with pytest.raises(DataError, match=f"data.events: {event} is an event of series KXSIMB"):
         fetch(server, ["KXSIMA"], out, tmp_path / "cache", events=[event])
     assert not out.exists()
+
+
+def test_listed_markets_not_asked_for_and_empty_pages_are_dropped_and_counted(
+    server, served_tables, series, tmp_path, monkeypatch, caplog
+):
+    """``GET /markets?tickers=`` may list a market that was not asked for (no partition holds
+    it) and end on a page that lists none (a cursor's last page): neither is recorded, and
+    the log says how many of each were dropped."""
+    original = KalshiClient.market_responses
+    batches = [0]
+
+    def noisy(self, **kw):
+        pages = list(original(self, **kw))
+        if kw.get("tickers") is None:
+            return iter(pages)
+        batches[0] += 1
+        first = pages[0]
+        stray = first.body["markets"][0] | {"ticker": f"KXSTRAY-{batches[0]}"}
+        extra = [
+            dataclasses.replace(first, body=first.body | {"markets": [stray]}),
+            dataclasses.replace(first, body=first.body | {"markets": []}),
+        ]
+        return iter([*pages, *extra])
+
+    monkeypatch.setattr(KalshiClient, "market_responses", noisy)
+    with caplog.at_level("INFO", logger="kalshi_lab"):
+        fetch(server, series, tmp_path / "raw", tmp_path / "cache")
+    assert batches[0] > 0
+    assert f"dropped {batches[0]} listed markets that were not asked for" in caplog.text
+    assert f"{batches[0]} pages listed no market and are not recorded" in caplog.text
+    assert_same_data(tmp_path / "raw", served_tables)

@@ -19,11 +19,14 @@ import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # not imported at run time: a stage that writes no frame (the simulated
+    # fetch, its worker processes) need not pay pandas' import, half a second each
+    import pandas as pd
 
 
 class StagedOutputs:
@@ -85,7 +88,7 @@ class StagedOutputs:
     def write_parquet(
         self, target: Path | str, table: pa.Table | pd.DataFrame, schema: pa.Schema | None = None
     ) -> None:
-        if isinstance(table, pd.DataFrame):
+        if not isinstance(table, pa.Table):  # a pandas DataFrame
             table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
         elif schema is not None:
             table = table.cast(schema)

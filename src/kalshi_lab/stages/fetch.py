@@ -13,16 +13,24 @@ from pathlib import Path
 
 from kalshi_lab import paths
 from kalshi_lab.data.stream_store import move_recordings, stream_dir
-from kalshi_lab.fetch.kalshi import write_kalshi_raw
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import DATA_SOURCES, Params, load_params
 from kalshi_lab.simulator import write_synthetic_raw
 from kalshi_lab.stages.runner import logger, run_stage
 
+
+def _kalshi(params: Params, raw_dir: Path) -> dict[str, int]:
+    # imported here: the API client (requests, pandas) is this source's alone, and a simulated
+    # fetch, whose worker processes import this module too, need not load it
+    from kalshi_lab.fetch.kalshi import write_kalshi_raw
+
+    return write_kalshi_raw(params.data, raw_dir)
+
+
 #: data.source -> writer of raw documents into a directory; returns record counts per kind
 SOURCES: dict[str, Callable[[Params, Path], dict[str, int]]] = {
     "synthetic": lambda params, raw_dir: write_synthetic_raw(params.data, raw_dir, params.compute),
-    "kalshi": lambda params, raw_dir: write_kalshi_raw(params.data, raw_dir),
+    "kalshi": _kalshi,
 }
 assert tuple(SOURCES) == DATA_SOURCES, "params.DATA_SOURCES and the fetch sources must agree"
 

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import sys
 from collections import deque
@@ -68,6 +69,16 @@ def map_partitions(
         yield from map(fn, partitions)  # no start-up, no pickling: the small data sets' path
     else:
         yield from _on_processes(fn, partitions, workers)
+
+
+def start_workers_early(fn: Callable[..., Any], compute: ComputeParams) -> None:
+    """Start the fork server now, importing ``fn``'s module in the background, if ``compute``
+    runs work in local worker processes: a stage with work of its own before
+    :func:`map_partitions` (the simulator's draws, seconds at 10,000 markets) hides the
+    workers' start-up behind it. Results never depend on it."""
+    if compute.engine == "local" and (compute.workers or cores_available()) > 1:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(fn))
+        multiprocessing.forkserver.ensure_running()
 
 
 def _in_order(submit: Callable[[T], Any], partitions: list[T], window: int) -> Iterator[Any]:

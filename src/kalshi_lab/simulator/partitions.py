@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from kalshi_lab.compute import map_partitions
+from kalshi_lab.compute import map_partitions, start_workers_early
 from kalshi_lab.data.raw_store import KINDS, RawWriter, partition_name, write_partition_list
 from kalshi_lab.params import ComputeParams, DataParams
 from kalshi_lab.simulator import emit
@@ -126,6 +126,8 @@ def write_synthetic_raw(
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
     universe, chunks = simulate_chunks(data)
+    engine = _engine(universe, compute)
+    start_workers_early(render_partition, engine)
     names, of_event = event_partitions(universe)
     volume = np.zeros(len(SERIES), dtype=np.int64)
     pieces: list[list[Path]] = [[] for _ in names]
@@ -144,7 +146,7 @@ def write_synthetic_raw(
             for name, paths, s in zip(names, pieces, series, strict=True)
         ]
         counts: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
-        for written in map_partitions(render_partition, jobs, _engine(universe, compute)):
+        for written in map_partitions(render_partition, jobs, engine):
             counts.update(written)
     write_partition_list(raw_dir, names)
     logger.info(

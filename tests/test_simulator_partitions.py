@@ -179,3 +179,25 @@ def test_a_small_simulation_starts_no_workers_unless_asked_to():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(partitions, "PARALLEL_MARKET_HOURS", 1)
         assert partitions._engine(universe, None).workers is None
+
+
+def test_pieces_are_spilled_inside_the_raw_directory_and_gone_when_it_is_written(
+    tmp_path, monkeypatch
+):
+    """Inside the output, so that a Dask worker on another machine sharing the project's files
+    reads them; removed before the directory is complete, so no partition list or reader
+    ever sees them."""
+    spilled: list[Path] = []
+    real = partitions.spill
+
+    def recording(path: Path, piece) -> None:
+        spilled.append(path)
+        real(path, piece)
+
+    monkeypatch.setattr(partitions, "spill", recording)
+    out = tmp_path / "raw"
+    write_synthetic_raw(small_data(), out, ComputeParams(workers=1))
+    assert spilled and all(path.is_relative_to(out) for path in spilled)
+    assert not any(path.exists() for path in spilled)
+    listed = {part.relative_to(out).parts[0] for part in raw_partitions(out)}
+    assert {p.name for p in out.iterdir()} == {PARTITIONS, *listed}

@@ -5,8 +5,12 @@ listed in partitions.json once all are complete (:mod:`kalshi_lab.data.raw_store
 
 The simulation runs here, chunk by chunk in event order (its draws must be made in that order:
 :mod:`kalshi_lab.simulator.draws`); each chunk is cut into its partitions' pieces, spilled to
-a temporary directory (outside the project, removed however the run ends short of a
-SIGKILL), and dropped, so memory holds one chunk. Then each partition's pieces are rendered
+a scratch directory inside the raw directory being written (:data:`SPILL_DIR`, removed
+however the run ends short of a SIGKILL, and never listed: the stage writes into a staged
+directory that a killed run leaves for the next one to remove), and dropped, so memory holds
+one chunk. Inside the output, not in this machine's temporary directory, so that a Dask
+worker on another machine that sees the project's files (a shared filesystem, as every
+``compute=dask`` cluster needs) reads the pieces too. Then each partition's pieces are rendered
 as JSON and compressed by :func:`render_partition`, run per partition by
 :func:`kalshi_lab.compute.map_partitions`, on every core: that is most of the work. The files
 depend on the data alone, not on the number of workers or the engine.
@@ -41,6 +45,8 @@ logger = logging.getLogger(__name__)
 #: kind is still complete, as the parquet stage checks across partitions
 MAY_BE_EMPTY: tuple[str, ...] = ()
 SPILL_CODEC = "lz4"
+#: the scratch directory of the spilled pieces, inside the raw directory while it is written
+SPILL_DIR = ".simulated-pieces"
 #: market-hours below which the partitions are rendered in this process when ``compute``
 #: leaves the number of workers open: starting worker processes (each imports the project)
 #: costs more than a second core saves (1,000 markets over 2025, 0.65 M market-hours: 2.3 s
@@ -131,7 +137,7 @@ def write_synthetic_raw(
     names, of_event = event_partitions(universe)
     volume = np.zeros(len(SERIES), dtype=np.int64)
     pieces: list[list[Path]] = [[] for _ in names]
-    with tempfile.TemporaryDirectory(prefix="kalshi-lab-simulated-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=SPILL_DIR + "-", dir=raw_dir) as scratch:
         for c, (events, sim) in enumerate(chunks):
             volume += series_volume(sim)
             part = of_event[events]

@@ -1,6 +1,8 @@
 """The anchored logistic model: the market price unless a feature is significant across events,
 then that feature at full strength; evidence counted in events, not rows."""
 
+import tracemalloc
+
 import joblib
 import numpy as np
 import pandas as pd
@@ -130,3 +132,40 @@ def test_the_fit_standardises_by_the_training_medians_means_and_spreads_leaving_
     np.testing.assert_array_equal(model.median_, median)
     np.testing.assert_array_equal(model.mean_, filled.mean(axis=0))
     np.testing.assert_array_equal(model.scale_, filled.std(axis=0))
+
+
+def test_the_selection_and_coefficients_are_those_of_the_standardised_matrix_bit_for_bit():
+    """The fit standardises one column at a time; its statistics and coefficients are the
+    bits of the whole standardised matrix, column-major as a frame of floats holds it."""
+    X, y, event = events(400, 5, 6, edge=1.0)
+    rng = np.random.default_rng(6)
+    X["SECOND"] = y + rng.normal(0, 2.0, len(X))  # a second feature the market misses
+    X.iloc[::9, 2] = np.nan
+    model = MarketAnchoredLogit().fit(X, y, groups=event)
+    assert model.selected_features_ == ["SECOND", "SIGNAL"]  # two: the matrix's layout counts
+    z = np.asfortranarray((X.fillna(X.median()).to_numpy() - model.mean_) / model.scale_)
+    yes = y.astype(float)
+    offset = X[OFFSET_FEATURE].to_numpy()
+    residual = yes - sigmoid(offset)
+    per_event = np.array(
+        [[np.sum((z[:, j] * residual)[event == e]) for j in range(5)] for e in range(400)]
+    )
+    first = per_event.sum(axis=0) / np.sqrt((per_event**2).sum(axis=0))
+    assert model.z_scores_[0] == pytest.approx(first[4], rel=1e-12)
+    np.testing.assert_array_equal(
+        model.coef_, model._coefficients(z[:, model.selected_], offset, yes)
+    )
+
+
+def test_the_fit_holds_no_second_matrix_of_the_training_rows():
+    """The live model's fit at 100k markets holds every labelled row's inputs: a standardised
+    copy of them beside the caller's would be a gigabyte more."""
+    rng = np.random.default_rng(7)
+    X = pd.DataFrame(rng.normal(size=(50_000, 40)), columns=[f"F{j}" for j in range(40)])
+    X[OFFSET_FEATURE] = rng.normal(0, 1.5, len(X))
+    y = (rng.uniform(size=len(X)) < sigmoid(X[OFFSET_FEATURE].to_numpy())).astype(int)
+    tracemalloc.start()
+    MarketAnchoredLogit().fit(X, y, groups=np.arange(len(X)) // 10)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.5 * X.to_numpy().nbytes

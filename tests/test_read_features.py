@@ -6,7 +6,7 @@ import pytest
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
-from kalshi_lab.stages.train import read_features
+from kalshi_lab.stages.train import read_features, read_inputs, take_rows
 
 
 @pytest.fixture
@@ -36,3 +36,30 @@ def test_the_named_columns_are_read_once_each_in_order_as_pandas_reads_them(tabl
 def test_a_column_the_table_lacks_is_one_error_naming_it(table):
     with pytest.raises(DataError, match=r"lacks the columns \['TARGET'\]: run the features"):
         read_features(["ticker", "TARGET"])
+
+
+def test_the_inputs_are_the_pandas_read_of_the_rows_bit_for_bit_in_one_column_major_matrix(table):
+    rows = np.array([True, False, True])
+    inputs = read_inputs(["LOGIT_MID", "RET_1"], rows)
+    expected = pd.read_parquet(paths.FEATURES)[["LOGIT_MID", "RET_1"]][rows]
+    assert list(inputs.columns) == ["LOGIT_MID", "RET_1"]
+    values = inputs.to_numpy()
+    # the same bits (float64, NaN and inf where they were) and the layout of a pandas frame
+    # of one dtype, which the models' sums over rows were computed in
+    np.testing.assert_array_equal(values.view(np.int64), expected.to_numpy().view(np.int64))
+    assert values.flags.f_contiguous
+    assert np.shares_memory(values, inputs.to_numpy())  # one matrix, no copy in the frame
+
+
+def test_a_period_takes_its_rows_column_major_and_the_live_model_all_of_them_uncopied(table):
+    inputs = read_inputs(["LOGIT_MID", "RET_1"], np.ones(3, dtype=bool))
+    rows = np.array([False, True, True])
+    taken = take_rows(inputs, rows)
+    np.testing.assert_array_equal(taken.to_numpy(), inputs.to_numpy()[rows])
+    assert taken.to_numpy().flags.f_contiguous and list(taken.columns) == list(inputs.columns)
+    assert take_rows(inputs, np.ones(3, dtype=bool)) is inputs
+
+
+def test_an_input_column_the_table_lacks_is_one_error_naming_it(table):
+    with pytest.raises(DataError, match=r"lacks the columns \['RET_2'\]: run the features"):
+        read_inputs(["RET_1", "RET_2"], np.ones(3, dtype=bool))

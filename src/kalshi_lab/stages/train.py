@@ -36,6 +36,17 @@ from kalshi_lab.split import SPLIT_COLUMNS, Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
 
 
+def _check_columns(wanted: list[str]) -> None:
+    """A DataError unless the features table exists and holds every column of ``wanted``."""
+    if not paths.FEATURES.exists():
+        raise DataError(f"{paths.FEATURES} does not exist: run the features stage first")
+    missing = [name for name in wanted if name not in pq.read_schema(paths.FEATURES).names]
+    if missing:
+        raise DataError(
+            f"{paths.FEATURES} lacks the columns {missing}: run the features stage again"
+        )
+
+
 def read_features(columns: Iterable[str]) -> pd.DataFrame:
     """The features table's ``columns`` (each once, in the order first named).
 
@@ -43,14 +54,8 @@ def read_features(columns: Iterable[str]) -> pd.DataFrame:
     column, which train and evaluate mostly do not read, and every copy of a frame of them
     (a fold's training rows, a period's scored rows) costs memory in proportion.
     """
-    if not paths.FEATURES.exists():
-        raise DataError(f"{paths.FEATURES} does not exist: run the features stage first")
     wanted = list(dict.fromkeys(columns))
-    missing = [name for name in wanted if name not in pq.read_schema(paths.FEATURES).names]
-    if missing:
-        raise DataError(
-            f"{paths.FEATURES} lacks the columns {missing}: run the features stage again"
-        )
+    _check_columns(wanted)
     # pd.read_parquet's own steps (the same frame), then the Arrow table's memory handed back:
     # Arrow's allocator keeps what it freed for its next table, which this stage never reads,
     # and holds as much again as the frame (half a gigabyte at 30k markets) until the end
@@ -59,6 +64,38 @@ def read_features(columns: Iterable[str]) -> pd.DataFrame:
     del table
     pa.default_memory_pool().release_unused()
     return frame
+
+
+def read_inputs(columns: list[str], rows: np.ndarray) -> pd.DataFrame:
+    """The features table's float ``columns`` (the model's inputs) at ``rows`` (a mask over
+    the table's rows), as one column-major float64 matrix in a frame that does not copy it.
+
+    Read one column at a time: besides the matrix, never more than one column of the table
+    is held (not the Arrow table of them all, nor a pandas frame and its copy). Column-major,
+    as pandas holds a frame of one dtype: the layout in which the models' sums over rows (the
+    anchored logit's means, LightGBM's bins) were computed, so they keep their bits. Float64:
+    the table's dtype; float32 would round the inputs and change every model.
+    """
+    _check_columns(columns)
+    table = pq.ParquetFile(paths.FEATURES)
+    matrix = np.empty((int(rows.sum()), len(columns)), order="F")
+    for j, name in enumerate(columns):
+        matrix[:, j] = table.read(columns=[name]).column(0).to_numpy()[rows]
+    pa.default_memory_pool().release_unused()
+    return pd.DataFrame(matrix, columns=columns, copy=False)
+
+
+def take_rows(inputs: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The ``rows`` (a mask) of ``inputs`` (a frame of :func:`read_inputs`), in the same
+    column-major layout, copied one column at a time; ``inputs`` itself when every row is
+    taken (the live model's fit copies nothing)."""
+    if rows.all():
+        return inputs
+    values = inputs.to_numpy()
+    matrix = np.empty((int(rows.sum()), values.shape[1]), order="F")
+    for j in range(values.shape[1]):
+        matrix[:, j] = values[rows, j]
+    return pd.DataFrame(matrix, columns=inputs.columns, copy=False)
 
 
 def context_columns(params: Params) -> list[str]:
@@ -105,14 +142,14 @@ def main() -> None:
     # traceback from the first fit, when the stage is run on its own
     check_model_params(params.model)
     features = read_features(context_columns(params))
-    # the model's inputs read apart, in one block: each fit copies its rows of them once and
-    # nothing else of the table, and no frame of them all is made and dropped
-    columns = feature_columns(params.features)
-    inputs = read_features(columns)
     target = TARGET_COLUMNS[params.model.target]
+    labelled = features[target].notna().to_numpy()
+    # the model's inputs of the labelled rows (the only ones any fit reads) held once, apart
+    # from the context: a period's fit copies its rows of them, the live model's none
+    columns = feature_columns(params.features)
+    inputs = read_inputs(columns, labelled)
     found = periods(features, params.split, params.model.target)
     log_unlabelled(features[found.validation.train], params.model.target, "train", "not trained on")
-    labelled = features[target].notna().to_numpy()
 
     named = found.named()
 
@@ -120,7 +157,7 @@ def main() -> None:
         # one line per fit, with its time: a slow model never leaves the stage silent for
         # the whole training, and the log says which period cost what
         rows = train & labelled
-        X = inputs[rows]
+        X = take_rows(inputs, rows[labelled])
         y = features.loc[rows, target].to_numpy(dtype=int)
         groups = features["event_ticker"].to_numpy()[rows]
         started = time.perf_counter()
@@ -139,6 +176,7 @@ def main() -> None:
             model, X = fit(split.train, what)
             n_train = len(X)
             reason = constant_model_reason(model.predict_proba(X)[:, 1])
+            del X  # the period's rows, not held while the next period's are copied
         if reason is not None:
             logger.warning("train: %s skipped, not scored: %s", what, reason)
             model = None

@@ -6,7 +6,7 @@ import pytest
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
-from kalshi_lab.stages.train import read_features
+from kalshi_lab.features.read import read_features
 
 
 @pytest.fixture

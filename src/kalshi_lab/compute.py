@@ -13,6 +13,7 @@ the work; this module only submits it and collects the results in order.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import multiprocessing
@@ -39,6 +40,15 @@ CONNECT_TIMEOUT_S = 10
 def cores_available() -> int:
     """The cores this process may run on (its affinity mask, not the machine's count)."""
     return len(os.sched_getaffinity(0))
+
+
+def in_process_if_small(compute: ComputeParams, small: bool) -> ComputeParams:
+    """``compute``, with one worker (everything in this process) when the work is ``small``
+    and ``compute=local`` leaves the number of workers open: worker processes each import the
+    project when they start, which costs more than a second core saves on small work."""
+    if compute.engine == "local" and compute.workers is None and small:
+        return dataclasses.replace(compute, workers=1)
+    return compute
 
 
 def map_partitions(

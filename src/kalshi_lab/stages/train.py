@@ -12,17 +12,14 @@ paper and live mode, after the last labelled day.
 """
 
 import time
-from collections.abc import Iterable
 
 import joblib
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kalshi_lab import paths
-from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
+from kalshi_lab.features.read import read_features
 from kalshi_lab.guards import (
     GUARD_COLUMNS,
     constant_model_reason,
@@ -34,31 +31,6 @@ from kalshi_lab.models import check_model_params, fit_model
 from kalshi_lab.params import Params, load_params
 from kalshi_lab.split import SPLIT_COLUMNS, Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
-
-
-def read_features(columns: Iterable[str]) -> pd.DataFrame:
-    """The features table's ``columns`` (each once, in the order first named).
-
-    A stage reads only the columns it uses: the table holds every lag, context and target
-    column, which train and evaluate mostly do not read, and every copy of a frame of them
-    (a fold's training rows, a period's scored rows) costs memory in proportion.
-    """
-    if not paths.FEATURES.exists():
-        raise DataError(f"{paths.FEATURES} does not exist: run the features stage first")
-    wanted = list(dict.fromkeys(columns))
-    missing = [name for name in wanted if name not in pq.read_schema(paths.FEATURES).names]
-    if missing:
-        raise DataError(
-            f"{paths.FEATURES} lacks the columns {missing}: run the features stage again"
-        )
-    # pd.read_parquet's own steps (the same frame), then the Arrow table's memory handed back:
-    # Arrow's allocator keeps what it freed for its next table, which this stage never reads,
-    # and holds as much again as the frame (half a gigabyte at 30k markets) until the end
-    table = pq.read_table(paths.FEATURES, columns=wanted, use_pandas_metadata=True)
-    frame = table.to_pandas()
-    del table
-    pa.default_memory_pool().release_unused()
-    return frame
 
 
 def context_columns(params: Params) -> list[str]:

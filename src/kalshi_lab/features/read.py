@@ -1,0 +1,75 @@
+"""The features table as train and evaluate read it: only the columns they use, and for one
+evaluation period's work, only its rows.
+
+The table holds every lag, context and target column, which train and evaluate mostly do not
+read, and every copy of a frame of them (a fold's training rows, a period's scored rows) costs
+memory in proportion. A period's rows are picked by a boolean mask over the table (its split:
+:mod:`kalshi_lab.split`), not by a filter on ``as_of``: the table is sorted by ticker, then
+as_of (:mod:`kalshi_lab.features.sorted_parts`), so a window's rows lie in every row group and
+no row group could be skipped, and which of them a period scores depends on when their events
+resolve, which only the whole table tells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kalshi_lab import paths
+from kalshi_lab.errors import DataError
+
+#: rows decoded at a time when reading some rows only: the columns of this many rows are in
+#: memory besides the rows kept
+BATCH_ROWS = 64 * 1024
+
+
+def read_features(
+    columns: Iterable[str], rows: np.ndarray | None = None, path: Path = paths.FEATURES
+) -> pd.DataFrame:
+    """The features table's ``columns`` (each once, in the order first named), of every row or
+    of the rows where the boolean mask ``rows`` (one entry per row of the table) holds, in the
+    table's order: the frame ``pd.read_parquet`` gives, or its rows ``rows`` (with a new
+    index)."""
+    if not path.exists():
+        raise DataError(f"{path} does not exist: run the features stage first")
+    wanted = list(dict.fromkeys(columns))
+    schema = pq.read_schema(path)
+    missing = [name for name in wanted if name not in schema.names]
+    if missing:
+        raise DataError(f"{path} lacks the columns {missing}: run the features stage again")
+    if rows is None:
+        table = pq.read_table(path, columns=wanted, use_pandas_metadata=True)
+    else:
+        table = _some_rows(path, wanted, rows)
+    # pd.read_parquet's own steps (the same frame), then the Arrow table's memory handed back:
+    # Arrow's allocator keeps what it freed for its next table, which a stage may never read,
+    # and holds as much again as the frame (half a gigabyte at 30k markets) until the end
+    frame = table.to_pandas()
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
+def _some_rows(path: Path, columns: list[str], rows: np.ndarray) -> pa.Table:
+    """``columns`` of the rows where ``rows`` holds, decoded :data:`BATCH_ROWS` at a time."""
+    file = pq.ParquetFile(path)
+    if len(rows) != file.metadata.num_rows:
+        raise DataError(
+            f"{path} has {file.metadata.num_rows} rows, the split was made on {len(rows)}: "
+            "it changed while the stage ran"
+        )
+    whole = file.schema_arrow
+    schema = pa.schema([whole.field(name) for name in columns], metadata=whole.metadata)
+    kept, start = [], 0
+    if rows.any():
+        for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            keep = rows[start : start + batch.num_rows]
+            start += batch.num_rows
+            if keep.any():
+                kept.append(batch.filter(pa.array(keep)))
+    return pa.Table.from_batches(kept, schema=schema)

@@ -20,7 +20,14 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.evaluation.baselines import REFERENCES
 from kalshi_lab.evaluation.blocks import PREDICTION_CONTEXT, coverage, no_predictions
 from kalshi_lab.evaluation.metrics import reliability, roc_points
-from kalshi_lab.evaluation.period import PeriodTask, Role, Rows, evaluate_period, load_models
+from kalshi_lab.evaluation.period import (
+    PeriodResult,
+    PeriodTask,
+    Role,
+    Rows,
+    evaluate_period,
+    load_models,
+)
 from kalshi_lab.evaluation.report import Scored, headline, period_report
 from kalshi_lab.features import TARGET_COLUMNS, feature_columns
 from kalshi_lab.features.read import read_features
@@ -103,6 +110,10 @@ def _no_plots(reason: str, out: StagedOutputs) -> None:
 PARALLEL_ROWS = 500_000
 
 
+#: the order the periods' work starts in (:func:`main`)
+ORDER: tuple[Role, ...] = ("validation", "fold", "test")
+
+
 def _role(key: str, validation_key: str) -> Role:
     if key == "test":
         return "test"
@@ -163,17 +174,30 @@ def main() -> None:
                 )
             )
         del releases, labelled
+        # validation first (its importance makes it the longest), then the other folds, then
+        # test: the stage pools the folds while the test period's work may still run
+        tasks.sort(key=lambda task: ORDER.index(task.role))
         compute = in_process_if_small(params.compute, n_rows < PARALLEL_ROWS)
-        results = {
-            task.key: result
-            for task, result in zip(
-                tasks, map_partitions(evaluate_period, tasks, compute), strict=True
+        outcomes = zip(tasks, map_partitions(evaluate_period, tasks, compute), strict=True)
+        results: dict[str, PeriodResult] = {}
+        scored_folds = [key for key in folds if not skipped[key]]
+        for task, result in outcomes:
+            results[task.key] = result
+            if all(key in results for key in scored_folds):
+                break
+        pooled = (
+            period_report(
+                Scored.pooled([results[key].block for key in scored_folds]),
+                target,
+                params.evaluation,
             )
-        }
+            if scored_folds
+            else {}
+        )
+        results.update((task.key, result) for task, result in outcomes)
         for role, key in (("validation", validation_key), ("test", "test")):
             if key not in results:  # skipped, or no test period: no rows, the same columns
                 write_parquet(staged[role], _no_predictions(target, n_rows).assign(period=role))
-        pooled = [results[key].block for key in folds if key in results]
 
         def full(key: str) -> dict:
             return reports[key] | (results[key].report if key in results else {})
@@ -187,13 +211,9 @@ def main() -> None:
                     for key in folds
                 },
                 "pooled": {
-                    "skipped": None if pooled else "every walk-forward fold was skipped",
-                    "folds": [key for key in folds if key in results],
-                    **(
-                        period_report(Scored.pooled(pooled), target, params.evaluation)
-                        if pooled
-                        else {}
-                    ),
+                    "skipped": None if scored_folds else "every walk-forward fold was skipped",
+                    "folds": scored_folds,
+                    **pooled,
                 },
             },
             # the user features and their look-ahead check (or that it was turned off)

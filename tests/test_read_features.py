@@ -6,6 +6,7 @@ import pytest
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
+from kalshi_lab.features import read
 from kalshi_lab.features.read import read_features
 
 
@@ -36,3 +37,18 @@ def test_the_named_columns_are_read_once_each_in_order_as_pandas_reads_them(tabl
 def test_a_column_the_table_lacks_is_one_error_naming_it(table):
     with pytest.raises(DataError, match=r"lacks the columns \['TARGET'\]: run the features"):
         read_features(["ticker", "TARGET"])
+
+
+def test_the_rows_of_a_mask_are_read_in_order_as_the_whole_tables_rows(table, monkeypatch):
+    monkeypatch.setattr(read, "BATCH_ROWS", 2)  # rows kept from both batches, one batch empty
+    columns = ["LOGIT_MID", "ticker", "as_of"]
+    for mask in ([True, False, True], [False, False, True], [False, False, False]):
+        rows = np.array(mask)
+        pd.testing.assert_frame_equal(
+            read_features(columns, rows), table[columns][rows].reset_index(drop=True)
+        )
+
+
+def test_a_mask_of_another_tables_length_is_one_error(table):
+    with pytest.raises(DataError, match="has 3 rows, the split was made on 4"):
+        read_features(["ticker"], np.ones(4, dtype=bool))

@@ -6,7 +6,6 @@ import pytest
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
-from kalshi_lab.features import read
 from kalshi_lab.features.read import read_features
 
 
@@ -39,8 +38,7 @@ def test_a_column_the_table_lacks_is_one_error_naming_it(table):
         read_features(["ticker", "TARGET"])
 
 
-def test_the_rows_of_a_mask_are_read_in_order_as_the_whole_tables_rows(table, monkeypatch):
-    monkeypatch.setattr(read, "BATCH_ROWS", 2)  # rows kept from both batches, one batch empty
+def test_the_rows_of_a_mask_are_read_in_order_as_the_whole_tables_rows(table):
     columns = ["LOGIT_MID", "ticker", "as_of"]
     for mask in ([True, False, True], [False, False, True], [False, False, False]):
         rows = np.array(mask)

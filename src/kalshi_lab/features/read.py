@@ -23,10 +23,6 @@ import pyarrow.parquet as pq
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
 
-#: rows decoded at a time when reading some rows only: the columns of this many rows are in
-#: memory besides the rows kept
-BATCH_ROWS = 64 * 1024
-
 
 def read_features(
     columns: Iterable[str], rows: np.ndarray | None = None, path: Path = paths.FEATURES
@@ -44,19 +40,23 @@ def read_features(
         raise DataError(f"{path} lacks the columns {missing}: run the features stage again")
     if rows is None:
         table = pq.read_table(path, columns=wanted, use_pandas_metadata=True)
+        frame = table.to_pandas()
     else:
+        # each column's Arrow memory freed once it is converted: the rows are not held twice
         table = _some_rows(path, wanted, rows)
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)
     # pd.read_parquet's own steps (the same frame), then the Arrow table's memory handed back:
     # Arrow's allocator keeps what it freed for its next table, which a stage may never read,
     # and holds as much again as the frame (half a gigabyte at 30k markets) until the end
-    frame = table.to_pandas()
     del table
     pa.default_memory_pool().release_unused()
     return frame
 
 
 def _some_rows(path: Path, columns: list[str], rows: np.ndarray) -> pa.Table:
-    """``columns`` of the rows where ``rows`` holds, decoded :data:`BATCH_ROWS` at a time."""
+    """``columns`` of the rows where ``rows`` holds, decoded a column at a time: the reader
+    decodes a whole row group (a million rows) at once, so that a few rows of every column at
+    once would hold every row of them for a while."""
     file = pq.ParquetFile(path)
     if len(rows) != file.metadata.num_rows:
         raise DataError(
@@ -65,11 +65,6 @@ def _some_rows(path: Path, columns: list[str], rows: np.ndarray) -> pa.Table:
         )
     whole = file.schema_arrow
     schema = pa.schema([whole.field(name) for name in columns], metadata=whole.metadata)
-    kept, start = [], 0
-    if rows.any():
-        for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            keep = rows[start : start + batch.num_rows]
-            start += batch.num_rows
-            if keep.any():
-                kept.append(batch.filter(pa.array(keep)))
-    return pa.Table.from_batches(kept, schema=schema)
+    keep = pa.array(rows)
+    kept = [file.read(columns=[name]).column(0).filter(keep) for name in columns]
+    return pa.Table.from_arrays(kept, schema=schema)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kalshi_lab.data.structure import STRUCTURE_COLUMNS
-from kalshi_lab.evaluation.baselines import baselines
+from kalshi_lab.evaluation.baselines import BASELINE_COLUMNS, baselines
 from kalshi_lab.evaluation.report import Scored, with_best
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE
 from kalshi_lab.guards import scorable
@@ -93,7 +93,9 @@ def score_split(
     target = TARGET_COLUMNS[target_name]
     predictions = _predictions(rows, model.predict_proba(rows[columns])[:, 1], target_name)
     keep = _scored_rows(rows, target_name, what)
-    scored = rows[keep]
+    # of the scored rows, only what the block and the baselines read: not a copy of every
+    # model input of them
+    scored = rows.loc[keep, [target, "event_ticker", "structure", *BASELINE_COLUMNS]]
     block = Scored(
         y=scored[target].to_numpy(dtype=int),
         prob=predictions["prob"].to_numpy()[keep],

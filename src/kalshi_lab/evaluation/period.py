@@ -144,8 +144,8 @@ def evaluate_period(task: PeriodTask) -> PeriodResult:
     )
     if task.role != "validation":
         return result
-    labelled = rows[rows[target].notna().to_numpy()]
-    importance = feature_importance(
-        model, labelled, labelled[target].to_numpy(dtype=int), columns, task.seed
-    )
+    labelled = rows[target].notna().to_numpy()
+    y = rows.loc[labelled, target].to_numpy(dtype=int)
+    rows = rows.loc[labelled, columns]  # the model's inputs only, the rest of the rows freed
+    importance = feature_importance(model, rows, y, columns, task.seed)
     return dataclasses.replace(result, importance=importance)

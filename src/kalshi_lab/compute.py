@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = 2
 #: seconds to wait for the scheduler at ``compute.address``
 CONNECT_TIMEOUT_S = 10
+#: what Dask sets in its workers' environment before they start, and the variables of it that
+#: set their BLAS threads (none of which a LocalCluster here sets: :func:`_on_dask`)
+BLAS_THREADS_CONFIG = "distributed.nanny.pre-spawn-environ"
+BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def cores_available() -> int:
@@ -112,18 +116,23 @@ def _log_like(level: int) -> None:
 def _on_dask(
     fn: Callable[[T], R], partitions: list[T], compute: ComputeParams, workers: int
 ) -> Iterator[R]:
-    from distributed import Client, LocalCluster  # only a dask run pays for the import
+    import dask  # only a dask run pays for the import
+    from distributed import Client, LocalCluster
 
     with contextlib.ExitStack() as stack:
         if compute.address is None:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
+            # Dask starts its workers with one BLAS thread each; a fit's sums (the evaluate
+            # stage's recalibrated market) then add up in another order than in this process
+            # or a local worker and differ in the last digits: they keep this process's
+            with dask.config.set({f"{BLAS_THREADS_CONFIG}.{name}": None for name in BLAS_THREADS}):
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                    )
                 )
-            )
             client = stack.enter_context(Client(cluster))
         else:
             try:

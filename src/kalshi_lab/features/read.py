@@ -40,11 +40,13 @@ def read_features(
         raise DataError(f"{path} lacks the columns {missing}: run the features stage again")
     if rows is None:
         table = pq.read_table(path, columns=wanted, use_pandas_metadata=True)
-        frame = table.to_pandas()
     else:
-        # each column's Arrow memory freed once it is converted: the rows are not held twice
         table = _some_rows(path, wanted, rows)
-        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    # into pandas' consolidated blocks, as pd.read_parquet makes them: a frame of one block per
+    # column (Arrow's split_blocks) would be held once instead of twice while converted, but
+    # copied whole by every np.asarray of its columns (a model's predict, 120 of them for a
+    # permutation importance)
+    frame = table.to_pandas()
     # pd.read_parquet's own steps (the same frame), then the Arrow table's memory handed back:
     # Arrow's allocator keeps what it freed for its next table, which a stage may never read,
     # and holds as much again as the frame (half a gigabyte at 30k markets) until the end

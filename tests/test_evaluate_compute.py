@@ -1,5 +1,5 @@
 """The evaluate stage writes the same bytes whichever way its periods' work runs: in its own
-process (small data, ``compute.workers`` left open) and in two worker processes."""
+process (``compute.workers`` left open) and in two worker processes."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_two_worker_processes_write_what_the_stage_writes_alone(inputs, monkeypa
     monkeypatch.setattr(evaluate, "map_partitions", spy)
     alone = evaluated(inputs, ["compute.workers=null"])
     two = evaluated(inputs, ["compute.workers=2"])
-    # small data with the workers left open: everything in the stage's process; then two
+    # the workers left open: everything in the stage's process; then two
     # worker processes for the three scored periods, validation's first
     assert handed == [
         (ComputeParams(workers=1), ["fold_3", "fold_2", "test"]),

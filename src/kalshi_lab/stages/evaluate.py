@@ -11,9 +11,9 @@ the pooled figures, and predicts nothing.
 
 The stage splits the table, counts each period's coverage and labels the releases, reading only
 the columns these need; each scored period's work (:mod:`kalshi_lab.evaluation.period`: its
-model and baselines on its rows, its scores and intervals) runs on ``compute``, in this process
-for a small table when ``compute.workers`` is left open (:data:`PARALLEL_ROWS`). The outputs
-are the same bytes wherever it runs.
+model and baselines on its rows, its scores and intervals) runs on ``compute``: in this
+process when ``compute.workers`` is left open (two workers never finished sooner: see
+:func:`main`). The outputs are the same bytes wherever it runs.
 """
 
 from pathlib import Path
@@ -112,15 +112,6 @@ def _no_plots(reason: str, out: StagedOutputs) -> None:
         out.write_with(path, lambda p: figures.notice(p, "validation period skipped", reason))
 
 
-#: rows of the features table below which the periods are evaluated in this process when
-#: ``compute`` leaves the number of workers open: each worker process imports pandas,
-#: scikit-learn and the project (about 2.5 s of CPU and 0.3 GB), more than a second core saves
-#: on small periods (10,000 markets over 2025, 277,490 rows: 13.7 s of CPU with two workers,
-#: 9.1 s in one process, and no faster); at 100,000 markets (2.7 M rows) two workers pay
-#: (benchmarks/README.md)
-PARALLEL_ROWS = 500_000
-
-
 #: the order the periods' work starts in (:func:`main`)
 ORDER: tuple[Role, ...] = ("validation", "fold", "test")
 
@@ -188,7 +179,14 @@ def main() -> None:
         # validation first (its importance makes it the longest), then the other folds, then
         # test: the stage pools the folds while the test period's work may still run
         tasks.sort(key=lambda task: ORDER.index(task.role))
-        compute = in_process_if_small(params.compute, n_rows < PARALLEL_ROWS)
+        # in this process when compute leaves the number of workers open, at every size: each
+        # worker imports pandas, scikit-learn and the project (seconds of CPU, 0.3 GB), the
+        # periods are few and unequal (validation, with its importance, is a third of the
+        # work) and the split and the pooled figures run here alone; on the 2-core VM two
+        # workers never finished sooner (10,000 markets: 13.7 s of CPU against 9.1 s;
+        # 100,000: 51-52 s against 45-49 s, 53-54 s of wall against 50-54 s, 2.69 GB against
+        # 1.33 GB; benchmarks/README.md). compute.workers >= 2 or compute=dask asks for them.
+        compute = in_process_if_small(params.compute, small=True)
         outcomes = zip(tasks, map_partitions(evaluate_period, tasks, compute), strict=True)
         results: dict[str, PeriodResult] = {}
         scored_folds = [key for key in folds if not skipped[key]]

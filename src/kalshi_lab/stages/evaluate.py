@@ -183,9 +183,10 @@ def main() -> None:
         # worker imports pandas, scikit-learn and the project (seconds of CPU, 0.3 GB), the
         # periods are few and unequal (validation, with its importance, is a third of the
         # work) and the split and the pooled figures run here alone; on the 2-core VM two
-        # workers never finished sooner (10,000 markets: 13.7 s of CPU against 9.1 s;
-        # 100,000: 51-52 s against 45-49 s, 53-54 s of wall against 50-54 s, 2.69 GB against
-        # 1.33 GB; benchmarks/README.md). compute.workers >= 2 or compute=dask asks for them.
+        # workers never finished sooner (1,000 markets: 7.7 s of CPU against 4.1 s; 10,000:
+        # 14.2 s against 9.1 s; 100,000: 51-52 s against 45-49 s, 53-54 s of wall against
+        # 50-54 s, 2.69 GB against 1.33 GB; benchmarks/README.md). compute.workers >= 2 or
+        # compute=dask asks for them.
         compute = in_process_if_small(params.compute, small=True)
         outcomes = zip(tasks, map_partitions(evaluate_period, tasks, compute), strict=True)
         results: dict[str, PeriodResult] = {}

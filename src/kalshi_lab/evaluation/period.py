@@ -6,10 +6,12 @@ whole table tells (:mod:`kalshi_lab.split`), and a release is labelled once over
 period's work then needs only its own rows, and reads them itself
 (:func:`kalshi_lab.features.read.read_features`: the columns it uses, the rows its split names),
 with its model from ``models/``. So a task is small (paths, the period's two row masks packed
-eight rows a byte, its scored rows' release ids, params: about 1 MB at 100k markets), and so is
-what comes back: the period's report and, for the walk-forward folds, the scored block the
-pooled figures and the validation plots need. The predictions of validation and test are
-written by the work itself, to the file the stage staged for them (:mod:`kalshi_lab.io`).
+eight rows a byte, its scored rows' release ids, params: about 3 MB at 100k markets). What
+comes back is the period's report and, for the walk-forward folds, the scored block the pooled
+figures and the validation plots need (labels, probabilities, baselines, events, releases and
+structures of the scored rows: about 100 bytes a row); the predictions of validation and test
+are written by the work itself, to the file the stage staged for them (:mod:`kalshi_lab.io`),
+and never travel back.
 
 The work lives here, not in the stage's module, because a worker unpickles it by module name
 and the stage runs as ``__main__``.

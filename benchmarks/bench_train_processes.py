@@ -43,12 +43,13 @@ from common import ROOT
 from kalshi_lab import paths
 from kalshi_lab.compose_params import compose
 from kalshi_lab.features import TARGET_COLUMNS, feature_columns
+from kalshi_lab.features.read import read_features
 from kalshi_lab.guards import skip_reason
 from kalshi_lab.models.fit import fit_estimator
 from kalshi_lab.models.registry import build_model
 from kalshi_lab.params import ModelParams, load_params, params_from_dict
 from kalshi_lab.split import periods
-from kalshi_lab.stages.train import read_features, train_columns
+from kalshi_lab.stages.train import train_columns
 
 MODES = ("here", "processes")
 #: a worker's features (the columns the fits read), read once when it starts

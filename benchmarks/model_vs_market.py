@@ -168,7 +168,8 @@ def scored_periods(
         model = (
             fit_model(params.model, train[columns], y, groups, period) if fixed is None else fixed
         )
-        block, _ = score_split(features, split, model, target, columns, period, clusters)
+        rows, releases = features[split.valid], clusters[split.valid]
+        block, _ = score_split(train, rows, model, target, columns, period, releases)
         blocks.append((period, block))
     return params, blocks
 

@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_info
 
 from kalshi_lab import compute
 from kalshi_lab.compute import map_partitions
@@ -82,6 +83,22 @@ def test_a_dask_address_nobody_answers_is_an_error_naming_it(tmp_path, monkeypat
         ParamError, match=r"compute.address: no Dask scheduler answered at tcp://127.0.0.1:9"
     ):
         list(map_partitions(_work, [(tmp_path, 0)], engine))
+
+
+def _blas_threads(_: int) -> list[int]:
+    """The threads of NumPy's and SciPy's BLAS libraries, once loaded."""
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+
+    return sorted(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("engine", ENGINES[1:])
+def test_workers_run_blas_on_as_many_threads_as_this_process(engine):
+    """A fit's float sums add up in an order set by its BLAS threads: with fewer threads than
+    here (Dask's default for its workers: one), the evaluate stage's recalibrated market
+    differs in the last digits, and compute must never change a result."""
+    assert list(map_partitions(_blas_threads, [0, 1], engine)) == [_blas_threads(0)] * 2
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -1,6 +1,7 @@
 """compute=dask gives what compute=local gives: the per-partition work of the fetch (simulated
 raw partitions), the parquet stage (the datasets) and the features stage, each run on a
-2-worker Dask LocalCluster, writes the same bytes and builds the same table as in one process."""
+2-worker Dask LocalCluster, writes the same bytes and builds the same table as in one process;
+the evaluate stage's periods, run there, write the same reports and predictions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from evaluate_inputs import evaluate_inputs, evaluated
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data.parquet_build import write_tables
 from kalshi_lab.features.partitioned import builtin_parts
@@ -42,3 +44,9 @@ def test_fetch_parquet_and_features_on_a_dask_local_cluster_equal_local(tmp_path
     assert tables_dask == tables_local
     assert len(features_local) > 1000
     pd.testing.assert_frame_equal(features_dask, features_local)
+
+
+def test_evaluate_on_a_dask_local_cluster_writes_what_it_writes_locally(tmp_path):
+    inputs = evaluate_inputs(tmp_path)
+    local = evaluated(inputs, ["compute.workers=1"])
+    assert evaluated(inputs, ["compute=dask", "compute.workers=2"]) == local

@@ -122,6 +122,19 @@ def test_differences_bootstrapped_together_get_the_intervals_each_gets_alone():
     assert together["a"] != together["b"]
 
 
+def test_release_ids_numbered_once_over_the_table_bootstrap_as_the_labels_do():
+    # the evaluate stage sends each period's work its rows' release ids, numbered in order of
+    # first appearance over the whole table, not the labels: a period's intervals (and the
+    # pooled folds', across periods) must not change
+    rng = np.random.default_rng(4)
+    labels = np.array([f"KXU3 2025-{m:02d}-{d:02d}" for m, d in rng.integers(1, 13, (500, 2))])
+    ids = pd.factorize(labels)[0].astype(np.int32)
+    diffs = {"d": rng.normal(0.1, 1.0, 500)}
+    for rows in (slice(None), slice(120, 380), rng.uniform(size=500) < 0.4):
+        by_id = cluster_bootstrap(ids[rows], {"d": diffs["d"][rows]}, 400, seed=2)
+        assert by_id == cluster_bootstrap(labels[rows], {"d": diffs["d"][rows]}, 400, seed=2)
+
+
 def test_cluster_bootstrap_weights_clusters_by_their_rows():
     events = np.array(["a"] * 9 + ["b"])
     diff = np.array([1.0] * 9 + [-9.0])

@@ -6,7 +6,8 @@ import pytest
 
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
-from kalshi_lab.stages.train import read_features, read_inputs, take_rows
+from kalshi_lab.features.read import read_features, read_inputs
+from kalshi_lab.stages.train import take_rows
 
 
 @pytest.fixture
@@ -63,3 +64,17 @@ def test_a_period_takes_its_rows_column_major_and_the_live_model_all_of_them_unc
 def test_an_input_column_the_table_lacks_is_one_error_naming_it(table):
     with pytest.raises(DataError, match=r"lacks the columns \['RET_2'\]: run the features"):
         read_inputs(["RET_1", "RET_2"], np.ones(3, dtype=bool))
+
+
+def test_the_rows_of_a_mask_are_read_in_order_as_the_whole_tables_rows(table):
+    columns = ["LOGIT_MID", "ticker", "as_of"]
+    for mask in ([True, False, True], [False, False, True], [False, False, False]):
+        rows = np.array(mask)
+        pd.testing.assert_frame_equal(
+            read_features(columns, rows), table[columns][rows].reset_index(drop=True)
+        )
+
+
+def test_a_mask_of_another_tables_length_is_one_error(table):
+    with pytest.raises(DataError, match="has 3 rows, the split was made on 4"):
+        read_features(["ticker"], np.ones(4, dtype=bool))

@@ -13,6 +13,7 @@ the work; this module only submits it and collects the results in order.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import multiprocessing
@@ -39,11 +40,24 @@ IN_FLIGHT_PER_WORKER = 2
 STAGE_PACKAGE = "kalshi_lab.stages"
 #: seconds to wait for the scheduler at ``compute.address``
 CONNECT_TIMEOUT_S = 10
+#: what Dask sets in its workers' environment before they start, and the variables of it that
+#: set their BLAS threads (none of which a LocalCluster here sets: :func:`_on_dask`)
+BLAS_THREADS_CONFIG = "distributed.nanny.pre-spawn-environ"
+BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def cores_available() -> int:
     """The cores this process may run on (its affinity mask, not the machine's count)."""
     return len(os.sched_getaffinity(0))
+
+
+def in_process_if_small(compute: ComputeParams, small: bool) -> ComputeParams:
+    """``compute``, with one worker (everything in this process) when the work is ``small``
+    and ``compute=local`` leaves the number of workers open: worker processes each import the
+    project when they start, which costs more than a second core saves on small work."""
+    if compute.engine == "local" and compute.workers is None and small:
+        return dataclasses.replace(compute, workers=1)
+    return compute
 
 
 def map_partitions(
@@ -129,18 +143,23 @@ def _log_like(level: int) -> None:
 def _on_dask(
     fn: Callable[[T], R], partitions: list[T], compute: ComputeParams, workers: int
 ) -> Iterator[R]:
-    from distributed import Client, LocalCluster  # only a dask run pays for the import
+    import dask  # only a dask run pays for the import
+    from distributed import Client, LocalCluster
 
     with contextlib.ExitStack() as stack:
         if compute.address is None:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
+            # Dask starts its workers with one BLAS thread each; a fit's sums (the evaluate
+            # stage's recalibrated market) then add up in another order than in this process
+            # or a local worker and differ in the last digits: they keep this process's
+            with dask.config.set({f"{BLAS_THREADS_CONFIG}.{name}": None for name in BLAS_THREADS}):
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                    )
                 )
-            )
             client = stack.enter_context(Client(cluster))
         else:
             try:

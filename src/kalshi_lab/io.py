@@ -88,11 +88,20 @@ class StagedOutputs:
     def write_parquet(
         self, target: Path | str, table: pa.Table | pd.DataFrame, schema: pa.Schema | None = None
     ) -> None:
-        if not isinstance(table, pa.Table):  # a pandas DataFrame
-            table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
-        elif schema is not None:
-            table = table.cast(schema)
-        pq.write_table(table, self.path(target), compression="zstd")
+        write_parquet(self.path(target), table, schema)
+
+
+def write_parquet(
+    path: Path, table: pa.Table | pd.DataFrame, schema: pa.Schema | None = None
+) -> None:
+    """``table`` (a frame without its index) at ``path``, in ``schema`` if given: what
+    :meth:`StagedOutputs.write_parquet` writes, for work that writes to a path the stage staged
+    (:meth:`StagedOutputs.path`) in another process."""
+    if not isinstance(table, pa.Table):  # a pandas DataFrame
+        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+    elif schema is not None:
+        table = table.cast(schema)
+    pq.write_table(table, path, compression="zstd")
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:

@@ -77,30 +77,31 @@ def no_predictions(features: pd.DataFrame, target_name: str) -> pd.DataFrame:
 
 
 def score_split(
-    features: pd.DataFrame,
-    split: Split,
+    train: pd.DataFrame,
+    rows: pd.DataFrame,
     model: Any,
     target_name: str,
     columns: list[str],
     what: str,
     clusters: np.ndarray,
 ) -> tuple[Scored, pd.DataFrame]:
-    """The scored block of ``split`` (with its best baseline) and the predictions of all its
-    scored rows; ``clusters`` is each row's release (``release_clusters(features)``, labelled
-    once for every period)."""
+    """The scored block of a period (with its best baseline) and the predictions of all its
+    scored rows ``rows`` (``split.valid``); ``train``: the period's labelled training rows
+    (BASELINE_COLUMNS and the target: the baselines' fit); ``clusters``: the release of each of
+    ``rows`` (labelled once over the whole table, so that one release has one label in every
+    period: kalshi_lab.resolution)."""
     target = TARGET_COLUMNS[target_name]
-    # of the training rows, only what the baselines read: not a copy of every column of them
-    train = features[[*BASELINE_COLUMNS, target]][split.train & features[target].notna().to_numpy()]
-    rows = features[split.valid]
     predictions = _predictions(rows, model.predict_proba(rows[columns])[:, 1], target_name)
     keep = _scored_rows(rows, target_name, what)
-    scored = rows[keep]
+    # of the scored rows, only what the block and the baselines read: not a copy of every
+    # model input of them
+    scored = rows.loc[keep, [target, "event_ticker", "structure", *BASELINE_COLUMNS]]
     block = Scored(
         y=scored[target].to_numpy(dtype=int),
         prob=predictions["prob"].to_numpy()[keep],
         baselines=baselines(target_name, train, train[target].to_numpy(dtype=int), scored),
         events=scored["event_ticker"].astype(str).to_numpy(),
-        clusters=clusters[split.valid][keep],
+        clusters=clusters[keep],
         structure=scored["structure"].astype(str).to_numpy(),
     )
     return with_best(block, target_name), predictions

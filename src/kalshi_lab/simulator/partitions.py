@@ -18,7 +18,6 @@ depend on the data alone, not on the number of workers or the engine.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import pickle
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from kalshi_lab.compute import map_partitions, start_workers_early
+from kalshi_lab.compute import in_process_if_small, map_partitions, start_workers_early
 from kalshi_lab.data.raw_store import KINDS, RawWriter, partition_name, write_partition_list
 from kalshi_lab.params import ComputeParams, DataParams
 from kalshi_lab.simulator import emit
@@ -111,12 +110,8 @@ def render_partition(job: PartitionJob) -> dict[str, int]:
 
 def _engine(universe: Universe, compute: ComputeParams | None) -> ComputeParams:
     """``compute``, with one worker for a small simulation if it leaves the number open."""
-    compute = compute or ComputeParams()
     market_hours = int((universe.listed * universe.life_h).sum())
-    small = market_hours < PARALLEL_MARKET_HOURS
-    if compute.engine == "local" and compute.workers is None and small:
-        return dataclasses.replace(compute, workers=1)
-    return compute
+    return in_process_if_small(compute or ComputeParams(), market_hours < PARALLEL_MARKET_HOURS)
 
 
 def write_synthetic_raw(

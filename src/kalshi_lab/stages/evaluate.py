@@ -5,33 +5,46 @@ the skill against the period's best baseline), the detail (``reports/evaluation.
 period's coverage (rows in its window, share scored, why the rest is not), scores, skill and
 release-bootstrap intervals; each walk-forward fold and the scored folds pooled; the user
 features and their look-ahead check, from the features stage), ROC, reliability and importance
-plots of the validation period, and the predictions: validation for the backtest, test apart. A period train skipped (kalshi_lab.guards) is reported with its
-reason and no scores, left out of the pooled figures, and predicts nothing.
+plots of the validation period, and the predictions: validation for the backtest, test apart. A
+period train skipped (kalshi_lab.guards) is reported with its reason and no scores, left out of
+the pooled figures, and predicts nothing.
+
+The stage splits the table, counts each period's coverage and labels the releases, reading only
+the columns these need; each scored period's work (:mod:`kalshi_lab.evaluation.period`: its
+model and baselines on its rows, its scores and intervals) runs on ``compute``: in this
+process when ``compute.workers`` is left open (two workers never finished sooner: see
+:func:`main`). The outputs are the same bytes wherever it runs.
 """
 
-import joblib
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 
 from kalshi_lab import figures, paths
+from kalshi_lab.compute import in_process_if_small, map_partitions
 from kalshi_lab.errors import DataError
-from kalshi_lab.evaluation.baselines import BASELINE_COLUMNS, REFERENCES
-from kalshi_lab.evaluation.blocks import (
-    PREDICTION_CONTEXT,
-    coverage,
-    no_predictions,
-    score_split,
-)
-from kalshi_lab.evaluation.importance import feature_importance
+from kalshi_lab.evaluation.baselines import REFERENCES
+from kalshi_lab.evaluation.blocks import PREDICTION_CONTEXT, coverage, no_predictions
 from kalshi_lab.evaluation.metrics import reliability, roc_points
-from kalshi_lab.evaluation.report import Scored, headline, period_report, scores
+from kalshi_lab.evaluation.period import (
+    PeriodResult,
+    PeriodTask,
+    Role,
+    Rows,
+    evaluate_period,
+    load_models,
+)
+from kalshi_lab.evaluation.report import Scored, headline, period_report
 from kalshi_lab.features import TARGET_COLUMNS, feature_columns
+from kalshi_lab.features.read import read_features
 from kalshi_lab.features.record import read_user_features_record
-from kalshi_lab.io import StagedOutputs
+from kalshi_lab.guards import GUARD_COLUMNS
+from kalshi_lab.io import StagedOutputs, write_parquet
 from kalshi_lab.params import Params, load_params
 from kalshi_lab.resolution import RELEASE_COLUMNS, release_clusters
-from kalshi_lab.split import periods
+from kalshi_lab.split import SPLIT_COLUMNS, periods
 from kalshi_lab.stages.runner import logger, run_stage
-from kalshi_lab.stages.train import read_features, train_columns
 
 #: re-exported: the bot's predictions carry the same columns (tests/test_bot_session.py)
 __all__ = ["PREDICTION_CONTEXT", "main"]
@@ -42,12 +55,6 @@ LABELS = {
     "recal": "recalibrated market",
     "persistence": "persistence",
 }
-
-
-def _load(path) -> object:
-    if not path.exists():
-        raise DataError(f"{path} does not exist: run the train stage first")
-    return joblib.load(path)
 
 
 def _plots(
@@ -105,97 +112,144 @@ def _no_plots(reason: str, out: StagedOutputs) -> None:
         out.write_with(path, lambda p: figures.notice(p, "validation period skipped", reason))
 
 
-def _models() -> tuple[dict[str, object], dict[str, str | None]]:
-    """Each period's model (None when skipped) by its key, and each one's reason to skip."""
-    others = _load(paths.MODELS_WALK_FORWARD)
-    folds = [*others["folds"], _load(paths.MODEL)]
-    models = {f"fold_{k}": m for k, m in enumerate(folds, start=1)}
-    if "test" in others["skipped"]:
-        models["test"] = others["test"]
-    return models, others["skipped"]
+#: the order the periods' work starts in (:func:`main`)
+ORDER: tuple[Role, ...] = ("validation", "fold", "test")
+
+
+def _role(key: str, validation_key: str) -> Role:
+    if key == "test":
+        return "test"
+    return "validation" if key == validation_key else "fold"
 
 
 def main() -> None:
     params = load_params()
-    # what train read (the same split and guards), the predictions' context, the releases
-    # and the baselines' inputs
-    features = read_features(
-        [*train_columns(params), *PREDICTION_CONTEXT, *RELEASE_COLUMNS, *BASELINE_COLUMNS]
-    )
     target = params.model.target
-    columns = feature_columns(params.features)
+    target_column = TARGET_COLUMNS[target]
+    # what the split, the coverage and the releases read: a period's work reads its own rows
+    features = read_features([*SPLIT_COLUMNS, *GUARD_COLUMNS, *RELEASE_COLUMNS, target_column])
     found = periods(features, params.split, target)
-    models, skipped = _models()
+    root = Path.cwd().resolve()
+    models, skipped = load_models(root)
     named = found.named()
     if sorted(models) != sorted(key for key, _, _ in named):
         raise DataError(
             f"{paths.MODELS_WALK_FORWARD} holds periods {sorted(models)}, the split has "
             f"{sorted(key for key, _, _ in named)}: run the train stage again"
         )
-    ev = params.evaluation
-    reports: dict[str, dict] = {}
-    blocks: dict[str, Scored] = {}
-    predictions: dict[str, pd.DataFrame] = {}
-    clusters = release_clusters(features)
-    for key, what, split in named:
-        reports[key] = coverage(features, split, target, skipped[key])
-        if skipped[key]:
-            predictions[key] = no_predictions(features, target)
-            continue
-        blocks[key], predictions[key] = score_split(
-            features, split, models[key], target, columns, what, clusters
-        )
+    del models  # each period's work loads its own
     validation_key = f"fold_{len(found.folds)}"
     folds = [key for key, _, _ in named if key != "test"]
-
-    def full(key: str) -> dict:
-        return reports[key] | (period_report(blocks[key], target, ev) if key in blocks else {})
-
-    pooled = [blocks[key] for key in folds if key in blocks]
-    report = {
-        "validation": full(validation_key),
-        "test": full("test") if "test" in reports else None,
-        "walk_forward": {
-            **{
-                key: reports[key] | (scores(blocks[key], target) if key in blocks else {})
-                for key in folds
-            },
-            "pooled": {
-                "skipped": None if pooled else "every walk-forward fold was skipped",
-                "folds": [key for key in folds if key in blocks],
-                **(period_report(Scored.pooled(pooled), target, ev) if pooled else {}),
-            },
-        },
-        # the user features and their look-ahead check (or that it was turned off)
-        "features": read_user_features_record(),
-    }
-    metrics = headline(report["validation"])
+    reports = {key: coverage(features, split, target, skipped[key]) for key, _, split in named}
+    # one id per release, the same in every period: the pooled folds resample releases across
+    # them; ids, not the labels, travel to the workers (the bootstrap needs only which rows
+    # share a release)
+    releases = pd.factorize(release_clusters(features))[0].astype(np.int32)
+    labelled = features[target_column].notna().to_numpy()
+    n_rows = len(features)
+    del features
     with StagedOutputs() as out:
-        out.write_parquet(
-            paths.PREDICTIONS, predictions[validation_key].assign(period="validation")
+        staged = {
+            "validation": out.path(paths.PREDICTIONS),
+            "test": out.path(paths.PREDICTIONS_TEST),
+        }
+        columns = tuple(feature_columns(params.features))
+        tasks = []
+        for key, what, split in named:
+            if skipped[key]:
+                continue
+            role = _role(key, validation_key)
+            tasks.append(
+                PeriodTask(
+                    root=root,
+                    key=key,
+                    what=what,
+                    role=role,
+                    train=Rows.of(split.train & labelled),
+                    scored=Rows.of(split.valid),
+                    clusters=releases[split.valid],
+                    target=target,
+                    columns=columns,
+                    evaluation=params.evaluation,
+                    seed=params.model.seed,
+                    predictions=root / staged[role] if role in staged else None,
+                )
+            )
+        del releases, labelled
+        # validation first (its importance makes it the longest), then the other folds, then
+        # test: the stage pools the folds while the test period's work may still run
+        tasks.sort(key=lambda task: ORDER.index(task.role))
+        # in this process when compute leaves the number of workers open, at every size: each
+        # worker imports pandas, scikit-learn and the project (seconds of CPU, 0.3 GB), the
+        # periods are few and unequal (validation, with its importance, is a third of the
+        # work) and the split and the pooled figures run here alone; on the 2-core VM two
+        # workers never finished sooner (1,000 markets: 7.7 s of CPU against 4.1 s; 10,000:
+        # 14.2 s against 9.1 s; 100,000: 51-52 s against 45-49 s, 53-54 s of wall against
+        # 50-54 s, 2.69 GB against 1.33 GB; benchmarks/README.md). compute.workers >= 2 or
+        # compute=dask asks for them.
+        compute = in_process_if_small(params.compute, small=True)
+        outcomes = zip(tasks, map_partitions(evaluate_period, tasks, compute), strict=True)
+        results: dict[str, PeriodResult] = {}
+        scored_folds = [key for key in folds if not skipped[key]]
+        for task, result in outcomes:
+            results[task.key] = result
+            if all(key in results for key in scored_folds):
+                break
+        pooled = (
+            period_report(
+                Scored.pooled([results[key].block for key in scored_folds]),
+                target,
+                params.evaluation,
+            )
+            if scored_folds
+            else {}
         )
-        test_predictions = predictions.get("test", no_predictions(features, target))
-        out.write_parquet(paths.PREDICTIONS_TEST, test_predictions.assign(period="test"))
+        results.update((task.key, result) for task, result in outcomes)
+        for role, key in (("validation", validation_key), ("test", "test")):
+            if key not in results:  # skipped, or no test period: no rows, the same columns
+                write_parquet(staged[role], _no_predictions(target, n_rows).assign(period=role))
+
+        def full(key: str) -> dict:
+            return reports[key] | (results[key].report if key in results else {})
+
+        report = {
+            "validation": full(validation_key),
+            "test": full("test") if "test" in reports else None,
+            "walk_forward": {
+                **{
+                    key: reports[key] | (results[key].scores if key in results else {})
+                    for key in folds
+                },
+                "pooled": {
+                    "skipped": None if scored_folds else "every walk-forward fold was skipped",
+                    "folds": scored_folds,
+                    **pooled,
+                },
+            },
+            # the user features and their look-ahead check (or that it was turned off)
+            "features": read_user_features_record(),
+        }
+        metrics = headline(report["validation"])
         out.write_json(paths.METRICS, metrics)
         out.write_json(paths.EVALUATION, report)
-        if validation_key in blocks:
-            target_column = TARGET_COLUMNS[target]
-            valid = found.validation.valid & features[target_column].notna().to_numpy()
-            labelled = features[valid]
-            importance, kind = feature_importance(
-                models[validation_key],
-                labelled,
-                labelled[target_column].to_numpy(dtype=int),
-                columns,
-                params.model.seed,
-            )
+        if validation_key in results:
+            validation = results[validation_key]
             table = report["validation"]["scores"]
-            _plots(params, blocks[validation_key], table, importance, kind, out)
+            _plots(params, validation.block, table, *validation.importance, out)
         else:
             _no_plots(skipped[validation_key], out)
     logger.info("validation: %s", metrics)
     if report["test"] is not None:
         logger.info("test: %s", headline(report["test"]))
+
+
+def _no_predictions(target: str, n_rows: int) -> pd.DataFrame:
+    """The predictions of a skipped period: none, in the columns of a scored one (read from the
+    table's schema, as a period's work reads its rows)."""
+    rows = read_features(
+        [*PREDICTION_CONTEXT, TARGET_COLUMNS[target], "DAYS_TO_CLOSE"], np.zeros(n_rows, bool)
+    )
+    return no_predictions(rows, target)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,14 @@ paper and live mode, after the last labelled day.
 """
 
 import time
-from collections.abc import Iterable
 
 import joblib
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kalshi_lab import paths
-from kalshi_lab.errors import DataError
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
+from kalshi_lab.features.read import read_features, read_inputs
 from kalshi_lab.guards import (
     GUARD_COLUMNS,
     constant_model_reason,
@@ -36,59 +33,11 @@ from kalshi_lab.split import SPLIT_COLUMNS, Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
 
 
-def _check_columns(wanted: list[str]) -> None:
-    """A DataError unless the features table exists and holds every column of ``wanted``."""
-    if not paths.FEATURES.exists():
-        raise DataError(f"{paths.FEATURES} does not exist: run the features stage first")
-    missing = [name for name in wanted if name not in pq.read_schema(paths.FEATURES).names]
-    if missing:
-        raise DataError(
-            f"{paths.FEATURES} lacks the columns {missing}: run the features stage again"
-        )
-
-
-def read_features(columns: Iterable[str]) -> pd.DataFrame:
-    """The features table's ``columns`` (each once, in the order first named).
-
-    A stage reads only the columns it uses: the table holds every lag, context and target
-    column, which train and evaluate mostly do not read, and every copy of a frame of them
-    (a fold's training rows, a period's scored rows) costs memory in proportion.
-    """
-    wanted = list(dict.fromkeys(columns))
-    _check_columns(wanted)
-    # pd.read_parquet's own steps (the same frame), then the Arrow table's memory handed back:
-    # Arrow's allocator keeps what it freed for its next table, which this stage never reads,
-    # and holds as much again as the frame (half a gigabyte at 30k markets) until the end
-    table = pq.read_table(paths.FEATURES, columns=wanted, use_pandas_metadata=True)
-    frame = table.to_pandas()
-    del table
-    pa.default_memory_pool().release_unused()
-    return frame
-
-
-def read_inputs(columns: list[str], rows: np.ndarray) -> pd.DataFrame:
-    """The features table's float ``columns`` (the model's inputs) at ``rows`` (a mask over
-    the table's rows), as one column-major float64 matrix in a frame that does not copy it.
-
-    Read one column at a time: besides the matrix, never more than one column of the table
-    is held (not the Arrow table of them all, nor a pandas frame and its copy). Column-major,
-    as pandas holds a frame of one dtype: the layout in which the models' sums over rows (the
-    anchored logit's means, LightGBM's bins) were computed, so they keep their bits. Float64:
-    the table's dtype; float32 would round the inputs and change every model.
-    """
-    _check_columns(columns)
-    table = pq.ParquetFile(paths.FEATURES)
-    matrix = np.empty((int(rows.sum()), len(columns)), order="F")
-    for j, name in enumerate(columns):
-        matrix[:, j] = table.read(columns=[name]).column(0).to_numpy()[rows]
-    pa.default_memory_pool().release_unused()
-    return pd.DataFrame(matrix, columns=columns, copy=False)
-
-
 def take_rows(inputs: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """The ``rows`` (a mask) of ``inputs`` (a frame of :func:`read_inputs`), in the same
-    column-major layout, copied one column at a time; ``inputs`` itself when every row is
-    taken (the live model's fit copies nothing)."""
+    """The ``rows`` (a mask) of ``inputs`` (a frame of
+    :func:`kalshi_lab.features.read.read_inputs`), in the same column-major layout, copied one
+    column at a time; ``inputs`` itself when every row is taken (the live model's fit copies
+    nothing)."""
     if rows.all():
         return inputs
     values = inputs.to_numpy()

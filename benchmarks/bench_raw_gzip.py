@@ -1,5 +1,5 @@
-"""Benchmark: compressing and reading the raw files with zlib (the standard library's gzip) and
-with ISA-L (python-isal, what kalshi_lab.data.raw_store writes and fast_parse reads).
+"""Benchmark: compressing and reading the raw files with zlib (the standard library's gzip, what
+kalshi_lab.data.raw_store writes) and with ISA-L (python-isal, what fast_parse reads with).
 
 Run on demand (not a test)::
 

@@ -34,7 +34,7 @@ import pyarrow.json as pj
 from isal import isal_zlib
 
 from kalshi_lab.data import tables
-from kalshi_lab.data.raw_store import GZIP_ERRORS, ORDERBOOK_PATH
+from kalshi_lab.data.raw_store import ORDERBOOK_PATH
 
 #: uncompressed bytes parsed at a time (whole lines): a few in flight keep memory small
 CHUNK_BYTES = 8 << 20
@@ -46,7 +46,7 @@ PERIODS = (1, 60, 1440)
 SIDES = ("yes", "no")
 _BOOK_PATH = f"^{ORDERBOOK_PATH}$"
 
-_DATA_ERRORS = (pa.ArrowInvalid, *GZIP_ERRORS)
+_DATA_ERRORS = (pa.ArrowInvalid, OSError, EOFError, isal_zlib.error)
 
 
 class Declined(Exception):
@@ -158,9 +158,11 @@ _BOOKS = pa.schema(
 def _inflate(path: Path) -> Iterator[bytes]:
     """The decompressed bytes of a one-member gzip file, in pieces.
 
-    ISA-L's inflate in gzip mode (python-isal, zlib's interface), fed large reads: it checks
-    the member's CRC and length itself, at a fraction of the cost of a GzipFile's small reads. A file that ends early is an EOFError,
-    anything after the member a reason to decline; an empty file is empty, as for GzipFile.
+    ISA-L's inflate in gzip mode (python-isal, zlib's interface; three quarters of zlib's CPU
+    on the raw files, benchmarks/bench_raw_gzip.py), fed large reads: it checks the member's
+    CRC and length itself, at a fraction of the cost of a GzipFile's small reads. A file that
+    ends early is an EOFError, anything after the member a reason to decline; an empty file is
+    empty, as for GzipFile.
     """
     inflate = isal_zlib.decompressobj(wbits=31)
     with open(path, "rb") as f:

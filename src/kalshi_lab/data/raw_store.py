@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from isal import igzip, isal_zlib
 
 from kalshi_lab.errors import DataError
 
@@ -65,16 +64,12 @@ PARTITION_PATTERN = re.compile(r"series=[^/=]+/month=\d{4}-\d{2}")
 ORDERBOOK_PATH = API_PREFIX + "/markets/(?P<ticker>[^/]+)/orderbook"
 
 #: serialised records handed to a compression thread at a time: big, because the thread needs
-#: the GIL back after each slice of the compressor's output, and a busy producer delays it
+#: the GIL back after each slice of zlib's output, and a busy producer delays it each time
 CHUNK_BYTES = 16 << 20
-#: compression level of the raw files, for ISA-L's deflate (python-isal; levels 0-3): plain
-#: gzip files that any gzip reader opens. At 10k simulated markets (941 MB of JSON lines) ISA-L
-#: compresses them in a quarter of the CPU time of zlib's fastest level, 6 % smaller (126 MB,
-#: not 134 MB), and inflates them in three quarters of zlib's (benchmarks/bench_raw_gzip.py).
-#: Compression was half of the simulator's CPU at zlib level 6.
+#: zlib level of the raw files: level 1 makes them about a quarter larger than level 6 (10k
+#: simulated markets: 128 MB, not 103 MB) and compresses in well under half the CPU time, which
+#: was half of the simulator's (benchmarks/bench_simulator.py)
 GZIP_LEVEL = 1
-#: what the gzip readers (zlib's and ISA-L's) raise for damaged or cut-short data
-GZIP_ERRORS = (OSError, EOFError, zlib.error, isal_zlib.error)
 #: chunks waiting for compression (all kinds) before the producer waits: up to 256 MB, enough
 #: for the simulator's trades to be compressed while it renders the order books
 MAX_PENDING_CHUNKS = 16
@@ -107,14 +102,12 @@ class RawWriter:
     All six files are created up front, so every complete raw directory has the same layout
     whatever was fetched; :data:`MANIFEST` is written last, on a clean close, with the records
     of each kind and ``may_be_empty``: the kinds this source may legitimately leave without a
-    record (any other kind left empty is an error when the directory is parsed). Records are
-    serialised in the caller's thread (orjson: compact, UTF-8, NaN written as null) and
-    compressed by a background thread per file: ISA-L releases the GIL, so a producer that
-    spends its time building documents gets most of the compression on another core, and one
-    kind's backlog is compressed while the next kind is produced. ISA-L's output depends on
-    where its input is cut, so records are handed over in chunks cut by size alone (every
-    :data:`CHUNK_BYTES` of serialised records, and the rest on closing): the same records
-    give the same bytes however they were produced. orjson writes compact
+    record (any other kind left empty is an error when the directory is parsed). Records are serialised in the caller's thread (orjson: compact,
+    UTF-8, NaN written as null) and compressed by a background thread per file: zlib releases
+    the GIL, so a producer that spends its time building documents gets most of the
+    compression on another core, and one kind's backlog is compressed while the next kind is
+    produced. A deflate stream depends only on its bytes, not on how they were
+    chunked, so the files are the same as if written line by line. orjson writes compact
     UTF-8 JSON: the bytes of ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` but
     for the spelling of some floats (``1e16`` for ``1e+16``).
     """
@@ -129,10 +122,10 @@ class RawWriter:
         (self.raw_dir / MANIFEST).unlink(missing_ok=True)  # written again once all is written
         self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._raw: dict[str, BinaryIO] = {}
-        self._gzip: dict[str, igzip.IGzipFile] = {}
+        self._gzip: dict[str, gzip.GzipFile] = {}
         for kind, name in KINDS.items():
             self._raw[kind] = open(self.raw_dir / name, "wb")  # noqa: SIM115 - closed in close()
-            self._gzip[kind] = igzip.IGzipFile(
+            self._gzip[kind] = gzip.GzipFile(
                 filename="", mode="wb", fileobj=self._raw[kind], mtime=0, compresslevel=GZIP_LEVEL
             )
         # records not yet handed to a compression thread: one growing buffer per kind is
@@ -213,6 +206,9 @@ class RawWriter:
             for compressor in self._compressors.values():
                 compressor.shutdown(wait=True, cancel_futures=True)
             for kind in KINDS:
+                # the sync flush the text-mode writer of earlier versions made on closing: kept
+                # so that the same records give the same bytes (and DVC hashes) as before
+                self._gzip[kind].flush()
                 self._gzip[kind].close()  # ends the gzip stream; does not close the raw file
                 self._raw[kind].close()
             self._gzip.clear()
@@ -234,8 +230,6 @@ def iter_envelopes(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """
     lineno = 0
     try:
-        # the standard library's reader: it reads no further ahead than the line it is on, so
-        # a damaged stream is reported at the first line it spoils
         with gzip.open(path, "rb") as f:
             for lineno, line in enumerate(f, start=1):
                 try:
@@ -247,7 +241,7 @@ def iter_envelopes(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not isinstance(record.get("response"), dict):
                     raise DataError(f"{path}:{lineno}: response: missing or not an object")
                 yield lineno, record
-    except GZIP_ERRORS as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}:{lineno + 1}: record: unreadable gzip data ({exc})") from None
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, roc_auc_score, roc_curve
+from sklearn import config_context
+from sklearn.metrics import auc, roc_curve
 
 EPS = 1e-6
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -22,20 +23,41 @@ def log_loss_per_row(y: np.ndarray, prob: np.ndarray) -> np.ndarray:
 
 
 def score(y: np.ndarray, prob: np.ndarray, hard: np.ndarray | None = None) -> dict[str, float]:
-    """Scores of probabilities ``prob`` for labels ``y``; ``hard`` overrides the 0.5 threshold.
+    """Scores of probabilities ``prob`` for labels ``y`` (0 or 1); ``hard`` overrides the 0.5
+    threshold.
 
     ROC AUC is undefined with one class and reported as 0.5 (no ranking information).
+
+    The bits of scikit-learn's ``accuracy_score`` and ``roc_auc_score``, without their checks
+    of the labels (several ``np.unique`` each) on every call: a period's report scores every
+    baseline on every structure's rows (tests/test_metrics_sklearn.py holds them equal).
+    Accuracy is the mean of the matches, as ``accuracy_score`` averages them; the AUC of two
+    classes is the area under ``roc_curve``'s points, which ``roc_auc_score`` computes.
     """
     y = np.asarray(y, dtype=int)
+    if not len(y):
+        raise ValueError("no rows to score")  # as accuracy_score refuses them
     prob = np.clip(np.asarray(prob, dtype=float), EPS, 1 - EPS)
     predicted = (prob > 0.5).astype(int) if hard is None else np.asarray(hard, dtype=int)
-    two_classes = len(np.unique(y)) == 2
+    two_classes = bool(y.min() == 0 and y.max() == 1)
     return {
-        "accuracy": float(accuracy_score(y, predicted)),
-        "roc_auc": float(roc_auc_score(y, prob)) if two_classes else 0.5,
+        "accuracy": float(np.mean(y == predicted)),
+        "roc_auc": _roc_auc(y, prob) if two_classes else 0.5,
         "brier": float(brier_per_row(y, prob).mean()),
         "log_loss": float(log_loss_per_row(y, prob).mean()),
     }
+
+
+def brier(y: np.ndarray, prob: np.ndarray) -> float:
+    """The Brier score of :func:`score`: probabilities clipped to [EPS, 1 - EPS]."""
+    return float(brier_per_row(y, np.clip(np.asarray(prob, dtype=float), EPS, 1 - EPS)).mean())
+
+
+def _roc_auc(y: np.ndarray, prob: np.ndarray) -> float:
+    """``roc_auc_score(y, prob)`` of labels 0 and 1, both present: what it returns for them."""
+    with config_context(skip_parameter_validation=True):
+        fpr, tpr, _ = roc_curve(y, prob)
+        return float(auc(fpr, tpr))
 
 
 def roc_points(y: np.ndarray, prob: np.ndarray, max_points: int = 200) -> pd.DataFrame:

@@ -36,7 +36,7 @@ from kalshi_lab.errors import DataError
 from kalshi_lab.evaluation.baselines import BASELINE_COLUMNS
 from kalshi_lab.evaluation.blocks import PREDICTION_CONTEXT, score_split
 from kalshi_lab.evaluation.importance import feature_importance
-from kalshi_lab.evaluation.report import Scored, period_report, scores
+from kalshi_lab.evaluation.report import Scored, period_report, period_scores, scores
 from kalshi_lab.features import TARGET_COLUMNS
 from kalshi_lab.features.read import read_features
 from kalshi_lab.guards import GUARD_COLUMNS
@@ -138,9 +138,12 @@ def evaluate_period(task: PeriodTask) -> PeriodResult:
         write_parquet(task.predictions, predictions.assign(period=task.role))
     del predictions
     folded = task.role in ("fold", "validation")
+    report = None if task.role == "fold" else period_report(block, task.target, task.evaluation)
     result = PeriodResult(
-        scores=scores(block, task.target) if folded else None,
-        report=None if task.role == "fold" else period_report(block, task.target, task.evaluation),
+        scores=(scores(block, task.target) if report is None else period_scores(report))
+        if folded
+        else None,
+        report=report,
         block=block if folded else None,
         importance=None,
     )

@@ -26,7 +26,7 @@ import pandas as pd
 from kalshi_lab.data.structure import STRUCTURES
 from kalshi_lab.evaluation.baselines import REFERENCES, Baseline
 from kalshi_lab.evaluation.bootstrap import cluster_bootstrap
-from kalshi_lab.evaluation.metrics import brier_per_row, log_loss_per_row, score
+from kalshi_lab.evaluation.metrics import brier, brier_per_row, log_loss_per_row, score
 from kalshi_lab.params import EvaluationParams
 
 #: the baseline a block's best reference is copied to (:func:`with_best`)
@@ -105,7 +105,8 @@ def scores(block: Scored, target: str) -> dict[str, object]:
             if name != BEST
         }
     )
-    best = score(block.y, block.baselines[BEST][0])
+    # of the best reference only the Brier score is reported (the others are its own entry's)
+    best_brier = brier(block.y, block.baselines[BEST][0])
     out: dict[str, object] = {
         "n_rows": int(len(block.y)),
         "n_events": int(len(pd.unique(block.events))),
@@ -117,7 +118,7 @@ def scores(block: Scored, target: str) -> dict[str, object]:
                 f"vs_{name}": 1.0 - table["model"]["brier"] / table[name]["brier"]
                 for name in REFERENCES[target]
             },
-            f"vs_{BEST}": 1.0 - table["model"]["brier"] / best["brier"],
+            f"vs_{BEST}": 1.0 - table["model"]["brier"] / best_brier,
         },
     }
     if "recal" in table:
@@ -136,6 +137,12 @@ def period_report(block: Scored, target: str, params: EvaluationParams) -> dict[
         if (block.structure == s).any()
     }
     return out
+
+
+def period_scores(report: dict[str, object]) -> dict[str, object]:
+    """:func:`scores` of the block a :func:`period_report` is of, taken from the report (what
+    it adds removed) instead of scored again: validation needs both."""
+    return {key: value for key, value in report.items() if key not in ("bootstrap", "by_structure")}
 
 
 def _with_intervals(block: Scored, target: str, params: EvaluationParams) -> dict[str, object]:

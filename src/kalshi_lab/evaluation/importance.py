@@ -74,13 +74,13 @@ def _permutation_importance(model: Any, X: pd.DataFrame, y: np.ndarray, seed: in
     """The mean Brier increase of each column of ``X`` permuted, as
     ``permutation_importance(model, X, y, scoring="neg_brier_score",
     n_repeats=PERMUTATION_REPEATS, random_state=seed)`` reports it."""
-    X = X.reset_index(drop=True)  # the unread columns joined back row for row
     columns = list(X.columns)
     read = columns_read(model, columns)
     unread = X.drop(columns=read)
 
     def scorer(estimator: Any, permuted: pd.DataFrame, labels: np.ndarray) -> float:
-        # the model is handed every column again, the unread ones as they are
+        # the model is handed every column again, the unread ones as they are (sklearn keeps
+        # the index of X on the permuted frame: the rows join one to one)
         full = pd.concat([permuted, unread], axis=1) if len(unread.columns) else permuted
         return neg_brier_score(labels, estimator.predict_proba(full)[:, 1])
 

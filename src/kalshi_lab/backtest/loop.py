@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from tqdm import tqdm
 
 from kalshi_lab import paths
@@ -37,7 +40,7 @@ from kalshi_lab.backtest.report import (
     summarize,
     traded_signal_scores,
 )
-from kalshi_lab.data.tables import partition_filters, read_table, ticker_set
+from kalshi_lab.data.tables import partition_filters, read_table, table_dataset, ticker_set
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
@@ -257,10 +260,14 @@ class MarketTables:
         counts = Counter[str]()
         recorded: list[pd.DataFrame] = []
 
+        holding = None if wanted is None else _partitions_holding(root, wanted)
+
         def parts(
             name: str, columns: list[str], categorical: tuple[str, ...]
         ) -> Iterator[pd.DataFrame]:
             for partition in partition_filters(root, table=name):
+                if holding is not None and not any(partition.equals(h) for h in holding):
+                    continue  # none of the markets: no row of theirs
                 part = read_table(
                     name,
                     root,
@@ -298,6 +305,29 @@ class MarketTables:
         return cls(
             quotes, books.drop_duplicates(ignore_index=True), markets, read_table("series", root)
         )
+
+
+def _partitions_holding(root: Path, tickers: pa.Array) -> list[ds.Expression] | None:
+    """The partition filters (:func:`partition_filters`) of the markets ``tickers`` (a
+    :func:`ticker_set`), from the markets table's partition keys; None (read every partition)
+    when one of them is not listed there.
+
+    Every row of the order book and candles lies in its market's partition: a partition
+    without any of ``tickers`` has no row to read, and the backtest's markets are a few
+    months of many (at 10,000 markets over a year, 35 of the order book's 60 partitions,
+    each opened and its tickers scanned to find none).
+    """
+    markets = table_dataset("markets", root).to_table(columns=["ticker", "series", "month"])
+    held = markets.filter(pc.is_in(markets["ticker"], value_set=tickers))
+    if pc.count_distinct(held["ticker"]).as_py() < len(tickers):
+        return None  # a market not listed: where its rows lie is not known
+    keys = set(zip(held["series"].to_pylist(), held["month"].to_pylist(), strict=True))
+    filters = [(ds.field("series") == s) & (ds.field("month") == m) for s, m in keys]
+    # the very expressions partition_filters makes: each key must be one of its filters
+    listed = partition_filters(root, table="markets")
+    if not all(any(f.equals(g) for g in listed) for f in filters):
+        return None
+    return filters
 
 
 def read_predictions(path: Path = paths.PREDICTIONS) -> pd.DataFrame:

@@ -44,6 +44,7 @@ from kalshi_lab.data.tables import partition_filters, read_table, table_dataset,
 from kalshi_lab.errors import DataError
 from kalshi_lab.execution.account import KalshiAccount
 from kalshi_lab.execution.exchange import SimulatedKalshiExchange
+from kalshi_lab.execution.exposure import EventPayoffs
 from kalshi_lab.execution.factory import build_strategy, make_executor
 from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS, QuoteIndex, ns
 from kalshi_lab.execution.risk import RiskManager
@@ -165,7 +166,15 @@ def run_backtest(
         backtest.max_quote_age_hours,
     )
     return _replay(
-        predictions, exchange, markets, recorded_books(orderbook), strategy, risk, backtest, target
+        predictions,
+        exchange,
+        markets,
+        EventPayoffs(markets),
+        recorded_books(orderbook),
+        strategy,
+        risk,
+        backtest,
+        target,
     )
 
 
@@ -173,19 +182,21 @@ def _replay(
     predictions: pd.DataFrame,
     exchange: SimulatedKalshiExchange,
     markets: pd.DataFrame,
+    payoffs: EventPayoffs,
     recorded: pd.DataFrame,
     strategy: StrategyParams,
     risk: RiskParams,
     backtest: BacktestParams,
     target: str,
 ) -> BacktestResult:
-    """The run of :func:`run_backtest` on its exchange (checked ``predictions``; ``recorded``:
-    the recorded order book snapshots, :func:`recorded_books`)."""
+    """The run of :func:`run_backtest` on its exchange (checked ``predictions``; ``payoffs``:
+    the event payoffs ``markets`` teach the risk limits; ``recorded``: the recorded order book
+    snapshots, :func:`recorded_books`)."""
     initial_cents = round(backtest.initial_cash * 100)
     account = KalshiAccount(initial_cents)
     trader = Trader(
         build_strategy(strategy, target),
-        RiskManager(risk, markets),
+        RiskManager(risk, payoffs=payoffs),
         make_executor(backtest, exchange, account),
         exchange,
         account,
@@ -241,6 +252,7 @@ class MarketTables:
     recorded: pd.DataFrame  # recorded_books of the order book
     markets: pd.DataFrame
     series: pd.DataFrame
+    payoffs: EventPayoffs  # what the markets teach the risk limits, learned once for every run
 
     @classmethod
     def read(
@@ -303,7 +315,11 @@ class MarketTables:
             pd.concat(recorded, ignore_index=True) if recorded else recorded_books(pd.DataFrame())
         )
         return cls(
-            quotes, books.drop_duplicates(ignore_index=True), markets, read_table("series", root)
+            quotes,
+            books.drop_duplicates(ignore_index=True),
+            markets,
+            read_table("series", root),
+            EventPayoffs(markets),
         )
 
 
@@ -367,6 +383,7 @@ def backtest_on(
         predictions,
         exchange,
         tables.markets,
+        tables.payoffs,
         tables.recorded,
         params.strategy,
         params.risk,

@@ -65,11 +65,19 @@ class RiskManager:
     ``markets`` (the markets table, ``kalshi_lab.data.tables.MARKETS``) tells the event limit
     the payoff structure of their events; :meth:`learn` adds or refreshes events later (the bot
     learns the markets it reads each cycle). Events it never learned count every cost as lost.
+    ``payoffs`` replaces ``markets``: what they teach, learned once for many runs (a copy is
+    kept: :meth:`learn` changes it).
     """
 
-    def __init__(self, params: RiskParams, markets: pd.DataFrame | None = None) -> None:
+    def __init__(
+        self,
+        params: RiskParams,
+        markets: pd.DataFrame | None = None,
+        *,
+        payoffs: EventPayoffs | None = None,
+    ) -> None:
         self.params = params
-        self.payoffs = EventPayoffs(markets)
+        self.payoffs = EventPayoffs(markets) if payoffs is None else payoffs.copy()
         self.refused: Counter[str] = Counter()  # buys refused, by reason
         self.reduced: Counter[str] = Counter()  # buys cut down, by the limit that cut them
         self._day: int | None = None

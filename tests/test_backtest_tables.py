@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 import pytest
 
+from kalshi_lab.backtest import loop as loop_module
 from kalshi_lab.backtest import run_backtest
 from kalshi_lab.backtest.loop import MarketTables, backtest_on
 from kalshi_lab.compose_params import compose
 from kalshi_lab.data import tables as tables_module
-from kalshi_lab.data.tables import ONE_SCAN_ROWS, partition_filters, read_table
+from kalshi_lab.data.tables import ONE_SCAN_ROWS, partition_filters, read_table, table_dataset
 from kalshi_lab.execution.quotes import BOOK_COLUMNS, CANDLE_COLUMNS, QuoteIndex
 from kalshi_lab.params import Params, params_from_dict
 from table_files import simulated_tables
@@ -155,3 +157,62 @@ def test_a_small_table_read_in_one_scan_is_the_table_read_column_by_column(
     pd.testing.assert_frame_equal(once, by_column, check_exact=True)
     for column in categorical.get(name, ()):
         assert once[column].cat.categories.equals(by_column[column].cat.categories)
+
+
+def _spy_reads(monkeypatch) -> list[str]:
+    """The tables MarketTables.read reads a partition of (one entry per partition read)."""
+    reads: list[str] = []
+
+    def read(name, *args, **kwargs):
+        if kwargs.get("filter") is not None:
+            reads.append(name)
+        return read_table(name, *args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "read_table", read)
+    return reads
+
+
+def test_only_the_partitions_holding_a_predicted_market_are_read(tables, params, monkeypatch):
+    keys = table_dataset("markets", tables).to_table(columns=["ticker", "series", "month"])
+    keys = keys.to_pandas()
+    first = keys[
+        (keys["series"] == keys["series"].iloc[0]) & (keys["month"] == keys["month"].iloc[0])
+    ]
+    tickers = sorted(first["ticker"])[::2]
+    reads = _spy_reads(monkeypatch)
+    read = MarketTables.read(params.backtest, tickers, tables)
+    n_book = len(partition_filters(tables, table="orderbook"))
+    assert n_book >= 6 and reads == ["orderbook", "candles"]  # their one partition of each
+    book, candles = whole(tables, tickers)
+    b = params.backtest
+    index = QuoteIndex(book, candles, b.max_fill_share, b.max_volume_share, b.max_quote_age_hours)
+    for ts in sorted(set(book["snapshot_ts"].iloc[::20]) | set(candles["end_period_ts"])):
+        pd.testing.assert_frame_equal(read.quotes.top(tickers, ts), index.top(tickers, ts))
+    for ticker in tickers:
+        np.testing.assert_array_equal(read.quotes.times(ticker), index.times(ticker))
+    # a market the markets table does not list: where its rows lie is not known, all are read
+    reads.clear()
+    MarketTables.read(params.backtest, [*tickers, "NOT-A-MARKET"], tables)
+    n_candles = len(partition_filters(tables, table="candles"))
+    assert reads.count("orderbook") == n_book and reads.count("candles") == n_candles
+
+
+def test_partitions_whose_filters_are_not_recognised_are_all_read(tables, params, monkeypatch):
+    """Were partition_filters to build its filters otherwise (here the keys swapped), the
+    partitions holding the markets could not be told: every one is read, none is missed."""
+
+    def swapped(root, table="markets"):
+        return [
+            (ds.field("month") == m) & (ds.field("series") == s)
+            for s, m in (
+                (str(f).split('"')[1], str(f).split('"')[3]) for f in partition_filters(root, table)
+            )
+        ]
+
+    monkeypatch.setattr(loop_module, "partition_filters", swapped)
+    reads = _spy_reads(monkeypatch)
+    tickers = predicted(tables)[:3]
+    read = MarketTables.read(params.backtest, tickers, tables)
+    assert reads.count("orderbook") == len(partition_filters(tables, table="orderbook"))
+    for ticker in tickers:
+        assert len(read.quotes.times(ticker))

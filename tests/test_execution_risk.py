@@ -29,6 +29,7 @@ from kalshi_lab.execution.decision import (
     Fill,
     PredictionMarketDecision,
 )
+from kalshi_lab.execution.exposure import EventPayoffs
 from kalshi_lab.execution.risk import (
     CAPITAL,
     CONTRACTS,
@@ -217,6 +218,26 @@ def test_a_range_bet_on_a_ladder_is_capped_by_its_worst_case_not_by_its_cost():
     as_sum = order("U-T4.2", count=1000, side="no", event="U")
     RiskManager(limits(event=0.10)).check(decide(as_sum), acct)  # no markets: the sum
     assert as_sum.count == (10_000 - 4000) // 42 == 142
+
+
+def test_payoffs_learned_once_serve_many_gates_each_learning_apart():
+    """A backtest learns the markets' payoffs once for its runs: a gate given them caps as one
+    given the markets does, and what one gate learns later is its own."""
+    learned = EventPayoffs(LADDER)
+    caps = []
+    for gate in (
+        RiskManager(limits(event=0.10), payoffs=learned),
+        RiskManager(limits(event=0.10), LADDER),
+    ):
+        acct = holding(100_000, "U-T4.2", 0)
+        bought(acct, "U-T4.0", 100, 40, "U")
+        no_high = order("U-T4.2", count=1000, side="no", event="U")
+        gate.check(decide(no_high), acct)
+        caps.append(no_high.count)
+    assert caps == [380, 380]
+    gate = RiskManager(limits(event=0.10), payoffs=learned)
+    gate.learn(markets(("U-T4.0", "U", "custom", NAN, NAN)))  # U now a binary: two states
+    assert gate.payoffs.n_states("U") == 2 and learned.n_states("U") == 5
 
 
 def test_yes_high_and_no_low_on_a_ladder_lose_together_so_they_are_capped_as_their_sum():

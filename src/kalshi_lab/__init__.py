@@ -11,6 +11,14 @@ variable once, when it is loaded, so it is set here, before any of them is impor
 stage, the bot or a test. By default a waiting thread spins: with another process on the
 cores, a LightGBM fit spent most of its time spinning and took 2-7x longer; the predictions
 are the same (benchmarks/bench_lightgbm_threads.py).
+
+OpenBLAS's threads (NumPy's and SciPy's matrix products) likewise spin after each product for
+2^28 cycles by default before they sleep: over the thousands of small products of a
+scikit-learn ``LogisticRegression`` fit (the evaluate stage's recalibrated market, 277,490
+training rows at 10,000 markets) the idle thread spun throughout, 1.13 s of CPU and 1.12 s of
+wall on the 2-core VM; with ``OPENBLAS_THREAD_TIMEOUT=12`` (2^12 cycles) 0.21 s and 0.21 s, and
+the same bits: how a product is split between the threads does not depend on how long they
+wait. OpenBLAS reads it once, when NumPy loads it, so it is set here too.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")
 
 _EXPORTS = {
     "KalshiAnalyzer": "kalshi_lab.analyzer",

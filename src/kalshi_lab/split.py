@@ -114,24 +114,40 @@ def _code(reason: str) -> int:
     return _REASONS.index(reason)
 
 
+def _event_settlement(features: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per row, when its event settled (its markets' last settlement) and whether a market of
+    it has not: what :func:`_why` reads for the settlement target, the same in every period
+    (computed once for all of them: two group-bys over every row)."""
+    events = features["event_ticker"]
+    settled = features["settlement_ts"]
+    event_settled = settled.groupby(events, sort=False, observed=True).transform("max")
+    unsettled = settled.isna().groupby(events, sort=False, observed=True).transform("any")
+    return event_settled, unsettled
+
+
 def _why(
-    features: pd.DataFrame, target: str, split: Split, owned: np.ndarray, scored: str
+    features: pd.DataFrame,
+    target: str,
+    split: Split,
+    owned: np.ndarray,
+    scored: str,
+    settlement: tuple[pd.Series, pd.Series] | None,
 ) -> np.ndarray:
     """Per row, the code (:func:`_code`) of TRAIN, ``scored``, or why it is neither (LATER,
     PURGED, EMBARGO, its label).
 
     ``owned``: the rows whose event resolves in this period (the split's own events). Codes,
     not the reasons' text: an array of the text takes four bytes per character per row (a
-    quarter of a gigabyte at 30k markets), a code one byte.
+    quarter of a gigabyte at 30k markets), a code one byte. ``settlement``: the
+    :func:`_event_settlement` of ``features`` for the settlement target (None for direction).
     """
     as_of = features["as_of"]
     if target == "direction":
         late = [((as_of + DAY) >= split.train_end, NEXT_DAY_LATE)]
     elif target == "settlement":
-        events = features["event_ticker"]
-        settled = features["settlement_ts"]
-        event_settled = settled.groupby(events, sort=False, observed=True).transform("max")
-        unsettled = settled.isna().groupby(events, sort=False, observed=True).transform("any")
+        if settlement is None:
+            raise ValueError("the settlement target's split needs its events' settlement")
+        event_settled, unsettled = settlement
         late = [
             (unsettled.astype(bool), UNSETTLED),
             (~(event_settled < split.train_end), SETTLED_LATE),
@@ -206,12 +222,13 @@ def _period(
     end: pd.Timestamp | None,
     owned: np.ndarray,
     embargo_days: int,
+    settlement: tuple[pd.Series, pd.Series] | None,
 ) -> tuple[Split, np.ndarray]:
     """The split scoring the ``owned`` rows in ``[start, end)`` after fitting on labels known
-    before start - embargo, and each row's reason code (:func:`_why`)."""
+    before start - embargo, and each row's reason code (:func:`_why`, given ``settlement``)."""
     empty = np.zeros(0, dtype=bool)
     bounds = Split(empty, empty, empty, start, start - embargo_days * DAY, end)
-    why = _why(features, target, bounds, owned, VALIDATION)
+    why = _why(features, target, bounds, owned, VALIDATION, settlement)
     split = Split(
         train=why == _code(TRAIN),
         valid=why == _code(VALIDATION),
@@ -281,8 +298,11 @@ def periods(features: pd.DataFrame, params: SplitParams, target: str) -> Periods
     # the period each row's event resolves in; -1: before the first window (training only)
     owner = np.searchsorted(np.array([s.value for s in starts]), resolves, side="right") - 1
     splits = []
+    settlement = _event_settlement(features) if target == "settlement" else None
     for k, (start, end) in enumerate(zip(starts, ends, strict=True)):
-        split, why = _period(features, target, start, end, owner == k, params.embargo_days)
+        split, why = _period(
+            features, target, start, end, owner == k, params.embargo_days, settlement
+        )
         if k == params.n_folds - 1:
             _log_split(features, why, target, split, VALIDATION)
         elif k == params.n_folds:

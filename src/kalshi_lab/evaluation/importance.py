@@ -8,11 +8,11 @@ is shuffled (seeded, a few repeats).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from lightgbm import LGBMClassifier
 from sklearn.inspection import permutation_importance
 
 PERMUTATION_REPEATS = 3
@@ -22,7 +22,7 @@ def feature_importance(
     model: Any, rows: pd.DataFrame, y: np.ndarray, columns: list[str], seed: int
 ) -> tuple[pd.DataFrame, str]:
     """(feature, importance) rows sorted descending, and what the importance measures."""
-    if isinstance(model, LGBMClassifier):
+    if _is_lightgbm(model):
         gain = model.booster_.feature_importance(importance_type="gain")
         values, kind = gain / max(gain.sum(), 1e-12), "share of LightGBM split gain"
     else:
@@ -39,3 +39,11 @@ def feature_importance(
     return frame.sort_values("importance", ascending=False, kind="stable").reset_index(
         drop=True
     ), kind
+
+
+def _is_lightgbm(model: Any) -> bool:
+    """Whether ``model`` is a LightGBM classifier: read from ``sys.modules``, not imported, so
+    that scoring another model (the default) does not import LightGBM. A LightGBM model, built
+    or unpickled, has imported it."""
+    lightgbm = sys.modules.get("lightgbm")
+    return lightgbm is not None and isinstance(model, lightgbm.LGBMClassifier)

@@ -1,26 +1,48 @@
-"""PNG figures beside the plot data: `dvc plots show` needs a CDN for Vega, a PNG does not."""
+"""PNG figures beside the plot data: `dvc plots show` needs a CDN for Vega, a PNG does not.
+
+Matplotlib (about 0.3 s to import) is imported by the first figure drawn, not with this
+module: the evaluate and backtest stages draw after their work, and a process that imports
+their modules without drawing (the fork server that preloads a stage's module for its
+workers, a test) does not pay for it.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from matplotlib.figure import Figure
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+@functools.cache
+def _pyplot() -> ModuleType:
+    """``matplotlib.pyplot``, the backend set to Agg (PNG files, no display) once, by the first
+    figure drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def notice(path: Path, title: str, text: str) -> None:
     """A figure that says why there is nothing to draw (e.g. the period was skipped), so that
     every declared PNG exists and says so where a reader looks."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.set_axis_off()
     ax.set_title(title)
@@ -30,6 +52,7 @@ def notice(path: Path, title: str, text: str) -> None:
 
 def roc(path: Path, frames: dict[str, pd.DataFrame], aucs: dict[str, float], title: str) -> None:
     """One ROC curve per labelled frame (fpr, tpr), its AUC in the legend, and the chance line."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance (AUC 0.5)")
     for label, frame in frames.items():
@@ -51,6 +74,7 @@ def reliability(
     """Observed frequency against mean prediction per equal-count bin (``frames``), with Wilson
     95 % intervals, and beneath, how the predictions (``probs``) spread over [0, 1]: with equal
     counts per bin, that histogram is where the rows are."""
+    plt = _pyplot()
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -80,6 +104,7 @@ def reliability(
 
 def importance(path: Path, frame: pd.DataFrame, title: str, xlabel: str, top: int = 20) -> None:
     """Horizontal bars of the ``top`` most important features, the largest at the top."""
+    plt = _pyplot()
     shown = frame.head(top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(shown) + 1.2))
     ax.barh(shown["feature"], shown["importance"])
@@ -105,6 +130,7 @@ def _broken_at_gaps(ts: pd.Series, values: pd.Series) -> tuple[pd.Series, pd.Ser
 def equity_curve(path: Path, equity: pd.DataFrame, title: str, initial: float) -> None:
     """Equity over time against the starting capital, and the drawdown beneath it; the line
     stops where the marks stop (see :func:`_broken_at_gaps`), points show every mark."""
+    plt = _pyplot()
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(8, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -126,6 +152,7 @@ def equity_curve(path: Path, equity: pd.DataFrame, title: str, initial: float) -
 def pnl_bars(path: Path, frame: pd.DataFrame, label: str, title: str, ylabel: str) -> None:
     """Horizontal bars of ``pnl`` (dollars) per ``label`` row, gains green, losses red, each
     annotated with its number of positions: where a backtest made and lost its money."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.35 * len(frame) + 1)))
     colors = ["tab:green" if v > 0 else "tab:red" for v in frame["pnl"]]
     ax.barh(frame[label].astype(str), frame["pnl"], color=colors)

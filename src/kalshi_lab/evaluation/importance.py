@@ -20,15 +20,15 @@ value as it was (tests/test_metrics_sklearn.py holds them equal to
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from lightgbm import LGBMClassifier
 from sklearn.inspection import permutation_importance
 
 from kalshi_lab.models.anchored_logit import MarketAnchoredLogit
-from kalshi_lab.models.market_offset import OFFSET_FEATURE
+from kalshi_lab.models.offset import OFFSET_FEATURE
 
 PERMUTATION_REPEATS = 3
 
@@ -37,7 +37,7 @@ def feature_importance(
     model: Any, rows: pd.DataFrame, y: np.ndarray, columns: list[str], seed: int
 ) -> tuple[pd.DataFrame, str]:
     """(feature, importance) rows sorted descending, and what the importance measures."""
-    if isinstance(model, LGBMClassifier):
+    if _is_lightgbm(model):
         gain = model.booster_.feature_importance(importance_type="gain")
         values, kind = gain / max(gain.sum(), 1e-12), "share of LightGBM split gain"
     else:
@@ -95,3 +95,11 @@ def _permutation_importance(model: Any, X: pd.DataFrame, y: np.ndarray, seed: in
     values = np.zeros(len(columns))
     values[[columns.index(c) for c in read]] = result.importances_mean
     return values
+
+
+def _is_lightgbm(model: Any) -> bool:
+    """Whether ``model`` is a LightGBM classifier: read from ``sys.modules``, not imported, so
+    that scoring another model (the default) does not import LightGBM. A LightGBM model, built
+    or unpickled, has imported it."""
+    lightgbm = sys.modules.get("lightgbm")
+    return lightgbm is not None and isinstance(model, lightgbm.LGBMClassifier)

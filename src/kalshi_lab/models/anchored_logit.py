@@ -49,7 +49,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 # them through _validate_params for every model alike (kalshi_lab.models.hyperparams)
 from sklearn.utils._param_validation import Interval
 
-from kalshi_lab.models.market_offset import OFFSET_FEATURE, sigmoid
+from kalshi_lab.models.offset import OFFSET_FEATURE, sigmoid
 
 
 def _cluster_sums(

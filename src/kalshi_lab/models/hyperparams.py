@@ -38,17 +38,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lightgbm.basic import LightGBMError
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from kalshi_lab.errors import ParamError
 from kalshi_lab.models.fit import fit_estimator
-from kalshi_lab.models.market_offset import OFFSET_FEATURE
+from kalshi_lab.models.offset import OFFSET_FEATURE
 from kalshi_lab.models.registry import (
-    ESTIMATOR_CLASSES,
     SET_BY_BUILDER,
     build_model,
+    estimator_class,
     settable_params,
 )
 from kalshi_lab.params import ModelParams
@@ -96,10 +95,18 @@ def _rows() -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     return rows, np.arange(N_ROWS) % 2, [OFFSET_FEATURE, "FEATURE"]
 
 
+def _is_lightgbm_error(exc: Exception) -> bool:
+    """Whether LightGBM raised ``exc``: read from ``sys.modules``, not imported, so that checking
+    a model without LightGBM (the default) does not import it. Only a LightGBM model imports
+    LightGBM, and no other code can raise its error."""
+    basic = sys.modules.get("lightgbm.basic")
+    return basic is not None and isinstance(exc, basic.LightGBMError)
+
+
 def _library_message(exc: Exception, estimator: type) -> str:
     """The library's reason, on one line, prefixed with the library that gave it."""
     text = " ".join(str(exc).split())
-    if isinstance(exc, LightGBMError):
+    if _is_lightgbm_error(exc):
         for pattern, readable in _LIGHTGBM_MESSAGES:
             text = pattern.sub(readable, text)
         return f"LightGBM: {text.rstrip(' .')}"
@@ -152,8 +159,10 @@ def _fit_failure(model: ModelParams) -> str | None:
                 estimator.set_params(n_jobs=1)
             X = rows[columns]
             fit_estimator(estimator, X, y, rows["event_ticker"].to_numpy()).predict_proba(X)
-    except (LightGBMError, ValueError, TypeError) as exc:
-        return _library_message(exc, ESTIMATOR_CLASSES[model.name])
+    except Exception as exc:
+        if not isinstance(exc, (ValueError, TypeError)) and not _is_lightgbm_error(exc):
+            raise
+        return _library_message(exc, estimator_class(model.name))
     return None
 
 
@@ -186,7 +195,7 @@ def _check_names(model: ModelParams) -> None:
 
 def _check_types(model: ModelParams) -> None:
     """The types the estimator's ``__init__`` annotates, for the keys it annotates."""
-    estimator = ESTIMATOR_CLASSES[model.name]
+    estimator = estimator_class(model.name)
     hints = typing.get_type_hints(estimator.__init__)
     for key, value in model.params.items():
         if key not in hints:  # LightGBM's extra_trees: its own parser judges it

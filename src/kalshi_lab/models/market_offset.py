@@ -37,14 +37,11 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 
-#: the feature read as the market's log-odds: the offset every prediction starts from
-OFFSET_FEATURE = "LOGIT_MID"
+# defined apart, for the models that do not import LightGBM; still importable from here
+from kalshi_lab.models.offset import OFFSET_FEATURE, sigmoid
+
 #: Newton steps of the level fit: a one-parameter convex problem, converged long before
 LEVEL_STEPS = 25
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def fit_level(offset: np.ndarray, y: np.ndarray) -> float:

@@ -11,20 +11,15 @@ features a clustered score test selects (:mod:`kalshi_lab.models.anchored_logit`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from lightgbm import LGBMClassifier
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from typing import TYPE_CHECKING, Any
 
 from kalshi_lab.errors import ParamError
 from kalshi_lab.models.anchored_logit import MarketAnchoredLogit
-from kalshi_lab.models.market_offset import MarketOffsetLGBMClassifier
 from kalshi_lab.params import MODEL_NAMES, ModelParams
+
+if TYPE_CHECKING:
+    from sklearn.base import ClassifierMixin
+    from sklearn.pipeline import Pipeline
 
 #: LightGBM's settings that make a fit repeatable on a 2-core machine and quiet. Two threads,
 #: which wait by sleeping (kalshi_lab sets OMP_WAIT_POLICY): a third slower than spinning on
@@ -33,24 +28,57 @@ from kalshi_lab.params import MODEL_NAMES, ModelParams
 LIGHTGBM_FIXED = {"deterministic": True, "force_col_wise": True, "n_jobs": 2, "verbose": -1}
 
 
+def estimator_class(name: str) -> type:
+    """The class model ``name`` builds (for logreg, the pipeline's last step): whose parameters
+    ``model.params`` sets.
+
+    Each library is imported here, when its model is asked for, not with this module: a
+    stage that checks, fits or loads the default model (the anchored logit) does not import
+    LightGBM, nor scikit-learn's estimators for it (about 0.1 s each).
+    """
+    if name == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier
+    if name == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression
+    if name == "hist_gb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier
+    if name == "lightgbm_offset":
+        from kalshi_lab.models.market_offset import MarketOffsetLGBMClassifier
+
+        return MarketOffsetLGBMClassifier
+    if name == "anchored_logit":
+        return MarketAnchoredLogit
+    raise KeyError(name)
+
+
 def _lightgbm(params: dict[str, Any], seed: int) -> ClassifierMixin:
-    return LGBMClassifier(random_state=seed, **LIGHTGBM_FIXED, **params)
+    return estimator_class("lightgbm")(random_state=seed, **LIGHTGBM_FIXED, **params)
 
 
 def _lightgbm_offset(params: dict[str, Any], seed: int) -> ClassifierMixin:
-    return MarketOffsetLGBMClassifier(random_state=seed, **LIGHTGBM_FIXED, **params)
+    return estimator_class("lightgbm_offset")(random_state=seed, **LIGHTGBM_FIXED, **params)
 
 
 def _logreg(params: dict[str, Any], seed: int) -> Pipeline:
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
         StandardScaler(),
-        LogisticRegression(random_state=seed, **params),
+        estimator_class("logreg")(random_state=seed, **params),
     )
 
 
 def _hist_gb(params: dict[str, Any], seed: int) -> ClassifierMixin:
-    return HistGradientBoostingClassifier(random_state=seed, **params)
+    return estimator_class("hist_gb")(random_state=seed, **params)
 
 
 def _anchored_logit(params: dict[str, Any], seed: int) -> ClassifierMixin:
@@ -65,16 +93,6 @@ MODEL_BUILDERS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     "anchored_logit": _anchored_logit,
 }
 assert tuple(MODEL_BUILDERS) == MODEL_NAMES, "params.MODEL_NAMES and the registry must agree"
-
-#: the class each name builds (for logreg, the pipeline's last step): whose parameters
-#: ``model.params`` sets
-ESTIMATOR_CLASSES: dict[str, type] = {
-    "lightgbm": LGBMClassifier,
-    "logreg": LogisticRegression,
-    "hist_gb": HistGradientBoostingClassifier,
-    "lightgbm_offset": MarketOffsetLGBMClassifier,
-    "anchored_logit": MarketAnchoredLogit,
-}
 
 #: LightGBM parameters outside LGBMClassifier's signature that a config may set (LightGBM
 #: would take any key and, quiet at verbose=-1, ignore a misspelt one): split thresholds drawn
@@ -95,7 +113,7 @@ SET_BY_BUILDER: dict[str, frozenset[str]] = {
 
 def settable_params(name: str) -> frozenset[str]:
     """The hyper-parameters ``model.params`` may set for model ``name``."""
-    known = set(ESTIMATOR_CLASSES[name]().get_params()) | _EXTRA_PARAMS.get(name, frozenset())
+    known = set(estimator_class(name)().get_params()) | _EXTRA_PARAMS.get(name, frozenset())
     return frozenset(known - SET_BY_BUILDER[name])
 
 

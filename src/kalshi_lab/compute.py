@@ -19,9 +19,11 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import queue
 import sys
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sized
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -33,6 +35,8 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
+#: what an exhausted iterator gives instead of a partition
+_NONE: Any = object()
 #: partitions in flight per worker: one running, one queued so that a worker never waits
 IN_FLIGHT_PER_WORKER = 2
 #: the package of the stage modules, which the fork server may import (importing one only
@@ -67,16 +71,23 @@ def map_partitions(
 
     ``fn`` and the partitions must pickle (a module-level function; paths, not tables), except
     with one local worker, which runs everything in this process. An exception in ``fn`` is
-    raised here, as itself, and the partitions not yet started are cancelled.
+    raised here, as itself, and the partitions not yet started are cancelled. ``partitions``
+    may be an iterator still producing them (:func:`produced_ahead`): each is taken when a
+    worker has room for it, and there are as many workers as ``compute`` says, not fewer for
+    fewer partitions, as with a list.
     """
-    partitions = list(partitions)
-    if not partitions:
-        return
     if getattr(fn, "__module__", None) == "__main__":
         # a worker finds a function by its module's name: in a worker, __main__ is another
         # module (or none), so it would fail there, and only with several workers
         raise TypeError(f"{fn.__qualname__} is defined in __main__: move it to a module")
-    workers = min(compute.workers or cores_available(), len(partitions))
+    workers = compute.workers or cores_available()
+    if isinstance(partitions, Sized):
+        workers = min(workers, len(partitions))
+    queue = iter(partitions)
+    first = next(queue, _NONE)  # the workers start once there is work for them
+    if first is _NONE:
+        return
+    partitions = itertools.chain([first], queue)
     if compute.engine == "dask":
         yield from _on_dask(fn, partitions, compute, workers)
     elif workers == 1:
@@ -95,7 +106,53 @@ def start_workers_early(fn: Callable[..., Any], compute: ComputeParams) -> None:
         multiprocessing.forkserver.ensure_running()
 
 
-def _in_order(submit: Callable[[T], Any], partitions: list[T], window: int) -> Iterator[Any]:
+@contextlib.contextmanager
+def produced_ahead(items: Generator[T, None, None]) -> Iterator[Iterator[T]]:
+    """``items``, produced by a thread of this process as fast as it can, whatever the
+    consumer is waiting for: the simulator draws its chunks there while this thread waits on
+    the workers rendering the partitions already drawn (:func:`map_partitions` takes one when
+    a worker has room, and would otherwise hold the draws up until then). The items wait in an
+    unbounded queue: they must be small (paths, not tables).
+
+    An exception in the producer is raised by the consumer's iterator, as itself. On leaving
+    the block, however, the producer stops after the item it is producing and is closed (its
+    ``finally`` blocks run) before the block's exit returns: its files can be removed then.
+    """
+    produced: queue.SimpleQueue[tuple[T, BaseException | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    break
+                produced.put((item, None))
+            else:
+                produced.put((_NONE, None))
+        except BaseException as exc:  # noqa: BLE001 - the consumer raises it
+            produced.put((_NONE, exc))
+        finally:
+            items.close()
+
+    def consume() -> Iterator[T]:
+        while True:
+            item, error = produced.get()
+            if error is not None:
+                raise error
+            if item is _NONE:
+                return
+            yield item
+
+    thread = threading.Thread(target=produce, name="produced-ahead", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _in_order(submit: Callable[[T], Any], partitions: Iterable[T], window: int) -> Iterator[Any]:
     """Results of futures submitted ``window`` ahead, in submission order; on an error (or
     when the caller stops early) the futures not yet done are cancelled."""
     queue = iter(partitions)
@@ -122,7 +179,7 @@ def _preload(fn: Callable[..., Any]) -> list[str]:
     return [*stage, fn.__module__]
 
 
-def _on_processes(fn: Callable[[T], R], partitions: list[T], workers: int) -> Iterator[R]:
+def _on_processes(fn: Callable[[T], R], partitions: Iterable[T], workers: int) -> Iterator[R]:
     # forkserver: a worker forks from a clean server process, never from this one, whose
     # threads (Arrow's pools, a writer's compression threads) fork would copy mid-flight
     context = multiprocessing.get_context("forkserver")
@@ -141,7 +198,7 @@ def _log_like(level: int) -> None:
 
 
 def _on_dask(
-    fn: Callable[[T], R], partitions: list[T], compute: ComputeParams, workers: int
+    fn: Callable[[T], R], partitions: Iterable[T], compute: ComputeParams, workers: int
 ) -> Iterator[R]:
     import dask  # only a dask run pays for the import
     from distributed import Client, LocalCluster

@@ -205,9 +205,9 @@ def test_pieces_are_spilled_inside_the_raw_directory_and_gone_when_it_is_written
     assert {p.name for p in out.iterdir()} == {PARTITIONS, *listed}
 
 
-def test_every_partition_of_a_series_has_the_volume_of_the_whole_series(raw):
-    """A partition is rendered as soon as its events are drawn, but its series document counts
-    the contracts traded in every partition of the series, the last drawn included."""
+def assert_whole_series_volumes(raw: Path) -> None:
+    """Every partition's series document counts the contracts traded in every partition of
+    the series, the last drawn included."""
     documents: dict[str, list[dict]] = defaultdict(list)
     traded: dict[str, float] = defaultdict(float)
     for part in raw_partitions(raw):
@@ -221,6 +221,12 @@ def test_every_partition_of_a_series_has_the_volume_of_the_whole_series(raw):
         assert len(docs) > 1  # several months
         assert all(doc == docs[0] for doc in docs), ticker
         assert float(docs[0]["volume_fp"]) == traded[ticker] > 0
+
+
+def test_every_partition_of_a_series_has_the_volume_of_the_whole_series(raw):
+    """A partition is rendered as soon as its events are drawn; its series document waits for
+    the volume of them all."""
+    assert_whole_series_volumes(raw)
 
 
 def test_a_partition_is_done_when_the_last_chunk_holding_its_events_is_drawn(tmp_path):
@@ -290,6 +296,7 @@ def test_partitions_are_rendered_before_the_last_chunk_is_drawn(
     monkeypatch.setattr(partitions, "map_partitions", noting_renders)
     write_synthetic_raw(small_data(), tmp_path, ComputeParams(workers=workers))
     assert waited == [True]
+    assert_whole_series_volumes(tmp_path)  # rendered early, but the series documents last
     files = sorted(p.relative_to(raw) for p in raw.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     for name in files:

@@ -261,9 +261,16 @@ def test_a_partition_is_done_when_the_last_chunk_holding_its_events_is_drawn(tmp
     assert draws.volume.sum() > 0
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    "compute",
+    [
+        pytest.param(ComputeParams(workers=1), id="local-1"),
+        pytest.param(ComputeParams(workers=2), id="local-2"),
+        pytest.param(ComputeParams(engine="dask", workers=2), id="dask-2", marks=pytest.mark.slow),
+    ],
+)
 def test_partitions_are_rendered_before_the_last_chunk_is_drawn(
-    raw, tmp_path, monkeypatch, workers
+    raw, tmp_path, monkeypatch, compute
 ):
     """The draws are sequential, but a partition need not wait for them all: its rendering
     (on a worker, or here with one) starts while the later chunks are drawn. The last chunk
@@ -294,10 +301,44 @@ def test_partitions_are_rendered_before_the_last_chunk_is_drawn(
     monkeypatch.setattr(simulate_module, "CHUNK_OUTCOME_HOURS", SMALL_CHUNK)
     monkeypatch.setattr(partitions, "simulate_chunks", last_chunk_after_a_render)
     monkeypatch.setattr(partitions, "map_partitions", noting_renders)
-    write_synthetic_raw(small_data(), tmp_path, ComputeParams(workers=workers))
+    write_synthetic_raw(small_data(), tmp_path, compute)
     assert waited == [True]
     assert_whole_series_volumes(tmp_path)  # rendered early, but the series documents last
     files = sorted(p.relative_to(raw) for p in raw.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     for name in files:
         assert (tmp_path / name).read_bytes() == (raw / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_draw_failing_after_partitions_were_rendered_is_raised_and_leaves_no_pieces(
+    tmp_path, monkeypatch, workers
+):
+    """Once a partition is rendered (the producer waits for it here), a draw fails."""
+    real_chunks = partitions.simulate_chunks
+    rendered = threading.Event()
+
+    def failing(data):
+        universe, chunks = real_chunks(data)
+
+        def draws():
+            for c, chunk in enumerate(chunks):
+                if c == 12 and rendered.wait(timeout=30):
+                    raise FloatingPointError("a draw went wrong")
+                yield chunk
+
+        return universe, draws()
+
+    def noting_renders(fn, jobs, engine):
+        for result in map_partitions(fn, jobs, engine):
+            rendered.set()
+            yield result
+
+    monkeypatch.setattr(simulate_module, "CHUNK_OUTCOME_HOURS", SMALL_CHUNK)
+    monkeypatch.setattr(partitions, "simulate_chunks", failing)
+    monkeypatch.setattr(partitions, "map_partitions", noting_renders)
+    with pytest.raises(FloatingPointError, match="a draw went wrong"):
+        write_synthetic_raw(small_data(), tmp_path, ComputeParams(workers=workers))
+    assert not list(tmp_path.glob(partitions.SPILL_DIR + "*"))
+    assert not (tmp_path / PARTITIONS).exists()
+    assert not list(tmp_path.rglob(MANIFEST))  # no partition is complete without its series

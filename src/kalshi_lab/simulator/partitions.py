@@ -10,10 +10,17 @@ however the run ends short of a SIGKILL, and never listed: the stage writes into
 directory that a killed run leaves for the next one to remove), and dropped, so memory holds
 one chunk. Inside the output, not in this machine's temporary directory, so that a Dask
 worker on another machine that sees the project's files (a shared filesystem, as every
-``compute=dask`` cluster needs) reads the pieces too. Then each partition's pieces are rendered
-as JSON and compressed by :func:`render_partition`, run per partition by
-:func:`kalshi_lab.compute.map_partitions`, on every core: that is most of the work. The files
-depend on the data alone, not on the number of workers or the engine.
+``compute=dask`` cluster needs) reads the pieces too. Each partition's pieces are rendered as
+JSON and compressed by :func:`render_partition`, run per partition by
+:func:`kalshi_lab.compute.map_partitions`, on every core: that is most of the work. Events are
+drawn in the order they open, so the partitions of the early months are complete long before
+the last draw: each is handed to the workers as soon as its last piece is spilled, while the
+draws go on in a thread of this process (:func:`kalshi_lab.compute.produced_ahead`), and the
+second core no longer waits for the first to finish drawing. All but one file: a partition's
+series document counts the contracts traded in the whole series, known once the last chunk is
+drawn; :func:`finish` writes it, and with it the manifest that completes the partition, then.
+The files depend on the data alone, not on the number of workers or the engine, nor on the
+order the partitions are rendered in.
 """
 
 from __future__ import annotations

@@ -83,11 +83,11 @@ def map_partitions(
     workers = compute.workers or cores_available()
     if isinstance(partitions, Sized):
         workers = min(workers, len(partitions))
-    queue = iter(partitions)
-    first = next(queue, _NONE)  # the workers start once there is work for them
+    rest = iter(partitions)
+    first = next(rest, _NONE)  # the workers start once there is work for them
     if first is _NONE:
         return
-    partitions = itertools.chain([first], queue)
+    partitions = itertools.chain([first], rest)
     if compute.engine == "dask":
         yield from _on_dask(fn, partitions, compute, workers)
     elif workers == 1:

@@ -106,14 +106,16 @@ class RawWriter:
     may also be written in two parts: a writer of some ``kinds`` only, which leaves it
     incomplete (no manifest), then one of the others, told the records the first ``wrote``,
     which completes it (the simulator renders a partition while it still draws, and writes its
-    series document, whose volume counts every draw, once they are over). Records are serialised in the caller's thread (orjson: compact,
-    UTF-8, NaN written as null) and compressed by a background thread per file: zlib releases
-    the GIL, so a producer that spends its time building documents gets most of the
-    compression on another core, and one kind's backlog is compressed while the next kind is
-    produced. A deflate stream depends only on its bytes, not on how they were
-    chunked, so the files are the same as if written line by line. orjson writes compact
-    UTF-8 JSON: the bytes of ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` but
-    for the spelling of some floats (``1e16`` for ``1e+16``).
+    series document, whose volume counts every draw, once they are over).
+
+    Records are serialised in the caller's thread (orjson: compact, UTF-8, NaN written as
+    null) and compressed by a background thread per file: zlib releases the GIL, so a
+    producer that spends its time building documents gets most of the compression on another
+    core, and one kind's backlog is compressed while the next kind is produced. A deflate
+    stream depends only on its bytes, not on how they were chunked, so the files are the same
+    as if written line by line. orjson writes compact UTF-8 JSON: the bytes of
+    ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` but for the spelling of some
+    floats (``1e16`` for ``1e+16``).
     """
 
     def __init__(

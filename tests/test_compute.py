@@ -177,3 +177,16 @@ def test_leaving_a_producer_ahead_early_stops_it_before_the_block_is_left():
         assert next(items) == 0
     assert cleaned == [True]
     assert not [t for t in threading.enumerate() if t.name == "produced-ahead"]
+
+
+def _niceness(_: int) -> int:
+    return os.nice(0)
+
+
+@pytest.mark.parametrize("engine", ENGINES[:2])
+def test_local_workers_run_at_the_niceness_asked_and_this_process_keeps_its_own(engine):
+    """The fetch's workers yield to its draws; one worker is this process, never lowered."""
+    here = os.nice(0)
+    found = list(map_partitions(_niceness, [0, 1], engine, niceness=3))
+    assert found == [here if engine.workers == 1 else min(here + 3, 19)] * 2
+    assert os.nice(0) == here

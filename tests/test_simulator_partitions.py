@@ -293,8 +293,11 @@ def test_partitions_are_rendered_before_the_last_chunk_is_drawn(
 
         return universe, gated()
 
-    def noting_renders(fn, jobs, engine):
-        for result in map_partitions(fn, jobs, engine):
+    asked: list[dict[str, int]] = []
+
+    def noting_renders(fn, jobs, engine, **options):
+        asked.append(options)
+        for result in map_partitions(fn, jobs, engine, **options):
             rendered.set()
             yield result
 
@@ -303,6 +306,8 @@ def test_partitions_are_rendered_before_the_last_chunk_is_drawn(
     monkeypatch.setattr(partitions, "map_partitions", noting_renders)
     write_synthetic_raw(small_data(), tmp_path, compute)
     assert waited == [True]
+    # the workers yield to the draws, which the last partitions wait for
+    assert asked == [{"niceness": partitions.RENDER_NICENESS}] and partitions.RENDER_NICENESS > 0
     assert_whole_series_volumes(tmp_path)  # rendered early, but the series documents last
     files = sorted(p.relative_to(raw) for p in raw.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
@@ -329,8 +334,8 @@ def test_a_draw_failing_after_partitions_were_rendered_is_raised_and_leaves_no_p
 
         return universe, draws()
 
-    def noting_renders(fn, jobs, engine):
-        for result in map_partitions(fn, jobs, engine):
+    def noting_renders(fn, jobs, engine, **options):
+        for result in map_partitions(fn, jobs, engine, **options):
             rendered.set()
             yield result
 

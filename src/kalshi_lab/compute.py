@@ -65,7 +65,7 @@ def in_process_if_small(compute: ComputeParams, small: bool) -> ComputeParams:
 
 
 def map_partitions(
-    fn: Callable[[T], R], partitions: Iterable[T], compute: ComputeParams
+    fn: Callable[[T], R], partitions: Iterable[T], compute: ComputeParams, *, niceness: int = 0
 ) -> Iterator[R]:
     """``fn(partition)`` for each partition, yielded in the partitions' order.
 
@@ -74,7 +74,10 @@ def map_partitions(
     raised here, as itself, and the partitions not yet started are cancelled. ``partitions``
     may be an iterator still producing them (:func:`produced_ahead`): each is taken when a
     worker has room for it, and there are as many workers as ``compute`` says, not fewer for
-    fewer partitions, as with a list.
+    fewer partitions, as with a list. Local worker processes run ``niceness`` lower in
+    priority than this process (:func:`os.nice`): a producer ahead of them, on whose work
+    every partition waits, keeps its core while they take what is left (Dask's workers, and
+    this process running the work itself, keep theirs).
     """
     if getattr(fn, "__module__", None) == "__main__":
         # a worker finds a function by its module's name: in a worker, __main__ is another
@@ -93,7 +96,7 @@ def map_partitions(
     elif workers == 1:
         yield from map(fn, partitions)  # no start-up, no pickling: the small data sets' path
     else:
-        yield from _on_processes(fn, partitions, workers)
+        yield from _on_processes(fn, partitions, workers, niceness)
 
 
 def start_workers_early(fn: Callable[..., Any], compute: ComputeParams) -> None:
@@ -179,21 +182,29 @@ def _preload(fn: Callable[..., Any]) -> list[str]:
     return [*stage, fn.__module__]
 
 
-def _on_processes(fn: Callable[[T], R], partitions: Iterable[T], workers: int) -> Iterator[R]:
+def _on_processes(
+    fn: Callable[[T], R], partitions: Iterable[T], workers: int, niceness: int
+) -> Iterator[R]:
     # forkserver: a worker forks from a clean server process, never from this one, whose
     # threads (Arrow's pools, a writer's compression threads) fork would copy mid-flight
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_preload(fn))
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_log_like, initargs=(log.getEffectiveLevel(),)
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(log.getEffectiveLevel(), niceness),
     ) as pool:
         yield from _in_order(
             lambda p: pool.submit(fn, p), partitions, workers * IN_FLIGHT_PER_WORKER
         )
 
 
-def _log_like(level: int) -> None:
-    """A worker's log lines go where the stage's go (stderr), at the stage's level."""
+def _start_worker(level: int, niceness: int) -> None:
+    """A worker's log lines go where the stage's go (stderr), at the stage's level; it runs
+    ``niceness`` lower in priority than the stage (its threads, started later, too)."""
+    if niceness:
+        os.nice(niceness)
     logging.basicConfig(level=level, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
 
 

@@ -67,8 +67,9 @@ PARALLEL_MARKET_HOURS = 2_000_000
 #: how much lower in priority (:func:`os.nice`) the worker processes render than this process
 #: draws: each worker compresses on threads of its own, so two of them have more threads ready
 #: to run than two cores, and at equal priority they took most of the core the draws need,
-#: which every partition of the last months waits for (10,000 markets: the draws took 10 to
-#: 18 s with the workers beside them, 5 to 7 s with them at this niceness, on a shared machine)
+#: which every partition of the last months waits for (10,000 markets on a machine shared
+#: with other jobs: the draws took 10 to 20 s beside the workers, 5 to 11 s with them at this
+#: niceness). The price: other processes of the machine, if any, come before the workers too
 RENDER_NICENESS = 10
 #: the kinds :func:`render_partition` writes: all but the series document (:func:`finish`)
 RENDERED: tuple[str, ...] = tuple(kind for kind in KINDS if kind != "series")

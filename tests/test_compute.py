@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import types
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -179,14 +180,22 @@ def test_leaving_a_producer_ahead_early_stops_it_before_the_block_is_left():
     assert not [t for t in threading.enumerate() if t.name == "produced-ahead"]
 
 
-def _niceness(_: int) -> int:
-    return os.nice(0)
+def test_while_this_process_is_busy_one_worker_fewer_runs_partitions():
+    """Two workers, and this process producing the partitions: one runs at a time, none
+    queued, so that the producer keeps a core; then two per worker and the one waited for."""
+    busy = [True]
+    submitted: list[int] = []
 
+    def submit(p: int) -> Future:
+        submitted.append(p)
+        future: Future = Future()
+        future.set_result(p)
+        return future
 
-@pytest.mark.parametrize("engine", ENGINES[:2])
-def test_local_workers_run_at_the_niceness_asked_and_this_process_keeps_its_own(engine):
-    """The fetch's workers yield to its draws; one worker is this process, never lowered."""
-    here = os.nice(0)
-    found = list(map_partitions(_niceness, [0, 1], engine, niceness=3))
-    assert found == [here if engine.workers == 1 else min(here + 3, 19)] * 2
-    assert os.nice(0) == here
+    results = compute._in_order(submit, range(10), compute._in_flight(2, lambda: busy[0]))
+    assert next(results) == 0 and submitted == [0]
+    assert next(results) == 1 and submitted == [0, 1]
+    busy[0] = False
+    assert next(results) == 2 and submitted == list(range(7))
+    assert list(results) == list(range(3, 10))
+    assert compute._in_flight(2, None)() == 5 and compute._in_flight(1, lambda: True)() == 1

@@ -65,7 +65,11 @@ def in_process_if_small(compute: ComputeParams, small: bool) -> ComputeParams:
 
 
 def map_partitions(
-    fn: Callable[[T], R], partitions: Iterable[T], compute: ComputeParams, *, niceness: int = 0
+    fn: Callable[[T], R],
+    partitions: Iterable[T],
+    compute: ComputeParams,
+    *,
+    busy: Callable[[], bool] | None = None,
 ) -> Iterator[R]:
     """``fn(partition)`` for each partition, yielded in the partitions' order.
 
@@ -74,10 +78,10 @@ def map_partitions(
     raised here, as itself, and the partitions not yet started are cancelled. ``partitions``
     may be an iterator still producing them (:func:`produced_ahead`): each is taken when a
     worker has room for it, and there are as many workers as ``compute`` says, not fewer for
-    fewer partitions, as with a list. Local worker processes run ``niceness`` lower in
-    priority than this process (:func:`os.nice`): a producer ahead of them, on whose work
-    every partition waits, keeps its core while they take what is left (Dask's workers, and
-    this process running the work itself, keep theirs).
+    fewer partitions, as with a list. While ``busy()`` (this process producing them, e.g.
+    :meth:`Ahead.producing`), one worker fewer runs partitions: the producer, whose work the
+    later partitions wait for, keeps a core (at equal priority, two workers compressing on
+    threads of their own took most of it).
     """
     if getattr(fn, "__module__", None) == "__main__":
         # a worker finds a function by its module's name: in a worker, __main__ is another
@@ -92,11 +96,11 @@ def map_partitions(
         return
     partitions = itertools.chain([first], rest)
     if compute.engine == "dask":
-        yield from _on_dask(fn, partitions, compute, workers)
+        yield from _on_dask(fn, partitions, compute, workers, busy)
     elif workers == 1:
         yield from map(fn, partitions)  # no start-up, no pickling: the small data sets' path
     else:
-        yield from _on_processes(fn, partitions, workers, niceness)
+        yield from _on_processes(fn, partitions, workers, busy)
 
 
 def start_workers_early(fn: Callable[..., Any], compute: ComputeParams) -> None:
@@ -109,8 +113,29 @@ def start_workers_early(fn: Callable[..., Any], compute: ComputeParams) -> None:
         multiprocessing.forkserver.ensure_running()
 
 
+class Ahead(Iterator[T]):
+    """The items a thread of this process produces (:func:`produced_ahead`), in order."""
+
+    def __init__(self, produced: queue.SimpleQueue[tuple[T, BaseException | None]]) -> None:
+        self._produced = produced
+        self._done = threading.Event()
+
+    def producing(self) -> bool:
+        """Whether the producer is still at work (for :func:`map_partitions`'s ``busy``)."""
+        return not self._done.is_set()
+
+    def __next__(self) -> T:
+        item, error = self._produced.get()
+        if error is not None:
+            raise error
+        if item is _NONE:
+            self._produced.put((item, None))  # exhausted for good
+            raise StopIteration
+        return item
+
+
 @contextlib.contextmanager
-def produced_ahead(items: Generator[T, None, None]) -> Iterator[Iterator[T]]:
+def produced_ahead(items: Generator[T, None, None]) -> Iterator[Ahead[T]]:
     """``items``, produced by a thread of this process as fast as it can, whatever the
     consumer is waiting for: the simulator draws its chunks there while this thread waits on
     the workers rendering the partitions already drawn (:func:`map_partitions` takes one when
@@ -122,6 +147,7 @@ def produced_ahead(items: Generator[T, None, None]) -> Iterator[Iterator[T]]:
     ``finally`` blocks run) before the block's exit returns: its files can be removed then.
     """
     produced: queue.SimpleQueue[tuple[T, BaseException | None]] = queue.SimpleQueue()
+    ahead = Ahead(produced)
     stop = threading.Event()
 
     def produce() -> None:
@@ -131,41 +157,45 @@ def produced_ahead(items: Generator[T, None, None]) -> Iterator[Iterator[T]]:
                     break
                 produced.put((item, None))
             else:
+                ahead._done.set()
                 produced.put((_NONE, None))
         except BaseException as exc:  # noqa: BLE001 - the consumer raises it
             produced.put((_NONE, exc))
         finally:
+            ahead._done.set()
             items.close()
-
-    def consume() -> Iterator[T]:
-        while True:
-            item, error = produced.get()
-            if error is not None:
-                raise error
-            if item is _NONE:
-                return
-            yield item
 
     thread = threading.Thread(target=produce, name="produced-ahead", daemon=True)
     thread.start()
     try:
-        yield consume()
+        yield ahead
     finally:
         stop.set()
         thread.join()
 
 
-def _in_order(submit: Callable[[T], Any], partitions: Iterable[T], window: int) -> Iterator[Any]:
-    """Results of futures submitted ``window`` ahead, in submission order; on an error (or
-    when the caller stops early) the futures not yet done are cancelled."""
+def _in_flight(workers: int, busy: Callable[[], bool] | None) -> Callable[[], int]:
+    """How many partitions :func:`_in_order` keeps submitted: two per worker and the one
+    waited for, or, while ``busy()``, one per worker but one (none queued)."""
+    window = workers * IN_FLIGHT_PER_WORKER + 1
+    return lambda: max(workers - 1, 1) if busy is not None and busy() else window
+
+
+def _in_order(
+    submit: Callable[[T], Any], partitions: Iterable[T], in_flight: Callable[[], int]
+) -> Iterator[Any]:
+    """Results of futures in submission order, ``in_flight()`` of them submitted and not yet
+    taken (the one waited for included) while the next is waited for; on an error (or when
+    the caller stops early) the futures not yet done are cancelled."""
     queue = iter(partitions)
-    pending: deque[Any] = deque(submit(p) for p in itertools.islice(queue, window))
+    pending: deque[Any] = deque()
     try:
-        while pending:
-            future = pending.popleft()
-            for p in itertools.islice(queue, 1):  # keep the workers busy meanwhile
-                pending.append(submit(p))
-            yield future.result()
+        while True:
+            for p in itertools.islice(queue, max(in_flight() - len(pending), 0)):
+                pending.append(submit(p))  # keep the workers busy meanwhile
+            if not pending:
+                return
+            yield pending.popleft().result()
     finally:
         for future in pending:
             future.cancel()
@@ -183,33 +213,29 @@ def _preload(fn: Callable[..., Any]) -> list[str]:
 
 
 def _on_processes(
-    fn: Callable[[T], R], partitions: Iterable[T], workers: int, niceness: int
+    fn: Callable[[T], R], partitions: Iterable[T], workers: int, busy: Callable[[], bool] | None
 ) -> Iterator[R]:
     # forkserver: a worker forks from a clean server process, never from this one, whose
     # threads (Arrow's pools, a writer's compression threads) fork would copy mid-flight
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_preload(fn))
     with ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(log.getEffectiveLevel(), niceness),
+        workers, mp_context=context, initializer=_log_like, initargs=(log.getEffectiveLevel(),)
     ) as pool:
-        yield from _in_order(
-            lambda p: pool.submit(fn, p), partitions, workers * IN_FLIGHT_PER_WORKER
-        )
+        yield from _in_order(lambda p: pool.submit(fn, p), partitions, _in_flight(workers, busy))
 
 
-def _start_worker(level: int, niceness: int) -> None:
-    """A worker's log lines go where the stage's go (stderr), at the stage's level; it runs
-    ``niceness`` lower in priority than the stage (its threads, started later, too)."""
-    if niceness:
-        os.nice(niceness)
+def _log_like(level: int) -> None:
+    """A worker's log lines go where the stage's go (stderr), at the stage's level."""
     logging.basicConfig(level=level, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
 
 
 def _on_dask(
-    fn: Callable[[T], R], partitions: Iterable[T], compute: ComputeParams, workers: int
+    fn: Callable[[T], R],
+    partitions: Iterable[T],
+    compute: ComputeParams,
+    workers: int,
+    busy: Callable[[], bool] | None,
 ) -> Iterator[R]:
     import dask  # only a dask run pays for the import
     from distributed import Client, LocalCluster
@@ -240,5 +266,5 @@ def _on_dask(
             workers = max(len(client.scheduler_info()["workers"]), 1)
         client.forward_logging()  # the work's log lines reach this process's stderr
         yield from _in_order(
-            lambda p: client.submit(fn, p, pure=False), partitions, workers * IN_FLIGHT_PER_WORKER
+            lambda p: client.submit(fn, p, pure=False), partitions, _in_flight(workers, busy)
         )

@@ -64,13 +64,6 @@ SPILL_DIR = ".simulated-pieces"
 #: costs more than a second core saves (1,000 markets over 2025, 0.65 M market-hours: 2.3 s
 #: in one process, 6.1 s with two workers; 10,000, 6.6 M: the two workers pay)
 PARALLEL_MARKET_HOURS = 2_000_000
-#: how much lower in priority (:func:`os.nice`) the worker processes render than this process
-#: draws: each worker compresses on threads of its own, so two of them have more threads ready
-#: to run than two cores, and at equal priority they took most of the core the draws need,
-#: which every partition of the last months waits for (10,000 markets on a machine shared
-#: with other jobs: the draws took 10 to 20 s beside the workers, 5 to 11 s with them at this
-#: niceness). The price: other processes of the machine, if any, come before the workers too
-RENDER_NICENESS = 10
 #: the kinds :func:`render_partition` writes: all but the series document (:func:`finish`)
 RENDERED: tuple[str, ...] = tuple(kind for kind in KINDS if kind != "series")
 
@@ -209,7 +202,7 @@ def write_synthetic_raw(
             drawn_partitions(chunks, of_event, raw_dir, names, Path(scratch), draws, began)
         ) as jobs,
     ):
-        for p, written in map_partitions(render_partition, jobs, engine, niceness=RENDER_NICENESS):
+        for p, written in map_partitions(render_partition, jobs, engine, busy=jobs.producing):
             rendered[p] = written
     counts: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
     for p, name in enumerate(names):

@@ -4,15 +4,17 @@ partitions' order, in this process, in worker processes and on a 2-worker Dask L
 from __future__ import annotations
 
 import os
+import threading
 import time
 import types
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 from threadpoolctl import threadpool_info
 
 from kalshi_lab import compute
-from kalshi_lab.compute import map_partitions
+from kalshi_lab.compute import map_partitions, produced_ahead
 from kalshi_lab.errors import DataError, ParamError
 from kalshi_lab.params import ComputeParams
 
@@ -117,3 +119,83 @@ def test_work_defined_in_main_is_refused_on_every_engine(tmp_path):
         with pytest.raises(TypeError, match="_work is defined in __main__: move it"):
             list(map_partitions(work, [(tmp_path, 0)], engine))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_partitions_from_an_iterator_are_taken_as_the_workers_have_room(tmp_path, engine):
+    """A producer still making partitions (the simulator's draws) is not drained before the
+    first result: each is taken when a worker can start it."""
+    taken: list[int] = []
+
+    def produce():
+        for i in range(40):
+            taken.append(i)
+            yield tmp_path, i
+
+    results = map_partitions(_work, produce(), engine)
+    assert next(results)[:2] == (0, 0)
+    assert len(taken) <= 2 * engine.workers + 1
+    assert [i for i, _, _ in results] == list(range(1, 40))
+
+
+def test_a_producer_ahead_produces_whatever_the_consumer_waits_for():
+    produced_all = threading.Event()
+
+    def produce():
+        yield from range(5)
+        produced_all.set()
+
+    with produced_ahead(produce()) as items:
+        assert next(items) == 0
+        assert produced_all.wait(timeout=10)  # while this thread took one item only
+        assert list(items) == [1, 2, 3, 4]
+
+
+def test_an_error_in_a_producer_ahead_is_raised_by_its_consumer_as_itself():
+    def produce():
+        yield 1
+        raise DataError("a bad chunk")
+
+    with produced_ahead(produce()) as items, pytest.raises(DataError, match="a bad chunk"):
+        assert next(items) == 1
+        next(items)
+
+
+def test_leaving_a_producer_ahead_early_stops_it_before_the_block_is_left():
+    """The simulator removes the producer's scratch files once the block is left: the
+    producer must be over by then, its own clean-up done."""
+    cleaned: list[bool] = []
+
+    def produce():
+        try:
+            for i in range(1000):
+                time.sleep(0.01)
+                yield i
+        finally:
+            cleaned.append(True)
+
+    with produced_ahead(produce()) as items:
+        assert next(items) == 0
+    assert cleaned == [True]
+    assert not [t for t in threading.enumerate() if t.name == "produced-ahead"]
+
+
+def test_while_this_process_is_busy_one_worker_fewer_runs_partitions():
+    """Two workers, and this process producing the partitions: one runs at a time, none
+    queued, so that the producer keeps a core; then two per worker and the one waited for."""
+    busy = [True]
+    submitted: list[int] = []
+
+    def submit(p: int) -> Future:
+        submitted.append(p)
+        future: Future = Future()
+        future.set_result(p)
+        return future
+
+    results = compute._in_order(submit, range(10), compute._in_flight(2, lambda: busy[0]))
+    assert next(results) == 0 and submitted == [0]
+    assert next(results) == 1 and submitted == [0, 1]
+    busy[0] = False
+    assert next(results) == 2 and submitted == list(range(7))
+    assert list(results) == list(range(3, 10))
+    assert compute._in_flight(2, None)() == 5 and compute._in_flight(1, lambda: True)() == 1

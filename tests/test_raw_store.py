@@ -186,3 +186,47 @@ def test_a_partition_name_is_hive_style_series_and_month(series, month):
     with pytest.raises(ValueError, match="not a raw partition"):
         partition_name(series, month)
     assert partition_name("KXA", "2025-01") == "series=KXA/month=2025-01"
+
+
+def _write_some(w: RawWriter, kinds) -> None:
+    """Two records of each of ``kinds``: what a one-part writer would write of them."""
+    for kind in kinds:
+        for i in range(2):
+            w.write(kind, f"/{kind}/{i}", {"i": i}, T0, {kind: i})
+
+
+def test_a_directory_written_in_two_parts_is_the_one_written_at_once(tmp_path):
+    """The simulator renders a partition but its series document while it still draws, and
+    writes that document (and so the manifest) once the draws are over: the same bytes."""
+    with RawWriter(tmp_path / "once", may_be_empty=["orderbooks"]) as w:
+        _write_some(w, KINDS)
+    rest = [kind for kind in KINDS if kind != "series"]
+    with RawWriter(tmp_path / "two", may_be_empty=["orderbooks"], kinds=rest) as first:
+        _write_some(first, rest)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        KINDS[kind] for kind in rest
+    )  # no manifest yet: the directory is incomplete
+    assert first.counts == dict.fromkeys(rest, 2)
+    with RawWriter(
+        tmp_path / "two", may_be_empty=["orderbooks"], kinds=["series"], wrote=first.counts
+    ) as second:
+        _write_some(second, ["series"])
+    once = sorted(p.name for p in (tmp_path / "once").iterdir())
+    assert once == sorted(p.name for p in (tmp_path / "two").iterdir())
+    for name in once:
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "once" / name).read_bytes()
+
+
+def test_a_part_writer_refuses_other_kinds_and_a_kind_already_written(tmp_path):
+    with RawWriter(tmp_path, kinds=["events"]) as w, pytest.raises(ValueError, match="unknown"):
+        w.write("series", "/series/KXS", {}, T0, {})
+    with pytest.raises(ValueError, match=r"both to write and written: \['events'\]"):
+        RawWriter(tmp_path, kinds=["events"], wrote={"events": 0})
+    with pytest.raises(ValueError, match=r"unknown raw kinds \['fills'\]"):
+        RawWriter(tmp_path, kinds=["series"], wrote={"fills": 0})
+
+
+def test_a_manifest_never_counts_a_file_that_is_not_there(tmp_path):
+    with pytest.raises(DataError, match=r"trades\.jsonl\.gz: missing"):
+        RawWriter(tmp_path, kinds=["series"], wrote={"trades": 3})
+    assert not (tmp_path / MANIFEST).exists()

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import importlib
+import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import orjson
 import pytest
 
+from kalshi_lab.compute import map_partitions
 from kalshi_lab.data.parse import parse_raw
 from kalshi_lab.data.raw_store import (
     KINDS,
@@ -201,3 +203,150 @@ def test_pieces_are_spilled_inside_the_raw_directory_and_gone_when_it_is_written
     assert not any(path.exists() for path in spilled)
     listed = {part.relative_to(out).parts[0] for part in raw_partitions(out)}
     assert {p.name for p in out.iterdir()} == {PARTITIONS, *listed}
+
+
+def assert_whole_series_volumes(raw: Path) -> None:
+    """Every partition's series document counts the contracts traded in every partition of
+    the series, the last drawn included."""
+    documents: dict[str, list[dict]] = defaultdict(list)
+    traded: dict[str, float] = defaultdict(float)
+    for part in raw_partitions(raw):
+        [doc] = [r["response"]["series"] for r in iter_records(part, "series")]
+        documents[doc["ticker"]].append(doc)
+        for record in iter_records(part, "markets"):
+            for market in record["response"]["markets"]:
+                traded[doc["ticker"]] += float(market["volume_fp"])
+    assert documents.keys() == traded.keys() and len(documents) > 1
+    for ticker, docs in documents.items():
+        assert len(docs) > 1  # several months
+        assert all(doc == docs[0] for doc in docs), ticker
+        assert float(docs[0]["volume_fp"]) == traded[ticker] > 0
+
+
+def test_every_partition_of_a_series_has_the_volume_of_the_whole_series(raw):
+    """A partition is rendered as soon as its events are drawn; its series document waits for
+    the volume of them all."""
+    assert_whole_series_volumes(raw)
+
+
+def test_a_partition_is_done_when_the_last_chunk_holding_its_events_is_drawn(tmp_path):
+    """Events are drawn in the order they open; a partition's job comes as soon as the chunk
+    holding its last event is spilled, with its pieces in event order, before later chunks."""
+    universe, chunks = simulate_chunks(small_data(), outcome_hours=SMALL_CHUNK)
+    names, of_event = partitions.event_partitions(universe)
+    drawn: list[np.ndarray] = []
+
+    def counted():
+        for events, sim in chunks:
+            drawn.append(events)
+            yield events, sim
+
+    draws = partitions.Draws(np.zeros(len(partitions.SERIES), dtype=np.int64))
+    jobs = partitions.drawn_partitions(counted(), of_event, tmp_path, names, tmp_path, draws, 0.0)
+    done_after: dict[int, int] = {}
+    for job in jobs:
+        events = np.flatnonzero(of_event == job.index)
+        holding = [c for c, chunk in enumerate(drawn) if np.isin(events, chunk).any()]
+        assert holding[-1] == len(drawn) - 1  # the chunk just drawn holds its last events
+        assert np.isin(events, np.concatenate(drawn)).all()
+        pieces = [partitions.unspill(path).universe for path in job.pieces]
+        assert len(pieces) == len(holding)  # one per chunk, in event order:
+        assert sum((u.event_ticker for u in pieces), []) == [
+            universe.event_ticker[e] for e in events
+        ]
+        assert job.out == tmp_path / names[job.index]
+        done_after[job.index] = len(drawn)
+    assert sorted(done_after) == list(range(len(names)))
+    assert min(done_after.values()) < len(drawn) / 2  # early months done early
+    assert draws.volume.sum() > 0
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        pytest.param(ComputeParams(workers=1), id="local-1"),
+        pytest.param(ComputeParams(workers=2), id="local-2"),
+        pytest.param(ComputeParams(engine="dask", workers=2), id="dask-2", marks=pytest.mark.slow),
+    ],
+)
+def test_partitions_are_rendered_before_the_last_chunk_is_drawn(
+    raw, tmp_path, monkeypatch, compute
+):
+    """The draws are sequential, but a partition need not wait for them all: its rendering
+    (on a worker, or here with one) starts while the later chunks are drawn. The last chunk
+    waits here until a partition is rendered: it would wait forever (up to a timeout here)
+    if none were before all were drawn. The files are the same."""
+    rendered = threading.Event()
+    waited: list[bool] = []
+    real_chunks = partitions.simulate_chunks
+
+    def last_chunk_after_a_render(data):
+        universe, chunks = real_chunks(data)
+
+        def gated():
+            previous = next(chunks)
+            for chunk in chunks:
+                yield previous
+                previous = chunk
+            waited.append(rendered.wait(timeout=30))
+            yield previous
+
+        return universe, gated()
+
+    busy: list[bool] = []
+
+    def noting_renders(fn, jobs, engine, **options):
+        for result in map_partitions(fn, jobs, engine, **options):
+            if not rendered.is_set():
+                busy.append(options["busy"]())
+            rendered.set()
+            yield result
+        busy.append(options["busy"]())
+
+    monkeypatch.setattr(simulate_module, "CHUNK_OUTCOME_HOURS", SMALL_CHUNK)
+    monkeypatch.setattr(partitions, "simulate_chunks", last_chunk_after_a_render)
+    monkeypatch.setattr(partitions, "map_partitions", noting_renders)
+    write_synthetic_raw(small_data(), tmp_path, compute)
+    assert waited == [True]
+    # map_partitions leaves the draws a core while they go on (the first render came before
+    # the last chunk), and all of them once they are over
+    assert busy == [True, False]
+    assert_whole_series_volumes(tmp_path)  # rendered early, but the series documents last
+    files = sorted(p.relative_to(raw) for p in raw.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    for name in files:
+        assert (tmp_path / name).read_bytes() == (raw / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_draw_failing_after_partitions_were_rendered_is_raised_and_leaves_no_pieces(
+    tmp_path, monkeypatch, workers
+):
+    """Once a partition is rendered (the producer waits for it here), a draw fails."""
+    real_chunks = partitions.simulate_chunks
+    rendered = threading.Event()
+
+    def failing(data):
+        universe, chunks = real_chunks(data)
+
+        def draws():
+            for c, chunk in enumerate(chunks):
+                if c == 12 and rendered.wait(timeout=30):
+                    raise FloatingPointError("a draw went wrong")
+                yield chunk
+
+        return universe, draws()
+
+    def noting_renders(fn, jobs, engine, **options):
+        for result in map_partitions(fn, jobs, engine, **options):
+            rendered.set()
+            yield result
+
+    monkeypatch.setattr(simulate_module, "CHUNK_OUTCOME_HOURS", SMALL_CHUNK)
+    monkeypatch.setattr(partitions, "simulate_chunks", failing)
+    monkeypatch.setattr(partitions, "map_partitions", noting_renders)
+    with pytest.raises(FloatingPointError, match="a draw went wrong"):
+        write_synthetic_raw(small_data(), tmp_path, ComputeParams(workers=workers))
+    assert not list(tmp_path.glob(partitions.SPILL_DIR + "*"))
+    assert not (tmp_path / PARTITIONS).exists()
+    assert not list(tmp_path.rglob(MANIFEST))  # no partition is complete without its series

@@ -19,9 +19,11 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import queue
 import sys
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sized
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -33,6 +35,8 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
+#: what an exhausted iterator gives instead of a partition
+_NONE: Any = object()
 #: partitions in flight per worker: one running, one queued so that a worker never waits
 IN_FLIGHT_PER_WORKER = 2
 #: the package of the stage modules, which the fork server may import (importing one only
@@ -61,28 +65,42 @@ def in_process_if_small(compute: ComputeParams, small: bool) -> ComputeParams:
 
 
 def map_partitions(
-    fn: Callable[[T], R], partitions: Iterable[T], compute: ComputeParams
+    fn: Callable[[T], R],
+    partitions: Iterable[T],
+    compute: ComputeParams,
+    *,
+    busy: Callable[[], bool] | None = None,
 ) -> Iterator[R]:
     """``fn(partition)`` for each partition, yielded in the partitions' order.
 
     ``fn`` and the partitions must pickle (a module-level function; paths, not tables), except
     with one local worker, which runs everything in this process. An exception in ``fn`` is
-    raised here, as itself, and the partitions not yet started are cancelled.
+    raised here, as itself, and the partitions not yet started are cancelled. ``partitions``
+    may be an iterator still producing them (:func:`produced_ahead`): each is taken when a
+    worker has room for it, and there are as many workers as ``compute`` says, not fewer for
+    fewer partitions, as with a list. While ``busy()`` (this process producing them, e.g.
+    :meth:`Ahead.producing`), one worker fewer runs partitions: the producer, whose work the
+    later partitions wait for, keeps a core (at equal priority, two workers compressing on
+    threads of their own took most of it).
     """
-    partitions = list(partitions)
-    if not partitions:
-        return
     if getattr(fn, "__module__", None) == "__main__":
         # a worker finds a function by its module's name: in a worker, __main__ is another
         # module (or none), so it would fail there, and only with several workers
         raise TypeError(f"{fn.__qualname__} is defined in __main__: move it to a module")
-    workers = min(compute.workers or cores_available(), len(partitions))
+    workers = compute.workers or cores_available()
+    if isinstance(partitions, Sized):
+        workers = min(workers, len(partitions))
+    rest = iter(partitions)
+    first = next(rest, _NONE)  # the workers start once there is work for them
+    if first is _NONE:
+        return
+    partitions = itertools.chain([first], rest)
     if compute.engine == "dask":
-        yield from _on_dask(fn, partitions, compute, workers)
+        yield from _on_dask(fn, partitions, compute, workers, busy)
     elif workers == 1:
         yield from map(fn, partitions)  # no start-up, no pickling: the small data sets' path
     else:
-        yield from _on_processes(fn, partitions, workers)
+        yield from _on_processes(fn, partitions, workers, busy)
 
 
 def start_workers_early(fn: Callable[..., Any], compute: ComputeParams) -> None:
@@ -95,17 +113,89 @@ def start_workers_early(fn: Callable[..., Any], compute: ComputeParams) -> None:
         multiprocessing.forkserver.ensure_running()
 
 
-def _in_order(submit: Callable[[T], Any], partitions: list[T], window: int) -> Iterator[Any]:
-    """Results of futures submitted ``window`` ahead, in submission order; on an error (or
-    when the caller stops early) the futures not yet done are cancelled."""
-    queue = iter(partitions)
-    pending: deque[Any] = deque(submit(p) for p in itertools.islice(queue, window))
+class Ahead(Iterator[T]):
+    """The items a thread of this process produces (:func:`produced_ahead`), in order."""
+
+    def __init__(self, produced: queue.SimpleQueue[tuple[T, BaseException | None]]) -> None:
+        self._produced = produced
+        self._done = threading.Event()
+
+    def producing(self) -> bool:
+        """Whether the producer is still at work (for :func:`map_partitions`'s ``busy``)."""
+        return not self._done.is_set()
+
+    def __next__(self) -> T:
+        item, error = self._produced.get()
+        if error is not None:
+            raise error
+        if item is _NONE:
+            self._produced.put((item, None))  # exhausted for good
+            raise StopIteration
+        return item
+
+
+@contextlib.contextmanager
+def produced_ahead(items: Generator[T, None, None]) -> Iterator[Ahead[T]]:
+    """``items``, produced by a thread of this process as fast as it can, whatever the
+    consumer is waiting for: the simulator draws its chunks there while this thread waits on
+    the workers rendering the partitions already drawn (:func:`map_partitions` takes one when
+    a worker has room, and would otherwise hold the draws up until then). The items wait in an
+    unbounded queue: they must be small (paths, not tables).
+
+    An exception in the producer is raised by the consumer's iterator, as itself. On leaving
+    the block, however, the producer stops after the item it is producing and is closed (its
+    ``finally`` blocks run) before the block's exit returns: its files can be removed then.
+    """
+    produced: queue.SimpleQueue[tuple[T, BaseException | None]] = queue.SimpleQueue()
+    ahead = Ahead(produced)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    break
+                produced.put((item, None))
+            else:
+                ahead._done.set()
+                produced.put((_NONE, None))
+        except BaseException as exc:  # noqa: BLE001 - the consumer raises it
+            produced.put((_NONE, exc))
+        finally:
+            ahead._done.set()
+            items.close()
+
+    thread = threading.Thread(target=produce, name="produced-ahead", daemon=True)
+    thread.start()
     try:
-        while pending:
-            future = pending.popleft()
-            for p in itertools.islice(queue, 1):  # keep the workers busy meanwhile
-                pending.append(submit(p))
-            yield future.result()
+        yield ahead
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _in_flight(workers: int, busy: Callable[[], bool] | None) -> Callable[[], int]:
+    """How many partitions :func:`_in_order` keeps submitted: two per worker and the one
+    waited for, or, while ``busy()``, one per worker but one (none queued)."""
+    window = workers * IN_FLIGHT_PER_WORKER + 1
+    return lambda: max(workers - 1, 1) if busy is not None and busy() else window
+
+
+def _in_order(
+    submit: Callable[[T], Any], partitions: Iterable[T], in_flight: Callable[[], int]
+) -> Iterator[Any]:
+    """Results of futures in submission order, ``in_flight()`` of them submitted and not yet
+    taken (the one waited for included) while the next is waited for; on an error (or when
+    the caller stops early) the futures not yet done are cancelled."""
+    queue = iter(partitions)
+    pending: deque[Any] = deque()
+    try:
+        while True:
+            for p in itertools.islice(queue, max(in_flight() - len(pending), 0)):
+                pending.append(submit(p))  # keep the workers busy meanwhile
+            if not pending:
+                return
+            yield pending.popleft().result()
     finally:
         for future in pending:
             future.cancel()
@@ -122,7 +212,9 @@ def _preload(fn: Callable[..., Any]) -> list[str]:
     return [*stage, fn.__module__]
 
 
-def _on_processes(fn: Callable[[T], R], partitions: list[T], workers: int) -> Iterator[R]:
+def _on_processes(
+    fn: Callable[[T], R], partitions: Iterable[T], workers: int, busy: Callable[[], bool] | None
+) -> Iterator[R]:
     # forkserver: a worker forks from a clean server process, never from this one, whose
     # threads (Arrow's pools, a writer's compression threads) fork would copy mid-flight
     context = multiprocessing.get_context("forkserver")
@@ -130,9 +222,7 @@ def _on_processes(fn: Callable[[T], R], partitions: list[T], workers: int) -> It
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_log_like, initargs=(log.getEffectiveLevel(),)
     ) as pool:
-        yield from _in_order(
-            lambda p: pool.submit(fn, p), partitions, workers * IN_FLIGHT_PER_WORKER
-        )
+        yield from _in_order(lambda p: pool.submit(fn, p), partitions, _in_flight(workers, busy))
 
 
 def _log_like(level: int) -> None:
@@ -141,7 +231,11 @@ def _log_like(level: int) -> None:
 
 
 def _on_dask(
-    fn: Callable[[T], R], partitions: list[T], compute: ComputeParams, workers: int
+    fn: Callable[[T], R],
+    partitions: Iterable[T],
+    compute: ComputeParams,
+    workers: int,
+    busy: Callable[[], bool] | None,
 ) -> Iterator[R]:
     import dask  # only a dask run pays for the import
     from distributed import Client, LocalCluster
@@ -172,5 +266,5 @@ def _on_dask(
             workers = max(len(client.scheduler_info()["workers"]), 1)
         client.forward_logging()  # the work's log lines reach this process's stderr
         yield from _in_order(
-            lambda p: client.submit(fn, p, pure=False), partitions, workers * IN_FLIGHT_PER_WORKER
+            lambda p: client.submit(fn, p, pure=False), partitions, _in_flight(workers, busy)
         )

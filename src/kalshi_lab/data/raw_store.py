@@ -102,39 +102,62 @@ class RawWriter:
     All six files are created up front, so every complete raw directory has the same layout
     whatever was fetched; :data:`MANIFEST` is written last, on a clean close, with the records
     of each kind and ``may_be_empty``: the kinds this source may legitimately leave without a
-    record (any other kind left empty is an error when the directory is parsed). Records are serialised in the caller's thread (orjson: compact,
-    UTF-8, NaN written as null) and compressed by a background thread per file: zlib releases
-    the GIL, so a producer that spends its time building documents gets most of the
-    compression on another core, and one kind's backlog is compressed while the next kind is
-    produced. A deflate stream depends only on its bytes, not on how they were
-    chunked, so the files are the same as if written line by line. orjson writes compact
-    UTF-8 JSON: the bytes of ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` but
-    for the spelling of some floats (``1e16`` for ``1e+16``).
+    record (any other kind left empty is an error when the directory is parsed). A directory
+    may also be written in two parts: a writer of some ``kinds`` only, which leaves it
+    incomplete (no manifest), then one of the others, told the records the first ``wrote``,
+    which completes it (the simulator renders a partition while it still draws, and writes its
+    series document, whose volume counts every draw, once they are over).
+
+    Records are serialised in the caller's thread (orjson: compact, UTF-8, NaN written as
+    null) and compressed by a background thread per file: zlib releases the GIL, so a
+    producer that spends its time building documents gets most of the compression on another
+    core, and one kind's backlog is compressed while the next kind is produced. A deflate
+    stream depends only on its bytes, not on how they were chunked, so the files are the same
+    as if written line by line. orjson writes compact UTF-8 JSON: the bytes of
+    ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` but for the spelling of some
+    floats (``1e16`` for ``1e+16``).
     """
 
-    def __init__(self, raw_dir: Path, *, may_be_empty: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        raw_dir: Path,
+        *,
+        may_be_empty: Iterable[str] = (),
+        kinds: Iterable[str] = KINDS,
+        wrote: Mapping[str, int] | None = None,
+    ) -> None:
+        """Write the files of ``kinds`` (all by default) into ``raw_dir``; ``wrote``: the
+        records per kind that an earlier writer of the other kinds wrote there. The manifest
+        is written once ``kinds`` and ``wrote`` together hold every kind."""
         self.raw_dir = Path(raw_dir)
         self.may_be_empty = frozenset(may_be_empty)
-        unknown = sorted(self.may_be_empty - set(KINDS))
+        self._wrote = dict(wrote or {})
+        self.counts: dict[str, int] = dict.fromkeys(kinds, 0)
+        unknown = sorted((self.may_be_empty | self.counts.keys() | self._wrote.keys()) - set(KINDS))
         if unknown:
             raise ValueError(f"unknown raw kinds {unknown}; known: {sorted(KINDS)}")
+        if self.counts.keys() & self._wrote.keys():
+            raise ValueError(
+                f"kinds both to write and written: {sorted(self.counts.keys() & self._wrote.keys())}"
+            )
+        for kind in self._wrote:
+            raw_path(self.raw_dir, kind)  # the manifest vouches for no file that is missing
         self.raw_dir.mkdir(parents=True, exist_ok=True)
         (self.raw_dir / MANIFEST).unlink(missing_ok=True)  # written again once all is written
-        self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._raw: dict[str, BinaryIO] = {}
         self._gzip: dict[str, gzip.GzipFile] = {}
-        for kind, name in KINDS.items():
-            self._raw[kind] = open(self.raw_dir / name, "wb")  # noqa: SIM115 - closed in close()
+        for kind in self.counts:
+            self._raw[kind] = open(self.raw_dir / KINDS[kind], "wb")  # noqa: SIM115 - closed in close()
             self._gzip[kind] = gzip.GzipFile(
                 filename="", mode="wb", fileobj=self._raw[kind], mtime=0, compresslevel=GZIP_LEVEL
             )
         # records not yet handed to a compression thread: one growing buffer per kind is
         # cheaper than keeping each line as an object of its own
-        self._buffer: dict[str, bytearray] = {kind: bytearray() for kind in KINDS}
-        self._buffered_records: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._buffer: dict[str, bytearray] = {kind: bytearray() for kind in self.counts}
+        self._buffered_records: dict[str, int] = dict.fromkeys(self.counts, 0)
         self._compressors = {
             kind: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raw-gzip-{kind}")
-            for kind in KINDS
+            for kind in self.counts
         }
         self._pending: deque[Future[int]] = deque()
 
@@ -162,7 +185,7 @@ class RawWriter:
         """
         buffer = self._buffer.get(kind)
         if buffer is None:
-            raise ValueError(f"unknown raw kind {kind!r}; known: {sorted(KINDS)}")
+            raise ValueError(f"unknown raw kind {kind!r}; this writer's: {sorted(self.counts)}")
         envelope = {
             "method": method,
             "path": API_PREFIX + path,
@@ -195,7 +218,7 @@ class RawWriter:
         if not self._gzip:
             return
         try:
-            for kind in KINDS:
+            for kind in self.counts:
                 self._flush(kind)
             while self._pending:
                 self._pending.popleft().result()
@@ -205,7 +228,7 @@ class RawWriter:
         finally:
             for compressor in self._compressors.values():
                 compressor.shutdown(wait=True, cancel_futures=True)
-            for kind in KINDS:
+            for kind in self.counts:
                 # the sync flush the text-mode writer of earlier versions made on closing: kept
                 # so that the same records give the same bytes (and DVC hashes) as before
                 self._gzip[kind].flush()
@@ -213,8 +236,12 @@ class RawWriter:
                 self._raw[kind].close()
             self._gzip.clear()
             self._raw.clear()
-            if complete:
-                manifest = {"records": self.counts, "may_be_empty": sorted(self.may_be_empty)}
+            records = {**self._wrote, **self.counts}
+            if complete and records.keys() == KINDS.keys():
+                manifest = {
+                    "records": {kind: records[kind] for kind in KINDS},
+                    "may_be_empty": sorted(self.may_be_empty),
+                }
                 (self.raw_dir / MANIFEST).write_bytes(
                     orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
                 )

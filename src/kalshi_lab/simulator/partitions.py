@@ -10,10 +10,17 @@ however the run ends short of a SIGKILL, and never listed: the stage writes into
 directory that a killed run leaves for the next one to remove), and dropped, so memory holds
 one chunk. Inside the output, not in this machine's temporary directory, so that a Dask
 worker on another machine that sees the project's files (a shared filesystem, as every
-``compute=dask`` cluster needs) reads the pieces too. Then each partition's pieces are rendered
-as JSON and compressed by :func:`render_partition`, run per partition by
-:func:`kalshi_lab.compute.map_partitions`, on every core: that is most of the work. The files
-depend on the data alone, not on the number of workers or the engine.
+``compute=dask`` cluster needs) reads the pieces too. Each partition's pieces are rendered as
+JSON and compressed by :func:`render_partition`, run per partition by
+:func:`kalshi_lab.compute.map_partitions`, on every core: that is most of the work. Events are
+drawn in the order they open, so the partitions of the early months are complete long before
+the last draw: each is handed to the workers as soon as its last piece is spilled, while the
+draws go on in a thread of this process (:func:`kalshi_lab.compute.produced_ahead`), and the
+second core no longer waits for the first to finish drawing. All but one file: a partition's
+series document counts the contracts traded in the whole series, known once the last chunk is
+drawn; :func:`finish` writes it, and with it the manifest that completes the partition, then.
+The files depend on the data alone, not on the number of workers or the engine, nor on the
+order the partitions are rendered in.
 """
 
 from __future__ import annotations
@@ -23,13 +30,19 @@ import pickle
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from kalshi_lab.compute import in_process_if_small, map_partitions, start_workers_early
+from kalshi_lab.compute import (
+    in_process_if_small,
+    map_partitions,
+    produced_ahead,
+    start_workers_early,
+)
 from kalshi_lab.data.raw_store import KINDS, RawWriter, partition_name, write_partition_list
 from kalshi_lab.params import ComputeParams, DataParams
 from kalshi_lab.simulator import emit
@@ -51,16 +64,25 @@ SPILL_DIR = ".simulated-pieces"
 #: costs more than a second core saves (1,000 markets over 2025, 0.65 M market-hours: 2.3 s
 #: in one process, 6.1 s with two workers; 10,000, 6.6 M: the two workers pay)
 PARALLEL_MARKET_HOURS = 2_000_000
+#: the kinds :func:`render_partition` writes: all but the series document (:func:`finish`)
+RENDERED: tuple[str, ...] = tuple(kind for kind in KINDS if kind != "series")
 
 
 @dataclass(frozen=True)
 class PartitionJob:
     """What one worker needs to write one partition: small, so that it pickles cheaply."""
 
+    index: int  # the partition's, in the sorted names of :func:`event_partitions`
     out: Path  # the partition's raw directory
     pieces: tuple[Path, ...]  # its Simulation pieces (:func:`spill`), in event order
-    series: int  # index into SERIES
-    series_volume: int  # contracts traded in the whole series, every partition included
+
+
+@dataclass
+class Draws:
+    """What the draws leave for the partitions' series documents, once the last is made."""
+
+    volume: np.ndarray  # contracts traded per series, in every chunk drawn so far
+    seconds: float = 0.0  # from the start of the fetch to the end of the last draw
 
 
 def event_partitions(universe: Universe) -> tuple[list[str], np.ndarray]:
@@ -92,9 +114,10 @@ def unspill(path: Path) -> Simulation:
     return piece
 
 
-def render_partition(job: PartitionJob) -> dict[str, int]:
-    """Write one partition from its pieces; returns the records written per kind."""
-    with RawWriter(job.out, may_be_empty=MAY_BE_EMPTY) as writer:
+def render_partition(job: PartitionJob) -> tuple[int, dict[str, int]]:
+    """Write one partition from its pieces, all but its series document (:func:`finish`);
+    returns its index and the records written per kind."""
+    with RawWriter(job.out, may_be_empty=MAY_BE_EMPTY, kinds=RENDERED) as writer:
         market_docs = []
         for path in job.pieces:
             sim = unspill(path)
@@ -102,10 +125,49 @@ def render_partition(job: PartitionJob) -> dict[str, int]:
         if sim.data.hourly_candles:  # after every daily candle, as one pass writes them
             for path in job.pieces:
                 emit.write_candles(unspill(path), writer, emit.HOURLY)
-        u, seed = sim.universe, sim.syn.seed
-        emit.write_series(writer, job.series, job.series_volume, u.t0, u.snapshot)
-        emit.write_markets(writer, market_docs, seed, u.snapshot)
-        return dict(writer.counts)
+        emit.write_markets(writer, market_docs, sim.syn.seed, sim.universe.snapshot)
+        return job.index, dict(writer.counts)
+
+
+def finish(
+    out: Path, series: int, universe: Universe, draws: Draws, rendered: dict[str, int]
+) -> dict[str, int]:
+    """Complete the partition :func:`render_partition` wrote into ``out``: its document of
+    ``series`` (which counts the contracts traded in every partition of the series, so it
+    waits for the last draw), then its manifest; returns the records of every kind."""
+    with RawWriter(out, may_be_empty=MAY_BE_EMPTY, kinds=["series"], wrote=rendered) as writer:
+        emit.write_series(writer, series, int(draws.volume[series]), universe.t0, universe.snapshot)
+    return {**rendered, **writer.counts}
+
+
+def drawn_partitions(
+    chunks: Iterator[tuple[np.ndarray, Simulation]],
+    of_event: np.ndarray,
+    raw_dir: Path,
+    names: list[str],
+    scratch: Path,
+    draws: Draws,
+    began: float,
+) -> Generator[PartitionJob, None, None]:
+    """Draw ``chunks`` in order, spill each one's pieces (one per partition) to ``scratch``,
+    and yield the job of each partition as soon as its last piece is spilled: events are
+    drawn in the order they open, and a partition's close in its month, so the partitions of
+    early months are complete while the later ones are still drawn. Adds each chunk's traded
+    volume to ``draws``."""
+    remaining = np.bincount(of_event, minlength=len(names))  # events not yet drawn
+    pieces: list[list[Path]] = [[] for _ in names]
+    for c, (events, sim) in enumerate(chunks):
+        draws.volume += series_volume(sim)
+        part = of_event[events]
+        drawn = np.unique(part)
+        for p in drawn.tolist():
+            path = scratch / f"{p}-{c}.pickle.lz4"
+            spill(path, sim.subset(np.flatnonzero(part == p)))
+            pieces[p].append(path)
+        remaining -= np.bincount(part, minlength=len(names))
+        for p in drawn[remaining[drawn] == 0].tolist():
+            yield PartitionJob(p, raw_dir / names[p], tuple(pieces[p]))
+    draws.seconds = time.perf_counter() - began
 
 
 def _engine(universe: Universe, compute: ComputeParams | None) -> ComputeParams:
@@ -130,32 +192,30 @@ def write_synthetic_raw(
     engine = _engine(universe, compute)
     start_workers_early(render_partition, engine)
     names, of_event = event_partitions(universe)
-    volume = np.zeros(len(SERIES), dtype=np.int64)
-    pieces: list[list[Path]] = [[] for _ in names]
-    with tempfile.TemporaryDirectory(prefix=SPILL_DIR + "-", dir=raw_dir) as scratch:
-        for c, (events, sim) in enumerate(chunks):
-            volume += series_volume(sim)
-            part = of_event[events]
-            for p in np.unique(part).tolist():
-                path = Path(scratch) / f"{p}-{c}.pickle.lz4"
-                spill(path, sim.subset(np.flatnonzero(part == p)))
-                pieces[p].append(path)
-        simulated = time.perf_counter()
-        series = [int(universe.event_series[np.argmax(of_event == p)]) for p in range(len(names))]
-        jobs = [
-            PartitionJob(raw_dir / name, tuple(paths), s, int(volume[s]))
-            for name, paths, s in zip(names, pieces, series, strict=True)
-        ]
-        counts: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
-        for written in map_partitions(render_partition, jobs, engine):
-            counts.update(written)
+    series = np.zeros(len(names), dtype=np.int64)
+    series[of_event] = universe.event_series
+    draws = Draws(np.zeros(len(SERIES), dtype=np.int64))
+    rendered: dict[int, dict[str, int]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix=SPILL_DIR + "-", dir=raw_dir) as scratch,
+        produced_ahead(
+            drawn_partitions(chunks, of_event, raw_dir, names, Path(scratch), draws, began)
+        ) as jobs,
+    ):
+        for p, written in map_partitions(render_partition, jobs, engine, busy=jobs.producing):
+            rendered[p] = written
+    counts: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
+    for p, name in enumerate(names):
+        counts.update(finish(raw_dir / name, int(series[p]), universe, draws, rendered[p]))
     write_partition_list(raw_dir, names)
     logger.info(
-        "simulated %d events, %d markets in %.1f s; wrote %d partitions in %.1f s",
+        "simulated %d events, %d markets in %.1f s; wrote %d partitions in %.1f s, "
+        "%.1f s after the last draw",
         universe.n_events,
         len(universe.ticker),
-        simulated - began,
+        draws.seconds,
         len(names),
-        time.perf_counter() - simulated,
+        time.perf_counter() - began,
+        time.perf_counter() - began - draws.seconds,
     )
     return dict(counts)

@@ -27,6 +27,15 @@ from kalshi_lab.features.build import REQUIRED_COLUMNS, build_features
 from kalshi_lab.features.sorted_parts import SortedParts, write_part
 from kalshi_lab.params import ComputeParams, FeatureParams
 
+#: per table, the string columns read as pandas Categoricals: one string per distinct value,
+#: not one per row, and the tickers located among the markets once per distinct ticker
+#: (``locate_tickers``); at 10,000 markets the reads and the build took 0.2 s less CPU
+CATEGORICAL: dict[str, tuple[str, ...]] = {
+    "markets": (),
+    "candles": ("ticker",),
+    "trades": ("ticker", "taker_side"),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class FeaturePartition:
@@ -43,9 +52,16 @@ def partition_features(task: FeaturePartition) -> int:
     """Build one partition's built-in features into ``task.out``; returns its rows.
 
     Only the columns the features use are read (``REQUIRED_COLUMNS``: 26 of the tables' 45;
-    at 10,000 markets the reads took 2.0 s of CPU with every column, 1.3 s with these)."""
+    at 10,000 markets the reads took 2.0 s of CPU with every column, 1.3 s with these), the
+    strings repeated on every candle and trade as Categoricals (:data:`CATEGORICAL`)."""
     markets, candles, trades = (
-        read_table(name, task.root, columns=list(REQUIRED_COLUMNS[name]), filter=task.partition)
+        read_table(
+            name,
+            task.root,
+            columns=list(REQUIRED_COLUMNS[name]),
+            categorical=CATEGORICAL[name],
+            filter=task.partition,
+        )
         for name in ("markets", "candles", "trades")
     )
     features = build_features(markets, candles, trades, task.params)

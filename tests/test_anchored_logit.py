@@ -11,7 +11,7 @@ from sklearn.base import clone
 
 from kalshi_lab.evaluation.bootstrap import cluster_bootstrap
 from kalshi_lab.evaluation.metrics import brier_per_row
-from kalshi_lab.models import MarketAnchoredLogit, build_model, fit_model
+from kalshi_lab.models import MarketAnchoredLogit, anchored_logit, build_model, fit_model
 from kalshi_lab.models.market_offset import OFFSET_FEATURE, sigmoid
 from kalshi_lab.params import ModelParams
 
@@ -169,3 +169,24 @@ def test_the_fit_holds_no_second_matrix_of_the_training_rows():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 0.5 * X.to_numpy().nbytes
+
+
+def test_the_cluster_sums_are_bincount_s_bits_in_any_order_of_the_clusters():
+    """The score test's per-event sums add each event's rows one after the other in row order,
+    as ``np.bincount`` adds them: a pairwise or reordered sum (``np.add.reduceat``, a sum of
+    the rows sorted otherwise) rounds differently and changes which feature enters."""
+    rng = np.random.default_rng(11)
+    n, n_clusters = 20_000, 300
+    scattered = rng.integers(0, n_clusters, n)  # an event's rows anywhere in the table
+    contiguous = np.sort(scattered)  # the features table's order: an event's rows together
+    weights = [rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, n) for _ in range(3)]
+    weights[2][::7] = -0.0
+    for cluster in (scattered, contiguous):
+        sums = anchored_logit._cluster_sums(
+            iter(weights), anchored_logit._membership(cluster, n_clusters)
+        )
+        expected = np.column_stack(
+            [np.bincount(cluster, weights=w, minlength=n_clusters) for w in weights]
+        )
+        assert sums.shape == (n_clusters, 3)
+        np.testing.assert_array_equal(sums.view(np.int64), expected.view(np.int64))

@@ -60,10 +60,13 @@ def _parts(tmp_path: Path, strikes: list[bool]) -> tuple[list[Path], pd.DataFram
         frame = _part(rng, k, list(tickers), has_strikes)
         if k == 2:
             frame = frame.iloc[:0].astype({"ticker": object, "series_ticker": object})
-        paths.append(tmp_path / f"part-{k}.parquet")
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), paths[-1])
+        paths.append(tmp_path / f"part-{k}.arrow")
+        sorted_parts.write_part(pa.Table.from_pandas(frame, preserve_index=False), paths[-1])
         frames.append(frame)
-    table = pa.concat_tables([pq.read_table(p) for p in paths], promote_options="permissive")
+    table = pa.concat_tables(
+        [pa.Table.from_pandas(f, preserve_index=False) for f in frames],
+        promote_options="permissive",
+    )
     table = table.take(pc.sort_indices(table, [("ticker", "ascending")]))
     return paths, table.to_pandas()
 

@@ -19,14 +19,22 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from kalshi_lab.compute import map_partitions
 from kalshi_lab.data.tables import partition_filters, read_table
 from kalshi_lab.errors import DataError
-from kalshi_lab.features.build import build_features
-from kalshi_lab.features.sorted_parts import SortedParts
+from kalshi_lab.features.build import REQUIRED_COLUMNS, build_features
+from kalshi_lab.features.sorted_parts import SortedParts, write_part
 from kalshi_lab.params import ComputeParams, FeatureParams
+
+#: per table, the string columns read as pandas Categoricals: one string per distinct value,
+#: not one per row, and the tickers located among the markets once per distinct ticker
+#: (``locate_tickers``); at 10,000 markets the reads and the build took 0.2 s less CPU
+CATEGORICAL: dict[str, tuple[str, ...]] = {
+    "markets": (),
+    "candles": ("ticker",),
+    "trades": ("ticker", "taker_side"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,18 +44,28 @@ class FeaturePartition:
     root: Path
     partition: ds.Expression
     params: FeatureParams
-    #: where the worker writes them (a parquet file)
+    #: where the worker writes them (:func:`write_part`)
     out: Path
 
 
 def partition_features(task: FeaturePartition) -> int:
-    """Build one partition's built-in features into ``task.out``; returns its rows."""
+    """Build one partition's built-in features into ``task.out``; returns its rows.
+
+    Only the columns the features use are read (``REQUIRED_COLUMNS``: 26 of the tables' 45;
+    at 10,000 markets the reads took 2.0 s of CPU with every column, 1.3 s with these), the
+    strings repeated on every candle and trade as Categoricals (:data:`CATEGORICAL`)."""
     markets, candles, trades = (
-        read_table(name, task.root, filter=task.partition)
+        read_table(
+            name,
+            task.root,
+            columns=list(REQUIRED_COLUMNS[name]),
+            categorical=CATEGORICAL[name],
+            filter=task.partition,
+        )
         for name in ("markets", "candles", "trades")
     )
     features = build_features(markets, candles, trades, task.params)
-    pq.write_table(pa.Table.from_pandas(features, preserve_index=False), task.out)
+    write_part(pa.Table.from_pandas(features, preserve_index=False), task.out)
     return len(features)
 
 
@@ -64,7 +82,7 @@ def builtin_parts(
         raise DataError(f"{root}: the markets table has no partition: run the parquet stage")
     with tempfile.TemporaryDirectory(prefix=".features-", dir=Path(root).parent) as parts:
         tasks = [
-            FeaturePartition(root, partition, params, Path(parts) / f"part-{k}.parquet")
+            FeaturePartition(root, partition, params, Path(parts) / f"part-{k}.arrow")
             for k, partition in enumerate(partitions)
         ]
         rows = sum(map_partitions(partition_features, tasks, compute))

@@ -1,9 +1,15 @@
 """The built-in features' parts, in the table's order, without holding them all at once.
 
-Each part (one partition's features, written by a worker) is sorted by ticker and holds its
-markets' rows whole. The table is the parts concatenated in partition order and stably sorted
-by ticker, which is the parts' runs of one ticker sorted by (ticker, part, start): that order is
-decided on the runs (a few per market), never on the rows.
+Each part (one partition's features, written by a worker with :func:`write_part`) is sorted by
+ticker and holds its markets' rows whole. A part is an uncompressed Arrow IPC file, read
+memory-mapped: reading a column of it copies and decodes nothing, where a parquet part was
+encoded and compressed by its worker and decoded here again, a column of a part at a time (at
+10,000 markets, gathering the rows took 1.1 s from parquet parts, 0.4 s from IPC parts). The
+mapped parts are the page cache's, not the process's memory (though its resident size counts
+the pages it touched); on disk they take about 4 times the parquet parts' space (140 MB at
+10,000 markets), while the stage runs. The table is the parts concatenated in partition order
+and stably sorted by ticker, which is the parts' runs of one ticker sorted by (ticker, part,
+start): that order is decided on the runs (a few per market), never on the rows.
 
 :meth:`SortedParts.write` writes the table to parquet a row group at a time, column by column,
 so the process holds one row group (at most ``ROW_GROUP_ROWS`` rows), not the table. The file
@@ -40,28 +46,35 @@ class Span:
     last_as_of: pd.Timestamp | None
 
 
+def write_part(table: pa.Table, path: Path) -> None:
+    """A worker's part, ``table`` (its partition's features), to ``path``, as
+    :class:`SortedParts` reads it."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
 class SortedParts:
-    """The parquet files ``paths`` (at least one; same columns, a column may be null-typed in
-    some, as in a part without rows) as one table sorted by ticker; only their keys are read
-    here."""
+    """The parts ``paths`` (at least one, each written by :func:`write_part`; same columns, a
+    column may be null-typed in some, as in a part without rows) as one table sorted by ticker;
+    only their keys are read here: a part is memory-mapped, its other columns read when the
+    table is."""
 
     def __init__(self, paths: list[Path]) -> None:
-        self._files = [pq.ParquetFile(p) for p in paths]
-        schemas = [f.schema_arrow.remove_metadata() for f in self._files]
+        self._parts = [pa.ipc.open_file(pa.memory_map(str(p))).read_all() for p in paths]
+        schemas = [part.schema.remove_metadata() for part in self._parts]
         # a column of a part without a value (no strike type) was written as nulls
         self._types = pa.unify_schemas(schemas, promote_options="permissive")
         strings = [f.name for f in self._types if f.type in (pa.string(), pa.null())]
         tickers, parts, starts, lengths, filled, as_of = [], [], [], [], set(), []
-        for k, file in enumerate(self._files):
-            keys = file.read(columns=list(dict.fromkeys(["ticker", "as_of", *strings])))
-            runs = pc.run_end_encode(keys.column("ticker").combine_chunks())
+        for k, part in enumerate(self._parts):
+            runs = pc.run_end_encode(part.column("ticker").combine_chunks())
             ends = runs.run_ends.to_numpy()
             tickers.append(runs.values.cast(pa.string()))
             parts.append(np.full(len(ends), k))
             lengths.append(np.diff(ends, prepend=0))
             starts.append(ends - lengths[-1])
-            filled |= {c for c in strings if keys.column(c).null_count < keys.num_rows}
-            as_of.append(pc.min_max(keys.column("as_of")))
+            filled |= {c for c in strings if part.column(c).null_count < part.num_rows}
+            as_of.append(pc.min_max(part.column("as_of")))
         runs = pa.table(
             {
                 "ticker": pa.chunked_array(tickers, pa.string()),
@@ -101,22 +114,19 @@ class SortedParts:
 
         The parts interleave (a ticker names its event's opening day, a partition its close
         month): a column of the rows is gathered by index from the column of every part they
-        touch, read one column at a time.
+        touch.
         """
         part, index = self._rows_in_parts(lo, hi)
         touched = np.unique(part)
-        sizes = np.array([self._files[k].metadata.num_rows for k in touched])
-        first_row = np.zeros(len(self._files), dtype=np.int64)
+        sizes = np.array([self._parts[k].num_rows for k in touched])
+        first_row = np.zeros(len(self._parts), dtype=np.int64)
         first_row[touched] = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         gather = pa.array(first_row[part] + index)
         columns = []
         for field in self.schema:
             source = self._types.field(field.name).type
-            read = [
-                self._files[k].read(columns=[field.name]).column(0).cast(source) for k in touched
-            ]
+            read = [self._parts[k].column(field.name).cast(source) for k in touched]
             column = pa.chunked_array([c for r in read for c in r.chunks], source)
-            del read
             # a string column without a value is null-typed in the file, as pandas types it
             columns.append(column.take(gather).combine_chunks().cast(field.type))
         return pa.Table.from_arrays(columns, schema=self.schema)

@@ -4,6 +4,7 @@ on bad input, and one line with exit code 130 on Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import logging
 import sys
@@ -32,10 +33,21 @@ def run_stage(name: str, body: Callable[[], None], argv: list[str] | None = None
     bug: ``error: <stage>: interrupted`` and exit code 130 (128 + SIGINT, what a shell reports
     for a process ended by Ctrl-C), after StagedOutputs has discarded what was staged. Other
     exceptions are bugs and keep their traceback.
+
+    When the stage is the process (``python -m kalshi_lab.stages.<name>``, as DVC runs it),
+    the objects alive before the body and after it are frozen (``gc.freeze``): the cyclic
+    collector then never walks the libraries' objects again, neither during the run nor in
+    the interpreter's last collections on exit, which took 0.3-0.7 s per stage at 10,000
+    markets (scikit-learn and SciPy's objects; 0.04-0.2 s frozen), a few seconds of the
+    pipeline. Nothing frozen is freed, so a stage run inside another program (a test) is not
+    frozen.
     """
     module = inspect.getmodule(body)
     stage_parser(name, module.__doc__ if module else None).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    whole_process = module is not None and module is sys.modules.get("__main__")
+    if whole_process:
+        gc.freeze()
     try:
         body()
     except KalshiLabError as exc:
@@ -44,6 +56,9 @@ def run_stage(name: str, body: Callable[[], None], argv: list[str] | None = None
     except KeyboardInterrupt:
         print(f"error: {name}: interrupted", file=sys.stderr)
         sys.exit(INTERRUPTED)
+    finally:
+        if whole_process:
+            gc.freeze()
 
 
 def stage_parser(name: str, description: str | None) -> argparse.ArgumentParser:

@@ -85,6 +85,16 @@ def format_ts(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def envelope_head(path: str, params: Mapping[str, Any], method: str = "GET") -> str:
+    """The JSON text :meth:`RawWriter.write` makes of a record up to its ``received_at`` value,
+    for :meth:`RawWriter.write_lines`: the one place, with ``write``, that fixes the
+    envelope's fields and their order. ``path`` is relative to the API prefix, as for ``write``.
+    """
+    stub = {"method": method, "path": API_PREFIX + path, "params": dict(params), "received_at": ""}
+    text = orjson.dumps(stub).decode()
+    return text[: -len('""}')]
+
+
 def raw_path(raw_dir: Path, kind: str) -> Path:
     """The file of ``kind``; a missing one is a DataError naming it."""
     path = Path(raw_dir) / KINDS[kind]
@@ -196,6 +206,26 @@ class RawWriter:
         buffer += orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE)
         self.counts[kind] += 1
         self._buffered_records[kind] += 1
+        if len(buffer) >= CHUNK_BYTES:
+            self._flush(kind)
+
+    def write_lines(self, kind: str, lines: bytes, records: int) -> None:
+        """Record ``records`` responses already rendered as the lines :meth:`write` would
+        make of them (:func:`envelope_head`, then ``"<format_ts(received_at)>","response":
+        <the response's JSON>}`` and a newline each), in order.
+
+        For a producer that renders many records of the same shape with one template (the
+        simulator's order books): building an envelope and serialising it per record cost
+        more than rendering it. The lines are counted, chunked and compressed as the records
+        of :meth:`write`, and checked the same way: a chunk whose lines are not its records
+        is a ValueError.
+        """
+        buffer = self._buffer.get(kind)
+        if buffer is None:
+            raise ValueError(f"unknown raw kind {kind!r}; this writer's: {sorted(self.counts)}")
+        buffer += lines
+        self.counts[kind] += records
+        self._buffered_records[kind] += records
         if len(buffer) >= CHUNK_BYTES:
             self._flush(kind)
 

@@ -21,7 +21,7 @@ import functools
 import numpy as np
 import orjson
 
-from kalshi_lab.data.raw_store import RawWriter
+from kalshi_lab.data.raw_store import RawWriter, envelope_head, format_ts
 from kalshi_lab.simulator import documents as docs
 from kalshi_lab.simulator.paging import TRADES_PAGE_LIMIT, cursor, page_slices
 from kalshi_lab.simulator.simulate import Pages, Simulation
@@ -125,15 +125,20 @@ def write_trades(sim: Simulation, writer: RawWriter) -> None:
 
 
 def write_books(sim: Simulation, writer: RawWriter) -> None:
-    """Snapshots in chunks: rendering them all at once would hold every body in memory."""
+    """Snapshots in chunks, rendered as whole lines (:func:`docs.book_lines`): rendering them
+    all at once would hold every line in memory."""
     books = sim.books
     params = {"depth": sim.syn.book_levels}
-    paths = [f"/markets/{t}/orderbook" for t in sim.universe.ticker]
-    markets, times = books.market.tolist(), books.ts.tolist()
-    for first in range(0, len(markets), BOOK_CHUNK):
-        rows = slice(first, min(first + BOOK_CHUNK, len(markets)))
-        for i, body in enumerate(docs.book_docs(books, rows), start=first):
-            writer.write("orderbooks", paths[markets[i]], params, _at(times[i]), body)
+    heads = np.array(
+        [envelope_head(f"/markets/{t}/orderbook", params) for t in sim.universe.ticker],
+        dtype=object,
+    )
+    for first in range(0, len(books.ts), BOOK_CHUNK):
+        rows = slice(first, min(first + BOOK_CHUNK, len(books.ts)))
+        times, at = np.unique(books.ts[rows], return_inverse=True)
+        stamps = np.array([format_ts(_at(t)) for t in times.tolist()], dtype=object)
+        text = docs.book_lines(books, rows, heads[books.market[rows]], stamps[at])
+        writer.write_lines("orderbooks", text.encode(), rows.stop - rows.start)
 
 
 def write_piece(sim: Simulation, writer: RawWriter) -> list[docs.Doc]:

@@ -9,7 +9,6 @@ import math
 from typing import Any
 
 import numpy as np
-import orjson
 
 from kalshi_lab.simulator.books import Books
 from kalshi_lab.simulator.candles import Candles
@@ -193,7 +192,7 @@ _TRADE = (
 
 
 class TradeTape:
-    """Every trade as a ``Trade`` document, rendered as JSON text (``orjson.Fragment``).
+    """Every trade as a ``Trade`` document, rendered as JSON text.
 
     Trades are a third of what the simulator writes: their fields are formatted once for all
     trades as columns, and each document is one %-format of a fixed template.
@@ -207,11 +206,11 @@ class TradeTape:
         self._no = dollar_strings(100 - trades.yes_price).tolist()
         self._side = np.where(trades.taker_yes, "yes", "no").tolist()
 
-    def newest_first(self, ticker: str, rows: slice) -> list[orjson.Fragment]:
+    def newest_first(self, ticker: str, rows: slice) -> list[str]:
         """The trades ``rows`` of market ``ticker`` (oldest first in ``trades``), newest first."""
         columns = (self._ids, self._counts, self._yes, self._no, self._side, self._times)
         tape = [
-            orjson.Fragment(_TRADE % (trade_id, ticker, n, yes, no, side, at))
+            _TRADE % (trade_id, ticker, n, yes, no, side, at)
             for trade_id, n, yes, no, side, at in zip(*(c[rows] for c in columns), strict=True)
         ]
         tape.reverse()

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pytest
 
-from kalshi_lab.data.raw_store import KINDS, RawWriter, iter_records, raw_partitions
+from kalshi_lab.data.raw_store import API_PREFIX, KINDS, RawWriter, iter_records, raw_partitions
 from kalshi_lab.errors import ParamError
 from kalshi_lab.params import ComputeParams, DataParams, SyntheticParams
 from kalshi_lab.simulator import emit, simulate, write_synthetic_raw
@@ -200,6 +200,23 @@ def test_every_record_is_the_compact_json_of_its_values(raw):
     for name in (f for f in raw_files(raw) if f.suffix == ".gz"):
         for line in gzip.decompress((raw / name).read_bytes()).splitlines():
             assert orjson.dumps(orjson.loads(line)) == line, (name, line[:200])
+
+
+def test_trade_pages_are_the_records_of_their_envelopes(raw, tmp_path):
+    """Trade pages are rendered as whole lines: each must be byte for byte what the writer
+    makes of its values, with the request's and the response's fields in the API's order."""
+    for i, part in enumerate(raw_partitions(raw)):
+        with RawWriter(tmp_path / str(i), kinds=["trades"]) as w:
+            for r in iter_records(part, "trades"):
+                assert list(r["params"])[:2] == ["ticker", "limit"]
+                assert list(r["response"]) == ["trades", "cursor"]
+                at = dt.datetime.strptime(r["received_at"], "%Y-%m-%dT%H:%M:%SZ")
+                path = r["path"].removeprefix(API_PREFIX)
+                w.write("trades", path, r["params"], at.replace(tzinfo=dt.UTC), r["response"])
+        assert w.counts["trades"] > 0
+        name = KINDS["trades"]
+        written = gzip.decompress((part / name).read_bytes())
+        assert written == gzip.decompress((tmp_path / str(i) / name).read_bytes()), part
 
 
 def test_returned_counts_are_the_records_written(raw):

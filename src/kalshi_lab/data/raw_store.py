@@ -189,9 +189,9 @@ class RawWriter:
         """Record one response; ``path`` is relative to the API prefix (``/markets``).
 
         Parts of ``response`` may be ``orjson.Fragment``: JSON already serialised, written as
-        is. A producer that renders many documents at once (the simulator's trades and order
-        books) passes them so; the text must be what orjson would write for the same values,
-        on one line (checked for each chunk of records: a ValueError).
+        is; the text must be what orjson would write for the same values, on one line (checked
+        for each chunk of records: a ValueError). A producer that renders whole records at
+        once (the simulator's trades and order books) uses :meth:`write_lines` instead.
         """
         buffer = self._buffer.get(kind)
         if buffer is None:
@@ -236,7 +236,7 @@ class RawWriter:
         chunk = bytes(self._buffer[kind])
         self._buffer[kind].clear()
         records, self._buffered_records[kind] = self._buffered_records[kind], 0
-        if chunk.count(b"\n") != records:  # only an orjson.Fragment could hold a raw newline
+        if chunk.count(b"\n") != records:  # a Fragment or write_lines text may hold a raw newline
             raise ValueError(f"a {kind} record is not JSON on one line")
         self._pending.append(self._compressors[kind].submit(self._gzip[kind].write, chunk))
         while len(self._pending) > MAX_PENDING_CHUNKS:

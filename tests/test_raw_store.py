@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import random
 import shutil
 
 import orjson
@@ -88,6 +89,43 @@ def test_pre_serialised_fragments_are_written_as_they_are_but_on_one_line(tmp_pa
     broken = RawWriter(tmp_path / "broken")
     broken.write("trades", "/markets/trades", {}, T0, {"trades": orjson.Fragment("[\n]")})
     with pytest.raises(ValueError, match="a trades record is not JSON on one line"):
+        broken.close()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pre_rendered_lines_are_the_bytes_of_the_records_they_stand_for(tmp_path, seed):
+    """write_lines after envelope_head gives the file write gives, for odd paths and params
+    (quotes, backslashes, %, non-ASCII, numbers at the edges) and any response."""
+    rng = random.Random(seed)
+    odd = ["", "%s", '"', "\\", "é☂", "\n", "x" * 50, "KX-1", "%%d"]
+    values = [0, -1, 2**63 - 1, -(2**63), 0.5, 1e16, True, False, None, *odd]
+    records = []
+    for i in range(300):
+        params = {rng.choice(odd) + str(j): rng.choice(values) for j in range(rng.randrange(4))}
+        response = {"k": rng.choice(values), "l": [rng.choice(values) for _ in range(i % 5)]}
+        at = T0 + dt.timedelta(seconds=rng.randrange(10**8))
+        records.append((f"/markets/{rng.choice(odd)}/orderbook", params, at, response))
+    with RawWriter(tmp_path / "write") as w:
+        for path, params, at, response in records:
+            w.write("orderbooks", path, params, at, response)
+    lines = [
+        raw_store.envelope_head(path, params)
+        + f'"{raw_store.format_ts(at)}","response":{orjson.dumps(response).decode()}}}\n'
+        for path, params, at, response in records
+    ]
+    with RawWriter(tmp_path / "lines") as pre:
+        pre.write_lines("orderbooks", "".join(lines[:100]).encode(), 100)
+        pre.write_lines("orderbooks", "".join(lines[100:]).encode(), 200)
+    assert pre.counts == w.counts
+    name = KINDS["orderbooks"]
+    assert (tmp_path / "lines" / name).read_bytes() == (tmp_path / "write" / name).read_bytes()
+
+
+def test_pre_rendered_lines_must_be_as_many_as_their_records(tmp_path):
+    line = raw_store.envelope_head("/markets/T/orderbook", {}) + '"x","response":{}}\n'
+    broken = RawWriter(tmp_path)
+    broken.write_lines("orderbooks", (line * 3).encode(), 2)
+    with pytest.raises(ValueError, match="a orderbooks record is not JSON on one line"):
         broken.close()
 
 

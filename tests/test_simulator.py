@@ -11,16 +11,18 @@ import gzip
 import re
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
 
-from kalshi_lab.data.raw_store import KINDS, iter_records, raw_partitions
+from kalshi_lab.data.raw_store import API_PREFIX, KINDS, RawWriter, iter_records, raw_partitions
 from kalshi_lab.errors import ParamError
 from kalshi_lab.params import ComputeParams, DataParams, SyntheticParams
 from kalshi_lab.simulator import emit, simulate, write_synthetic_raw
+from kalshi_lab.simulator.books import Books
 from kalshi_lab.simulator.paging import page_slices
 from kalshi_lab.simulator.segments import linear_recurrence, segmented_cumsum
 
@@ -198,6 +200,23 @@ def test_every_record_is_the_compact_json_of_its_values(raw):
     for name in (f for f in raw_files(raw) if f.suffix == ".gz"):
         for line in gzip.decompress((raw / name).read_bytes()).splitlines():
             assert orjson.dumps(orjson.loads(line)) == line, (name, line[:200])
+
+
+def test_trade_pages_are_the_records_of_their_envelopes(raw, tmp_path):
+    """Trade pages are rendered as whole lines: each must be byte for byte what the writer
+    makes of its values, with the request's and the response's fields in the API's order."""
+    for i, part in enumerate(raw_partitions(raw)):
+        with RawWriter(tmp_path / str(i), kinds=["trades"]) as w:
+            for r in iter_records(part, "trades"):
+                assert list(r["params"])[:2] == ["ticker", "limit"]
+                assert list(r["response"]) == ["trades", "cursor"]
+                at = dt.datetime.strptime(r["received_at"], "%Y-%m-%dT%H:%M:%SZ")
+                path = r["path"].removeprefix(API_PREFIX)
+                w.write("trades", path, r["params"], at.replace(tzinfo=dt.UTC), r["response"])
+        assert w.counts["trades"] > 0
+        name = KINDS["trades"]
+        written = gzip.decompress((part / name).read_bytes())
+        assert written == gzip.decompress((tmp_path / str(i) / name).read_bytes()), part
 
 
 def test_returned_counts_are_the_records_written(raw):
@@ -481,6 +500,57 @@ def test_orderbooks_ascend_and_their_touch_is_the_quote_of_that_instant(raw, mar
         opened, closed = ts(m["open_time"]), ts(m["close_time"])
         expected = sum(1 for t in range(0, int(closed), 6 * 3600) if t >= opened)
         assert seen[ticker] == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_book_lines_are_the_records_of_their_envelopes(tmp_path, monkeypatch, seed):
+    """Books are rendered as whole lines from templates: they must be byte for byte what the
+    writer makes of each snapshot's envelope built from the values, levels missing on either
+    side, the extremes of price and size, and chunk boundaries included."""
+    monkeypatch.setattr(emit, "BOOK_CHUNK", 7)
+    rng = np.random.default_rng(seed)
+    n, levels, tickers = 60, 3, ["KXA-25JAN01-B1", "KXB-25", "KXC-X"]
+    price = rng.choice([0, 1, 2, 50, 99, 100], size=(2, n, levels))
+    size = rng.choice([0, 1, 7, 10**9], size=(2, n, levels))
+    books = Books(
+        market=np.sort(rng.integers(0, len(tickers), n)),
+        ts=rng.choice([0, 1735689600, 1767225599, 1750000001], n),
+        yes_price=price[0],
+        yes_size=size[0],
+        no_price=price[1],
+        no_size=size[1],
+    )
+    sim = SimpleNamespace(
+        books=books,
+        syn=SimpleNamespace(book_levels=levels),
+        universe=SimpleNamespace(ticker=tickers),
+    )
+    with RawWriter(tmp_path / "lines", kinds=["orderbooks"]) as w:
+        emit.write_books(sim, w)
+    with RawWriter(tmp_path / "envelopes", kinds=["orderbooks"]) as expected:
+        for i in range(n):
+            book = {
+                side: [
+                    [f"{p // 100}.{p % 100:02d}00", f"{q}.00"]
+                    for p, q in zip(ps[i][::-1].tolist(), qs[i][::-1].tolist(), strict=True)
+                    if p > 0
+                ]
+                for side, ps, qs in (
+                    ("yes_dollars", books.yes_price, books.yes_size),
+                    ("no_dollars", books.no_price, books.no_size),
+                )
+            }
+            expected.write(
+                "orderbooks",
+                f"/markets/{tickers[books.market[i]]}/orderbook",
+                {"depth": levels},
+                dt.datetime.fromtimestamp(int(books.ts[i]), dt.UTC),
+                {"orderbook_fp": book},
+            )
+    assert w.counts == expected.counts == {"orderbooks": n}
+    name = KINDS["orderbooks"]
+    lines = gzip.decompress((tmp_path / "lines" / name).read_bytes())
+    assert lines == gzip.decompress((tmp_path / "envelopes" / name).read_bytes())
 
 
 def test_some_days_have_no_trade_at_all(candles):

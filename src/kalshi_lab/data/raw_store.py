@@ -85,6 +85,16 @@ def format_ts(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def envelope_head(path: str, params: Mapping[str, Any], method: str = "GET") -> str:
+    """The JSON text :meth:`RawWriter.write` makes of a record up to its ``received_at`` value,
+    for :meth:`RawWriter.write_lines`: the one place, with ``write``, that fixes the
+    envelope's fields and their order. ``path`` is relative to the API prefix, as for ``write``.
+    """
+    stub = {"method": method, "path": API_PREFIX + path, "params": dict(params), "received_at": ""}
+    text = orjson.dumps(stub).decode()
+    return text[: -len('""}')]
+
+
 def raw_path(raw_dir: Path, kind: str) -> Path:
     """The file of ``kind``; a missing one is a DataError naming it."""
     path = Path(raw_dir) / KINDS[kind]
@@ -179,9 +189,9 @@ class RawWriter:
         """Record one response; ``path`` is relative to the API prefix (``/markets``).
 
         Parts of ``response`` may be ``orjson.Fragment``: JSON already serialised, written as
-        is. A producer that renders many documents at once (the simulator's trades and order
-        books) passes them so; the text must be what orjson would write for the same values,
-        on one line (checked for each chunk of records: a ValueError).
+        is; the text must be what orjson would write for the same values, on one line (checked
+        for each chunk of records: a ValueError). A producer that renders whole records at
+        once (the simulator's trades and order books) uses :meth:`write_lines` instead.
         """
         buffer = self._buffer.get(kind)
         if buffer is None:
@@ -199,6 +209,26 @@ class RawWriter:
         if len(buffer) >= CHUNK_BYTES:
             self._flush(kind)
 
+    def write_lines(self, kind: str, lines: bytes, records: int) -> None:
+        """Record ``records`` responses already rendered as the lines :meth:`write` would
+        make of them (:func:`envelope_head`, then ``"<format_ts(received_at)>","response":
+        <the response's JSON>}`` and a newline each), in order.
+
+        For a producer that renders many records of the same shape with one template (the
+        simulator's order books): building an envelope and serialising it per record cost
+        more than rendering it. The lines are counted, chunked and compressed as the records
+        of :meth:`write`, and checked the same way: a chunk whose lines are not its records
+        is a ValueError.
+        """
+        buffer = self._buffer.get(kind)
+        if buffer is None:
+            raise ValueError(f"unknown raw kind {kind!r}; this writer's: {sorted(self.counts)}")
+        buffer += lines
+        self.counts[kind] += records
+        self._buffered_records[kind] += records
+        if len(buffer) >= CHUNK_BYTES:
+            self._flush(kind)
+
     def _flush(self, kind: str) -> None:
         """Hand the buffered records of ``kind`` to its compression thread, in order."""
         if not self._buffer[kind]:
@@ -206,7 +236,7 @@ class RawWriter:
         chunk = bytes(self._buffer[kind])
         self._buffer[kind].clear()
         records, self._buffered_records[kind] = self._buffered_records[kind], 0
-        if chunk.count(b"\n") != records:  # only an orjson.Fragment could hold a raw newline
+        if chunk.count(b"\n") != records:  # a Fragment or write_lines text may hold a raw newline
             raise ValueError(f"a {kind} record is not JSON on one line")
         self._pending.append(self._compressors[kind].submit(self._gzip[kind].write, chunk))
         while len(self._pending) > MAX_PENDING_CHUNKS:

@@ -9,7 +9,6 @@ import math
 from typing import Any
 
 import numpy as np
-import orjson
 
 from kalshi_lab.simulator.books import Books
 from kalshi_lab.simulator.candles import Candles
@@ -193,7 +192,7 @@ _TRADE = (
 
 
 class TradeTape:
-    """Every trade as a ``Trade`` document, rendered as JSON text (``orjson.Fragment``).
+    """Every trade as a ``Trade`` document, rendered as JSON text.
 
     Trades are a third of what the simulator writes: their fields are formatted once for all
     trades as columns, and each document is one %-format of a fixed template.
@@ -207,11 +206,11 @@ class TradeTape:
         self._no = dollar_strings(100 - trades.yes_price).tolist()
         self._side = np.where(trades.taker_yes, "yes", "no").tolist()
 
-    def newest_first(self, ticker: str, rows: slice) -> list[orjson.Fragment]:
+    def newest_first(self, ticker: str, rows: slice) -> list[str]:
         """The trades ``rows`` of market ``ticker`` (oldest first in ``trades``), newest first."""
         columns = (self._ids, self._counts, self._yes, self._no, self._side, self._times)
         tape = [
-            orjson.Fragment(_TRADE % (trade_id, ticker, n, yes, no, side, at))
+            _TRADE % (trade_id, ticker, n, yes, no, side, at)
             for trade_id, n, yes, no, side, at in zip(*(c[rows] for c in columns), strict=True)
         ]
         tape.reverse()
@@ -271,14 +270,17 @@ def candle_docs(candles: Candles, rows: slice) -> list[Doc]:
     return out
 
 
-def book_docs(books: Books, rows: slice) -> list[Doc]:
-    """The bodies of snapshots ``rows``: bids only, ascending, so the best bid is the LAST level;
-    levels at price 0 do not exist.
+def book_lines(books: Books, rows: slice, heads: np.ndarray, stamps: np.ndarray) -> str:
+    """The raw-file lines of snapshots ``rows`` (``RawWriter.write_lines``), one per snapshot,
+    in order: ``heads`` (the envelope of each snapshot's request up to its ``received_at``
+    value, ``raw_store.envelope_head``) and ``stamps`` (its ``received_at`` text) are object
+    arrays with one item per snapshot of ``rows``.
 
-    Each ``orderbook_fp`` is rendered as JSON text (an ``orjson.Fragment``), not built as
-    nested lists: books are most of the records the simulator writes. Snapshots are grouped by
-    which levels exist on either side, and each group goes through one %-template, a C-level
-    format per snapshot.
+    The body is an orderbook: bids only, ascending, so the best bid is the LAST level; levels
+    at price 0 do not exist. Books are most of the records the simulator writes, so each line
+    is rendered as text, not built as an envelope of nested lists and serialised: snapshots
+    are grouped by which levels exist on either side, and each group goes through one
+    %-template of the whole line, a C-level format per snapshot.
     """
     # worst to best: level j of a side is j cents away from its touch
     price = np.concatenate([books.yes_price[rows][:, ::-1], books.no_price[rows][:, ::-1]], axis=1)
@@ -287,7 +289,7 @@ def book_docs(books: Books, rows: slice) -> list[Doc]:
     pattern = exists @ (1 << np.arange(price.shape[1]))
     price_text = dollar_strings(price)
     levels = books.yes_price.shape[1]
-    bodies = np.empty(len(price), dtype=object)
+    lines = np.empty(len(price), dtype=object)
     for bits in np.unique(pattern).tolist():
         group = np.flatnonzero(pattern == bits)
         present = exists[group[0]]
@@ -295,12 +297,15 @@ def book_docs(books: Books, rows: slice) -> list[Doc]:
             ",".join([f'["%s","{COUNT_FP}"]'] * int(n))
             for n in (present[:levels].sum(), present[levels:].sum())
         )
-        template = f'{{"yes_dollars":[{yes}],"no_dollars":[{no}]}}'
-        columns = [
+        template = (
+            '%s"%s","response":{"orderbook_fp":'
+            f'{{"yes_dollars":[{yes}],"no_dollars":[{no}]}}}}}}\n'
+        )
+        columns = [heads[group], stamps[group]] + [
             c for j in np.flatnonzero(present) for c in (price_text[group, j], size[group, j])
         ]
-        bodies[group] = [template % v for v in zip(*(c.tolist() for c in columns), strict=True)]
-    return [{"orderbook_fp": orjson.Fragment(body)} for body in bodies.tolist()]
+        lines[group] = [template % v for v in zip(*(c.tolist() for c in columns), strict=True)]
+    return "".join(lines.tolist())
 
 
 def series_volume(sim: Simulation) -> np.ndarray:

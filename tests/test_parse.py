@@ -16,13 +16,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kalshi_lab.data import tables
-from kalshi_lab.data.parse import parse_raw
+from kalshi_lab.data.parse import _then_recorded, parse_raw
 from kalshi_lab.data.raw_store import KINDS, RawWriter
 from kalshi_lab.errors import DataError
 from kalshi_lab.stages import parquet
@@ -503,3 +504,25 @@ def test_the_stage_writes_every_table_in_its_schema(workdir):
         for file in tables.table_dataset(name, root).files:  # a table without rows has none
             assert pq.read_schema(file).equals(schema), file
     assert len(tables.read_table("orderbook", root)) == 3
+
+
+def test_without_recorded_books_the_fetched_parts_pass_through_in_order():
+    """No recorded rows: the fetched parts come through as they are, in order, then the empty
+    recorded table (the stage skips gathering the fetched keys then)."""
+    parts = [
+        pa.table(
+            {
+                "ticker": [f"T-{k}"] * 2,
+                "snapshot_ts": pa.array([k, k], pa.int64()).cast(tables.UTC_TS),
+                "side": ["yes", "no"],
+                "price": [0.4, 0.6],
+                "count": [1.0, 2.0],
+                "source": ["snapshot"] * 2,
+            },
+            schema=tables.ORDERBOOK,
+        )
+        for k in range(3)
+    ]
+    out = list(_then_recorded(iter(parts), tables.ORDERBOOK.empty_table()))
+    assert out[:-1] == parts
+    assert out[-1].num_rows == 0

@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from kalshi_lab import paths
-from kalshi_lab.compute import map_partitions
+from kalshi_lab.compute import map_partitions, start_workers_early
 from kalshi_lab.data.book_rebuild import DEFAULT_INTERVAL_MINUTES, recorded_orderbook
 from kalshi_lab.data.parse import check_raw, parse_into, unique_series
 from kalshi_lab.data.raw_store import raw_partitions
@@ -110,6 +110,9 @@ def write_tables(
     partitions (each holds whole events) is a DataError naming both.
     """
     partitions = raw_partitions(raw_dir)
+    compute = compute or ComputeParams()
+    if len(partitions) > 1:  # the fork server's imports, behind the checks and recorded books
+        start_workers_early(parse_partition, compute)
     check_raw(partitions)
     staged_books, recorded_tickers = None, pa.chunked_array([], pa.string())
     if recorded_dir is not None:
@@ -123,9 +126,7 @@ def write_tables(
     rows = dict.fromkeys(TABLES, 0)
     files: dict[str, list[tuple[str, int]]] = {name: [] for name in TABLES}
     series, where = [], {}
-    for task, parsed in zip(
-        tasks, map_partitions(parse_partition, tasks, compute or ComputeParams()), strict=True
-    ):
+    for task, parsed in zip(tasks, map_partitions(parse_partition, tasks, compute), strict=True):
         for ticker in parsed.markets:
             other = where.setdefault(ticker, task.raw_dir)
             if other != task.raw_dir:

@@ -622,12 +622,17 @@ def _then_recorded(fetched: Iterator[pa.Table], recorded: pa.Table) -> Iterator[
     simulator's and many a scheduled fetch's snapshots fall on the hour, as samples do) would
     otherwise stand beside it under one key, and the quotes sum a key's repeated levels: the
     depth would double. The fetched snapshot, observed whole at that moment, is kept; the
-    recorded rows dropped are counted in the log."""
+    recorded rows dropped are counted in the log. Without recorded rows there is nothing to
+    drop, and the fetched keys are not gathered (a group-by of every part's rows)."""
+    if recorded.num_rows == 0:
+        yield from fetched
+        yield recorded
+        return
     keys = []
     for part in fetched:
         keys.append(part.select(BOOK_KEY).group_by(BOOK_KEY).aggregate([]))
         yield part
-    if recorded.num_rows == 0 or not keys:
+    if not keys:
         yield recorded
         return
     seen = pa.concat_tables(keys).group_by(BOOK_KEY).aggregate([])

@@ -506,32 +506,46 @@ def test_ctrl_c_ends_a_stage_with_one_line_exit_130_and_no_output(pipeline, tmp_
     assert _files(tmp_path) == inputs  # neither outputs nor their temporaries left behind
 
 
+#: interrupted runs tried before the test gives up on seeing the interrupt propagate
+INTERRUPT_ATTEMPTS = 3
+
+
 def test_ctrl_c_while_a_stage_imports_is_one_line(tmp_path):
     """SIGINT as soon as the stage process has loaded pandas, before it runs its body: no
-    traceback (the stage's package hooks the report of an uncaught KeyboardInterrupt)."""
-    write_params(tmp_path, [])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kalshi_lab.stages.validate"],
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_interruptible,
-    )
-    maps = Path(f"/proc/{proc.pid}/maps")
-    try:
-        deadline = time.monotonic() + 60
-        while "pandas/_libs" not in maps.read_text() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGINT)
-        err = proc.stderr.read()
-        code = proc.wait(timeout=60)
-    finally:
-        proc.kill()
+    traceback (the stage's package hooks the report of an uncaught KeyboardInterrupt).
+
+    CPython itself can drop the KeyboardInterrupt (seen raised inside the weakref callback of
+    importlib's module locks: "Exception ignored in ..."), and the stage then runs to the end
+    with exit code 0: 2 of 40 interrupted imports on a busy machine, none of 80 on a quiet one. Such a run says
+    nothing about the hook, so it is tried again, in a fresh directory."""
+    for attempt in range(INTERRUPT_ATTEMPTS):
+        workdir = tmp_path / f"attempt-{attempt}"
+        workdir.mkdir()
+        write_params(workdir, [])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kalshi_lab.stages.validate"],
+            cwd=workdir,
+            env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_interruptible,
+        )
+        maps = Path(f"/proc/{proc.pid}/maps")
+        try:
+            deadline = time.monotonic() + 60
+            while "pandas/_libs" not in maps.read_text() and time.monotonic() < deadline:
+                time.sleep(0.002)
+            proc.send_signal(signal.SIGINT)
+            err = proc.stderr.read()
+            code = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        if code != 0:  # the interrupt reached the stage
+            break
     assert "Traceback" not in err
     assert err.splitlines() == ["error: interrupted"]
     assert code == -signal.SIGINT  # Python ends a process interrupted outside run_stage by SIGINT
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+    assert sorted(p.name for p in workdir.iterdir()) == ["params.yaml"]
 
 
 def posterior_at(sim, tickers: pd.Series, as_of: pd.Series) -> np.ndarray:

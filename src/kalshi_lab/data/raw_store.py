@@ -193,9 +193,6 @@ class RawWriter:
         for each chunk of records: a ValueError). A producer that renders whole records at
         once (the simulator's trades and order books) uses :meth:`write_lines` instead.
         """
-        buffer = self._buffer.get(kind)
-        if buffer is None:
-            raise ValueError(f"unknown raw kind {kind!r}; this writer's: {sorted(self.counts)}")
         envelope = {
             "method": method,
             "path": API_PREFIX + path,
@@ -203,11 +200,7 @@ class RawWriter:
             "received_at": format_ts(received_at),
             "response": response,
         }
-        buffer += orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE)
-        self.counts[kind] += 1
-        self._buffered_records[kind] += 1
-        if len(buffer) >= CHUNK_BYTES:
-            self._flush(kind)
+        self.write_lines(kind, orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE), 1)
 
     def write_lines(self, kind: str, lines: bytes, records: int) -> None:
         """Record ``records`` responses already rendered as the lines :meth:`write` would

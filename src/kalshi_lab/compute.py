@@ -20,6 +20,7 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import queue
+import signal
 import sys
 import threading
 from collections import deque
@@ -103,14 +104,38 @@ def map_partitions(
         yield from _on_processes(fn, partitions, workers, busy)
 
 
+def uses_local_workers(compute: ComputeParams) -> bool:
+    """Whether ``compute`` runs work in local worker processes (more than one)."""
+    return compute.engine == "local" and (compute.workers or cores_available()) > 1
+
+
 def start_workers_early(fn: Callable[..., Any], compute: ComputeParams) -> None:
     """Start the fork server now, importing ``fn``'s module in the background, if ``compute``
     runs work in local worker processes: a stage with work of its own before
     :func:`map_partitions` (the simulator's draws, seconds at 10,000 markets) hides the
     workers' start-up behind it. Results never depend on it."""
-    if compute.engine == "local" and (compute.workers or cores_available()) > 1:
-        multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(fn))
+    if uses_local_workers(compute):
+        start_fork_server(_preload(fn))
+
+
+def start_fork_server(modules: list[str]) -> None:
+    """Start the fork server the local workers fork from, importing ``modules`` before it
+    forks any: a no-op when it runs already.
+
+    The server starts with SIGINT ignored (a disposition a new process inherits), so that a
+    Ctrl-C at the terminal, which reaches every process of the group, does not print the
+    server's KeyboardInterrupt traceback when it comes while the server still imports; the
+    stage process reports it in one line. The workers take Python's Ctrl-C handling back
+    (:func:`_worker_setup`)."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
+    if threading.current_thread() is not threading.main_thread():
+        multiprocessing.forkserver.ensure_running()  # only the main thread may set handlers
+        return
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 class Ahead(Iterator[T]):
@@ -217,16 +242,21 @@ def _on_processes(
 ) -> Iterator[R]:
     # forkserver: a worker forks from a clean server process, never from this one, whose
     # threads (Arrow's pools, a writer's compression threads) fork would copy mid-flight
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_preload(fn))
+    start_fork_server(_preload(fn))
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_log_like, initargs=(log.getEffectiveLevel(),)
+        workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_worker_setup,
+        initargs=(log.getEffectiveLevel(),),
     ) as pool:
         yield from _in_order(lambda p: pool.submit(fn, p), partitions, _in_flight(workers, busy))
 
 
-def _log_like(level: int) -> None:
-    """A worker's log lines go where the stage's go (stderr), at the stage's level."""
+def _worker_setup(level: int) -> None:
+    """A worker's log lines go where the stage's go (stderr), at the stage's level; Ctrl-C
+    interrupts its work as it would in the stage process (its fork server ignores SIGINT:
+    :func:`start_fork_server`)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=level, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
 
 

@@ -22,3 +22,6 @@ def _interrupted(exc_type, exc, tb) -> None:
 
 if sys.argv[:1] == ["-m"]:
     sys.excepthook = _interrupted
+    from kalshi_lab.stages.workers import start_if_stage_process
+
+    start_if_stage_process()  # before the stage module's imports: kalshi_lab.stages.workers

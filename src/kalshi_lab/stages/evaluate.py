@@ -11,9 +11,10 @@ the pooled figures, and predicts nothing.
 
 The stage splits the table, counts each period's coverage and labels the releases, reading only
 the columns these need; each scored period's work (:mod:`kalshi_lab.evaluation.period`: its
-model and baselines on its rows, its scores and intervals) runs on ``compute``: in this
-process when ``compute.workers`` is left open (two workers never finished sooner: see
-:func:`main`). The outputs are the same bytes wherever it runs.
+model and baselines on its rows, its scores and intervals) runs on ``compute``: when
+``compute.workers`` is left open, on worker processes for a large features table
+(:mod:`kalshi_lab.stages.workers` starts them before this module's imports), in this process
+otherwise. The outputs are the same bytes wherever it runs.
 """
 
 from pathlib import Path
@@ -45,6 +46,7 @@ from kalshi_lab.params import Params, load_params
 from kalshi_lab.resolution import RELEASE_COLUMNS, release_clusters
 from kalshi_lab.split import SPLIT_COLUMNS, periods
 from kalshi_lab.stages.runner import logger, run_stage
+from kalshi_lab.stages.workers import workers_started
 
 #: re-exported: the bot's predictions carry the same columns (tests/test_bot_session.py)
 __all__ = ["PREDICTION_CONTEXT", "main"]
@@ -179,15 +181,13 @@ def main() -> None:
         # validation first (its importance makes it the longest), then the other folds, then
         # test: the stage pools the folds while the test period's work may still run
         tasks.sort(key=lambda task: ORDER.index(task.role))
-        # in this process when compute leaves the number of workers open, at every size: each
-        # worker imports pandas, scikit-learn and the project (seconds of CPU, 0.3 GB), the
-        # periods are few and unequal (validation, with its importance, is a third of the
-        # work) and the split and the pooled figures run here alone; on the 2-core VM two
-        # workers never finished sooner (1,000 markets: 7.7 s of CPU against 4.1 s; 10,000:
-        # 14.2 s against 9.1 s; 100,000: 51-52 s against 45-49 s, 53-54 s of wall against
-        # 50-54 s, 2.69 GB against 1.33 GB; benchmarks/README.md). compute.workers >= 2 or
-        # compute=dask asks for them.
-        compute = in_process_if_small(params.compute, small=True)
+        # on workers when this stage process started them, before its own imports
+        # (kalshi_lab.stages.workers: a large input, compute leaving the number open); in
+        # this process otherwise. Started at the first period, their imports (seconds of CPU,
+        # 0.3 GB) came after the stage's: two workers never finished sooner then (10,000
+        # markets: 14.2 s of CPU against 9.1 s; benchmarks/README.md). compute.workers >= 2
+        # or compute=dask asks for them.
+        compute = in_process_if_small(params.compute, small=not workers_started())
         outcomes = zip(tasks, map_partitions(evaluate_period, tasks, compute), strict=True)
         results: dict[str, PeriodResult] = {}
         scored_folds = [key for key in folds if not skipped[key]]

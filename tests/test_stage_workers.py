@@ -1,0 +1,177 @@
+"""A stage process starts its workers before its own imports, and only when they will work:
+params.yaml's compute runs local workers and the stage's input is large enough; the fork
+server they come from ignores Ctrl-C while it imports, the workers do not."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kalshi_lab import compute, paths
+from kalshi_lab.stages import workers
+from stage_support import ROOT, write_composed_params
+
+
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [
+        (["python", "-m", "kalshi_lab.stages.evaluate"], "kalshi_lab.stages.evaluate"),
+        (
+            ["python", "-X", "importtime", "-m", "kalshi_lab.stages.parquet"],
+            "kalshi_lab.stages.parquet",
+        ),
+        (["python", "-m", "kalshi_lab.stages.evaluate", "--help"], None),
+        (["python", "-m", "kalshi_lab.stages.features", "-h"], None),
+        (["python", "-m", "pytest", "kalshi_lab.stages.evaluate"], None),
+        (["python", "-c", "import kalshi_lab.stages.evaluate"], None),
+        (["python", "-m"], None),
+        ([], None),
+    ],
+)
+def test_the_stage_a_process_runs_is_read_from_its_command_line(argv, module):
+    assert workers.stage_run_as_main(argv) == module
+
+
+@pytest.fixture
+def started(tmp_path, monkeypatch):
+    """The modules each start_stage_workers call had the fork server import, in a working
+    directory of its own (params.yaml with the defaults unless a test writes another)."""
+    calls: list[list[str]] = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(workers, "start_fork_server", calls.append)
+    monkeypatch.setattr(workers, "_started", False)
+    monkeypatch.setattr(compute, "cores_available", lambda: 2)
+    write_composed_params(tmp_path, [])
+    return calls
+
+
+def _large_features(size: int = workers.LARGE_INPUT_BYTES) -> None:
+    paths.FEATURES.parent.mkdir(parents=True, exist_ok=True)
+    with open(paths.FEATURES, "wb") as f:
+        f.truncate(size)
+
+
+def test_partitioned_stages_start_workers_at_any_size_the_others_never(started):
+    for stage in ("validate", "fetch", "train", "backtest", "parquet", "features"):
+        workers.start_stage_workers(f"kalshi_lab.stages.{stage}")
+    assert started == [["kalshi_lab.stages.parquet"], ["kalshi_lab.stages.features"]]
+    assert workers.workers_started()
+
+
+def test_evaluate_starts_workers_from_a_large_features_table_on(started):
+    _large_features(workers.LARGE_INPUT_BYTES - 1)
+    assert not workers.start_stage_workers("kalshi_lab.stages.evaluate")
+    assert not workers.workers_started()
+    _large_features()
+    assert workers.start_stage_workers("kalshi_lab.stages.evaluate")
+    assert started == [["kalshi_lab.stages.evaluate"]]
+    assert workers.workers_started()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "cores", "large", "expected"),
+    [
+        (["compute.workers=1"], 2, True, False),  # one worker: this process does the work
+        (["compute.workers=2"], 2, False, True),  # asked for: whatever the size
+        (["compute.workers=null"], 1, True, False),  # one core to run on
+        (["compute=dask"], 2, True, False),  # Dask starts its own
+    ],
+)
+def test_compute_says_whether_a_stage_process_starts_workers(
+    started, tmp_path, monkeypatch, overrides, cores, large, expected
+):
+    write_composed_params(tmp_path, overrides)
+    monkeypatch.setattr(compute, "cores_available", lambda: cores)
+    if large:
+        _large_features()
+    assert workers.start_stage_workers("kalshi_lab.stages.evaluate") is expected
+    assert workers.start_stage_workers("kalshi_lab.stages.parquet") is expected
+    assert len(started) == 2 * expected
+
+
+def test_params_that_do_not_validate_start_nothing_and_raise_nothing(started, tmp_path):
+    _large_features()
+    (tmp_path / "params.yaml").write_text("compute: {workers: -3}\n")
+    assert not workers.start_stage_workers("kalshi_lab.stages.evaluate")
+    (tmp_path / "params.yaml").unlink()
+    assert not workers.start_stage_workers("kalshi_lab.stages.features")
+    assert started == []
+
+
+def _sigint(_: int) -> str:
+    handler = signal.getsignal(signal.SIGINT)
+    return getattr(handler, "__name__", str(handler))
+
+
+#: in a fresh interpreter (this one's fork server may run already): the fork server's
+#: ignored signals, this process's SIGINT handler after starting it, and its workers'
+_FORK_SERVER = textwrap.dedent(
+    """
+    import multiprocessing.forkserver, signal, sys
+    sys.path.insert(0, sys.argv[1])
+    from kalshi_lab.compute import map_partitions, start_fork_server
+    from kalshi_lab.params import ComputeParams
+    from test_stage_workers import _sigint
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    start_fork_server(["test_stage_workers"])
+    pid = multiprocessing.forkserver._forkserver._forkserver_pid
+    status = open(f"/proc/{pid}/status").read()
+    ignored = int(status.split("SigIgn:")[1].split()[0], 16)
+    print(bool(ignored & 1 << (signal.SIGINT - 1)))
+    print(_sigint(0))
+    print(*map_partitions(_sigint, [0, 1], ComputeParams(workers=2)))
+    """
+)
+
+
+def test_the_fork_server_ignores_ctrl_c_and_its_workers_take_it(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    run = subprocess.run(
+        [sys.executable, "-c", _FORK_SERVER, str(ROOT / "tests")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:3] == [
+        "True",
+        "default_int_handler",
+        "default_int_handler default_int_handler",
+    ]
+
+
+#: what ``python -m kalshi_lab.stages.features`` has when its package imports (``sys.argv``
+#: is ``["-m"]`` until the module runs), then whether the package started the workers
+_AS_PYTHON_M = textwrap.dedent(
+    """
+    import sys
+    sys.orig_argv[:] = [sys.executable, "-m", "kalshi_lab.stages.features"]
+    sys.argv[:] = sys.argv[:1] if sys.argv[1:] else ["-m"]
+    from kalshi_lab.stages import workers
+    print(workers.workers_started())
+    """
+)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [([], "True"), (["not -m"], "False")])
+def test_a_stage_process_starts_its_workers_as_its_package_imports(tmp_path, argv, expected):
+    write_composed_params(tmp_path, ["compute.workers=2"])
+    run = subprocess.run(
+        [sys.executable, "-c", _AS_PYTHON_M, *argv],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, expected), run.stderr

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from kalshi_lab import compute, paths
+from kalshi_lab import compute
 from kalshi_lab.stages import workers
 from stage_support import ROOT, write_composed_params
 
@@ -50,26 +50,30 @@ def started(tmp_path, monkeypatch):
     return calls
 
 
-def _large_features(size: int = workers.LARGE_INPUT_BYTES) -> None:
-    paths.FEATURES.parent.mkdir(parents=True, exist_ok=True)
-    with open(paths.FEATURES, "wb") as f:
-        f.truncate(size)
+def _large_input(stage: str, short: int = 0) -> None:
+    """The input that says whether ``stage``'s workers pay: ``short`` bytes below the size
+    from which they do."""
+    path, size = workers.LARGE_INPUT[stage]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size - short)
 
 
 def test_partitioned_stages_start_workers_at_any_size_the_others_never(started):
-    for stage in ("validate", "fetch", "train", "backtest", "parquet", "features"):
+    for stage in ("validate", "fetch", "train", "evaluate", "backtest", "parquet", "features"):
         workers.start_stage_workers(f"kalshi_lab.stages.{stage}")
     assert started == [["kalshi_lab.stages.parquet"], ["kalshi_lab.stages.features"]]
     assert workers.workers_started()
 
 
-def test_evaluate_starts_workers_from_a_large_features_table_on(started):
-    _large_features(workers.LARGE_INPUT_BYTES - 1)
-    assert not workers.start_stage_workers("kalshi_lab.stages.evaluate")
+@pytest.mark.parametrize("stage", ["evaluate", "backtest"])
+def test_a_stage_starts_workers_from_a_large_input_on(started, stage):
+    _large_input(stage, short=1)
+    assert not workers.start_stage_workers(f"kalshi_lab.stages.{stage}")
     assert not workers.workers_started()
-    _large_features()
-    assert workers.start_stage_workers("kalshi_lab.stages.evaluate")
-    assert started == [["kalshi_lab.stages.evaluate"]]
+    _large_input(stage)
+    assert workers.start_stage_workers(f"kalshi_lab.stages.{stage}")
+    assert started == [[f"kalshi_lab.stages.{stage}"]]
     assert workers.workers_started()
 
 
@@ -88,14 +92,14 @@ def test_compute_says_whether_a_stage_process_starts_workers(
     write_composed_params(tmp_path, overrides)
     monkeypatch.setattr(compute, "cores_available", lambda: cores)
     if large:
-        _large_features()
+        _large_input("evaluate")
     assert workers.start_stage_workers("kalshi_lab.stages.evaluate") is expected
     assert workers.start_stage_workers("kalshi_lab.stages.parquet") is expected
     assert len(started) == 2 * expected
 
 
 def test_params_that_do_not_validate_start_nothing_and_raise_nothing(started, tmp_path):
-    _large_features()
+    _large_input("evaluate")
     (tmp_path / "params.yaml").write_text("compute: {workers: -3}\n")
     assert not workers.start_stage_workers("kalshi_lab.stages.evaluate")
     (tmp_path / "params.yaml").unlink()

@@ -84,10 +84,7 @@ def map_partitions(
     later partitions wait for, keeps a core (at equal priority, two workers compressing on
     threads of their own took most of it).
     """
-    if getattr(fn, "__module__", None) == "__main__":
-        # a worker finds a function by its module's name: in a worker, __main__ is another
-        # module (or none), so it would fail there, and only with several workers
-        raise TypeError(f"{fn.__qualname__} is defined in __main__: move it to a module")
+    _check_importable(fn)
     workers = compute.workers or cores_available()
     if isinstance(partitions, Sized):
         workers = min(workers, len(partitions))
@@ -242,14 +239,43 @@ def _on_processes(
 ) -> Iterator[R]:
     # forkserver: a worker forks from a clean server process, never from this one, whose
     # threads (Arrow's pools, a writer's compression threads) fork would copy mid-flight
+    with _process_pool(fn, workers) as pool:
+        yield from _in_order(lambda p: pool.submit(fn, p), partitions, _in_flight(workers, busy))
+
+
+@contextlib.contextmanager
+def aside(fn: Callable[[T], R], partition: T) -> Iterator[Callable[[], R]]:
+    """``fn(partition)`` in a local worker process of its own, started on entering the block,
+    while this process goes on with the block: the callable yielded waits for its result and
+    raises its error as itself. A stage hands it work of its own that its other work does not
+    wait for (the backtest's delayed runs, while it runs the rest): on two cores, the two
+    run at once. On leaving the block, work not started is cancelled and running work is
+    waited for. ``fn`` and ``partition`` must pickle, as for :func:`map_partitions`."""
+    _check_importable(fn)
+    with _process_pool(fn, 1) as pool:
+        future = pool.submit(fn, partition)
+        try:
+            yield future.result
+        finally:
+            future.cancel()
+
+
+def _check_importable(fn: Callable[..., Any]) -> None:
+    if getattr(fn, "__module__", None) == "__main__":
+        # a worker finds a function by its module's name: in a worker, __main__ is another
+        # module (or none), so it would fail there, and only with several workers
+        raise TypeError(f"{fn.__qualname__} is defined in __main__: move it to a module")
+
+
+def _process_pool(fn: Callable[..., Any], workers: int) -> ProcessPoolExecutor:
+    """``workers`` local worker processes for ``fn``, forked from the fork server."""
     start_fork_server(_preload(fn))
-    with ProcessPoolExecutor(
+    return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("forkserver"),
         initializer=_worker_setup,
         initargs=(log.getEffectiveLevel(),),
-    ) as pool:
-        yield from _in_order(lambda p: pool.submit(fn, p), partitions, _in_flight(workers, busy))
+    )
 
 
 def _worker_setup(level: int) -> None:

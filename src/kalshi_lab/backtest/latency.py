@@ -26,7 +26,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from kalshi_lab.backtest.loop import (
+    MarketTables,
+    backtest_quietly,
+    predicted_tickers,
+    read_stage_predictions,
+)
 from kalshi_lab.backtest.report import BacktestResult
+from kalshi_lab.params import Params
 
 #: the least share of fresh quotes, among the delayed run's decisions and among its fills,
 #: for its return to say something about latency: below half, most of it replays the quotes
@@ -92,3 +99,25 @@ def undelayed_row(result: BacktestResult) -> dict[str, object]:
         "fresh_fill_share": None,
         "reason": None,
     }
+
+
+def delayed_rows(
+    params: Params, predictions: pd.DataFrame, tables: MarketTables
+) -> dict[str, dict[str, object]]:
+    """``{"<hours>h": latency_row}`` for each of ``params.backtest.latency_hours``, in order:
+    the validation ``predictions`` acted on that much later, replayed on ``tables``."""
+    return {
+        f"{hours:g}h": latency_row(
+            backtest_quietly(params, delayed(predictions, hours), tables), hours
+        )
+        for hours in params.backtest.latency_hours
+    }
+
+
+def delayed_rows_of_stage_inputs(params: Params) -> dict[str, dict[str, object]]:
+    """:func:`delayed_rows` on the backtest stage's inputs, read here: the work a worker
+    process does beside the stage (only ``params`` travels to it, only the rows come back).
+    The tables hold every predicted market, test period's included, as the stage's do."""
+    predictions, test = read_stage_predictions()
+    tables = MarketTables.read(params.backtest, predicted_tickers(predictions, test))
+    return delayed_rows(params, predictions, tables)

@@ -353,6 +353,35 @@ def read_predictions(path: Path = paths.PREDICTIONS) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def read_stage_predictions() -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The evaluate stage's validation predictions, and its test period's (None when it held
+    out none)."""
+    test = read_predictions(paths.PREDICTIONS_TEST) if paths.PREDICTIONS_TEST.exists() else None
+    return read_predictions(paths.PREDICTIONS), test
+
+
+def predicted_tickers(*predictions: pd.DataFrame | None) -> set[str]:
+    """The markets of every frame of ``predictions``: the backtest stage's tables hold theirs
+    (:meth:`MarketTables.read`)."""
+    return set().union(*(set(p["ticker"]) for p in predictions if p is not None))
+
+
+def backtest_quietly(
+    params: Params, predictions: pd.DataFrame, tables: MarketTables
+) -> BacktestResult:
+    """:func:`backtest_on`, without its INFO lines: a run beside the stage's main one (delayed,
+    test period) would repeat them."""
+    quiet = [logging.getLogger(n) for n in ("kalshi_lab.backtest", "kalshi_lab.execution")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.WARNING)
+    try:
+        return backtest_on(params, predictions, tables)
+    finally:
+        for lg, level in zip(quiet, levels, strict=True):
+            lg.setLevel(level)
+
+
 def backtest_on(
     params: Params,
     predictions: pd.DataFrame,

@@ -9,14 +9,25 @@ acted on ``backtest.latency_hours`` later (only where the later decisions found 
 
 from __future__ import annotations
 
-import logging
+import contextlib
+from collections.abc import Callable
 
 import pandas as pd
 
 from kalshi_lab import figures, paths
 from kalshi_lab.backtest import BacktestResult
-from kalshi_lab.backtest.latency import delayed, latency_row, undelayed_row
-from kalshi_lab.backtest.loop import MarketTables, backtest_on, read_predictions
+from kalshi_lab.backtest.latency import (
+    delayed_rows,
+    delayed_rows_of_stage_inputs,
+    undelayed_row,
+)
+from kalshi_lab.backtest.loop import (
+    MarketTables,
+    backtest_on,
+    backtest_quietly,
+    predicted_tickers,
+    read_stage_predictions,
+)
 from kalshi_lab.backtest.report import EQUITY_COLUMNS, FILL_COLUMNS
 from kalshi_lab.backtest.uncertainty import (
     bootstrap_return,
@@ -26,10 +37,12 @@ from kalshi_lab.backtest.uncertainty import (
     release_pnl,
     top_event_share,
 )
+from kalshi_lab.compute import aside
 from kalshi_lab.execution.factory import build_strategy
 from kalshi_lab.io import StagedOutputs
 from kalshi_lab.params import BacktestParams, Params, load_params
 from kalshi_lab.stages.runner import logger, run_stage
+from kalshi_lab.stages.workers import workers_started
 
 #: backtest.json, headline key -> key of the run's summary: the return and P(P&L <= 0), what
 #: `dvc exp show` lists beside the validation skill (few and short, so that the table fits 120
@@ -59,19 +72,6 @@ def assess(
     }
 
 
-def _secondary(params: Params, predictions: pd.DataFrame, tables: MarketTables) -> BacktestResult:
-    """A run beside the main one (latency, test period), without repeating its INFO lines."""
-    quiet = [logging.getLogger(n) for n in ("kalshi_lab.backtest", "kalshi_lab.execution")]
-    levels = [lg.level for lg in quiet]
-    for lg in quiet:
-        lg.setLevel(logging.WARNING)
-    try:
-        return backtest_on(params, predictions, tables)
-    finally:
-        for lg, level in zip(quiet, levels, strict=True):
-            lg.setLevel(level)
-
-
 def run_info(params: Params) -> dict[str, str]:
     """What made the numbers: model, target, strategy, executor and data source."""
     return {
@@ -86,32 +86,40 @@ def run_info(params: Params) -> dict[str, str]:
 def main() -> None:
     params = load_params()
     build_strategy(params.strategy, params.model.target)  # a bad strategy stops before reading
-    predictions = read_predictions(paths.PREDICTIONS)
-    test_predictions = (
-        read_predictions(paths.PREDICTIONS_TEST) if paths.PREDICTIONS_TEST.exists() else None
-    )
-    predicted = set(predictions["ticker"])
-    if test_predictions is not None:
-        predicted |= set(test_predictions["ticker"])
-    tables = MarketTables.read(params.backtest, predicted)
-    if predictions.empty:
-        _nothing_to_replay(params, test_predictions, tables)
-        return
+    predictions, test_predictions = read_stage_predictions()
+    with contextlib.ExitStack() as stack:
+        # the delayed runs (at 10,000 markets, 1.05 s of the 2.3 s of replaying after the
+        # imports) on a worker this stage process started, while this one runs the rest
+        delayed = (
+            stack.enter_context(aside(delayed_rows_of_stage_inputs, params))
+            if workers_started() and params.backtest.latency_hours and len(predictions)
+            else None
+        )
+        tables = MarketTables.read(
+            params.backtest, predicted_tickers(predictions, test_predictions)
+        )
+        if predictions.empty:
+            _nothing_to_replay(params, test_predictions, tables)
+            return
+        _replayed(params, predictions, test_predictions, tables, delayed)
+
+
+def _replayed(
+    params: Params,
+    predictions: pd.DataFrame,
+    test_predictions: pd.DataFrame | None,
+    tables: MarketTables,
+    delayed: Callable[[], dict[str, dict[str, object]]] | None,
+) -> None:
+    """The outputs of a replayed validation period; ``delayed``, when given, waits for the
+    delayed runs' rows (else they run here)."""
     result = backtest_on(params, predictions, tables)
     by_event = event_pnl(result.positions)
     validation = assess(result, by_event, params.backtest, tables.markets)
-    latency = {"0h": undelayed_row(result)} | {
-        f"{hours:g}h": latency_row(_secondary(params, delayed(predictions, hours), tables), hours)
-        for hours in params.backtest.latency_hours
-    }
-    detail: dict[str, object] = {
-        "run": run_info(params),
-        "validation": validation,
-        "latency_total_return": latency,
-    }
+    test = None
     if test_predictions is not None and len(test_predictions):
-        test = _secondary(params, test_predictions, tables)
-        detail["test"] = assess(test, event_pnl(test.positions), params.backtest, tables.markets)
+        run = backtest_quietly(params, test_predictions, tables)
+        test = assess(run, event_pnl(run.positions), params.backtest, tables.markets)
     headline = {key: validation[source] for key, source in HEADLINE.items()}
 
     ts = pd.to_datetime(result.equity["ts"], utc=True)
@@ -132,8 +140,6 @@ def main() -> None:
         else f"the best and worst {len(shown) // 2} of {len(by_event)} events"
     )
     with StagedOutputs() as out:
-        out.write_json(paths.BACKTEST_REPORT, headline)
-        out.write_json(paths.BACKTEST_DETAIL, detail)
         out.write_csv(paths.EQUITY, curve)
         out.write_csv(paths.PNL_BY_EVENT, by_event)
         out.write_csv(paths.PNL_BY_PRICE, by_price)
@@ -154,10 +160,22 @@ def main() -> None:
                 p, by_price, "bucket", f"P&L by price paid: {title}", "price paid, dollars"
             ),
         )
+        latency = {"0h": undelayed_row(result)} | (
+            delayed() if delayed else delayed_rows(params, predictions, tables)
+        )
+        detail: dict[str, object] = {
+            "run": run_info(params),
+            "validation": validation,
+            "latency_total_return": latency,
+        }
+        if test is not None:
+            detail["test"] = test
+        out.write_json(paths.BACKTEST_REPORT, headline)
+        out.write_json(paths.BACKTEST_DETAIL, detail)
     logger.info("backtest: %s", headline)
     logger.info("backtest: total return by latency: %s", _latency_line(latency))
-    if "test" in detail:
-        logger.info("backtest, held-out test period: %s", detail["test"])
+    if test is not None:
+        logger.info("backtest, held-out test period: %s", test)
 
 
 def _latency_line(latency: dict[str, dict[str, object]]) -> str:
@@ -189,7 +207,7 @@ def _nothing_to_replay(
         "latency_total_return": {},
     }
     if test_predictions is not None and len(test_predictions):
-        test = _secondary(params, test_predictions, tables)
+        test = backtest_quietly(params, test_predictions, tables)
         detail["test"] = assess(test, event_pnl(test.positions), params.backtest, tables.markets)
     empty = {
         paths.EQUITY: ["day", *EQUITY_COLUMNS, "drawdown"],

@@ -179,3 +179,22 @@ def test_a_stage_process_starts_its_workers_as_its_package_imports(tmp_path, arg
         check=False,
     )
     assert (run.returncode, run.stdout.strip()) == (0, expected), run.stderr
+
+
+def test_a_worker_running_its_stage_module_again_prints_no_warning(tmp_path):
+    """What a local worker does before its first partition: its fork server has imported the
+    stage module, multiprocessing runs it again as ``__mp_main__``."""
+    again = (
+        "import runpy, kalshi_lab.stages.features; "
+        "runpy.run_module('kalshi_lab.stages.features', run_name='__mp_main__', alter_sys=True)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", again],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert (run.returncode, run.stderr) == (0, "")

@@ -40,7 +40,8 @@ def run_stage(name: str, body: Callable[[], None], argv: list[str] | None = None
     the interpreter's last collections on exit, which took 0.3-0.7 s per stage at 10,000
     markets (scikit-learn and SciPy's objects; 0.04-0.2 s frozen), a few seconds of the
     pipeline. Nothing frozen is freed, so a stage run inside another program (a test) is not
-    frozen.
+    frozen. The collector, off while the stage process imported (:mod:`kalshi_lab.stages`), is
+    turned on once they are frozen.
     """
     module = inspect.getmodule(body)
     stage_parser(name, module.__doc__ if module else None).parse_args(argv)
@@ -48,6 +49,7 @@ def run_stage(name: str, body: Callable[[], None], argv: list[str] | None = None
     whole_process = module is not None and module is sys.modules.get("__main__")
     if whole_process:
         gc.freeze()
+        gc.enable()  # off while a stage process imported (kalshi_lab.stages)
     try:
         body()
     except KalshiLabError as exc:

@@ -7,7 +7,7 @@ import pytest
 from kalshi_lab import paths
 from kalshi_lab.errors import DataError
 from kalshi_lab.features.read import read_features, read_inputs
-from kalshi_lab.stages.train import take_rows
+from kalshi_lab.models.fit import take_rows
 
 
 @pytest.fixture

@@ -59,14 +59,14 @@ def _large_input(stage: str, short: int = 0) -> None:
         f.truncate(size - short)
 
 
-def test_partitioned_stages_start_workers_at_any_size_the_others_never(started):
+def test_partitioned_stages_start_workers_at_any_size_the_others_not_without_input(started):
     for stage in ("validate", "fetch", "train", "evaluate", "backtest", "parquet", "features"):
         workers.start_stage_workers(f"kalshi_lab.stages.{stage}")
     assert started == [["kalshi_lab.stages.parquet"], ["kalshi_lab.stages.features"]]
     assert workers.workers_started()
 
 
-@pytest.mark.parametrize("stage", ["evaluate", "backtest"])
+@pytest.mark.parametrize("stage", ["train", "evaluate", "backtest"])
 def test_a_stage_starts_workers_from_a_large_input_on(started, stage):
     _large_input(stage, short=1)
     assert not workers.start_stage_workers(f"kalshi_lab.stages.{stage}")

@@ -11,15 +11,16 @@ scores it (the periods above measured the procedure that made it), and kalshi-bo
 paper and live mode, after the last labelled day.
 """
 
-import time
+import contextlib
+from collections.abc import Callable, Iterator
 
 import joblib
-import numpy as np
 import pandas as pd
 
 from kalshi_lab import paths
+from kalshi_lab.compute import aside
 from kalshi_lab.features import TARGET_COLUMNS, UNLABELLED_BECAUSE, feature_columns
-from kalshi_lab.features.read import read_features, read_inputs
+from kalshi_lab.features.read import read_features
 from kalshi_lab.guards import (
     GUARD_COLUMNS,
     constant_model_reason,
@@ -27,26 +28,12 @@ from kalshi_lab.guards import (
     skip_reason,
 )
 from kalshi_lab.io import StagedOutputs
-from kalshi_lab.models import check_model_params, fit_model
+from kalshi_lab.models import check_model_params
+from kalshi_lab.models.fit import LIVE, LiveFit, TrainingRows, fit_live
 from kalshi_lab.params import Params, load_params
 from kalshi_lab.split import SPLIT_COLUMNS, Split, periods
 from kalshi_lab.stages.runner import logger, run_stage
-
-
-def take_rows(inputs: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """The ``rows`` (a mask) of ``inputs`` (a frame of
-    :func:`kalshi_lab.features.read.read_inputs`), in the same column-major layout, copied one
-    column at a time; ``inputs`` itself when every row is taken (the live model's fit copies
-    nothing). The rows are found once, not by each column's boolean mask (for 40 inputs of
-    277,000 rows, 13 ms instead of 36 ms)."""
-    if rows.all():
-        return inputs
-    values = inputs.to_numpy()
-    taken = np.flatnonzero(rows)
-    matrix = np.empty((len(taken), values.shape[1]), order="F")
-    for j in range(values.shape[1]):
-        np.take(values[:, j], taken, out=matrix[:, j])
-    return pd.DataFrame(matrix, columns=inputs.columns, copy=False)
+from kalshi_lab.stages.workers import workers_started
 
 
 def context_columns(params: Params) -> list[str]:
@@ -92,82 +79,80 @@ def main() -> None:
     # as the validate stage does: a bad hyper-parameter is one line naming it, not LightGBM's
     # traceback from the first fit, when the stage is run on its own
     check_model_params(params.model)
-    features = read_features(context_columns(params))
-    target = TARGET_COLUMNS[params.model.target]
-    labelled = features[target].notna().to_numpy()
-    # the model's inputs of the labelled rows (the only ones any fit reads) held once, apart
-    # from the context: a period's fit copies its rows of them, the live model's none
-    columns = feature_columns(params.features)
-    inputs = read_inputs(columns, labelled)
-    found = periods(features, params.split, params.model.target)
-    log_unlabelled(features[found.validation.train], params.model.target, "train", "not trained on")
-
-    named = found.named()
-
-    def fit(train: np.ndarray, what: str) -> tuple[object, pd.DataFrame]:
-        # one line per fit, with its time: a slow model never leaves the stage silent for
-        # the whole training, and the log says which period cost what
-        rows = train & labelled
-        X = take_rows(inputs, rows[labelled])
-        y = features.loc[rows, target].to_numpy(dtype=int)
-        groups = features["event_ticker"].to_numpy()[rows]
-        started = time.perf_counter()
-        model = fit_model(params.model, X, y, groups, what)
-        seconds = time.perf_counter() - started
-        logger.info(
-            "trained %s for %s on %d rows in %.1f s", params.model.name, what, len(X), seconds
+    with StagedOutputs() as out, _live_model(params, out) as live:
+        features = read_features(context_columns(params))
+        target = TARGET_COLUMNS[params.model.target]
+        rows = TrainingRows.of(features, params.model.target, params.features)
+        labelled = rows.labelled
+        found = periods(features, params.split, params.model.target)
+        log_unlabelled(
+            features[found.validation.train], params.model.target, "train", "not trained on"
         )
-        return model, X
-
-    models, skipped, described = {}, {}, {}
-    for key, what, split in named:
-        model, n_train = None, 0
-        reason = skip_reason(features, split, params.model.target, params.split)
-        if reason is None:
-            model, X = fit(split.train, what)
-            n_train = len(X)
-            reason = constant_model_reason(model.predict_proba(X)[:, 1])
-            del X  # the period's rows, not held while the next period's are copied
-        if reason is not None:
-            logger.warning("train: %s skipped, not scored: %s", what, reason)
-            model = None
-        models[key], skipped[key] = model, reason
-        described[key] = _describe(split, n_train, reason)
-    if all(reason is not None for reason in skipped.values()):
-        raise nothing_scorable(features, skipped, params.split)
-    if found.test is None:
-        logger.warning("train: split.test_size=0 holds out no test period")
-    live_model, _ = fit(labelled, "the live model (every labelled row)")
-    folds = [key for key, _, _ in named if key != "test"]
-    validation = described[folds[-1]]
-    y = features.loc[found.validation.train & labelled, target]
-    meta = {
-        "model": params.model.name,
-        "target": params.model.target,
-        "features": columns,
-        "n_train": validation["n_train"],
-        "train_positive_rate": float(y.mean()) if len(y) else None,
-        "train_labels_before": validation["train_labels_before"],
-        "valid_start": validation["scored_from"],
-        "valid_end": validation["scored_until"],
-        "skipped": validation["skipped"],
-        "walk_forward": {key: described[key] for key in folds},
-        "test": described.get("test"),
-        "live": {
-            "n_train": int(labelled.sum()),
-            "last_labelled_as_of": features.loc[labelled, "as_of"].max().isoformat(),
-        },
-    }
-    others = {
-        "folds": [models[key] for key in folds[:-1]],
-        "test": models.get("test"),
-        "skipped": skipped,
-    }
-    with StagedOutputs() as out:
+        named = found.named()
+        models, skipped, described = {}, {}, {}
+        for key, what, split in named:
+            model, n_train = None, 0
+            reason = skip_reason(features, split, params.model.target, params.split)
+            if reason is None:
+                model, X = rows.fit(params.model, split.train, what)
+                n_train = len(X)
+                reason = constant_model_reason(model.predict_proba(X)[:, 1])
+                del X  # the period's rows, not held while the next period's are copied
+            if reason is not None:
+                logger.warning("train: %s skipped, not scored: %s", what, reason)
+                model = None
+            models[key], skipped[key] = model, reason
+            described[key] = _describe(split, n_train, reason)
+        if all(reason is not None for reason in skipped.values()):
+            raise nothing_scorable(features, skipped, params.split)
+        if found.test is None:
+            logger.warning("train: split.test_size=0 holds out no test period")
+        if live is None:
+            live_model, _ = rows.fit(params.model, labelled, LIVE)
+            out.write_with(paths.MODEL_LIVE, lambda p: joblib.dump(live_model, p))
+        else:
+            live()  # written by the worker
+        folds = [key for key, _, _ in named if key != "test"]
+        validation = described[folds[-1]]
+        y = features.loc[found.validation.train & labelled, target]
+        meta = {
+            "model": params.model.name,
+            "target": params.model.target,
+            "features": feature_columns(params.features),
+            "n_train": validation["n_train"],
+            "train_positive_rate": float(y.mean()) if len(y) else None,
+            "train_labels_before": validation["train_labels_before"],
+            "valid_start": validation["scored_from"],
+            "valid_end": validation["scored_until"],
+            "skipped": validation["skipped"],
+            "walk_forward": {key: described[key] for key in folds},
+            "test": described.get("test"),
+            "live": {
+                "n_train": int(labelled.sum()),
+                "last_labelled_as_of": features.loc[labelled, "as_of"].max().isoformat(),
+            },
+        }
+        others = {
+            "folds": [models[key] for key in folds[:-1]],
+            "test": models.get("test"),
+            "skipped": skipped,
+        }
         out.write_with(paths.MODEL, lambda p: joblib.dump(models[folds[-1]], p))
         out.write_with(paths.MODELS_WALK_FORWARD, lambda p: joblib.dump(others, p))
-        out.write_with(paths.MODEL_LIVE, lambda p: joblib.dump(live_model, p))
         out.write_json(paths.MODEL_META, meta)
+
+
+@contextlib.contextmanager
+def _live_model(params: Params, out: StagedOutputs) -> Iterator[Callable[[], None] | None]:
+    """The live model's fit on a worker this stage process started (the largest fit, while
+    this process fits the periods), writing it where ``out`` stages it: yields the wait for
+    it; None when this process fits it (after the periods)."""
+    if not workers_started():
+        yield None
+        return
+    task = LiveFit(params.model, params.features, out.path(paths.MODEL_LIVE))
+    with aside(fit_live, task) as live:
+        yield live
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ STAGE_PACKAGE = "kalshi_lab.stages"
 LARGE_INPUT: dict[str, tuple[Path, int] | None] = {
     "parquet": None,
     "features": None,
+    "train": (paths.FEATURES, 8 << 20),
     "evaluate": (paths.FEATURES, 8 << 20),
     "backtest": (paths.PREDICTIONS, 128 << 10),
 }

@@ -5,7 +5,6 @@ server they come from ignores Ctrl-C while it imports, the workers do not."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -107,37 +106,43 @@ def test_params_that_do_not_validate_start_nothing_and_raise_nothing(started, tm
     assert started == []
 
 
-def _sigint(_: int) -> str:
-    handler = signal.getsignal(signal.SIGINT)
-    return getattr(handler, "__name__", str(handler))
+#: a worker's work, in a module of its own that the fork server imports (nothing else)
+_PROBE = textwrap.dedent(
+    """
+    import signal
 
+    def sigint(_):
+        handler = signal.getsignal(signal.SIGINT)
+        return getattr(handler, "__name__", str(handler))
+    """
+)
 
 #: in a fresh interpreter (this one's fork server may run already): the fork server's
 #: ignored signals, this process's SIGINT handler after starting it, and its workers'
 _FORK_SERVER = textwrap.dedent(
     """
     import multiprocessing.forkserver, signal, sys
-    sys.path.insert(0, sys.argv[1])
     from kalshi_lab.compute import map_partitions, start_fork_server
     from kalshi_lab.params import ComputeParams
-    from test_stage_workers import _sigint
+    from probe import sigint
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    start_fork_server(["test_stage_workers"])
+    start_fork_server(["probe"])
     pid = multiprocessing.forkserver._forkserver._forkserver_pid
     status = open(f"/proc/{pid}/status").read()
     ignored = int(status.split("SigIgn:")[1].split()[0], 16)
     print(bool(ignored & 1 << (signal.SIGINT - 1)))
-    print(_sigint(0))
-    print(*map_partitions(_sigint, [0, 1], ComputeParams(workers=2)))
+    print(sigint(0))
+    print(*map_partitions(sigint, [0, 1], ComputeParams(workers=2)))
     """
 )
 
 
 def test_the_fork_server_ignores_ctrl_c_and_its_workers_take_it(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    (tmp_path / "probe.py").write_text(_PROBE)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(tmp_path)]))
     run = subprocess.run(
-        [sys.executable, "-c", _FORK_SERVER, str(ROOT / "tests")],
+        [sys.executable, "-c", _FORK_SERVER],
         capture_output=True,
         text=True,
         env=env,

@@ -7,7 +7,8 @@ engine and with any number of workers (tests/test_compute.py runs one input on a
 The work functions write their own output files and return small summaries: a partition's data
 never travels back through a pipe. At most two partitions per worker are in flight, so a
 stage's memory is bounded by a few partitions, not by their number. Dask's own scheduler runs
-the work; this module only submits it and collects the results in order.
+the work; this module only submits it and collects the results in order. :func:`aside` runs one
+piece of a stage's work in a local worker while the stage goes on with the rest.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def start_fork_server(modules: list[str]) -> None:
     Ctrl-C at the terminal, which reaches every process of the group, does not print the
     server's KeyboardInterrupt traceback when it comes while the server still imports; the
     stage process reports it in one line. The workers take Python's Ctrl-C handling back
-    (:func:`_worker_setup`)."""
+    (:func:`_worker_setup`). This process ignores SIGINT only while it starts the server (a
+    fork and an exec: milliseconds), a Ctrl-C then is lost."""
     multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
     if threading.current_thread() is not threading.main_thread():
         multiprocessing.forkserver.ensure_running()  # only the main thread may set handlers

@@ -14,7 +14,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from kalshi_lab import compute
-from kalshi_lab.compute import map_partitions, produced_ahead
+from kalshi_lab.compute import aside, map_partitions, produced_ahead
 from kalshi_lab.errors import DataError, ParamError
 from kalshi_lab.params import ComputeParams
 
@@ -118,7 +118,27 @@ def test_work_defined_in_main_is_refused_on_every_engine(tmp_path):
     for engine in (ComputeParams(engine="local", workers=1), ComputeParams(workers=2)):
         with pytest.raises(TypeError, match="_work is defined in __main__: move it"):
             list(map_partitions(work, [(tmp_path, 0)], engine))
+    with (
+        pytest.raises(TypeError, match="_work is defined in __main__: move it"),
+        aside(work, (tmp_path, 0)),
+    ):
+        pass
     assert not list(tmp_path.iterdir())
+
+
+def test_work_aside_runs_in_another_process_while_this_one_goes_on(tmp_path):
+    """The result comes back, from another process, while this one did its own work; the
+    work's error is raised as itself, when its result is asked for."""
+    with aside(_work, (tmp_path, 1)) as result:
+        (tmp_path / "here").write_text("meanwhile")
+        i, square, pid = result()
+    assert (i, square, (tmp_path / "part-1").read_text()) == (1, 1, "1")
+    assert pid != os.getpid()
+    with (
+        aside(_fail_on_first, (tmp_path, 0)) as result,
+        pytest.raises(DataError, match="partition 0: a bad record"),
+    ):
+        result()
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -13,7 +13,7 @@ DVC runs it), not a test or notebook that imports a stage, and only when params.
 ``compute`` runs work in local worker processes and the stage's input is large enough for
 them to pay (:data:`LARGE_INPUT`). A params.yaml that does not validate starts nothing: the
 stage reports it. Results never depend on whether the workers were started: outputs are the
-same bytes wherever the work runs (tests/test_compute.py).
+same bytes wherever the work runs (tests/test_compute.py, tests/test_stages_on_workers.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ import sys
 from pathlib import Path
 
 from kalshi_lab import paths
-from kalshi_lab.compute import start_fork_server, uses_local_workers
+from kalshi_lab.compute import STAGE_PACKAGE, start_fork_server, uses_local_workers
 from kalshi_lab.errors import KalshiLabError
 from kalshi_lab.params import load_params
-
-STAGE_PACKAGE = "kalshi_lab.stages"
 
 #: the stages whose work runs in local workers, and the input (with its size in bytes) from
 #: which they pay for their start-up; None: at any size, their work being split by partition

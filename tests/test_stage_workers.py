@@ -1,6 +1,6 @@
 """A stage process starts its workers before its own imports, and only when they will work:
 params.yaml's compute runs local workers and the stage's input is large enough; the fork
-server they come from ignores Ctrl-C while it imports, the workers do not."""
+server they come from ignores Ctrl-C while it imports, the workers end on it, silently."""
 
 from __future__ import annotations
 
@@ -109,11 +109,16 @@ def test_params_that_do_not_validate_start_nothing_and_raise_nothing(started, tm
 #: a worker's work, in a module of its own that the fork server imports (nothing else)
 _PROBE = textwrap.dedent(
     """
-    import signal
+    import os, signal, time
 
     def sigint(_):
         handler = signal.getsignal(signal.SIGINT)
         return getattr(handler, "__name__", str(handler))
+
+    def ctrl_c(_):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)
+        return "went on"
     """
 )
 
@@ -124,7 +129,7 @@ _FORK_SERVER = textwrap.dedent(
     import multiprocessing.forkserver, signal, sys
     from kalshi_lab.compute import map_partitions, start_fork_server
     from kalshi_lab.params import ComputeParams
-    from probe import sigint
+    from probe import ctrl_c, sigint
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     start_fork_server(["probe"])
@@ -134,11 +139,15 @@ _FORK_SERVER = textwrap.dedent(
     print(bool(ignored & 1 << (signal.SIGINT - 1)))
     print(sigint(0))
     print(*map_partitions(sigint, [0, 1], ComputeParams(workers=2)))
+    try:
+        print(*map_partitions(ctrl_c, [0, 1], ComputeParams(workers=2)))
+    except SystemExit as exc:
+        print("the work ended:", exc.code)
     """
 )
 
 
-def test_the_fork_server_ignores_ctrl_c_and_its_workers_take_it(tmp_path):
+def test_the_fork_server_ignores_ctrl_c_and_its_workers_end_on_it_silently(tmp_path):
     (tmp_path / "probe.py").write_text(_PROBE)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(tmp_path)]))
     run = subprocess.run(
@@ -151,11 +160,13 @@ def test_the_fork_server_ignores_ctrl_c_and_its_workers_take_it(tmp_path):
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split("\n")[:3] == [
+    assert run.stdout.splitlines() == [
         "True",
         "default_int_handler",
-        "default_int_handler default_int_handler",
+        "_end_on_ctrl_c _end_on_ctrl_c",
+        "the work ended: 130",
     ]
+    assert "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr
 
 
 #: what ``python -m kalshi_lab.stages.features`` has when its package imports (``sys.argv``

@@ -123,8 +123,8 @@ def start_fork_server(modules: list[str]) -> None:
     The server starts with SIGINT ignored (a disposition a new process inherits), so that a
     Ctrl-C at the terminal, which reaches every process of the group, does not print the
     server's KeyboardInterrupt traceback when it comes while the server still imports; the
-    stage process reports it in one line. The workers take Python's Ctrl-C handling back
-    (:func:`_worker_setup`). This process ignores SIGINT only while it starts the server (a
+    stage process reports it in one line. The workers end on it (:func:`_worker_setup`). This
+    process ignores SIGINT only while it starts the server (a
     fork and an exec: milliseconds), a Ctrl-C then is lost."""
     multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
     if threading.current_thread() is not threading.main_thread():
@@ -282,10 +282,17 @@ def _process_pool(fn: Callable[..., Any], workers: int) -> ProcessPoolExecutor:
 
 def _worker_setup(level: int) -> None:
     """A worker's log lines go where the stage's go (stderr), at the stage's level; Ctrl-C
-    interrupts its work as it would in the stage process (its fork server ignores SIGINT:
-    :func:`start_fork_server`)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ends it (:func:`_end_on_ctrl_c`; its fork server ignores SIGINT: :func:`start_fork_server`)."""
+    signal.signal(signal.SIGINT, _end_on_ctrl_c)
     logging.basicConfig(level=level, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
+
+
+def _end_on_ctrl_c(signum: int, _frame: object) -> None:
+    """A worker's SIGINT: SystemExit (code 128 + SIGINT), which ends an idle worker silently
+    and a busy one's partition, handed back as its error. Ctrl-C at the terminal reaches the
+    stage and its workers alike: the stage says it in one line and discards what it staged;
+    Python's KeyboardInterrupt would print its traceback from every idle worker."""
+    raise SystemExit(128 + signum)
 
 
 def _on_dask(

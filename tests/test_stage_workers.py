@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -147,18 +148,22 @@ _FORK_SERVER = textwrap.dedent(
 )
 
 
-def test_the_fork_server_ignores_ctrl_c_and_its_workers_end_on_it_silently(tmp_path):
-    (tmp_path / "probe.py").write_text(_PROBE)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(tmp_path)]))
-    run = subprocess.run(
-        [sys.executable, "-c", _FORK_SERVER],
+def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python *args`` in ``cwd``, on this checkout's code and the modules in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, *args],
         capture_output=True,
         text=True,
-        env=env,
-        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(cwd)])),
+        cwd=cwd,
         timeout=120,
         check=False,
     )
+
+
+def test_the_fork_server_ignores_ctrl_c_and_its_workers_end_on_it_silently(tmp_path):
+    (tmp_path / "probe.py").write_text(_PROBE)
+    run = _python(["-c", _FORK_SERVER], tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
         "True",
@@ -185,15 +190,7 @@ _AS_PYTHON_M = textwrap.dedent(
 @pytest.mark.parametrize(("argv", "expected"), [([], "True"), (["not -m"], "False")])
 def test_a_stage_process_starts_its_workers_as_its_package_imports(tmp_path, argv, expected):
     write_composed_params(tmp_path, ["compute.workers=2"])
-    run = subprocess.run(
-        [sys.executable, "-c", _AS_PYTHON_M, *argv],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
+    run = _python(["-c", _AS_PYTHON_M, *argv], tmp_path)
     assert (run.returncode, run.stdout.strip()) == (0, expected), run.stderr
 
 
@@ -204,13 +201,5 @@ def test_a_worker_running_its_stage_module_again_prints_no_warning(tmp_path):
         "import runpy, kalshi_lab.stages.features; "
         "runpy.run_module('kalshi_lab.stages.features', run_name='__mp_main__', alter_sys=True)"
     )
-    run = subprocess.run(
-        [sys.executable, "-W", "error", "-c", again],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
+    run = _python(["-W", "error", "-c", again], tmp_path)
     assert (run.returncode, run.stderr) == (0, "")

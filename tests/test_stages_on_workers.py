@@ -62,22 +62,27 @@ def test_two_worker_processes_write_what_the_stage_writes_alone(inputs, monkeypa
     assert started == alone
 
 
-def test_the_live_model_fit_on_a_worker_is_the_one_fit_here(inputs, monkeypatch):
-    here = {path: (inputs / path).read_bytes() for path in MODELS}
-    for path in MODELS:
-        (inputs / path).unlink()
+def _with_workers_started(inputs, monkeypatch, stage, outputs) -> tuple[list[str], dict]:
+    """``stage`` run as in a stage process that started its workers: the work it handed
+    :func:`kalshi_lab.compute.aside`, by name, and the bytes of its ``outputs``."""
     aside: list[str] = []
 
     def spy(fn, task):
         aside.append(fn.__name__)
         return compute.aside(fn, task)
 
-    monkeypatch.setattr(train, "aside", spy)
+    monkeypatch.setattr(stage, "aside", spy)
     monkeypatch.setattr(workers, "_started", True)
     with inside(inputs):
-        run_stage("train", train.main, [])
-    assert aside == ["fit_live"]
-    assert {path: (inputs / path).read_bytes() for path in MODELS} == here
+        run_stage(stage.__name__.rpartition(".")[2], stage.main, [])
+    return aside, {path: (inputs / path).read_bytes() for path in outputs}
+
+
+def test_the_live_model_fit_on_a_worker_is_the_one_fit_here(inputs, monkeypatch):
+    here = {path: (inputs / path).read_bytes() for path in MODELS}
+    for path in MODELS:
+        (inputs / path).unlink()
+    assert _with_workers_started(inputs, monkeypatch, train, MODELS) == (["fit_live"], here)
 
 
 def test_the_delayed_runs_on_a_worker_are_the_ones_run_here(inputs, monkeypatch):
@@ -85,17 +90,7 @@ def test_the_delayed_runs_on_a_worker_are_the_ones_run_here(inputs, monkeypatch)
     with inside(inputs):
         run_stage("backtest", backtest.main, [])
     here = {path: (inputs / path).read_bytes() for path in BACKTEST}
-    aside: list[str] = []
-
-    def spy(fn, task):
-        aside.append(fn.__name__)
-        return compute.aside(fn, task)
-
-    monkeypatch.setattr(backtest, "aside", spy)
-    monkeypatch.setattr(workers, "_started", True)
-    with inside(inputs):
-        run_stage("backtest", backtest.main, [])
-    assert aside == ["delayed_rows_of_stage_inputs"]
-    assert {path: (inputs / path).read_bytes() for path in BACKTEST} == here
+    aside = ["delayed_rows_of_stage_inputs"]
+    assert _with_workers_started(inputs, monkeypatch, backtest, BACKTEST) == (aside, here)
     detail = json.loads(here[paths.BACKTEST_DETAIL])
     assert list(detail["latency_total_return"]) == ["0h", "6h", "12h"]

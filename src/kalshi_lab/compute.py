@@ -124,8 +124,8 @@ def start_fork_server(modules: list[str]) -> None:
     Ctrl-C at the terminal, which reaches every process of the group, does not print the
     server's KeyboardInterrupt traceback when it comes while the server still imports; the
     stage process reports it in one line. The workers end on it (:func:`_worker_setup`). This
-    process ignores SIGINT only while it starts the server (a
-    fork and an exec: milliseconds), a Ctrl-C then is lost."""
+    process ignores SIGINT only while it starts the server (a fork and an exec: milliseconds):
+    a Ctrl-C then is lost."""
     multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
     if threading.current_thread() is not threading.main_thread():
         multiprocessing.forkserver.ensure_running()  # only the main thread may set handlers

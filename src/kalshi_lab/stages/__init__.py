@@ -5,7 +5,9 @@ Ctrl-C while a stage module is still importing its libraries (about a second, be
 not a traceback: nothing has been written yet. Only a stage process gets the hook (``python
 -m`` sets ``sys.argv[0]`` to ``-m`` while it imports the module's packages), not a notebook
 or test that imports a stage; it only changes how an uncaught KeyboardInterrupt is reported,
-and Python still ends the process by SIGINT (130 in a shell).
+and Python still ends the process by SIGINT (130 in a shell). A stage process also imports
+with the cyclic collector off (run_stage turns it back on) and starts its local workers
+before its own imports (:mod:`kalshi_lab.stages.workers`).
 """
 
 import gc
